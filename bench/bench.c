@@ -1,0 +1,808 @@
+/* bench/bench.c: allocator micro-benchmarks for hostmalloc and its peers.
+ *
+ *   bench <door> <workload> [threads] [scale]
+ *
+ * door:     com     IHostMemoryManager::CreateMalloc(MALLOC_THREADSAFE), IHostMalloc Alloc/Free
+ *           native  hm_heap_new(NULL, HM_HEAP_THREADSAFE), hm_alloc/hm_free
+ *           malloc  malloc/free: whatever allocator is linked or LD_PRELOADed
+ *           null    no allocator: a static buffer (measures the harness itself; pairs only)
+ * workload (default counts at scale 1; the multi-threaded ones default to 2 threads):
+ *   pairs      50M immediate alloc/free pairs, 16..128 bytes (cycling), 1 thread
+ *   window     120M replacements in a ring of 4096 live blocks of 8..512 bytes, oldest first
+ *   prodcons   20M blocks of 16..256 bytes: a producer allocates, a lock-free SPSC ring
+ *              carries them to a consumer that frees them (threads/2 such pairs, default 1)
+ *   mixed      60M replacements per thread of random slots of a per-thread array of 2000
+ *              blocks: 16..1024 bytes, 1/100 up to 64 KiB, 1/5000 up to 4 MiB; the first
+ *              128 bytes of each block are written
+ *   frag       1M small blocks (8..1024 bytes, fully written), 90% freed at random, then
+ *              medium blocks (1..32 KiB) worth half the bytes freed; reports rss_full_kb
+ *              (before the frees), rss_after_kb (after them) and rss_final_kb (after the
+ *              medium blocks); time_s excludes the RSS probes
+ *   larsonish  40M allocations per thread in rounds of 4096: in each round a thread frees
+ *              and replaces the blocks (16..512 bytes) another thread allocated the round
+ *              before; a barrier separates the rounds
+ * threads:  thread count of the multi-threaded workloads (0 or absent: the default)
+ * scale:    multiplies the iteration counts (a float, default 1), or `n=<count>` to give the
+ *           exact iteration count (used by callgrind.sh)
+ *
+ * Each run prints one line on stdout:
+ *   RESULT door=<d> workload=<w> threads=<t> time_s=<x> peak_rss_kb=<y> [rss_after_kb=<z> ...]
+ * time_s covers the workload only (CLOCK_MONOTONIC); peak_rss_kb is getrusage ru_maxrss.
+ * Every block written is read back and checked; a mismatch exits with status 3.
+ * BENCH_PIN=1 in the environment pins thread i to the i-th allowed CPU (default: unpinned).
+ *
+ * Build with -DBENCH_NO_HOSTMALLOC to compile out the com and native doors (malloc door only,
+ * no link dependency on hostmalloc). Each workload is instantiated once per door with the
+ * door a compile-time constant, so the only door overhead in the loops is the call itself. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef BENCH_NO_HOSTMALLOC
+#include <hostmalloc/hosting.h>
+#include <hostmalloc/hostmalloc.h>
+#endif
+
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#define NOINLINE      __attribute__((noinline))
+#define UNLIKELY(x)   __builtin_expect(!!(x), 0)
+#define CACHE_LINE    64
+
+/* ---- Doors -------------------------------------------------------------------------------- */
+enum door { DOOR_COM, DOOR_NATIVE, DOOR_MALLOC, DOOR_NULL };
+static const char *const door_names[] = {"com", "native", "malloc", "null"};
+
+typedef struct door_ctx {
+#ifndef BENCH_NO_HOSTMALLOC
+    IHostMemoryManager *mgr;
+    IHostMalloc *com;
+    hm_heap *heap;
+#else
+    void *unused;
+#endif
+} door_ctx;
+
+static door_ctx g_ctx;
+
+static void die(const char *what) {
+    fprintf(stderr, "bench: %s\n", what);
+    exit(2);
+}
+
+static void check_failed(const char *workload, const char *what) {
+    fprintf(stderr, "bench: %s: CHECK FAILED: %s\n", workload, what);
+    exit(3);
+}
+
+/* The null door: never inlined, so it costs a call like the real doors. */
+static unsigned char null_buf[4u << 20] __attribute__((aligned(64)));
+static NOINLINE void *null_alloc(size_t n) {
+    (void)n;
+    __asm__ volatile("" ::: "memory");
+    return null_buf;
+}
+static NOINLINE void null_free(void *p) {
+    __asm__ volatile("" : : "r"(p) : "memory");
+}
+
+/* Make `p` escape so the compiler can neither drop an allocation nor cache its contents. */
+static ALWAYS_INLINE void escape(void *p) {
+    __asm__ volatile("" : : "r"(p) : "memory");
+}
+
+static ALWAYS_INLINE void *d_alloc(const enum door d, const door_ctx *c, size_t n) {
+    void *p = NULL;
+    switch (d) {
+#ifndef BENCH_NO_HOSTMALLOC
+    case DOOR_COM:
+        if (UNLIKELY(FAILED(IHostMalloc_Alloc(c->com, n, eProcessCritical, &p)))) p = NULL;
+        break;
+    case DOOR_NATIVE:
+        p = hm_alloc(c->heap, n);
+        break;
+#endif
+    case DOOR_MALLOC:
+        p = malloc(n);
+        break;
+    case DOOR_NULL:
+        p = null_alloc(n);
+        break;
+    default:
+        break;
+    }
+    (void)c;
+    if (UNLIKELY(p == NULL)) die("allocation failed");
+    escape(p);
+    return p;
+}
+
+static ALWAYS_INLINE void d_free(const enum door d, const door_ctx *c, void *p) {
+    switch (d) {
+#ifndef BENCH_NO_HOSTMALLOC
+    case DOOR_COM:
+        (void)IHostMalloc_Free(c->com, p);
+        break;
+    case DOOR_NATIVE:
+        hm_free(p);
+        break;
+#endif
+    case DOOR_MALLOC:
+        free(p);
+        break;
+    case DOOR_NULL:
+        null_free(p);
+        break;
+    default:
+        break;
+    }
+    (void)c;
+}
+
+static void door_open(enum door d) {
+    switch (d) {
+#ifndef BENCH_NO_HOSTMALLOC
+    case DOOR_COM: {
+        HRESULT hr = hm_create_host_memory_manager(NULL, &g_ctx.mgr);
+        if (FAILED(hr) || g_ctx.mgr == NULL) die("hm_create_host_memory_manager failed");
+        hr = IHostMemoryManager_CreateMalloc(g_ctx.mgr, MALLOC_THREADSAFE, &g_ctx.com);
+        if (FAILED(hr) || g_ctx.com == NULL) die("CreateMalloc(MALLOC_THREADSAFE) failed");
+        break;
+    }
+    case DOOR_NATIVE:
+        g_ctx.heap = hm_heap_new(NULL, HM_HEAP_THREADSAFE);
+        if (g_ctx.heap == NULL) die("hm_heap_new failed");
+        break;
+#endif
+    default:
+        break;
+    }
+}
+
+static void door_close(enum door d) {
+    switch (d) {
+#ifndef BENCH_NO_HOSTMALLOC
+    case DOOR_COM:
+        IHostMalloc_Release(g_ctx.com);
+        IHostMemoryManager_Release(g_ctx.mgr);
+        break;
+    case DOOR_NATIVE:
+        hm_heap_release(g_ctx.heap);
+        break;
+#endif
+    default:
+        break;
+    }
+}
+
+/* ---- Utilities ---------------------------------------------------------------------------- */
+typedef struct rng {
+    uint64_t s;
+} rng;
+
+static ALWAYS_INLINE uint64_t rng_next(rng *r) { /* splitmix64 */
+    uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Uniform in [lo, hi] (hi - lo < 2^32) without a division. */
+static ALWAYS_INLINE size_t rng_range(rng *r, size_t lo, size_t hi) {
+    uint64_t x = rng_next(r) & 0xFFFFFFFFu;
+    return lo + (size_t)((x * (uint64_t)(hi - lo + 1)) >> 32);
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static long peak_rss_kb(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return -1;
+    return ru.ru_maxrss; /* kilobytes on Linux */
+}
+
+static long current_rss_kb(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    long size = 0, resident = -1;
+    if (f == NULL) return -1;
+    if (fscanf(f, "%ld %ld", &size, &resident) != 2) resident = -1;
+    fclose(f);
+    return resident < 0 ? -1 : resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* The tag written into a block: the low byte of its sequence number, never 0. */
+static ALWAYS_INLINE uint8_t tag_of(uint64_t seq) {
+    return (uint8_t)(seq % 255u + 1u);
+}
+
+static ALWAYS_INLINE void stamp(uint8_t *p, size_t n, uint8_t tag) {
+    p[0] = tag;
+    p[n - 1] = tag;
+}
+
+static ALWAYS_INLINE bool stamp_ok(const uint8_t *p, size_t n, uint8_t tag) {
+    return p[0] == tag && p[n - 1] == tag;
+}
+
+/* Thread spawning: the workloads below give each thread a function and an index. */
+typedef struct thread_arg {
+    void *(*fn)(struct thread_arg *);
+    void *shared;
+    int index;
+    int nthreads;
+    uint64_t result;
+} thread_arg;
+
+static void *thread_trampoline(void *a) {
+    thread_arg *t = a;
+    return t->fn(t);
+}
+
+/* BENCH_PIN=1: pin thread i to the i-th CPU (modulo their count) the process may run on, so
+ * that two threads always run on two different cores (where there are two). */
+static void pin_thread(pthread_t tid, int i) {
+    const char *pin = getenv("BENCH_PIN");
+    cpu_set_t allowed, one;
+    if (pin == NULL || strcmp(pin, "1") != 0) return;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return;
+    int ncpu = CPU_COUNT(&allowed);
+    if (ncpu < 2) return;
+    for (int cpu = 0, seen = 0; cpu < CPU_SETSIZE; cpu++)
+        if (CPU_ISSET(cpu, &allowed) && seen++ == i % ncpu) {
+            CPU_ZERO(&one);
+            CPU_SET(cpu, &one);
+            (void)pthread_setaffinity_np(tid, sizeof one, &one);
+            return;
+        }
+}
+
+static void run_threads(int n, void *(*fn)(thread_arg *), void *shared, thread_arg *args) {
+    pthread_t *tids = calloc((size_t)n, sizeof *tids);
+    if (tids == NULL) die("out of memory");
+    for (int i = 0; i < n; i++) {
+        args[i].fn = fn;
+        args[i].shared = shared;
+        args[i].index = i;
+        args[i].nthreads = n;
+        args[i].result = 0;
+        if (pthread_create(&tids[i], NULL, thread_trampoline, &args[i]) != 0)
+            die("pthread_create failed");
+        pin_thread(tids[i], i);
+    }
+    for (int i = 0; i < n; i++)
+        pthread_join(tids[i], NULL);
+    free(tids);
+}
+
+/* Spin politely: the machine may have fewer cores than runnable threads. */
+static ALWAYS_INLINE void backoff(unsigned *spins) {
+    if (++*spins < 64) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    } else {
+        *spins = 0;
+        sched_yield();
+    }
+}
+
+/* The harness keeps its own bookkeeping arrays out of the measured allocator. */
+static void *xcalloc(size_t n, size_t size) {
+    void *p = calloc(n, size);
+    if (p == NULL) die("out of memory (harness)");
+    return p;
+}
+
+/* ---- Parameters --------------------------------------------------------------------------- */
+typedef struct params {
+    double scale;    /* multiplies the default counts */
+    long long exact; /* > 0: the exact main count (n=...) */
+    int threads;     /* 0: the workload's default */
+} params;
+
+static uint64_t count_of(const params *p, double base) {
+    if (p->exact > 0) return (uint64_t)p->exact;
+    double n = base * p->scale;
+    return n < 1 ? 1 : (uint64_t)llround(n);
+}
+
+typedef struct result {
+    double time_s;
+    long rss_after_kb; /* -1: not reported */
+    long rss_full_kb;
+    long rss_final_kb;
+} result;
+
+/* ---- pairs: immediate alloc/free pairs of 16..128 bytes ------------------------------------ */
+static ALWAYS_INLINE void w_pairs(const enum door d, const params *prm, result *res) {
+    const door_ctx c = g_ctx;
+    const uint64_t n = count_of(prm, 50e6);
+    uint64_t sum = 0;
+    double t0 = now_s();
+    for (uint64_t i = 0; i < n; i++) {
+        size_t sz = 16 + (size_t)(i & 7) * 16;
+        uint8_t *p = d_alloc(d, &c, sz);
+        p[0] = (uint8_t)i;
+        escape(p);
+        sum += p[0];
+        d_free(d, &c, p);
+    }
+    res->time_s = now_s() - t0;
+    uint64_t expect = 0;
+    for (uint64_t i = 0; i < n; i++)
+        expect += (uint8_t)i;
+    if (sum != expect) check_failed("pairs", "read-back mismatch");
+}
+
+/* ---- window: ring of 4096 live blocks of 8..512 bytes, replace the oldest ------------------ */
+#define WINDOW 4096
+static ALWAYS_INLINE void w_window(const enum door d, const params *prm, result *res) {
+    const door_ctx c = g_ctx;
+    const uint64_t n = count_of(prm, 120e6);
+    uint8_t **ring = xcalloc(WINDOW, sizeof *ring);
+    uint16_t *size = xcalloc(WINDOW, sizeof *size);
+    rng r = {42};
+    uint64_t bad = 0;
+    double t0 = now_s();
+    for (uint64_t i = 0; i < n; i++) {
+        unsigned k = (unsigned)(i & (WINDOW - 1));
+        if (i >= WINDOW) {
+            bad += !stamp_ok(ring[k], size[k], tag_of(i - WINDOW));
+            d_free(d, &c, ring[k]);
+        }
+        size_t sz = rng_range(&r, 8, 512);
+        uint8_t *p = d_alloc(d, &c, sz);
+        stamp(p, sz, tag_of(i));
+        ring[k] = p;
+        size[k] = (uint16_t)sz;
+    }
+    for (uint64_t i = n > WINDOW ? n - WINDOW : 0; i < n; i++) {
+        unsigned k = (unsigned)(i & (WINDOW - 1));
+        bad += !stamp_ok(ring[k], size[k], tag_of(i));
+        d_free(d, &c, ring[k]);
+    }
+    res->time_s = now_s() - t0;
+    free(ring);
+    free(size);
+    if (bad) check_failed("window", "a block was overwritten while live");
+}
+
+/* ---- prodcons: producer allocates, SPSC ring, consumer frees ------------------------------- */
+#define SPSC_CAP 1024u /* power of two */
+typedef struct spsc {
+    _Alignas(CACHE_LINE) _Atomic uint64_t head; /* written by the producer */
+    _Alignas(CACHE_LINE) _Atomic uint64_t tail; /* written by the consumer */
+    _Alignas(CACHE_LINE) struct {
+        uint8_t *p;
+        uint64_t seq_size; /* sequence << 16 | size */
+    } slot[SPSC_CAP];
+} spsc;
+
+typedef struct prodcons_shared {
+    spsc *rings; /* one per producer/consumer pair */
+    uint64_t n;  /* blocks per pair */
+} prodcons_shared;
+
+static ALWAYS_INLINE void *t_prodcons(const enum door d, thread_arg *a) {
+    const door_ctx c = g_ctx;
+    prodcons_shared *sh = a->shared;
+    spsc *q = &sh->rings[a->index / 2];
+    const uint64_t n = sh->n;
+    unsigned spins = 0;
+    if (a->index % 2 == 0) { /* producer */
+        rng r = {1234 + (uint64_t)a->index};
+        uint64_t head = 0, tail_cache = 0;
+        for (uint64_t i = 0; i < n; i++) {
+            size_t sz = rng_range(&r, 16, 256);
+            uint8_t *p = d_alloc(d, &c, sz);
+            stamp(p, sz, tag_of(i));
+            while (head - tail_cache >= SPSC_CAP) {
+                tail_cache = atomic_load_explicit(&q->tail, memory_order_acquire);
+                if (head - tail_cache >= SPSC_CAP) backoff(&spins);
+            }
+            q->slot[head & (SPSC_CAP - 1)].p = p;
+            q->slot[head & (SPSC_CAP - 1)].seq_size = i << 16 | sz;
+            atomic_store_explicit(&q->head, ++head, memory_order_release);
+        }
+    } else { /* consumer */
+        uint64_t tail = 0, head_cache = 0, bad = 0;
+        while (tail < n) {
+            while (tail == head_cache) {
+                head_cache = atomic_load_explicit(&q->head, memory_order_acquire);
+                if (tail == head_cache) backoff(&spins);
+            }
+            while (tail < head_cache) {
+                uint8_t *p = q->slot[tail & (SPSC_CAP - 1)].p;
+                uint64_t ss = q->slot[tail & (SPSC_CAP - 1)].seq_size;
+                bad += (ss >> 16) != tail || !stamp_ok(p, ss & 0xFFFF, tag_of(tail));
+                d_free(d, &c, p);
+                tail++;
+                if ((tail & 63) == 0) atomic_store_explicit(&q->tail, tail, memory_order_release);
+            }
+            atomic_store_explicit(&q->tail, tail, memory_order_release);
+        }
+        a->result = bad;
+    }
+    return NULL;
+}
+
+static ALWAYS_INLINE void w_prodcons(const enum door d, const params *prm, result *res,
+                                     void *(*fn)(thread_arg *)) {
+    int pairs = prm->threads >= 2 ? prm->threads / 2 : 1;
+    prodcons_shared sh = {NULL, count_of(prm, 20e6) / (uint64_t)pairs};
+    sh.rings = aligned_alloc(CACHE_LINE, sizeof(spsc) * (size_t)pairs);
+    if (sh.rings == NULL) die("out of memory (harness)");
+    memset(sh.rings, 0, sizeof(spsc) * (size_t)pairs);
+    thread_arg *args = xcalloc((size_t)pairs * 2, sizeof *args);
+    (void)d;
+    double t0 = now_s();
+    run_threads(pairs * 2, fn, &sh, args);
+    res->time_s = now_s() - t0;
+    uint64_t bad = 0;
+    for (int i = 0; i < pairs * 2; i++)
+        bad += args[i].result;
+    free(args);
+    free(sh.rings);
+    if (bad) check_failed("prodcons", "a block arrived corrupted");
+}
+
+/* ---- mixed: per-thread arrays of mixed-size blocks, random replacement --------------------- */
+#define MIXED_SLOTS 2000
+typedef struct mixed_shared {
+    uint64_t n; /* replacements per thread */
+} mixed_shared;
+
+static ALWAYS_INLINE size_t mixed_size(rng *r) {
+    uint64_t x = rng_next(r);
+    uint32_t pick = (uint32_t)(x >> 32) % 5000u;
+    if (pick == 0) return rng_range(r, 64 * 1024 + 1, 4u << 20); /* 1/5000: up to 4 MiB */
+    if (pick < 50) return rng_range(r, 1025, 64 * 1024);         /* 1/100: up to 64 KiB */
+    return rng_range(r, 16, 1024);
+}
+
+static ALWAYS_INLINE void *t_mixed(const enum door d, thread_arg *a) {
+    const door_ctx c = g_ctx;
+    mixed_shared *sh = a->shared;
+    uint8_t **blk = xcalloc(MIXED_SLOTS, sizeof *blk);
+    uint32_t *size = xcalloc(MIXED_SLOTS, sizeof *size);
+    uint64_t *seq = xcalloc(MIXED_SLOTS, sizeof *seq);
+    rng r = {777 + 1000003ull * (uint64_t)a->index};
+    uint64_t bad = 0;
+    for (uint64_t i = 0; i < sh->n; i++) {
+        unsigned k = (unsigned)rng_range(&r, 0, MIXED_SLOTS - 1);
+        if (blk[k] != NULL) {
+            uint8_t *p = blk[k];
+            uint8_t t = tag_of(seq[k]);
+            bad += p[0] != t || p[1] != (uint8_t)(t + 1) || p[size[k] - 1] != t;
+            d_free(d, &c, p);
+        }
+        size_t sz = mixed_size(&r);
+        uint8_t *p = d_alloc(d, &c, sz);
+        uint8_t t = tag_of(i);
+        /* touch the first bytes (two cache lines at most) and the last one */
+        memset(p, (uint8_t)(t + 1), sz < 128 ? sz : 128);
+        p[0] = t;
+        p[sz - 1] = t;
+        blk[k] = p;
+        size[k] = (uint32_t)sz;
+        seq[k] = i;
+    }
+    for (unsigned k = 0; k < MIXED_SLOTS; k++)
+        if (blk[k] != NULL) {
+            bad += !stamp_ok(blk[k], size[k], tag_of(seq[k]));
+            d_free(d, &c, blk[k]);
+        }
+    free(blk);
+    free(size);
+    free(seq);
+    a->result = bad;
+    return NULL;
+}
+
+static ALWAYS_INLINE void w_mixed(const enum door d, const params *prm, result *res,
+                                  void *(*fn)(thread_arg *)) {
+    int nt = prm->threads > 0 ? prm->threads : 2;
+    mixed_shared sh = {count_of(prm, 60e6)};
+    thread_arg *args = xcalloc((size_t)nt, sizeof *args);
+    (void)d;
+    double t0 = now_s();
+    run_threads(nt, fn, &sh, args);
+    res->time_s = now_s() - t0;
+    uint64_t bad = 0;
+    for (int i = 0; i < nt; i++)
+        bad += args[i].result;
+    free(args);
+    if (bad) check_failed("mixed", "a block was overwritten while live");
+}
+
+/* ---- frag: many small blocks, free 90% at random, then medium blocks ----------------------- */
+static ALWAYS_INLINE void w_frag(const enum door d, const params *prm, result *res) {
+    const door_ctx c = g_ctx;
+    const uint64_t n = count_of(prm, 1e6);
+    uint8_t **blk = xcalloc(n, sizeof *blk);
+    uint16_t *size = xcalloc(n, sizeof *size);
+    rng r = {99};
+    uint64_t bad = 0, freed_bytes = 0;
+    double t0 = now_s();
+    for (uint64_t i = 0; i < n; i++) { /* small blocks of various sizes, fully written */
+        size_t sz = rng_next(&r) % 8 == 0 ? rng_range(&r, 257, 1024) : rng_range(&r, 8, 256);
+        uint8_t *p = d_alloc(d, &c, sz);
+        memset(p, tag_of(i), sz);
+        blk[i] = p;
+        size[i] = (uint16_t)sz;
+    }
+    double t1 = now_s();
+    long rss_full = current_rss_kb();
+    double t2 = now_s();
+    for (uint64_t i = 0; i < n; i++) /* free 90%, scattered over the whole heap */
+        if (rng_next(&r) % 10 != 0) {
+            bad += !stamp_ok(blk[i], size[i], tag_of(i));
+            freed_bytes += size[i];
+            d_free(d, &c, blk[i]);
+            blk[i] = NULL;
+        }
+    double t3 = now_s();
+    long rss_after = current_rss_kb();
+    double t4 = now_s();
+    /* medium blocks (1..32 KiB, fully written) adding up to half the bytes freed */
+    uint64_t med_cap = freed_bytes / 1024 + 16, med_n = 0, med_bytes = 0;
+    uint8_t **med = xcalloc(med_cap, sizeof *med);
+    uint32_t *med_size = xcalloc(med_cap, sizeof *med_size);
+    while (med_bytes < freed_bytes / 2 && med_n < med_cap) {
+        size_t sz = rng_range(&r, 1024, 32 * 1024);
+        uint8_t *p = d_alloc(d, &c, sz);
+        memset(p, tag_of(med_n), sz);
+        med[med_n] = p;
+        med_size[med_n] = (uint32_t)sz;
+        med_bytes += sz;
+        med_n++;
+    }
+    double t5 = now_s();
+    long rss_final = current_rss_kb();
+    double t6 = now_s();
+    for (uint64_t i = 0; i < med_n; i++) {
+        bad += !stamp_ok(med[i], med_size[i], tag_of(i));
+        d_free(d, &c, med[i]);
+    }
+    for (uint64_t i = 0; i < n; i++)
+        if (blk[i] != NULL) {
+            bad += !stamp_ok(blk[i], size[i], tag_of(i));
+            d_free(d, &c, blk[i]);
+        }
+    double t7 = now_s();
+    res->time_s = (t1 - t0) + (t3 - t2) + (t5 - t4) + (t7 - t6);
+    res->rss_full_kb = rss_full;
+    res->rss_after_kb = rss_after;
+    res->rss_final_kb = rss_final;
+    free(blk);
+    free(size);
+    free(med);
+    free(med_size);
+    if (bad) check_failed("frag", "a block was overwritten while live");
+}
+
+/* ---- larsonish: each round a thread replaces the blocks another thread allocated ----------- */
+#define LARSON_SLOTS 4096
+typedef struct larson_shared {
+    uint8_t **blk;   /* nthreads * LARSON_SLOTS blocks */
+    uint16_t *size;  /* their sizes */
+    uint32_t *seq;   /* their sequence numbers */
+    uint64_t rounds; /* rounds per thread */
+    pthread_barrier_t barrier;
+} larson_shared;
+
+static ALWAYS_INLINE void *t_larson(const enum door d, thread_arg *a) {
+    const door_ctx c = g_ctx;
+    larson_shared *sh = a->shared;
+    rng r = {31337 + 7919ull * (uint64_t)a->index};
+    uint64_t bad = 0;
+    const int nt = a->nthreads;
+    for (uint64_t round = 0; round < sh->rounds; round++) {
+        /* in round r thread t owns array (t + r) % nt: it was filled by thread t - 1 */
+        size_t base = (size_t)((a->index + round) % (uint64_t)nt) * LARSON_SLOTS;
+        for (size_t k = base; k < base + LARSON_SLOTS; k++) {
+            if (sh->blk[k] != NULL) {
+                bad += !stamp_ok(sh->blk[k], sh->size[k], tag_of(sh->seq[k]));
+                d_free(d, &c, sh->blk[k]);
+            }
+            size_t sz = rng_range(&r, 16, 512);
+            uint8_t *p = d_alloc(d, &c, sz);
+            uint32_t s = (uint32_t)(round * LARSON_SLOTS + k);
+            stamp(p, sz, tag_of(s));
+            sh->blk[k] = p;
+            sh->size[k] = (uint16_t)sz;
+            sh->seq[k] = s;
+        }
+        pthread_barrier_wait(&sh->barrier);
+    }
+    /* the last round's blocks: each thread frees its own array */
+    size_t base = (size_t)a->index * LARSON_SLOTS;
+    for (size_t k = base; k < base + LARSON_SLOTS; k++) {
+        bad += !stamp_ok(sh->blk[k], sh->size[k], tag_of(sh->seq[k]));
+        d_free(d, &c, sh->blk[k]);
+    }
+    a->result = bad;
+    return NULL;
+}
+
+static ALWAYS_INLINE void w_larson(const enum door d, const params *prm, result *res,
+                                   void *(*fn)(thread_arg *)) {
+    int nt = prm->threads > 0 ? prm->threads : 2;
+    larson_shared sh;
+    sh.blk = xcalloc((size_t)nt * LARSON_SLOTS, sizeof *sh.blk);
+    sh.size = xcalloc((size_t)nt * LARSON_SLOTS, sizeof *sh.size);
+    sh.seq = xcalloc((size_t)nt * LARSON_SLOTS, sizeof *sh.seq);
+    sh.rounds = count_of(prm, 40e6) / LARSON_SLOTS + 1;
+    if (pthread_barrier_init(&sh.barrier, NULL, (unsigned)nt) != 0) die("barrier init failed");
+    thread_arg *args = xcalloc((size_t)nt, sizeof *args);
+    (void)d;
+    double t0 = now_s();
+    run_threads(nt, fn, &sh, args);
+    res->time_s = now_s() - t0;
+    uint64_t bad = 0;
+    for (int i = 0; i < nt; i++)
+        bad += args[i].result;
+    pthread_barrier_destroy(&sh.barrier);
+    free(args);
+    free(sh.blk);
+    free(sh.size);
+    free(sh.seq);
+    if (bad) check_failed("larsonish", "a block was overwritten while live");
+}
+
+/* ---- One instance of every workload per door ---------------------------------------------- */
+enum workload { W_PAIRS, W_WINDOW, W_PRODCONS, W_MIXED, W_FRAG, W_LARSON, W_COUNT };
+static const char *const workload_names[] = {"pairs", "window", "prodcons",
+                                             "mixed", "frag",   "larsonish"};
+static const int workload_default_threads[] = {1, 1, 2, 2, 1, 2};
+
+typedef void (*workload_fn)(const params *, result *);
+
+#define INSTANTIATE(D, name)                                                                       \
+    static void *t_prodcons_##name(thread_arg *a) {                                                \
+        return t_prodcons(D, a);                                                                   \
+    }                                                                                              \
+    static void *t_mixed_##name(thread_arg *a) {                                                   \
+        return t_mixed(D, a);                                                                      \
+    }                                                                                              \
+    static void *t_larson_##name(thread_arg *a) {                                                  \
+        return t_larson(D, a);                                                                     \
+    }                                                                                              \
+    static void pairs_##name(const params *p, result *r) {                                         \
+        w_pairs(D, p, r);                                                                          \
+    }                                                                                              \
+    static void window_##name(const params *p, result *r) {                                        \
+        w_window(D, p, r);                                                                         \
+    }                                                                                              \
+    static void prodcons_##name(const params *p, result *r) {                                      \
+        w_prodcons(D, p, r, t_prodcons_##name);                                                    \
+    }                                                                                              \
+    static void mixed_##name(const params *p, result *r) {                                         \
+        w_mixed(D, p, r, t_mixed_##name);                                                          \
+    }                                                                                              \
+    static void frag_##name(const params *p, result *r) {                                          \
+        w_frag(D, p, r);                                                                           \
+    }                                                                                              \
+    static void larson_##name(const params *p, result *r) {                                        \
+        w_larson(D, p, r, t_larson_##name);                                                        \
+    }                                                                                              \
+    static const workload_fn workloads_##name[W_COUNT] = {                                         \
+        pairs_##name, window_##name, prodcons_##name, mixed_##name, frag_##name, larson_##name};
+
+#ifndef BENCH_NO_HOSTMALLOC
+INSTANTIATE(DOOR_COM, com)
+INSTANTIATE(DOOR_NATIVE, native)
+#endif
+INSTANTIATE(DOOR_MALLOC, malloc)
+
+/* The null door hands out one static buffer: only the single-block pairs workload makes sense. */
+static void pairs_null(const params *p, result *r) {
+    w_pairs(DOOR_NULL, p, r);
+}
+
+/* ---- main --------------------------------------------------------------------------------- */
+static void usage(void) {
+    fprintf(stderr,
+            "usage: bench <door> <workload> [threads] [scale | n=<count>]\n"
+            "  door:     com native malloc null%s\n"
+            "  workload: pairs window prodcons mixed frag larsonish\n",
+#ifdef BENCH_NO_HOSTMALLOC
+            " (com and native compiled out: BENCH_NO_HOSTMALLOC)"
+#else
+            ""
+#endif
+    );
+    exit(1);
+}
+
+/* Which shared object provides the malloc this process calls (to confirm an LD_PRELOAD). */
+static const char *malloc_provider(void) {
+    Dl_info info;
+    void *sym = dlsym(RTLD_DEFAULT, "malloc");
+    if (sym == NULL || dladdr(sym, &info) == 0 || info.dli_fname == NULL) return "unknown";
+    const char *slash = strrchr(info.dli_fname, '/');
+    return slash != NULL ? slash + 1 : info.dli_fname;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3 || argc > 5) usage();
+    int door = -1, wl = -1;
+    for (int i = 0; i < 4; i++)
+        if (strcmp(argv[1], door_names[i]) == 0) door = i;
+    for (int i = 0; i < W_COUNT; i++)
+        if (strcmp(argv[2], workload_names[i]) == 0) wl = i;
+    if (door < 0 || wl < 0) usage();
+#ifdef BENCH_NO_HOSTMALLOC
+    if (door == DOOR_COM || door == DOOR_NATIVE) usage();
+#endif
+    if (door == DOOR_NULL && wl != W_PAIRS) die("the null door runs the pairs workload only");
+
+    params prm = {1.0, 0, 0};
+    if (argc >= 4) {
+        char *end;
+        errno = 0;
+        long t = strtol(argv[3], &end, 10);
+        if (errno || *end || t < 0 || t > 1024) usage();
+        prm.threads = (int)t;
+    }
+    if (argc >= 5) {
+        char *end;
+        errno = 0;
+        if (strncmp(argv[4], "n=", 2) == 0) {
+            prm.exact = strtoll(argv[4] + 2, &end, 10);
+            if (errno || *end || prm.exact <= 0) usage();
+        } else {
+            prm.scale = strtod(argv[4], &end);
+            if (errno || *end || !(prm.scale > 0)) usage();
+        }
+    }
+    int threads = prm.threads > 0 ? prm.threads : workload_default_threads[wl];
+    if (wl == W_PRODCONS) threads = threads >= 2 ? threads / 2 * 2 : 2;
+    if (wl == W_PAIRS || wl == W_WINDOW || wl == W_FRAG) threads = 1;
+
+    door_open((enum door)door);
+    result res = {0, -1, -1, -1};
+    switch (door) {
+#ifndef BENCH_NO_HOSTMALLOC
+    case DOOR_COM:
+        workloads_com[wl](&prm, &res);
+        break;
+    case DOOR_NATIVE:
+        workloads_native[wl](&prm, &res);
+        break;
+#endif
+    case DOOR_MALLOC:
+        workloads_malloc[wl](&prm, &res);
+        break;
+    default:
+        pairs_null(&prm, &res);
+        break;
+    }
+    long peak = peak_rss_kb();
+    door_close((enum door)door);
+
+    printf("RESULT door=%s workload=%s threads=%d time_s=%.6f peak_rss_kb=%ld", door_names[door],
+           workload_names[wl], threads, res.time_s, peak);
+    if (res.rss_after_kb >= 0) printf(" rss_after_kb=%ld", res.rss_after_kb);
+    if (res.rss_full_kb >= 0) printf(" rss_full_kb=%ld", res.rss_full_kb);
+    if (res.rss_final_kb >= 0) printf(" rss_final_kb=%ld", res.rss_final_kb);
+    if (door == DOOR_MALLOC) printf(" malloc_lib=%s", malloc_provider());
+    printf("\n");
+    return 0;
+}

@@ -1,0 +1,150 @@
+/* hostmalloc/hostmalloc.h: the native C API of hostmalloc.
+ *
+ * hostmalloc has one engine and three doors: the COM interfaces of <hostmalloc/hosting.h>,
+ * this native API, and the malloc override. A *manager* (hm_manager) owns the configuration
+ * and accounts every byte its heaps commit; a *heap* (hm_heap) is what one IHostMalloc
+ * instance owns: its blocks, its segments, one private cache per thread that uses it.
+ *
+ * Every block is 16-byte aligned. Functions that take a heap never accept NULL for it unless
+ * their comment says so. Functions marked "never aborts" report bad pointers through their
+ * result; the others abort the process with a `hostmalloc: ` message on stderr when given a
+ * pointer hostmalloc did not hand out (see docs/API.md). */
+#ifndef HOSTMALLOC_HOSTMALLOC_H
+#define HOSTMALLOC_HOSTMALLOC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "hosting.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HOSTMALLOC_VERSION_MAJOR 0
+#define HOSTMALLOC_VERSION_MINOR 1
+#define HOSTMALLOC_VERSION_PATCH 0
+#define HOSTMALLOC_VERSION       100 /* major * 10000 + minor * 100 + patch */
+
+#if defined(__GNUC__)
+#define HM_API __attribute__((visibility("default")))
+#else
+#define HM_API
+#endif
+
+/* ---- Configuration --------------------------------------------------------------------------
+ * hm_config_init() fills the defaults, then applies the HM_* environment variables (the
+ * table in README.md). Fields may then be changed before the config is passed on. */
+typedef struct hm_config {
+    /* Milliseconds an empty page or segment is kept before its memory is given back to the
+     * OS (decommitted, or unmapped). 0 gives memory back at once. HM_PURGE_DELAY. */
+    unsigned purge_delay_ms;
+    /* Bytes of empty segments each manager keeps mapped for reuse (beyond those still within
+     * their purge delay are decommitted). HM_SEGMENT_CACHE. */
+    size_t segment_cache;
+    /* Print the heap statistics to stderr when each heap is released. HM_STATS=1. */
+    bool print_stats;
+} hm_config;
+
+/* Defaults, then the HM_* environment. Never allocates. */
+HM_API void hm_config_init(hm_config *cfg);
+
+/* ---- Managers -------------------------------------------------------------------------------- */
+typedef struct hm_manager hm_manager;
+
+/* A new manager with one reference, configured by `cfg` (NULL: hm_config_init defaults).
+ * NULL when out of memory. */
+HM_API hm_manager *hm_manager_new(const hm_config *cfg);
+/* Reference counting, atomic. A manager lives while it has references; each heap holds one. */
+HM_API void hm_manager_retain(hm_manager *mgr);
+HM_API void hm_manager_release(hm_manager *mgr);
+/* The process manager (of the process default heap and of heaps made with a NULL manager). */
+HM_API hm_manager *hm_manager_default(void);
+
+/* The COM door: a new IHostMemoryManager with one reference over a new manager configured by
+ * `config` (NULL: defaults). S_OK, E_POINTER when `out` is NULL, E_OUTOFMEMORY. */
+HM_API HRESULT hm_create_host_memory_manager(const hm_config *config, IHostMemoryManager **out);
+
+/* ---- Heaps ----------------------------------------------------------------------------------- */
+typedef struct hm_heap hm_heap;
+
+#define HM_HEAP_THREADSAFE 0x1u /* used from many threads at once (MALLOC_THREADSAFE) */
+#define HM_HEAP_EXECUTABLE 0x2u /* blocks are executable memory (MALLOC_EXECUTABLE) */
+
+/* A new heap of `mgr` (NULL: the process manager). Without HM_HEAP_THREADSAFE the caller
+ * must serialize every call on the heap (it then uses no atomic operation at all). NULL when
+ * out of memory or when `flags` has unknown bits. */
+HM_API hm_heap *hm_heap_new(hm_manager *mgr, unsigned flags);
+/* Release the heap and every block still in it, in one sweep: all its memory goes back.
+ * No thread may use the heap or its blocks during or after the call. */
+HM_API void hm_heap_release(hm_heap *heap);
+/* The process default heap (thread-safe), used by the malloc override. */
+HM_API hm_heap *hm_heap_default(void);
+
+/* ---- Allocation -------------------------------------------------------------------------------
+ * `level` is an EMemoryCriticalLevel (task, AppDomain or process critical); hm_alloc and the
+ * others without a level use eProcessCritical. All return NULL when the request cannot be
+ * met (size above PTRDIFF_MAX, the OS refuses, or the manager's budget says no). A size of 0
+ * gives a unique block. */
+HM_API void *hm_alloc(hm_heap *heap, size_t size);
+HM_API void *hm_alloc_level(hm_heap *heap, size_t size, EMemoryCriticalLevel level);
+HM_API void *hm_calloc(hm_heap *heap, size_t count, size_t size);
+/* `alignment` must be a power of two; any such alignment is served. NULL otherwise. */
+HM_API void *hm_alloc_aligned(hm_heap *heap, size_t size, size_t alignment);
+/* realloc(3) semantics within `heap`: p NULL allocates; on failure p is left untouched and
+ * NULL is returned. A size of 0 returns a unique minimal block (p is freed). */
+HM_API void *hm_realloc(hm_heap *heap, void *p, size_t size);
+
+/* Free a block of any heap from any thread. NULL does nothing. Aborts with a message when
+ * `p` is not the start of a block hostmalloc handed out. */
+HM_API void hm_free(void *p);
+
+/* The outcome of a checked free (never aborts). */
+typedef enum hm_result {
+    HM_OK = 0,
+    HM_ERR_NOT_OWNED = 1,  /* not inside any hostmalloc segment (foreign pointer) */
+    HM_ERR_NOT_BLOCK = 2,  /* inside a segment but not the start of a live block */
+    HM_ERR_OTHER_HEAP = 3, /* a block of another heap */
+} hm_result;
+
+/* Free `p` if it is the start of a live block of `heap`; otherwise change nothing and say
+ * why. Decided from out-of-line metadata only: the memory at `p` is never read unless `p` is
+ * a block of `heap`. NULL gives HM_OK. Never aborts. */
+HM_API hm_result hm_heap_free(hm_heap *heap, void *p);
+
+/* Bytes usable in the block at `p` (at least what was asked); 0 for NULL. Aborts when `p` is
+ * not the start of a block. */
+HM_API size_t hm_usable_size(const void *p);
+/* The heap `p` belongs to, or NULL when `p` is not the start of a hostmalloc block. */
+HM_API hm_heap *hm_heap_of(const void *p);
+
+/* ---- Maintenance and statistics -------------------------------------------------------------- */
+/* Collect other threads' frees, retire empty pages and give back memory whose delay has
+ * passed (`force`: all empty memory now) for the calling thread's part of `heap`, and for the
+ * parts left by threads that have exited. */
+HM_API void hm_heap_collect(hm_heap *heap, bool force);
+
+typedef struct hm_heap_stats_s {
+    size_t live_blocks;    /* blocks handed out and not freed (frees by other threads that the
+                              owner has not collected yet still count) */
+    size_t live_bytes;     /* usable bytes of those blocks */
+    size_t committed;      /* bytes of memory the heap holds committed (pages in use or cached) */
+    size_t peak_committed; /* the highest `committed` seen */
+    size_t reserved;       /* address space the heap holds */
+    size_t segments;       /* segments (small/medium) held */
+    size_t huge_blocks;    /* blocks living in a segment of their own */
+    size_t pages;          /* pages serving a size class */
+    size_t threads;        /* per-thread sub-heaps, live or left by exited threads */
+} hm_heap_stats_t;
+
+/* Fill `out` with a snapshot of `heap`. Exact when no other thread uses the heap meanwhile. */
+HM_API void hm_heap_stats(hm_heap *heap, hm_heap_stats_t *out);
+/* Print the statistics of `heap` in a few lines to `out` (stderr when NULL). */
+HM_API void hm_heap_stats_print(hm_heap *heap, FILE *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* HOSTMALLOC_HOSTMALLOC_H */

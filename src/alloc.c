@@ -1,0 +1,193 @@
+/* alloc.c: the hot paths: allocate, free, usable size, realloc, calloc, aligned.
+ *
+ * Allocation of a size up to HM_DIRECT_MAX is a table lookup and a list pop:
+ *     page = theap->direct[(size + 15) / 16]; block = page->free; page->free = block->next;
+ * Everything else (an empty page, a new page, medium and huge sizes) is out of line.
+ *
+ * Free validates from out-of-line metadata before it writes anything: the segment map says
+ * whether the 4 MiB unit is ours, the page table says which page, and one multiplication
+ * says whether the offset is a multiple of the block size (Lemire's divisibility test:
+ * with c = 2^64 / d rounded up, n % d == 0 exactly when n * c mod 2^64 < c, for n, d < 2^32).
+ * Then the owner pushes onto local_free, any other thread onto the atomic thread_free. */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* ---- allocation -------------------------------------------------------------------------- */
+static hm_noinline void *theap_alloc_slow(hm_theap_t *th, size_t size, size_t align, int level) {
+    void *p;
+    if (size <= HM_MEDIUM_MAX && align <= HM_ALIGN) {
+        p = _hm_page_alloc_generic(th, size, level);
+    } else if (size <= HM_MEDIUM_MAX && align <= HM_OS_PAGE) {
+        /* a class whose block size is a multiple of the alignment: every block of it is
+         * aligned, since page starts are 4 KiB aligned (powers of two are classes) */
+        size_t need = size < align ? align : size;
+        size_t bin = _hm_bin_of(need);
+        while (_hm_bin_size(bin) % align != 0)
+            bin++;
+        p = _hm_page_alloc_generic(th, _hm_bin_size(bin), level);
+    } else if (size > HM_MAX_ALLOC) {
+        p = NULL;
+    } else {
+        hm_segment_t *seg = _hm_huge_alloc(th, size, align < HM_ALIGN ? HM_ALIGN : align);
+        p = seg != NULL ? seg->pages[0].start : NULL;
+    }
+    if (p == NULL) errno = ENOMEM;
+    return p;
+}
+
+/* The whole allocation when the fast path cannot serve it: sub-heap lookup included. */
+static hm_noinline void *alloc_slow(hm_heap *heap, size_t size, int level) {
+    hm_theap_t *th = _hm_theap_get(heap);
+    if (hm_unlikely(th == NULL)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (size <= HM_DIRECT_MAX) {
+        hm_page_t *pg = th->direct[(size + 15) >> 4];
+        hm_block_t *b = pg->free;
+        if (b != NULL) {
+            pg->free = b->next;
+            pg->used++;
+            return b;
+        }
+    }
+    return theap_alloc_slow(th, size, HM_ALIGN, level);
+}
+
+void *hm_alloc_level(hm_heap *heap, size_t size, EMemoryCriticalLevel level) {
+    uint64_t id = atomic_load_explicit(&heap->id, memory_order_relaxed);
+    hm_tls_entry_t *e = &_hm_tls_cache[id & (HM_TLS_WAYS - 1)];
+    if (hm_likely(e->id == id && size <= HM_DIRECT_MAX)) {
+        hm_page_t *pg = e->th->direct[(size + 15) >> 4];
+        hm_block_t *b = pg->free;
+        if (hm_likely(b != NULL)) {
+            pg->free = b->next;
+            pg->used++;
+            return b;
+        }
+    }
+    return alloc_slow(heap, size, (int)level);
+}
+
+void *hm_alloc(hm_heap *heap, size_t size) {
+    return hm_alloc_level(heap, size, eProcessCritical);
+}
+
+void *hm_calloc(hm_heap *heap, size_t count, size_t size) {
+    size_t total;
+    if (__builtin_mul_overflow(count, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *p = hm_alloc(heap, total);
+    if (p != NULL) memset(p, 0, total);
+    return p;
+}
+
+void *hm_alloc_aligned(hm_heap *heap, size_t size, size_t alignment) {
+    if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (alignment <= HM_ALIGN) return hm_alloc(heap, size);
+    hm_theap_t *th = _hm_theap_get(heap);
+    if (th == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return theap_alloc_slow(th, size, alignment, eProcessCritical);
+}
+
+/* ---- lookup and free --------------------------------------------------------------------- */
+hm_inline hm_result block_lookup(const void *p, hm_segment_t **segp, hm_page_t **pagep) {
+    uintptr_t unit = (uintptr_t)p & ~(uintptr_t)HM_SEGMENT_MASK;
+    hm_segment_t *seg;
+    if (hm_likely(_hm_segmap_has(unit))) {
+        seg = (hm_segment_t *)unit;
+    } else {
+        seg = _hm_aligned_huge_at(unit);
+        if (seg == NULL) return _hm_unit_covered(unit) ? HM_ERR_NOT_BLOCK : HM_ERR_NOT_OWNED;
+    }
+    hm_page_t *pg = _hm_page_of(seg, p);
+    size_t off = (size_t)((const uint8_t *)p - pg->start);
+    if (hm_unlikely(off >= pg->area || off * pg->div_magic >= pg->div_magic))
+        return HM_ERR_NOT_BLOCK;
+    *segp = seg;
+    *pagep = pg;
+    return HM_OK;
+}
+
+hm_result _hm_block_lookup(const void *p, hm_segment_t **segp, hm_page_t **pagep) {
+    return block_lookup(p, segp, pagep);
+}
+
+hm_inline hm_result free_block(hm_segment_t *seg, hm_page_t *pg, void *p) {
+    hm_block_t *b = (hm_block_t *)p;
+    uintptr_t tid = atomic_load_explicit(&seg->tid, memory_order_relaxed);
+    if (hm_likely(tid == _hm_thread_id() || tid == HM_TID_ANY)) {
+        b->next = pg->local_free;
+        pg->local_free = b;
+        /* <= 0: now empty (0) or out of its queue as full (HM_USED_FULL set) */
+        if (hm_unlikely((int32_t)--pg->used <= 0)) return _hm_page_free_slow(pg, seg);
+        return HM_OK;
+    }
+    return _hm_page_free_remote(pg, seg, b);
+}
+
+static hm_cold void free_invalid(const void *p, hm_result r) {
+    _hm_fatal(r == HM_ERR_NOT_OWNED ? "free(): pointer not allocated by hostmalloc:"
+                                    : "free(): pointer is not the start of a block:",
+              p);
+}
+
+void hm_free(void *p) {
+    if (p == NULL) return;
+    hm_segment_t *seg;
+    hm_page_t *pg;
+    hm_result r = block_lookup(p, &seg, &pg);
+    if (hm_unlikely(r != HM_OK)) free_invalid(p, r);
+    free_block(seg, pg, p);
+}
+
+hm_result hm_heap_free(hm_heap *heap, void *p) {
+    if (p == NULL) return HM_OK;
+    hm_segment_t *seg;
+    hm_page_t *pg;
+    hm_result r = block_lookup(p, &seg, &pg);
+    if (hm_unlikely(r != HM_OK)) return r;
+    if (hm_unlikely(seg->heap != heap)) return HM_ERR_OTHER_HEAP;
+    return free_block(seg, pg, p);
+}
+
+size_t hm_usable_size(const void *p) {
+    if (p == NULL) return 0;
+    hm_segment_t *seg;
+    hm_page_t *pg;
+    hm_result r = block_lookup(p, &seg, &pg);
+    if (hm_unlikely(r != HM_OK))
+        _hm_fatal(r == HM_ERR_NOT_OWNED ? "usable_size(): pointer not allocated by hostmalloc:"
+                                        : "usable_size(): pointer is not the start of a block:",
+                  p);
+    return pg->is_huge ? _hm_huge_usable(seg) : pg->block_size;
+}
+
+hm_heap *hm_heap_of(const void *p) {
+    if (p == NULL) return NULL;
+    hm_segment_t *seg;
+    hm_page_t *pg;
+    if (block_lookup(p, &seg, &pg) != HM_OK) return NULL;
+    return seg->heap;
+}
+
+void *hm_realloc(hm_heap *heap, void *p, size_t size) {
+    if (p == NULL) return hm_alloc(heap, size);
+    size_t usable = hm_usable_size(p); /* aborts on a bad pointer */
+    if (size <= usable && size >= usable / 2 && hm_heap_of(p) == heap) return p;
+    void *n = hm_alloc(heap, size);
+    if (n == NULL) return NULL;
+    memcpy(n, p, size < usable ? size : usable);
+    hm_free(p);
+    return n;
+}

@@ -1,0 +1,90 @@
+/* malloc.c: the IHostMalloc object. It only translates: argument checks, HRESULTs, reference
+ * counting; the heap does the work. The object itself lives in the process default heap. */
+#include "com.h"
+
+typedef struct hm_com_malloc_s {
+    IHostMalloc iface; /* first: the interface pointer is the object pointer */
+    _Atomic(uint32_t) refs;
+    hm_heap *heap;
+    IHostMemoryManager *owner; /* holds one reference: the manager lives while we do */
+} hm_com_malloc_t;
+
+static hm_com_malloc_t *self_of(IHostMalloc *This) {
+    return (hm_com_malloc_t *)This;
+}
+
+static HRESULT STDMETHODCALLTYPE m_query_interface(IHostMalloc *This, REFIID riid, void **ppv) {
+    if (ppv == NULL) return E_POINTER;
+    *ppv = NULL;
+    if (riid == NULL) return E_POINTER;
+    if (!hm_iid_equal(riid, &IID_IUnknown) && !hm_iid_equal(riid, &IID_IHostMalloc))
+        return E_NOINTERFACE;
+    atomic_fetch_add_explicit(&self_of(This)->refs, 1, memory_order_relaxed);
+    *ppv = This;
+    return S_OK;
+}
+
+static ULONG STDMETHODCALLTYPE m_add_ref(IHostMalloc *This) {
+    return atomic_fetch_add_explicit(&self_of(This)->refs, 1, memory_order_relaxed) + 1;
+}
+
+static ULONG STDMETHODCALLTYPE m_release(IHostMalloc *This) {
+    hm_com_malloc_t *self = self_of(This);
+    ULONG n = atomic_fetch_sub_explicit(&self->refs, 1, memory_order_acq_rel) - 1;
+    if (n == 0) {
+        IHostMemoryManager *owner = self->owner;
+        hm_heap_release(self->heap); /* every block still in it goes too */
+        hm_free(self);
+        IHostMemoryManager_Release(owner);
+    }
+    return n;
+}
+
+static HRESULT STDMETHODCALLTYPE m_alloc(IHostMalloc *This, SIZE_T cbSize,
+                                         EMemoryCriticalLevel level, void **ppMem) {
+    if (ppMem == NULL) return E_POINTER;
+    if ((unsigned)level > (unsigned)eProcessCritical) {
+        *ppMem = NULL;
+        return E_INVALIDARG;
+    }
+    void *p = hm_alloc_level(self_of(This)->heap, cbSize, level);
+    *ppMem = p;
+    return p != NULL ? S_OK : E_OUTOFMEMORY;
+}
+
+static HRESULT STDMETHODCALLTYPE m_debug_alloc(IHostMalloc *This, SIZE_T cbSize,
+                                               EMemoryCriticalLevel level, char *pszFileName,
+                                               int iLineNo, void **ppMem) {
+    (void)pszFileName;
+    (void)iLineNo;
+    return m_alloc(This, cbSize, level, ppMem);
+}
+
+static HRESULT STDMETHODCALLTYPE m_free(IHostMalloc *This, void *pMem) {
+    if (pMem == NULL) return S_OK;
+    return hm_heap_free(self_of(This)->heap, pMem) == HM_OK ? S_OK : HOST_E_INVALIDOPERATION;
+}
+
+static const IHostMallocVtbl malloc_vtbl = {
+    m_query_interface, m_add_ref, m_release, m_alloc, m_debug_alloc, m_free,
+};
+
+HRESULT _hm_com_malloc_new(IHostMemoryManager *owner, hm_manager *mgr, DWORD type,
+                           IHostMalloc **out) {
+    unsigned flags = 0;
+    if (type & MALLOC_THREADSAFE) flags |= HM_HEAP_THREADSAFE;
+    if (type & MALLOC_EXECUTABLE) flags |= HM_HEAP_EXECUTABLE;
+    hm_com_malloc_t *self = hm_alloc(hm_heap_default(), sizeof *self);
+    if (self == NULL) return E_OUTOFMEMORY;
+    self->heap = hm_heap_new(mgr, flags);
+    if (self->heap == NULL) {
+        hm_free(self);
+        return E_OUTOFMEMORY;
+    }
+    self->iface.lpVtbl = &malloc_vtbl;
+    atomic_init(&self->refs, 1);
+    self->owner = owner;
+    IHostMemoryManager_AddRef(owner);
+    *out = &self->iface;
+    return S_OK;
+}

@@ -1,0 +1,324 @@
+/* internal.h: private types of hostmalloc and the prototypes shared between its files,
+ * grouped by the file that defines them.
+ *
+ * Memory layout in one paragraph. The engine maps *segments*: 4 MiB regions at 4 MiB
+ * boundaries whose header (hm_segment) sits at the start, so the header of any interior
+ * pointer is found by masking. A process-wide bitmap with one bit per 4 MiB unit (the
+ * segment map) says whether a unit starts a hostmalloc segment: that is how a free decides,
+ * without touching the pointed-to memory, whether a pointer is ours. A standard segment is
+ * cut into pages of one size (64 KiB small pages or 512 KiB medium pages); each page serves
+ * one size class with three free lists (mimalloc's sharding): `free` to allocate from,
+ * `local_free` for the owner's frees, `thread_free` (atomic) for other threads' frees.
+ * A huge segment holds one block larger than the medium limit. Segments belong to a
+ * per-thread sub-heap (hm_theap) of a heap (hm_heap); heaps belong to a manager
+ * (hm_manager), which accounts committed bytes and caches empty segments. */
+#ifndef HM_INTERNAL_H
+#define HM_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hostmalloc/hostmalloc.h"
+
+/* ---- Build options ----------------------------------------------------------------------- */
+/* HM_DEBUG: 0 no internal assertions (release), 1 cheap ones, 2 expensive ones too. */
+#ifndef HM_DEBUG
+#define HM_DEBUG 0
+#endif
+
+#define hm_likely(x)   __builtin_expect(!!(x), 1)
+#define hm_unlikely(x) __builtin_expect(!!(x), 0)
+#define hm_noinline    __attribute__((noinline))
+#define hm_cold        __attribute__((cold, noinline))
+#define hm_inline      static inline __attribute__((always_inline))
+
+#if HM_DEBUG > 0
+#define hm_assert(c) ((c) ? (void)0 : _hm_assert_fail(#c, __FILE__, __LINE__))
+#else
+#define hm_assert(c) ((void)0)
+#endif
+
+/* ---- Limits -------------------------------------------------------------------------------- */
+#define HM_SEGMENT_SHIFT     22 /* 4 MiB segments */
+#define HM_SEGMENT_SIZE      ((size_t)1 << HM_SEGMENT_SHIFT)
+#define HM_SEGMENT_MASK      (HM_SEGMENT_SIZE - 1)
+#define HM_SMALL_PAGE_SHIFT  16                                        /* 64 KiB */
+#define HM_MEDIUM_PAGE_SHIFT 19                                        /* 512 KiB */
+#define HM_SMALL_PAGES       (HM_SEGMENT_SIZE >> HM_SMALL_PAGE_SHIFT)  /* 64 */
+#define HM_MEDIUM_PAGES      (HM_SEGMENT_SIZE >> HM_MEDIUM_PAGE_SHIFT) /* 8 */
+#define HM_SMALL_MAX         ((size_t)8 * 1024)  /* largest block in small pages */
+#define HM_MEDIUM_MAX        ((size_t)64 * 1024) /* largest block in medium pages */
+#define HM_DIRECT_MAX        1024                /* sizes served by the direct page table */
+#define HM_DIRECT_COUNT      (HM_DIRECT_MAX / 16 + 1)
+#define HM_BIN_COUNT         81 /* bins 1..80; bin 80 holds HM_MEDIUM_MAX */
+#define HM_ALIGN             16 /* every block is aligned to this */
+#define HM_OS_PAGE           4096
+#define HM_ADDR_BITS         48 /* user space addresses we map below 2^48 */
+#define HM_MAX_ALLOC         ((size_t)PTRDIFF_MAX)
+#define HM_TLS_WAYS          8 /* direct-mapped per-thread cache of heap -> sub-heap */
+
+/* Thread ids: the thread pointer (%fs:0). HM_TID_ANY marks segments of a serialized heap
+ * (no MALLOC_THREADSAFE): every free there is treated as the owner's. HM_TID_NONE marks
+ * segments whose owner thread exited (abandoned): every free there is remote. */
+#define HM_TID_NONE ((uintptr_t)0)
+#define HM_TID_ANY  ((uintptr_t)1)
+
+hm_inline uintptr_t _hm_thread_id(void) {
+    uintptr_t tid;
+    __asm__("movq %%fs:0, %0" : "=r"(tid));
+    return tid;
+}
+
+/* ---- Core types ----------------------------------------------------------------------------- */
+typedef struct hm_block_s {
+    struct hm_block_s *next;
+} hm_block_t;
+
+typedef struct hm_page_s hm_page_t;
+typedef struct hm_segment_s hm_segment_t;
+typedef struct hm_theap_s hm_theap_t;
+
+/* thread_free holds a block pointer with a state in its low 2 bits. */
+#define HM_TF_NORMAL   ((uintptr_t)0) /* page is in its bin queue */
+#define HM_TF_FULL     ((uintptr_t)1) /* owner moved the page out of its queue (no free block) */
+#define HM_TF_NOTIFIED ((uintptr_t)2) /* a remote free saw FULL and queued the page as pending */
+#define HM_TF_MASK     ((uintptr_t)3)
+
+struct hm_page_s {
+    /* hot: read by alloc and free fast paths */
+    hm_block_t *free;       /* blocks to allocate from (owner only) */
+    hm_block_t *local_free; /* blocks the owner freed (owner only) */
+    uint32_t used;          /* blocks handed out and not freed locally or collected, plus
+                               HM_USED_FULL while the page is out of its queue as full: so
+                               one signed test after `--used` catches both "now empty" and
+                               "was full" on the free fast path */
+    uint32_t block_size;    /* bytes per block; 0 when the page serves no size class */
+    uint8_t *start;         /* first block */
+    size_t area;            /* bytes of the block area (reserved * block_size); 0 if unused */
+    uint64_t div_magic;     /* UINT64_MAX / block_size + 1: off % size == 0 iff off*magic < magic */
+    /* warm */
+    uint8_t committed; /* the page's memory is committed (accounted) */
+    uint8_t is_huge;   /* the page of a huge segment */
+    uint8_t bin;       /* size class */
+    uint8_t pad_;
+    uint32_t capacity; /* blocks carved into the free lists so far */
+    uint32_t reserved; /* blocks that fit in the page */
+    uint32_t expire;   /* when an empty committed page may be decommitted (ms, wraps) */
+    _Atomic(uintptr_t) thread_free; /* other threads' frees + HM_TF_* state */
+    hm_page_t *next;                /* bin queue links (owner only) */
+    hm_page_t *prev;
+    hm_page_t *_Atomic pending_next; /* link in the theap's pending stack */
+};
+
+#define HM_USED_FULL 0x80000000u
+hm_inline bool _hm_page_in_full(const hm_page_t *pg) {
+    return (pg->used & HM_USED_FULL) != 0;
+}
+hm_inline uint32_t _hm_page_live(const hm_page_t *pg) {
+    return pg->used & ~HM_USED_FULL;
+}
+/* wrap-safe "now is at or past t" for 32-bit millisecond stamps */
+hm_inline bool _hm_time_reached(uint32_t now, uint32_t t) {
+    return (int32_t)(now - t) >= 0;
+}
+
+typedef enum hm_segment_kind_e {
+    HM_SEG_SMALL = 0,
+    HM_SEG_MEDIUM = 1,
+    HM_SEG_HUGE = 2,
+} hm_segment_kind_t;
+
+struct hm_segment_s {
+    _Atomic(uintptr_t) tid; /* owner thread (HM_TID_*); read by every free */
+    uint32_t page_shift;    /* log2 of the page size (HM_SEGMENT_SHIFT for huge) */
+    uint32_t kind;          /* hm_segment_kind_t */
+    hm_heap *heap;          /* the heap of this segment (constant while it is in use) */
+    hm_theap_t *theap;      /* the sub-heap owning it (constant while it is in use) */
+    hm_manager *mgr;        /* the manager that accounts and caches it */
+    uint8_t *base;          /* start of the mapping (== this, but for aligned huge blocks) */
+    size_t size;            /* bytes mapped from `base`: whole 4 MiB units, so no foreign
+                               mapping can share a unit with a segment */
+    size_t huge_size;       /* huge: usable bytes of the block (page multiple) */
+    size_t page_count;      /* pages in the segment */
+    size_t used_pages;      /* pages serving a size class */
+    size_t committed;       /* committed bytes counted for this segment */
+    bool exec;              /* executable mapping */
+    bool aligned_huge;      /* huge block at the next 4 MiB unit (alignment >= 4 MiB) */
+    uint32_t expire;        /* when cached: time to decommit (ms, wraps) */
+    hm_segment_t *next;     /* in the theap's segment list / the heap's huge list / cache */
+    hm_segment_t *prev;
+    hm_page_t pages[]; /* page_count entries */
+};
+
+/* A queue of pages of one size class; `first` is the page being allocated from. */
+typedef struct hm_page_queue_s {
+    hm_page_t *first;
+    hm_page_t *last;
+} hm_page_queue_t;
+
+/* A per-thread sub-heap of a heap. Type-stable memory (never unmapped), so a stale pointer
+ * to one can be read safely; its `heap_id` says whether it is still what it was. */
+struct hm_theap_s {
+    hm_page_t *direct[HM_DIRECT_COUNT]; /* size/16 -> page to allocate from (fast path) */
+    hm_page_queue_t queues[HM_BIN_COUNT];
+    hm_heap *heap;
+    uint64_t heap_id;
+    uintptr_t tid;              /* owner thread, HM_TID_NONE when abandoned */
+    hm_page_t *_Atomic pending; /* full pages that received remote frees */
+    hm_segment_t *segs[2];      /* small and medium segments owned; those with a free
+                                   page first, full ones last */
+    uint64_t slow_calls;        /* generic-path calls, to pace purging */
+    uint32_t next_purge_ms;
+    size_t free_committed_pages; /* empty pages still committed (purge candidates) */
+    hm_theap_t *next;            /* in the heap's list of sub-heaps */
+    hm_theap_t *prev;
+    bool abandoned;
+};
+
+#define HM_HEAP_ID_DEAD UINT64_MAX /* id of a released heap: matches no cache entry */
+
+struct hm_heap {
+    _Atomic(uint64_t) id; /* unique, never reused; HM_HEAP_ID_DEAD once released */
+    unsigned flags;       /* HM_HEAP_* */
+    uint32_t pad_;
+    hm_manager *mgr;
+    pthread_mutex_t lock; /* guards the lists below (slow paths only) */
+    hm_theap_t *theaps;   /* every sub-heap, live or abandoned */
+    hm_segment_t *huge;   /* huge segments */
+    size_t huge_count;
+    hm_theap_t *single;        /* the one sub-heap of a serialized heap */
+    _Atomic(size_t) committed; /* bytes committed for this heap */
+    _Atomic(size_t) peak_committed;
+    hm_heap *next_free; /* in the pool of released heap structs */
+};
+
+#define HM_CACHE_MAX_ENTRIES 64
+
+struct hm_manager {
+    _Atomic(uint32_t) refs;
+    hm_config cfg;
+    _Atomic(size_t) committed; /* bytes committed by all heaps of this manager */
+    _Atomic(size_t) peak_committed;
+    pthread_mutex_t cache_lock;  /* guards the segment cache */
+    hm_segment_t *cache;         /* empty segments kept for reuse, newest first */
+    _Atomic(size_t) cache_count; /* entries; read without the lock as a hint */
+    size_t cache_bytes;          /* mapped bytes in the cache */
+    bool is_default;
+};
+
+/* ---- prim/prim_linux.c: the OS ----------------------------------------------------------- */
+/* Map `size` bytes (multiple of HM_OS_PAGE) aligned to `align` (power of two, >= page).
+ * Returns NULL on failure (errno untouched by contract of callers). */
+void *_hm_prim_map_aligned(size_t size, size_t align, bool exec);
+void _hm_prim_unmap(void *p, size_t size);
+/* Give the physical pages back; contents read as zero afterwards. */
+void _hm_prim_decommit(void *p, size_t size);
+uint32_t _hm_prim_clock_ms(void); /* monotonic, wraps after 49 days */
+/* getenv without allocation; NULL if unset. */
+const char *_hm_prim_getenv(const char *name);
+/* Write all of `len` bytes to fd 2, ignoring errors. */
+void _hm_prim_write_stderr(const char *msg, size_t len);
+/* Type-stable metadata memory: zeroed, never returned to the OS. */
+void *_hm_meta_alloc(size_t size);
+void _hm_meta_free(void *p, size_t size);
+
+/* ---- options.c ----------------------------------------------------------------------------- */
+/* Parse "123", "64K", "512M", "2G" into *out. False on a malformed value. */
+bool _hm_parse_size(const char *s, size_t *out);
+/* Fatal error: writes "hostmalloc: <msg> <ptr>\n" with write(2) and aborts. */
+__attribute__((noreturn)) void _hm_fatal(const char *msg, const void *ptr);
+__attribute__((noreturn)) void _hm_assert_fail(const char *cond, const char *file, int line);
+/* Format into buf (no allocation): %s, %zu, %p, %d. Returns length. */
+size_t _hm_snprintf(char *buf, size_t cap, const char *fmt, ...);
+
+/* ---- segment.c ------------------------------------------------------------------------------ */
+size_t _hm_huge_usable(const hm_segment_t *seg);
+size_t _hm_segment_header_size(size_t page_count);
+extern _Atomic(uint64_t) _hm_segmap[];
+hm_inline bool _hm_segmap_has(uintptr_t unit) {
+    uintptr_t idx = unit >> HM_SEGMENT_SHIFT;
+    if (hm_unlikely(unit >> HM_ADDR_BITS)) return false;
+    uint64_t w = atomic_load_explicit(&_hm_segmap[idx >> 6], memory_order_relaxed);
+    return (w >> (idx & 63)) & 1;
+}
+/* Inside a huge mapping, but not at a unit where a block may start. */
+bool _hm_unit_covered(uintptr_t unit);
+/* The segment whose huge block starts at the 4 MiB unit `unit` (alignment >= 4 MiB), or NULL. */
+hm_segment_t *_hm_aligned_huge_at(uintptr_t unit);
+/* A standard segment of `kind` for `th` from the manager cache or the OS; NULL on failure. */
+hm_segment_t *_hm_segment_alloc(hm_theap_t *th, hm_segment_kind_t kind);
+/* Give an empty standard segment back to its manager (cache or OS). Owner only. */
+void _hm_segment_free(hm_segment_t *seg);
+/* A huge segment holding one block of `size` bytes aligned to `align`; NULL on failure. */
+hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align);
+void _hm_huge_free(hm_segment_t *seg);
+/* Unmap a segment at heap release (no cache for its pages' state; accounting undone). */
+void _hm_segment_release(hm_segment_t *seg);
+/* Trim the manager's cache: decommit expired entries; `force`: everything now. */
+void _hm_cache_purge(hm_manager *mgr, bool force);
+void _hm_cache_clear(hm_manager *mgr);
+/* Decommit a range of a segment and undo its accounting. */
+void _hm_segment_decommit(hm_segment_t *seg, uint8_t *p, size_t size);
+
+/* ---- page.c --------------------------------------------------------------------------------- */
+size_t _hm_bin_of(size_t size);
+size_t _hm_bin_size(size_t bin);
+/* Move other threads' frees and the owner's local frees into page->free. */
+void _hm_page_collect(hm_page_t *page);
+/* Allocate `size` (<= HM_MEDIUM_MAX) from the theap's queues, or a new page. Slow path. */
+void *_hm_page_alloc_generic(hm_theap_t *th, size_t size, int level);
+/* A local free found the page full or empty: requeue or retire it. */
+hm_result _hm_page_free_slow(hm_page_t *page, hm_segment_t *seg);
+/* The page containing p (p inside seg). */
+hm_inline hm_page_t *_hm_page_of(hm_segment_t *seg, const void *p) {
+    return &seg->pages[((uintptr_t)p - (uintptr_t)seg) >> seg->page_shift];
+}
+/* Process the theap's pending list (full pages that got remote frees). */
+void _hm_theap_process_pending(hm_theap_t *th);
+/* Collect every page of `th`; retire empty ones; purge expired (or all, when force). */
+void _hm_theap_collect(hm_theap_t *th, bool force);
+/* Push a remote free (any thread). */
+hm_result _hm_page_free_remote(hm_page_t *page, hm_segment_t *seg, hm_block_t *b);
+void _hm_direct_update(hm_theap_t *th, size_t bin);
+void _hm_theap_purge(hm_theap_t *th, uint32_t now, bool force);
+
+/* ---- heap.c --------------------------------------------------------------------------------- */
+/* The calling thread's sub-heap of `heap`, created or adopted on first use; NULL on OOM. */
+hm_theap_t *_hm_theap_get_slow(hm_heap *heap);
+typedef struct hm_tls_entry_s {
+    uint64_t id;
+    hm_theap_t *th;
+} hm_tls_entry_t;
+extern __thread hm_tls_entry_t _hm_tls_cache[HM_TLS_WAYS];
+hm_inline hm_theap_t *_hm_theap_get(hm_heap *heap) {
+    uint64_t id = atomic_load_explicit(&heap->id, memory_order_relaxed);
+    hm_tls_entry_t *e = &_hm_tls_cache[id & (HM_TLS_WAYS - 1)];
+    if (hm_likely(e->id == id)) return e->th;
+    return _hm_theap_get_slow(heap);
+}
+/* A fresh, empty page whose queue pointers point at it (the page with no free block). */
+extern hm_page_t _hm_page_empty;
+void _hm_heap_account(hm_heap *heap, hm_manager *mgr, ptrdiff_t delta);
+void _hm_theap_init_queues(hm_theap_t *th);
+
+/* ---- alloc.c -------------------------------------------------------------------------------- */
+void *_hm_alloc_generic(hm_heap *heap, size_t size, size_t align, int level);
+/* Resolve p to its segment and page if p is the start of a live block; else an error. */
+hm_result _hm_block_lookup(const void *p, hm_segment_t **segp, hm_page_t **pagep);
+
+/* ---- budget.c ------------------------------------------------------------------------------- */
+/* Account `bytes` newly committed by `heap` at `level`. False (nothing counted) if the budget
+ * refuses. */
+bool _hm_commit(hm_heap *heap, size_t bytes, int level);
+void _hm_uncommit(hm_heap *heap, size_t bytes);
+hm_manager *_hm_manager_default(void);
+void _hm_manager_init(hm_manager *mgr, const hm_config *cfg);
+
+/* ---- stats.c -------------------------------------------------------------------------------- */
+/* Walk every sub-heap and segment of `heap` (caller holds heap->lock). */
+void _hm_stats_collect(hm_heap *heap, hm_heap_stats_t *out);
+
+#endif /* HM_INTERNAL_H */

@@ -1,0 +1,483 @@
+/* page.c: size classes, pages and their free lists, the generic allocation path.
+ *
+ * Size classes ("bins"): sizes are counted in 16-byte units w. Bins 1..16 are exact (16 to
+ * 256 bytes); above that each doubling is split into 8 bins, so a block is at most 1/8
+ * larger than the request (internal waste under 12.5 %). Bins 1..56 (up to 8 KiB) use 64 KiB
+ * pages, bins 57..80 (up to 64 KiB) 512 KiB pages; larger blocks are huge (segment.c).
+ *
+ * A page's three free lists (DESIGN.md §2): the owner allocates from `free` and frees into
+ * `local_free`; other threads push onto `thread_free` with one compare-and-swap. When `free`
+ * runs dry the owner moves the other two into it (collect). A page that is completely handed
+ * out leaves its queue ("full") so the generic path never scans it; the first remote free
+ * into a full page (tag FULL -> NOTIFIED on thread_free) pushes the page onto the sub-heap's
+ * `pending` stack, and the owner puts such pages back into their queues. A NOTIFIED page is
+ * never retired until the owner has seen it on the stack, so the remote thread's push always
+ * refers to a page of this sub-heap.
+ *
+ * An empty page stays in place while it is the only page of its size class (alloc/free churn
+ * must not thrash); otherwise it is retired to its segment, kept committed for the purge delay,
+ * then decommitted. A segment whose pages are all retired goes back to the manager's cache. */
+#include <string.h>
+
+#include "internal.h"
+
+/* The page with no free block: every direct slot and empty queue starts at it, so the fast
+ * path needs no NULL test. Never written. */
+hm_page_t _hm_page_empty;
+
+/* ---- size classes ------------------------------------------------------------------------ */
+size_t _hm_bin_of(size_t size) {
+    size_t w = (size + 15) >> 4;
+    if (w <= 1) return 1;
+    if (w <= 16) return w;
+    w--;
+    unsigned b = 63u - (unsigned)__builtin_clzl(w);
+    return ((size_t)b << 3) + ((w >> (b - 3)) & 7) - 15;
+}
+
+size_t _hm_bin_size(size_t bin) {
+    if (bin <= 16) return bin * 16;
+    size_t k = bin + 15;
+    size_t b = k >> 3, r = k & 7;
+    return ((8 + r + 1) << (b - 3)) * 16;
+}
+
+/* direct slot range of each bin up to HM_DIRECT_MAX: slots [first[bin], first[bin+1]) */
+static uint8_t direct_bin[HM_DIRECT_COUNT];
+static pthread_once_t direct_once = PTHREAD_ONCE_INIT;
+
+static void direct_init(void) {
+    for (size_t w = 0; w < HM_DIRECT_COUNT; w++)
+        direct_bin[w] = (uint8_t)_hm_bin_of(w * 16);
+}
+
+void _hm_theap_init_queues(hm_theap_t *th) {
+    pthread_once(&direct_once, direct_init);
+    for (size_t i = 0; i < HM_DIRECT_COUNT; i++)
+        th->direct[i] = &_hm_page_empty;
+    for (size_t i = 0; i < HM_BIN_COUNT; i++)
+        th->queues[i].first = th->queues[i].last = NULL;
+}
+
+void _hm_direct_update(hm_theap_t *th, size_t bin) {
+    if (bin > direct_bin[HM_DIRECT_COUNT - 1]) return;
+    hm_page_t *pg = th->queues[bin].first;
+    if (pg == NULL) pg = &_hm_page_empty;
+    /* bins grow with the slot index: find the run of slots of this bin */
+    size_t w = bin <= 16 ? bin : 16;
+    while (w < HM_DIRECT_COUNT && direct_bin[w] < bin)
+        w++;
+    for (; w < HM_DIRECT_COUNT && direct_bin[w] == bin; w++)
+        th->direct[w] = pg;
+    if (bin == 1) th->direct[0] = pg;
+}
+
+/* ---- queues ------------------------------------------------------------------------------ */
+static void queue_remove(hm_theap_t *th, hm_page_t *pg) {
+    hm_page_queue_t *q = &th->queues[pg->bin];
+    bool was_first = q->first == pg;
+    if (pg->prev)
+        pg->prev->next = pg->next;
+    else
+        q->first = pg->next;
+    if (pg->next)
+        pg->next->prev = pg->prev;
+    else
+        q->last = pg->prev;
+    pg->next = pg->prev = NULL;
+    if (was_first) _hm_direct_update(th, pg->bin);
+}
+
+static void queue_push_front(hm_theap_t *th, hm_page_t *pg) {
+    hm_page_queue_t *q = &th->queues[pg->bin];
+    pg->prev = NULL;
+    pg->next = q->first;
+    if (q->first)
+        q->first->prev = pg;
+    else
+        q->last = pg;
+    q->first = pg;
+    _hm_direct_update(th, pg->bin);
+}
+
+static void queue_push_back(hm_theap_t *th, hm_page_t *pg) {
+    hm_page_queue_t *q = &th->queues[pg->bin];
+    if (q->first == NULL) {
+        queue_push_front(th, pg);
+        return;
+    }
+    pg->next = NULL;
+    pg->prev = q->last;
+    q->last->next = pg;
+    q->last = pg;
+}
+
+static void queue_move_front(hm_theap_t *th, hm_page_t *pg) {
+    if (th->queues[pg->bin].first == pg) return;
+    queue_remove(th, pg);
+    queue_push_front(th, pg);
+}
+
+/* ---- free lists -------------------------------------------------------------------------- */
+static void page_collect_thread_free(hm_page_t *pg) {
+    uintptr_t old = atomic_load_explicit(&pg->thread_free, memory_order_relaxed);
+    if ((old & ~HM_TF_MASK) == 0) return;
+    while (!atomic_compare_exchange_weak_explicit(&pg->thread_free, &old, old & HM_TF_MASK,
+                                                  memory_order_acquire, memory_order_relaxed)) {
+    }
+    hm_block_t *head = (hm_block_t *)(old & ~HM_TF_MASK);
+    if (head == NULL) return;
+    uint32_t n = 1;
+    hm_block_t *tail = head;
+    while (tail->next != NULL) {
+        tail = tail->next;
+        n++;
+    }
+    tail->next = pg->free;
+    pg->free = head;
+    hm_assert(_hm_page_live(pg) >= n);
+    pg->used -= n;
+}
+
+void _hm_page_collect(hm_page_t *pg) {
+    if (pg->local_free != NULL) {
+        if (pg->free == NULL) {
+            pg->free = pg->local_free;
+        } else {
+            hm_block_t *t = pg->local_free;
+            while (t->next)
+                t = t->next;
+            t->next = pg->free;
+            pg->free = pg->local_free;
+        }
+        pg->local_free = NULL;
+    }
+    page_collect_thread_free(pg);
+}
+
+/* Carve more blocks of the page into its free list: a few KiB at a time, so that a page
+ * touches its memory only as it is used. */
+static void page_extend(hm_page_t *pg) {
+    uint32_t left = pg->reserved - pg->capacity;
+    if (left == 0) return;
+    uint32_t n = (uint32_t)(16384 / pg->block_size);
+    if (n < 4) n = 4;
+    if (n > left) n = left;
+    uint8_t *p = pg->start + (size_t)pg->capacity * pg->block_size;
+    hm_block_t *first = (hm_block_t *)p;
+    for (uint32_t i = 0; i + 1 < n; i++) {
+        ((hm_block_t *)p)->next = (hm_block_t *)(p + pg->block_size);
+        p += pg->block_size;
+    }
+    ((hm_block_t *)p)->next = pg->free;
+    pg->free = first;
+    pg->capacity += n;
+}
+
+/* ---- full pages and the pending stack ---------------------------------------------------- */
+/* Take `pg` out of its queue because it has no free block. Returns false (and leaves it in
+ * place) when remote frees arrived meanwhile. */
+static bool page_to_full(hm_theap_t *th, hm_page_t *pg) {
+    uintptr_t old = atomic_load_explicit(&pg->thread_free, memory_order_relaxed);
+    for (;;) {
+        if ((old & ~HM_TF_MASK) != 0) return false;
+        if ((old & HM_TF_MASK) != HM_TF_NORMAL) break; /* NOTIFIED: already pending */
+        if (atomic_compare_exchange_weak_explicit(&pg->thread_free, &old, old | HM_TF_FULL,
+                                                  memory_order_release, memory_order_relaxed))
+            break;
+    }
+    queue_remove(th, pg);
+    pg->used |= HM_USED_FULL;
+    return true;
+}
+
+/* Put a full page back at the end of its queue (owner): allocation goes on in the current
+ * page, and the returning page fills up with frees before it is used again. */
+static void page_unfull(hm_theap_t *th, hm_page_t *pg) {
+    pg->used &= ~HM_USED_FULL;
+    uintptr_t old = atomic_load_explicit(&pg->thread_free, memory_order_relaxed);
+    while ((old & HM_TF_MASK) == HM_TF_FULL &&
+           !atomic_compare_exchange_weak_explicit(&pg->thread_free, &old,
+                                                  (old & ~HM_TF_MASK) | HM_TF_NORMAL,
+                                                  memory_order_relaxed, memory_order_relaxed)) {
+    }
+    queue_push_back(th, pg);
+}
+
+void _hm_theap_process_pending(hm_theap_t *th) {
+    hm_page_t *pg = atomic_exchange_explicit(&th->pending, NULL, memory_order_acquire);
+    while (pg != NULL) {
+        hm_page_t *next = atomic_load_explicit(&pg->pending_next, memory_order_relaxed);
+        uintptr_t old = atomic_load_explicit(&pg->thread_free, memory_order_relaxed);
+        while (!atomic_compare_exchange_weak_explicit(&pg->thread_free, &old,
+                                                      (old & ~HM_TF_MASK) | HM_TF_NORMAL,
+                                                      memory_order_acquire, memory_order_relaxed)) {
+        }
+        if (_hm_page_in_full(pg)) page_unfull(th, pg);
+        pg = next;
+    }
+}
+
+hm_result _hm_page_free_remote(hm_page_t *pg, hm_segment_t *seg, hm_block_t *b) {
+    uintptr_t old = atomic_load_explicit(&pg->thread_free, memory_order_relaxed);
+    uintptr_t tag;
+    do {
+        tag = old & HM_TF_MASK;
+        b->next = (hm_block_t *)(old & ~HM_TF_MASK);
+    } while (!atomic_compare_exchange_weak_explicit(
+        &pg->thread_free, &old, (uintptr_t)b | (tag == HM_TF_FULL ? HM_TF_NOTIFIED : tag),
+        memory_order_release, memory_order_relaxed));
+    if (hm_unlikely(tag == HM_TF_FULL)) {
+        /* first remote free into a full page: tell the owner */
+        hm_theap_t *th = seg->theap;
+        hm_page_t *head = atomic_load_explicit(&th->pending, memory_order_relaxed);
+        do {
+            atomic_store_explicit(&pg->pending_next, head, memory_order_relaxed);
+        } while (!atomic_compare_exchange_weak_explicit(
+            &th->pending, &head, pg, memory_order_release, memory_order_relaxed));
+    }
+    return HM_OK;
+}
+
+/* ---- page life cycle --------------------------------------------------------------------- */
+static size_t page_size_of(const hm_segment_t *seg, size_t idx) {
+    size_t ps = (size_t)1 << seg->page_shift;
+    if (idx == 0) ps -= _hm_segment_header_size(seg->page_count);
+    return ps;
+}
+
+/* Retire an empty page to its segment; the segment goes to the cache when all are empty. */
+static void page_retire(hm_theap_t *th, hm_page_t *pg, hm_segment_t *seg) {
+    if (!_hm_page_in_full(pg)) queue_remove(th, pg);
+    pg->free = pg->local_free = NULL;
+    pg->block_size = 0;
+    pg->area = 0;
+    pg->used = 0;
+    pg->capacity = pg->reserved = 0;
+    atomic_store_explicit(&pg->thread_free, 0, memory_order_relaxed);
+    seg->used_pages--;
+    size_t idx = (size_t)(pg - seg->pages);
+    hm_manager *mgr = seg->mgr;
+    if (idx != 0 && pg->committed) {
+        if (mgr->cfg.purge_delay_ms == 0) {
+            _hm_segment_decommit(seg, pg->start, page_size_of(seg, idx));
+            pg->committed = 0;
+        } else {
+            pg->expire = _hm_prim_clock_ms() + mgr->cfg.purge_delay_ms;
+            th->free_committed_pages++;
+        }
+    }
+    if (seg->used_pages == 0) {
+        _hm_segment_free(seg);
+        return;
+    }
+    /* a segment with a free page goes to the front of its list */
+    hm_segment_t **list = &th->segs[seg->kind];
+    if (*list != seg) {
+        if (seg->prev) seg->prev->next = seg->next;
+        if (seg->next) seg->next->prev = seg->prev;
+        seg->prev = NULL;
+        seg->next = *list;
+        if (*list) (*list)->prev = seg;
+        *list = seg;
+    }
+}
+
+static bool page_retirable(hm_theap_t *th, hm_page_t *pg) {
+    if (_hm_page_live(pg) != 0) return false;
+    if ((atomic_load_explicit(&pg->thread_free, memory_order_acquire) & HM_TF_MASK) ==
+        HM_TF_NOTIFIED)
+        return false; /* still on the pending stack */
+    /* keep the only page of a size class: alloc/free churn must not thrash */
+    hm_page_queue_t *q = &th->queues[pg->bin];
+    return _hm_page_in_full(pg) || q->first != pg || q->last != pg;
+}
+
+hm_result _hm_page_free_slow(hm_page_t *pg, hm_segment_t *seg) {
+    if (pg->is_huge) {
+        _hm_huge_free(seg);
+        return HM_OK;
+    }
+    hm_theap_t *th = seg->theap;
+    if (_hm_page_in_full(pg) && _hm_page_live(pg) != 0) {
+        page_unfull(th, pg);
+        return HM_OK;
+    }
+    if (page_retirable(th, pg)) page_retire(th, pg, seg);
+    return HM_OK;
+}
+
+/* A fresh page of `bin` from one of the theap's segments, or a new segment. */
+static hm_page_t *page_fresh(hm_theap_t *th, size_t bin, int level) {
+    size_t bs = _hm_bin_size(bin);
+    hm_segment_kind_t kind = bs <= HM_SMALL_MAX ? HM_SEG_SMALL : HM_SEG_MEDIUM;
+    hm_segment_t *seg = th->segs[kind];
+    if (seg == NULL || seg->used_pages == seg->page_count) {
+        seg = _hm_segment_alloc(th, kind);
+        if (seg == NULL) return NULL;
+    }
+    /* prefer a page that is still committed */
+    hm_page_t *pg = NULL;
+    for (size_t i = 0; i < seg->page_count; i++) {
+        hm_page_t *c = &seg->pages[i];
+        if (c->block_size != 0) continue;
+        if (c->committed) {
+            pg = c;
+            break;
+        }
+        if (pg == NULL) pg = c;
+    }
+    hm_assert(pg != NULL);
+    size_t idx = (size_t)(pg - seg->pages);
+    size_t psize = page_size_of(seg, idx);
+    if (!pg->committed) {
+        size_t full = (size_t)1 << seg->page_shift;
+        if (!_hm_commit(th->heap, full, level)) {
+            if (seg->used_pages == 0) _hm_segment_free(seg);
+            return NULL;
+        }
+        seg->committed += full;
+        pg->committed = 1;
+    } else if (idx != 0 && th->free_committed_pages > 0) {
+        th->free_committed_pages--;
+    }
+    pg->block_size = (uint32_t)bs;
+    pg->bin = (uint8_t)bin;
+    pg->reserved = (uint32_t)(psize / bs);
+    pg->area = (size_t)pg->reserved * bs;
+    pg->div_magic = UINT64_MAX / bs + 1;
+    pg->capacity = 0;
+    pg->used = 0;
+    pg->free = pg->local_free = NULL;
+    atomic_store_explicit(&pg->thread_free, 0, memory_order_relaxed);
+    seg->used_pages++;
+    if (seg->used_pages == seg->page_count && seg->next != NULL) {
+        /* full segments go to the back of the list */
+        hm_segment_t **list = &th->segs[kind];
+        if (seg->prev)
+            seg->prev->next = seg->next;
+        else
+            *list = seg->next;
+        seg->next->prev = seg->prev;
+        hm_segment_t *last = *list;
+        while (last->next)
+            last = last->next;
+        last->next = seg;
+        seg->prev = last;
+        seg->next = NULL;
+    }
+    queue_push_front(th, pg);
+    return pg;
+}
+
+void _hm_theap_purge(hm_theap_t *th, uint32_t now, bool force) {
+    if (th->free_committed_pages == 0) return;
+    size_t left = 0;
+    for (int k = 0; k < 2; k++) {
+        for (hm_segment_t *seg = th->segs[k]; seg != NULL; seg = seg->next) {
+            if (seg->used_pages == seg->page_count) continue;
+            for (size_t i = 1; i < seg->page_count; i++) {
+                hm_page_t *pg = &seg->pages[i];
+                if (pg->block_size != 0 || !pg->committed) continue;
+                if (force || _hm_time_reached(now, pg->expire)) {
+                    _hm_segment_decommit(seg, pg->start, page_size_of(seg, i));
+                    pg->committed = 0;
+                } else {
+                    left++;
+                }
+            }
+        }
+    }
+    th->free_committed_pages = left;
+}
+
+/* Collect every page; retire the empty ones (all of them when `force`). */
+void _hm_theap_collect(hm_theap_t *th, bool force) {
+    _hm_theap_process_pending(th);
+    for (size_t bin = 1; bin < HM_BIN_COUNT; bin++) {
+        hm_page_t *pg = th->queues[bin].first;
+        while (pg != NULL) {
+            hm_page_t *next = pg->next;
+            _hm_page_collect(pg);
+            if (_hm_page_live(pg) == 0 && (force || page_retirable(th, pg))) {
+                hm_segment_t *seg = (hm_segment_t *)((uintptr_t)pg & ~HM_SEGMENT_MASK);
+                if ((atomic_load_explicit(&pg->thread_free, memory_order_acquire) & HM_TF_MASK) !=
+                    HM_TF_NOTIFIED)
+                    page_retire(th, pg, seg);
+            }
+            pg = next;
+        }
+    }
+    /* full pages are not in any queue: walk the segments for those with frees to collect */
+    for (int k = 0; k < 2; k++) {
+        hm_segment_t *seg = th->segs[k];
+        while (seg != NULL) {
+            hm_segment_t *nseg = seg->next;
+            for (size_t i = 0; i < seg->page_count && seg->used_pages > 0; i++) {
+                hm_page_t *pg = &seg->pages[i];
+                if (pg->block_size == 0 || !_hm_page_in_full(pg)) continue;
+                _hm_page_collect(pg);
+                if (pg->free != NULL) {
+                    if (_hm_page_live(pg) == 0 &&
+                        (atomic_load_explicit(&pg->thread_free, memory_order_acquire) &
+                         HM_TF_MASK) != HM_TF_NOTIFIED) {
+                        bool last = seg->used_pages == 1;
+                        page_retire(th, pg, seg); /* frees seg with its last page */
+                        if (last) break;
+                    } else {
+                        page_unfull(th, pg);
+                    }
+                }
+            }
+            seg = nseg;
+        }
+    }
+    _hm_theap_purge(th, _hm_prim_clock_ms(), force);
+}
+
+/* ---- the generic allocation path --------------------------------------------------------- */
+static hm_noinline void theap_maintain(hm_theap_t *th) {
+    uint32_t now = _hm_prim_clock_ms();
+    if (!_hm_time_reached(now, th->next_purge_ms)) return;
+    hm_manager *mgr = th->heap->mgr;
+    th->next_purge_ms = now + (mgr->cfg.purge_delay_ms / 2) + 1;
+    _hm_theap_purge(th, now, false);
+    if (atomic_load_explicit(&mgr->cache_count, memory_order_relaxed) != 0)
+        _hm_cache_purge(mgr, false);
+}
+
+void *_hm_page_alloc_generic(hm_theap_t *th, size_t size, int level) {
+    if (atomic_load_explicit(&th->pending, memory_order_relaxed) != NULL)
+        _hm_theap_process_pending(th);
+    if ((++th->slow_calls & 63) == 0) theap_maintain(th);
+    size_t bin = _hm_bin_of(size);
+    hm_page_queue_t *q = &th->queues[bin];
+    hm_page_t *pg = q->first;
+    while (pg != NULL) {
+        hm_page_t *next = pg->next;
+        if (pg->free == NULL) _hm_page_collect(pg);
+        if (pg->free == NULL && pg->capacity < pg->reserved) page_extend(pg);
+        if (pg->free != NULL) {
+            queue_move_front(th, pg);
+            break;
+        }
+        if (!page_to_full(th, pg)) {
+            /* remote frees arrived between collect and the state change */
+            _hm_page_collect(pg);
+            if (pg->free != NULL) {
+                queue_move_front(th, pg);
+                break;
+            }
+        }
+        pg = next;
+    }
+    if (pg == NULL) {
+        pg = page_fresh(th, bin, level);
+        if (pg == NULL) return NULL;
+        page_extend(pg);
+    }
+    hm_block_t *b = pg->free;
+    pg->free = b->next;
+    pg->used++;
+    return b;
+}

@@ -1,0 +1,419 @@
+/* segment.c: segments, the segment map, huge blocks and the manager's segment cache.
+ *
+ * A standard segment is 4 MiB at a 4 MiB boundary: its header (hm_segment_t and the page
+ * table) at the start, then pages of one size. The segment map has one bit per 4 MiB unit of
+ * the 48-bit address space (8 MiB of .bss, touched only where segments live) and is what
+ * every free consults first. A huge segment holds one block; it is a mapping of any size
+ * whose first unit carries the header. A block aligned to 4 MiB or more cannot share its unit
+ * with the header, so its header sits one unit below it and a second map (the aligned map)
+ * marks the block's unit; only the slow path reads that map.
+ *
+ * Empty segments go to the manager's cache (newest first); a cached segment keeps its map bit
+ * (all its pages read as unused, so a stale pointer into it is still refused) and its memory
+ * is decommitted once the purge delay has passed. */
+#include <string.h>
+
+#include "internal.h"
+
+#define HM_MAP_WORDS (((size_t)1 << (HM_ADDR_BITS - HM_SEGMENT_SHIFT)) / 64)
+
+_Atomic(uint64_t) _hm_segmap[HM_MAP_WORDS];
+static _Atomic(uint64_t) aligned_map[HM_MAP_WORDS];
+/* units inside a huge mapping that neither map marks: a pointer there is ours but no block */
+static _Atomic(uint64_t) cover_map[HM_MAP_WORDS];
+
+static void map_set(_Atomic(uint64_t) *map, uintptr_t unit, bool on) {
+    uintptr_t idx = unit >> HM_SEGMENT_SHIFT;
+    uint64_t bit = (uint64_t)1 << (idx & 63);
+    if (on)
+        atomic_fetch_or_explicit(&map[idx >> 6], bit, memory_order_release);
+    else
+        atomic_fetch_and_explicit(&map[idx >> 6], ~bit, memory_order_release);
+}
+
+static bool map_get(_Atomic(uint64_t) *map, uintptr_t unit) {
+    uintptr_t idx = unit >> HM_SEGMENT_SHIFT;
+    if (unit >> HM_ADDR_BITS) return false;
+    return (atomic_load_explicit(&map[idx >> 6], memory_order_acquire) >> (idx & 63)) & 1;
+}
+
+bool _hm_unit_covered(uintptr_t unit) {
+    return map_get(cover_map, unit);
+}
+
+/* Mark (or clear) the units of a huge mapping beyond the one holding its block start. */
+static void cover_set(const hm_segment_t *seg, bool on) {
+    uintptr_t first = (uintptr_t)seg->base;
+    uintptr_t end = first + seg->size;
+    uintptr_t marked = seg->aligned_huge ? first + HM_SEGMENT_SIZE : first;
+    for (uintptr_t u = first; u < end; u += HM_SEGMENT_SIZE)
+        if (u != marked) map_set(cover_map, u, on);
+}
+
+hm_segment_t *_hm_aligned_huge_at(uintptr_t unit) {
+    if (!map_get(aligned_map, unit)) return NULL;
+    return (hm_segment_t *)(unit - HM_SEGMENT_SIZE);
+}
+
+size_t _hm_segment_header_size(size_t page_count) {
+    size_t h = sizeof(hm_segment_t) + page_count * sizeof(hm_page_t);
+    return (h + HM_OS_PAGE - 1) & ~(size_t)(HM_OS_PAGE - 1);
+}
+
+void _hm_segment_decommit(hm_segment_t *seg, uint8_t *p, size_t size) {
+    _hm_prim_decommit(p, size);
+    if (size > seg->committed) size = seg->committed;
+    seg->committed -= size;
+    if (seg->heap != NULL)
+        _hm_heap_account(seg->heap, seg->mgr, -(ptrdiff_t)size);
+    else
+        _hm_heap_account(NULL, seg->mgr, -(ptrdiff_t)size);
+}
+
+/* ---- the cache -------------------------------------------------------------------------- */
+static void cache_unlink(hm_manager *mgr, hm_segment_t *seg) {
+    if (seg->prev)
+        seg->prev->next = seg->next;
+    else
+        mgr->cache = seg->next;
+    if (seg->next) seg->next->prev = seg->prev;
+    seg->next = seg->prev = NULL;
+    atomic_store_explicit(&mgr->cache_count, mgr->cache_count - 1, memory_order_relaxed);
+    mgr->cache_bytes -= seg->size;
+}
+
+/* Unmap a segment for good: map bits off, accounting undone. */
+static void segment_unmap(hm_segment_t *seg) {
+    hm_manager *mgr = seg->mgr;
+    if (seg->kind == HM_SEG_HUGE) cover_set(seg, false);
+    if (seg->aligned_huge) {
+        map_set(aligned_map, (uintptr_t)seg + HM_SEGMENT_SIZE, false);
+    } else {
+        map_set(_hm_segmap, (uintptr_t)seg, false);
+    }
+    size_t committed = seg->committed;
+    hm_heap *heap = seg->heap;
+    void *base = seg->base;
+    size_t size = seg->size;
+    _hm_heap_account(heap, mgr, -(ptrdiff_t)committed);
+    _hm_prim_unmap(base, size);
+}
+
+static void cache_purge_locked(hm_manager *mgr, uint32_t now, bool force) {
+    /* Newest first: walk to the end, unmapping what is over the byte limit, decommitting
+     * what has expired. */
+    size_t kept = 0;
+    hm_segment_t *seg = mgr->cache;
+    while (seg != NULL) {
+        hm_segment_t *next = seg->next;
+        kept += seg->size;
+        if (force || kept > mgr->cfg.segment_cache || mgr->cache_count > HM_CACHE_MAX_ENTRIES) {
+            cache_unlink(mgr, seg);
+            kept -= seg->size;
+            segment_unmap(seg);
+        } else if (_hm_time_reached(now, seg->expire) &&
+                   seg->committed > _hm_segment_header_size(seg->page_count)) {
+            size_t h = _hm_segment_header_size(seg->page_count);
+            _hm_segment_decommit(seg, (uint8_t *)seg + h, seg->size - h);
+            seg->committed = h;
+            for (size_t i = 0; i < seg->page_count; i++)
+                seg->pages[i].committed = 0;
+        }
+        seg = next;
+    }
+}
+
+void _hm_cache_purge(hm_manager *mgr, bool force) {
+    pthread_mutex_lock(&mgr->cache_lock);
+    cache_purge_locked(mgr, _hm_prim_clock_ms(), force);
+    pthread_mutex_unlock(&mgr->cache_lock);
+}
+
+void _hm_cache_clear(hm_manager *mgr) {
+    _hm_cache_purge(mgr, true);
+}
+
+/* Put an empty segment into the cache, or unmap it when caching is off. */
+static void cache_put(hm_segment_t *seg) {
+    hm_manager *mgr = seg->mgr;
+    /* The heap no longer holds its committed bytes; the manager still does. */
+    if (seg->heap != NULL) {
+        hm_heap *heap = seg->heap;
+        atomic_fetch_sub_explicit(&heap->committed, seg->committed, memory_order_relaxed);
+    }
+    seg->heap = NULL;
+    seg->theap = NULL;
+    atomic_store_explicit(&seg->tid, HM_TID_NONE, memory_order_relaxed);
+    for (size_t i = 0; i < seg->page_count; i++) {
+        seg->pages[i].area = 0;
+        seg->pages[i].block_size = 0;
+    }
+    if (seg->aligned_huge || mgr->cfg.segment_cache == 0 || seg->size > mgr->cfg.segment_cache) {
+        segment_unmap(seg);
+        return;
+    }
+    uint32_t now = _hm_prim_clock_ms();
+    seg->expire = now + mgr->cfg.purge_delay_ms;
+    pthread_mutex_lock(&mgr->cache_lock);
+    seg->prev = NULL;
+    seg->next = mgr->cache;
+    if (mgr->cache) mgr->cache->prev = seg;
+    mgr->cache = seg;
+    atomic_store_explicit(&mgr->cache_count, mgr->cache_count + 1, memory_order_relaxed);
+    mgr->cache_bytes += seg->size;
+    cache_purge_locked(mgr, now, false);
+    if (mgr->cfg.purge_delay_ms == 0 && seg->committed > _hm_segment_header_size(seg->page_count)) {
+        size_t h = _hm_segment_header_size(seg->page_count);
+        _hm_segment_decommit(seg, (uint8_t *)seg + h, seg->size - h);
+        seg->committed = h;
+        for (size_t i = 0; i < seg->page_count; i++)
+            seg->pages[i].committed = 0;
+    }
+    pthread_mutex_unlock(&mgr->cache_lock);
+}
+
+/* Take a cached segment of at least `min_size` bytes (at most 2x it) and of the right kind
+ * of mapping; NULL if none. */
+static hm_segment_t *cache_take(hm_manager *mgr, size_t min_size, size_t max_size, bool exec,
+                                bool huge) {
+    if (atomic_load_explicit(&mgr->cache_count, memory_order_relaxed) == 0) return NULL;
+    pthread_mutex_lock(&mgr->cache_lock);
+    hm_segment_t *seg = mgr->cache;
+    for (; seg != NULL; seg = seg->next) {
+        if (seg->exec == exec && (seg->kind == HM_SEG_HUGE) == huge && seg->size >= min_size &&
+            seg->size <= max_size)
+            break;
+    }
+    if (seg != NULL) cache_unlink(mgr, seg);
+    pthread_mutex_unlock(&mgr->cache_lock);
+    return seg;
+}
+
+/* ---- standard segments ------------------------------------------------------------------- */
+static void segment_init_pages(hm_segment_t *seg, hm_segment_kind_t kind, bool fresh) {
+    size_t n = kind == HM_SEG_SMALL ? HM_SMALL_PAGES : HM_MEDIUM_PAGES;
+    uint32_t shift = kind == HM_SEG_SMALL ? HM_SMALL_PAGE_SHIFT : HM_MEDIUM_PAGE_SHIFT;
+    size_t h = _hm_segment_header_size(n);
+    if (!fresh && seg->kind != (uint32_t)kind) {
+        /* A different page geometry: start from a clean, decommitted segment. */
+        size_t old_h = _hm_segment_header_size(seg->page_count);
+        if (seg->committed > old_h) {
+            _hm_segment_decommit(seg, (uint8_t *)seg + old_h, seg->size - old_h);
+        }
+        seg->committed = old_h;
+        fresh = true;
+    }
+    if (fresh) memset(seg->pages, 0, n * sizeof(hm_page_t));
+    seg->kind = kind;
+    seg->page_shift = shift;
+    seg->page_count = n;
+    seg->used_pages = 0;
+    for (size_t i = 0; i < n; i++) {
+        hm_page_t *pg = &seg->pages[i];
+        uint8_t committed = fresh ? 0 : pg->committed;
+        memset(pg, 0, sizeof *pg);
+        pg->committed = committed;
+        pg->start = (uint8_t *)seg + (i << shift) + (i == 0 ? h : 0);
+    }
+    if (fresh) {
+        /* the header lives in page 0: count page 0 as committed from the start */
+        seg->pages[0].committed = 1;
+    }
+}
+
+hm_segment_t *_hm_segment_alloc(hm_theap_t *th, hm_segment_kind_t kind) {
+    hm_heap *heap = th->heap;
+    hm_manager *mgr = heap->mgr;
+    bool exec = (heap->flags & HM_HEAP_EXECUTABLE) != 0;
+    hm_segment_t *seg = cache_take(mgr, HM_SEGMENT_SIZE, HM_SEGMENT_SIZE, exec, false);
+    if (seg != NULL) {
+        /* The cached committed bytes move back to this heap (the manager keeps them). */
+        seg->heap = heap;
+        atomic_fetch_add_explicit(&heap->committed, seg->committed, memory_order_relaxed);
+        segment_init_pages(seg, kind, false);
+    } else {
+        size_t n = kind == HM_SEG_SMALL ? HM_SMALL_PAGES : HM_MEDIUM_PAGES;
+        size_t h = _hm_segment_header_size(n);
+        size_t first_page = kind == HM_SEG_SMALL ? ((size_t)1 << HM_SMALL_PAGE_SHIFT)
+                                                 : ((size_t)1 << HM_MEDIUM_PAGE_SHIFT);
+        (void)h;
+        if (!_hm_commit(heap, first_page, eProcessCritical)) return NULL;
+        seg = _hm_prim_map_aligned(HM_SEGMENT_SIZE, HM_SEGMENT_SIZE, exec);
+        if (seg == NULL) {
+            _hm_uncommit(heap, first_page);
+            return NULL;
+        }
+        seg->base = (uint8_t *)seg;
+        seg->size = HM_SEGMENT_SIZE;
+        seg->exec = exec;
+        seg->mgr = mgr;
+        seg->heap = heap;
+        seg->committed = first_page;
+        segment_init_pages(seg, kind, true);
+        map_set(_hm_segmap, (uintptr_t)seg, true);
+    }
+    seg->heap = heap;
+    seg->theap = th;
+    seg->aligned_huge = false;
+    atomic_store_explicit(&seg->tid, (heap->flags & HM_HEAP_THREADSAFE) ? th->tid : HM_TID_ANY,
+                          memory_order_release);
+    /* link into the theap's segment list */
+    seg->prev = NULL;
+    seg->next = th->segs[kind];
+    if (seg->next) seg->next->prev = seg;
+    th->segs[kind] = seg;
+    return seg;
+}
+
+void _hm_segment_free(hm_segment_t *seg) {
+    hm_theap_t *th = seg->theap;
+    if (seg->prev)
+        seg->prev->next = seg->next;
+    else
+        th->segs[seg->kind] = seg->next;
+    if (seg->next) seg->next->prev = seg->prev;
+    seg->next = seg->prev = NULL;
+    /* empty pages of this segment no longer count as the theap's purge candidates */
+    for (size_t i = 0; i < seg->page_count; i++) {
+        hm_page_t *pg = &seg->pages[i];
+        if (pg->committed && pg->block_size == 0 && i != 0 && th->free_committed_pages > 0)
+            th->free_committed_pages--;
+    }
+    cache_put(seg);
+}
+
+void _hm_segment_release(hm_segment_t *seg) {
+    segment_unmap(seg);
+}
+
+/* ---- huge segments ------------------------------------------------------------------------ */
+hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align) {
+    hm_heap *heap = th->heap;
+    hm_manager *mgr = heap->mgr;
+    bool exec = (heap->flags & HM_HEAP_EXECUTABLE) != 0;
+    size_t h = _hm_segment_header_size(1);
+    if (size > HM_MAX_ALLOC - 2 * HM_SEGMENT_SIZE || align > HM_MAX_ALLOC / 4) return NULL;
+    size_t usable = (size + HM_OS_PAGE - 1) & ~(size_t)(HM_OS_PAGE - 1);
+    if (usable == 0) usable = HM_OS_PAGE;
+    bool aligned_huge = align >= HM_SEGMENT_SIZE;
+    size_t offset; /* of the block from the segment header */
+    if (aligned_huge)
+        offset = HM_SEGMENT_SIZE;
+    else
+        offset = align <= h ? h : align;
+    size_t need = offset + usable;
+    hm_segment_t *seg = NULL;
+    uint8_t *base = NULL;
+    size_t map_size = 0;
+    if (!aligned_huge) {
+        size_t units = (need + HM_SEGMENT_MASK) & ~HM_SEGMENT_MASK;
+        seg = cache_take(mgr, need, units + units / 2, exec, true);
+        if (seg != NULL) {
+            base = seg->base;
+            map_size = seg->size;
+            seg->heap = heap;
+            atomic_fetch_add_explicit(&heap->committed, seg->committed, memory_order_relaxed);
+            /* account the part that will now be touched beyond what stays committed */
+            if (need > seg->committed) {
+                if (!_hm_commit(heap, need - seg->committed, eProcessCritical)) {
+                    /* give it back untouched */
+                    cache_put(seg);
+                    return NULL;
+                }
+                seg->committed = need;
+            }
+        }
+    }
+    if (seg == NULL) {
+        if (!_hm_commit(heap, h + usable, eProcessCritical)) return NULL;
+        if (aligned_huge) {
+            /* reserve so that a unit at `align` has one free unit below it for the header */
+            size_t total =
+                HM_SEGMENT_SIZE + align + ((usable + HM_SEGMENT_MASK) & ~HM_SEGMENT_MASK);
+            uint8_t *q = _hm_prim_map_aligned(total, HM_SEGMENT_SIZE, exec);
+            if (q == NULL) {
+                _hm_uncommit(heap, h + usable);
+                return NULL;
+            }
+            uint8_t *blk =
+                (uint8_t *)(((uintptr_t)q + HM_SEGMENT_SIZE + align - 1) & ~(uintptr_t)(align - 1));
+            uint8_t *s = blk - HM_SEGMENT_SIZE;
+            if (s > q) _hm_prim_unmap(q, (size_t)(s - q));
+            uint8_t *end = blk + ((usable + HM_SEGMENT_MASK) & ~HM_SEGMENT_MASK);
+            if (q + total > end) _hm_prim_unmap(end, (size_t)(q + total - end));
+            base = s;
+            map_size = (size_t)(end - s);
+        } else {
+            map_size = (need + HM_SEGMENT_MASK) & ~HM_SEGMENT_MASK;
+            base = _hm_prim_map_aligned(map_size, HM_SEGMENT_SIZE, exec);
+            if (base == NULL) {
+                _hm_uncommit(heap, h + usable);
+                return NULL;
+            }
+        }
+        seg = (hm_segment_t *)base;
+        seg->committed = h + usable;
+        seg->mgr = mgr;
+        seg->heap = heap;
+    }
+    seg->base = base;
+    seg->size = map_size;
+    seg->huge_size = usable;
+    seg->exec = exec;
+    seg->kind = HM_SEG_HUGE;
+    seg->page_shift = HM_SEGMENT_SHIFT + 20; /* every interior offset maps to page 0 */
+    seg->page_count = 1;
+    seg->used_pages = 1;
+    seg->aligned_huge = aligned_huge;
+    seg->theap = th;
+    /* frees of huge blocks all take the same path, from any thread */
+    atomic_store_explicit(&seg->tid, HM_TID_ANY, memory_order_relaxed);
+    hm_page_t *pg = &seg->pages[0];
+    memset(pg, 0, sizeof *pg);
+    pg->start = (uint8_t *)seg + offset;
+    pg->area = 1; /* only offset 0 is a block start */
+    pg->div_magic = 1;
+    pg->block_size = 0;
+    pg->is_huge = 1;
+    pg->used = 1;
+    pg->reserved = 1;
+    pg->capacity = 1;
+    pg->committed = 1;
+    pg->bin = 0;
+    /* huge segments are listed in the heap, so any thread can free them */
+    pthread_mutex_lock(&heap->lock);
+    seg->prev = NULL;
+    seg->next = heap->huge;
+    if (heap->huge) heap->huge->prev = seg;
+    heap->huge = seg;
+    heap->huge_count++;
+    pthread_mutex_unlock(&heap->lock);
+    if (aligned_huge)
+        map_set(aligned_map, (uintptr_t)seg + HM_SEGMENT_SIZE, true);
+    else
+        map_set(_hm_segmap, (uintptr_t)seg, true);
+    cover_set(seg, true);
+    return seg;
+}
+
+/* The usable size of a huge block. */
+size_t _hm_huge_usable(const hm_segment_t *seg) {
+    return seg->huge_size;
+}
+
+void _hm_huge_free(hm_segment_t *seg) {
+    hm_heap *heap = seg->heap;
+    pthread_mutex_lock(&heap->lock);
+    if (seg->prev)
+        seg->prev->next = seg->next;
+    else
+        heap->huge = seg->next;
+    if (seg->next) seg->next->prev = seg->prev;
+    seg->next = seg->prev = NULL;
+    heap->huge_count--;
+    pthread_mutex_unlock(&heap->lock);
+    seg->pages[0].area = 0; /* no block starts here any more */
+    seg->pages[0].used = 0;
+    seg->used_pages = 0;
+    cache_put(seg);
+}

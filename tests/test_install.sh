@@ -1,0 +1,171 @@
+#!/bin/sh
+# tests/test_install.sh: the installed package works for its two kinds of consumer.
+#
+# usage: test_install.sh <source dir> [cmake] [cc] [generator] [pkg-config]
+#
+# 1. Configure, build and install the project (tests, benchmarks and examples off) into a
+#    temporary prefix with `cmake --install --prefix`.
+# 2. Compile a small C program with `cc app.c $(pkg-config --cflags --libs hostmalloc)` against
+#    that prefix and run it.
+# 3. Build a tiny CMake project doing find_package(hostmalloc REQUIRED) and linking
+#    hostmalloc::hostmalloc (and hostmalloc::hostmalloc_static) with CMAKE_PREFIX_PATH set to
+#    the prefix, and run it.
+set -eu
+
+src=${1:?usage: test_install.sh <source dir> [cmake] [cc] [generator] [pkg-config]}
+cmake=${2:-cmake}
+cc=${3:-cc}
+generator=${4:-}
+pkgconfig=${5:-pkg-config}
+[ -n "$pkgconfig" ] || pkgconfig=pkg-config
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/hm-install.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT INT TERM
+prefix=$tmp/p
+
+step() { printf '\n==== %s\n' "$*"; }
+die() {
+    printf 'FAIL: %s\n' "$*"
+    exit 1
+}
+
+gen_args=""
+[ -n "$generator" ] && gen_args="-G$generator"
+
+step "configure, build and install $src into $prefix"
+# shellcheck disable=SC2086
+"$cmake" -S "$src" -B "$tmp/b" ${gen_args:+"$gen_args"} -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_C_COMPILER="$cc" -DHM_BUILD_TESTS=OFF -DHM_BUILD_BENCH=OFF \
+    -DHM_BUILD_EXAMPLES=OFF || die "configure"
+"$cmake" --build "$tmp/b" --parallel 2 || die "build"
+"$cmake" --install "$tmp/b" --prefix "$prefix" || die "install"
+
+find "$prefix" -type f -o -type l | sed "s|^$prefix/|    |" | sort
+[ -f "$prefix/include/hostmalloc/hostmalloc.h" ] || die "hostmalloc.h not installed"
+[ -f "$prefix/include/hostmalloc/hosting.h" ] || die "hosting.h not installed"
+pcfile=$(find "$prefix" -name hostmalloc.pc | head -n 1)
+[ -n "$pcfile" ] || die "hostmalloc.pc not installed"
+pcdir=$(dirname "$pcfile")
+libdir=$(dirname "$pcdir")
+ls "$libdir"/libhostmalloc.so* >/dev/null 2>&1 || die "libhostmalloc.so not installed in $libdir"
+[ -f "$libdir/libhostmalloc.a" ] || die "libhostmalloc.a not installed in $libdir"
+[ -f "$libdir/cmake/hostmalloc/hostmallocConfig.cmake" ] ||
+    die "hostmallocConfig.cmake not installed in $libdir/cmake/hostmalloc"
+
+# The consumer program: both doors, exit status and output checked.
+cat >"$tmp/app.c" <<'EOF'
+#include <stdio.h>
+#include <string.h>
+#include <hostmalloc/hostmalloc.h>
+
+int main(void) {
+    IHostMemoryManager *mgr = NULL;
+    IHostMalloc *m = NULL;
+    void *p = NULL;
+    if (hm_create_host_memory_manager(NULL, &mgr) != S_OK || !mgr) return 10;
+    if (IHostMemoryManager_CreateMalloc(mgr, MALLOC_THREADSAFE, &m) != S_OK || !m) return 11;
+    if (IHostMalloc_Alloc(m, 1000, eTaskCritical, &p) != S_OK || !p) return 12;
+    memset(p, 0x42, 1000);
+    if (IHostMalloc_Free(m, p) != S_OK) return 13;
+    if (IHostMalloc_Free(m, (void *)&p) != HOST_E_INVALIDOPERATION) return 14;
+    IHostMalloc_Release(m);
+    IHostMemoryManager_Release(mgr);
+
+    hm_heap *h = hm_heap_new(NULL, HM_HEAP_THREADSAFE);
+    if (!h) return 20;
+    char *s = hm_alloc(h, 64);
+    if (!s || hm_heap_of(s) != h) return 21;
+    strcpy(s, "hostmalloc install ok");
+    puts(s);
+    hm_free(s);
+    hm_heap_release(h);
+    return HOSTMALLOC_VERSION == 100 ? 0 : 22;
+}
+EOF
+
+failures=0
+fail() {
+    printf 'FAIL: %s\n' "$*"
+    failures=$((failures + 1))
+}
+
+# Each consumer runs even when the other failed, so one run reports every problem.
+pkgconfig_consumer() {
+    PKG_CONFIG_PATH=$pcdir
+    export PKG_CONFIG_PATH
+    flags=$("$pkgconfig" --cflags --libs hostmalloc) || {
+        fail "pkg-config does not know hostmalloc"
+        return
+    }
+    echo "pkg-config --cflags --libs hostmalloc: $flags"
+    echo "--- $pcfile:"
+    cat "$pcfile"
+    echo "---"
+    # shellcheck disable=SC2086
+    "$cc" -std=gnu11 -Wall -Wextra -o "$tmp/app" "$tmp/app.c" $flags || {
+        fail "compiling with the pkg-config flags (the .pc file must describe the prefix it" \
+            "was installed into: $prefix)"
+        return
+    }
+    out=$(LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$tmp/app") || {
+        fail "the pkg-config consumer exited with status $?"
+        return
+    }
+    [ "$out" = "hostmalloc install ok" ] || {
+        fail "the pkg-config consumer printed '$out'"
+        return
+    }
+    echo "app: $out"
+    # It really uses the installed library.
+    LD_LIBRARY_PATH="$libdir" ldd "$tmp/app" | grep -F "$libdir/libhostmalloc.so" >/dev/null ||
+        fail "the pkg-config consumer does not load $libdir/libhostmalloc.so"
+}
+
+find_package_consumer() {
+    mkdir -p "$tmp/consumer"
+    cp "$tmp/app.c" "$tmp/consumer/app.c"
+    cat >"$tmp/consumer/CMakeLists.txt" <<'EOF2'
+cmake_minimum_required(VERSION 3.16)
+project(hostmalloc_consumer C)
+find_package(hostmalloc 0.1 REQUIRED)
+add_executable(app_shared app.c)
+target_link_libraries(app_shared PRIVATE hostmalloc::hostmalloc)
+add_executable(app_static app.c)
+target_link_libraries(app_static PRIVATE hostmalloc::hostmalloc_static)
+EOF2
+    # shellcheck disable=SC2086
+    "$cmake" -S "$tmp/consumer" -B "$tmp/cb" ${gen_args:+"$gen_args"} -DCMAKE_C_COMPILER="$cc" \
+        -DCMAKE_PREFIX_PATH="$prefix" || {
+        fail "configuring the find_package consumer"
+        return
+    }
+    "$cmake" --build "$tmp/cb" || {
+        fail "building the find_package consumer"
+        return
+    }
+    for exe in app_shared app_static; do
+        if out=$(LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$tmp/cb/$exe"); then
+            if [ "$out" = "hostmalloc install ok" ]; then
+                echo "$exe: $out"
+            else
+                fail "$exe printed '$out'"
+            fi
+        else
+            fail "$exe exited with status $?"
+        fi
+    done
+    if LD_LIBRARY_PATH="$libdir" ldd "$tmp/cb/app_static" | grep -q libhostmalloc; then
+        fail "app_static links libhostmalloc.so dynamically"
+    fi
+}
+
+step "pkg-config consumer"
+pkgconfig_consumer
+step "find_package consumer"
+find_package_consumer
+
+if [ "$failures" -ne 0 ]; then
+    step "$failures failure(s)"
+    exit 1
+fi
+step "OK"

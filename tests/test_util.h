@@ -1,0 +1,176 @@
+/* tests/test_util.h: small helpers shared by the hostmalloc tests.
+ *
+ * - tu_rss_bytes(): resident set size of this process, from /proc/self/statm.
+ * - tu_run_child(): fork, run a function in the child with its stderr captured, and report how
+ *   the child ended (death tests: "this call must abort / must fault").
+ * - tu_unmapped_address(), tu_prot_none_region(): addresses no allocator may touch.
+ * - tu_main(): the common main of the cmocka programs: an optional argument selects one test by
+ *   its exact name (CTest registers every test function of a program on its own).
+ *
+ * Header-only; every function is static so each test program gets its own copy. */
+#ifndef HOSTMALLOC_TEST_UTIL_H
+#define HOSTMALLOC_TEST_UTIL_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#define TU_KIB ((size_t)1024)
+#define TU_MIB ((size_t)1024 * 1024)
+
+#define TU_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+static inline int tu_is_aligned(const void *p, size_t alignment) {
+    return ((uintptr_t)p & (alignment - 1)) == 0;
+}
+
+/* Resident set size in bytes (second field of /proc/self/statm, in pages); 0 on error. */
+static inline size_t tu_rss_bytes(void) {
+    char buf[128];
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = '\0';
+    unsigned long size = 0, resident = 0;
+    if (sscanf(buf, "%lu %lu", &size, &resident) != 2) return 0;
+    return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Fill `p[0..n)` with a pattern that depends on `seed`, and check it back. */
+static inline void tu_fill(void *p, size_t n, unsigned seed) {
+    unsigned char *b = (unsigned char *)p;
+    for (size_t i = 0; i < n; i++)
+        b[i] = (unsigned char)((i * 131u + seed * 7u + (i >> 8)) & 0xFF);
+}
+
+/* Index of the first byte that differs from the tu_fill pattern, or `n` when all match. */
+static inline size_t tu_check(const void *p, size_t n, unsigned seed) {
+    const unsigned char *b = (const unsigned char *)p;
+    for (size_t i = 0; i < n; i++)
+        if (b[i] != (unsigned char)((i * 131u + seed * 7u + (i >> 8)) & 0xFF)) return i;
+    return n;
+}
+
+/* An address inside a region that was mapped and then unmapped again: not mapped now. */
+static inline void *tu_unmapped_address(void) {
+    size_t len = 1 * TU_MIB;
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    munmap(p, len);
+    return (char *)p + 64 * TU_KIB;
+}
+
+/* ---- death tests ---------------------------------------------------------------------------- */
+typedef struct tu_child_result {
+    int status;       /* waitpid status */
+    char err[8192];   /* what the child wrote to stderr (truncated, NUL-terminated) */
+    size_t err_len;
+} tu_child_result;
+
+typedef void (*tu_child_fn)(void *arg);
+
+/* Run fn(arg) in a forked child with stderr redirected to a pipe; the child exits 0 when fn
+ * returns. cmocka's signal handlers are reset to the default in the child (so a fault there
+ * kills it rather than resuming the test runner), core dumps are disabled and an alarm bounds
+ * its run time. Returns 0 when the child ran and was reaped, -1 on a setup error. */
+static inline int tu_run_child(tu_child_fn fn, void *arg, tu_child_result *res) {
+    int fds[2];
+    memset(res, 0, sizeof(*res));
+    if (pipe(fds) != 0) return -1;
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        static const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGSYS, SIGTRAP};
+        for (size_t i = 0; i < TU_ARRAY_SIZE(sigs); i++)
+            signal(sigs[i], SIG_DFL);
+        struct rlimit nocore = {0, 0};
+        setrlimit(RLIMIT_CORE, &nocore);
+        close(fds[0]);
+        dup2(fds[1], STDERR_FILENO);
+        close(fds[1]);
+        alarm(60);
+        fn(arg);
+        _exit(0);
+    }
+    close(fds[1]);
+    for (;;) {
+        char tmp[1024];
+        ssize_t n = read(fds[0], tmp, sizeof(tmp));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        size_t room = sizeof(res->err) - 1 - res->err_len;
+        size_t take = (size_t)n < room ? (size_t)n : room;
+        memcpy(res->err + res->err_len, tmp, take);
+        res->err_len += take;
+    }
+    res->err[res->err_len] = '\0';
+    close(fds[0]);
+    while (waitpid(pid, &res->status, 0) < 0) {
+        if (errno != EINTR) return -1;
+    }
+    return 0;
+}
+
+/* Describe a wait status for failure messages. */
+static inline const char *tu_status_str(int status, char *buf, size_t len) {
+    if (WIFEXITED(status))
+        snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status))
+        snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+    else
+        snprintf(buf, len, "status 0x%x", status);
+    return buf;
+}
+
+/* Assert that the child ended by signal `sig`. */
+#define tu_assert_child_signaled(res, sig)                                                         \
+    do {                                                                                           \
+        char tu_sbuf_[96];                                                                         \
+        if (!WIFSIGNALED((res)->status) || WTERMSIG((res)->status) != (sig))                       \
+            fail_msg("child expected to die by signal %d (%s) but %s; stderr: %s", (sig),          \
+                     strsignal(sig), tu_status_str((res)->status, tu_sbuf_, sizeof(tu_sbuf_)),     \
+                     (res)->err);                                                                  \
+    } while (0)
+
+/* ---- main ----------------------------------------------------------------------------------- */
+/* Run `tests`; with an argument, only the test of that exact name (unknown name: exit 2). */
+static inline int tu_main(const char *group, const struct CMUnitTest *tests, size_t n, int argc,
+                          char **argv) {
+    if (argc > 1) {
+        int found = 0;
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(tests[i].name, argv[1]) == 0) found = 1;
+        if (!found) {
+            fprintf(stderr, "%s: no test named '%s'\n", argv[0], argv[1]);
+            return 2;
+        }
+        cmocka_set_test_filter(argv[1]);
+    }
+    return _cmocka_run_group_tests(group, tests, n, NULL, NULL);
+}
+
+#define TU_MAIN(tests) tu_main(#tests, tests, TU_ARRAY_SIZE(tests), argc, argv)
+
+#endif /* HOSTMALLOC_TEST_UTIL_H */
