@@ -8,7 +8,10 @@
  * whether the 4 MiB unit is ours, the page table says which page, and one multiplication
  * says whether the offset is a multiple of the block size (Lemire's divisibility test:
  * with c = 2^64 / d rounded up, n % d == 0 exactly when n * c mod 2^64 < c, for n, d < 2^32).
- * Then the owner pushes onto local_free, any other thread onto the atomic thread_free. */
+ * Then the owner pushes onto the page's free list, any other thread onto the atomic
+ * thread_free. An owner's free branches off the fast path only for a page that is out of its
+ * queue as full (or huge); pages that become empty are retired later, by the generic path and
+ * the periodic maintenance (page.c), so alloc/free churn on one page stays on the fast paths. */
 #include <errno.h>
 #include <string.h>
 
@@ -101,22 +104,39 @@ void *hm_alloc_aligned(hm_heap *heap, size_t size, size_t alignment) {
 }
 
 /* ---- lookup and free --------------------------------------------------------------------- */
-hm_inline hm_result block_lookup(const void *p, hm_segment_t **segp, hm_page_t **pagep) {
+/* p is in a unit without a segment header: an aligned huge block, or not a block at all. */
+static hm_noinline hm_result lookup_unmapped(const void *p, hm_segment_t **segp,
+                                             hm_page_t **pagep) {
     uintptr_t unit = (uintptr_t)p & ~(uintptr_t)HM_SEGMENT_MASK;
-    hm_segment_t *seg;
-    if (hm_likely(_hm_segmap_has(unit))) {
-        seg = (hm_segment_t *)unit;
-    } else {
-        seg = _hm_aligned_huge_at(unit);
-        if (seg == NULL) return _hm_unit_covered(unit) ? HM_ERR_NOT_BLOCK : HM_ERR_NOT_OWNED;
-    }
+    hm_segment_t *seg = _hm_aligned_huge_at(unit);
+    if (seg == NULL) return _hm_unit_covered(unit) ? HM_ERR_NOT_BLOCK : HM_ERR_NOT_OWNED;
+    hm_page_t *pg = &seg->pages[0];
+    if (p != pg->start || pg->area == 0) return HM_ERR_NOT_BLOCK;
+    *segp = seg;
+    *pagep = pg;
+    return HM_OK;
+}
+
+/* Resolve p to its segment and page if p is the start of a live block of a segment with a
+ * header in p's unit; HM_ERR_NOT_OWNED also when the unit has no header (see
+ * lookup_unmapped, which callers use for that case). */
+hm_inline hm_result block_lookup_fast(const void *p, hm_segment_t **segp, hm_page_t **pagep) {
+    if (hm_unlikely(!_hm_segmap_has((uintptr_t)p))) return HM_ERR_NOT_OWNED;
+    hm_segment_t *seg = (hm_segment_t *)((uintptr_t)p & ~(uintptr_t)HM_SEGMENT_MASK);
     hm_page_t *pg = _hm_page_of(seg, p);
+    __asm__("" : "+r"(pg)); /* compute the page address once (gcc 12 otherwise does it twice) */
     size_t off = (size_t)((const uint8_t *)p - pg->start);
     if (hm_unlikely(off >= pg->area || off * pg->div_magic >= pg->div_magic))
         return HM_ERR_NOT_BLOCK;
     *segp = seg;
     *pagep = pg;
     return HM_OK;
+}
+
+hm_inline hm_result block_lookup(const void *p, hm_segment_t **segp, hm_page_t **pagep) {
+    hm_result r = block_lookup_fast(p, segp, pagep);
+    if (hm_unlikely(r == HM_ERR_NOT_OWNED)) r = lookup_unmapped(p, segp, pagep);
+    return r;
 }
 
 hm_result _hm_block_lookup(const void *p, hm_segment_t **segp, hm_page_t **pagep) {
@@ -126,14 +146,14 @@ hm_result _hm_block_lookup(const void *p, hm_segment_t **segp, hm_page_t **pagep
 hm_inline hm_result free_block(hm_segment_t *seg, hm_page_t *pg, void *p) {
     hm_block_t *b = (hm_block_t *)p;
     uintptr_t tid = atomic_load_explicit(&seg->tid, memory_order_relaxed);
-    if (hm_likely(tid == _hm_thread_id() || tid == HM_TID_ANY)) {
-        b->next = pg->local_free;
-        pg->local_free = b;
-        /* <= 0: now empty (0) or out of its queue as full (HM_USED_FULL set) */
-        if (hm_unlikely((int32_t)--pg->used <= 0)) return _hm_page_free_slow(pg, seg);
-        return HM_OK;
+    if (hm_unlikely(tid != _hm_thread_id())) {
+        if (tid != HM_TID_ANY) return _hm_page_free_remote(pg, seg, b);
     }
-    return _hm_page_free_remote(pg, seg, b);
+    b->next = pg->free;
+    pg->free = b;
+    /* negative: HM_USED_FULL is set (a full page out of its queue, or a huge page) */
+    if (hm_unlikely((int32_t)--pg->used < 0)) return _hm_page_free_slow(pg, seg);
+    return HM_OK;
 }
 
 static hm_cold void free_invalid(const void *p, hm_result r) {
@@ -142,21 +162,39 @@ static hm_cold void free_invalid(const void *p, hm_result r) {
               p);
 }
 
-void hm_free(void *p) {
-    if (p == NULL) return;
+/* Everything but the common case: aligned huge blocks and bad pointers. */
+static hm_noinline void free_slow(void *p) {
     hm_segment_t *seg;
     hm_page_t *pg;
     hm_result r = block_lookup(p, &seg, &pg);
-    if (hm_unlikely(r != HM_OK)) free_invalid(p, r);
+    if (r != HM_OK) free_invalid(p, r);
     free_block(seg, pg, p);
 }
 
-hm_result hm_heap_free(hm_heap *heap, void *p) {
+void hm_free(void *p) {
+    hm_segment_t *seg;
+    hm_page_t *pg;
+    if (hm_unlikely(block_lookup_fast(p, &seg, &pg) != HM_OK)) {
+        if (p != NULL) free_slow(p);
+        return;
+    }
+    free_block(seg, pg, p);
+}
+
+static hm_noinline hm_result heap_free_slow(hm_heap *heap, void *p) {
     if (p == NULL) return HM_OK;
     hm_segment_t *seg;
     hm_page_t *pg;
     hm_result r = block_lookup(p, &seg, &pg);
-    if (hm_unlikely(r != HM_OK)) return r;
+    if (r != HM_OK) return r;
+    if (seg->heap != heap) return HM_ERR_OTHER_HEAP;
+    return free_block(seg, pg, p);
+}
+
+hm_result hm_heap_free(hm_heap *heap, void *p) {
+    hm_segment_t *seg;
+    hm_page_t *pg;
+    if (hm_unlikely(block_lookup_fast(p, &seg, &pg) != HM_OK)) return heap_free_slow(heap, p);
     if (hm_unlikely(seg->heap != heap)) return HM_ERR_OTHER_HEAP;
     return free_block(seg, pg, p);
 }

@@ -7,8 +7,8 @@
  * segment map) says whether a unit starts a hostmalloc segment: that is how a free decides,
  * without touching the pointed-to memory, whether a pointer is ours. A standard segment is
  * cut into pages of one size (64 KiB small pages or 512 KiB medium pages); each page serves
- * one size class with three free lists (mimalloc's sharding): `free` to allocate from,
- * `local_free` for the owner's frees, `thread_free` (atomic) for other threads' frees.
+ * one size class with two free lists: `free`, which the owner thread allocates from and frees
+ * into, and `thread_free` (atomic), which other threads push onto.
  * A huge segment holds one block larger than the medium limit. Segments belong to a
  * per-thread sub-heap (hm_theap) of a heap (hm_heap); heaps belong to a manager
  * (hm_manager), which accounts committed bytes and caches empty segments. */
@@ -89,16 +89,15 @@ typedef struct hm_theap_s hm_theap_t;
 
 struct hm_page_s {
     /* hot: read by alloc and free fast paths */
-    hm_block_t *free;       /* blocks to allocate from (owner only) */
-    hm_block_t *local_free; /* blocks the owner freed (owner only) */
-    uint32_t used;          /* blocks handed out and not freed locally or collected, plus
-                               HM_USED_FULL while the page is out of its queue as full: so
-                               one signed test after `--used` catches both "now empty" and
-                               "was full" on the free fast path */
-    uint32_t block_size;    /* bytes per block; 0 when the page serves no size class */
-    uint8_t *start;         /* first block */
-    size_t area;            /* bytes of the block area (reserved * block_size); 0 if unused */
-    uint64_t div_magic;     /* UINT64_MAX / block_size + 1: off % size == 0 iff off*magic < magic */
+    hm_block_t *free;    /* blocks to allocate from; the owner's frees go here (owner only) */
+    uint32_t used;       /* blocks handed out and not freed locally or collected, plus
+                            HM_USED_FULL while the page is out of its queue as full (and
+                            always on a huge page): the free fast path's one signed test
+                            after `--used` sends exactly those frees to the slow path */
+    uint32_t block_size; /* bytes per block; 0 when the page serves no size class */
+    uint8_t *start;      /* first block */
+    size_t area;         /* bytes of the block area (reserved * block_size); 0 if unused */
+    uint64_t div_magic;  /* UINT64_MAX / block_size + 1: off % size == 0 iff off*magic < magic */
     /* warm */
     uint8_t committed; /* the page's memory is committed (accounted) */
     uint8_t is_huge;   /* the page of a huge segment */
@@ -111,6 +110,7 @@ struct hm_page_s {
     hm_page_t *next;                /* bin queue links (owner only) */
     hm_page_t *prev;
     hm_page_t *_Atomic pending_next; /* link in the theap's pending stack */
+    uint64_t pad_to_96_;             /* 96 bytes: the page index scales with lea+shl */
 };
 
 #define HM_USED_FULL 0x80000000u
@@ -238,11 +238,13 @@ size_t _hm_snprintf(char *buf, size_t cap, const char *fmt, ...);
 size_t _hm_huge_usable(const hm_segment_t *seg);
 size_t _hm_segment_header_size(size_t page_count);
 extern _Atomic(uint64_t) _hm_segmap[];
-hm_inline bool _hm_segmap_has(uintptr_t unit) {
-    uintptr_t idx = unit >> HM_SEGMENT_SHIFT;
-    if (hm_unlikely(unit >> HM_ADDR_BITS)) return false;
-    uint64_t w = atomic_load_explicit(&_hm_segmap[idx >> 6], memory_order_relaxed);
-    return (w >> (idx & 63)) & 1;
+#define HM_MAP_WORDS (((size_t)1 << (HM_ADDR_BITS - HM_SEGMENT_SHIFT)) / 64)
+/* Is there a segment header at the 4 MiB unit of `p`? Any address, even a wild one. */
+hm_inline bool _hm_segmap_has(uintptr_t p) {
+    uintptr_t word = p >> (HM_SEGMENT_SHIFT + 6);
+    if (hm_unlikely(word >= HM_MAP_WORDS)) return false;
+    uint64_t w = atomic_load_explicit(&_hm_segmap[word], memory_order_relaxed);
+    return (w >> ((p >> HM_SEGMENT_SHIFT) & 63)) & 1;
 }
 /* Inside a huge mapping, but not at a unit where a block may start. */
 bool _hm_unit_covered(uintptr_t unit);
@@ -266,11 +268,11 @@ void _hm_segment_decommit(hm_segment_t *seg, uint8_t *p, size_t size);
 /* ---- page.c --------------------------------------------------------------------------------- */
 size_t _hm_bin_of(size_t size);
 size_t _hm_bin_size(size_t bin);
-/* Move other threads' frees and the owner's local frees into page->free. */
+/* Move other threads' frees into page->free. */
 void _hm_page_collect(hm_page_t *page);
 /* Allocate `size` (<= HM_MEDIUM_MAX) from the theap's queues, or a new page. Slow path. */
 void *_hm_page_alloc_generic(hm_theap_t *th, size_t size, int level);
-/* A local free found the page full or empty: requeue or retire it. */
+/* A local free found the page full (or huge): requeue it, retire it, or free the huge block. */
 hm_result _hm_page_free_slow(hm_page_t *page, hm_segment_t *seg);
 /* The page containing p (p inside seg). */
 hm_inline hm_page_t *_hm_page_of(hm_segment_t *seg, const void *p) {

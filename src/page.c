@@ -5,9 +5,12 @@
  * larger than the request (internal waste under 12.5 %). Bins 1..56 (up to 8 KiB) use 64 KiB
  * pages, bins 57..80 (up to 64 KiB) 512 KiB pages; larger blocks are huge (segment.c).
  *
- * A page's three free lists (DESIGN.md §2): the owner allocates from `free` and frees into
- * `local_free`; other threads push onto `thread_free` with one compare-and-swap. When `free`
- * runs dry the owner moves the other two into it (collect). A page that is completely handed
+ * A page's free lists (DESIGN.md §2): the owner allocates from and frees into `free`; other
+ * threads push onto `thread_free` with one compare-and-swap. When `free` runs dry the owner
+ * moves `thread_free` into it (collect). DESIGN.md's third list, `local_free`, is left out:
+ * it exists to force the owner through the generic path regularly, but it also sends every
+ * alloc after a free on an otherwise empty page there (an alloc/free pair loop measured 114
+ * instructions with it, see docs/DESIGN-NOTES.md). A page that is completely handed
  * out leaves its queue ("full") so the generic path never scans it; the first remote free
  * into a full page (tag FULL -> NOTIFIED on thread_free) pushes the page onto the sub-heap's
  * `pending` stack, and the owner puts such pages back into their queues. A NOTIFIED page is
@@ -140,18 +143,6 @@ static void page_collect_thread_free(hm_page_t *pg) {
 }
 
 void _hm_page_collect(hm_page_t *pg) {
-    if (pg->local_free != NULL) {
-        if (pg->free == NULL) {
-            pg->free = pg->local_free;
-        } else {
-            hm_block_t *t = pg->local_free;
-            while (t->next)
-                t = t->next;
-            t->next = pg->free;
-            pg->free = pg->local_free;
-        }
-        pg->local_free = NULL;
-    }
     page_collect_thread_free(pg);
 }
 
@@ -249,7 +240,7 @@ static size_t page_size_of(const hm_segment_t *seg, size_t idx) {
 /* Retire an empty page to its segment; the segment goes to the cache when all are empty. */
 static void page_retire(hm_theap_t *th, hm_page_t *pg, hm_segment_t *seg) {
     if (!_hm_page_in_full(pg)) queue_remove(th, pg);
-    pg->free = pg->local_free = NULL;
+    pg->free = NULL;
     pg->block_size = 0;
     pg->area = 0;
     pg->used = 0;
@@ -348,7 +339,7 @@ static hm_page_t *page_fresh(hm_theap_t *th, size_t bin, int level) {
     pg->div_magic = UINT64_MAX / bs + 1;
     pg->capacity = 0;
     pg->used = 0;
-    pg->free = pg->local_free = NULL;
+    pg->free = NULL;
     atomic_store_explicit(&pg->thread_free, 0, memory_order_relaxed);
     seg->used_pages++;
     if (seg->used_pages == seg->page_count && seg->next != NULL) {
@@ -436,11 +427,29 @@ void _hm_theap_collect(hm_theap_t *th, bool force) {
 }
 
 /* ---- the generic allocation path --------------------------------------------------------- */
+/* Retire the empty pages of every queue but the last page of each. */
+static void theap_retire_empty(hm_theap_t *th) {
+    for (size_t bin = 1; bin < HM_BIN_COUNT; bin++) {
+        hm_page_t *pg = th->queues[bin].first;
+        while (pg != NULL) {
+            hm_page_t *next = pg->next;
+            if (atomic_load_explicit(&pg->thread_free, memory_order_relaxed) & ~HM_TF_MASK)
+                _hm_page_collect(pg);
+            if (page_retirable(th, pg)) {
+                hm_segment_t *seg = (hm_segment_t *)((uintptr_t)pg & ~HM_SEGMENT_MASK);
+                page_retire(th, pg, seg);
+            }
+            pg = next;
+        }
+    }
+}
+
 static hm_noinline void theap_maintain(hm_theap_t *th) {
     uint32_t now = _hm_prim_clock_ms();
     if (!_hm_time_reached(now, th->next_purge_ms)) return;
     hm_manager *mgr = th->heap->mgr;
     th->next_purge_ms = now + (mgr->cfg.purge_delay_ms / 2) + 1;
+    theap_retire_empty(th);
     _hm_theap_purge(th, now, false);
     if (atomic_load_explicit(&mgr->cache_count, memory_order_relaxed) != 0)
         _hm_cache_purge(mgr, false);

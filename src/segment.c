@@ -15,8 +15,6 @@
 
 #include "internal.h"
 
-#define HM_MAP_WORDS (((size_t)1 << (HM_ADDR_BITS - HM_SEGMENT_SHIFT)) / 64)
-
 _Atomic(uint64_t) _hm_segmap[HM_MAP_WORDS];
 static _Atomic(uint64_t) aligned_map[HM_MAP_WORDS];
 /* units inside a huge mapping that neither map marks: a pointer there is ours but no block */
@@ -375,7 +373,7 @@ hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align) {
     pg->div_magic = 1;
     pg->block_size = 0;
     pg->is_huge = 1;
-    pg->used = 1;
+    pg->used = HM_USED_FULL | 1; /* its free always takes the slow path */
     pg->reserved = 1;
     pg->capacity = 1;
     pg->committed = 1;

@@ -185,8 +185,8 @@ static void check_iid(const char *name, const IID *iid, uint32_t d1, uint16_t d2
                  iid->Data4[7], (unsigned)d1, d2, d3, d4[0], d4[1], d4[2], d4[3], d4[4], d4[5],
                  d4[6], d4[7]);
     uint8_t bytes[16] = {
-        (uint8_t)d1,        (uint8_t)(d1 >> 8), (uint8_t)(d1 >> 16), (uint8_t)(d1 >> 24),
-        (uint8_t)d2,        (uint8_t)(d2 >> 8), (uint8_t)d3,         (uint8_t)(d3 >> 8),
+        (uint8_t)d1, (uint8_t)(d1 >> 8), (uint8_t)(d1 >> 16), (uint8_t)(d1 >> 24),
+        (uint8_t)d2, (uint8_t)(d2 >> 8), (uint8_t)d3,         (uint8_t)(d3 >> 8),
     };
     memcpy(bytes + 8, d4, 8);
     if (memcmp(iid, bytes, 16) != 0) fail_msg("%s: the bytes in memory differ", name);
@@ -200,12 +200,11 @@ static void test_iid_values(void **state) {
     static const uint8_t cb4[8] = {0xAF, 0x76, 0x6F, 0x42, 0xFC, 0xFC, 0x26, 0x49};
     check_iid("IID_IUnknown", &IID_IUnknown, 0x00000000u, 0x0000, 0x0000, unk4);
     check_iid("IID_IHostMalloc", &IID_IHostMalloc, 0x1831991Cu, 0xCC53, 0x4A31, malloc4);
-    check_iid("IID_IHostMemoryManager", &IID_IHostMemoryManager, 0x7BC698D1u, 0xF9E3, 0x4460,
-              mgr4);
+    check_iid("IID_IHostMemoryManager", &IID_IHostMemoryManager, 0x7BC698D1u, 0xF9E3, 0x4460, mgr4);
     check_iid("IID_ICLRMemoryNotificationCallback", &IID_ICLRMemoryNotificationCallback,
               0x47EB8E57u, 0x0846, 0x4546, cb4);
-    check_iid("IID_IHostMemoryNeededCallback", &IID_IHostMemoryNeededCallback, 0x47EB8E57u,
-              0x0846, 0x4546, cb4);
+    check_iid("IID_IHostMemoryNeededCallback", &IID_IHostMemoryNeededCallback, 0x47EB8E57u, 0x0846,
+              0x4546, cb4);
     assert_memory_equal(&IID_IHostMemoryNeededCallback, &IID_ICLRMemoryNotificationCallback, 16);
     /* Registry-form bytes of IHostMalloc, spelled out once (guards check_iid itself). */
     static const uint8_t malloc_bytes[16] = {0x1C, 0x99, 0x31, 0x18, 0x53, 0xCC, 0x31, 0x4A,
@@ -340,9 +339,9 @@ static void expect_call(int slot, const void *self, long long ret, long long exp
 static void test_call_macros(void **state) {
     (void)state;
     static const IHostMallocVtbl mv = {m_qi, m_addref, m_release, m_alloc, m_debugalloc, m_free};
-    static const IHostMemoryManagerVtbl gv = {g_qi,     g_addref,   g_release,  g_create, g_valloc,
-                                              g_vfree,  g_vquery,   g_vprotect, g_load,   g_register,
-                                              g_needs,  g_acquired, g_released};
+    static const IHostMemoryManagerVtbl gv = {g_qi,    g_addref,   g_release,  g_create, g_valloc,
+                                              g_vfree, g_vquery,   g_vprotect, g_load,   g_register,
+                                              g_needs, g_acquired, g_released};
     static const ICLRMemoryNotificationCallbackVtbl cv = {c_qi, c_addref, c_release, c_notify};
     IHostMalloc m = {&mv};
     IHostMemoryManager g = {&gv};
@@ -359,7 +358,8 @@ static void test_call_macros(void **state) {
     expect_call(1, &m, IHostMalloc_AddRef(&m), 0x101);
     expect_call(2, &m, IHostMalloc_Release(&m), 0x102);
     expect_call(3, &m, IHostMalloc_Alloc(&m, 777, eAppDomainCritical, &pv), 0x103);
-    assert_true(last.args[0] == 777 && last.args[1] == eAppDomainCritical && last.args[2] == U(&pv));
+    assert_true(last.args[0] == 777 && last.args[1] == eAppDomainCritical &&
+                last.args[2] == U(&pv));
     expect_call(4, &m, IHostMalloc_DebugAlloc(&m, 55, eProcessCritical, file, 99, &pv), 0x104);
     assert_true(last.args[0] == 55 && last.args[1] == eProcessCritical && last.args[2] == U(file) &&
                 last.args[3] == 99 && last.args[4] == U(&pv));
@@ -386,8 +386,8 @@ static void test_call_macros(void **state) {
                 last.args[3] == U(&sz));
     expect_call(7, &g, IHostMemoryManager_VirtualProtect(&g, file, 12288, PAGE_READONLY, &dw),
                 0x207);
-    assert_true(last.args[0] == U(file) && last.args[1] == 12288 &&
-                last.args[2] == PAGE_READONLY && last.args[3] == U(&dw));
+    assert_true(last.args[0] == U(file) && last.args[1] == 12288 && last.args[2] == PAGE_READONLY &&
+                last.args[3] == U(&dw));
     expect_call(8, &g, IHostMemoryManager_GetMemoryLoad(&g, &dw, &sz), 0x208);
     assert_true(last.args[0] == U(&dw) && last.args[1] == U(&sz));
     expect_call(9, &g, IHostMemoryManager_RegisterMemoryNotificationCallback(&g, &c), 0x209);

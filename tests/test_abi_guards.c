@@ -26,28 +26,28 @@ typedef struct _GUID {
 #define GUID_DEFINED
 typedef GUID IID;
 #define _IID_DEFINED
-#define S_OK ((HRESULT)0L)
-#define S_FALSE ((HRESULT)1L)
-#define E_POINTER ((HRESULT)0x80004003L)
-#define E_OUTOFMEMORY ((HRESULT)0x8007000EL)
-#define E_INVALIDARG ((HRESULT)0x80070057L)
-#define SUCCEEDED(hr) (((HRESULT)(hr)) >= 0)
-#define FAILED(hr) (((HRESULT)(hr)) < 0)
-#define PAGE_NOACCESS 0x01
-#define PAGE_READONLY 0x02
-#define PAGE_READWRITE 0x04
-#define PAGE_EXECUTE 0x10
-#define PAGE_EXECUTE_READ 0x20
+#define S_OK                   ((HRESULT)0L)
+#define S_FALSE                ((HRESULT)1L)
+#define E_POINTER              ((HRESULT)0x80004003L)
+#define E_OUTOFMEMORY          ((HRESULT)0x8007000EL)
+#define E_INVALIDARG           ((HRESULT)0x80070057L)
+#define SUCCEEDED(hr)          (((HRESULT)(hr)) >= 0)
+#define FAILED(hr)             (((HRESULT)(hr)) < 0)
+#define PAGE_NOACCESS          0x01
+#define PAGE_READONLY          0x02
+#define PAGE_READWRITE         0x04
+#define PAGE_EXECUTE           0x10
+#define PAGE_EXECUTE_READ      0x20
 #define PAGE_EXECUTE_READWRITE 0x40
-#define MEM_COMMIT 0x1000
-#define MEM_RESERVE 0x2000
-#define MEM_DECOMMIT 0x4000
-#define MEM_RELEASE 0x8000
-#define MEM_FREE 0x10000
-#define MEM_PRIVATE 0x20000
-#define MEM_MAPPED 0x40000
-#define MEM_RESET 0x80000
-#define MEM_TOP_DOWN 0x100000
+#define MEM_COMMIT             0x1000
+#define MEM_RESERVE            0x2000
+#define MEM_DECOMMIT           0x4000
+#define MEM_RELEASE            0x8000
+#define MEM_FREE               0x10000
+#define MEM_PRIVATE            0x20000
+#define MEM_MAPPED             0x40000
+#define MEM_RESET              0x80000
+#define MEM_TOP_DOWN           0x100000
 
 #include <hostmalloc/hosting.h>
 #include <hostmalloc/hosting.h> /* twice: the include guard */

@@ -33,15 +33,20 @@ static const EMemoryCriticalLevel k_levels[LEVELS] = {eTaskCritical, eAppDomainC
                                                       eProcessCritical};
 
 /* The sizes every allocation test walks through. */
-static const size_t k_sizes[] = {0,     1,     2,     3,      4,          5,         6,
-                                 7,     8,     9,     10,     11,         12,        13,
-                                 14,    15,    16,    17,     24,         31,        32,
-                                 33,    48,    63,    64,     65,         100,       127,
-                                 128,   129,   255,   256,    257,        500,       1000,
-                                 1024,  2047,  4095,  4096,   4097,       8191,      8192,
-                                 8193,  12345, 32768, 65535,  65536,      65537,     100000,
-                                 262144, 1 << 20, (1 << 20) + 1, 3 << 20, 4 << 20, 8 << 20,
-                                 (size_t)64 << 20};
+static const size_t k_sizes[] = {0,       1,       2,       3,
+                                 4,       5,       6,       7,
+                                 8,       9,       10,      11,
+                                 12,      13,      14,      15,
+                                 16,      17,      24,      31,
+                                 32,      33,      48,      63,
+                                 64,      65,      100,     127,
+                                 128,     129,     255,     256,
+                                 257,     500,     1000,    1024,
+                                 2047,    4095,    4096,    4097,
+                                 8191,    8192,    8193,    12345,
+                                 32768,   65535,   65536,   65537,
+                                 100000,  262144,  1 << 20, (1 << 20) + 1,
+                                 3 << 20, 4 << 20, 8 << 20, (size_t)64 << 20};
 
 /* Formats an HRESULT for messages. */
 #define HR(hr) ((unsigned)(uint32_t)(hr))
@@ -56,7 +61,8 @@ static const size_t k_sizes[] = {0,     1,     2,     3,      4,          5,    
                      #expected);                                                                   \
     } while (0)
 
-/* ---- helpers ---------------------------------------------------------------------------------- */
+/* ---- helpers ----------------------------------------------------------------------------------
+ */
 static IHostMemoryManager *new_manager_cfg(const hm_config *cfg) {
     IHostMemoryManager *mgr = GARBAGE;
     assert_hr(hm_create_host_memory_manager(cfg, &mgr), S_OK);
@@ -102,7 +108,7 @@ static void must_free(IHostMalloc *m, void *p) {
         ULONG a_ = iface##_AddRef(obj);                                                            \
         ULONG r_ = iface##_Release(obj);                                                           \
         if (a_ != (ULONG)(expected) + 1 || r_ != (ULONG)(expected))                                \
-            fail_msg("%s: AddRef returned %u and Release %u; expected a count of %u", #obj, a_,   \
+            fail_msg("%s: AddRef returned %u and Release %u; expected a count of %u", #obj, a_,    \
                      r_, (unsigned)(expected));                                                    \
     } while (0)
 
@@ -149,7 +155,8 @@ static void expect_bad_free(IHostMalloc *m, void *bad, const char *what, const w
     instance_still_works(m, what);
 }
 
-/* ---- manager creation and reference counting -------------------------------------------------- */
+/* ---- manager creation and reference counting --------------------------------------------------
+ */
 static void test_create_manager(void **state) {
     (void)state;
     assert_hr(hm_create_host_memory_manager(NULL, NULL), E_POINTER);
@@ -172,7 +179,8 @@ static void test_create_manager(void **state) {
     assert_int_equal(IHostMemoryManager_Release(mgr), 0);
 }
 
-/* ---- CreateMalloc -------------------------------------------------------------------------------- */
+/* ---- CreateMalloc
+ * -------------------------------------------------------------------------------- */
 static void test_create_malloc_flags(void **state) {
     (void)state;
     IHostMemoryManager *mgr = new_manager();
@@ -197,7 +205,8 @@ static void test_create_malloc_flags(void **state) {
 static void test_create_malloc_bad_args(void **state) {
     (void)state;
     IHostMemoryManager *mgr = new_manager();
-    static const DWORD bad[] = {4, 5, 7, 8, 0x10, 0xFF, 0x100, 0x80000000u, 0x80000001u, 0xFFFFFFFFu};
+    static const DWORD bad[] = {4,    5,     7,           8,           0x10,
+                                0xFF, 0x100, 0x80000000u, 0x80000001u, 0xFFFFFFFFu};
     for (size_t i = 0; i < TU_ARRAY_SIZE(bad); i++) {
         IHostMalloc *m = GARBAGE;
         HRESULT hr = IHostMemoryManager_CreateMalloc(mgr, bad[i], &m);
@@ -212,22 +221,23 @@ static void test_create_malloc_bad_args(void **state) {
     assert_int_equal(IHostMemoryManager_Release(mgr), 0);
 }
 
-/* ---- QueryInterface -------------------------------------------------------------------------------- */
+/* ---- QueryInterface
+ * -------------------------------------------------------------------------------- */
 /* IIDs built from their registry form here, so an implementation comparing IID pointers instead
  * of their contents fails. */
-static const IID k_iid_unknown = {0x00000000, 0x0000, 0x0000,
-                                  {0xC0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x46}};
-static const IID k_iid_malloc = {0x1831991C, 0xCC53, 0x4A31,
-                                 {0xB2, 0x18, 0x04, 0xE9, 0x10, 0x44, 0x64, 0x79}};
-static const IID k_iid_manager = {0x7BC698D1, 0xF9E3, 0x4460,
-                                  {0x9C, 0xDE, 0xD0, 0x42, 0x48, 0xE9, 0xFA, 0x25}};
-static const IID k_iid_random = {0x12345678, 0x9ABC, 0xDEF0,
-                                 {0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88}};
+static const IID k_iid_unknown = {
+    0x00000000, 0x0000, 0x0000, {0xC0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x46}};
+static const IID k_iid_malloc = {
+    0x1831991C, 0xCC53, 0x4A31, {0xB2, 0x18, 0x04, 0xE9, 0x10, 0x44, 0x64, 0x79}};
+static const IID k_iid_manager = {
+    0x7BC698D1, 0xF9E3, 0x4460, {0x9C, 0xDE, 0xD0, 0x42, 0x48, 0xE9, 0xFA, 0x25}};
+static const IID k_iid_random = {
+    0x12345678, 0x9ABC, 0xDEF0, {0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88}};
 /* IHostMalloc's IID with one bit flipped in each part: still no match. */
-static const IID k_iid_malloc_d1 = {0x1831991D, 0xCC53, 0x4A31,
-                                    {0xB2, 0x18, 0x04, 0xE9, 0x10, 0x44, 0x64, 0x79}};
-static const IID k_iid_malloc_d4 = {0x1831991C, 0xCC53, 0x4A31,
-                                    {0xB2, 0x18, 0x04, 0xE9, 0x10, 0x44, 0x64, 0x78}};
+static const IID k_iid_malloc_d1 = {
+    0x1831991D, 0xCC53, 0x4A31, {0xB2, 0x18, 0x04, 0xE9, 0x10, 0x44, 0x64, 0x79}};
+static const IID k_iid_malloc_d4 = {
+    0x1831991C, 0xCC53, 0x4A31, {0xB2, 0x18, 0x04, 0xE9, 0x10, 0x44, 0x64, 0x78}};
 
 typedef HRESULT (*qi_fn)(void *self, REFIID riid, void **ppv);
 typedef ULONG (*ref_fn)(void *self);
@@ -269,8 +279,8 @@ static void qi_must_succeed(const unk *o, const IID *iid, const char *iid_name,
         fail_msg("%s->QueryInterface(%s) returned 0x%08x, expected S_OK", o->name, iid_name,
                  HR(hr));
     if (pv != o->self)
-        fail_msg("%s->QueryInterface(%s) gave %p, expected the object itself %p", o->name,
-                 iid_name, pv, o->self);
+        fail_msg("%s->QueryInterface(%s) gave %p, expected the object itself %p", o->name, iid_name,
+                 pv, o->self);
     /* It carries one reference. */
     ULONG a = o->addref(o->self);
     ULONG r1 = o->release(o->self);
@@ -351,8 +361,8 @@ static void test_query_interface_malloc(void **state) {
         qi_must_succeed(&o, &k_iid_unknown, "a copy of IID_IUnknown", 1);
         qi_must_succeed(&o, &k_iid_malloc, "a copy of IID_IHostMalloc", 1);
         qi_must_fail(&o, &IID_IHostMemoryManager, "IID_IHostMemoryManager", 1);
-        qi_must_fail(&o, &IID_ICLRMemoryNotificationCallback,
-                     "IID_ICLRMemoryNotificationCallback", 1);
+        qi_must_fail(&o, &IID_ICLRMemoryNotificationCallback, "IID_ICLRMemoryNotificationCallback",
+                     1);
         qi_must_fail(&o, &k_iid_random, "a random IID", 1);
         qi_must_fail(&o, &k_iid_malloc_d1, "IID_IHostMalloc with Data1 changed", 1);
         qi_must_fail(&o, &k_iid_malloc_d4, "IID_IHostMalloc with Data4[7] changed", 1);
@@ -363,9 +373,10 @@ static void test_query_interface_malloc(void **state) {
     assert_int_equal(IHostMemoryManager_Release(mgr), 0);
 }
 
-/* ---- atomic reference counts --------------------------------------------------------------------- */
+/* ---- atomic reference counts
+ * --------------------------------------------------------------------- */
 #define REF_THREADS 4
-#define REF_ROUNDS 100000
+#define REF_ROUNDS  100000
 
 typedef struct ref_ctx {
     unk obj;
@@ -409,6 +420,7 @@ static void hammer_refcount(const unk *o) {
 
 static void test_refcount_atomic(void **state) {
     (void)state;
+    tu_die_on_fatal_signals();
     IHostMemoryManager *mgr = new_manager();
     IHostMalloc *m = new_malloc(mgr, MALLOC_THREADSAFE);
     unk om = {mgr, mgr_qi, mgr_addref, mgr_release, "IHostMemoryManager"};
@@ -427,7 +439,8 @@ static void test_refcount_atomic(void **state) {
     IHostMemoryManager_Release(mgr);
 }
 
-/* ---- lifetime ------------------------------------------------------------------------------------- */
+/* ---- lifetime
+ * ------------------------------------------------------------------------------------- */
 static void test_manager_outlived_by_instance(void **state) {
     (void)state;
     IHostMemoryManager *mgr = new_manager();
@@ -466,7 +479,8 @@ static void test_manager_outlived_by_instance(void **state) {
     assert_int_equal(IHostMalloc_Release(m), 0);
 }
 
-/* ---- Alloc ------------------------------------------------------------------------------------------ */
+/* ---- Alloc
+ * ------------------------------------------------------------------------------------------ */
 static void alloc_sizes(IHostMalloc *m, int debug) {
     char file[] = "test_com.c";
     for (int l = 0; l < LEVELS; l++) {
@@ -483,8 +497,8 @@ static void alloc_sizes(IHostMalloc *m, int debug) {
             if (p == NULL || p == GARBAGE)
                 fail_msg("%s(%zu, level %d) gave %p", debug ? "DebugAlloc" : "Alloc", sz, l, p);
             if (!tu_is_aligned(p, 16))
-                fail_msg("%s(%zu) gave %p: not 16-byte aligned", debug ? "DebugAlloc" : "Alloc",
-                         sz, p);
+                fail_msg("%s(%zu) gave %p: not 16-byte aligned", debug ? "DebugAlloc" : "Alloc", sz,
+                         p);
             tu_fill(p, sz, (unsigned)(i + 31 * l));
             blocks[i] = p;
         }
@@ -524,8 +538,7 @@ static void zero_size_unique(IHostMalloc *m, int debug) {
                          HR(hr), p[i]);
             assert_true(tu_is_aligned(p[i], 16));
             for (int j = 0; j < i; j++)
-                if (p[j] == p[i])
-                    fail_msg("two live size-0 blocks share the address %p", p[i]);
+                if (p[j] == p[i]) fail_msg("two live size-0 blocks share the address %p", p[i]);
         }
         for (int i = 0; i < 8; i++)
             must_free(m, p[i]);
@@ -563,16 +576,10 @@ static void alloc_bad_args(IHostMalloc *m, int debug) {
         if (hr != E_POINTER)
             fail_msg("%s(64, level %d, NULL) returned 0x%08x, expected E_POINTER", fn, l, HR(hr));
     }
-    static const size_t huge[] = {SIZE_MAX,
-                                  (size_t)PTRDIFF_MAX + 1,
-                                  SIZE_MAX - 15,
-                                  SIZE_MAX - 4095,
-                                  SIZE_MAX / 2,
-                                  (size_t)PTRDIFF_MAX - 15,
-                                  (size_t)1 << 62,
-                                  (size_t)1 << 48,
-                                  (size_t)1 << 47,
-                                  (size_t)1 << 46};
+    static const size_t huge[] = {
+        SIZE_MAX,        (size_t)PTRDIFF_MAX + 1,  SIZE_MAX - 15,   SIZE_MAX - 4095,
+        SIZE_MAX / 2,    (size_t)PTRDIFF_MAX - 15, (size_t)1 << 62, (size_t)1 << 48,
+        (size_t)1 << 47, (size_t)1 << 46};
     for (int l = 0; l < LEVELS; l++) {
         for (size_t i = 0; i < TU_ARRAY_SIZE(huge); i++) {
             void *p = GARBAGE;
@@ -601,7 +608,8 @@ static void test_alloc_bad_args(void **state) {
     IHostMemoryManager_Release(mgr);
 }
 
-/* ---- DebugAlloc ---------------------------------------------------------------------------------- */
+/* ---- DebugAlloc
+ * ---------------------------------------------------------------------------------- */
 static void test_debug_alloc(void **state) {
     (void)state;
     IHostMemoryManager *mgr = new_manager();
@@ -613,8 +621,8 @@ static void test_debug_alloc(void **state) {
     void *d[32], *a[32];
     for (int i = 0; i < 32; i++) {
         d[i] = GARBAGE;
-        assert_hr(IHostMalloc_DebugAlloc(m, (size_t)i * 40 + 1, eAppDomainCritical, file,
-                                         __LINE__, &d[i]),
+        assert_hr(IHostMalloc_DebugAlloc(m, (size_t)i * 40 + 1, eAppDomainCritical, file, __LINE__,
+                                         &d[i]),
                   S_OK);
         assert_true(d[i] != NULL && tu_is_aligned(d[i], 16));
         a[i] = must_alloc(m, (size_t)i * 40 + 1, eAppDomainCritical);
@@ -623,8 +631,7 @@ static void test_debug_alloc(void **state) {
     }
     for (int i = 0; i < 32; i++) {
         assert_int_equal(tu_check(d[i], (size_t)i * 40 + 1, (unsigned)i), (size_t)i * 40 + 1);
-        assert_int_equal(tu_check(a[i], (size_t)i * 40 + 1, (unsigned)i + 100),
-                         (size_t)i * 40 + 1);
+        assert_int_equal(tu_check(a[i], (size_t)i * 40 + 1, (unsigned)i + 100), (size_t)i * 40 + 1);
     }
     for (int i = 31; i >= 0; i -= 2)
         must_free(m, d[i]);
@@ -654,7 +661,8 @@ static void test_debug_alloc_bad_args(void **state) {
     IHostMemoryManager_Release(mgr);
 }
 
-/* ---- Free ------------------------------------------------------------------------------------------ */
+/* ---- Free
+ * ------------------------------------------------------------------------------------------ */
 static char g_static_buf[4096];
 static const char g_const_buf[64] = "a read-only global";
 
@@ -806,7 +814,8 @@ static void test_free_other_manager(void **state) {
     IHostMemoryManager_Release(mgr2);
 }
 
-/* ---- the last Release frees everything ------------------------------------------------------------ */
+/* ---- the last Release frees everything
+ * ------------------------------------------------------------ */
 static void test_release_frees_live_blocks(void **state) {
     (void)state;
     /* Purge delay 0: memory given back is returned to the OS at once, so RSS shows it. */
@@ -852,7 +861,8 @@ static void test_release_frees_live_blocks(void **state) {
     IHostMemoryManager_Release(mgr);
 }
 
-/* ---- executable instances ----------------------------------------------------------------------- */
+/* ---- executable instances -----------------------------------------------------------------------
+ */
 static const unsigned char k_ret42[] = {0xB8, 0x2A, 0x00, 0x00, 0x00, 0xC3}; /* mov eax,42; ret */
 
 typedef int (*int_fn)(void);
@@ -875,7 +885,7 @@ static void test_executable_instance(void **state) {
         IHostMalloc *x = new_malloc(mgr, types[t]);
         for (size_t s = 0; s < TU_ARRAY_SIZE(sizes); s++) {
             unsigned char *p = must_alloc(x, sizes[s], eTaskCritical);
-            memset(p, 0xCC, sizes[s]); /* int3 everywhere else */
+            memset(p, 0xCC, sizes[s]);              /* int3 everywhere else */
             size_t at = sizes[s] - sizeof(k_ret42); /* the end of the block is executable too */
             memcpy(p, k_ret42, sizeof(k_ret42));
             if (at >= sizeof(k_ret42)) {
@@ -926,12 +936,13 @@ static void test_data_instance_not_executable(void **state) {
     IHostMemoryManager_Release(mgr);
 }
 
-/* ---- threads ---------------------------------------------------------------------------------------- */
+/* ---- threads
+ * ---------------------------------------------------------------------------------------- */
 #define MT_THREADS 8
-#define MT_ITERS 30000
-#define MT_SLOTS 64
-#define MT_XFER 256
-#define MT_PASS 2000
+#define MT_ITERS   30000
+#define MT_SLOTS   64
+#define MT_XFER    256
+#define MT_PASS    2000
 
 typedef struct mt_shared {
     IHostMalloc *m;
@@ -955,13 +966,19 @@ static uint64_t rng_next(uint64_t *s) {
     return *s = x;
 }
 
-/* Each block starts with its size and owner id; the rest is a pattern of both. */
+/* Each block starts with its size; the rest is a pattern of its size and address (whole
+ * blocks up to 4 KiB, the first and last 256 bytes of bigger ones). */
+static unsigned char mt_byte(const unsigned char *p, size_t size, size_t i) {
+    return (unsigned char)(size + i + ((uintptr_t)p >> 4));
+}
+
 static void mt_fill(unsigned char *p, size_t size) {
     if (size < 16) return;
     memcpy(p, &size, sizeof(size));
-    size_t n = size < 512 ? size : 512;
-    for (size_t i = 16; i < n; i++)
-        p[i] = (unsigned char)(size + i);
+    for (size_t i = 16; i < size; i++) {
+        if (size > 4096 && i == 256) i = size - 256;
+        p[i] = mt_byte(p, size, i);
+    }
 }
 
 static int mt_ok(const unsigned char *p, size_t size) {
@@ -969,9 +986,10 @@ static int mt_ok(const unsigned char *p, size_t size) {
     size_t s;
     memcpy(&s, p, sizeof(s));
     if (s != size) return 0;
-    size_t n = size < 512 ? size : 512;
-    for (size_t i = 16; i < n; i++)
-        if (p[i] != (unsigned char)(size + i)) return 0;
+    for (size_t i = 16; i < size; i++) {
+        if (size > 4096 && i == 256) i = size - 256;
+        if (p[i] != mt_byte(p, size, i)) return 0;
+    }
     return 1;
 }
 
@@ -1062,6 +1080,7 @@ static void *mt_thread(void *arg) {
 
 static void test_multithread(void **state) {
     (void)state;
+    tu_die_on_fatal_signals();
     IHostMemoryManager *mgr = new_manager();
     mt_shared *sh = calloc(1, sizeof(*sh));
     assert_non_null(sh);
@@ -1134,6 +1153,7 @@ static void *ser_thread(void *arg) {
 
 static void test_serialized_single_thread_instance(void **state) {
     (void)state;
+    tu_die_on_fatal_signals();
     IHostMemoryManager *mgr = new_manager();
     ser_shared sh = {.m = new_malloc(mgr, 0)};
     pthread_mutex_init(&sh.lock, NULL);

@@ -11,7 +11,7 @@ set -eu
 lib=${1:?usage: test_exports.sh <libhostmalloc.so> <include dir> [nm]}
 incdir=${2:?usage: test_exports.sh <libhostmalloc.so> <include dir> [nm]}
 nm=${3:-nm}
-[ -n "$nm" ] || nm=nm
+[ -n "$nm" ] || nm="nm"
 
 if [ ! -f "$lib" ]; then
     echo "FAIL: no library at $lib"

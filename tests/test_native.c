@@ -23,18 +23,21 @@
 
 #include "test_util.h"
 
-static const size_t k_sizes[] = {0,      1,      2,       7,       8,       9,       15,
-                                 16,     17,     24,      32,      33,      48,      64,
-                                 65,     100,    127,     128,     129,     255,     256,
-                                 257,    500,    1000,    1024,    2000,    4095,    4096,
-                                 4097,   8192,   10000,   16384,   32767,   65536,   65537,
-                                 100000, 131072, 262145,  1 << 20, 2 << 20, 4 << 20, 5 << 20,
-                                 8 << 20, (size_t)32 << 20};
+static const size_t k_sizes[] = {0,       1,       2,       7,
+                                 8,       9,       15,      16,
+                                 17,      24,      32,      33,
+                                 48,      64,      65,      100,
+                                 127,     128,     129,     255,
+                                 256,     257,     500,     1000,
+                                 1024,    2000,    4095,    4096,
+                                 4097,    8192,    10000,   16384,
+                                 32767,   65536,   65537,   100000,
+                                 131072,  262145,  1 << 20, 2 << 20,
+                                 4 << 20, 5 << 20, 8 << 20, (size_t)32 << 20};
 
-static const size_t k_impossible[] = {SIZE_MAX,           SIZE_MAX - 15,
-                                      SIZE_MAX - 4095,    (size_t)PTRDIFF_MAX + 1,
-                                      SIZE_MAX / 2,       (size_t)1 << 62,
-                                      (size_t)1 << 47,    (size_t)1 << 46};
+static const size_t k_impossible[] = {
+    SIZE_MAX,     SIZE_MAX - 15,   SIZE_MAX - 4095, (size_t)PTRDIFF_MAX + 1,
+    SIZE_MAX / 2, (size_t)1 << 62, (size_t)1 << 47, (size_t)1 << 46};
 
 static hm_heap *new_heap(unsigned flags) {
     hm_heap *h = hm_heap_new(NULL, flags);
@@ -73,7 +76,8 @@ static void check_block(hm_heap *h, void *p, size_t size, const char *what) {
                  (void *)h);
 }
 
-/* ---- hm_alloc ---------------------------------------------------------------------------------- */
+/* ---- hm_alloc ----------------------------------------------------------------------------------
+ */
 static void test_alloc(void **state) {
     (void)state;
     static const unsigned flags[] = {0, HM_HEAP_THREADSAFE};
@@ -118,7 +122,8 @@ static void test_alloc(void **state) {
         witness w = witness_new(h, 3000, 9);
         for (size_t i = 0; i < TU_ARRAY_SIZE(k_impossible); i++) {
             void *p = hm_alloc(h, k_impossible[i]);
-            if (p != NULL) fail_msg("hm_alloc(%#zx) returned %p, expected NULL", k_impossible[i], p);
+            if (p != NULL)
+                fail_msg("hm_alloc(%#zx) returned %p, expected NULL", k_impossible[i], p);
             p = hm_alloc_level(h, k_impossible[i], eProcessCritical);
             if (p != NULL) fail_msg("hm_alloc_level(%#zx) returned %p", k_impossible[i], p);
         }
@@ -132,7 +137,8 @@ static void test_alloc(void **state) {
     }
 }
 
-/* ---- hm_calloc ------------------------------------------------------------------------------------ */
+/* ---- hm_calloc
+ * ------------------------------------------------------------------------------------ */
 static int all_zero(const void *p, size_t n) {
     const unsigned char *b = p;
     for (size_t i = 0; i < n; i++)
@@ -204,7 +210,8 @@ static void test_hm_calloc(void **state) {
     hm_heap_release(h);
 }
 
-/* ---- hm_realloc ------------------------------------------------------------------------------------ */
+/* ---- hm_realloc
+ * ------------------------------------------------------------------------------------ */
 static void test_hm_realloc(void **state) {
     (void)state;
     hm_heap *h = new_heap(HM_HEAP_THREADSAFE);
@@ -216,8 +223,8 @@ static void test_hm_realloc(void **state) {
 
     /* Grow through every class, keeping the content. */
     size_t size = 100;
-    static const size_t grow[] = {101, 128, 200, 1000, 4096, 5000, 70000, 300000, 1 << 20, 5 << 20,
-                                  (size_t)17 << 20};
+    static const size_t grow[] = {
+        101, 128, 200, 1000, 4096, 5000, 70000, 300000, 1 << 20, 5 << 20, (size_t)17 << 20};
     for (size_t i = 0; i < TU_ARRAY_SIZE(grow); i++) {
         void *q = hm_realloc(h, p, grow[i]);
         check_block(h, q, grow[i], "hm_realloc grow");
@@ -251,7 +258,8 @@ static void test_hm_realloc(void **state) {
     tu_fill(p, 5000, 2);
     for (size_t i = 0; i < TU_ARRAY_SIZE(k_impossible); i++) {
         q = hm_realloc(h, p, k_impossible[i]);
-        if (q != NULL) fail_msg("hm_realloc(p, %#zx) returned %p, expected NULL", k_impossible[i], q);
+        if (q != NULL)
+            fail_msg("hm_realloc(p, %#zx) returned %p, expected NULL", k_impossible[i], q);
         assert_int_equal(tu_check(p, 5000, 2), 5000);
         assert_ptr_equal(hm_heap_of(p), h);
     }
@@ -289,7 +297,8 @@ static void test_hm_realloc(void **state) {
     hm_heap_release(h);
 }
 
-/* ---- hm_alloc_aligned ------------------------------------------------------------------------------ */
+/* ---- hm_alloc_aligned
+ * ------------------------------------------------------------------------------ */
 static void test_alloc_aligned(void **state) {
     (void)state;
     hm_heap *h = new_heap(HM_HEAP_THREADSAFE);
@@ -315,8 +324,20 @@ static void test_alloc_aligned(void **state) {
                 assert_int_equal(hm_heap_free(h, p[i]), HM_OK);
         }
     }
-    static const size_t not_pow2[] = {0,  3,   5,    6,    12,         24,       48,
-                                      96, 100, 4095, 4097, 3u << 20,   SIZE_MAX, SIZE_MAX / 2,
+    static const size_t not_pow2[] = {0,
+                                      3,
+                                      5,
+                                      6,
+                                      12,
+                                      24,
+                                      48,
+                                      96,
+                                      100,
+                                      4095,
+                                      4097,
+                                      3u << 20,
+                                      SIZE_MAX,
+                                      SIZE_MAX / 2,
                                       ((size_t)1 << 40) + 1};
     for (size_t i = 0; i < TU_ARRAY_SIZE(not_pow2); i++) {
         void *p = hm_alloc_aligned(h, 64, not_pow2[i]);
@@ -334,7 +355,8 @@ static void test_alloc_aligned(void **state) {
     hm_heap_release(h);
 }
 
-/* ---- hm_usable_size ---------------------------------------------------------------------------------- */
+/* ---- hm_usable_size
+ * ---------------------------------------------------------------------------------- */
 static void test_usable_size(void **state) {
     (void)state;
     hm_heap *h = new_heap(HM_HEAP_THREADSAFE);
@@ -370,7 +392,8 @@ static void test_usable_size(void **state) {
     hm_heap_release(h);
 }
 
-/* ---- hm_heap_of -------------------------------------------------------------------------------------- */
+/* ---- hm_heap_of
+ * -------------------------------------------------------------------------------------- */
 static char g_static_buf[4096];
 
 static void test_heap_of(void **state) {
@@ -419,7 +442,8 @@ static void test_heap_of(void **state) {
     hm_manager_release(mgr);
 }
 
-/* ---- hm_heap_free ------------------------------------------------------------------------------------ */
+/* ---- hm_heap_free
+ * ------------------------------------------------------------------------------------ */
 static const char *result_name(hm_result r) {
     switch (r) {
     case HM_OK:
@@ -519,13 +543,15 @@ static void test_heap_free_results(void **state) {
     }
 }
 
-/* ---- heaps and managers ------------------------------------------------------------------------------- */
+/* ---- heaps and managers
+ * ------------------------------------------------------------------------------- */
 static void test_heap_new_flags(void **state) {
     (void)state;
     static const unsigned bad[] = {4, 5, 7, 8, 0x10, 0xFF, 0x80000000u, 0x80000001u, ~0u};
     for (size_t i = 0; i < TU_ARRAY_SIZE(bad); i++) {
         hm_heap *h = hm_heap_new(NULL, bad[i]);
-        if (h != NULL) fail_msg("hm_heap_new(NULL, %#x) returned %p, expected NULL", bad[i], (void *)h);
+        if (h != NULL)
+            fail_msg("hm_heap_new(NULL, %#x) returned %p, expected NULL", bad[i], (void *)h);
     }
     hm_manager *mgr = hm_manager_new(NULL);
     assert_non_null(mgr);
@@ -616,7 +642,8 @@ static void test_non_threadsafe_heap(void **state) {
     hm_heap_release(h);
 }
 
-/* ---- statistics --------------------------------------------------------------------------------------- */
+/* ---- statistics
+ * --------------------------------------------------------------------------------------- */
 static void test_heap_stats(void **state) {
     (void)state;
     hm_manager *mgr = hm_manager_new(NULL);
@@ -719,7 +746,8 @@ static void test_heap_stats_print(void **state) {
     hm_heap_release(h);
 }
 
-/* ---- collection and cross-thread frees -------------------------------------------------------------- */
+/* ---- collection and cross-thread frees
+ * -------------------------------------------------------------- */
 typedef struct xfree_ctx {
     void **blocks;
     int n;
@@ -741,6 +769,7 @@ static void *xfree_thread(void *arg) {
 
 static void test_cross_thread_free(void **state) {
     (void)state;
+    tu_die_on_fatal_signals();
     hm_heap *h = new_heap(HM_HEAP_THREADSAFE);
     enum { N = 20000 };
     void **blocks = malloc(N * sizeof(void *));
@@ -790,7 +819,8 @@ static void test_heap_release_live(void **state) {
     hm_heap_release(keep);
 }
 
-/* ---- memory goes back ---------------------------------------------------------------------------- */
+/* ---- memory goes back
+ * ---------------------------------------------------------------------------- */
 static void test_memory_returned(void **state) {
     (void)state;
     hm_heap *h = new_heap(HM_HEAP_THREADSAFE);
@@ -842,7 +872,8 @@ static void test_memory_returned(void **state) {
     hm_heap_release(h);
 }
 
-/* ---- aborting paths --------------------------------------------------------------------------------- */
+/* ---- aborting paths
+ * --------------------------------------------------------------------------------- */
 typedef struct death_case {
     const char *what;
     void *p;

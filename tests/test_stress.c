@@ -1,6 +1,6 @@
 /* tests/test_stress.c: a self-verifying multi-threaded stress test of a thread-safe IHostMalloc.
  *
- * Usage: test_stress [threads [scale [rounds [seed]]]]   (defaults: 4 2000 20 1)
+ * Usage: test_stress [threads [scale [rounds [seed]]]]   (defaults: 4 4000 50 1)
  *
  * Each round starts `threads` new threads on one MALLOC_THREADSAFE instance. Every thread does
  * 3 * `scale` operations, keeping at most `scale` blocks of its own: allocate (Alloc or, now and
@@ -34,19 +34,22 @@
 
 #include "test_util.h"
 
-/* ---- parameters --------------------------------------------------------------------------------- */
+/* ---- parameters ---------------------------------------------------------------------------------
+ */
 static struct {
     int threads;
     long scale;
     int rounds;
     uint64_t seed;
-} g_cfg = {4, 2000, 20, 1};
+} g_cfg = {4, 4000, 50, 1};
 
-#define XFER_SLOTS 4096
-#define PARTIAL_ABOVE ((size_t)65536) /* bigger blocks: only the first/last 64 bytes are patterned */
+#define XFER_SLOTS 1024
+#define PARTIAL_ABOVE                                                                              \
+    ((size_t)65536) /* bigger blocks: only the first/last 64 bytes are patterned */
 #define EDGE 64
 
-/* ---- shared state ------------------------------------------------------------------------------- */
+/* ---- shared state -------------------------------------------------------------------------------
+ */
 static IHostMalloc *g_malloc;
 static _Atomic(uintptr_t) g_xfer[XFER_SLOTS];
 static atomic_long g_failures;
@@ -64,9 +67,10 @@ static void report(const char *fmt, ...) {
     va_end(ap);
 }
 
-/* ---- pattern -------------------------------------------------------------------------------------
- * Word 0 of a block holds size ^ key(address); byte i >= 8 is byte (i % 8) of
- * key ^ (i / 8) * golden. A block can thus be checked knowing only its address. */
+/* ---- pattern
+ * ------------------------------------------------------------------------------------- Word 0 of a
+ * block holds size ^ key(address); byte i >= 8 is byte (i % 8) of key ^ (i / 8) * golden. A block
+ * can thus be checked knowing only its address. */
 static inline uint64_t key_of(const void *p) {
     uint64_t x = (uint64_t)(uintptr_t)p;
     x ^= x >> 33;
@@ -150,8 +154,8 @@ static size_t check_block(const void *block, const char *when) {
             if (bad == size) return size;
         }
     }
-    report("%s: block %p of %zu bytes: byte %zu is 0x%02x, expected 0x%02x", when, block, size,
-           bad, p[bad], byte_at(key, bad));
+    report("%s: block %p of %zu bytes: byte %zu is 0x%02x, expected 0x%02x", when, block, size, bad,
+           p[bad], byte_at(key, bad));
     return 0;
 }
 
@@ -162,7 +166,8 @@ static void free_block(void *p, const char *when) {
     atomic_fetch_add_explicit(&g_frees, 1, memory_order_relaxed);
 }
 
-/* ---- threads ------------------------------------------------------------------------------------- */
+/* ---- threads
+ * ------------------------------------------------------------------------------------- */
 typedef struct thread_ctx {
     int id;
     uint64_t rng;
@@ -182,9 +187,9 @@ static size_t pick_size(thread_ctx *c) {
     uint64_t r = rnd(c);
     unsigned bucket = (unsigned)(r % 1000);
     r >>= 10;
-    if (bucket < 900) return 8 + (size_t)(r % 1017);                      /* 8 .. 1024 */
-    if (bucket < 998) return 1025 + (size_t)(r % (65536 - 1025 + 1));     /* .. 64 KiB */
-    return ((size_t)1 << 20) + (size_t)(r % ((size_t)3 << 20) + 1);       /* 1 .. 4 MiB */
+    if (bucket < 900) return 8 + (size_t)(r % 1017);                  /* 8 .. 1024 */
+    if (bucket < 998) return 1025 + (size_t)(r % (65536 - 1025 + 1)); /* .. 64 KiB */
+    return ((size_t)1 << 20) + (size_t)(r % ((size_t)3 << 20) + 1);   /* 1 .. 4 MiB */
 }
 
 static void do_alloc(thread_ctx *c) {
@@ -193,15 +198,16 @@ static void do_alloc(thread_ctx *c) {
     uint64_t r = rnd(c);
     EMemoryCriticalLevel lvl = (EMemoryCriticalLevel)(r % 3);
     void *p = NULL;
-    HRESULT hr = (r >> 8) % 20 == 0
-                     ? IHostMalloc_DebugAlloc(g_malloc, size, lvl, file, (int)(r >> 16) & 0xFFFF, &p)
-                     : IHostMalloc_Alloc(g_malloc, size, lvl, &p);
+    HRESULT hr = (r >> 8) % 20 == 0 ? IHostMalloc_DebugAlloc(g_malloc, size, lvl, file,
+                                                             (int)(r >> 16) & 0xFFFF, &p)
+                                    : IHostMalloc_Alloc(g_malloc, size, lvl, &p);
     if (hr != S_OK || p == NULL) {
         report("thread %d: Alloc(%zu, level %d) returned 0x%08x, %p", c->id, size, (int)lvl,
                (unsigned)hr, p);
         return;
     }
-    if (!tu_is_aligned(p, 16)) report("thread %d: Alloc(%zu) gave %p, not 16-byte aligned", c->id, size, p);
+    if (!tu_is_aligned(p, 16))
+        report("thread %d: Alloc(%zu) gave %p, not 16-byte aligned", c->id, size, p);
     fill_block(p, size);
     c->blocks[c->n++] = p;
     atomic_fetch_add_explicit(&g_allocs, 1, memory_order_relaxed);
@@ -239,14 +245,17 @@ static void *thread_main(void *arg) {
             }
         }
         /* Now and then re-check a live block of our own. */
-        if ((op & 63) == 0 && c->n) check_block(c->blocks[rnd(c) % (uint64_t)c->n], "periodic check");
+        if ((op & 63) == 0 && c->n)
+            check_block(c->blocks[rnd(c) % (uint64_t)c->n], "periodic check");
     }
     return NULL;
 }
 
-/* ---- the test --------------------------------------------------------------------------------------- */
+/* ---- the test
+ * --------------------------------------------------------------------------------------- */
 static void test_stress(void **state) {
     (void)state;
+    tu_die_on_fatal_signals();
     IHostMemoryManager *mgr = NULL;
     assert_int_equal(hm_create_host_memory_manager(NULL, &mgr), S_OK);
     g_malloc = NULL;

@@ -78,8 +78,8 @@ static inline void *tu_unmapped_address(void) {
 
 /* ---- death tests ---------------------------------------------------------------------------- */
 typedef struct tu_child_result {
-    int status;       /* waitpid status */
-    char err[8192];   /* what the child wrote to stderr (truncated, NUL-terminated) */
+    int status;     /* waitpid status */
+    char err[8192]; /* what the child wrote to stderr (truncated, NUL-terminated) */
     size_t err_len;
 } tu_child_result;
 
@@ -138,7 +138,8 @@ static inline const char *tu_status_str(int status, char *buf, size_t len) {
     if (WIFEXITED(status))
         snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
     else if (WIFSIGNALED(status))
-        snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+        snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)));
     else
         snprintf(buf, len, "status 0x%x", status);
     return buf;
@@ -153,6 +154,24 @@ static inline const char *tu_status_str(int status, char *buf, size_t len) {
                      strsignal(sig), tu_status_str((res)->status, tu_sbuf_, sizeof(tu_sbuf_)),     \
                      (res)->err);                                                                  \
     } while (0)
+
+/* ---- crashes in threads ---------------------------------------------------------------------
+ * cmocka's handler for SIGSEGV & co. long-jumps back into the test runner, which is undefined
+ * from another thread (the program then dies without a word). Threaded tests call this first:
+ * a fault then prints one line and kills the process by the signal, which CTest reports. */
+static void tu_fatal_signal_handler(int sig) {
+    static const char msg[] = "\nFATAL: signal in a test thread (crash or heap corruption)\n";
+    ssize_t w = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+    (void)w;
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static inline void tu_die_on_fatal_signals(void) {
+    static const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE};
+    for (size_t i = 0; i < TU_ARRAY_SIZE(sigs); i++)
+        signal(sigs[i], tu_fatal_signal_handler);
+}
 
 /* ---- main ----------------------------------------------------------------------------------- */
 /* Run `tests`; with an argument, only the test of that exact name (unknown name: exit 2). */
