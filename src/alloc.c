@@ -33,10 +33,13 @@ static hm_noinline void *theap_alloc_slow(hm_theap_t *th, size_t size, size_t al
     } else if (size > HM_MAX_ALLOC) {
         p = NULL;
     } else {
-        hm_segment_t *seg = _hm_huge_alloc(th, size, align < HM_ALIGN ? HM_ALIGN : align);
+        hm_segment_t *seg = _hm_huge_alloc(th, size, align < HM_ALIGN ? HM_ALIGN : align, level);
         p = seg != NULL ? seg->pages[0].start : NULL;
     }
-    if (p == NULL) errno = ENOMEM;
+    if (p == NULL) {
+        th->failures[level]++;
+        errno = ENOMEM;
+    }
     return p;
 }
 
@@ -47,6 +50,8 @@ static hm_noinline void *alloc_slow(hm_heap *heap, size_t size, int level) {
         errno = ENOMEM;
         return NULL;
     }
+    if ((unsigned)level > eProcessCritical) level = eProcessCritical;
+    th->requests[level]++;
     if (size <= HM_DIRECT_MAX) {
         hm_page_t *pg = th->direct[(size + 15) >> 4];
         hm_block_t *b = pg->free;
@@ -63,11 +68,13 @@ void *hm_alloc_level(hm_heap *heap, size_t size, EMemoryCriticalLevel level) {
     uint64_t id = atomic_load_explicit(&heap->id, memory_order_relaxed);
     hm_tls_entry_t *e = &_hm_tls_cache[id & (HM_TLS_WAYS - 1)];
     if (hm_likely(e->id == id && size <= HM_DIRECT_MAX)) {
-        hm_page_t *pg = e->th->direct[(size + 15) >> 4];
+        hm_theap_t *th = e->th;
+        hm_page_t *pg = th->direct[(size + 15) >> 4];
         hm_block_t *b = pg->free;
         if (hm_likely(b != NULL)) {
             pg->free = b->next;
             pg->used++;
+            th->requests[level & 3]++;
             return b;
         }
     }
@@ -100,6 +107,7 @@ void *hm_alloc_aligned(hm_heap *heap, size_t size, size_t alignment) {
         errno = ENOMEM;
         return NULL;
     }
+    th->requests[eProcessCritical]++;
     return theap_alloc_slow(th, size, alignment, eProcessCritical);
 }
 

@@ -49,31 +49,6 @@ static void thread_key_init(void) {
     pthread_key_create(&thread_key, thread_exit);
 }
 
-void _hm_heap_account(hm_heap *heap, hm_manager *mgr, ptrdiff_t delta) {
-    if (delta == 0) return;
-    if (delta > 0) {
-        size_t d = (size_t)delta;
-        if (heap != NULL) {
-            size_t now = atomic_fetch_add_explicit(&heap->committed, d, memory_order_relaxed) + d;
-            size_t peak = atomic_load_explicit(&heap->peak_committed, memory_order_relaxed);
-            while (now > peak && !atomic_compare_exchange_weak_explicit(
-                                     &heap->peak_committed, &peak, now, memory_order_relaxed,
-                                     memory_order_relaxed)) {
-            }
-        }
-        size_t now = atomic_fetch_add_explicit(&mgr->committed, d, memory_order_relaxed) + d;
-        size_t peak = atomic_load_explicit(&mgr->peak_committed, memory_order_relaxed);
-        while (now > peak &&
-               !atomic_compare_exchange_weak_explicit(&mgr->peak_committed, &peak, now,
-                                                      memory_order_relaxed, memory_order_relaxed)) {
-        }
-    } else {
-        size_t d = (size_t)(-delta);
-        if (heap != NULL) atomic_fetch_sub_explicit(&heap->committed, d, memory_order_relaxed);
-        atomic_fetch_sub_explicit(&mgr->committed, d, memory_order_relaxed);
-    }
-}
-
 /* ---- sub-heaps --------------------------------------------------------------------------- */
 static hm_theap_t *theap_new(hm_heap *heap, uintptr_t tid) {
     hm_theap_t *th = _hm_meta_alloc(sizeof(hm_theap_t));
@@ -248,6 +223,13 @@ hm_heap *hm_heap_new(hm_manager *mgr, unsigned flags) {
     }
     pthread_mutex_unlock(&heap->lock);
     hm_manager_retain(mgr);
+    pthread_mutex_lock(&mgr->heaps_lock);
+    heap->mgr_prev = NULL;
+    heap->mgr_next = mgr->heaps;
+    if (mgr->heaps) mgr->heaps->mgr_prev = heap;
+    mgr->heaps = heap;
+    mgr->heap_count++;
+    pthread_mutex_unlock(&mgr->heaps_lock);
     return heap;
 }
 
@@ -255,6 +237,14 @@ void hm_heap_release(hm_heap *heap) {
     if (heap == NULL) return;
     hm_manager *mgr = heap->mgr;
     if (mgr->cfg.print_stats) hm_heap_stats_print(heap, NULL);
+    pthread_mutex_lock(&mgr->heaps_lock);
+    if (heap->mgr_prev)
+        heap->mgr_prev->mgr_next = heap->mgr_next;
+    else
+        mgr->heaps = heap->mgr_next;
+    if (heap->mgr_next) heap->mgr_next->mgr_prev = heap->mgr_prev;
+    mgr->heap_count--;
+    pthread_mutex_unlock(&mgr->heaps_lock);
     pthread_mutex_lock(&heap->lock);
     atomic_store_explicit(&heap->id, HM_HEAP_ID_DEAD, memory_order_release);
     hm_theap_t *th = heap->theaps;
@@ -268,6 +258,9 @@ void hm_heap_release(hm_heap *heap) {
                 seg = nseg;
             }
         }
+        for (int l = 0; l < 3; l++)
+            atomic_fetch_add_explicit(&mgr->retired_requests[l], th->requests[l],
+                                      memory_order_relaxed);
         th->heap_id = HM_HEAP_ID_DEAD;
         _hm_meta_free(th, sizeof(hm_theap_t));
         th = next;

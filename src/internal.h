@@ -173,6 +173,8 @@ struct hm_theap_s {
     uint64_t slow_calls;        /* generic-path calls, to pace purging */
     uint32_t next_purge_ms;
     size_t free_committed_pages; /* empty pages still committed (purge candidates) */
+    size_t requests[4];          /* allocations by level (owner only; index 3 unused) */
+    size_t failures[3];          /* allocations refused by level (owner only) */
     hm_theap_t *next;            /* in the heap's list of sub-heaps */
     hm_theap_t *prev;
     bool abandoned;
@@ -193,20 +195,67 @@ struct hm_heap {
     _Atomic(size_t) committed; /* bytes committed for this heap */
     _Atomic(size_t) peak_committed;
     hm_heap *next_free; /* in the pool of released heap structs */
+    hm_heap *mgr_next;  /* in the manager's list of heaps (mgr->heaps_lock) */
+    hm_heap *mgr_prev;
 };
 
 #define HM_CACHE_MAX_ENTRIES 64
 
+typedef struct hm_vmem_s hm_vmem_t; /* vmem.c */
+
 struct hm_manager {
     _Atomic(uint32_t) refs;
+    bool is_default;
+    bool faults_on; /* some fault injection is configured */
     hm_config cfg;
-    _Atomic(size_t) committed; /* bytes committed by all heaps of this manager */
+    /* ---- budget (budget.c) ---- */
+    size_t limit;      /* the limit in force */
+    size_t ceiling[3]; /* per level: what committed may reach */
+    size_t low_bytes, neutral_bytes, high_bytes, high_exit_bytes; /* pressure thresholds */
+    _Atomic(size_t) committed; /* bytes committed by all heaps, the cache and vmem */
     _Atomic(size_t) peak_committed;
+    pthread_mutex_t wait_lock; /* process-critical requests wait here for memory */
+    pthread_cond_t wait_cond;
+    _Atomic(int) waiters;
+    /* ---- pressure notifications (budget.c) ---- */
+    _Atomic(int) pressure;       /* the state committed is in now (EMemoryAvailable) */
+    pthread_mutex_t notify_lock; /* guards the fields below; never held during a call */
+    pthread_cond_t notify_cond;  /* wakes the notifier thread */
+    pthread_cond_t idle_cond;    /* the notifier finished a call */
+    pthread_t notifier;
+    bool notifier_started, notifier_stop, in_call;
+    bool destroy_on_exit; /* released from inside a call: the notifier frees it */
+    hm_notify_fn notify_fn;
+    void *notify_arg;
+    int pending; /* state to report (0: none) */
+    int sent;    /* state last reported (0: none yet) */
+    uint32_t last_sent_ms;
+    /* ---- fault injection (budget.c) ---- */
+    _Atomic(uint64_t) fault_count[3];
+    _Atomic(uint64_t) fault_rng;
+    /* ---- statistics ---- */
+    _Atomic(size_t) failures[3];
+    _Atomic(size_t) faults_injected[3];
+    _Atomic(size_t) notifications[4];
+    _Atomic(size_t) retired_requests[3]; /* requests of heaps already released */
+    _Atomic(size_t) vm_requests[3];
+    _Atomic(size_t) runtime_mapped;
+    pthread_mutex_t mapped_lock; /* guards the table of runtime mappings */
+    struct {
+        uintptr_t start;
+        size_t size;
+    } mapped[64]; /* what note_acquired saw, for note_released */
+    /* ---- heaps (heap.c) ---- */
+    pthread_mutex_t heaps_lock;
+    hm_heap *heaps;
+    size_t heap_count;
+    /* ---- segment cache (segment.c) ---- */
     pthread_mutex_t cache_lock;  /* guards the segment cache */
     hm_segment_t *cache;         /* empty segments kept for reuse, newest first */
     _Atomic(size_t) cache_count; /* entries; read without the lock as a hint */
     size_t cache_bytes;          /* mapped bytes in the cache */
-    bool is_default;
+    /* ---- virtual memory regions (vmem.c) ---- */
+    hm_vmem_t *vmem;
 };
 
 /* ---- prim/prim_linux.c: the OS ----------------------------------------------------------- */
@@ -217,6 +266,11 @@ void _hm_prim_unmap(void *p, size_t size);
 /* Give the physical pages back; contents read as zero afterwards. */
 void _hm_prim_decommit(void *p, size_t size);
 uint32_t _hm_prim_clock_ms(void); /* monotonic, wraps after 49 days */
+/* The cgroup memory limit in force (v2 or v1), or physical memory when there is none. */
+size_t _hm_prim_memory_limit(void);
+/* mmap with an exact address (MAP_FIXED_NOREPLACE); NULL if taken or refused. */
+void *_hm_prim_map_at(void *addr, size_t size, int prot);
+int _hm_prim_protect(void *p, size_t size, int prot);
 /* getenv without allocation; NULL if unset. */
 const char *_hm_prim_getenv(const char *name);
 /* Write all of `len` bytes to fd 2, ignoring errors. */
@@ -251,11 +305,11 @@ bool _hm_unit_covered(uintptr_t unit);
 /* The segment whose huge block starts at the 4 MiB unit `unit` (alignment >= 4 MiB), or NULL. */
 hm_segment_t *_hm_aligned_huge_at(uintptr_t unit);
 /* A standard segment of `kind` for `th` from the manager cache or the OS; NULL on failure. */
-hm_segment_t *_hm_segment_alloc(hm_theap_t *th, hm_segment_kind_t kind);
+hm_segment_t *_hm_segment_alloc(hm_theap_t *th, hm_segment_kind_t kind, int level);
 /* Give an empty standard segment back to its manager (cache or OS). Owner only. */
 void _hm_segment_free(hm_segment_t *seg);
 /* A huge segment holding one block of `size` bytes aligned to `align`; NULL on failure. */
-hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align);
+hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align, int level);
 void _hm_huge_free(hm_segment_t *seg);
 /* Unmap a segment at heap release (no cache for its pages' state; accounting undone). */
 void _hm_segment_release(hm_segment_t *seg);
@@ -303,6 +357,7 @@ hm_inline hm_theap_t *_hm_theap_get(hm_heap *heap) {
 }
 /* A fresh, empty page whose queue pointers point at it (the page with no free block). */
 extern hm_page_t _hm_page_empty;
+/* Move `delta` bytes of already-accounted manager memory into (or out of) `heap`'s count. */
 void _hm_heap_account(hm_heap *heap, hm_manager *mgr, ptrdiff_t delta);
 void _hm_theap_init_queues(hm_theap_t *th);
 
@@ -312,12 +367,23 @@ void *_hm_alloc_generic(hm_heap *heap, size_t size, size_t align, int level);
 hm_result _hm_block_lookup(const void *p, hm_segment_t **segp, hm_page_t **pagep);
 
 /* ---- budget.c ------------------------------------------------------------------------------- */
-/* Account `bytes` newly committed by `heap` at `level`. False (nothing counted) if the budget
- * refuses. */
-bool _hm_commit(hm_heap *heap, size_t bytes, int level);
+/* Account `bytes` about to be committed for `th`'s heap at `level`. When the budget says no,
+ * reclaims (the manager's cache, th's empty pages), reports Low, lets a process-critical
+ * request wait up to process_wait_ms, then gives up: false, nothing counted. */
+bool _hm_commit(hm_theap_t *th, size_t bytes, int level);
+/* The same for a commit that belongs to no heap (VirtualAlloc). */
+bool _hm_commit_mgr(hm_manager *mgr, size_t bytes, int level);
 void _hm_uncommit(hm_heap *heap, size_t bytes);
+/* Give `bytes` back to the manager's budget (and `heap`'s count when not NULL). */
+void _hm_heap_account_release(hm_heap *heap, hm_manager *mgr, size_t bytes);
 hm_manager *_hm_manager_default(void);
 void _hm_manager_init(hm_manager *mgr, const hm_config *cfg);
+
+/* ---- vmem.c --------------------------------------------------------------------------------- */
+void _hm_vmem_destroy(hm_manager *mgr);
+void _hm_vmem_stats(hm_manager *mgr, size_t *reserved, size_t *committed);
+/* Read /proc/self/maps for `addr` (no allocation, no lock): fills info, true if mapped. */
+bool _hm_prim_query_mapping(uintptr_t addr, MEMORY_BASIC_INFORMATION *info);
 
 /* ---- stats.c -------------------------------------------------------------------------------- */
 /* Walk every sub-heap and segment of `heap` (caller holds heap->lock). */

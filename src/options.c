@@ -69,15 +69,106 @@ static void env_size(const char *name, size_t *field) {
     }
 }
 
+static void env_unsigned(const char *name, unsigned *field, unsigned max) {
+    size_t v = *field;
+    env_size(name, &v);
+    *field = v > max ? max : (unsigned)v;
+}
+
+/* "0.25" or "1" (no exponent): a probability in [0, 1]. */
+static bool parse_fraction(const char *s, const char **end, double *out) {
+    double v = 0;
+    const char *c = s;
+    for (; *c >= '0' && *c <= '9'; c++)
+        v = v * 10 + (*c - '0');
+    if (*c == '.') {
+        double scale = 0.1;
+        for (c++; *c >= '0' && *c <= '9'; c++, scale /= 10)
+            v += (*c - '0') * scale;
+    }
+    if (c == s || v > 1) return false;
+    *end = c;
+    *out = v;
+    return true;
+}
+
+/* "x" for every level, or "task,appdomain,process". */
+static void env_levels_unsigned(const char *name, unsigned out[3]) {
+    const char *s = _hm_prim_getenv(name);
+    if (s == NULL) return;
+    unsigned v[3];
+    int n = 0;
+    const char *c = s;
+    while (n < 3) {
+        size_t x = 0;
+        const char *start = c;
+        for (; *c >= '0' && *c <= '9'; c++)
+            x = x * 10 + (size_t)(*c - '0');
+        if (c == start || x > 0xFFFFFFFFu) break;
+        v[n++] = (unsigned)x;
+        if (*c != ',') break;
+        c++;
+    }
+    if (*c != '\0' || (n != 1 && n != 3)) {
+        char msg[160];
+        size_t len =
+            _hm_snprintf(msg, sizeof msg, "hostmalloc: ignoring malformed %s=%s\n", name, s);
+        _hm_prim_write_stderr(msg, len);
+        return;
+    }
+    for (int i = 0; i < 3; i++)
+        out[i] = v[n == 1 ? 0 : i];
+}
+
+static void env_levels_double(const char *name, double out[3]) {
+    const char *s = _hm_prim_getenv(name);
+    if (s == NULL) return;
+    double v[3];
+    int n = 0;
+    const char *c = s;
+    while (n < 3 && parse_fraction(c, &c, &v[n])) {
+        n++;
+        if (*c != ',') break;
+        c++;
+    }
+    if (*c != '\0' || (n != 1 && n != 3)) {
+        char msg[160];
+        size_t len =
+            _hm_snprintf(msg, sizeof msg, "hostmalloc: ignoring malformed %s=%s\n", name, s);
+        _hm_prim_write_stderr(msg, len);
+        return;
+    }
+    for (int i = 0; i < 3; i++)
+        out[i] = v[n == 1 ? 0 : i];
+}
+
 void hm_config_init(hm_config *cfg) {
     if (cfg == NULL) return;
     memset(cfg, 0, sizeof *cfg);
+    cfg->limit = 0;
+    cfg->process_wait_ms = 100;
+    cfg->low_pct = 90;
+    cfg->neutral_pct = 80;
+    cfg->high_pct = 50;
+    cfg->notify_interval_ms = 100;
+    cfg->fault_seed = 1;
     cfg->purge_delay_ms = 10;
     cfg->segment_cache = (size_t)32 << 20;
     cfg->print_stats = false;
-    size_t delay = cfg->purge_delay_ms;
-    env_size("HM_PURGE_DELAY", &delay);
-    cfg->purge_delay_ms = delay > 3600000u ? 3600000u : (unsigned)delay;
+    env_size("HM_LIMIT", &cfg->limit);
+    env_size("HM_RESERVE_APPDOMAIN", &cfg->reserve_appdomain);
+    env_size("HM_RESERVE_PROCESS", &cfg->reserve_process);
+    env_unsigned("HM_PROCESS_WAIT", &cfg->process_wait_ms, 3600000u);
+    env_unsigned("HM_LOW_PCT", &cfg->low_pct, 100);
+    env_unsigned("HM_NEUTRAL_PCT", &cfg->neutral_pct, 100);
+    env_unsigned("HM_HIGH_PCT", &cfg->high_pct, 100);
+    env_unsigned("HM_NOTIFY_INTERVAL", &cfg->notify_interval_ms, 3600000u);
+    env_levels_unsigned("HM_FAULT_EVERY", cfg->fault_every);
+    env_levels_double("HM_FAULT_PROB", cfg->fault_probability);
+    size_t seed = (size_t)cfg->fault_seed;
+    env_size("HM_FAULT_SEED", &seed);
+    cfg->fault_seed = seed;
+    env_unsigned("HM_PURGE_DELAY", &cfg->purge_delay_ms, 3600000u);
     env_size("HM_SEGMENT_CACHE", &cfg->segment_cache);
     cfg->print_stats = env_bool("HM_STATS", false);
 }

@@ -304,7 +304,7 @@ static hm_page_t *page_fresh(hm_theap_t *th, size_t bin, int level) {
     hm_segment_kind_t kind = bs <= HM_SMALL_MAX ? HM_SEG_SMALL : HM_SEG_MEDIUM;
     hm_segment_t *seg = th->segs[kind];
     if (seg == NULL || seg->used_pages == seg->page_count) {
-        seg = _hm_segment_alloc(th, kind);
+        seg = _hm_segment_alloc(th, kind, level);
         if (seg == NULL) return NULL;
     }
     /* prefer a page that is still committed */
@@ -323,7 +323,7 @@ static hm_page_t *page_fresh(hm_theap_t *th, size_t bin, int level) {
     size_t psize = page_size_of(seg, idx);
     if (!pg->committed) {
         size_t full = (size_t)1 << seg->page_shift;
-        if (!_hm_commit(th->heap, full, level)) {
+        if (!_hm_commit(th, full, level)) {
             if (seg->used_pages == 0) _hm_segment_free(seg);
             return NULL;
         }

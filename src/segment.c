@@ -62,10 +62,20 @@ void _hm_segment_decommit(hm_segment_t *seg, uint8_t *p, size_t size) {
     _hm_prim_decommit(p, size);
     if (size > seg->committed) size = seg->committed;
     seg->committed -= size;
-    if (seg->heap != NULL)
-        _hm_heap_account(seg->heap, seg->mgr, -(ptrdiff_t)size);
-    else
-        _hm_heap_account(NULL, seg->mgr, -(ptrdiff_t)size);
+    _hm_heap_account_release(seg->heap, seg->mgr, size);
+}
+
+/* Decommit everything but the header; release exactly what was counted beyond it. */
+static void segment_decommit_tail(hm_segment_t *seg) {
+    size_t h = _hm_segment_header_size(seg->page_count);
+    if (seg->committed <= h) return;
+    size_t counted = seg->committed - h;
+    uint8_t *from = (uint8_t *)seg + h;
+    _hm_prim_decommit(from, (size_t)((uint8_t *)seg->base + seg->size - from));
+    seg->committed = h;
+    for (size_t i = 0; i < seg->page_count; i++)
+        seg->pages[i].committed = 0;
+    _hm_heap_account_release(seg->heap, seg->mgr, counted);
 }
 
 /* ---- the cache -------------------------------------------------------------------------- */
@@ -93,8 +103,8 @@ static void segment_unmap(hm_segment_t *seg) {
     hm_heap *heap = seg->heap;
     void *base = seg->base;
     size_t size = seg->size;
-    _hm_heap_account(heap, mgr, -(ptrdiff_t)committed);
     _hm_prim_unmap(base, size);
+    _hm_heap_account_release(heap, mgr, committed);
 }
 
 static void cache_purge_locked(hm_manager *mgr, uint32_t now, bool force) {
@@ -109,13 +119,8 @@ static void cache_purge_locked(hm_manager *mgr, uint32_t now, bool force) {
             cache_unlink(mgr, seg);
             kept -= seg->size;
             segment_unmap(seg);
-        } else if (_hm_time_reached(now, seg->expire) &&
-                   seg->committed > _hm_segment_header_size(seg->page_count)) {
-            size_t h = _hm_segment_header_size(seg->page_count);
-            _hm_segment_decommit(seg, (uint8_t *)seg + h, seg->size - h);
-            seg->committed = h;
-            for (size_t i = 0; i < seg->page_count; i++)
-                seg->pages[i].committed = 0;
+        } else if (_hm_time_reached(now, seg->expire)) {
+            segment_decommit_tail(seg);
         }
         seg = next;
     }
@@ -160,13 +165,7 @@ static void cache_put(hm_segment_t *seg) {
     atomic_store_explicit(&mgr->cache_count, mgr->cache_count + 1, memory_order_relaxed);
     mgr->cache_bytes += seg->size;
     cache_purge_locked(mgr, now, false);
-    if (mgr->cfg.purge_delay_ms == 0 && seg->committed > _hm_segment_header_size(seg->page_count)) {
-        size_t h = _hm_segment_header_size(seg->page_count);
-        _hm_segment_decommit(seg, (uint8_t *)seg + h, seg->size - h);
-        seg->committed = h;
-        for (size_t i = 0; i < seg->page_count; i++)
-            seg->pages[i].committed = 0;
-    }
+    if (mgr->cfg.purge_delay_ms == 0) segment_decommit_tail(seg);
     pthread_mutex_unlock(&mgr->cache_lock);
 }
 
@@ -192,13 +191,10 @@ static void segment_init_pages(hm_segment_t *seg, hm_segment_kind_t kind, bool f
     size_t n = kind == HM_SEG_SMALL ? HM_SMALL_PAGES : HM_MEDIUM_PAGES;
     uint32_t shift = kind == HM_SEG_SMALL ? HM_SMALL_PAGE_SHIFT : HM_MEDIUM_PAGE_SHIFT;
     size_t h = _hm_segment_header_size(n);
+    bool new_mapping = fresh;
     if (!fresh && seg->kind != (uint32_t)kind) {
         /* A different page geometry: start from a clean, decommitted segment. */
-        size_t old_h = _hm_segment_header_size(seg->page_count);
-        if (seg->committed > old_h) {
-            _hm_segment_decommit(seg, (uint8_t *)seg + old_h, seg->size - old_h);
-        }
-        seg->committed = old_h;
+        segment_decommit_tail(seg);
         fresh = true;
     }
     if (fresh) memset(seg->pages, 0, n * sizeof(hm_page_t));
@@ -213,13 +209,13 @@ static void segment_init_pages(hm_segment_t *seg, hm_segment_kind_t kind, bool f
         pg->committed = committed;
         pg->start = (uint8_t *)seg + (i << shift) + (i == 0 ? h : 0);
     }
-    if (fresh) {
-        /* the header lives in page 0: count page 0 as committed from the start */
+    if (new_mapping) {
+        /* the header lives in page 0, which the caller counted as committed */
         seg->pages[0].committed = 1;
     }
 }
 
-hm_segment_t *_hm_segment_alloc(hm_theap_t *th, hm_segment_kind_t kind) {
+hm_segment_t *_hm_segment_alloc(hm_theap_t *th, hm_segment_kind_t kind, int level) {
     hm_heap *heap = th->heap;
     hm_manager *mgr = heap->mgr;
     bool exec = (heap->flags & HM_HEAP_EXECUTABLE) != 0;
@@ -235,7 +231,7 @@ hm_segment_t *_hm_segment_alloc(hm_theap_t *th, hm_segment_kind_t kind) {
         size_t first_page = kind == HM_SEG_SMALL ? ((size_t)1 << HM_SMALL_PAGE_SHIFT)
                                                  : ((size_t)1 << HM_MEDIUM_PAGE_SHIFT);
         (void)h;
-        if (!_hm_commit(heap, first_page, eProcessCritical)) return NULL;
+        if (!_hm_commit(th, first_page, level)) return NULL;
         seg = _hm_prim_map_aligned(HM_SEGMENT_SIZE, HM_SEGMENT_SIZE, exec);
         if (seg == NULL) {
             _hm_uncommit(heap, first_page);
@@ -285,7 +281,7 @@ void _hm_segment_release(hm_segment_t *seg) {
 }
 
 /* ---- huge segments ------------------------------------------------------------------------ */
-hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align) {
+hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align, int level) {
     hm_heap *heap = th->heap;
     hm_manager *mgr = heap->mgr;
     bool exec = (heap->flags & HM_HEAP_EXECUTABLE) != 0;
@@ -313,7 +309,7 @@ hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align) {
             atomic_fetch_add_explicit(&heap->committed, seg->committed, memory_order_relaxed);
             /* account the part that will now be touched beyond what stays committed */
             if (need > seg->committed) {
-                if (!_hm_commit(heap, need - seg->committed, eProcessCritical)) {
+                if (!_hm_commit(th, need - seg->committed, level)) {
                     /* give it back untouched */
                     cache_put(seg);
                     return NULL;
@@ -323,7 +319,7 @@ hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align) {
         }
     }
     if (seg == NULL) {
-        if (!_hm_commit(heap, h + usable, eProcessCritical)) return NULL;
+        if (!_hm_commit(th, h + usable, level)) return NULL;
         if (aligned_huge) {
             /* reserve so that a unit at `align` has one free unit below it for the header */
             size_t total =

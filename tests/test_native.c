@@ -454,6 +454,10 @@ static const char *result_name(hm_result r) {
         return "HM_ERR_NOT_BLOCK";
     case HM_ERR_OTHER_HEAP:
         return "HM_ERR_OTHER_HEAP";
+    case HM_ERR_INVALID_ARG:
+        return "HM_ERR_INVALID_ARG";
+    case HM_ERR_NOMEM:
+        return "HM_ERR_NOMEM";
     }
     return "(unknown)";
 }

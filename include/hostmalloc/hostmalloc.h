@@ -38,13 +38,42 @@ extern "C" {
  * hm_config_init() fills the defaults, then applies the HM_* environment variables (the
  * table in README.md). Fields may then be changed before the config is passed on. */
 typedef struct hm_config {
+    /* ---- budget (docs/MEMORY-MANAGER.md) ---- */
+    /* Bytes the manager's heaps and VirtualAlloc commits may hold committed. 0: the cgroup
+     * memory limit when one is set, else physical memory. HM_LIMIT. */
+    size_t limit;
+    /* Bytes kept for AppDomain- and process-critical requests: task-critical requests may
+     * commit up to limit - reserve_appdomain - reserve_process. HM_RESERVE_APPDOMAIN. */
+    size_t reserve_appdomain;
+    /* Bytes kept for process-critical requests: AppDomain-critical requests may commit up to
+     * limit - reserve_process; process-critical ones up to limit. HM_RESERVE_PROCESS. */
+    size_t reserve_process;
+    /* Longest time, in milliseconds, a process-critical request waits for memory that other
+     * threads free before it fails. HM_PROCESS_WAIT. */
+    unsigned process_wait_ms;
+    /* ---- pressure notifications (percent of `limit` committed) ---- */
+    unsigned low_pct;     /* Low at or above this (90). HM_LOW_PCT */
+    unsigned neutral_pct; /* back to Neutral below this (80). HM_NEUTRAL_PCT */
+    unsigned high_pct;    /* High below this (50); back to Neutral at high_pct + 10. HM_HIGH_PCT */
+    /* At most one notification per this many milliseconds (100). HM_NOTIFY_INTERVAL */
+    unsigned notify_interval_ms;
+    /* ---- fault injection: make chosen requests fail, per criticality level ---- */
+    /* Fail every Nth Alloc, DebugAlloc and VirtualAlloc request of a level (0: never).
+     * HM_FAULT_EVERY=N (all levels) or N_task,N_appdomain,N_process. */
+    unsigned fault_every[3];
+    /* Fail each request of a level with this probability, from `fault_seed`.
+     * HM_FAULT_PROB=p (all levels) or p_task,p_appdomain,p_process. */
+    double fault_probability[3];
+    uint64_t fault_seed; /* HM_FAULT_SEED (1) */
+    /* ---- the engine ---- */
     /* Milliseconds an empty page or segment is kept before its memory is given back to the
      * OS (decommitted, or unmapped). 0 gives memory back at once. HM_PURGE_DELAY. */
     unsigned purge_delay_ms;
     /* Bytes of empty segments each manager keeps mapped for reuse (beyond those still within
      * their purge delay are decommitted). HM_SEGMENT_CACHE. */
     size_t segment_cache;
-    /* Print the heap statistics to stderr when each heap is released. HM_STATS=1. */
+    /* Print the statistics of each heap when it is released, and of each manager when it
+     * goes. HM_STATS=1. */
     bool print_stats;
 } hm_config;
 
@@ -62,6 +91,35 @@ HM_API void hm_manager_retain(hm_manager *mgr);
 HM_API void hm_manager_release(hm_manager *mgr);
 /* The process manager (of the process default heap and of heaps made with a NULL manager). */
 HM_API hm_manager *hm_manager_default(void);
+
+/* Pressure notifications: `fn(arg, level)` is called with eMemoryAvailableLow, Neutral or
+ * High when the committed share of the limit crosses the thresholds of the config (with
+ * hysteresis, at most once per notify_interval_ms), and with Low when a request fails for
+ * lack of budget. It runs on the manager's notifier thread (started by the first call of this
+ * function), one call at a time, never with an internal lock held, so it may allocate and
+ * free. fn NULL unregisters. When this returns, no call of the previous function is running
+ * (unless this is called from inside it). Returns false when the notifier thread cannot be
+ * started. */
+typedef void (*hm_notify_fn)(void *arg, EMemoryAvailable level);
+HM_API bool hm_manager_set_notify(hm_manager *mgr, hm_notify_fn fn, void *arg);
+
+/* Percentage of the limit committed (0..100), and bytes still available to task-critical
+ * requests (never below 0). Either pointer may be NULL. */
+HM_API void hm_manager_load(hm_manager *mgr, uint32_t *load_pct, size_t *available);
+/* The limit in force (the configured one, or the cgroup or physical-memory default). */
+HM_API size_t hm_manager_limit(hm_manager *mgr);
+/* Give cached, unused memory and address space back to the OS now. Returns the bytes of
+ * address space released. */
+HM_API size_t hm_manager_trim(hm_manager *mgr);
+/* Fault injection: true when the config says this request of `level` must fail (it is then
+ * counted as an injected fault). Deterministic for a seed and an order of requests. The COM
+ * door asks it for every Alloc, DebugAlloc and VirtualAlloc. */
+HM_API bool hm_manager_fault(hm_manager *mgr, EMemoryCriticalLevel level);
+HM_API bool hm_manager_faults_enabled(const hm_manager *mgr);
+/* Account address space the runtime mapped or unmapped by itself
+ * (IHostMemoryManager::Acquired/ReleasedVirtualAddressSpace): statistics only. */
+HM_API void hm_manager_note_acquired(hm_manager *mgr, void *start, size_t size);
+HM_API void hm_manager_note_released(hm_manager *mgr, void *start);
 
 /* The COM door: a new IHostMemoryManager with one reference over a new manager configured by
  * `config` (NULL: defaults). S_OK, E_POINTER when `out` is NULL, E_OUTOFMEMORY. */
@@ -104,9 +162,11 @@ HM_API void hm_free(void *p);
 /* The outcome of a checked free (never aborts). */
 typedef enum hm_result {
     HM_OK = 0,
-    HM_ERR_NOT_OWNED = 1,  /* not inside any hostmalloc segment (foreign pointer) */
-    HM_ERR_NOT_BLOCK = 2,  /* inside a segment but not the start of a live block */
-    HM_ERR_OTHER_HEAP = 3, /* a block of another heap */
+    HM_ERR_NOT_OWNED = 1,   /* not hostmalloc memory (of this manager, for virtual memory) */
+    HM_ERR_NOT_BLOCK = 2,   /* hostmalloc memory, but not the start of a live block/region */
+    HM_ERR_OTHER_HEAP = 3,  /* a block of another heap */
+    HM_ERR_INVALID_ARG = 4, /* a bad flag, size, protection or address combination */
+    HM_ERR_NOMEM = 5,       /* the budget or the OS says no */
 } hm_result;
 
 /* Free `p` if it is the start of a live block of `heap`; otherwise change nothing and say
@@ -137,7 +197,43 @@ typedef struct hm_heap_stats_s {
     size_t huge_blocks;    /* blocks living in a segment of their own */
     size_t pages;          /* pages serving a size class */
     size_t threads;        /* per-thread sub-heaps, live or left by exited threads */
+    size_t requests[3];    /* allocations by criticality level (hm_alloc counts as process) */
+    size_t failures[3];    /* allocations refused, by level */
 } hm_heap_stats_t;
+
+/* ---- Virtual memory with Win32 semantics (docs/MEMORY-MANAGER.md) -------------------------
+ * Regions are reserved in 64 KiB granules and committed, decommitted and protected in 4 KiB
+ * pages; commits count against the manager's budget at `level`. Flags and protections are the
+ * MEM_* and PAGE_* values of <hostmalloc/hosting.h>. */
+HM_API hm_result hm_virtual_alloc(hm_manager *mgr, void *addr, size_t size, uint32_t type,
+                                  uint32_t protect, EMemoryCriticalLevel level, void **out);
+HM_API hm_result hm_virtual_free(hm_manager *mgr, void *addr, size_t size, uint32_t free_type);
+/* Fill `info` for the page holding `addr`: a region of this manager with its state and
+ * protection, another mapping of the process (MEM_COMMIT), or MEM_FREE. Returns the bytes
+ * written: sizeof(MEMORY_BASIC_INFORMATION), or 0 when `len` is smaller. Takes no lock: safe
+ * with any other thread suspended anywhere. */
+HM_API size_t hm_virtual_query(hm_manager *mgr, const void *addr, MEMORY_BASIC_INFORMATION *info,
+                               size_t len);
+HM_API hm_result hm_virtual_protect(hm_manager *mgr, void *addr, size_t size, uint32_t protect,
+                                    uint32_t *old_protect);
+
+typedef struct hm_manager_stats_s {
+    size_t limit;     /* the limit in force */
+    size_t committed; /* bytes committed by all heaps, the cache and VirtualAlloc */
+    size_t peak_committed;
+    size_t cached;             /* bytes of address space in the segment cache */
+    size_t heaps;              /* live heaps */
+    size_t requests[3];        /* allocation requests by level (heaps and VirtualAlloc) */
+    size_t failures[3];        /* requests refused by level (budget or OS) */
+    size_t faults_injected[3]; /* of those, failed on purpose by fault injection */
+    size_t notifications[4];   /* calls of the notify function, by EMemoryAvailable (1..3) */
+    size_t virtual_reserved;   /* bytes reserved through hm_virtual_alloc */
+    size_t virtual_committed;  /* bytes committed through hm_virtual_alloc */
+    size_t runtime_mapped;     /* bytes the runtime mapped by itself (note_acquired) */
+} hm_manager_stats_t;
+
+HM_API void hm_manager_stats(hm_manager *mgr, hm_manager_stats_t *out);
+HM_API void hm_manager_stats_print(hm_manager *mgr, FILE *out);
 
 /* Fill `out` with a snapshot of `heap`. Exact when no other thread uses the heap meanwhile. */
 HM_API void hm_heap_stats(hm_heap *heap, hm_heap_stats_t *out);

@@ -6,6 +6,7 @@ typedef struct hm_com_malloc_s {
     IHostMalloc iface; /* first: the interface pointer is the object pointer */
     _Atomic(uint32_t) refs;
     hm_heap *heap;
+    hm_manager *mgr;
     IHostMemoryManager *owner; /* holds one reference: the manager lives while we do */
 } hm_com_malloc_t;
 
@@ -69,6 +70,33 @@ static const IHostMallocVtbl malloc_vtbl = {
     m_query_interface, m_add_ref, m_release, m_alloc, m_debug_alloc, m_free,
 };
 
+/* With fault injection configured, instances get these entry points: the check costs nothing
+ * when it is off (another vtable, not a test on the fast path). */
+static HRESULT STDMETHODCALLTYPE m_alloc_faulty(IHostMalloc *This, SIZE_T cbSize,
+                                                EMemoryCriticalLevel level, void **ppMem) {
+    if (ppMem != NULL && (unsigned)level <= (unsigned)eProcessCritical &&
+        hm_manager_fault(self_of(This)->mgr, level)) {
+        *ppMem = NULL;
+        return E_OUTOFMEMORY;
+    }
+    return m_alloc(This, cbSize, level, ppMem);
+}
+
+static HRESULT STDMETHODCALLTYPE m_debug_alloc_faulty(IHostMalloc *This, SIZE_T cbSize,
+                                                      EMemoryCriticalLevel level, char *pszFileName,
+                                                      int iLineNo, void **ppMem) {
+    if (ppMem != NULL && (unsigned)level <= (unsigned)eProcessCritical &&
+        hm_manager_fault(self_of(This)->mgr, level)) {
+        *ppMem = NULL;
+        return E_OUTOFMEMORY;
+    }
+    return m_debug_alloc(This, cbSize, level, pszFileName, iLineNo, ppMem);
+}
+
+static const IHostMallocVtbl malloc_vtbl_faulty = {
+    m_query_interface, m_add_ref, m_release, m_alloc_faulty, m_debug_alloc_faulty, m_free,
+};
+
 HRESULT _hm_com_malloc_new(IHostMemoryManager *owner, hm_manager *mgr, DWORD type,
                            IHostMalloc **out) {
     unsigned flags = 0;
@@ -81,7 +109,8 @@ HRESULT _hm_com_malloc_new(IHostMemoryManager *owner, hm_manager *mgr, DWORD typ
         hm_free(self);
         return E_OUTOFMEMORY;
     }
-    self->iface.lpVtbl = &malloc_vtbl;
+    self->iface.lpVtbl = hm_manager_faults_enabled(mgr) ? &malloc_vtbl_faulty : &malloc_vtbl;
+    self->mgr = mgr;
     atomic_init(&self->refs, 1);
     self->owner = owner;
     IHostMemoryManager_AddRef(owner);

@@ -1,15 +1,20 @@
 /* manager.c: the IHostMemoryManager object over an hm_manager.
  *
  * CreateMalloc hands out IHostMalloc instances, each over a heap of its own; each instance
- * holds a reference on this object, so the manager lives while any instance does. The
- * budget, pressure and virtual-memory methods belong to the memory-manager work (issue 3)
- * and answer E_NOTIMPL until it lands. */
+ * holds a reference on this object, so the manager lives while any instance does. Every other
+ * method translates to the native manager API (budget, pressure, virtual memory): argument
+ * checks and HRESULTs here, the work in the engine. */
+#include <pthread.h>
+
 #include "com.h"
 
 typedef struct hm_com_manager_s {
     IHostMemoryManager iface; /* first */
     _Atomic(uint32_t) refs;
     hm_manager *mgr;
+    pthread_mutex_t cb_lock; /* guards cb and notify_set; never held across a call */
+    ICLRMemoryNotificationCallback *cb;
+    bool notify_set;
 } hm_com_manager_t;
 
 static hm_com_manager_t *self_of(IHostMemoryManager *This) {
@@ -36,7 +41,13 @@ static ULONG STDMETHODCALLTYPE mm_release(IHostMemoryManager *This) {
     hm_com_manager_t *self = self_of(This);
     ULONG n = atomic_fetch_sub_explicit(&self->refs, 1, memory_order_acq_rel) - 1;
     if (n == 0) {
+        /* stop notifications first: after this no call of the trampoline starts */
+        hm_manager_set_notify(self->mgr, NULL, NULL);
+        ICLRMemoryNotificationCallback *cb = self->cb;
+        self->cb = NULL;
+        if (cb != NULL) ICLRMemoryNotificationCallback_Release(cb);
         hm_manager_release(self->mgr);
+        pthread_mutex_destroy(&self->cb_lock);
         hm_free(self);
     }
     return n;
@@ -50,64 +61,116 @@ static HRESULT STDMETHODCALLTYPE mm_create_malloc(IHostMemoryManager *This, DWOR
     return _hm_com_malloc_new(This, self_of(This)->mgr, type, ppMalloc);
 }
 
+static HRESULT hr_of(hm_result r) {
+    switch (r) {
+    case HM_OK:
+        return S_OK;
+    case HM_ERR_NOMEM:
+        return E_OUTOFMEMORY;
+    case HM_ERR_INVALID_ARG:
+        return E_INVALIDARG;
+    default:
+        return HOST_E_INVALIDOPERATION; /* memory not obtained through this host */
+    }
+}
+
 static HRESULT STDMETHODCALLTYPE mm_virtual_alloc(IHostMemoryManager *This, void *pAddress,
                                                   SIZE_T dwSize, DWORD flAllocationType,
                                                   DWORD flProtect,
                                                   EMemoryCriticalLevel eCriticalLevel,
                                                   void **ppMem) {
-    (void)This, (void)pAddress, (void)dwSize, (void)flAllocationType, (void)flProtect;
-    (void)eCriticalLevel;
-    if (ppMem != NULL) *ppMem = NULL;
-    return E_NOTIMPL;
+    if (ppMem == NULL) return E_POINTER;
+    *ppMem = NULL;
+    if ((unsigned)eCriticalLevel > (unsigned)eProcessCritical) return E_INVALIDARG;
+    hm_manager *mgr = self_of(This)->mgr;
+    if (hm_manager_faults_enabled(mgr) && hm_manager_fault(mgr, eCriticalLevel))
+        return E_OUTOFMEMORY;
+    return hr_of(hm_virtual_alloc(mgr, pAddress, dwSize, flAllocationType, flProtect,
+                                  eCriticalLevel, ppMem));
 }
 
 static HRESULT STDMETHODCALLTYPE mm_virtual_free(IHostMemoryManager *This, LPVOID lpAddress,
                                                  SIZE_T dwSize, DWORD dwFreeType) {
-    (void)This, (void)lpAddress, (void)dwSize, (void)dwFreeType;
-    return E_NOTIMPL;
+    return hr_of(hm_virtual_free(self_of(This)->mgr, lpAddress, dwSize, dwFreeType));
 }
 
 static HRESULT STDMETHODCALLTYPE mm_virtual_query(IHostMemoryManager *This, void *lpAddress,
                                                   void *lpBuffer, SIZE_T dwLength,
                                                   SIZE_T *pResult) {
-    (void)This, (void)lpAddress, (void)lpBuffer, (void)dwLength;
-    if (pResult != NULL) *pResult = 0;
-    return E_NOTIMPL;
+    if (pResult == NULL || lpBuffer == NULL) return E_POINTER;
+    *pResult = 0;
+    if (dwLength < sizeof(MEMORY_BASIC_INFORMATION)) return E_INVALIDARG;
+    *pResult = hm_virtual_query(self_of(This)->mgr, lpAddress, lpBuffer, dwLength);
+    return S_OK;
 }
 
 static HRESULT STDMETHODCALLTYPE mm_virtual_protect(IHostMemoryManager *This, void *lpAddress,
                                                     SIZE_T dwSize, DWORD flNewProtect,
                                                     DWORD *pflOldProtect) {
-    (void)This, (void)lpAddress, (void)dwSize, (void)flNewProtect, (void)pflOldProtect;
-    return E_NOTIMPL;
+    if (pflOldProtect == NULL) return E_POINTER;
+    return hr_of(
+        hm_virtual_protect(self_of(This)->mgr, lpAddress, dwSize, flNewProtect, pflOldProtect));
 }
 
 static HRESULT STDMETHODCALLTYPE mm_get_memory_load(IHostMemoryManager *This, DWORD *pMemoryLoad,
                                                     SIZE_T *pAvailableBytes) {
-    (void)This, (void)pMemoryLoad, (void)pAvailableBytes;
-    return E_NOTIMPL;
+    if (pMemoryLoad == NULL || pAvailableBytes == NULL) return E_POINTER;
+    uint32_t load;
+    size_t avail;
+    hm_manager_load(self_of(This)->mgr, &load, &avail);
+    *pMemoryLoad = load;
+    *pAvailableBytes = avail;
+    return S_OK;
+}
+
+/* Runs on the manager's notifier thread, with no lock held. */
+static void notify_trampoline(void *arg, EMemoryAvailable level) {
+    hm_com_manager_t *self = arg;
+    pthread_mutex_lock(&self->cb_lock);
+    ICLRMemoryNotificationCallback *cb = self->cb;
+    if (cb != NULL) ICLRMemoryNotificationCallback_AddRef(cb);
+    pthread_mutex_unlock(&self->cb_lock);
+    if (cb == NULL) return;
+    ICLRMemoryNotificationCallback_OnMemoryNotification(cb, level);
+    ICLRMemoryNotificationCallback_Release(cb); /* `self` may be gone by now: not touched */
 }
 
 static HRESULT STDMETHODCALLTYPE mm_register_callback(IHostMemoryManager *This,
                                                       ICLRMemoryNotificationCallback *cb) {
-    (void)This, (void)cb;
-    return E_NOTIMPL;
+    hm_com_manager_t *self = self_of(This);
+    if (cb != NULL) ICLRMemoryNotificationCallback_AddRef(cb);
+    pthread_mutex_lock(&self->cb_lock);
+    bool start = cb != NULL && !self->notify_set;
+    pthread_mutex_unlock(&self->cb_lock);
+    if (start && !hm_manager_set_notify(self->mgr, notify_trampoline, self)) {
+        ICLRMemoryNotificationCallback_Release(cb);
+        return E_OUTOFMEMORY;
+    }
+    pthread_mutex_lock(&self->cb_lock);
+    if (start) self->notify_set = true;
+    ICLRMemoryNotificationCallback *old = self->cb;
+    self->cb = cb;
+    pthread_mutex_unlock(&self->cb_lock);
+    if (old != NULL) ICLRMemoryNotificationCallback_Release(old);
+    return S_OK;
 }
 
 static HRESULT STDMETHODCALLTYPE mm_needs_vas(IHostMemoryManager *This, LPVOID start, SIZE_T size) {
-    (void)This, (void)start, (void)size;
-    return E_NOTIMPL;
+    (void)start;
+    (void)size;
+    /* give back cached address space; the runtime retries its mapping on success */
+    return hm_manager_trim(self_of(This)->mgr) > 0 ? S_OK : E_OUTOFMEMORY;
 }
 
 static HRESULT STDMETHODCALLTYPE mm_acquired_vas(IHostMemoryManager *This, LPVOID start,
                                                  SIZE_T size) {
-    (void)This, (void)start, (void)size;
-    return E_NOTIMPL;
+    hm_manager_note_acquired(self_of(This)->mgr, start, size);
+    return S_OK;
 }
 
 static HRESULT STDMETHODCALLTYPE mm_released_vas(IHostMemoryManager *This, LPVOID start) {
-    (void)This, (void)start;
-    return E_NOTIMPL;
+    hm_manager_note_released(self_of(This)->mgr, start);
+    return S_OK;
 }
 
 static const IHostMemoryManagerVtbl manager_vtbl = {
@@ -129,6 +192,9 @@ HRESULT hm_create_host_memory_manager(const hm_config *config, IHostMemoryManage
     }
     self->iface.lpVtbl = &manager_vtbl;
     atomic_init(&self->refs, 1);
+    pthread_mutex_init(&self->cb_lock, NULL);
+    self->cb = NULL;
+    self->notify_set = false;
     *out = &self->iface;
     return S_OK;
 }

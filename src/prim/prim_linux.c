@@ -4,6 +4,7 @@
  * below; nothing here calls malloc. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -57,6 +58,166 @@ void _hm_prim_decommit(void *p, size_t size) {
     int saved = errno;
     if (size != 0) madvise(p, size, MADV_DONTNEED);
     errno = saved;
+}
+
+void *_hm_prim_map_at(void *addr, size_t size, int prot) {
+    int saved = errno;
+    int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+    if (addr != NULL) flags |= MAP_FIXED_NOREPLACE;
+    void *p = mmap(addr, size, prot, flags, -1, 0);
+    errno = saved;
+    if (p == MAP_FAILED) return NULL;
+    if (addr != NULL && p != addr) { /* a kernel without MAP_FIXED_NOREPLACE */
+        munmap(p, size);
+        return NULL;
+    }
+    return p;
+}
+
+int _hm_prim_protect(void *p, size_t size, int prot) {
+    int saved = errno;
+    int r = mprotect(p, size, prot);
+    errno = saved;
+    return r;
+}
+
+/* Read a small file into buf (NUL-terminated); false if it cannot be read. */
+static bool read_small_file(const char *path, char *buf, size_t cap) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    ssize_t n = read(fd, buf, cap - 1);
+    close(fd);
+    if (n <= 0) return false;
+    buf[n] = '\0';
+    return true;
+}
+
+static bool parse_u64(const char *s, uint64_t *out) {
+    uint64_t v = 0;
+    const char *c = s;
+    for (; *c >= '0' && *c <= '9'; c++) {
+        if (v > (UINT64_MAX - (uint64_t)(*c - '0')) / 10) return false;
+        v = v * 10 + (uint64_t)(*c - '0');
+    }
+    if (c == s) return false;
+    *out = v;
+    return true;
+}
+
+size_t _hm_prim_memory_limit(void) {
+    int saved = errno;
+    long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+    uint64_t phys =
+        (pages > 0 && psize > 0) ? (uint64_t)pages * (uint64_t)psize : ((uint64_t)1 << 32);
+    uint64_t limit = phys, v;
+    char buf[64];
+    /* cgroup v2, then v1; "max" or a huge number means no limit */
+    if (read_small_file("/sys/fs/cgroup/memory.max", buf, sizeof buf) && parse_u64(buf, &v) &&
+        v < limit)
+        limit = v;
+    else if (read_small_file("/sys/fs/cgroup/memory/memory.limit_in_bytes", buf, sizeof buf) &&
+             parse_u64(buf, &v) && v < limit)
+        limit = v;
+    errno = saved;
+    return (size_t)limit;
+}
+
+static bool parse_hex(const char **s, uintptr_t *out) {
+    uintptr_t v = 0;
+    const char *c = *s;
+    for (;; c++) {
+        unsigned d;
+        if (*c >= '0' && *c <= '9')
+            d = (unsigned)(*c - '0');
+        else if (*c >= 'a' && *c <= 'f')
+            d = (unsigned)(*c - 'a' + 10);
+        else
+            break;
+        v = (v << 4) | d;
+    }
+    if (c == *s) return false;
+    *s = c;
+    *out = v;
+    return true;
+}
+
+/* One line of /proc/self/maps: "start-end perms offset dev inode path". */
+static bool parse_maps_line(const char *line, uintptr_t *start, uintptr_t *end, DWORD *protect,
+                            bool *file) {
+    const char *c = line;
+    if (!parse_hex(&c, start) || *c++ != '-' || !parse_hex(&c, end) || *c++ != ' ') return false;
+    bool r = c[0] == 'r', w = c[1] == 'w', x = c[2] == 'x';
+    *protect = x ? (w   ? PAGE_EXECUTE_READWRITE
+                    : r ? PAGE_EXECUTE_READ
+                        : PAGE_EXECUTE)
+                 : (w   ? PAGE_READWRITE
+                    : r ? PAGE_READONLY
+                        : PAGE_NOACCESS);
+    /* skip perms, offset and dev; then the inode: 0 means anonymous ([stack], [heap] too) */
+    int field = 0;
+    for (; *c && field < 3; c++)
+        if (*c == ' ') field++;
+    uint64_t inode = 0;
+    for (; *c >= '0' && *c <= '9'; c++)
+        inode = inode * 10 + (uint64_t)(*c - '0');
+    *file = inode != 0;
+    return true;
+}
+
+bool _hm_prim_query_mapping(uintptr_t addr, MEMORY_BASIC_INFORMATION *info) {
+    int saved = errno;
+    uintptr_t page = addr & ~(uintptr_t)(HM_OS_PAGE - 1);
+    memset(info, 0, sizeof *info);
+    info->BaseAddress = (void *)page;
+    info->State = MEM_FREE;
+    info->Protect = PAGE_NOACCESS;
+    info->RegionSize = ((uintptr_t)1 << 47) - page; /* up to the next mapping, below */
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        errno = saved;
+        return false;
+    }
+    char buf[4096];
+    size_t have = 0;
+    bool found = false, done = false;
+    while (!done) {
+        ssize_t n = read(fd, buf + have, sizeof buf - 1 - have);
+        if (n <= 0) break;
+        have += (size_t)n;
+        buf[have] = '\0';
+        char *line = buf, *nl;
+        while ((nl = memchr(line, '\n', (size_t)(buf + have - line))) != NULL) {
+            *nl = '\0';
+            uintptr_t start, end;
+            DWORD prot;
+            bool file;
+            if (parse_maps_line(line, &start, &end, &prot, &file)) {
+                if (addr >= start && addr < end) {
+                    info->AllocationBase = (void *)start;
+                    info->AllocationProtect = prot;
+                    info->RegionSize = end - page;
+                    info->State = MEM_COMMIT;
+                    info->Protect = prot;
+                    info->Type = file ? MEM_MAPPED : MEM_PRIVATE;
+                    found = done = true;
+                    break;
+                }
+                if (start > addr) { /* the maps are sorted: the gap ends here */
+                    info->RegionSize = start - page;
+                    done = true;
+                    break;
+                }
+            }
+            line = nl + 1;
+        }
+        /* keep an incomplete last line for the next read */
+        have = (size_t)(buf + have - line);
+        memmove(buf, line, have);
+        if (have == sizeof buf - 1) have = 0; /* an absurdly long line: drop it */
+    }
+    close(fd);
+    errno = saved;
+    return found;
 }
 
 uint32_t _hm_prim_clock_ms(void) {
