@@ -44,7 +44,7 @@ static hm_noinline void *theap_alloc_slow(hm_theap_t *th, size_t size, size_t al
 }
 
 /* The whole allocation when the fast path cannot serve it: sub-heap lookup included. */
-static hm_noinline void *alloc_slow(hm_heap *heap, size_t size, int level) {
+void *_hm_alloc_slow(hm_heap *heap, size_t size, int level) {
     hm_theap_t *th = _hm_theap_get(heap);
     if (hm_unlikely(th == NULL)) {
         errno = ENOMEM;
@@ -65,20 +65,7 @@ static hm_noinline void *alloc_slow(hm_heap *heap, size_t size, int level) {
 }
 
 void *hm_alloc_level(hm_heap *heap, size_t size, EMemoryCriticalLevel level) {
-    uint64_t id = atomic_load_explicit(&heap->id, memory_order_relaxed);
-    hm_tls_entry_t *e = &_hm_tls_cache[id & (HM_TLS_WAYS - 1)];
-    if (hm_likely(e->id == id && size <= HM_DIRECT_MAX)) {
-        hm_theap_t *th = e->th;
-        hm_page_t *pg = th->direct[(size + 15) >> 4];
-        hm_block_t *b = pg->free;
-        if (hm_likely(b != NULL)) {
-            pg->free = b->next;
-            pg->used++;
-            th->requests[level & 3]++;
-            return b;
-        }
-    }
-    return alloc_slow(heap, size, (int)level);
+    return _hm_alloc_fast(heap, size, (int)level);
 }
 
 void *hm_alloc(hm_heap *heap, size_t size) {
@@ -125,43 +112,14 @@ static hm_noinline hm_result lookup_unmapped(const void *p, hm_segment_t **segp,
     return HM_OK;
 }
 
-/* Resolve p to its segment and page if p is the start of a live block of a segment with a
- * header in p's unit; HM_ERR_NOT_OWNED also when the unit has no header (see
- * lookup_unmapped, which callers use for that case). */
-hm_inline hm_result block_lookup_fast(const void *p, hm_segment_t **segp, hm_page_t **pagep) {
-    if (hm_unlikely(!_hm_segmap_has((uintptr_t)p))) return HM_ERR_NOT_OWNED;
-    hm_segment_t *seg = (hm_segment_t *)((uintptr_t)p & ~(uintptr_t)HM_SEGMENT_MASK);
-    hm_page_t *pg = _hm_page_of(seg, p);
-    __asm__("" : "+r"(pg)); /* compute the page address once (gcc 12 otherwise does it twice) */
-    size_t off = (size_t)((const uint8_t *)p - pg->start);
-    if (hm_unlikely(off >= pg->area || off * pg->div_magic >= pg->div_magic))
-        return HM_ERR_NOT_BLOCK;
-    *segp = seg;
-    *pagep = pg;
-    return HM_OK;
-}
-
 hm_inline hm_result block_lookup(const void *p, hm_segment_t **segp, hm_page_t **pagep) {
-    hm_result r = block_lookup_fast(p, segp, pagep);
+    hm_result r = _hm_block_lookup_fast(p, segp, pagep);
     if (hm_unlikely(r == HM_ERR_NOT_OWNED)) r = lookup_unmapped(p, segp, pagep);
     return r;
 }
 
 hm_result _hm_block_lookup(const void *p, hm_segment_t **segp, hm_page_t **pagep) {
     return block_lookup(p, segp, pagep);
-}
-
-hm_inline hm_result free_block(hm_segment_t *seg, hm_page_t *pg, void *p) {
-    hm_block_t *b = (hm_block_t *)p;
-    uintptr_t tid = atomic_load_explicit(&seg->tid, memory_order_relaxed);
-    if (hm_unlikely(tid != _hm_thread_id())) {
-        if (tid != HM_TID_ANY) return _hm_page_free_remote(pg, seg, b);
-    }
-    b->next = pg->free;
-    pg->free = b;
-    /* negative: HM_USED_FULL is set (a full page out of its queue, or a huge page) */
-    if (hm_unlikely((int32_t)--pg->used < 0)) return _hm_page_free_slow(pg, seg);
-    return HM_OK;
 }
 
 static hm_cold void free_invalid(const void *p, hm_result r) {
@@ -176,35 +134,31 @@ static hm_noinline void free_slow(void *p) {
     hm_page_t *pg;
     hm_result r = block_lookup(p, &seg, &pg);
     if (r != HM_OK) free_invalid(p, r);
-    free_block(seg, pg, p);
+    _hm_free_block(seg, pg, p);
 }
 
 void hm_free(void *p) {
     hm_segment_t *seg;
     hm_page_t *pg;
-    if (hm_unlikely(block_lookup_fast(p, &seg, &pg) != HM_OK)) {
+    if (hm_unlikely(_hm_block_lookup_fast(p, &seg, &pg) != HM_OK)) {
         if (p != NULL) free_slow(p);
         return;
     }
-    free_block(seg, pg, p);
+    _hm_free_block(seg, pg, p);
 }
 
-static hm_noinline hm_result heap_free_slow(hm_heap *heap, void *p) {
+hm_result _hm_heap_free_slow(hm_heap *heap, void *p) {
     if (p == NULL) return HM_OK;
     hm_segment_t *seg;
     hm_page_t *pg;
     hm_result r = block_lookup(p, &seg, &pg);
     if (r != HM_OK) return r;
     if (seg->heap != heap) return HM_ERR_OTHER_HEAP;
-    return free_block(seg, pg, p);
+    return _hm_free_block(seg, pg, p);
 }
 
 hm_result hm_heap_free(hm_heap *heap, void *p) {
-    hm_segment_t *seg;
-    hm_page_t *pg;
-    if (hm_unlikely(block_lookup_fast(p, &seg, &pg) != HM_OK)) return heap_free_slow(heap, p);
-    if (hm_unlikely(seg->heap != heap)) return HM_ERR_OTHER_HEAP;
-    return free_block(seg, pg, p);
+    return _hm_heap_free_fast(heap, p);
 }
 
 size_t hm_usable_size(const void *p) {

@@ -361,10 +361,71 @@ extern hm_page_t _hm_page_empty;
 void _hm_heap_account(hm_heap *heap, hm_manager *mgr, ptrdiff_t delta);
 void _hm_theap_init_queues(hm_theap_t *th);
 
-/* ---- alloc.c -------------------------------------------------------------------------------- */
-void *_hm_alloc_generic(hm_heap *heap, size_t size, size_t align, int level);
+/* ---- alloc.c: the fast paths --------------------------------------------------------------------
+ * Defined here, inline, so that the native API and the COM door share one definition and the
+ * COM door pays no extra call (docs/DESIGN-NOTES.md, "The COM door"). */
 /* Resolve p to its segment and page if p is the start of a live block; else an error. */
 hm_result _hm_block_lookup(const void *p, hm_segment_t **segp, hm_page_t **pagep);
+/* Everything the fast paths leave: sub-heap lookup, empty pages, large sizes, errors. */
+void *_hm_alloc_slow(hm_heap *heap, size_t size, int level);
+hm_result _hm_heap_free_slow(hm_heap *heap, void *p);
+
+/* Resolve p to its segment and page if p is the start of a live block of a segment with a
+ * header in p's unit; HM_ERR_NOT_OWNED also when the unit has no header (see
+ * lookup_unmapped, which callers use for that case). */
+hm_inline hm_result _hm_block_lookup_fast(const void *p, hm_segment_t **segp, hm_page_t **pagep) {
+    if (hm_unlikely(!_hm_segmap_has((uintptr_t)p))) return HM_ERR_NOT_OWNED;
+    hm_segment_t *seg = (hm_segment_t *)((uintptr_t)p & ~(uintptr_t)HM_SEGMENT_MASK);
+    hm_page_t *pg = _hm_page_of(seg, p);
+    __asm__("" : "+r"(pg)); /* compute the page address once (gcc 12 otherwise does it twice) */
+    size_t off = (size_t)((const uint8_t *)p - pg->start);
+    if (hm_unlikely(off >= pg->area || off * pg->div_magic >= pg->div_magic))
+        return HM_ERR_NOT_BLOCK;
+    *segp = seg;
+    *pagep = pg;
+    return HM_OK;
+}
+
+hm_inline hm_result _hm_free_block(hm_segment_t *seg, hm_page_t *pg, void *p) {
+    hm_block_t *b = (hm_block_t *)p;
+    uintptr_t tid = atomic_load_explicit(&seg->tid, memory_order_relaxed);
+    if (hm_unlikely(tid != _hm_thread_id())) {
+        if (tid != HM_TID_ANY) return _hm_page_free_remote(pg, seg, b);
+    }
+    b->next = pg->free;
+    pg->free = b;
+    /* negative: HM_USED_FULL is set (a full page out of its queue, or a huge page) */
+    if (hm_unlikely((int32_t)--pg->used < 0)) return _hm_page_free_slow(pg, seg);
+    return HM_OK;
+}
+
+/* Allocate `size` bytes at `level` (0..2; 3 is counted nowhere) from `heap`. */
+hm_inline void *_hm_alloc_fast(hm_heap *heap, size_t size, int level) {
+    uint64_t id = atomic_load_explicit(&heap->id, memory_order_relaxed);
+    hm_tls_entry_t *e = &_hm_tls_cache[id & (HM_TLS_WAYS - 1)];
+    if (hm_likely(e->id == id && size <= HM_DIRECT_MAX)) {
+        hm_theap_t *th = e->th;
+        hm_page_t *pg = th->direct[(size + 15) >> 4];
+        hm_block_t *b = pg->free;
+        if (hm_likely(b != NULL)) {
+            pg->free = b->next;
+            pg->used++;
+            th->requests[level & 3]++;
+            return b;
+        }
+    }
+    return _hm_alloc_slow(heap, size, level);
+}
+
+/* Free `p` if it is the start of a live block of `heap` (never aborts). */
+hm_inline hm_result _hm_heap_free_fast(hm_heap *heap, void *p) {
+    hm_segment_t *seg;
+    hm_page_t *pg;
+    if (hm_unlikely(_hm_block_lookup_fast(p, &seg, &pg) != HM_OK))
+        return _hm_heap_free_slow(heap, p);
+    if (hm_unlikely(seg->heap != heap)) return HM_ERR_OTHER_HEAP;
+    return _hm_free_block(seg, pg, p);
+}
 
 /* ---- budget.c ------------------------------------------------------------------------------- */
 /* Account `bytes` about to be committed for `th`'s heap at `level`. When the budget says no,

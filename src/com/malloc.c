@@ -1,6 +1,12 @@
 /* malloc.c: the IHostMalloc object. It only translates: argument checks, HRESULTs, reference
- * counting; the heap does the work. The object itself lives in the process default heap. */
+ * counting; the heap does the work. The object itself lives in the process default heap.
+ *
+ * Alloc and Free are the one place where the COM door uses the engine's internal header:
+ * they inline the engine's own fast paths (_hm_alloc_fast, _hm_heap_free_fast, defined once
+ * in internal.h and used by the native API too) instead of calling hm_alloc_level and
+ * hm_heap_free, which saves a call per operation (docs/DESIGN-NOTES.md, "The COM door"). */
 #include "com.h"
+#include "internal.h"
 
 typedef struct hm_com_malloc_s {
     IHostMalloc iface; /* first: the interface pointer is the object pointer */
@@ -48,7 +54,7 @@ static HRESULT STDMETHODCALLTYPE m_alloc(IHostMalloc *This, SIZE_T cbSize,
         *ppMem = NULL;
         return E_INVALIDARG;
     }
-    void *p = hm_alloc_level(self_of(This)->heap, cbSize, level);
+    void *p = _hm_alloc_fast(self_of(This)->heap, cbSize, (int)level);
     *ppMem = p;
     return p != NULL ? S_OK : E_OUTOFMEMORY;
 }
@@ -62,8 +68,7 @@ static HRESULT STDMETHODCALLTYPE m_debug_alloc(IHostMalloc *This, SIZE_T cbSize,
 }
 
 static HRESULT STDMETHODCALLTYPE m_free(IHostMalloc *This, void *pMem) {
-    if (pMem == NULL) return S_OK;
-    return hm_heap_free(self_of(This)->heap, pMem) == HM_OK ? S_OK : HOST_E_INVALIDOPERATION;
+    return _hm_heap_free_fast(self_of(This)->heap, pMem) == HM_OK ? S_OK : HOST_E_INVALIDOPERATION;
 }
 
 static const IHostMallocVtbl malloc_vtbl = {
