@@ -16,12 +16,13 @@
 #   BENCH_SCALE=1           multiplies every workload's iteration count
 #   BENCH_THREADS=0         threads of the multi-threaded workloads (0: their default, 2)
 #   BENCH_WORKLOADS="pairs window prodcons mixed frag larsonish"
-#   BENCH_ALLOCATORS="com native malloc-glibc malloc-mimalloc malloc-jemalloc malloc-tcmalloc"
+#   BENCH_ALLOCATORS="com native malloc-hostmalloc malloc-glibc malloc-mimalloc malloc-jemalloc malloc-tcmalloc"
 #   BENCH_BASELINE=malloc-mimalloc
 #   BENCH_TIMEOUT=300       seconds before one run is killed (counts as a failure)
 #   BENCH_PIN=1             pin thread i of the threaded workloads to CPU i (default: unpinned)
 #   BENCH_OUT=<file>        where the raw RESULT lines go (default: a new temporary file)
 #   MIMALLOC_SO, JEMALLOC_SO, TCMALLOC_SO   paths of the peers' shared objects
+#   HOSTMALLOC_SO           the override (default: libhostmalloc-override.so of the build tree)
 #   BENCH_LIBDIRS           directories searched for the peers (default: the usual lib dirs)
 set -u
 
@@ -121,7 +122,7 @@ REPS=${BENCH_REPS:-5}
 SCALE=${BENCH_SCALE:-1}
 THREADS=${BENCH_THREADS:-0}
 WORKLOADS=${BENCH_WORKLOADS:-pairs window prodcons mixed frag larsonish}
-ALLOCATORS=${BENCH_ALLOCATORS:-com native malloc-glibc malloc-mimalloc malloc-jemalloc malloc-tcmalloc}
+ALLOCATORS=${BENCH_ALLOCATORS:-com native malloc-hostmalloc malloc-glibc malloc-mimalloc malloc-jemalloc malloc-tcmalloc}
 BASELINE=${BENCH_BASELINE:-malloc-mimalloc}
 TIMEOUT=${BENCH_TIMEOUT:-300}
 case $REPS in '' | *[!0-9]* | 0) die "BENCH_REPS must be a positive integer" ;; esac
@@ -155,10 +156,12 @@ for a in $ALLOCATORS; do
     case $a in
     com | native) DOOR[$a]=$a ;;
     malloc-glibc) DOOR[$a]=malloc ;;
+    malloc-hostmalloc) # the override built beside the bench binary's library
+        so=${HOSTMALLOC_SO:-$(dirname "$(realpath "$BIN")")/../libhostmalloc-override.so} ;;
     malloc-mimalloc) so=${MIMALLOC_SO:-$(find_so libmimalloc.so.2 libmimalloc.so)} ;;
     malloc-jemalloc) so=${JEMALLOC_SO:-$(find_so libjemalloc.so.2 libjemalloc.so)} ;;
     malloc-tcmalloc) so=${TCMALLOC_SO:-$(find_so libtcmalloc_minimal.so.4 libtcmalloc_minimal.so libtcmalloc.so.4)} ;;
-    *) die "unknown allocator '$a' (com native malloc-glibc malloc-mimalloc malloc-jemalloc malloc-tcmalloc)" ;;
+    *) die "unknown allocator '$a' (com native malloc-hostmalloc malloc-glibc malloc-mimalloc malloc-jemalloc malloc-tcmalloc)" ;;
     esac
     case $a in
     malloc-?*malloc)

@@ -7,7 +7,8 @@ set -euo pipefail
 want=(gcc g++ make cmake ninja-build)
 case "${1:-build}" in
 build) ;;
-test) want+=(pkg-config libcmocka-dev valgrind clang binutils) ;;
+test) want+=(pkg-config libcmocka-dev valgrind clang binutils
+      python3 sqlite3 git xz-utils) ;; # the real programs run under the malloc override
 bench) want+=(pkg-config valgrind libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev) ;;
 *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac

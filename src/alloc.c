@@ -13,6 +13,7 @@
  * queue as full (or huge); pages that become empty are retired later, by the generic path and
  * the periodic maintenance (page.c), so alloc/free churn on one page stays on the fast paths. */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -45,6 +46,8 @@ static hm_noinline void *theap_alloc_slow(hm_theap_t *th, size_t size, size_t al
 
 /* The whole allocation when the fast path cannot serve it: sub-heap lookup included. */
 void *_hm_alloc_slow(hm_heap *heap, size_t size, int level) {
+    /* a checked heap feeds no fast path: every allocation lands here */
+    if (hm_unlikely(heap->checked)) return _hm_debug_alloc(heap, size, level, NULL, 0);
     hm_theap_t *th = _hm_theap_get(heap);
     if (hm_unlikely(th == NULL)) {
         errno = ENOMEM;
@@ -134,7 +137,7 @@ static hm_noinline void free_slow(void *p) {
     hm_page_t *pg;
     hm_result r = block_lookup(p, &seg, &pg);
     if (r != HM_OK) free_invalid(p, r);
-    _hm_free_block(seg, pg, p);
+    if (_hm_free_block(seg, pg, p) != HM_OK) abort(); /* a debug check failed: it reported */
 }
 
 void hm_free(void *p) {
@@ -144,7 +147,7 @@ void hm_free(void *p) {
         if (p != NULL) free_slow(p);
         return;
     }
-    _hm_free_block(seg, pg, p);
+    if (hm_unlikely(_hm_free_block(seg, pg, p) != HM_OK)) abort(); /* reported already */
 }
 
 hm_result _hm_heap_free_slow(hm_heap *heap, void *p) {
@@ -170,6 +173,7 @@ size_t hm_usable_size(const void *p) {
         _hm_fatal(r == HM_ERR_NOT_OWNED ? "usable_size(): pointer not allocated by hostmalloc:"
                                         : "usable_size(): pointer is not the start of a block:",
                   p);
+    if (hm_unlikely(pg->is_debug)) return _hm_debug_size(p); /* exactly what was asked */
     return pg->is_huge ? _hm_huge_usable(seg) : pg->block_size;
 }
 
@@ -184,7 +188,11 @@ hm_heap *hm_heap_of(const void *p) {
 void *hm_realloc(hm_heap *heap, void *p, size_t size) {
     if (p == NULL) return hm_alloc(heap, size);
     size_t usable = hm_usable_size(p); /* aborts on a bad pointer */
-    if (size <= usable && size >= usable / 2 && hm_heap_of(p) == heap) return p;
+    hm_segment_t *seg;
+    hm_page_t *pg;
+    bool debug = _hm_block_lookup(p, &seg, &pg) == HM_OK && pg->is_debug;
+    /* a debug block always moves: its size and back canary are exact */
+    if (!debug && size <= usable && size >= usable / 2 && seg->heap == heap) return p;
     void *n = hm_alloc(heap, size);
     if (n == NULL) return NULL;
     memcpy(n, p, size < usable ? size : usable);

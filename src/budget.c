@@ -12,7 +12,8 @@
  * process-critical up to limit. When memory runs short, task-critical requests fail first.
  *
  * Before a request fails: the manager's segment cache is emptied, the requesting thread's
- * empty pages are decommitted, Low is reported, and a process-critical request waits up to
+ * empty pages (the last page of each size class too) are retired and decommitted, Low is
+ * reported, and a process-critical request waits up to
  * process_wait_ms for other threads to give memory back (every uncommit wakes it).
  *
  * Pressure. The committed total is in one of three states: High (below high_pct of the limit;
@@ -125,8 +126,28 @@ static void *notifier_main(void *arg) {
     hm_manager *mgr = arg;
     pthread_mutex_lock(&mgr->notify_lock);
     for (;;) {
-        while (!mgr->notifier_stop && (mgr->pending == 0 || mgr->notify_fn == NULL))
-            pthread_cond_wait(&mgr->notify_cond, &mgr->notify_lock);
+        while (!mgr->notifier_stop && (mgr->pending == 0 || mgr->notify_fn == NULL)) {
+            if (atomic_load_explicit(&mgr->cache_count, memory_order_relaxed) == 0) {
+                pthread_cond_wait(&mgr->notify_cond, &mgr->notify_lock);
+                continue;
+            }
+            /* Empty segments are cached: give their memory back once the purge delay has
+             * passed, even if no thread allocates again (budget and load stay truthful). */
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            long wait_ms = (long)mgr->cfg.purge_delay_ms + 1;
+            ts.tv_sec += wait_ms / 1000;
+            ts.tv_nsec += (wait_ms % 1000) * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            if (pthread_cond_timedwait(&mgr->notify_cond, &mgr->notify_lock, &ts) != 0) {
+                pthread_mutex_unlock(&mgr->notify_lock);
+                _hm_cache_purge(mgr, false);
+                pthread_mutex_lock(&mgr->notify_lock);
+            }
+        }
         if (mgr->notifier_stop) break;
         uint32_t now = _hm_prim_clock_ms();
         uint32_t interval = mgr->cfg.notify_interval_ms;
@@ -275,16 +296,18 @@ static bool budget_wait(hm_manager *mgr, size_t bytes, int level, uint32_t deadl
 }
 
 /* The slow part shared by heap and VirtualAlloc commits. */
-static hm_noinline bool commit_slow(hm_manager *mgr, hm_theap_t *th, size_t bytes, int level) {
-    /* 1. cached empty segments go back to the OS */
+static hm_noinline bool commit_slow(hm_manager *mgr, hm_theap_t *th, size_t bytes, int level,
+                                    bool quick) {
+    /* 1. the requesting thread's empty pages, the last of each size class included (its
+     *    empty segments go to the cache) */
+    if (th != NULL) _hm_theap_collect(th, true);
+    /* 2. cached empty segments go back to the OS */
     _hm_cache_purge(mgr, true);
     if (budget_take(mgr, bytes, level)) return true;
-    /* 2. the requesting thread's empty pages */
-    if (th != NULL) {
-        _hm_theap_purge(th, _hm_prim_clock_ms(), true);
-        if (budget_take(mgr, bytes, level)) return true;
-    }
-    /* 3. memory is short: say so */
+    if (quick) return false; /* the caller reclaims its own pages and asks again */
+    /* 3. memory is short: say so. The state becomes Low, so that memory coming back is
+     * reported too (Neutral below neutral_pct, High below high_pct). */
+    atomic_store_explicit(&mgr->pressure, eMemoryAvailableLow, memory_order_relaxed);
     if (mgr->notifier_started) notify_post(mgr, eMemoryAvailableLow);
     /* 4. a process-critical request may wait for memory to come back */
     if (level == eProcessCritical && mgr->cfg.process_wait_ms > 0 &&
@@ -294,11 +317,13 @@ static hm_noinline bool commit_slow(hm_manager *mgr, hm_theap_t *th, size_t byte
     return false;
 }
 
-bool _hm_commit(hm_theap_t *th, size_t bytes, int level) {
+bool _hm_commit(hm_theap_t *th, size_t bytes, int level, hm_commit_mode_t mode) {
     hm_heap *heap = th->heap;
     hm_manager *mgr = heap->mgr;
     if ((unsigned)level > eProcessCritical) level = eProcessCritical;
-    if (hm_unlikely(!budget_take(mgr, bytes, level)) && !commit_slow(mgr, th, bytes, level))
+    if (hm_unlikely(!budget_take(mgr, bytes, level)) &&
+        !commit_slow(mgr, mode == HM_COMMIT_FULL ? th : NULL, bytes, level,
+                     mode == HM_COMMIT_QUICK))
         return false;
     heap_add(heap, bytes);
     return true;
@@ -306,7 +331,7 @@ bool _hm_commit(hm_theap_t *th, size_t bytes, int level) {
 
 bool _hm_commit_mgr(hm_manager *mgr, size_t bytes, int level) {
     if ((unsigned)level > eProcessCritical) level = eProcessCritical;
-    return budget_take(mgr, bytes, level) || commit_slow(mgr, NULL, bytes, level);
+    return budget_take(mgr, bytes, level) || commit_slow(mgr, NULL, bytes, level, false);
 }
 
 void _hm_heap_account_release(hm_heap *heap, hm_manager *mgr, size_t bytes) {
@@ -321,6 +346,9 @@ void _hm_uncommit(hm_heap *heap, size_t bytes) {
 
 /* ---- load ---------------------------------------------------------------------------------- */
 void hm_manager_load(hm_manager *mgr, uint32_t *load_pct, size_t *available) {
+    /* cached segments past their delay are given back first: the figure is what is held */
+    if (atomic_load_explicit(&mgr->cache_count, memory_order_relaxed) != 0)
+        _hm_cache_purge(mgr, false);
     size_t committed = atomic_load_explicit(&mgr->committed, memory_order_relaxed);
     if (load_pct != NULL) {
         uint64_t pct =

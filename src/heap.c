@@ -147,16 +147,20 @@ hm_theap_t *_hm_theap_get_slow(hm_heap *heap) {
     }
     pthread_mutex_unlock(&heap->lock);
     if (th == NULL) return NULL;
+    /* Fill the cache slot first: rec_add may call pthread_setspecific, which allocates (with
+     * malloc, i.e. with us, under the override) once a process has many keys. */
+    slot->id = id;
+    slot->th = th;
     if (!rec_add(heap, id, th)) {
         /* cannot remember it: give it back for the next thread */
+        slot->id = 0;
+        slot->th = NULL;
         pthread_mutex_lock(&heap->lock);
         theap_set_owner(th, HM_TID_NONE);
         th->abandoned = true;
         pthread_mutex_unlock(&heap->lock);
         return NULL;
     }
-    slot->id = id;
-    slot->th = th;
     return th;
 }
 
@@ -198,6 +202,7 @@ hm_heap *hm_heap_new(hm_manager *mgr, unsigned flags) {
     }
     pthread_mutex_lock(&heap->lock);
     heap->flags = flags;
+    heap->checked = mgr->cfg.checked;
     heap->mgr = mgr;
     heap->theaps = NULL;
     heap->huge = NULL;
@@ -317,4 +322,34 @@ static void default_heap_init(void) {
 hm_heap *hm_heap_default(void) {
     pthread_once(&default_heap_once, default_heap_init);
     return default_heap;
+}
+
+/* ---- fork -------------------------------------------------------------------------------------
+ * The process heap's locks are held across fork, in the order normal use takes them (manager's
+ * heap list, heap, segment cache, metadata), so the child never inherits a lock owned by a
+ * thread it does not have. Sub-heaps of the parent's other threads stay owned by threads that
+ * do not exist in the child: their blocks can still be freed there (remote frees). */
+static void fork_prepare(void) {
+    hm_manager *mgr = _hm_manager_default();
+    pthread_mutex_lock(&heap_pool_lock);
+    pthread_mutex_lock(&mgr->heaps_lock);
+    if (default_heap != NULL) pthread_mutex_lock(&default_heap->lock);
+    pthread_mutex_lock(&mgr->cache_lock);
+    _hm_meta_fork(0);
+}
+
+static void fork_release(void) {
+    hm_manager *mgr = _hm_manager_default();
+    _hm_meta_fork(1);
+    pthread_mutex_unlock(&mgr->cache_lock);
+    if (default_heap != NULL) pthread_mutex_unlock(&default_heap->lock);
+    pthread_mutex_unlock(&mgr->heaps_lock);
+    pthread_mutex_unlock(&heap_pool_lock);
+}
+
+void _hm_override_atfork_register(void) {
+    static _Atomic(int) registered;
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&registered, &expected, 1))
+        pthread_atfork(fork_prepare, fork_release, fork_release);
 }

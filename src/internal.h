@@ -89,11 +89,11 @@ typedef struct hm_theap_s hm_theap_t;
 
 struct hm_page_s {
     /* hot: read by alloc and free fast paths */
-    hm_block_t *free;    /* blocks to allocate from; the owner's frees go here (owner only) */
-    uint32_t used;       /* blocks handed out and not freed locally or collected, plus
-                            HM_USED_FULL while the page is out of its queue as full (and
-                            always on a huge page): the free fast path's one signed test
-                            after `--used` sends exactly those frees to the slow path */
+    hm_block_t *free; /* blocks to allocate from; the owner's frees go here (owner only) */
+    /* blocks handed out and not freed locally or collected, plus HM_USED_SLOW while the
+     * owner's frees must take the slow path (a page out of its queue as full, a huge page, a
+     * debug page): the free fast path tests one sign bit before it pushes */
+    uint32_t used;
     uint32_t block_size; /* bytes per block; 0 when the page serves no size class */
     uint8_t *start;      /* first block */
     size_t area;         /* bytes of the block area (reserved * block_size); 0 if unused */
@@ -101,24 +101,25 @@ struct hm_page_s {
     /* warm */
     uint8_t committed; /* the page's memory is committed (accounted) */
     uint8_t is_huge;   /* the page of a huge segment */
-    uint8_t bin;       /* size class */
-    uint8_t pad_;
-    uint32_t capacity; /* blocks carved into the free lists so far */
-    uint32_t reserved; /* blocks that fit in the page */
+    uint8_t bin;       /* size class (its queue: + HM_BIN_COUNT on debug pages) */
+    uint8_t in_full;   /* out of its queue as full (owner) */
+    uint8_t is_debug;  /* blocks carry a debug header and canaries (debug.c) */
+    uint8_t pad_[3];
+    uint16_t capacity; /* blocks carved into the free lists so far */
+    uint16_t reserved; /* blocks that fit in the page (at most 4096) */
     uint32_t expire;   /* when an empty committed page may be decommitted (ms, wraps) */
     _Atomic(uintptr_t) thread_free; /* other threads' frees + HM_TF_* state */
     hm_page_t *next;                /* bin queue links (owner only) */
     hm_page_t *prev;
     hm_page_t *_Atomic pending_next; /* link in the theap's pending stack */
-    uint64_t pad_to_96_;             /* 96 bytes: the page index scales with lea+shl */
 };
 
-#define HM_USED_FULL 0x80000000u
+#define HM_USED_SLOW 0x80000000u
 hm_inline bool _hm_page_in_full(const hm_page_t *pg) {
-    return (pg->used & HM_USED_FULL) != 0;
+    return pg->in_full != 0;
 }
 hm_inline uint32_t _hm_page_live(const hm_page_t *pg) {
-    return pg->used & ~HM_USED_FULL;
+    return pg->used & ~HM_USED_SLOW;
 }
 /* wrap-safe "now is at or past t" for 32-bit millisecond stamps */
 hm_inline bool _hm_time_reached(uint32_t now, uint32_t t) {
@@ -162,8 +163,8 @@ typedef struct hm_page_queue_s {
 /* A per-thread sub-heap of a heap. Type-stable memory (never unmapped), so a stale pointer
  * to one can be read safely; its `heap_id` says whether it is still what it was. */
 struct hm_theap_s {
-    hm_page_t *direct[HM_DIRECT_COUNT]; /* size/16 -> page to allocate from (fast path) */
-    hm_page_queue_t queues[HM_BIN_COUNT];
+    hm_page_t *direct[HM_DIRECT_COUNT];       /* size/16 -> page to allocate from (fast path) */
+    hm_page_queue_t queues[2 * HM_BIN_COUNT]; /* normal bins, then debug bins */
     hm_heap *heap;
     uint64_t heap_id;
     uintptr_t tid;              /* owner thread, HM_TID_NONE when abandoned */
@@ -185,7 +186,7 @@ struct hm_theap_s {
 struct hm_heap {
     _Atomic(uint64_t) id; /* unique, never reused; HM_HEAP_ID_DEAD once released */
     unsigned flags;       /* HM_HEAP_* */
-    uint32_t pad_;
+    bool checked;         /* every block is a debug block (hm_config.checked) */
     hm_manager *mgr;
     pthread_mutex_t lock; /* guards the lists below (slow paths only) */
     hm_theap_t *theaps;   /* every sub-heap, live or abandoned */
@@ -275,9 +276,13 @@ int _hm_prim_protect(void *p, size_t size, int prot);
 const char *_hm_prim_getenv(const char *name);
 /* Write all of `len` bytes to fd 2, ignoring errors. */
 void _hm_prim_write_stderr(const char *msg, size_t len);
+/* Append to a file (created if missing), ignoring errors. */
+void _hm_prim_write_path(const char *path, const char *msg, size_t len);
 /* Type-stable metadata memory: zeroed, never returned to the OS. */
 void *_hm_meta_alloc(size_t size);
 void _hm_meta_free(void *p, size_t size);
+/* fork: 0 before (lock), 1 after (unlock) */
+void _hm_meta_fork(int phase);
 
 /* ---- options.c ----------------------------------------------------------------------------- */
 /* Parse "123", "64K", "512M", "2G" into *out. False on a malformed value. */
@@ -321,13 +326,15 @@ void _hm_segment_decommit(hm_segment_t *seg, uint8_t *p, size_t size);
 
 /* ---- page.c --------------------------------------------------------------------------------- */
 size_t _hm_bin_of(size_t size);
+/* Allocate a block from queue `qbin` (a bin; + HM_BIN_COUNT for debug pages). Slow path. */
+void *_hm_page_alloc_queue(hm_theap_t *th, size_t qbin, int level);
 size_t _hm_bin_size(size_t bin);
 /* Move other threads' frees into page->free. */
 void _hm_page_collect(hm_page_t *page);
 /* Allocate `size` (<= HM_MEDIUM_MAX) from the theap's queues, or a new page. Slow path. */
 void *_hm_page_alloc_generic(hm_theap_t *th, size_t size, int level);
 /* A local free found the page full (or huge): requeue it, retire it, or free the huge block. */
-hm_result _hm_page_free_slow(hm_page_t *page, hm_segment_t *seg);
+hm_result _hm_page_free_slow(hm_page_t *page, hm_segment_t *seg, hm_block_t *b);
 /* The page containing p (p inside seg). */
 hm_inline hm_page_t *_hm_page_of(hm_segment_t *seg, const void *p) {
     return &seg->pages[((uintptr_t)p - (uintptr_t)seg) >> seg->page_shift];
@@ -355,6 +362,9 @@ hm_inline hm_theap_t *_hm_theap_get(hm_heap *heap) {
     if (hm_likely(e->id == id)) return e->th;
     return _hm_theap_get_slow(heap);
 }
+/* Register the fork handlers of the process heap (once; never from inside malloc's first
+ * initialisation, since pthread_atfork may allocate). */
+void _hm_override_atfork_register(void);
 /* A fresh, empty page whose queue pointers point at it (the page with no free block). */
 extern hm_page_t _hm_page_empty;
 /* Move `delta` bytes of already-accounted manager memory into (or out of) `heap`'s count. */
@@ -392,10 +402,12 @@ hm_inline hm_result _hm_free_block(hm_segment_t *seg, hm_page_t *pg, void *p) {
     if (hm_unlikely(tid != _hm_thread_id())) {
         if (tid != HM_TID_ANY) return _hm_page_free_remote(pg, seg, b);
     }
+    uint32_t used = pg->used;
+    /* negative: HM_USED_SLOW (a full page out of its queue, a huge page, a debug page) */
+    if (hm_unlikely((int32_t)used < 0)) return _hm_page_free_slow(pg, seg, b);
     b->next = pg->free;
     pg->free = b;
-    /* negative: HM_USED_FULL is set (a full page out of its queue, or a huge page) */
-    if (hm_unlikely((int32_t)--pg->used < 0)) return _hm_page_free_slow(pg, seg);
+    pg->used = used - 1;
     return HM_OK;
 }
 
@@ -431,7 +443,12 @@ hm_inline hm_result _hm_heap_free_fast(hm_heap *heap, void *p) {
 /* Account `bytes` about to be committed for `th`'s heap at `level`. When the budget says no,
  * reclaims (the manager's cache, th's empty pages), reports Low, lets a process-critical
  * request wait up to process_wait_ms, then gives up: false, nothing counted. */
-bool _hm_commit(hm_theap_t *th, size_t bytes, int level);
+typedef enum {
+    HM_COMMIT_FULL,       /* every reclaim step, th's empty pages and segments included */
+    HM_COMMIT_NO_COLLECT, /* all but th's pages: the caller holds a page or segment of th */
+    HM_COMMIT_QUICK,      /* only the manager's cache: no report, no wait */
+} hm_commit_mode_t;
+bool _hm_commit(hm_theap_t *th, size_t bytes, int level, hm_commit_mode_t mode);
 /* The same for a commit that belongs to no heap (VirtualAlloc). */
 bool _hm_commit_mgr(hm_manager *mgr, size_t bytes, int level);
 void _hm_uncommit(hm_heap *heap, size_t bytes);
@@ -439,6 +456,19 @@ void _hm_uncommit(hm_heap *heap, size_t bytes);
 void _hm_heap_account_release(hm_heap *heap, hm_manager *mgr, size_t bytes);
 hm_manager *_hm_manager_default(void);
 void _hm_manager_init(hm_manager *mgr, const hm_config *cfg);
+
+/* ---- debug.c ------------------------------------------------------------------------------- */
+#define HM_DEBUG_HEADER 48 /* bytes of the header in front of every debug block */
+/* A debug block of `size` bytes (file may be NULL): DebugAlloc, and every block of a checked
+ * heap. NULL (errno ENOMEM) when it cannot be served. */
+void *_hm_debug_alloc(hm_heap *heap, size_t size, int level, const char *file, int line);
+/* Check a debug block that is being freed; HM_OK and the block marked freed, or an error
+ * that was reported (the block is then left alone, never reused). */
+hm_result _hm_debug_free_check(hm_page_t *pg, hm_block_t *b);
+/* The requested size of a debug block. */
+size_t _hm_debug_size(const void *p);
+/* Report misuse through the manager's error sink (never allocates). */
+void _hm_report(const hm_manager *mgr, int kind, const void *ptr, const char *message);
 
 /* ---- vmem.c --------------------------------------------------------------------------------- */
 void _hm_vmem_destroy(hm_manager *mgr);

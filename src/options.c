@@ -102,9 +102,12 @@ static void env_levels_unsigned(const char *name, unsigned out[3]) {
     while (n < 3) {
         size_t x = 0;
         const char *start = c;
-        for (; *c >= '0' && *c <= '9'; c++)
-            x = x * 10 + (size_t)(*c - '0');
-        if (c == start || x > 0xFFFFFFFFu) break;
+        bool too_big = false;
+        for (; *c >= '0' && *c <= '9'; c++) {
+            if (!too_big) x = x * 10 + (size_t)(*c - '0');
+            if (x > 0xFFFFFFFFu) too_big = true; /* stop before size_t could wrap */
+        }
+        if (c == start || too_big) break;
         v[n++] = (unsigned)x;
         if (*c != ',') break;
         c++;
@@ -171,6 +174,9 @@ void hm_config_init(hm_config *cfg) {
     env_unsigned("HM_PURGE_DELAY", &cfg->purge_delay_ms, 3600000u);
     env_size("HM_SEGMENT_CACHE", &cfg->segment_cache);
     cfg->print_stats = env_bool("HM_STATS", false);
+    cfg->checked = env_bool("HM_CHECKED", false);
+    cfg->stats_path = _hm_prim_getenv("HM_STATS_FILE"); /* environ outlives every manager */
+    if (cfg->stats_path != NULL && *cfg->stats_path == '\0') cfg->stats_path = NULL;
 }
 
 /* ---- formatting without allocation ------------------------------------------------------ */

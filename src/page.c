@@ -58,12 +58,14 @@ void _hm_theap_init_queues(hm_theap_t *th) {
     pthread_once(&direct_once, direct_init);
     for (size_t i = 0; i < HM_DIRECT_COUNT; i++)
         th->direct[i] = &_hm_page_empty;
-    for (size_t i = 0; i < HM_BIN_COUNT; i++)
+    for (size_t i = 0; i < 2 * HM_BIN_COUNT; i++)
         th->queues[i].first = th->queues[i].last = NULL;
 }
 
 void _hm_direct_update(hm_theap_t *th, size_t bin) {
-    if (bin > direct_bin[HM_DIRECT_COUNT - 1]) return;
+    /* debug queues never feed the fast path; nor does anything in a checked heap, where every
+     * allocation must take the debug path */
+    if (bin > direct_bin[HM_DIRECT_COUNT - 1] || th->heap->checked) return;
     hm_page_t *pg = th->queues[bin].first;
     if (pg == NULL) pg = &_hm_page_empty;
     /* bins grow with the slot index: find the run of slots of this bin */
@@ -178,14 +180,16 @@ static bool page_to_full(hm_theap_t *th, hm_page_t *pg) {
             break;
     }
     queue_remove(th, pg);
-    pg->used |= HM_USED_FULL;
+    pg->in_full = 1;
+    pg->used |= HM_USED_SLOW;
     return true;
 }
 
 /* Put a full page back at the end of its queue (owner): allocation goes on in the current
  * page, and the returning page fills up with frees before it is used again. */
 static void page_unfull(hm_theap_t *th, hm_page_t *pg) {
-    pg->used &= ~HM_USED_FULL;
+    pg->in_full = 0;
+    if (!pg->is_debug) pg->used &= ~HM_USED_SLOW;
     uintptr_t old = atomic_load_explicit(&pg->thread_free, memory_order_relaxed);
     while ((old & HM_TF_MASK) == HM_TF_FULL &&
            !atomic_compare_exchange_weak_explicit(&pg->thread_free, &old,
@@ -210,6 +214,10 @@ void _hm_theap_process_pending(hm_theap_t *th) {
 }
 
 hm_result _hm_page_free_remote(hm_page_t *pg, hm_segment_t *seg, hm_block_t *b) {
+    if (hm_unlikely(pg->is_debug)) {
+        hm_result r = _hm_debug_free_check(pg, b);
+        if (r != HM_OK) return r;
+    }
     uintptr_t old = atomic_load_explicit(&pg->thread_free, memory_order_relaxed);
     uintptr_t tag;
     do {
@@ -240,6 +248,8 @@ static size_t page_size_of(const hm_segment_t *seg, size_t idx) {
 /* Retire an empty page to its segment; the segment goes to the cache when all are empty. */
 static void page_retire(hm_theap_t *th, hm_page_t *pg, hm_segment_t *seg) {
     if (!_hm_page_in_full(pg)) queue_remove(th, pg);
+    pg->in_full = 0;
+    pg->is_debug = 0;
     pg->free = NULL;
     pg->block_size = 0;
     pg->area = 0;
@@ -284,62 +294,89 @@ static bool page_retirable(hm_theap_t *th, hm_page_t *pg) {
     return _hm_page_in_full(pg) || q->first != pg || q->last != pg;
 }
 
-hm_result _hm_page_free_slow(hm_page_t *pg, hm_segment_t *seg) {
+hm_result _hm_page_free_slow(hm_page_t *pg, hm_segment_t *seg, hm_block_t *b) {
+    if (pg->is_debug) {
+        hm_result r = _hm_debug_free_check(pg, b);
+        if (r != HM_OK) return r; /* reported; the block is left as it is, never reused */
+    }
     if (pg->is_huge) {
         _hm_huge_free(seg);
         return HM_OK;
     }
-    hm_theap_t *th = seg->theap;
-    if (_hm_page_in_full(pg) && _hm_page_live(pg) != 0) {
-        page_unfull(th, pg);
-        return HM_OK;
+    b->next = pg->free;
+    pg->free = b;
+    pg->used--;
+    if (_hm_page_in_full(pg)) {
+        hm_theap_t *th = seg->theap;
+        if (_hm_page_live(pg) != 0)
+            page_unfull(th, pg);
+        else if (page_retirable(th, pg))
+            page_retire(th, pg, seg);
     }
-    if (page_retirable(th, pg)) page_retire(th, pg, seg);
     return HM_OK;
 }
 
 /* A fresh page of `bin` from one of the theap's segments, or a new segment. */
 static hm_page_t *page_fresh(hm_theap_t *th, size_t bin, int level) {
-    size_t bs = _hm_bin_size(bin);
+    bool debug = bin >= HM_BIN_COUNT; /* a debug queue */
+    size_t bs = _hm_bin_size(debug ? bin - HM_BIN_COUNT : bin);
     hm_segment_kind_t kind = bs <= HM_SMALL_MAX ? HM_SEG_SMALL : HM_SEG_MEDIUM;
-    hm_segment_t *seg = th->segs[kind];
-    if (seg == NULL || seg->used_pages == seg->page_count) {
-        seg = _hm_segment_alloc(th, kind, level);
-        if (seg == NULL) return NULL;
-    }
-    /* prefer a page that is still committed */
-    hm_page_t *pg = NULL;
-    for (size_t i = 0; i < seg->page_count; i++) {
-        hm_page_t *c = &seg->pages[i];
-        if (c->block_size != 0) continue;
-        if (c->committed) {
-            pg = c;
+    hm_segment_t *seg;
+    hm_page_t *pg;
+    for (int attempt = 0;; attempt++) {
+        seg = th->segs[kind];
+        if (seg == NULL || seg->used_pages == seg->page_count) {
+            seg = _hm_segment_alloc(th, kind, level);
+            if (seg == NULL) return NULL;
+        }
+        /* prefer a page that is still committed */
+        pg = NULL;
+        for (size_t i = 0; i < seg->page_count; i++) {
+            hm_page_t *c = &seg->pages[i];
+            if (c->block_size != 0) continue;
+            if (c->committed) {
+                pg = c;
+                break;
+            }
+            if (pg == NULL) pg = c;
+        }
+        hm_assert(pg != NULL);
+        if (pg->committed) {
+            if (pg != &seg->pages[0] && th->free_committed_pages > 0) th->free_committed_pages--;
             break;
         }
-        if (pg == NULL) pg = c;
+        size_t full = (size_t)1 << seg->page_shift;
+        /* no reclaim inside _hm_commit: it could retire pages of `seg` and hand `seg` to the
+         * cache under us. On a refusal, reclaim here (with nothing held) and choose again. */
+        if (_hm_commit(th, full, level, attempt == 0 ? HM_COMMIT_QUICK : HM_COMMIT_NO_COLLECT)) {
+            seg->committed += full;
+            pg->committed = 1;
+            break;
+        }
+        if (seg->used_pages == 0) _hm_segment_free(seg);
+        if (attempt > 0) return NULL;
+        _hm_theap_collect(th, true); /* every empty page of this thread, then once more */
     }
-    hm_assert(pg != NULL);
     size_t idx = (size_t)(pg - seg->pages);
     size_t psize = page_size_of(seg, idx);
-    if (!pg->committed) {
-        size_t full = (size_t)1 << seg->page_shift;
-        if (!_hm_commit(th, full, level)) {
-            if (seg->used_pages == 0) _hm_segment_free(seg);
-            return NULL;
-        }
-        seg->committed += full;
-        pg->committed = 1;
-    } else if (idx != 0 && th->free_committed_pages > 0) {
-        th->free_committed_pages--;
-    }
     pg->block_size = (uint32_t)bs;
     pg->bin = (uint8_t)bin;
-    pg->reserved = (uint32_t)(psize / bs);
+    pg->reserved = (uint16_t)(psize / bs);
+    /* from the geometry: a page that served as a debug page had its start moved */
+    pg->start = (uint8_t *)seg + (idx << seg->page_shift) +
+                (idx == 0 ? _hm_segment_header_size(seg->page_count) : 0);
+    if (debug) {
+        /* slot i is [start + i*bs, start + (i+1)*bs): its header first, then the user bytes;
+         * moving `start` past the first header makes the user pointers the block starts */
+        pg->is_debug = 1;
+        pg->start += HM_DEBUG_HEADER;
+    }
     pg->area = (size_t)pg->reserved * bs;
     pg->div_magic = UINT64_MAX / bs + 1;
     pg->capacity = 0;
     pg->used = 0;
     pg->free = NULL;
+    if (debug) pg->used = HM_USED_SLOW; /* every free of a debug block is checked */
     atomic_store_explicit(&pg->thread_free, 0, memory_order_relaxed);
     seg->used_pages++;
     if (seg->used_pages == seg->page_count && seg->next != NULL) {
@@ -385,7 +422,7 @@ void _hm_theap_purge(hm_theap_t *th, uint32_t now, bool force) {
 /* Collect every page; retire the empty ones (all of them when `force`). */
 void _hm_theap_collect(hm_theap_t *th, bool force) {
     _hm_theap_process_pending(th);
-    for (size_t bin = 1; bin < HM_BIN_COUNT; bin++) {
+    for (size_t bin = 1; bin < 2 * HM_BIN_COUNT; bin++) {
         hm_page_t *pg = th->queues[bin].first;
         while (pg != NULL) {
             hm_page_t *next = pg->next;
@@ -429,7 +466,7 @@ void _hm_theap_collect(hm_theap_t *th, bool force) {
 /* ---- the generic allocation path --------------------------------------------------------- */
 /* Retire the empty pages of every queue but the last page of each. */
 static void theap_retire_empty(hm_theap_t *th) {
-    for (size_t bin = 1; bin < HM_BIN_COUNT; bin++) {
+    for (size_t bin = 1; bin < 2 * HM_BIN_COUNT; bin++) {
         hm_page_t *pg = th->queues[bin].first;
         while (pg != NULL) {
             hm_page_t *next = pg->next;
@@ -456,10 +493,13 @@ static hm_noinline void theap_maintain(hm_theap_t *th) {
 }
 
 void *_hm_page_alloc_generic(hm_theap_t *th, size_t size, int level) {
+    return _hm_page_alloc_queue(th, _hm_bin_of(size), level);
+}
+
+void *_hm_page_alloc_queue(hm_theap_t *th, size_t bin, int level) {
     if (atomic_load_explicit(&th->pending, memory_order_relaxed) != NULL)
         _hm_theap_process_pending(th);
     if ((++th->slow_calls & 63) == 0) theap_maintain(th);
-    size_t bin = _hm_bin_of(size);
     hm_page_queue_t *q = &th->queues[bin];
     hm_page_t *pg = q->first;
     while (pg != NULL) {

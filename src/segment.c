@@ -231,7 +231,7 @@ hm_segment_t *_hm_segment_alloc(hm_theap_t *th, hm_segment_kind_t kind, int leve
         size_t first_page = kind == HM_SEG_SMALL ? ((size_t)1 << HM_SMALL_PAGE_SHIFT)
                                                  : ((size_t)1 << HM_MEDIUM_PAGE_SHIFT);
         (void)h;
-        if (!_hm_commit(th, first_page, level)) return NULL;
+        if (!_hm_commit(th, first_page, level, HM_COMMIT_FULL)) return NULL;
         seg = _hm_prim_map_aligned(HM_SEGMENT_SIZE, HM_SEGMENT_SIZE, exec);
         if (seg == NULL) {
             _hm_uncommit(heap, first_page);
@@ -309,7 +309,7 @@ hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align, int leve
             atomic_fetch_add_explicit(&heap->committed, seg->committed, memory_order_relaxed);
             /* account the part that will now be touched beyond what stays committed */
             if (need > seg->committed) {
-                if (!_hm_commit(th, need - seg->committed, level)) {
+                if (!_hm_commit(th, need - seg->committed, level, HM_COMMIT_FULL)) {
                     /* give it back untouched */
                     cache_put(seg);
                     return NULL;
@@ -319,7 +319,7 @@ hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align, int leve
         }
     }
     if (seg == NULL) {
-        if (!_hm_commit(th, h + usable, level)) return NULL;
+        if (!_hm_commit(th, h + usable, level, HM_COMMIT_FULL)) return NULL;
         if (aligned_huge) {
             /* reserve so that a unit at `align` has one free unit below it for the header */
             size_t total =
@@ -369,7 +369,7 @@ hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align, int leve
     pg->div_magic = 1;
     pg->block_size = 0;
     pg->is_huge = 1;
-    pg->used = HM_USED_FULL | 1; /* its free always takes the slow path */
+    pg->used = HM_USED_SLOW | 1; /* its free always takes the slow path */
     pg->reserved = 1;
     pg->capacity = 1;
     pg->committed = 1;

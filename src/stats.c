@@ -47,6 +47,16 @@ void hm_heap_stats(hm_heap *heap, hm_heap_stats_t *out) {
     out->peak_committed = atomic_load_explicit(&heap->peak_committed, memory_order_relaxed);
 }
 
+/* Where printed statistics go when no FILE is given: the config's file, else stderr. */
+static void emit(const hm_manager *mgr, FILE *out, const char *buf, size_t n) {
+    if (out != NULL)
+        fwrite(buf, 1, n, out);
+    else if (mgr != NULL && mgr->cfg.stats_path != NULL)
+        _hm_prim_write_path(mgr->cfg.stats_path, buf, n);
+    else
+        _hm_prim_write_stderr(buf, n);
+}
+
 void hm_heap_stats_print(hm_heap *heap, FILE *out) {
     hm_heap_stats_t s;
     hm_heap_stats(heap, &s);
@@ -63,10 +73,7 @@ void hm_heap_stats_print(hm_heap *heap, FILE *out) {
                      (void *)heap, s.live_blocks, s.live_bytes, s.committed, s.peak_committed,
                      s.reserved, s.segments, s.huge_blocks, s.pages, s.threads, s.requests[0],
                      s.requests[1], s.requests[2], s.failures[0], s.failures[1], s.failures[2]);
-    if (out == NULL)
-        _hm_prim_write_stderr(buf, n);
-    else
-        fwrite(buf, 1, n, out);
+    emit(heap != NULL ? heap->mgr : NULL, out, buf, n);
 }
 
 void hm_manager_stats(hm_manager *mgr, hm_manager_stats_t *out) {
@@ -119,8 +126,5 @@ void hm_manager_stats_print(hm_manager *mgr, FILE *out) {
         s.faults_injected[0], s.faults_injected[1], s.faults_injected[2], s.notifications[1],
         s.notifications[2], s.notifications[3], s.virtual_reserved, s.virtual_committed,
         s.runtime_mapped);
-    if (out == NULL)
-        _hm_prim_write_stderr(buf, n);
-    else
-        fwrite(buf, 1, n, out);
+    emit(mgr, out, buf, n);
 }

@@ -90,11 +90,13 @@ static int prot_of(uint32_t protect) {
 typedef enum { VM_SET, VM_PROTECT } vm_op_t;
 
 static void copy_apply(uint8_t *pages, size_t first, size_t n, vm_op_t op, uint8_t val) {
-    if (op == VM_SET) {
-        memset(pages + first, val, n);
-    } else {
-        for (size_t i = first; i < first + n; i++)
-            pages[i] = (uint8_t)((pages[i] & VM_COMMITTED) | val);
+    /* relaxed atomic stores: readers may look at this copy while it changes (they detect
+     * that with the generation counter and read again) */
+    for (size_t i = first; i < first + n; i++) {
+        uint8_t v = val;
+        if (op == VM_PROTECT)
+            v = (uint8_t)((__atomic_load_n(&pages[i], __ATOMIC_RELAXED) & VM_COMMITTED) | val);
+        __atomic_store_n(&pages[i], v, __ATOMIC_RELAXED);
     }
 }
 
@@ -225,6 +227,7 @@ hm_result hm_virtual_alloc(hm_manager *mgr, void *addr, size_t size, uint32_t ty
     bool commit = (type & MEM_COMMIT) != 0;
     bool reserve = (type & MEM_RESERVE) != 0 || (commit && addr == NULL);
     hm_result res = HM_OK;
+    bool os_refused = false; /* budget refusals are counted by the budget itself */
     pthread_mutex_lock(&vm->lock);
     if (reset) {
         /* the data is no longer of interest; the pages stay committed */
@@ -275,11 +278,13 @@ hm_result hm_virtual_alloc(hm_manager *mgr, void *addr, size_t size, uint32_t ty
         size_t rsize = to;
         if (p == NULL) {
             res = HM_ERR_NOMEM;
+            os_refused = true;
         } else {
             vm_region_t *r = region_new(vm, (uintptr_t)p, rsize, protect);
             if (r == NULL) {
                 _hm_prim_unmap(p, rsize);
                 res = HM_ERR_NOMEM;
+                os_refused = true;
             } else if (commit) {
                 uintptr_t cfrom = addr == NULL ? (uintptr_t)p : ((uintptr_t)addr & ~(VM_PAGE - 1));
                 uintptr_t cto = addr == NULL
@@ -309,8 +314,7 @@ hm_result hm_virtual_alloc(hm_manager *mgr, void *addr, size_t size, uint32_t ty
     }
     pthread_mutex_unlock(&vm->lock);
     atomic_fetch_add_explicit(&mgr->vm_requests[level], 1, memory_order_relaxed);
-    if (res == HM_ERR_NOMEM && !reset)
-        atomic_fetch_add_explicit(&mgr->failures[level], 1, memory_order_relaxed);
+    if (os_refused) atomic_fetch_add_explicit(&mgr->failures[level], 1, memory_order_relaxed);
     return res;
 }
 
@@ -402,11 +406,11 @@ static bool query_region(hm_vmem_t *vm, uintptr_t addr, MEMORY_BASIC_INFORMATION
             uint64_t g = atomic_load_explicit(&r->gen[a], memory_order_acquire);
             if (g & 1) continue; /* the writer moved on to this copy: read the other */
             const uint8_t *p = atomic_load_explicit(&r->pages[a], memory_order_acquire);
-            uint8_t v = __atomic_load_n(&p[idx], __ATOMIC_RELAXED);
+            /* acquire loads: the generation check below cannot move above them */
+            uint8_t v = __atomic_load_n(&p[idx], __ATOMIC_ACQUIRE);
             size_t run = 1;
-            while (idx + run < npages && __atomic_load_n(&p[idx + run], __ATOMIC_RELAXED) == v)
+            while (idx + run < npages && __atomic_load_n(&p[idx + run], __ATOMIC_ACQUIRE) == v)
                 run++;
-            atomic_thread_fence(memory_order_acquire);
             if (atomic_load_explicit(&r->gen[a], memory_order_relaxed) != g) continue;
             if (atomic_load_explicit(&r->base, memory_order_relaxed) != base) return false;
             info->BaseAddress = (void *)(base + idx * VM_PAGE);

@@ -75,6 +75,20 @@ typedef struct hm_config {
     /* Print the statistics of each heap when it is released, and of each manager when it
      * goes. HM_STATS=1. */
     bool print_stats;
+    /* ---- debugging (docs/DEBUG.md) ---- */
+    /* Checked mode: every block gets the debug treatment of DebugAlloc (canaries, a
+     * byte-precise end, double-free and write-after-free detection); usable size is then the
+     * requested size. HM_CHECKED=1. */
+    bool checked;
+    /* Misuse detected (a broken canary, a double free, a write after free, a bad pointer):
+     * on_error(kind, block, message, arg) is called with a one-line message; NULL writes the
+     * message to stderr (with write(2), no allocation). The COM door also returns
+     * HOST_E_INVALIDOPERATION; the malloc door aborts after the report. */
+    void (*on_error)(int kind, const void *ptr, const char *message, void *arg);
+    void *on_error_arg;
+    /* Where print_stats writes: NULL for stderr, or a file to append to (a program may have
+     * closed stderr by the time it exits). The string must outlive the manager. HM_STATS_FILE. */
+    const char *stats_path;
 } hm_config;
 
 /* Defaults, then the HM_* environment. Never allocates. */
@@ -173,6 +187,42 @@ typedef enum hm_result {
  * why. Decided from out-of-line metadata only: the memory at `p` is never read unless `p` is
  * a block of `heap`. NULL gives HM_OK. Never aborts. */
 HM_API hm_result hm_heap_free(hm_heap *heap, void *p);
+
+/* ---- The debug heap (docs/DEBUG.md) -------------------------------------------------------- */
+/* Kinds of misuse passed to hm_config.on_error. */
+enum {
+    HM_ERROR_BAD_POINTER = 1,      /* not the start of a live block */
+    HM_ERROR_DOUBLE_FREE = 2,      /* a debug/checked block freed twice */
+    HM_ERROR_OVERRUN = 3,          /* bytes after the block were written */
+    HM_ERROR_UNDERRUN = 4,         /* bytes before the block were written */
+    HM_ERROR_WRITE_AFTER_FREE = 5, /* a freed block was written before it was reused */
+    HM_ERROR_LEAK = 6,             /* a leak report (heap release with live DebugAlloc blocks) */
+};
+
+/* Allocate like hm_alloc_level and remember where from: `file` (copied; may be NULL), `line`,
+ * the size, the allocating thread and a sequence number. The block has canaries before and
+ * after it; hm_free checks them and fills the block with a freed pattern. */
+HM_API void *hm_alloc_debug(hm_heap *heap, size_t size, EMemoryCriticalLevel level,
+                            const char *file, int line);
+
+typedef struct hm_block_info_s {
+    void *ptr;        /* the block */
+    size_t size;      /* requested size (debug/checked blocks) or usable size */
+    const char *file; /* allocation site of a DebugAlloc block, else NULL */
+    int line;
+    uint64_t seq; /* allocation sequence number (debug/checked blocks), else 0 */
+    bool debug;   /* a DebugAlloc block */
+} hm_block_info_t;
+
+/* Visit every live block of `heap` (debug or not); `fn` returns false to stop. Returns the
+ * number of blocks visited. No other thread may use the heap meanwhile. Never allocates. */
+typedef bool (*hm_walk_fn)(const hm_block_info_t *info, void *arg);
+HM_API size_t hm_heap_walk(hm_heap *heap, hm_walk_fn fn, void *arg);
+
+/* Group the live DebugAlloc blocks of `heap` by file:line with count and bytes, largest first,
+ * and print them to `out` (NULL: the error sink of the heap's manager). Returns how many
+ * blocks it found. No other thread may use the heap meanwhile. */
+HM_API size_t hm_heap_report_leaks(hm_heap *heap, FILE *out);
 
 /* Bytes usable in the block at `p` (at least what was asked); 0 for NULL. Aborts when `p` is
  * not the start of a block. */

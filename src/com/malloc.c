@@ -40,7 +40,8 @@ static ULONG STDMETHODCALLTYPE m_release(IHostMalloc *This) {
     ULONG n = atomic_fetch_sub_explicit(&self->refs, 1, memory_order_acq_rel) - 1;
     if (n == 0) {
         IHostMemoryManager *owner = self->owner;
-        hm_heap_release(self->heap); /* every block still in it goes too */
+        hm_heap_report_leaks(self->heap, NULL); /* live DebugAlloc blocks, to the error sink */
+        hm_heap_release(self->heap);            /* every block still in it goes too */
         hm_free(self);
         IHostMemoryManager_Release(owner);
     }
@@ -62,9 +63,16 @@ static HRESULT STDMETHODCALLTYPE m_alloc(IHostMalloc *This, SIZE_T cbSize,
 static HRESULT STDMETHODCALLTYPE m_debug_alloc(IHostMalloc *This, SIZE_T cbSize,
                                                EMemoryCriticalLevel level, char *pszFileName,
                                                int iLineNo, void **ppMem) {
-    (void)pszFileName;
-    (void)iLineNo;
-    return m_alloc(This, cbSize, level, ppMem);
+    if (ppMem == NULL) return E_POINTER;
+    if ((unsigned)level > (unsigned)eProcessCritical) {
+        *ppMem = NULL;
+        return E_INVALIDARG;
+    }
+    /* file and line are remembered with the block (an interned copy of the name) */
+    void *p = hm_alloc_debug(self_of(This)->heap, cbSize, level,
+                             pszFileName != NULL ? pszFileName : "(no file)", iLineNo);
+    *ppMem = p;
+    return p != NULL ? S_OK : E_OUTOFMEMORY;
 }
 
 static HRESULT STDMETHODCALLTYPE m_free(IHostMalloc *This, void *pMem) {

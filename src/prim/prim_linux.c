@@ -237,6 +237,21 @@ const char *_hm_prim_getenv(const char *name) {
     return NULL;
 }
 
+void _hm_prim_write_path(const char *path, const char *msg, size_t len) {
+    int saved = errno;
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        while (len > 0) {
+            ssize_t w = write(fd, msg, len);
+            if (w <= 0) break;
+            msg += w;
+            len -= (size_t)w;
+        }
+        close(fd);
+    }
+    errno = saved;
+}
+
 void _hm_prim_write_stderr(const char *msg, size_t len) {
     int saved = errno;
     while (len > 0) {
@@ -321,4 +336,12 @@ void _hm_meta_free(void *p, size_t size) {
         meta.free[c] = f;
     }
     pthread_mutex_unlock(&meta.lock);
+}
+
+/* fork: hold the metadata lock across fork (prepare: lock; parent and child: unlock). */
+void _hm_meta_fork(int phase) {
+    if (phase == 0)
+        pthread_mutex_lock(&meta.lock);
+    else
+        pthread_mutex_unlock(&meta.lock);
 }

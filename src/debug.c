@@ -1,0 +1,422 @@
+/* debug.c: debug blocks (DebugAlloc and checked mode), misuse reports, heap walks, leak reports.
+ *
+ * A debug block lives on a debug page (its own queues in every sub-heap, so never beside normal
+ * blocks) and occupies one slot of the page's size class:
+ *
+ *     slot:  [ header (48 bytes) | user bytes (size) | 8-byte canary | slack ]
+ *                                ^ the block pointer (the engine's "block start")
+ *
+ * The page's `start` is moved past the first header, so user pointers are exactly the engine's
+ * block starts and every free of them is validated as usual. The header records the site (an
+ * interned copy of the file name: the caller's string is not trusted to outlive the call),
+ * line, size, allocating thread, a sequence number and the state (live, freed, quarantined),
+ * and ends with the front canary; the back canary starts at the first byte past the requested
+ * size, so even a one-byte overrun is caught. Canaries are a per-process secret mixed with the
+ * block address.
+ *
+ * Free checks the state (double free), then both canaries; on an error it reports through the
+ * manager's error sink and leaves the block alone (quarantined: never reused, and a second free
+ * is an error too). A good free marks the header freed and fills the user bytes past the
+ * free-list link with 0xDF; the next allocation of that slot checks the fill (write after free).
+ * Debug pages carry HM_USED_SLOW, so these checks cost nothing to normal blocks.
+ *
+ * Everything here runs on slow paths and never allocates: reports are formatted on the stack. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define DBG_LIVE        0x4c495645u /* "LIVE" */
+#define DBG_FREED       0x46524545u /* "FREE" */
+#define DBG_QUARANTINED 0x51554152u /* "QUAR": a bad free left it here for good */
+#define DBG_FILL        0xDF
+#define DBG_CHECKED     1u /* a checked-mode block (not a DebugAlloc one) */
+
+typedef struct hm_dbg_hdr_s {
+    const char *file; /* interned, or NULL */
+    uint32_t line;
+    uint32_t state;
+    size_t size;  /* requested bytes */
+    uint64_t seq; /* allocation sequence number */
+    uint32_t tid; /* allocating thread (kernel id) */
+    uint32_t flags;
+    uint64_t canary; /* right before the user bytes */
+} hm_dbg_hdr_t;
+
+_Static_assert(sizeof(hm_dbg_hdr_t) == HM_DEBUG_HEADER, "debug header size");
+
+static _Atomic(uint64_t) dbg_seq;
+static uint64_t dbg_secret;
+static pthread_once_t dbg_once = PTHREAD_ONCE_INIT;
+static __thread uint32_t tls_tid __attribute__((tls_model("initial-exec")));
+
+static void dbg_init(void) {
+    uint64_t x = (uint64_t)(uintptr_t)&dbg_secret ^ ((uint64_t)_hm_prim_clock_ms() << 32) ^
+                 (uint64_t)getpid() * 0x9E3779B97F4A7C15ULL;
+    x ^= x >> 31;
+    x *= 0xBF58476D1CE4E5B9ULL;
+    dbg_secret = x ^ (x >> 29) ^ 0xA5A5A5A5A5A5A5A5ULL;
+}
+
+static uint64_t canary_of(const void *p) {
+    return dbg_secret ^ ((uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15ULL);
+}
+
+static hm_dbg_hdr_t *hdr_of(const void *p) {
+    return (hm_dbg_hdr_t *)((uint8_t *)p - HM_DEBUG_HEADER);
+}
+
+/* ---- interned file names -------------------------------------------------------------------
+ * A fixed open-addressing table of copies, in metadata memory that is never freed (names stay
+ * valid in leak reports long after the caller's string is gone). */
+#define INTERN_SLOTS 4096
+#define INTERN_ARENA ((size_t)1 << 20)
+
+static struct {
+    pthread_mutex_t lock;
+    const char *slots[INTERN_SLOTS];
+    char *arena;
+    size_t used;
+} intern = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static const char *intern_name(const char *name) {
+    if (name == NULL) return NULL;
+    size_t len = strnlen(name, 512);
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (uint8_t)name[i]) * 1099511628211ULL;
+    const char *found = "(too many source files)";
+    pthread_mutex_lock(&intern.lock);
+    for (size_t k = 0; k < INTERN_SLOTS; k++) {
+        size_t i = (h + k) & (INTERN_SLOTS - 1);
+        const char *s = intern.slots[i];
+        if (s == NULL) {
+            if (intern.arena == NULL || intern.used + len + 1 > INTERN_ARENA) {
+                intern.arena = _hm_meta_alloc(INTERN_ARENA);
+                intern.used = 0;
+                if (intern.arena == NULL) break;
+            }
+            char *copy = intern.arena + intern.used;
+            memcpy(copy, name, len);
+            copy[len] = '\0';
+            intern.used += len + 1;
+            intern.slots[i] = copy;
+            found = copy;
+            break;
+        }
+        if (strncmp(s, name, len) == 0 && s[len] == '\0') {
+            found = s;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&intern.lock);
+    return found;
+}
+
+/* ---- reports -------------------------------------------------------------------------------- */
+void _hm_report(const hm_manager *mgr, int kind, const void *ptr, const char *message) {
+    if (mgr != NULL && mgr->cfg.on_error != NULL) {
+        mgr->cfg.on_error(kind, ptr, message, mgr->cfg.on_error_arg);
+        return;
+    }
+    _hm_prim_write_stderr(message, strlen(message));
+}
+
+static const char *kind_name(int kind) {
+    switch (kind) {
+    case HM_ERROR_DOUBLE_FREE:
+        return "double free";
+    case HM_ERROR_OVERRUN:
+        return "buffer overrun (the canary after the block was written)";
+    case HM_ERROR_UNDERRUN:
+        return "buffer underrun (the canary before the block was written)";
+    case HM_ERROR_WRITE_AFTER_FREE:
+        return "write after free";
+    default:
+        return "bad pointer";
+    }
+}
+
+static void report_block(const hm_manager *mgr, int kind, const void *p, const hm_dbg_hdr_t *h) {
+    char msg[512];
+    if (h->file != NULL)
+        _hm_snprintf(msg, sizeof msg,
+                     "hostmalloc: %s: block %p of %zu bytes, allocated at %s:%d (#%zu, thread "
+                     "%d)\n",
+                     kind_name(kind), p, h->size, h->file, (int)h->line, (size_t)h->seq,
+                     (int)h->tid);
+    else
+        _hm_snprintf(msg, sizeof msg,
+                     "hostmalloc: %s: block %p of %zu bytes (allocation #%zu, thread %d)\n",
+                     kind_name(kind), p, h->size, (size_t)h->seq, (int)h->tid);
+    _hm_report(mgr, kind, p, msg);
+}
+
+/* ---- allocation ---------------------------------------------------------------------------- */
+static void on_alloc(hm_heap *heap, void *p, size_t size, const char *file, int line) {
+    hm_dbg_hdr_t *h = hdr_of(p);
+    if (h->state == DBG_FREED) {
+        /* the slot's previous block: its fill must be intact past the free-list link */
+        const uint8_t *u = p;
+        for (size_t i = sizeof(hm_block_t); i < h->size; i++) {
+            if (u[i] != DBG_FILL) {
+                report_block(heap->mgr, HM_ERROR_WRITE_AFTER_FREE, p, h);
+                break;
+            }
+        }
+    }
+    if (tls_tid == 0) tls_tid = (uint32_t)syscall(SYS_gettid);
+    h->file = file != NULL ? intern_name(file) : NULL;
+    h->line = (uint32_t)line;
+    h->size = size;
+    h->seq = atomic_fetch_add_explicit(&dbg_seq, 1, memory_order_relaxed) + 1;
+    h->tid = tls_tid;
+    h->flags = file == NULL && heap->checked ? DBG_CHECKED : 0;
+    uint64_t c = canary_of(p);
+    h->canary = c;
+    memcpy((uint8_t *)p + size, &c, sizeof c); /* byte-precise: right after the last byte */
+    h->state = DBG_LIVE;
+}
+
+void *_hm_debug_alloc(hm_heap *heap, size_t size, int level, const char *file, int line) {
+    pthread_once(&dbg_once, dbg_init);
+    hm_theap_t *th = _hm_theap_get(heap);
+    if (th == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if ((unsigned)level > eProcessCritical) level = eProcessCritical;
+    th->requests[level]++;
+    if (size > HM_MAX_ALLOC - HM_DEBUG_HEADER - 64) {
+        th->failures[level]++;
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t slot = HM_DEBUG_HEADER + size + sizeof(uint64_t);
+    void *p;
+    if (slot <= HM_MEDIUM_MAX) {
+        p = _hm_page_alloc_queue(th, HM_BIN_COUNT + _hm_bin_of(slot), level);
+    } else {
+        /* a huge debug block: the header at the start of the block area */
+        hm_segment_t *seg = _hm_huge_alloc(th, slot, HM_ALIGN, level);
+        p = NULL;
+        if (seg != NULL) {
+            hm_page_t *pg = &seg->pages[0];
+            pg->start += HM_DEBUG_HEADER;
+            pg->is_debug = 1;
+            seg->huge_size -= HM_DEBUG_HEADER;
+            p = pg->start;
+        }
+    }
+    if (p == NULL) {
+        th->failures[level]++;
+        errno = ENOMEM;
+        return NULL;
+    }
+    on_alloc(heap, p, size, file, line);
+    return p;
+}
+
+void *hm_alloc_debug(hm_heap *heap, size_t size, EMemoryCriticalLevel level, const char *file,
+                     int line) {
+    return _hm_debug_alloc(heap, size, (int)level, file != NULL ? file : "(unknown file)", line);
+}
+
+size_t _hm_debug_size(const void *p) {
+    return hdr_of(p)->size;
+}
+
+/* ---- free ----------------------------------------------------------------------------------- */
+hm_result _hm_debug_free_check(hm_page_t *pg, hm_block_t *b) {
+    hm_dbg_hdr_t *h = hdr_of(b);
+    hm_segment_t *seg = (hm_segment_t *)((uintptr_t)pg & ~HM_SEGMENT_MASK);
+    const hm_manager *mgr = seg->mgr;
+    int err = 0;
+    uint64_t c = canary_of(b), back;
+    if (h->state == DBG_FREED || h->state == DBG_QUARANTINED) {
+        err = HM_ERROR_DOUBLE_FREE;
+    } else if (h->state != DBG_LIVE || h->canary != c) {
+        err = HM_ERROR_UNDERRUN;
+    } else {
+        memcpy(&back, (uint8_t *)b + h->size, sizeof back);
+        if (back != c) err = HM_ERROR_OVERRUN;
+    }
+    if (err != 0) {
+        report_block(mgr, err, b, h);
+        if (err != HM_ERROR_DOUBLE_FREE || h->state != DBG_FREED) h->state = DBG_QUARANTINED;
+        return HM_ERR_NOT_BLOCK;
+    }
+    h->state = DBG_FREED;
+    if (h->size > sizeof(hm_block_t))
+        memset((uint8_t *)b + sizeof(hm_block_t), DBG_FILL, h->size - sizeof(hm_block_t));
+    return HM_OK;
+}
+
+/* ---- walking the heap ------------------------------------------------------------------------ */
+typedef struct {
+    hm_walk_fn fn;
+    void *arg;
+    size_t count;
+    bool stop;
+} walk_t;
+
+static void visit(walk_t *w, void *p, size_t size, const hm_dbg_hdr_t *h) {
+    if (w->stop) return;
+    hm_block_info_t info = {p, size, NULL, 0, 0, false};
+    if (h != NULL) {
+        info.size = h->size;
+        info.seq = h->seq;
+        info.debug = (h->flags & DBG_CHECKED) == 0;
+        info.file = info.debug ? h->file : NULL;
+        info.line = info.debug ? (int)h->line : 0;
+    }
+    w->count++;
+    if (w->fn != NULL && !w->fn(&info, w->arg)) w->stop = true;
+}
+
+/* Mark the free blocks of a page in `freemap` (one bit a block; at most 4096 blocks). */
+static void mark(uint64_t *freemap, const hm_page_t *pg, const hm_block_t *b) {
+    for (; b != NULL; b = b->next) {
+        size_t off = (size_t)((const uint8_t *)b - pg->start);
+        if (off >= pg->area) break; /* a damaged list: stop rather than wander */
+        size_t i = off / pg->block_size;
+        freemap[i >> 6] |= (uint64_t)1 << (i & 63);
+    }
+}
+
+static void walk_page(walk_t *w, hm_page_t *pg) {
+    uint64_t freemap[4096 / 64];
+    memset(freemap, 0, sizeof freemap);
+    mark(freemap, pg, pg->free);
+    mark(freemap, pg,
+         (const hm_block_t *)(atomic_load_explicit(&pg->thread_free, memory_order_acquire) &
+                              ~HM_TF_MASK));
+    for (size_t i = 0; i < pg->capacity && !w->stop; i++) {
+        uint8_t *p = pg->start + i * pg->block_size;
+        if (pg->is_debug) {
+            const hm_dbg_hdr_t *h = hdr_of(p);
+            if (h->state == DBG_LIVE) visit(w, p, h->size, h);
+        } else if (!(freemap[i >> 6] >> (i & 63) & 1)) {
+            visit(w, p, pg->block_size, NULL);
+        }
+    }
+}
+
+static size_t walk_locked(hm_heap *heap, walk_t *w) {
+    for (hm_theap_t *th = heap->theaps; th != NULL && !w->stop; th = th->next) {
+        for (int k = 0; k < 2; k++) {
+            for (hm_segment_t *seg = th->segs[k]; seg != NULL && !w->stop; seg = seg->next) {
+                for (size_t i = 0; i < seg->page_count; i++) {
+                    hm_page_t *pg = &seg->pages[i];
+                    if (pg->block_size != 0) walk_page(w, pg);
+                }
+            }
+        }
+    }
+    for (hm_segment_t *seg = heap->huge; seg != NULL && !w->stop; seg = seg->next) {
+        hm_page_t *pg = &seg->pages[0];
+        if (pg->is_debug) {
+            const hm_dbg_hdr_t *h = hdr_of(pg->start);
+            if (h->state == DBG_LIVE) visit(w, pg->start, h->size, h);
+        } else {
+            visit(w, pg->start, seg->huge_size, NULL);
+        }
+    }
+    return w->count;
+}
+
+size_t hm_heap_walk(hm_heap *heap, hm_walk_fn fn, void *arg) {
+    if (heap == NULL) return 0;
+    walk_t w = {fn, arg, 0, false};
+    pthread_mutex_lock(&heap->lock);
+    size_t n = walk_locked(heap, &w);
+    pthread_mutex_unlock(&heap->lock);
+    return n;
+}
+
+/* ---- leak report -------------------------------------------------------------------------- */
+#define LEAK_SITES 256
+
+typedef struct {
+    const char *file;
+    int line;
+    size_t count, bytes;
+} site_t;
+
+typedef struct {
+    site_t sites[LEAK_SITES];
+    size_t nsites;
+    size_t blocks, bytes;
+    site_t other; /* sites beyond the table */
+} leaks_t;
+
+static bool collect_leak(const hm_block_info_t *info, void *arg) {
+    leaks_t *l = arg;
+    if (!info->debug) return true;
+    l->blocks++;
+    l->bytes += info->size;
+    for (size_t i = 0; i < l->nsites; i++) {
+        if (l->sites[i].file == info->file && l->sites[i].line == info->line) {
+            l->sites[i].count++;
+            l->sites[i].bytes += info->size;
+            return true;
+        }
+    }
+    site_t *s = l->nsites < LEAK_SITES ? &l->sites[l->nsites++] : &l->other;
+    if (s != &l->other) {
+        s->file = info->file;
+        s->line = info->line;
+    }
+    s->count++;
+    s->bytes += info->size;
+    return true;
+}
+
+static void emit_line(const hm_manager *mgr, FILE *out, const char *line) {
+    if (out != NULL)
+        fputs(line, out);
+    else
+        _hm_report(mgr, HM_ERROR_LEAK, NULL, line);
+}
+
+size_t hm_heap_report_leaks(hm_heap *heap, FILE *out) {
+    if (heap == NULL) return 0;
+    static leaks_t l; /* 6 KiB: not on the stack of a caller inside malloc */
+    static pthread_mutex_t report_lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&report_lock);
+    memset(&l, 0, sizeof l);
+    hm_heap_walk(heap, collect_leak, &l);
+    /* largest first (insertion sort: at most LEAK_SITES entries) */
+    for (size_t i = 1; i < l.nsites; i++) {
+        site_t s = l.sites[i];
+        size_t j = i;
+        for (; j > 0 && l.sites[j - 1].bytes < s.bytes; j--)
+            l.sites[j] = l.sites[j - 1];
+        l.sites[j] = s;
+    }
+    size_t found = l.blocks;
+    if (found > 0) {
+        char line[512];
+        _hm_snprintf(line, sizeof line,
+                     "hostmalloc: leak report for heap %p: %zu DebugAlloc blocks, %zu bytes, "
+                     "from %zu sites\n",
+                     (void *)heap, l.blocks, l.bytes, l.nsites + (l.other.count != 0));
+        emit_line(heap->mgr, out, line);
+        for (size_t i = 0; i < l.nsites; i++) {
+            _hm_snprintf(line, sizeof line, "  %s:%d: %zu blocks, %zu bytes\n",
+                         l.sites[i].file != NULL ? l.sites[i].file : "(unknown)", l.sites[i].line,
+                         l.sites[i].count, l.sites[i].bytes);
+            emit_line(heap->mgr, out, line);
+        }
+        if (l.other.count != 0) {
+            _hm_snprintf(line, sizeof line, "  (other sites): %zu blocks, %zu bytes\n",
+                         l.other.count, l.other.bytes);
+            emit_line(heap->mgr, out, line);
+        }
+    }
+    pthread_mutex_unlock(&report_lock);
+    return found;
+}

@@ -1,0 +1,421 @@
+/* test_override.c: libhostmalloc-override.so as the process malloc (this program links it
+ * first, so every malloc of the process, libc's own included, is hostmalloc's).
+ *
+ * Standard behaviour to the letter, misuse that must abort (in a child), fork while other
+ * threads allocate, blocks outliving their thread, and the HM_* options (in a re-executed
+ * child, since the process heap reads its environment once). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "test_util.h"
+
+/* This file misuses the allocator on purpose; the compiler sees it too. */
+#pragma GCC diagnostic ignored "-Wfree-nonheap-object"
+#pragma GCC diagnostic ignored "-Wpragmas"
+#pragma GCC diagnostic ignored "-Wunknown-warning-option"
+#pragma GCC diagnostic ignored "-Walloc-size-larger-than="
+#pragma GCC diagnostic ignored "-Wuse-after-free"
+
+/* C23, not yet declared by glibc 2.36: the override exports them. */
+void free_sized(void *p, size_t size);
+void free_aligned_sized(void *p, size_t alignment, size_t size);
+
+static char g_static[64];
+
+/* ---- standard behaviour ------------------------------------------------------------------- */
+static void test_enomem(void **state) {
+    (void)state;
+    static const size_t huge[] = {SIZE_MAX, SIZE_MAX - 15, (size_t)PTRDIFF_MAX + 1,
+                                  (size_t)1 << 62};
+    for (size_t i = 0; i < TU_ARRAY_SIZE(huge); i++) {
+        errno = 0;
+        void *p = malloc(huge[i]);
+        if (p != NULL || errno != ENOMEM)
+            fail_msg("malloc(%#zx) gave %p errno %d, expected NULL/ENOMEM", huge[i], p, errno);
+    }
+    errno = 0;
+    assert_null(calloc(SIZE_MAX, 2));
+    assert_int_equal(errno, ENOMEM);
+    errno = 0;
+    assert_null(calloc((size_t)1 << 33, (size_t)1 << 33));
+    assert_int_equal(errno, ENOMEM);
+    char *p = malloc(100);
+    assert_non_null(p);
+    memset(p, 0x5a, 100);
+    errno = 0;
+    assert_null(realloc(p, SIZE_MAX));
+    assert_int_equal(errno, ENOMEM);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal((unsigned char)p[i], 0x5a); /* untouched */
+    errno = 0;
+    assert_null(reallocarray(p, SIZE_MAX / 2, 3));
+    assert_int_equal(errno, ENOMEM);
+    free(p);
+}
+
+static void test_posix_memalign(void **state) {
+    (void)state;
+    static const size_t bad[] = {0, 1, 2, 3, 4, 12, 24, 1000, 4095};
+    for (size_t i = 0; i < TU_ARRAY_SIZE(bad); i++) {
+        void *out = (void *)0x1234;
+        int r = posix_memalign(&out, bad[i], 64);
+        if (r != EINVAL || out != (void *)0x1234)
+            fail_msg("posix_memalign(align %zu) gave %d, out %p", bad[i], r, out);
+    }
+    for (size_t a = sizeof(void *); a <= ((size_t)64 << 20); a <<= 1) {
+        void *out = NULL;
+        size_t sizes[] = {1, a / 2 + 1, 3 * a + 5};
+        for (size_t k = 0; k < TU_ARRAY_SIZE(sizes); k++) {
+            assert_int_equal(posix_memalign(&out, a, sizes[k]), 0);
+            if (!tu_is_aligned(out, a)) fail_msg("posix_memalign(%zu, %zu) = %p", a, sizes[k], out);
+            memset(out, 0xab, sizes[k]);
+            assert_true(malloc_usable_size(out) >= sizes[k]);
+            free(out);
+        }
+    }
+    void *out = (void *)0x1;
+    assert_int_equal(posix_memalign(&out, 64, SIZE_MAX), ENOMEM);
+    assert_ptr_equal(out, (void *)0x1);
+}
+
+static void test_aligned_variants(void **state) {
+    (void)state;
+    for (size_t a = 1; a <= ((size_t)8 << 20); a <<= 1) {
+        void *p = aligned_alloc(a, a * 3);
+        assert_non_null(p);
+        assert_true(tu_is_aligned(p, a));
+        memset(p, 1, a * 3);
+        free(p);
+        p = memalign(a, 100);
+        assert_non_null(p);
+        assert_true(tu_is_aligned(p, a));
+        free(p);
+    }
+    errno = 0;
+    assert_null(aligned_alloc(48, 96)); /* not a power of two */
+    assert_int_equal(errno, EINVAL);
+    void *m = memalign(48, 10); /* glibc rounds up to 64 */
+    assert_non_null(m);
+    assert_true(tu_is_aligned(m, 64));
+    free(m);
+    long page = sysconf(_SC_PAGESIZE);
+    void *v = valloc(10);
+    assert_non_null(v);
+    assert_true(tu_is_aligned(v, (size_t)page));
+    free(v);
+    void *pv = pvalloc(10);
+    assert_non_null(pv);
+    assert_true(tu_is_aligned(pv, (size_t)page));
+    assert_true(malloc_usable_size(pv) >= (size_t)page);
+    memset(pv, 3, (size_t)page);
+    free(pv);
+}
+
+static void test_realloc_and_friends(void **state) {
+    (void)state;
+    char *p = realloc(NULL, 40);
+    assert_non_null(p);
+    for (int i = 0; i < 40; i++)
+        p[i] = (char)i;
+    p = realloc(p, 100000);
+    assert_non_null(p);
+    for (int i = 0; i < 40; i++)
+        assert_int_equal(p[i], (char)i);
+    p = realloc(p, 10);
+    assert_non_null(p);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(p[i], (char)i);
+    free(p);
+    free(NULL);
+    void *z = malloc(0);
+    void *z2 = malloc(0);
+    assert_non_null(z);
+    assert_non_null(z2);
+    assert_ptr_not_equal(z, z2);
+    free(z);
+    free(z2);
+    /* calloc zeroes even reused memory */
+    for (int round = 0; round < 3; round++) {
+        unsigned char *d = malloc(4000);
+        memset(d, 0xff, 4000);
+        free(d);
+        unsigned char *c = calloc(1000, 4);
+        assert_non_null(c);
+        for (int i = 0; i < 4000; i++)
+            assert_int_equal(c[i], 0);
+        free(c);
+    }
+    void *q = malloc(1000);
+    assert_true(malloc_usable_size(q) >= 1000);
+    assert_int_equal(malloc_usable_size(NULL), 0);
+    free_sized(q, 1000);
+    q = aligned_alloc(256, 512);
+    free_aligned_sized(q, 256, 512);
+}
+
+static void test_mallinfo_trim(void **state) {
+    (void)state;
+    void *blocks[1000];
+    for (int i = 0; i < 1000; i++)
+        blocks[i] = malloc(1000);
+    struct mallinfo2 mi = mallinfo2();
+    assert_true(mi.uordblks >= 1000 * 1000);
+    assert_true(mi.arena >= mi.uordblks);
+    for (int i = 0; i < 1000; i++)
+        free(blocks[i]);
+    struct mallinfo2 after = mallinfo2();
+    assert_true(after.uordblks < mi.uordblks);
+    malloc_trim(0); /* may or may not release: it must not crash and the heap must work */
+    void *p = malloc(50);
+    assert_non_null(p);
+    free(p);
+}
+
+/* ---- misuse aborts ----------------------------------------------------------------------------
+ */
+typedef struct {
+    int what;
+} misuse_arg;
+
+static void misuse_child(void *varg) {
+    misuse_arg *a = varg;
+    char stack[64];
+    char *p = malloc(256);
+    switch (a->what) {
+    case 0:
+        free(stack);
+        break;
+    case 1:
+        free(g_static);
+        break;
+    case 2:
+        free(p + 1);
+        break;
+    case 3:
+        free(p + 16);
+        break;
+    case 4: {
+        char *m = mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        free(m + 64);
+        break;
+    }
+    case 5:
+        (void)!realloc(p + 32, 10);
+        break;
+    case 6:
+        (void)malloc_usable_size(stack);
+        break;
+    case 7:
+        free((void *)(uintptr_t)0xdeadbeefdeadbeefULL);
+        break;
+    }
+}
+
+static void test_misuse_aborts(void **state) {
+    (void)state;
+    for (int w = 0; w < 8; w++) {
+        misuse_arg a = {w};
+        tu_child_result res;
+        assert_int_equal(tu_run_child(misuse_child, &a, &res), 0);
+        tu_assert_child_signaled(&res, SIGABRT);
+        if (strncmp(res.err, "hostmalloc: ", 12) != 0 || strstr(res.err, "0x") == NULL)
+            fail_msg("case %d: message should start 'hostmalloc: ' and name the pointer: '%s'", w,
+                     res.err);
+        if (strchr(res.err, '\n') != strrchr(res.err, '\n'))
+            fail_msg("case %d: expected one line, got '%s'", w, res.err);
+    }
+}
+
+/* ---- fork, threads ----------------------------------------------------------------------------
+ */
+static atomic_int g_stop;
+
+static void *churn(void *arg) {
+    (void)arg;
+    void *keep[64] = {0};
+    unsigned x = 12345;
+    while (!atomic_load(&g_stop)) {
+        x = x * 1103515245u + 12345u;
+        unsigned k = (x >> 8) % 64;
+        free(keep[k]);
+        size_t sz = (x >> 16) % 3 == 0 ? (x >> 4) % 200000 : (x >> 4) % 512;
+        keep[k] = malloc(sz + 1);
+        if (keep[k] == NULL) abort();
+        ((char *)keep[k])[0] = 1;
+    }
+    for (int k = 0; k < 64; k++)
+        free(keep[k]);
+    return NULL;
+}
+
+static void test_fork_while_threads_allocate(void **state) {
+    (void)state;
+    pthread_t t[3];
+    atomic_store(&g_stop, 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, churn, NULL), 0);
+    for (int round = 0; round < 30; round++) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            alarm(20);
+            void *v[500];
+            for (int i = 0; i < 500; i++) {
+                v[i] = malloc((size_t)(i * 37 % 5000) + 1);
+                if (v[i] == NULL) _exit(3);
+            }
+            for (int i = 0; i < 500; i++)
+                free(v[i]);
+            pthread_t ct;
+            if (pthread_create(&ct, NULL, churn, NULL) != 0) _exit(4);
+            usleep(1000);
+            atomic_store(&g_stop, 1);
+            pthread_join(ct, NULL);
+            _exit(0);
+        }
+        int st;
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            char buf[96];
+            fail_msg("fork round %d: child %s", round, tu_status_str(st, buf, sizeof buf));
+        }
+    }
+    atomic_store(&g_stop, 1);
+    for (int i = 0; i < 3; i++)
+        pthread_join(t[i], NULL);
+}
+
+static void *g_blocks[2000];
+
+static void *alloc_and_exit(void *arg) {
+    (void)arg;
+    for (int i = 0; i < 2000; i++) {
+        g_blocks[i] = malloc((size_t)(i % 300) * 7 + 1);
+        memset(g_blocks[i], i & 0xff, 1);
+    }
+    return NULL;
+}
+
+static void *free_foreign(void *arg) {
+    (void)arg;
+    for (int i = 0; i < 2000; i++) {
+        if (*(unsigned char *)g_blocks[i] != (i & 0xff)) abort();
+        free(g_blocks[i]);
+    }
+    return NULL;
+}
+
+static void test_blocks_outlive_thread(void **state) {
+    (void)state;
+    for (int round = 0; round < 5; round++) {
+        pthread_t a, b;
+        assert_int_equal(pthread_create(&a, NULL, alloc_and_exit, NULL), 0);
+        pthread_join(a, NULL);
+        /* a thread that never allocated frees what a dead thread allocated */
+        assert_int_equal(pthread_create(&b, NULL, free_foreign, NULL), 0);
+        pthread_join(b, NULL);
+    }
+}
+
+/* ---- the HM_* options, in a re-executed child ------------------------------------------------ */
+static int run_self(const char *mode, const char *const env[], char *out, size_t outlen) {
+    int fds[2];
+    if (pipe(fds) != 0) return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        for (int i = 0; env[i] != NULL; i += 2)
+            setenv(env[i], env[i + 1], 1);
+        execl("/proc/self/exe", "test_override", mode, (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    size_t n = 0;
+    ssize_t r;
+    while ((r = read(fds[0], out + n, outlen - 1 - n)) > 0)
+        n += (size_t)r;
+    out[n] = '\0';
+    close(fds[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* --limit-probe: allocate 1 MiB blocks until malloc fails; it must fail with ENOMEM within the
+ * budget HM_LIMIT set. */
+static int limit_probe(void) {
+    size_t n = 0;
+    void **keep = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    for (;;) {
+        errno = 0;
+        void *p = malloc(1 << 20);
+        if (p == NULL) break;
+        memset(p, 1, 1 << 20);
+        keep[n++] = p;
+        if (n > 100000) return 2;
+    }
+    if (errno != ENOMEM) return 3;
+    fprintf(stderr, "blocks=%zu\n", n);
+    if (n < 32 || n > 64) return 4; /* 64 MiB budget */
+    for (size_t i = 0; i < n; i++)
+        free(keep[i]);
+    void *again = malloc(1 << 20); /* the heap works again once memory is freed */
+    if (again == NULL) return 5;
+    free(again);
+    return 0;
+}
+
+static void test_env_limit(void **state) {
+    (void)state;
+    const char *env[] = {"HM_LIMIT", "64M", "HM_SEGMENT_CACHE", "0", NULL, NULL};
+    char out[4096];
+    int rc = run_self("--limit-probe", env, out, sizeof out);
+    if (rc != 0) fail_msg("limit probe exit %d, stderr: %s", rc, out);
+}
+
+static void test_env_stats(void **state) {
+    (void)state;
+    const char *env[] = {"HM_STATS", "1", NULL, NULL};
+    char out[8192];
+    int rc = run_self("--noop", env, out, sizeof out);
+    assert_int_equal(rc, 0);
+    if (strstr(out, "hostmalloc heap") == NULL || strstr(out, "hostmalloc manager") == NULL)
+        fail_msg("HM_STATS=1 printed: '%s'", out);
+    const char *quiet[] = {NULL, NULL};
+    rc = run_self("--noop", quiet, out, sizeof out);
+    assert_int_equal(rc, 0);
+    assert_null(strstr(out, "hostmalloc heap"));
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "--limit-probe") == 0) return limit_probe();
+    if (argc > 1 && strcmp(argv[1], "--noop") == 0) {
+        char *volatile p = malloc(100); /* volatile: the compiler may not drop the pair */
+        p[0] = 1;
+        free(p);
+        return 0;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_enomem),
+        cmocka_unit_test(test_posix_memalign),
+        cmocka_unit_test(test_aligned_variants),
+        cmocka_unit_test(test_realloc_and_friends),
+        cmocka_unit_test(test_mallinfo_trim),
+        cmocka_unit_test(test_misuse_aborts),
+        cmocka_unit_test(test_fork_while_threads_allocate),
+        cmocka_unit_test(test_blocks_outlive_thread),
+        cmocka_unit_test(test_env_limit),
+        cmocka_unit_test(test_env_stats),
+    };
+    return TU_MAIN(tests);
+}
