@@ -48,6 +48,7 @@ static hm_noinline void *theap_alloc_slow(hm_theap_t *th, size_t size, size_t al
 void *_hm_alloc_slow(hm_heap *heap, size_t size, int level) {
     /* a checked heap feeds no fast path: every allocation lands here */
     if (hm_unlikely(heap->checked)) return _hm_debug_alloc(heap, size, level, NULL, 0);
+    level &= ~HM_LEVEL_NO_ABORT;
     hm_theap_t *th = _hm_theap_get(heap);
     if (hm_unlikely(th == NULL)) {
         errno = ENOMEM;
@@ -55,16 +56,19 @@ void *_hm_alloc_slow(hm_heap *heap, size_t size, int level) {
     }
     if ((unsigned)level > eProcessCritical) level = eProcessCritical;
     th->requests[level]++;
-    if (size <= HM_DIRECT_MAX) {
-        hm_page_t *pg = th->direct[(size + 15) >> 4];
+    void *p;
+    hm_page_t *pg = size <= HM_DIRECT_MAX ? th->direct[(size + 15) >> 4] : NULL;
+    if (pg != NULL && pg->free != NULL) {
         hm_block_t *b = pg->free;
-        if (b != NULL) {
-            pg->free = b->next;
-            pg->used++;
-            return b;
-        }
+        hm_tool_access(b, sizeof(hm_block_t));
+        pg->free = b->next;
+        pg->used++;
+        p = b;
+    } else {
+        p = theap_alloc_slow(th, size, HM_ALIGN, level);
     }
-    return theap_alloc_slow(th, size, HM_ALIGN, level);
+    if (p != NULL) hm_tool_alloc(p, size);
+    return p;
 }
 
 void *hm_alloc_level(hm_heap *heap, size_t size, EMemoryCriticalLevel level) {
@@ -98,7 +102,9 @@ void *hm_alloc_aligned(hm_heap *heap, size_t size, size_t alignment) {
         return NULL;
     }
     th->requests[eProcessCritical]++;
-    return theap_alloc_slow(th, size, alignment, eProcessCritical);
+    void *p = theap_alloc_slow(th, size, alignment, eProcessCritical);
+    if (p != NULL) hm_tool_alloc(p, size);
+    return p;
 }
 
 /* ---- lookup and free --------------------------------------------------------------------- */
@@ -136,6 +142,7 @@ static hm_noinline void free_slow(void *p) {
     hm_segment_t *seg;
     hm_page_t *pg;
     hm_result r = block_lookup(p, &seg, &pg);
+    if (r == HM_ERR_NOT_BLOCK && _hm_debug_double_free_huge(p)) abort(); /* reported */
     if (r != HM_OK) free_invalid(p, r);
     if (_hm_free_block(seg, pg, p) != HM_OK) abort(); /* a debug check failed: it reported */
 }
@@ -155,6 +162,7 @@ hm_result _hm_heap_free_slow(hm_heap *heap, void *p) {
     hm_segment_t *seg;
     hm_page_t *pg;
     hm_result r = block_lookup(p, &seg, &pg);
+    if (r == HM_ERR_NOT_BLOCK && _hm_debug_double_free_huge(p)) return r; /* reported */
     if (r != HM_OK) return r;
     if (seg->heap != heap) return HM_ERR_OTHER_HEAP;
     return _hm_free_block(seg, pg, p);
@@ -174,7 +182,9 @@ size_t hm_usable_size(const void *p) {
                                         : "usable_size(): pointer is not the start of a block:",
                   p);
     if (hm_unlikely(pg->is_debug)) return _hm_debug_size(p); /* exactly what was asked */
-    return pg->is_huge ? _hm_huge_usable(seg) : pg->block_size;
+    size_t usable = pg->is_huge ? _hm_huge_usable(seg) : pg->block_size;
+    hm_tool_access((void *)p, usable); /* whoever asks may use all of it: tell the tool */
+    return usable;
 }
 
 hm_heap *hm_heap_of(const void *p) {
@@ -195,7 +205,38 @@ void *hm_realloc(hm_heap *heap, void *p, size_t size) {
     if (!debug && size <= usable && size >= usable / 2 && seg->heap == heap) return p;
     void *n = hm_alloc(heap, size);
     if (n == NULL) return NULL;
-    memcpy(n, p, size < usable ? size : usable);
+    size_t copy = size < usable ? size : usable;
+    hm_tool_access(p, copy); /* the slack past the requested bytes is the engine's to read */
+    memcpy(n, p, copy);
     hm_free(p);
     return n;
 }
+
+#if HM_TOOLS
+/* Tell the tool a block was handed out: exactly `size` bytes, and the slot's slack (up to the
+ * usable size) inaccessible, so that an overrun within the slot is reported too. */
+void _hm_tool_alloc(void *p, size_t size) {
+    hm_segment_t *seg;
+    hm_page_t *pg;
+    if (_hm_block_lookup(p, &seg, &pg) != HM_OK) return;
+    size_t usable = pg->is_huge ? _hm_huge_usable(seg) : pg->block_size;
+    if (pg->is_debug) usable = size; /* the canary follows: the debug checks own it */
+#if defined(HM_VALGRIND) && HM_VALGRIND
+    VALGRIND_MALLOCLIKE_BLOCK(p, size, 0, 0);
+#else
+    ASAN_UNPOISON_MEMORY_REGION(p, size);
+#endif
+    if (usable > size) hm_tool_hide((uint8_t *)p + size, usable - size);
+}
+#endif
+
+#if defined(HM_ASAN_POISON) && HM_ASAN_POISON
+void _hm_tool_asan_free(void *p) {
+    hm_segment_t *seg;
+    hm_page_t *pg;
+    if (_hm_block_lookup(p, &seg, &pg) != HM_OK) return;
+    size_t n = pg->is_huge ? _hm_huge_usable(seg) : pg->block_size;
+    if (pg->is_debug) n = _hm_debug_size(p);
+    ASAN_POISON_MEMORY_REGION(p, n);
+}
+#endif

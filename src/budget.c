@@ -423,6 +423,7 @@ void hm_manager_retain(hm_manager *mgr) {
 static void manager_destroy(hm_manager *mgr) {
     if (mgr->cfg.print_stats) hm_manager_stats_print(mgr, NULL);
     _hm_vmem_destroy(mgr);
+    _hm_debug_quarantine_clear(mgr);
     _hm_cache_clear(mgr);
     pthread_mutex_destroy(&mgr->cache_lock);
     pthread_mutex_destroy(&mgr->heaps_lock);

@@ -23,6 +23,7 @@
  * Everything here runs on slow paths and never allocates: reports are formatted on the stack. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -156,14 +157,28 @@ static void report_block(const hm_manager *mgr, int kind, const void *p, const h
 }
 
 /* ---- allocation ---------------------------------------------------------------------------- */
-static void on_alloc(hm_heap *heap, void *p, size_t size, const char *file, int line) {
+static void on_alloc(hm_heap *heap, void *p, size_t size, const char *file, int line,
+                     bool no_abort) {
     hm_dbg_hdr_t *h = hdr_of(p);
+    hm_tool_access(h, sizeof *h); /* allocator metadata, outside the user block */
     if (h->state == DBG_FREED) {
-        /* the slot's previous block: its fill must be intact past the free-list link */
+        /* the slot's previous block: its fill must be intact past the free-list link. Never
+         * trust its size past the slot (an underrun may have written the header). */
+        size_t limit = h->size;
+        hm_segment_t *seg;
+        hm_page_t *pg;
+        if (_hm_block_lookup(p, &seg, &pg) == HM_OK && !pg->is_huge) {
+            size_t room = pg->block_size - HM_DEBUG_HEADER - sizeof(uint64_t);
+            if (limit > room) limit = room;
+        } else {
+            limit = 0;
+        }
+        hm_tool_access(p, limit);
         const uint8_t *u = p;
-        for (size_t i = sizeof(hm_block_t); i < h->size; i++) {
+        for (size_t i = sizeof(hm_block_t); i < limit; i++) {
             if (u[i] != DBG_FILL) {
                 report_block(heap->mgr, HM_ERROR_WRITE_AFTER_FREE, p, h);
+                if (!no_abort) abort(); /* the malloc-style doors stop here; COM goes on */
                 break;
             }
         }
@@ -177,11 +192,14 @@ static void on_alloc(hm_heap *heap, void *p, size_t size, const char *file, int 
     h->flags = file == NULL && heap->checked ? DBG_CHECKED : 0;
     uint64_t c = canary_of(p);
     h->canary = c;
+    hm_tool_access((uint8_t *)p + size, sizeof c);
     memcpy((uint8_t *)p + size, &c, sizeof c); /* byte-precise: right after the last byte */
     h->state = DBG_LIVE;
 }
 
 void *_hm_debug_alloc(hm_heap *heap, size_t size, int level, const char *file, int line) {
+    bool no_abort = (level & HM_LEVEL_NO_ABORT) != 0;
+    level &= ~HM_LEVEL_NO_ABORT;
     pthread_once(&dbg_once, dbg_init);
     hm_theap_t *th = _hm_theap_get(heap);
     if (th == NULL) {
@@ -216,13 +234,32 @@ void *_hm_debug_alloc(hm_heap *heap, size_t size, int level, const char *file, i
         errno = ENOMEM;
         return NULL;
     }
-    on_alloc(heap, p, size, file, line);
+    on_alloc(heap, p, size, file, line, no_abort);
+    hm_tool_alloc(p, size);
     return p;
 }
 
 void *hm_alloc_debug(hm_heap *heap, size_t size, EMemoryCriticalLevel level, const char *file,
                      int line) {
     return _hm_debug_alloc(heap, size, (int)level, file != NULL ? file : "(unknown file)", line);
+}
+
+void _hm_debug_forget(uint8_t *p, size_t n, size_t stride) {
+    for (size_t i = 0; i < n; i++, p += stride) {
+        hm_dbg_hdr_t *h = hdr_of(p);
+        hm_tool_access(h, sizeof *h);
+        h->state = 0;
+    }
+}
+
+bool _hm_debug_double_free_huge(const void *p) {
+    if (!_hm_segmap_has((uintptr_t)p)) return false;
+    hm_segment_t *seg = (hm_segment_t *)((uintptr_t)p & ~HM_SEGMENT_MASK);
+    if (seg->kind != HM_SEG_HUGE || !seg->quarantined || seg->pages[0].start != p) return false;
+    hm_dbg_hdr_t *h = hdr_of(p);
+    hm_tool_access(h, sizeof *h);
+    report_block(seg->mgr, HM_ERROR_DOUBLE_FREE, p, h);
+    return true;
 }
 
 size_t _hm_debug_size(const void *p) {
@@ -241,6 +278,7 @@ hm_result _hm_debug_free_check(hm_page_t *pg, hm_block_t *b) {
     } else if (h->state != DBG_LIVE || h->canary != c) {
         err = HM_ERROR_UNDERRUN;
     } else {
+        hm_tool_access((uint8_t *)b + h->size, sizeof back);
         memcpy(&back, (uint8_t *)b + h->size, sizeof back);
         if (back != c) err = HM_ERROR_OVERRUN;
     }
@@ -279,11 +317,15 @@ static void visit(walk_t *w, void *p, size_t size, const hm_dbg_hdr_t *h) {
 
 /* Mark the free blocks of a page in `freemap` (one bit a block; at most 4096 blocks). */
 static void mark(uint64_t *freemap, const hm_page_t *pg, const hm_block_t *b) {
-    for (; b != NULL; b = b->next) {
+    while (b != NULL) {
+        hm_tool_access(b, sizeof(hm_block_t));
+        const hm_block_t *next = b->next;
+        hm_tool_hide(b, sizeof(hm_block_t));
         size_t off = (size_t)((const uint8_t *)b - pg->start);
         if (off >= pg->area) break; /* a damaged list: stop rather than wander */
         size_t i = off / pg->block_size;
         freemap[i >> 6] |= (uint64_t)1 << (i & 63);
+        b = next;
     }
 }
 
@@ -298,6 +340,7 @@ static void walk_page(walk_t *w, hm_page_t *pg) {
         uint8_t *p = pg->start + i * pg->block_size;
         if (pg->is_debug) {
             const hm_dbg_hdr_t *h = hdr_of(p);
+            hm_tool_access(h, sizeof *h);
             if (h->state == DBG_LIVE) visit(w, p, h->size, h);
         } else if (!(freemap[i >> 6] >> (i & 63) & 1)) {
             visit(w, p, pg->block_size, NULL);

@@ -238,10 +238,21 @@ hm_heap *hm_heap_new(hm_manager *mgr, unsigned flags) {
     return heap;
 }
 
+#if HM_TOOLS
+static bool tool_forget(const hm_block_info_t *info, void *arg) {
+    (void)arg;
+    hm_tool_free(info->ptr);
+    return true;
+}
+#endif
+
 void hm_heap_release(hm_heap *heap) {
     if (heap == NULL) return;
     hm_manager *mgr = heap->mgr;
     if (mgr->cfg.print_stats) hm_heap_stats_print(heap, NULL);
+#if HM_TOOLS
+    hm_heap_walk(heap, tool_forget, NULL); /* the live blocks go with the heap: tell the tool */
+#endif
     pthread_mutex_lock(&mgr->heaps_lock);
     if (heap->mgr_prev)
         heap->mgr_prev->mgr_next = heap->mgr_next;

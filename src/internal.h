@@ -41,6 +41,40 @@
 #define hm_assert(c) ((void)0)
 #endif
 
+/* ---- Tool annotations (docs/DEBUG.md) --------------------------------------------------------
+ * HM_VALGRIND (CMake -DHM_VALGRIND=ON): memcheck client requests, so that valgrind sees blocks
+ * as heap blocks (overruns, use after free, leaks). HM_ASAN_POISON (with an AddressSanitizer
+ * build): freed blocks are poisoned, live ones unpoisoned to the byte. Off by default, and then
+ * every macro below compiles to nothing. */
+#if defined(HM_VALGRIND) && HM_VALGRIND
+#include <valgrind/memcheck.h>
+#include <valgrind/valgrind.h>
+#define hm_tool_alloc(p, size) _hm_tool_alloc((p), (size))
+#define hm_tool_free(p)        VALGRIND_FREELIKE_BLOCK((p), 0)
+#define hm_tool_access(p, n)   ((void)VALGRIND_MAKE_MEM_DEFINED((p), (n)))
+#define hm_tool_hide(p, n)     ((void)VALGRIND_MAKE_MEM_NOACCESS((p), (n)))
+#define hm_tool_fresh(p, n)    ((void)VALGRIND_MAKE_MEM_UNDEFINED((p), (n)))
+#define HM_TOOLS               1
+void _hm_tool_alloc(void *p, size_t size); /* the block, and its slack made inaccessible */
+#elif defined(HM_ASAN_POISON) && HM_ASAN_POISON
+#include <sanitizer/asan_interface.h>
+#define hm_tool_alloc(p, size) _hm_tool_alloc((p), (size))
+#define hm_tool_free(p)        _hm_tool_asan_free(p)
+#define hm_tool_access(p, n)   ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#define hm_tool_hide(p, n)     ASAN_POISON_MEMORY_REGION((p), (n))
+#define hm_tool_fresh(p, n)    ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#define HM_TOOLS               1
+void _hm_tool_asan_free(void *p);          /* poisons the whole block (alloc.c) */
+void _hm_tool_alloc(void *p, size_t size); /* unpoisons exactly the requested bytes */
+#else
+#define hm_tool_alloc(p, size) ((void)0)
+#define hm_tool_free(p)        ((void)0)
+#define hm_tool_access(p, n)   ((void)0)
+#define hm_tool_hide(p, n)     ((void)0)
+#define hm_tool_fresh(p, n)    ((void)0)
+#define HM_TOOLS               0
+#endif
+
 /* ---- Limits -------------------------------------------------------------------------------- */
 #define HM_SEGMENT_SHIFT     22 /* 4 MiB segments */
 #define HM_SEGMENT_SIZE      ((size_t)1 << HM_SEGMENT_SHIFT)
@@ -148,6 +182,7 @@ struct hm_segment_s {
     size_t committed;       /* committed bytes counted for this segment */
     bool exec;              /* executable mapping */
     bool aligned_huge;      /* huge block at the next 4 MiB unit (alignment >= 4 MiB) */
+    bool quarantined;       /* a freed huge debug block, kept mapped so a second free is known */
     uint32_t expire;        /* when cached: time to decommit (ms, wraps) */
     hm_segment_t *next;     /* in the theap's segment list / the heap's huge list / cache */
     hm_segment_t *prev;
@@ -257,6 +292,9 @@ struct hm_manager {
     size_t cache_bytes;          /* mapped bytes in the cache */
     /* ---- virtual memory regions (vmem.c) ---- */
     hm_vmem_t *vmem;
+    /* ---- freed huge debug blocks kept back (debug.c), guarded by cache_lock ---- */
+    hm_segment_t *quarantine[16];
+    size_t quarantine_next;
 };
 
 /* ---- prim/prim_linux.c: the OS ----------------------------------------------------------- */
@@ -405,7 +443,10 @@ hm_inline hm_result _hm_free_block(hm_segment_t *seg, hm_page_t *pg, void *p) {
     uint32_t used = pg->used;
     /* negative: HM_USED_SLOW (a full page out of its queue, a huge page, a debug page) */
     if (hm_unlikely((int32_t)used < 0)) return _hm_page_free_slow(pg, seg, b);
+    hm_tool_free(b);
+    hm_tool_access(b, sizeof(hm_block_t));
     b->next = pg->free;
+    hm_tool_hide(b, sizeof(hm_block_t));
     pg->free = b;
     pg->used = used - 1;
     return HM_OK;
@@ -420,9 +461,11 @@ hm_inline void *_hm_alloc_fast(hm_heap *heap, size_t size, int level) {
         hm_page_t *pg = th->direct[(size + 15) >> 4];
         hm_block_t *b = pg->free;
         if (hm_likely(b != NULL)) {
+            hm_tool_access(b, sizeof(hm_block_t));
             pg->free = b->next;
             pg->used++;
             th->requests[level & 3]++;
+            hm_tool_alloc(b, size);
             return b;
         }
     }
@@ -462,9 +505,21 @@ void _hm_manager_init(hm_manager *mgr, const hm_config *cfg);
 /* A debug block of `size` bytes (file may be NULL): DebugAlloc, and every block of a checked
  * heap. NULL (errno ENOMEM) when it cannot be served. */
 void *_hm_debug_alloc(hm_heap *heap, size_t size, int level, const char *file, int line);
+/* (level may carry HM_LEVEL_NO_ABORT: a write after free found is then reported only) */
 /* Check a debug block that is being freed; HM_OK and the block marked freed, or an error
  * that was reported (the block is then left alone, never reused). */
 hm_result _hm_debug_free_check(hm_page_t *pg, hm_block_t *b);
+/* Mark the headers of `n` new slots (the first block at `p`, `stride` apart) as never used. */
+void _hm_debug_forget(uint8_t *p, size_t n, size_t stride);
+/* A huge debug block passed its free checks: keep its segment back (not reusable, a second
+ * free recognised) instead of caching it. */
+void _hm_debug_quarantine_huge(hm_segment_t *seg);
+/* Release every quarantined segment of a manager that goes. */
+void _hm_debug_quarantine_clear(hm_manager *mgr);
+/* p is the block of a quarantined huge debug segment: report the double free. */
+bool _hm_debug_double_free_huge(const void *p);
+/* The level bit that says "the COM door: report misuse, do not abort" (see _hm_alloc_slow). */
+#define HM_LEVEL_NO_ABORT 0x100
 /* The requested size of a debug block. */
 size_t _hm_debug_size(const void *p);
 /* Report misuse through the manager's error sink (never allocates). */

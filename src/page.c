@@ -134,11 +134,17 @@ static void page_collect_thread_free(hm_page_t *pg) {
     if (head == NULL) return;
     uint32_t n = 1;
     hm_block_t *tail = head;
+    hm_tool_access(tail, sizeof(hm_block_t));
     while (tail->next != NULL) {
-        tail = tail->next;
+        hm_block_t *next = tail->next;
+        hm_tool_hide(tail, sizeof(hm_block_t));
+        tail = next;
+        hm_tool_access(tail, sizeof(hm_block_t));
         n++;
     }
+
     tail->next = pg->free;
+    hm_tool_hide(tail, sizeof(hm_block_t));
     pg->free = head;
     hm_assert(_hm_page_live(pg) >= n);
     pg->used -= n;
@@ -158,6 +164,8 @@ static void page_extend(hm_page_t *pg) {
     if (n > left) n = left;
     uint8_t *p = pg->start + (size_t)pg->capacity * pg->block_size;
     hm_block_t *first = (hm_block_t *)p;
+    /* new debug slots: forget the headers a previous life of this memory left behind */
+    if (pg->is_debug) _hm_debug_forget((uint8_t *)p, n, pg->block_size);
     for (uint32_t i = 0; i + 1 < n; i++) {
         ((hm_block_t *)p)->next = (hm_block_t *)(p + pg->block_size);
         p += pg->block_size;
@@ -218,11 +226,15 @@ hm_result _hm_page_free_remote(hm_page_t *pg, hm_segment_t *seg, hm_block_t *b) 
         hm_result r = _hm_debug_free_check(pg, b);
         if (r != HM_OK) return r;
     }
+    hm_tool_free(b);
+    hm_tool_access(b, sizeof(hm_block_t));
     uintptr_t old = atomic_load_explicit(&pg->thread_free, memory_order_relaxed);
     uintptr_t tag;
     do {
         tag = old & HM_TF_MASK;
+        hm_tool_access(b, sizeof(hm_block_t));
         b->next = (hm_block_t *)(old & ~HM_TF_MASK);
+        hm_tool_hide(b, sizeof(hm_block_t));
     } while (!atomic_compare_exchange_weak_explicit(
         &pg->thread_free, &old, (uintptr_t)b | (tag == HM_TF_FULL ? HM_TF_NOTIFIED : tag),
         memory_order_release, memory_order_relaxed));
@@ -299,11 +311,17 @@ hm_result _hm_page_free_slow(hm_page_t *pg, hm_segment_t *seg, hm_block_t *b) {
         hm_result r = _hm_debug_free_check(pg, b);
         if (r != HM_OK) return r; /* reported; the block is left as it is, never reused */
     }
+    hm_tool_free(b);
     if (pg->is_huge) {
-        _hm_huge_free(seg);
+        if (pg->is_debug)
+            _hm_debug_quarantine_huge(seg); /* a second free must be known */
+        else
+            _hm_huge_free(seg);
         return HM_OK;
     }
+    hm_tool_access(b, sizeof(hm_block_t));
     b->next = pg->free;
+    hm_tool_hide(b, sizeof(hm_block_t));
     pg->free = b;
     pg->used--;
     if (_hm_page_in_full(pg)) {
@@ -373,6 +391,7 @@ static hm_page_t *page_fresh(hm_theap_t *th, size_t bin, int level) {
     }
     pg->area = (size_t)pg->reserved * bs;
     pg->div_magic = UINT64_MAX / bs + 1;
+    hm_tool_fresh(pg->start - (debug ? HM_DEBUG_HEADER : 0), psize); /* earlier lives forgotten */
     pg->capacity = 0;
     pg->used = 0;
     pg->free = NULL;
@@ -526,6 +545,7 @@ void *_hm_page_alloc_queue(hm_theap_t *th, size_t bin, int level) {
         page_extend(pg);
     }
     hm_block_t *b = pg->free;
+    hm_tool_access(b, sizeof(hm_block_t));
     pg->free = b->next;
     pg->used++;
     return b;

@@ -103,6 +103,7 @@ static void segment_unmap(hm_segment_t *seg) {
     hm_heap *heap = seg->heap;
     void *base = seg->base;
     size_t size = seg->size;
+    hm_tool_fresh(base, size); /* a tool's shadow outlives munmap: the next mapping is clean */
     _hm_prim_unmap(base, size);
     _hm_heap_account_release(heap, mgr, committed);
 }
@@ -359,6 +360,7 @@ hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align, int leve
     seg->page_count = 1;
     seg->used_pages = 1;
     seg->aligned_huge = aligned_huge;
+    seg->quarantined = false;
     seg->theap = th;
     /* frees of huge blocks all take the same path, from any thread */
     atomic_store_explicit(&seg->tid, HM_TID_ANY, memory_order_relaxed);
@@ -395,7 +397,8 @@ size_t _hm_huge_usable(const hm_segment_t *seg) {
     return seg->huge_size;
 }
 
-void _hm_huge_free(hm_segment_t *seg) {
+/* Take a huge segment out of its heap's list (caller: the block's free). */
+static void huge_unlink(hm_segment_t *seg) {
     hm_heap *heap = seg->heap;
     pthread_mutex_lock(&heap->lock);
     if (seg->prev)
@@ -406,6 +409,49 @@ void _hm_huge_free(hm_segment_t *seg) {
     seg->next = seg->prev = NULL;
     heap->huge_count--;
     pthread_mutex_unlock(&heap->lock);
+}
+
+void _hm_debug_quarantine_huge(hm_segment_t *seg) {
+    hm_manager *mgr = seg->mgr;
+    huge_unlink(seg);
+    /* keep the page holding the header (state: freed), give the rest of the memory back */
+    hm_page_t *pg = &seg->pages[0];
+    uint8_t *keep_end =
+        (uint8_t *)(((uintptr_t)pg->start + HM_OS_PAGE - 1) & ~(uintptr_t)(HM_OS_PAGE - 1));
+    uint8_t *end = (uint8_t *)seg->base + seg->size;
+    size_t h = _hm_segment_header_size(1);
+    size_t keep = (size_t)(keep_end - (uint8_t *)seg);
+    if (keep < h) keep = h;
+    if (seg->committed > keep && end > keep_end) {
+        _hm_prim_decommit(keep_end, (size_t)(end - keep_end));
+        size_t give = seg->committed - keep;
+        seg->committed = keep;
+        _hm_heap_account_release(seg->heap, mgr, give);
+    }
+    atomic_fetch_sub_explicit(&seg->heap->committed, seg->committed, memory_order_relaxed);
+    seg->heap = NULL; /* the manager holds it now */
+    pg->area = 0;     /* no block starts here any more */
+    pg->used = 0;
+    seg->used_pages = 0;
+    seg->quarantined = true;
+    pthread_mutex_lock(&mgr->cache_lock);
+    hm_segment_t *old = mgr->quarantine[mgr->quarantine_next];
+    mgr->quarantine[mgr->quarantine_next] = seg;
+    mgr->quarantine_next =
+        (mgr->quarantine_next + 1) % (sizeof mgr->quarantine / sizeof mgr->quarantine[0]);
+    pthread_mutex_unlock(&mgr->cache_lock);
+    if (old != NULL) segment_unmap(old); /* the oldest goes for good */
+}
+
+void _hm_debug_quarantine_clear(hm_manager *mgr) {
+    for (size_t i = 0; i < sizeof mgr->quarantine / sizeof mgr->quarantine[0]; i++) {
+        if (mgr->quarantine[i] != NULL) segment_unmap(mgr->quarantine[i]);
+        mgr->quarantine[i] = NULL;
+    }
+}
+
+void _hm_huge_free(hm_segment_t *seg) {
+    huge_unlink(seg);
     seg->pages[0].area = 0; /* no block starts here any more */
     seg->pages[0].used = 0;
     seg->used_pages = 0;

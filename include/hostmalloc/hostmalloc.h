@@ -78,7 +78,8 @@ typedef struct hm_config {
     /* ---- debugging (docs/DEBUG.md) ---- */
     /* Checked mode: every block gets the debug treatment of DebugAlloc (canaries, a
      * byte-precise end, double-free and write-after-free detection); usable size is then the
-     * requested size. HM_CHECKED=1. */
+     * requested size. Blocks aligned beyond 16 bytes are the exception: they are normal
+     * blocks. HM_CHECKED=1. */
     bool checked;
     /* Misuse detected (a broken canary, a double free, a write after free, a bad pointer):
      * on_error(kind, block, message, arg) is called with a one-line message; NULL writes the

@@ -55,7 +55,8 @@ static HRESULT STDMETHODCALLTYPE m_alloc(IHostMalloc *This, SIZE_T cbSize,
         *ppMem = NULL;
         return E_INVALIDARG;
     }
-    void *p = _hm_alloc_fast(self_of(This)->heap, cbSize, (int)level);
+    /* the COM door reports misuse found on the way and goes on (HM_LEVEL_NO_ABORT) */
+    void *p = _hm_alloc_fast(self_of(This)->heap, cbSize, (int)level | HM_LEVEL_NO_ABORT);
     *ppMem = p;
     return p != NULL ? S_OK : E_OUTOFMEMORY;
 }
@@ -69,8 +70,8 @@ static HRESULT STDMETHODCALLTYPE m_debug_alloc(IHostMalloc *This, SIZE_T cbSize,
         return E_INVALIDARG;
     }
     /* file and line are remembered with the block (an interned copy of the name) */
-    void *p = hm_alloc_debug(self_of(This)->heap, cbSize, level,
-                             pszFileName != NULL ? pszFileName : "(no file)", iLineNo);
+    void *p = _hm_debug_alloc(self_of(This)->heap, cbSize, (int)level | HM_LEVEL_NO_ABORT,
+                              pszFileName != NULL ? pszFileName : "(no file)", iLineNo);
     *ppMem = p;
     return p != NULL ? S_OK : E_OUTOFMEMORY;
 }
