@@ -17,6 +17,7 @@
 #   BENCH_THREADS=0         threads of the multi-threaded workloads (0: their default, 2)
 #   BENCH_WORKLOADS="pairs window prodcons mixed frag larsonish"
 #   BENCH_ALLOCATORS="com native malloc-hostmalloc malloc-glibc malloc-mimalloc malloc-jemalloc malloc-tcmalloc"
+#                           (also: com-limit = COM with HM_LIMIT set; com-checked = HM_CHECKED=1)
 #   BENCH_BASELINE=malloc-mimalloc
 #   BENCH_TIMEOUT=300       seconds before one run is killed (counts as a failure)
 #   BENCH_PIN=1             pin thread i of the threaded workloads to CPU i (default: unpinned)
@@ -149,19 +150,23 @@ find_so() { # find_so <soname>...: the first one found in LIBDIRS
     return 1
 }
 
-declare -A DOOR PRELOAD
+declare -A DOOR PRELOAD ENVS
 selected=()
 for a in $ALLOCATORS; do
     so=""
     case $a in
     com | native) DOOR[$a]=$a ;;
+    # the COM door's manager reads the HM_* environment: a limit set (far above what the
+    # workloads use, so it never binds: what it costs is the accounting), or checked mode
+    com-limit) DOOR[$a]=com ENVS[$a]="HM_LIMIT=16G HM_RESERVE_APPDOMAIN=1G HM_RESERVE_PROCESS=1G" ;;
+    com-checked) DOOR[$a]=com ENVS[$a]="HM_CHECKED=1" ;;
     malloc-glibc) DOOR[$a]=malloc ;;
     malloc-hostmalloc) # the override built beside the bench binary's library
         so=${HOSTMALLOC_SO:-$(dirname "$(realpath "$BIN")")/../libhostmalloc-override.so} ;;
     malloc-mimalloc) so=${MIMALLOC_SO:-$(find_so libmimalloc.so.2 libmimalloc.so)} ;;
     malloc-jemalloc) so=${JEMALLOC_SO:-$(find_so libjemalloc.so.2 libjemalloc.so)} ;;
     malloc-tcmalloc) so=${TCMALLOC_SO:-$(find_so libtcmalloc_minimal.so.4 libtcmalloc_minimal.so libtcmalloc.so.4)} ;;
-    *) die "unknown allocator '$a' (com native malloc-hostmalloc malloc-glibc malloc-mimalloc malloc-jemalloc malloc-tcmalloc)" ;;
+    *) die "unknown allocator '$a' (com com-limit com-checked native malloc-hostmalloc malloc-glibc malloc-mimalloc malloc-jemalloc malloc-tcmalloc)" ;;
     esac
     case $a in
     malloc-?*malloc)
@@ -218,11 +223,12 @@ for ((rep = 1; rep <= REPS; rep++)); do
         printf 'rep %d/%d %-10s' "$rep" "$REPS" "$w" >&2
         for ((i = 0; i < n; i++)); do
             a=${selected[$(((i + rep - 1) % n))]}
+            # shellcheck disable=SC2086 # ENVS holds VAR=value words
             if [ -n "${PRELOAD[$a]:-}" ]; then
-                line=$(timeout "$TIMEOUT" env LD_PRELOAD="${PRELOAD[$a]}" \
+                line=$(timeout "$TIMEOUT" env LD_PRELOAD="${PRELOAD[$a]}" ${ENVS[$a]:-} \
                     "$BIN" "${DOOR[$a]}" "$w" "$THREADS" "$SCALE" 2>"$ERR")
             else
-                line=$(timeout "$TIMEOUT" env -u LD_PRELOAD \
+                line=$(timeout "$TIMEOUT" env -u LD_PRELOAD ${ENVS[$a]:-} \
                     "$BIN" "${DOOR[$a]}" "$w" "$THREADS" "$SCALE" 2>"$ERR")
             fi
             rc=$?

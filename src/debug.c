@@ -49,7 +49,12 @@ typedef struct hm_dbg_hdr_s {
 
 _Static_assert(sizeof(hm_dbg_hdr_t) == HM_DEBUG_HEADER, "debug header size");
 
+/* Checked-mode blocks fill and check this many leading bytes (object headers and the fields
+ * near them, where stale pointers write); DebugAlloc blocks the whole block. */
+#define DBG_CHECKED_FILL 64
+
 static _Atomic(uint64_t) dbg_seq;
+static __thread uint64_t tls_seq __attribute__((tls_model("initial-exec")));
 static uint64_t dbg_secret;
 static pthread_once_t dbg_once = PTHREAD_ONCE_INIT;
 static __thread uint32_t tls_tid __attribute__((tls_model("initial-exec")));
@@ -157,6 +162,20 @@ static void report_block(const hm_manager *mgr, int kind, const void *p, const h
 }
 
 /* ---- allocation ---------------------------------------------------------------------------- */
+/* Is the freed fill intact in [8, limit)? Word compares where aligned (blocks are 16-aligned). */
+static bool fill_intact(const uint8_t *u, size_t limit) {
+    const uint64_t pat = 0x0101010101010101ULL * DBG_FILL;
+    size_t i = sizeof(hm_block_t);
+    for (; i + 8 <= limit; i += 8) {
+        uint64_t w;
+        memcpy(&w, u + i, sizeof w);
+        if (w != pat) return false;
+    }
+    for (; i < limit; i++)
+        if (u[i] != DBG_FILL) return false;
+    return true;
+}
+
 static void on_alloc(hm_heap *heap, void *p, size_t size, const char *file, int line,
                      bool no_abort) {
     hm_dbg_hdr_t *h = hdr_of(p);
@@ -175,21 +194,23 @@ static void on_alloc(hm_heap *heap, void *p, size_t size, const char *file, int 
         }
         hm_tool_access(p, limit);
         const uint8_t *u = p;
-        for (size_t i = sizeof(hm_block_t); i < limit; i++) {
-            if (u[i] != DBG_FILL) {
-                report_block(heap->mgr, HM_ERROR_WRITE_AFTER_FREE, p, h);
-                if (!no_abort) abort(); /* the malloc-style doors stop here; COM goes on */
-                break;
-            }
+        if ((h->flags & DBG_CHECKED) && limit > DBG_CHECKED_FILL) limit = DBG_CHECKED_FILL;
+        if (!fill_intact(u, limit)) {
+            report_block(heap->mgr, HM_ERROR_WRITE_AFTER_FREE, p, h);
+            if (!no_abort) abort(); /* the malloc-style doors stop here; COM goes on */
         }
     }
     if (tls_tid == 0) tls_tid = (uint32_t)syscall(SYS_gettid);
     h->file = file != NULL ? intern_name(file) : NULL;
     h->line = (uint32_t)line;
     h->size = size;
-    h->seq = atomic_fetch_add_explicit(&dbg_seq, 1, memory_order_relaxed) + 1;
+    bool checked_block = file == NULL && heap->checked;
+    /* DebugAlloc blocks are numbered process-wide; checked blocks per thread (no shared
+     * counter on every allocation of a checked heap) */
+    h->seq = checked_block ? ++tls_seq
+                           : atomic_fetch_add_explicit(&dbg_seq, 1, memory_order_relaxed) + 1;
     h->tid = tls_tid;
-    h->flags = file == NULL && heap->checked ? DBG_CHECKED : 0;
+    h->flags = checked_block ? DBG_CHECKED : 0;
     uint64_t c = canary_of(p);
     h->canary = c;
     hm_tool_access((uint8_t *)p + size, sizeof c);
@@ -288,8 +309,10 @@ hm_result _hm_debug_free_check(hm_page_t *pg, hm_block_t *b) {
         return HM_ERR_NOT_BLOCK;
     }
     h->state = DBG_FREED;
-    if (h->size > sizeof(hm_block_t))
-        memset((uint8_t *)b + sizeof(hm_block_t), DBG_FILL, h->size - sizeof(hm_block_t));
+    size_t fill = h->size;
+    if ((h->flags & DBG_CHECKED) && fill > DBG_CHECKED_FILL) fill = DBG_CHECKED_FILL;
+    if (fill > sizeof(hm_block_t))
+        memset((uint8_t *)b + sizeof(hm_block_t), DBG_FILL, fill - sizeof(hm_block_t));
     return HM_OK;
 }
 

@@ -291,6 +291,22 @@ HM_API void hm_heap_stats(hm_heap *heap, hm_heap_stats_t *out);
 /* Print the statistics of `heap` in a few lines to `out` (stderr when NULL). */
 HM_API void hm_heap_stats_print(hm_heap *heap, FILE *out);
 
+/* ---- Testing hooks ---------------------------------------------------------------------------
+ * Make the OS calls under the engine fail, to test that every public call then answers with a
+ * documented error (E_OUTOFMEMORY, NULL with ENOMEM) and that everything works again when the
+ * faults stop. `ops` is a mask of HM_OS_* (0 turns injection off); a chosen call fails every
+ * `every`th time (0: never) and otherwise with `probability`, drawn from `seed`. A munmap that
+ * fails is retried on later mapping calls, so no address space is lost. */
+#define HM_OS_MMAP     0x1u
+#define HM_OS_MUNMAP   0x2u
+#define HM_OS_MADVISE  0x4u
+#define HM_OS_MPROTECT 0x8u
+HM_API void hm_test_os_faults(unsigned ops, unsigned every, double probability, uint64_t seed);
+/* How many OS calls failed on purpose so far. */
+HM_API uint64_t hm_test_os_faults_injected(void);
+/* Retry the munmaps that failed; returns how many are still pending. */
+HM_API size_t hm_test_os_deferred_unmaps(void);
+
 #ifdef __cplusplus
 }
 #endif

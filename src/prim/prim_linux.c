@@ -14,15 +14,115 @@
 
 extern char **environ;
 
-/* ---- mappings ------------------------------------------------------------------------------- */
+/* ---- OS fault injection (a test hook: hm_test_os_faults) -------------------------------------
+ * When on, the chosen calls fail every Nth time and/or with a seeded probability, as the real
+ * ones can (ENOMEM: address space or map count exhausted). The engine must answer each with a
+ * documented error and lose nothing. */
+static struct {
+    _Atomic(unsigned) ops; /* HM_OS_* bits to fail; 0: off */
+    unsigned every;
+    double probability;
+    _Atomic(uint64_t) rng;
+    _Atomic(uint64_t) calls, injected;
+} osf;
+
+void hm_test_os_faults(unsigned ops, unsigned every, double probability, uint64_t seed) {
+    osf.every = every;
+    osf.probability = probability;
+    atomic_store(&osf.rng, seed != 0 ? seed : 1);
+    atomic_store(&osf.calls, 0);
+    atomic_store(&osf.ops, ops);
+}
+
+uint64_t hm_test_os_faults_injected(void) {
+    return atomic_load(&osf.injected);
+}
+
+static bool os_fault(unsigned op) {
+    if (hm_likely((atomic_load_explicit(&osf.ops, memory_order_relaxed) & op) == 0)) return false;
+    bool fail = false;
+    uint64_t n = atomic_fetch_add(&osf.calls, 1) + 1;
+    if (osf.every != 0 && n % osf.every == 0) fail = true;
+    if (!fail && osf.probability > 0) {
+        uint64_t x = atomic_load(&osf.rng), y;
+        do {
+            y = x ^ (x << 13);
+            y ^= y >> 7;
+            y ^= y << 17;
+        } while (!atomic_compare_exchange_weak(&osf.rng, &x, y));
+        fail = (double)(y >> 11) * (1.0 / 9007199254740992.0) < osf.probability;
+    }
+    if (fail) {
+        atomic_fetch_add(&osf.injected, 1);
+        errno = ENOMEM;
+    }
+    return fail;
+}
+
+static void *sys_mmap(void *addr, size_t size, int prot, int flags) {
+    if (os_fault(HM_OS_MMAP)) return MAP_FAILED;
+    return mmap(addr, size, prot, flags, -1, 0);
+}
+
+static int sys_munmap(void *p, size_t size) {
+    if (os_fault(HM_OS_MUNMAP)) return -1;
+    return munmap(p, size);
+}
+
+/* ---- mappings --------------------------------------------------------------------------------
+ * A munmap that fails (the kernel may refuse to split a mapping when the map count is at its
+ * limit) is not given up: the range is decommitted and remembered, and every later mapping call
+ * tries the remembered ones again, so no address space is lost once the OS agrees. */
+#define DEFERRED_MAX 1024
+static struct {
+    pthread_mutex_t lock;
+    _Atomic(size_t) count;
+    struct {
+        void *p;
+        size_t size;
+    } r[DEFERRED_MAX];
+} deferred = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void unmap_or_defer(void *p, size_t size) {
+    if (sys_munmap(p, size) == 0) return;
+    madvise(p, size, MADV_DONTNEED); /* at least the memory goes back */
+    pthread_mutex_lock(&deferred.lock);
+    size_t n = atomic_load_explicit(&deferred.count, memory_order_relaxed);
+    if (n < DEFERRED_MAX) {
+        deferred.r[n].p = p;
+        deferred.r[n].size = size;
+        atomic_store_explicit(&deferred.count, n + 1, memory_order_relaxed);
+    } else {
+        munmap(p, size); /* the list is full: one plain attempt more */
+    }
+    pthread_mutex_unlock(&deferred.lock);
+}
+
+static void retry_deferred(void) {
+    if (hm_likely(atomic_load_explicit(&deferred.count, memory_order_relaxed) == 0)) return;
+    pthread_mutex_lock(&deferred.lock);
+    size_t n = atomic_load_explicit(&deferred.count, memory_order_relaxed), j = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (sys_munmap(deferred.r[i].p, deferred.r[i].size) != 0) deferred.r[j++] = deferred.r[i];
+    }
+    atomic_store_explicit(&deferred.count, j, memory_order_relaxed);
+    pthread_mutex_unlock(&deferred.lock);
+}
+
+size_t hm_test_os_deferred_unmaps(void) {
+    retry_deferred();
+    return atomic_load(&deferred.count);
+}
+
 static void *map_raw(size_t size, bool exec) {
     int prot = PROT_READ | PROT_WRITE | (exec ? PROT_EXEC : 0);
-    void *p = mmap(NULL, size, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void *p = sys_mmap(NULL, size, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE);
     return p == MAP_FAILED ? NULL : p;
 }
 
 void *_hm_prim_map_aligned(size_t size, size_t align, bool exec) {
     int saved = errno;
+    retry_deferred();
     if (size == 0 || size > ((size_t)1 << 46) || align > ((size_t)1 << 40)) return NULL;
     void *p = map_raw(size, exec);
     if (p == NULL) {
@@ -31,7 +131,7 @@ void *_hm_prim_map_aligned(size_t size, size_t align, bool exec) {
     }
     if (((uintptr_t)p & (align - 1)) == 0) return p;
     /* Not aligned: map size + align and trim both ends. */
-    munmap(p, size);
+    unmap_or_defer(p, size);
     size_t over = size + align;
     if (over < size) return NULL;
     uint8_t *q = map_raw(over, exec);
@@ -42,21 +142,23 @@ void *_hm_prim_map_aligned(size_t size, size_t align, bool exec) {
     uint8_t *a = (uint8_t *)(((uintptr_t)q + align - 1) & ~(uintptr_t)(align - 1));
     size_t head = (size_t)(a - q);
     size_t tail = over - head - size;
-    if (head) munmap(q, head);
-    if (tail) munmap(a + size, tail);
+    if (head) unmap_or_defer(q, head);
+    if (tail) unmap_or_defer(a + size, tail);
     errno = saved;
     return a;
 }
 
 void _hm_prim_unmap(void *p, size_t size) {
     int saved = errno;
-    if (p != NULL && size != 0) munmap(p, size);
+    if (p != NULL && size != 0) unmap_or_defer(p, size);
+    retry_deferred();
     errno = saved;
 }
 
 void _hm_prim_decommit(void *p, size_t size) {
     int saved = errno;
-    if (size != 0) madvise(p, size, MADV_DONTNEED);
+    /* a failed madvise leaves the pages resident; they stay ours and are reused */
+    if (size != 0 && !os_fault(HM_OS_MADVISE)) madvise(p, size, MADV_DONTNEED);
     errno = saved;
 }
 
@@ -64,11 +166,12 @@ void *_hm_prim_map_at(void *addr, size_t size, int prot) {
     int saved = errno;
     int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
     if (addr != NULL) flags |= MAP_FIXED_NOREPLACE;
-    void *p = mmap(addr, size, prot, flags, -1, 0);
+    retry_deferred();
+    void *p = sys_mmap(addr, size, prot, flags);
     errno = saved;
     if (p == MAP_FAILED) return NULL;
     if (addr != NULL && p != addr) { /* a kernel without MAP_FIXED_NOREPLACE */
-        munmap(p, size);
+        unmap_or_defer(p, size);
         return NULL;
     }
     return p;
@@ -76,7 +179,7 @@ void *_hm_prim_map_at(void *addr, size_t size, int prot) {
 
 int _hm_prim_protect(void *p, size_t size, int prot) {
     int saved = errno;
-    int r = mprotect(p, size, prot);
+    int r = os_fault(HM_OS_MPROTECT) ? -1 : mprotect(p, size, prot);
     errno = saved;
     return r;
 }
