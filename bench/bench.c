@@ -329,14 +329,17 @@ typedef struct result {
     long rss_final_kb;
 } result;
 
-/* ---- pairs: immediate alloc/free pairs of 16..128 bytes ------------------------------------ */
+/* ---- pairs: immediate alloc/free pairs of 16..128 bytes (or of BENCH_PAIRS_SIZE) -------------- */
 static ALWAYS_INLINE void w_pairs(const enum door d, const params *prm, result *res) {
     const door_ctx c = g_ctx;
     const uint64_t n = count_of(prm, 50e6);
+    /* BENCH_PAIRS_SIZE=n: every pair of one size (a block reused at once: the steady state) */
+    const char *fixed_env = getenv("BENCH_PAIRS_SIZE");
+    const size_t fixed = fixed_env != NULL ? (size_t)strtoul(fixed_env, NULL, 10) : 0;
     uint64_t sum = 0;
     double t0 = now_s();
     for (uint64_t i = 0; i < n; i++) {
-        size_t sz = 16 + (size_t)(i & 7) * 16;
+        size_t sz = fixed != 0 ? fixed : 16 + (size_t)(i & 7) * 16;
         uint8_t *p = d_alloc(d, &c, sz);
         p[0] = (uint8_t)i;
         escape(p);

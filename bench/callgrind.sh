@@ -11,6 +11,8 @@
 #
 # Environment:
 #   CALLGRIND_N1=1000000 CALLGRIND_N2=2000000   the two iteration counts
+#   BENCH_PAIRS_SIZE=64     every pair of one size (the steady state: a block reused at once);
+#                           unset, sizes cycle through 16..128 and each free empties a page
 #   CALLGRIND_ALLOCATORS="com native malloc-mimalloc malloc-glibc"  (also: malloc-jemalloc,
 #                                                 malloc-tcmalloc)
 #   MIMALLOC_SO, JEMALLOC_SO, TCMALLOC_SO, BENCH_LIBDIRS   as for run.sh
@@ -29,7 +31,7 @@ command -v valgrind >/dev/null 2>&1 || die "valgrind is not installed"
 
 N1=${CALLGRIND_N1:-1000000}
 N2=${CALLGRIND_N2:-2000000}
-ALLOCATORS=${CALLGRIND_ALLOCATORS:-com native malloc-mimalloc malloc-glibc}
+ALLOCATORS=${CALLGRIND_ALLOCATORS:-com native malloc-hostmalloc malloc-mimalloc malloc-glibc}
 case "$N1$N2" in *[!0-9]*) die "CALLGRIND_N1 and CALLGRIND_N2 must be integers" ;; esac
 [ "$N2" -gt "$N1" ] || die "CALLGRIND_N2 must be larger than CALLGRIND_N1"
 
@@ -83,6 +85,7 @@ for a in null $ALLOCATORS; do
     case $a in
     null | com | native) door=$a ;;
     malloc-glibc) door=malloc ;;
+    malloc-hostmalloc) door=malloc so=${HOSTMALLOC_SO:-$(dirname "$(realpath "$BIN")")/../libhostmalloc-override.so} ;;
     malloc-mimalloc) door=malloc so=${MIMALLOC_SO:-$(find_so libmimalloc.so.2 libmimalloc.so)} ;;
     malloc-jemalloc) door=malloc so=${JEMALLOC_SO:-$(find_so libjemalloc.so.2 libjemalloc.so)} ;;
     malloc-tcmalloc) door=malloc so=${TCMALLOC_SO:-$(find_so libtcmalloc_minimal.so.4 libtcmalloc_minimal.so)} ;;
