@@ -397,7 +397,38 @@ static void test_env_stats(void **state) {
     assert_null(strstr(out, "hostmalloc heap"));
 }
 
+/* --checked-misuse K: under HM_CHECKED=1 the override catches what plain mode cannot. */
+static int checked_misuse(int kase) {
+    char *volatile p = malloc(40);
+    memset(p, 1, 40);
+    if (malloc_usable_size(p) != 40) return 10; /* checked: exactly the requested size */
+    if (kase == 0) {
+        free(p);
+        free(p); /* double free */
+    } else {
+        p[40] = 0; /* one byte past the end */
+        free(p);
+    }
+    return 0; /* not reached when the override aborts */
+}
+
+static void test_env_checked(void **state) {
+    (void)state;
+    const char *env[] = {"HM_CHECKED", "1", NULL, NULL};
+    static const char *const modes[] = {"--checked-double", "--checked-overrun"};
+    static const char *const words[] = {"double free", "overrun"};
+    for (int k = 0; k < 2; k++) {
+        char out[4096];
+        int rc = run_self(modes[k], env, out, sizeof out);
+        if (rc != 128 + SIGABRT || strncmp(out, "hostmalloc: ", 12) != 0 ||
+            strstr(out, words[k]) == NULL || strchr(out, '\n') != strrchr(out, '\n'))
+            fail_msg("HM_CHECKED=1 %s: exit %d, stderr '%s'", modes[k], rc, out);
+    }
+}
+
 int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "--checked-double") == 0) return checked_misuse(0);
+    if (argc > 1 && strcmp(argv[1], "--checked-overrun") == 0) return checked_misuse(1);
     if (argc > 1 && strcmp(argv[1], "--limit-probe") == 0) return limit_probe();
     if (argc > 1 && strcmp(argv[1], "--noop") == 0) {
         char *volatile p = malloc(100); /* volatile: the compiler may not drop the pair */
@@ -416,6 +447,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_blocks_outlive_thread),
         cmocka_unit_test(test_env_limit),
         cmocka_unit_test(test_env_stats),
+        cmocka_unit_test(test_env_checked),
     };
     return TU_MAIN(tests);
 }
