@@ -298,15 +298,19 @@ static bool budget_wait(hm_manager *mgr, size_t bytes, int level, uint32_t deadl
 /* The slow part shared by heap and VirtualAlloc commits. */
 static hm_noinline bool commit_slow(hm_manager *mgr, hm_theap_t *th, size_t bytes, int level,
                                     bool quick) {
-    /* 1. the requesting thread's empty pages, the last of each size class included (its
-     *    empty segments go to the cache) */
+    /* 1. the requesting thread's empty pages, the last of each size class included, and those
+     *    of sub-heaps left by exited threads, in every heap of the manager (their empty
+     *    segments go to the cache) */
     if (th != NULL) _hm_theap_collect(th, true);
+    _hm_manager_collect_abandoned(mgr);
     /* 2. cached empty segments go back to the OS */
     _hm_cache_purge(mgr, true);
     if (budget_take(mgr, bytes, level)) return true;
     if (quick) return false; /* the caller reclaims its own pages and asks again */
-    /* 3. memory is short: say so. The state becomes Low, so that memory coming back is
-     * reported too (Neutral below neutral_pct, High below high_pct). */
+    /* 3. memory is short: say so. Every other thread gives its empty memory back at its next
+     * allocation slow path (the collect epoch). The state becomes Low, so that memory coming
+     * back is reported too (Neutral below neutral_pct, High below high_pct). */
+    atomic_fetch_add_explicit(&mgr->collect_epoch, 1, memory_order_relaxed);
     atomic_store_explicit(&mgr->pressure, eMemoryAvailableLow, memory_order_relaxed);
     if (mgr->notifier_started) notify_post(mgr, eMemoryAvailableLow);
     /* 4. a process-critical request may wait for memory to come back */

@@ -56,6 +56,7 @@ static hm_theap_t *theap_new(hm_heap *heap, uintptr_t tid) {
     _hm_theap_init_queues(th);
     th->heap = heap;
     th->heap_id = atomic_load_explicit(&heap->id, memory_order_relaxed);
+    th->collect_epoch = atomic_load_explicit(&heap->mgr->collect_epoch, memory_order_relaxed);
     th->tid = tid;
     return th;
 }
@@ -363,4 +364,17 @@ void _hm_override_atfork_register(void) {
     int expected = 0;
     if (atomic_compare_exchange_strong(&registered, &expected, 1))
         pthread_atfork(fork_prepare, fork_release, fork_release);
+}
+
+/* Collect the sub-heaps of exited threads in every heap of `mgr` (the budget's reclaim step).
+ * They belong to no thread: their heap's lock makes it safe. */
+void _hm_manager_collect_abandoned(hm_manager *mgr) {
+    pthread_mutex_lock(&mgr->heaps_lock);
+    for (hm_heap *h = mgr->heaps; h != NULL; h = h->mgr_next) {
+        pthread_mutex_lock(&h->lock);
+        for (hm_theap_t *t = h->theaps; t != NULL; t = t->next)
+            if (t->abandoned) _hm_theap_collect(t, true);
+        pthread_mutex_unlock(&h->lock);
+    }
+    pthread_mutex_unlock(&mgr->heaps_lock);
 }

@@ -6,7 +6,7 @@
  * pointer is found by masking. A process-wide bitmap with one bit per 4 MiB unit (the
  * segment map) says whether a unit starts a hostmalloc segment: that is how a free decides,
  * without touching the pointed-to memory, whether a pointer is ours. A standard segment is
- * cut into pages of one size (64 KiB small pages or 512 KiB medium pages); each page serves
+ * cut into pages of one size (64 KiB small pages or 128 KiB medium pages); each page serves
  * one size class with two free lists: `free`, which the owner thread allocates from and frees
  * into, and `thread_free` (atomic), which other threads push onto.
  * A huge segment holds one block larger than the medium limit. Segments belong to a
@@ -80,9 +80,9 @@ void _hm_tool_alloc(void *p, size_t size); /* unpoisons exactly the requested by
 #define HM_SEGMENT_SIZE      ((size_t)1 << HM_SEGMENT_SHIFT)
 #define HM_SEGMENT_MASK      (HM_SEGMENT_SIZE - 1)
 #define HM_SMALL_PAGE_SHIFT  16                                        /* 64 KiB */
-#define HM_MEDIUM_PAGE_SHIFT 19                                        /* 512 KiB */
+#define HM_MEDIUM_PAGE_SHIFT 17                                        /* 128 KiB */
 #define HM_SMALL_PAGES       (HM_SEGMENT_SIZE >> HM_SMALL_PAGE_SHIFT)  /* 64 */
-#define HM_MEDIUM_PAGES      (HM_SEGMENT_SIZE >> HM_MEDIUM_PAGE_SHIFT) /* 8 */
+#define HM_MEDIUM_PAGES      (HM_SEGMENT_SIZE >> HM_MEDIUM_PAGE_SHIFT) /* 32 */
 #define HM_SMALL_MAX         ((size_t)8 * 1024)  /* largest block in small pages */
 #define HM_MEDIUM_MAX        ((size_t)64 * 1024) /* largest block in medium pages */
 #define HM_DIRECT_MAX        1024                /* sizes served by the direct page table */
@@ -209,6 +209,7 @@ struct hm_theap_s {
     uint64_t slow_calls;        /* generic-path calls, to pace purging */
     uint32_t next_purge_ms;
     size_t free_committed_pages; /* empty pages still committed (purge candidates) */
+    uint32_t collect_epoch;      /* the manager's epoch this sub-heap last collected for */
     size_t requests[4];          /* allocations by level (owner only; index 3 unused) */
     size_t failures[3];          /* allocations refused by level (owner only) */
     hm_theap_t *next;            /* in the heap's list of sub-heaps */
@@ -253,6 +254,7 @@ struct hm_manager {
     pthread_mutex_t wait_lock; /* process-critical requests wait here for memory */
     pthread_cond_t wait_cond;
     _Atomic(int) waiters;
+    _Atomic(uint32_t) collect_epoch; /* bumped under pressure: every thread collects once */
     /* ---- pressure notifications (budget.c) ---- */
     _Atomic(int) pressure;       /* the state committed is in now (EMemoryAvailable) */
     pthread_mutex_t notify_lock; /* guards the fields below; never held during a call */
@@ -400,6 +402,8 @@ hm_inline hm_theap_t *_hm_theap_get(hm_heap *heap) {
     if (hm_likely(e->id == id)) return e->th;
     return _hm_theap_get_slow(heap);
 }
+/* Collect the sub-heaps of exited threads in every heap of `mgr`. */
+void _hm_manager_collect_abandoned(hm_manager *mgr);
 /* Register the fork handlers of the process heap (once; never from inside malloc's first
  * initialisation, since pthread_atfork may allocate). */
 void _hm_override_atfork_register(void);

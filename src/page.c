@@ -3,7 +3,7 @@
  * Size classes ("bins"): sizes are counted in 16-byte units w. Bins 1..16 are exact (16 to
  * 256 bytes); above that each doubling is split into 8 bins, so a block is at most 1/8
  * larger than the request (internal waste under 12.5 %). Bins 1..56 (up to 8 KiB) use 64 KiB
- * pages, bins 57..80 (up to 64 KiB) 512 KiB pages; larger blocks are huge (segment.c).
+ * pages, bins 57..80 (up to 64 KiB) 128 KiB pages; larger blocks are huge (segment.c).
  *
  * A page's free lists (DESIGN.md §2): the owner allocates from and frees into `free`; other
  * threads push onto `thread_free` with one compare-and-swap. When `free` runs dry the owner
@@ -326,7 +326,9 @@ hm_result _hm_page_free_slow(hm_page_t *pg, hm_segment_t *seg, hm_block_t *b) {
     pg->used--;
     if (_hm_page_in_full(pg)) {
         hm_theap_t *th = seg->theap;
-        if (_hm_page_live(pg) != 0)
+        /* a debug page is never retired from here: its freed headers must stay readable, so
+         * that a prompt second free is reported as the double free it is */
+        if (_hm_page_live(pg) != 0 || pg->is_debug)
             page_unfull(th, pg);
         else if (page_retirable(th, pg))
             page_retire(th, pg, seg);
@@ -518,6 +520,12 @@ void *_hm_page_alloc_generic(hm_theap_t *th, size_t size, int level) {
 void *_hm_page_alloc_queue(hm_theap_t *th, size_t bin, int level) {
     if (atomic_load_explicit(&th->pending, memory_order_relaxed) != NULL)
         _hm_theap_process_pending(th);
+    uint32_t epoch = atomic_load_explicit(&th->heap->mgr->collect_epoch, memory_order_relaxed);
+    if (hm_unlikely(epoch != th->collect_epoch)) {
+        /* memory ran short somewhere in the manager: give back what this thread holds empty */
+        th->collect_epoch = epoch;
+        _hm_theap_collect(th, true);
+    }
     if ((++th->slow_calls & 63) == 0) theap_maintain(th);
     hm_page_queue_t *q = &th->queues[bin];
     hm_page_t *pg = q->first;

@@ -9,7 +9,8 @@
  *   - creates 1-3 instances per manager: thread-safe ones, sometimes MALLOC_EXECUTABLE (a `ret`
  *     is run from one of its blocks), sometimes one that is not thread-safe and used by one
  *     thread only;
- *   - starts 4-6 short-lived threads per round. In each of a few cycles every thread allocates
+ *   - starts 4-6 short-lived threads per round. In each of its cycles (as many as fit in about a
+ *     second) every thread allocates
  *     mixed sizes at mixed criticality levels (COM Alloc/DebugAlloc, hm_alloc_level,
  *     hm_alloc_debug) until a task-critical request fails (the budget is hit), hands blocks to
  *     the others through a shared array (cross-thread frees), frees ~90 % of what it holds,
@@ -55,14 +56,15 @@
 #define MAX_INSTS       3 /* per manager */
 #define MAX_WORKERS     6 /* per round, over all managers */
 #define MAX_CHURN       8
-#define CYCLES          2 /* budget hit and recovered, per round */
+#define MAX_CYCLES      40  /* budget hits and recoveries per round ... */
+#define ROUND_SECONDS   1.0 /* ... until the round has run this long */
 #define XFER_SLOTS      64
 #define LIST_CAP        32768 /* blocks one thread holds */
 #define RESERVE_APPDOM  (8 * MIB)
 #define RESERVE_PROCESS (8 * MIB)
 #define HIT_AVAIL_MAX   (10 * MIB) /* available to task-critical requests at a budget hit */
 #define TOO_BIG         (32 * MIB) /* more than what can be left at a budget hit */
-#define RECOVER_WAIT_MS 5000       /* a request after the frees must succeed within this */
+#define RECOVER_WAIT_MS 1000       /* a request after the frees must succeed within this */
 #define RSS_SLACK       (16 * MIB) /* end of round vs baseline */
 #define RSS_DRIFT       (8 * MIB)  /* end of round vs the first rounds */
 #define MAPS_DRIFT      16
@@ -74,6 +76,7 @@
 static atomic_int g_round_failures;
 static atomic_int g_messages;
 static int g_round;
+static double g_round_start;
 
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void fail(const char *fmt, ...) {
@@ -96,7 +99,8 @@ static void on_alarm(int sig) {
     abort();
 }
 
-/* ---- time, randomness, /proc ------------------------------------------------------------------ */
+/* ---- time, randomness, /proc ------------------------------------------------------------------
+ */
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -178,7 +182,8 @@ static double mib(size_t b) {
     return (double)b / (double)MIB;
 }
 
-/* ---- the objects of a round --------------------------------------------------------------------- */
+/* ---- the objects of a round ---------------------------------------------------------------------
+ */
 /* A notification sink: the COM callback object and the native function's argument. */
 typedef struct sink {
     ICLRMemoryNotificationCallback iface; /* first: &sink->iface is the COM object */
@@ -211,6 +216,7 @@ typedef struct mgr {
     atomic_llong live_bytes;
     atomic_llong peak_committed;
     atomic_long hits, retries, big_fail_ok;
+    bool again; /* another cycle (written by worker 0 between barriers) */
 } mgr_t;
 
 typedef struct worker {
@@ -237,6 +243,7 @@ static atomic_size_t g_orphan_next; /* churn threads take orphans from here */
 static size_t g_orphan_limit;       /* ... up to here (those of the workers) */
 
 static atomic_long g_leak_reports;
+static atomic_int g_workers_done;
 
 /* ---- block patterns -----------------------------------------------------------------------------
  * Word 0 holds size ^ key(p), word 1 the instance ^ key(p) * golden, word i >= 2 key ^ i * golden,
@@ -298,7 +305,8 @@ static bool verify(const void *p, size_t *size_out, inst_t **inst_out) {
     return true;
 }
 
-/* ---- the two doors -------------------------------------------------------------------------------- */
+/* ---- the two doors
+ * -------------------------------------------------------------------------------- */
 static const char *level_name(EMemoryCriticalLevel l) {
     return l == eTaskCritical ? "task" : l == eAppDomainCritical ? "appdomain" : "process";
 }
@@ -307,9 +315,9 @@ static const char *level_name(EMemoryCriticalLevel l) {
 static void *inst_alloc(inst_t *in, size_t size, EMemoryCriticalLevel level, bool debug) {
     void *p = NULL;
     if (in->com) {
-        HRESULT hr = debug ? IHostMalloc_DebugAlloc(in->m, size, level, (char *)__FILE__,
-                                                    __LINE__, &p)
-                           : IHostMalloc_Alloc(in->m, size, level, &p);
+        HRESULT hr =
+            debug ? IHostMalloc_DebugAlloc(in->m, size, level, (char *)__FILE__, __LINE__, &p)
+                  : IHostMalloc_Alloc(in->m, size, level, &p);
         if (hr == E_OUTOFMEMORY) {
             if (p != NULL) fail("Alloc failed with E_OUTOFMEMORY but *ppMem = %p", p);
             return NULL;
@@ -391,7 +399,8 @@ static size_t mgr_available(mgr_t *m) {
     return avail;
 }
 
-/* ---- notifications ---------------------------------------------------------------------------- */
+/* ---- notifications ----------------------------------------------------------------------------
+ */
 static void sink_note(sink_t *s, int level) {
     if (atomic_load(&s->gone)) fail("notification %d after the manager was released", level);
     if (level < 1 || level > 3) {
@@ -434,8 +443,7 @@ static HRESULT STDMETHODCALLTYPE cb_notify(ICLRMemoryNotificationCallback *This,
     return S_OK;
 }
 
-static const ICLRMemoryNotificationCallbackVtbl cb_vtbl = {cb_qi, cb_addref, cb_release,
-                                                           cb_notify};
+static const ICLRMemoryNotificationCallbackVtbl cb_vtbl = {cb_qi, cb_addref, cb_release, cb_notify};
 
 static void native_notify(void *arg, EMemoryAvailable level) {
     sink_note((sink_t *)arg, (int)level);
@@ -551,12 +559,14 @@ static void check_at_limit(worker_t *w) {
     }
 }
 
-/* Free about 90 % of the blocks held, some through the shared array. */
+/* Free about 90 % of the blocks held, some through the shared array: the oldest tenth stays
+ * (long-lived data, packed in the first pages) and 1 % of the others (scattered survivors that
+ * keep their pages). */
 static void shed(worker_t *w) {
-    size_t kept = 0;
+    size_t kept = 0, old = w->n / 10;
     for (size_t i = 0; i < w->n; i++) {
         void *p = w->list[i];
-        if (below(&w->rng, 10) == 0) {
+        if (i < old || below(&w->rng, 100) == 0) {
             w->list[kept++] = p;
         } else if (below(&w->rng, 4) == 0 && is_threadsafe_block(p)) {
             hand_over(w, p, false);
@@ -577,7 +587,7 @@ static void drain_xfer(worker_t *w) {
 /* After the frees every task-critical request must succeed again (within RECOVER_WAIT_MS). */
 static void recover(worker_t *w) {
     mgr_t *m = w->mgr;
-    size_t target = m->task_ceiling / 4 / (size_t)m->nworkers, got = 0;
+    size_t target = m->task_ceiling / 6 / (size_t)m->nworkers, got = 0;
     while (got < target && w->n < LIST_CAP) {
         inst_t *in = pick_inst(w);
         size_t size = pick_size(&w->rng, true);
@@ -614,7 +624,7 @@ static void orphan_all(worker_t *w) {
 static void *worker_main(void *arg) {
     worker_t *w = (worker_t *)arg;
     mgr_t *m = w->mgr;
-    for (int c = 0; c < CYCLES; c++) {
+    for (int c = 0;; c++) {
         fill(w);
         pthread_barrier_wait(&m->bar); /* the whole group hit the budget */
         if (w->idx == 0) check_at_limit(w);
@@ -624,7 +634,9 @@ static void *worker_main(void *arg) {
         if (w->idx == 0) drain_xfer(w);
         pthread_barrier_wait(&m->bar);
         recover(w);
+        if (w->idx == 0) m->again = c + 1 < MAX_CYCLES && now_s() - g_round_start < ROUND_SECONDS;
         pthread_barrier_wait(&m->bar);
+        if (!m->again) break;
     }
     shed(w);
     if (w->orphan) {
@@ -634,6 +646,7 @@ static void *worker_main(void *arg) {
             block_free(w->list[i], &w->rng);
         w->n = 0;
     }
+    atomic_fetch_add(&g_workers_done, 1);
     return NULL;
 }
 
@@ -857,7 +870,7 @@ static void start(worker_t *w, void *(*fn)(void *)) {
 }
 
 static void run_round(uint64_t seed, size_t baseline, round_result *res) {
-    double t0 = now_s();
+    double t0 = g_round_start = now_s();
     rng_t r = rng_seed(seed);
     memset(res, 0, sizeof *res);
     create_managers(&r);
@@ -887,14 +900,13 @@ static void run_round(uint64_t seed, size_t baseline, round_result *res) {
             w->orphan = below(&r, 3) == 0 || wi == 0; /* at least one per round */
         }
     }
+    atomic_store(&g_workers_done, 0);
     for (int i = 0; i < nworkers; i++)
         start(&g_workers[i], worker_main);
 
     /* watch while they work: committed within the limit, RSS within committed + slack */
     for (;;) {
-        bool running = false;
-        for (int i = 0; i < nworkers && !running; i++)
-            running = pthread_tryjoin_np(g_workers[i].tid, NULL) == EBUSY;
+        bool running = atomic_load(&g_workers_done) < nworkers;
         size_t c1 = 0, c2 = 0;
         for (int i = 0; i < g_nmgrs; i++)
             c1 += mgr_committed(&g_mgrs[i]);
@@ -962,9 +974,8 @@ static void run_round(uint64_t seed, size_t baseline, round_result *res) {
         mgr_t *m = &g_mgrs[i];
         void *p = NULL;
         if (m->com) {
-            HRESULT hr = IHostMemoryManager_VirtualAlloc(m->mm, NULL, 4 * MIB,
-                                                         MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE,
-                                                         eTaskCritical, &p);
+            HRESULT hr = IHostMemoryManager_VirtualAlloc(
+                m->mm, NULL, 4 * MIB, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE, eTaskCritical, &p);
             if (hr == S_OK) {
                 memset(p, 0x77, 4 * MIB);
                 hr = IHostMemoryManager_VirtualFree(m->mm, p, 0, MEM_RELEASE);
@@ -1043,8 +1054,8 @@ int main(int argc, char **argv) {
 
     size_t baseline = rss_bytes();
     long base_maps = count_lines("/proc/self/maps");
-    printf("soak: %.0f s, seed %" PRIu64 ", baseline RSS %.1f MiB, %ld mappings\n", seconds,
-           seed, mib(baseline), base_maps);
+    printf("soak: %.0f s, seed %" PRIu64 ", baseline RSS %.1f MiB, %ld mappings\n", seconds, seed,
+           mib(baseline), base_maps);
 
     int passed = 0, failed = 0;
     long notes[4] = {0, 0, 0, 0};
@@ -1070,11 +1081,11 @@ int main(int argc, char **argv) {
             ref_rss = median3(rounds[0].end_rss, rounds[1].end_rss, rounds[2].end_rss);
             ref_maps = (long)median3((size_t)rounds[0].maps, (size_t)rounds[1].maps,
                                      (size_t)rounds[2].maps);
-            ref_fds = (long)median3((size_t)rounds[0].fds, (size_t)rounds[1].fds,
-                                    (size_t)rounds[2].fds);
+            ref_fds =
+                (long)median3((size_t)rounds[0].fds, (size_t)rounds[1].fds, (size_t)rounds[2].fds);
             ref_dthreads =
-                (long)median3((size_t)rounds[0].default_threads,
-                              (size_t)rounds[1].default_threads, (size_t)rounds[2].default_threads);
+                (long)median3((size_t)rounds[0].default_threads, (size_t)rounds[1].default_threads,
+                              (size_t)rounds[2].default_threads);
         }
         if (nrounds > 3) {
             if (res->end_rss > ref_rss + RSS_DRIFT)
@@ -1109,13 +1120,12 @@ int main(int argc, char **argv) {
     printf("memory curve (RSS MiB at the end of round; peak during it), every %zu round(s):\n",
            step);
     for (size_t i = 0; i < nrounds; i += step)
-        printf("  round %4zu  t=%6.1fs  end %6.1f  peak %6.1f  maps %ld\n", i + 1,
-               rounds[i].t_end, mib(rounds[i].end_rss), mib(rounds[i].peak_rss),
-               rounds[i].maps);
+        printf("  round %4zu  t=%6.1fs  end %6.1f  peak %6.1f  maps %ld\n", i + 1, rounds[i].t_end,
+               mib(rounds[i].end_rss), mib(rounds[i].peak_rss), rounds[i].maps);
     if ((nrounds - 1) % step != 0)
         printf("  round %4zu  t=%6.1fs  end %6.1f  peak %6.1f  maps %ld\n", nrounds,
-               rounds[nrounds - 1].t_end, mib(rounds[nrounds - 1].end_rss), mib(rounds[nrounds - 1].peak_rss),
-               rounds[nrounds - 1].maps);
+               rounds[nrounds - 1].t_end, mib(rounds[nrounds - 1].end_rss),
+               mib(rounds[nrounds - 1].peak_rss), rounds[nrounds - 1].maps);
     printf("%zu rounds in %.1f s; notifications Low %ld, Neutral %ld, High %ld; %ld leak "
            "reports\n",
            nrounds, now_s() - t_start, notes[1], notes[2], notes[3], atomic_load(&g_leak_reports));
