@@ -258,7 +258,7 @@ static void budget_give(hm_manager *mgr, size_t bytes) {
     }
 }
 
-static void heap_add(hm_heap *heap, size_t bytes) {
+void _hm_heap_add_committed(hm_heap *heap, size_t bytes) {
     size_t now = atomic_fetch_add_explicit(&heap->committed, bytes, memory_order_relaxed) + bytes;
     size_t peak = atomic_load_explicit(&heap->peak_committed, memory_order_relaxed);
     while (now > peak &&
@@ -329,7 +329,7 @@ bool _hm_commit(hm_theap_t *th, size_t bytes, int level, hm_commit_mode_t mode) 
         !commit_slow(mgr, mode == HM_COMMIT_FULL ? th : NULL, bytes, level,
                      mode == HM_COMMIT_QUICK))
         return false;
-    heap_add(heap, bytes);
+    _hm_heap_add_committed(heap, bytes);
     return true;
 }
 

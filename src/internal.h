@@ -138,7 +138,8 @@ struct hm_page_s {
     uint8_t bin;       /* size class (its queue: + HM_BIN_COUNT on debug pages) */
     uint8_t in_full;   /* out of its queue as full (owner) */
     uint8_t is_debug;  /* blocks carry a debug header and canaries (debug.c) */
-    uint8_t pad_[3];
+    uint8_t is_head;   /* first of its queue: the page allocation goes on from (owner) */
+    uint8_t pad_[2];
     uint16_t capacity; /* blocks carved into the free lists so far */
     uint16_t reserved; /* blocks that fit in the page (at most 4096) */
     uint32_t expire;   /* when an empty committed page may be decommitted (ms, wraps) */
@@ -375,6 +376,8 @@ void _hm_page_collect(hm_page_t *page);
 void *_hm_page_alloc_generic(hm_theap_t *th, size_t size, int level);
 /* A local free found the page full (or huge): requeue it, retire it, or free the huge block. */
 hm_result _hm_page_free_slow(hm_page_t *page, hm_segment_t *seg, hm_block_t *b);
+/* A local free left a page that is not the head of its queue empty: retire it. */
+hm_result _hm_page_emptied(hm_page_t *page, hm_segment_t *seg);
 /* The page containing p (p inside seg). */
 hm_inline hm_page_t *_hm_page_of(hm_segment_t *seg, const void *p) {
     return &seg->pages[((uintptr_t)p - (uintptr_t)seg) >> seg->page_shift];
@@ -453,6 +456,9 @@ hm_inline hm_result _hm_free_block(hm_segment_t *seg, hm_page_t *pg, void *p) {
     hm_tool_hide(b, sizeof(hm_block_t));
     pg->free = b;
     pg->used = used - 1;
+    /* the page is now empty and allocation has moved on from it: give it back now, so that
+     * a thread that frees and then idles holds no empty pages */
+    if (hm_unlikely(used == 1) && !pg->is_head) return _hm_page_emptied(pg, seg);
     return HM_OK;
 }
 
@@ -499,6 +505,8 @@ bool _hm_commit(hm_theap_t *th, size_t bytes, int level, hm_commit_mode_t mode);
 /* The same for a commit that belongs to no heap (VirtualAlloc). */
 bool _hm_commit_mgr(hm_manager *mgr, size_t bytes, int level);
 void _hm_uncommit(hm_heap *heap, size_t bytes);
+/* Count `bytes` the manager already holds (a segment from its cache) as `heap`'s, peak too. */
+void _hm_heap_add_committed(hm_heap *heap, size_t bytes);
 /* Give `bytes` back to the manager's budget (and `heap`'s count when not NULL). */
 void _hm_heap_account_release(hm_heap *heap, hm_manager *mgr, size_t bytes);
 hm_manager *_hm_manager_default(void);

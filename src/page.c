@@ -90,18 +90,25 @@ static void queue_remove(hm_theap_t *th, hm_page_t *pg) {
     else
         q->last = pg->prev;
     pg->next = pg->prev = NULL;
-    if (was_first) _hm_direct_update(th, pg->bin);
+    pg->is_head = 0;
+    if (was_first) {
+        if (q->first != NULL) q->first->is_head = 1;
+        _hm_direct_update(th, pg->bin);
+    }
 }
 
 static void queue_push_front(hm_theap_t *th, hm_page_t *pg) {
     hm_page_queue_t *q = &th->queues[pg->bin];
     pg->prev = NULL;
     pg->next = q->first;
-    if (q->first)
+    if (q->first) {
         q->first->prev = pg;
-    else
+        q->first->is_head = 0;
+    } else {
         q->last = pg;
+    }
     q->first = pg;
+    pg->is_head = 1;
     _hm_direct_update(th, pg->bin);
 }
 
@@ -115,6 +122,7 @@ static void queue_push_back(hm_theap_t *th, hm_page_t *pg) {
     pg->prev = q->last;
     q->last->next = pg;
     q->last = pg;
+    pg->is_head = 0;
 }
 
 static void queue_move_front(hm_theap_t *th, hm_page_t *pg) {
@@ -271,8 +279,13 @@ static void page_retire(hm_theap_t *th, hm_page_t *pg, hm_segment_t *seg) {
     seg->used_pages--;
     size_t idx = (size_t)(pg - seg->pages);
     hm_manager *mgr = seg->mgr;
+    /* from the geometry: a debug page had its start moved past the first header */
+    pg->start = (uint8_t *)seg + (idx << seg->page_shift) +
+                (idx == 0 ? _hm_segment_header_size(seg->page_count) : 0);
     if (idx != 0 && pg->committed) {
-        if (mgr->cfg.purge_delay_ms == 0) {
+        /* under pressure (Low) the memory goes back at once, not after the purge delay */
+        if (mgr->cfg.purge_delay_ms == 0 ||
+            atomic_load_explicit(&mgr->pressure, memory_order_relaxed) == eMemoryAvailableLow) {
             _hm_segment_decommit(seg, pg->start, page_size_of(seg, idx));
             pg->committed = 0;
         } else {
@@ -333,6 +346,12 @@ hm_result _hm_page_free_slow(hm_page_t *pg, hm_segment_t *seg, hm_block_t *b) {
         else if (page_retirable(th, pg))
             page_retire(th, pg, seg);
     }
+    return HM_OK;
+}
+
+hm_result _hm_page_emptied(hm_page_t *pg, hm_segment_t *seg) {
+    hm_theap_t *th = seg->theap;
+    if (page_retirable(th, pg)) page_retire(th, pg, seg);
     return HM_OK;
 }
 

@@ -224,7 +224,7 @@ hm_segment_t *_hm_segment_alloc(hm_theap_t *th, hm_segment_kind_t kind, int leve
     if (seg != NULL) {
         /* The cached committed bytes move back to this heap (the manager keeps them). */
         seg->heap = heap;
-        atomic_fetch_add_explicit(&heap->committed, seg->committed, memory_order_relaxed);
+        _hm_heap_add_committed(heap, seg->committed);
         segment_init_pages(seg, kind, false);
     } else {
         size_t n = kind == HM_SEG_SMALL ? HM_SMALL_PAGES : HM_MEDIUM_PAGES;
@@ -307,7 +307,7 @@ hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align, int leve
             base = seg->base;
             map_size = seg->size;
             seg->heap = heap;
-            atomic_fetch_add_explicit(&heap->committed, seg->committed, memory_order_relaxed);
+            _hm_heap_add_committed(heap, seg->committed);
             /* account the part that will now be touched beyond what stays committed */
             if (need > seg->committed) {
                 if (!_hm_commit(th, need - seg->committed, level, HM_COMMIT_FULL)) {
