@@ -18,16 +18,17 @@ run: build
 	$(BUILD)/examples/demo_host
 
 # Install what the tests need, build, and run every test: the release suite (warnings are
-# errors), the unit tests under ASan+UBSan, the stress tests under TSan, and hostmalloc's
-# blocks under valgrind memcheck and ASan poisoning.
+# errors), the unit tests in a debug build with internal assertions, the unit tests under
+# ASan+UBSan, the stress tests under TSan, hostmalloc's blocks under valgrind memcheck and ASan
+# poisoning, the fuzzer, the API tests under valgrind memcheck and the short soak test.
 test:
 	@scripts/deps.sh test
-	$(MAKE) test-release test-asan test-tsan test-tools
+	$(MAKE) test-release test-debug test-asan test-tsan test-tools test-fuzz test-valgrind test-soak
 
 test-release:
 	cmake -S . -B $(BUILD) $(GENERATOR) -DCMAKE_BUILD_TYPE=Release -DHM_WERROR=ON $(CMAKE_ARGS)
 	cmake --build $(BUILD)
-	cd $(BUILD) && ctest --output-on-failure --timeout 600
+	cd $(BUILD) && ctest --output-on-failure --timeout 600 -LE soak # test-soak runs it
 
 test-asan:
 	cmake -S . -B build-asan $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHM_WERROR=ON -DHM_ASAN_POISON=OFF \
@@ -52,6 +53,62 @@ test-tools:
 	cmake --build build-poison --target faulty
 	cd build-poison && ctest --output-on-failure -L tools
 
+# The unit tests in a debug build with the internal assertions on (HM_DEBUG=2).
+.PHONY: test-debug test-valgrind soak test-soak
+test-debug:
+	cmake -S . -B build-debug $(GENERATOR) -DCMAKE_BUILD_TYPE=Debug -DHM_DEBUG_ASSERT=ON -DHM_WERROR=ON \
+	  -DHM_BUILD_BENCH=OFF
+	cmake --build build-debug
+	cd build-debug && ctest --output-on-failure --timeout 600 -L unit
+
+# The API tests (test_com, test_native, test_abi of the release build) under valgrind memcheck:
+# no error and no definite leak. One process per test function; the death tests (they fork a
+# child that must abort) and the RSS tests (they measure this process's RSS) are left out.
+VALGRIND ?= valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite
+test-valgrind:
+	cmake -S . -B $(BUILD) $(GENERATOR) -DCMAKE_BUILD_TYPE=Release -DHM_WERROR=ON $(CMAKE_ARGS)
+	cmake --build $(BUILD) --target test_com test_native test_abi
+	@cd $(BUILD) && names=$$(ctest -N -L unit -LE 'death|rss' | \
+	  sed -n 's/^ *Test *#[0-9]*: \(test_\(com\|native\|abi\)\.[A-Za-z0-9_]*\)$$/\1/p'); \
+	test -n "$$names" || { echo "test-valgrind: no tests found"; exit 1; }; \
+	n=0; failed=0; for t in $$names; do n=$$((n + 1)); \
+	  if ! $(VALGRIND) tests/$${t%%.*} $${t#*.} >valgrind.log 2>&1; then \
+	    failed=$$((failed + 1)); echo "FAILED under valgrind: $$t"; cat valgrind.log; fi; \
+	done; rm -f valgrind.log; echo "test-valgrind: $$n tests, $$failed failed"; test $$failed -eq 0
+
+# The soak test (tests/soak/soak.c): thread churn, instances and managers created and released,
+# budgets hit and recovered, notifications, cross-thread frees; RSS must come back and stay flat.
+# `make soak` runs it for SOAK_SECONDS (600); test-soak runs the 20-second CTest version.
+SOAK_SECONDS ?= 600
+soak:
+	cmake -S . -B $(BUILD) $(GENERATOR) -DCMAKE_BUILD_TYPE=Release $(CMAKE_ARGS)
+	cmake --build $(BUILD) --target soak
+	$(BUILD)/tests/soak/soak $(SOAK_SECONDS)
+
+test-soak:
+	cmake -S . -B $(BUILD) $(GENERATOR) -DCMAKE_BUILD_TYPE=Release -DHM_WERROR=ON $(CMAKE_ARGS)
+	cmake --build $(BUILD) --target soak
+	cd $(BUILD) && ctest --output-on-failure -L soak
+
+# The libFuzzer harness of the COM door (tests/fuzz/): clang, ASan+UBSan. test-fuzz runs the
+# bounded CTest run (fuzz.short, 60 s over a copy of the seed corpus); fuzz runs it for
+# FUZZ_SECONDS (600) and keeps what it finds in build-fuzz/fuzz-corpus.
+FUZZ_SECONDS ?= 600
+.PHONY: fuzz fuzz-build test-fuzz
+fuzz-build:
+	CC=clang cmake -S . -B build-fuzz $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHM_FUZZ=ON \
+	  -DHM_BUILD_BENCH=OFF -DHM_BUILD_EXAMPLES=OFF
+	cmake --build build-fuzz --target fuzz_hosting
+
+fuzz: fuzz-build
+	mkdir -p build-fuzz/fuzz-corpus build-fuzz/fuzz-artifacts
+	build-fuzz/tests/fuzz/fuzz_hosting -max_len=4096 -max_total_time=$(FUZZ_SECONDS) -timeout=30 \
+	  -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix=build-fuzz/fuzz-artifacts/ \
+	  build-fuzz/fuzz-corpus tests/fuzz/corpus
+
+test-fuzz: fuzz-build
+	cd build-fuzz && ctest --output-on-failure -L fuzz
+
 bench: build
 	@scripts/deps.sh bench
 	bench/run.sh $(BUILD)/bench/bench
@@ -65,4 +122,4 @@ format:
 	  tests/*.c tests/*.h bench/*.c examples/*.c
 
 clean:
-	rm -rf $(BUILD) build-asan build-tsan build-vg build-poison
+	rm -rf $(BUILD) build-debug build-asan build-tsan build-vg build-poison build-fuzz

@@ -81,7 +81,7 @@ typedef struct {
     uint8_t *p;
     size_t size;
     uint32_t seed;
-    bool debug; /* DebugAlloc or a checked heap: double frees and canaries are detected */
+    bool debug;     /* DebugAlloc or a checked heap: double frees and canaries are detected */
     bool dbg_alloc; /* from DebugAlloc (counts in leak reports) */
 } block_t;
 
@@ -120,7 +120,7 @@ typedef struct {
     size_t ceiling[3];
     inst_t inst[MAX_INST];
     region_t regions[MAX_REGIONS];
-    uint64_t fault_count[3];    /* requests seen by hm_manager_fault, per level */
+    uint64_t fault_count[3]; /* requests seen by hm_manager_fault, per level */
     uint64_t faults_expected[3];
     uint64_t requests_min[3]; /* requests that certainly count in the statistics */
     uint64_t requests_max[3]; /* ... and those that may */
@@ -294,8 +294,8 @@ static void check_manager(mgr_t *m) {
         heaps_committed += hs.committed;
     }
     CHECK(heaps_committed + s.virtual_committed <= s.committed,
-          "heaps %zu + virtual %zu > manager committed %zu", heaps_committed,
-          s.virtual_committed, s.committed);
+          "heaps %zu + virtual %zu > manager committed %zu", heaps_committed, s.virtual_committed,
+          s.committed);
 }
 
 /* After every operation: the statistics of both managers, and a few live blocks. */
@@ -455,8 +455,8 @@ static const char *const files[4] = {NULL, "fuzz_a.c", "fuzz/b.c", ""};
 
 static size_t pick_size(input_t *in) {
     uint8_t s = in_u8(in);
-    static const size_t edges[16] = {0,     1,     15,    16,          17,          1024,
-                                     1025,  8192,  8193,  65536 - 56,  65536 - 64,  65536,
+    static const size_t edges[16] = {0,     1,           15,      16,         17,         1024,
+                                     1025,  8192,        8193,    65536 - 56, 65536 - 64, 65536,
                                      65537, 4 * MiB - 1, 4 * MiB, 4 * MiB + 1};
     switch (s >> 5) {
     case 0:
@@ -509,8 +509,7 @@ static void op_alloc(mgr_t *m, input_t *inp, bool debug) {
     }
     if (hr == E_OUTOFMEMORY) {
         CHECK(p == NULL, "E_OUTOFMEMORY with *ppMem %p", p);
-        CHECK(!fits,
-              "%s(%zu, level %d) refused with %zu committed of ceiling %zu (limit %zu)",
+        CHECK(!fits, "%s(%zu, level %d) refused with %zu committed of ceiling %zu (limit %zu)",
               debug ? "DebugAlloc" : "Alloc", size, level, committed_now(m), m->ceiling[level],
               m->cfg.limit);
         return;
@@ -523,13 +522,11 @@ static void op_alloc(mgr_t *m, input_t *inp, bool debug) {
     if (in->heap == NULL) {
         for (int mi = 0; mi < MAX_MGRS; mi++)
             for (int i = 0; i < MAX_INST; i++)
-                CHECK(M[mi].inst[i].com == NULL || &M[mi].inst[i] == in ||
-                          M[mi].inst[i].heap != h,
+                CHECK(M[mi].inst[i].com == NULL || &M[mi].inst[i] == in || M[mi].inst[i].heap != h,
                       "two instances share heap %p", (void *)h);
         in->heap = h;
     }
-    CHECK(h == in->heap, "block %p of heap %p, instance's heap %p", p, (void *)h,
-          (void *)in->heap);
+    CHECK(h == in->heap, "block %p of heap %p, instance's heap %p", p, (void *)h, (void *)in->heap);
     for (int mi = 0; mi < MAX_MGRS; mi++)
         for (int i = 0; i < MAX_INST; i++) {
             const inst_t *o = &M[mi].inst[i];
@@ -673,8 +670,7 @@ static void op_free_foreign(mgr_t *m, input_t *inp) {
             expect_rejected(m, in, p, what);
         else {
             HRESULT hr = IHostMalloc_Free(in->com, p);
-            CHECK(hr == HOST_E_INVALIDOPERATION, "Free(%p) of %s: 0x%08x", p, what,
-                  (unsigned)hr);
+            CHECK(hr == HOST_E_INVALIDOPERATION, "Free(%p) of %s: 0x%08x", p, what, (unsigned)hr);
         }
     }
     free(libc);
@@ -792,9 +788,8 @@ static void op_refs(mgr_t *m, input_t *inp) {
     }
     case 1: {
         void *p = NULL;
-        HRESULT hr = IHostMalloc_QueryInterface(in->com, (what & 8) ? &IID_IUnknown
-                                                                     : &IID_IHostMalloc,
-                                                &p);
+        HRESULT hr =
+            IHostMalloc_QueryInterface(in->com, (what & 8) ? &IID_IUnknown : &IID_IHostMalloc, &p);
         CHECK(hr == S_OK && p == in->com, "QueryInterface: 0x%08x %p", (unsigned)hr, p);
         in->refs++;
         break;
@@ -832,8 +827,7 @@ static void op_bad_args(mgr_t *m, input_t *inp) {
     case 1:
         if (in == NULL) return;
         hr = IHostMalloc_DebugAlloc(in->com, 16, (EMemoryCriticalLevel)-1, NULL, 0, &p);
-        CHECK(hr == E_INVALIDARG && p == NULL, "DebugAlloc(bad level): 0x%08x %p", (unsigned)hr,
-              p);
+        CHECK(hr == E_INVALIDARG && p == NULL, "DebugAlloc(bad level): 0x%08x %p", (unsigned)hr, p);
         break;
     case 2:
         if (in == NULL) return;
@@ -852,9 +846,9 @@ static void op_bad_args(mgr_t *m, input_t *inp) {
         forget_stale(in);
         bool fault = level_fault(m, level);
         m->requests_max[level]++;
-        hr = (what & 0x80) ? IHostMalloc_DebugAlloc(in->com, size, (EMemoryCriticalLevel)level,
-                                                    NULL, 1, &p)
-                           : IHostMalloc_Alloc(in->com, size, (EMemoryCriticalLevel)level, &p);
+        hr = (what & 0x80)
+                 ? IHostMalloc_DebugAlloc(in->com, size, (EMemoryCriticalLevel)level, NULL, 1, &p)
+                 : IHostMalloc_Alloc(in->com, size, (EMemoryCriticalLevel)level, &p);
         CHECK(hr == E_OUTOFMEMORY && p == NULL, "Alloc(%zu): 0x%08x %p", size, (unsigned)hr, p);
         (void)fault;
         break;
@@ -1126,8 +1120,7 @@ static void op_vprotect(mgr_t *m, input_t *inp) {
         return;
     }
     CHECK(hr == S_OK, "VirtualProtect: 0x%08x", (unsigned)hr);
-    CHECK(old == g->prot[first], "old protection 0x%x, model 0x%x", (unsigned)old,
-          g->prot[first]);
+    CHECK(old == g->prot[first], "old protection 0x%x, model 0x%x", (unsigned)old, g->prot[first]);
     for (size_t i = first; i < first + n; i++) {
         g->prot[i] = (uint8_t)prot;
         check_page(g, i, "after VirtualProtect");
@@ -1155,8 +1148,7 @@ static void op_vreset(mgr_t *m, input_t *inp) {
     }
     m->requests_min[eTaskCritical]++;
     if (!all) {
-        CHECK(hr == E_INVALIDARG && p == NULL, "MEM_RESET of reserved pages: 0x%08x",
-              (unsigned)hr);
+        CHECK(hr == E_INVALIDARG && p == NULL, "MEM_RESET of reserved pages: 0x%08x", (unsigned)hr);
         return;
     }
     CHECK(hr == S_OK && p == g->base + first * VPAGE, "MEM_RESET: 0x%08x %p", (unsigned)hr, p);
@@ -1181,11 +1173,10 @@ static void op_vquery(mgr_t *m, input_t *inp) {
                       mbi.Type == MEM_PRIVATE && (uint8_t *)mbi.BaseAddress <= stack_buf &&
                       stack_buf < (uint8_t *)mbi.BaseAddress + mbi.RegionSize,
                   "VirtualQuery(stack): state 0x%x protect 0x%x type 0x%x base %p size %zu",
-                  (unsigned)mbi.State, (unsigned)mbi.Protect, (unsigned)mbi.Type,
-                  mbi.BaseAddress, (size_t)mbi.RegionSize);
+                  (unsigned)mbi.State, (unsigned)mbi.Protect, (unsigned)mbi.Type, mbi.BaseAddress,
+                  (size_t)mbi.RegionSize);
         else
-            CHECK(mbi.State == MEM_FREE, "VirtualQuery(%p): state 0x%x", addr,
-                  (unsigned)mbi.State);
+            CHECK(mbi.State == MEM_FREE, "VirtualQuery(%p): state 0x%x", addr, (unsigned)mbi.State);
         return;
     }
     size_t npages = g->size / VPAGE, i = a % npages;
@@ -1197,8 +1188,8 @@ static void op_vquery(mgr_t *m, input_t *inp) {
         run++;
     CHECK(mbi.BaseAddress == g->base + i * VPAGE && mbi.AllocationBase == g->base &&
               mbi.AllocationProtect == g->aprot && mbi.RegionSize == run * VPAGE &&
-              mbi.State == (g->prot[i] ? MEM_COMMIT : MEM_RESERVE) &&
-              mbi.Protect == g->prot[i] && mbi.Type == MEM_PRIVATE,
+              mbi.State == (g->prot[i] ? MEM_COMMIT : MEM_RESERVE) && mbi.Protect == g->prot[i] &&
+              mbi.Type == MEM_PRIVATE,
           "VirtualQuery(page %zu of %p): base %p alloc %p aprot 0x%x size %zu state 0x%x "
           "protect 0x%x type 0x%x; model: aprot 0x%x run %zu prot 0x%x",
           i, (void *)g->base, mbi.BaseAddress, mbi.AllocationBase, (unsigned)mbi.AllocationProtect,
@@ -1268,8 +1259,7 @@ static void op_vas(mgr_t *m, input_t *inp) {
     switch (what % 3) {
     case 0:
         hr = IHostMemoryManager_NeedsVirtualAddressSpace(m->com, NULL, 4096);
-        CHECK(hr == S_OK || hr == E_OUTOFMEMORY, "NeedsVirtualAddressSpace: 0x%08x",
-              (unsigned)hr);
+        CHECK(hr == S_OK || hr == E_OUTOFMEMORY, "NeedsVirtualAddressSpace: 0x%08x", (unsigned)hr);
         break;
     case 1:
         hr = IHostMemoryManager_AcquiredVirtualAddressSpace(m->com, static_buf, 65536);
@@ -1294,8 +1284,8 @@ static bool walk_fn(const hm_block_info_t *info, void *arg) {
         const block_t *b = &w->in->blocks[k];
         if (b->p != info->ptr) continue;
         if (b->debug)
-            CHECK(info->size == b->size, "walk: debug block %p of %zu bytes says %zu",
-                  (void *)b->p, b->size, info->size);
+            CHECK(info->size == b->size, "walk: debug block %p of %zu bytes says %zu", (void *)b->p,
+                  b->size, info->size);
         else
             CHECK(info->size >= b->size, "walk: block %p of %zu bytes says %zu", (void *)b->p,
                   b->size, info->size);
@@ -1319,9 +1309,15 @@ static void op_walk(mgr_t *m, input_t *inp) {
 }
 
 /* ---- the program ----------------------------------------------------------------------------- */
+static bool trace; /* FUZZ_HOSTING_TRACE=1: one line per operation on stderr */
+
 static void run_op(input_t *in) {
+    size_t at = in->i;
     uint8_t op = in_u8(in);
     int mi = (op >> 7) & 1;
+    if (trace)
+        fprintf(stderr, "fuzz_hosting: @%zu manager %d op %d%s\n", at, mi, (op & 0x7F) % 24,
+                M[mi].com == NULL ? " (makes the manager)" : "");
     if (M[mi].com == NULL) {
         new_manager(mi, in);
         return;
@@ -1407,6 +1403,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static bool once;
     if (!once) {
         once = true;
+        const char *t = getenv("FUZZ_HOSTING_TRACE");
+        trace = t != NULL && *t == '1';
         for (int i = 0; i < MAX_MGRS; i++) {
             CB[i].iface.lpVtbl = &cb_vtbl;
             atomic_init(&CB[i].refs, 1);

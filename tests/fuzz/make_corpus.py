@@ -115,9 +115,20 @@ seeds['release_live'] = config(32) + op(CREATE, 3) + op(CREATE, 0) + \
 seeds['executable'] = config(32) + op(CREATE, 2) + op(CREATE, 3) + alloc(0, 128) + \
     alloc(1, 9000, 1, True) + op(FREE, 1, 0) + op(VRESERVE_AT, 0, 0) + op(WALK, 1)
 
+# Regression seeds: minimised inputs of library bugs the fuzzer found (kept verbatim).
+regressions = {
+    # a small block served from a cached huge segment: hm_heap_stats peak_committed (0) below
+    # committed (4 MiB + 8 KiB); src/segment.c adds cached bytes to heap->committed without
+    # raising peak_committed
+    'heap-peak-from-cache': bytes.fromhex('b4f000050100ef02484d5f434845 4b45ef'.replace(' ', '')),
+}
+
 out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), 'corpus')
 os.makedirs(out, exist_ok=True)
 for name, data in seeds.items():
     with open(os.path.join(out, 'seed-' + name), 'wb') as f:
         f.write(data)
-print('wrote %d seeds to %s' % (len(seeds), out))
+for name, data in regressions.items():
+    with open(os.path.join(out, 'regress-' + name), 'wb') as f:
+        f.write(data)
+print('wrote %d seeds to %s' % (len(seeds) + len(regressions), out))
