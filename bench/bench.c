@@ -329,7 +329,8 @@ typedef struct result {
     long rss_final_kb;
 } result;
 
-/* ---- pairs: immediate alloc/free pairs of 16..128 bytes (or of BENCH_PAIRS_SIZE) -------------- */
+/* ---- pairs: immediate alloc/free pairs of 16..128 bytes (or of BENCH_PAIRS_SIZE) --------------
+ */
 static ALWAYS_INLINE void w_pairs(const enum door d, const params *prm, result *res) {
     const door_ctx c = g_ctx;
     const uint64_t n = count_of(prm, 50e6);

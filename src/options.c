@@ -50,6 +50,13 @@ bool _hm_parse_size(const char *s, size_t *out) {
     return true;
 }
 
+/* One line on stderr (no allocation) for an HM_* value that cannot be read; it is ignored. */
+static void warn_malformed(const char *name, const char *value) {
+    char msg[160];
+    size_t n = _hm_snprintf(msg, sizeof msg, "hostmalloc: ignoring malformed %s=%s\n", name, value);
+    _hm_prim_write_stderr(msg, n);
+}
+
 static bool env_bool(const char *name, bool dflt) {
     const char *v = _hm_prim_getenv(name);
     if (v == NULL || *v == '\0') return dflt;
@@ -62,11 +69,8 @@ static void env_size(const char *name, size_t *field) {
     const char *s = _hm_prim_getenv(name);
     if (s != NULL && _hm_parse_size(s, &v))
         *field = v;
-    else if (s != NULL) {
-        char msg[160];
-        size_t n = _hm_snprintf(msg, sizeof msg, "hostmalloc: ignoring malformed %s=%s\n", name, s);
-        _hm_prim_write_stderr(msg, n);
-    }
+    else if (s != NULL)
+        warn_malformed(name, s);
 }
 
 static void env_unsigned(const char *name, unsigned *field, unsigned max) {
@@ -113,10 +117,7 @@ static void env_levels_unsigned(const char *name, unsigned out[3]) {
         c++;
     }
     if (*c != '\0' || (n != 1 && n != 3)) {
-        char msg[160];
-        size_t len =
-            _hm_snprintf(msg, sizeof msg, "hostmalloc: ignoring malformed %s=%s\n", name, s);
-        _hm_prim_write_stderr(msg, len);
+        warn_malformed(name, s);
         return;
     }
     for (int i = 0; i < 3; i++)
@@ -135,10 +136,7 @@ static void env_levels_double(const char *name, double out[3]) {
         c++;
     }
     if (*c != '\0' || (n != 1 && n != 3)) {
-        char msg[160];
-        size_t len =
-            _hm_snprintf(msg, sizeof msg, "hostmalloc: ignoring malformed %s=%s\n", name, s);
-        _hm_prim_write_stderr(msg, len);
+        warn_malformed(name, s);
         return;
     }
     for (int i = 0; i < 3; i++)
