@@ -96,51 +96,39 @@ static bool parse_fraction(const char *s, const char **end, double *out) {
     return true;
 }
 
-/* "x" for every level, or "task,appdomain,process". */
-static void env_levels_unsigned(const char *name, unsigned out[3]) {
-    const char *s = _hm_prim_getenv(name);
-    if (s == NULL) return;
-    unsigned v[3];
-    int n = 0;
-    const char *c = s;
-    while (n < 3) {
-        size_t x = 0;
-        const char *start = c;
-        bool too_big = false;
-        for (; *c >= '0' && *c <= '9'; c++) {
-            if (!too_big) x = x * 10 + (size_t)(*c - '0');
-            if (x > 0xFFFFFFFFu) too_big = true; /* stop before size_t could wrap */
-        }
-        if (c == start || too_big) break;
-        v[n++] = (unsigned)x;
-        if (*c != ',') break;
-        c++;
+/* One element of a level list: a whole number below 2^32. */
+static bool parse_count(const char **c, double *out) {
+    const char *start = *c;
+    uint64_t x = 0;
+    for (; **c >= '0' && **c <= '9'; (*c)++) {
+        x = x * 10 + (uint64_t)(**c - '0');
+        if (x > 0xFFFFFFFFu) return false; /* stops before anything could wrap */
     }
-    if (*c != '\0' || (n != 1 && n != 3)) {
-        warn_malformed(name, s);
-        return;
-    }
-    for (int i = 0; i < 3; i++)
-        out[i] = v[n == 1 ? 0 : i];
+    *out = (double)x;
+    return *c != start;
 }
 
-static void env_levels_double(const char *name, double out[3]) {
+static bool parse_probability(const char **c, double *out) {
+    return parse_fraction(*c, c, out);
+}
+
+/* "x" for every level, or "task,appdomain,process"; false (and a message) when malformed. */
+static bool env_levels(const char *name, bool (*one)(const char **, double *), double v[3]) {
     const char *s = _hm_prim_getenv(name);
-    if (s == NULL) return;
-    double v[3];
+    if (s == NULL) return false;
     int n = 0;
     const char *c = s;
-    while (n < 3 && parse_fraction(c, &c, &v[n])) {
+    while (n < 3 && one(&c, &v[n])) {
         n++;
         if (*c != ',') break;
         c++;
     }
     if (*c != '\0' || (n != 1 && n != 3)) {
         warn_malformed(name, s);
-        return;
+        return false;
     }
-    for (int i = 0; i < 3; i++)
-        out[i] = v[n == 1 ? 0 : i];
+    if (n == 1) v[1] = v[2] = v[0];
+    return true;
 }
 
 void hm_config_init(hm_config *cfg) {
@@ -164,8 +152,13 @@ void hm_config_init(hm_config *cfg) {
     env_unsigned("HM_NEUTRAL_PCT", &cfg->neutral_pct, 100);
     env_unsigned("HM_HIGH_PCT", &cfg->high_pct, 100);
     env_unsigned("HM_NOTIFY_INTERVAL", &cfg->notify_interval_ms, 3600000u);
-    env_levels_unsigned("HM_FAULT_EVERY", cfg->fault_every);
-    env_levels_double("HM_FAULT_PROB", cfg->fault_probability);
+    double v[3];
+    if (env_levels("HM_FAULT_EVERY", parse_count, v))
+        for (int l = 0; l < 3; l++)
+            cfg->fault_every[l] = (unsigned)v[l];
+    if (env_levels("HM_FAULT_PROB", parse_probability, v)) /* nothing changes if malformed */
+        for (int l = 0; l < 3; l++)
+            cfg->fault_probability[l] = v[l];
     size_t seed = (size_t)cfg->fault_seed;
     env_size("HM_FAULT_SEED", &seed);
     cfg->fault_seed = seed;

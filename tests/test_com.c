@@ -48,19 +48,6 @@ static const size_t k_sizes[] = {0,       1,       2,       3,
                                  100000,  262144,  1 << 20, (1 << 20) + 1,
                                  3 << 20, 4 << 20, 8 << 20, (size_t)64 << 20};
 
-/* Formats an HRESULT for messages. */
-#define HR(hr) ((unsigned)(uint32_t)(hr))
-
-/* Fail unless `expr` returned exactly `expected`. */
-#define assert_hr(expr, expected)                                                                  \
-    do {                                                                                           \
-        HRESULT hr_ = (expr);                                                                      \
-        HRESULT exp_ = (expected);                                                                 \
-        if (hr_ != exp_)                                                                           \
-            fail_msg("%s returned 0x%08x, expected 0x%08x (%s)", #expr, HR(hr_), HR(exp_),         \
-                     #expected);                                                                   \
-    } while (0)
-
 /* ---- helpers ----------------------------------------------------------------------------------
  */
 static IHostMemoryManager *new_manager_cfg(const hm_config *cfg) {

@@ -47,7 +47,6 @@
 #pragma GCC diagnostic ignored "-Wunknown-warning-option"
 #pragma GCC diagnostic ignored "-Wuse-after-free"
 
-#define HR(hr)    ((unsigned)(uint32_t)(hr))
 #define DBG_FILL  0xDF /* the freed pattern (src/debug.c) */
 #define LINK_SIZE 8    /* the free-list link at the start of a freed block: not filled */
 

@@ -29,16 +29,6 @@
 #include "test_util.h"
 
 #define GARBAGE ((void *)(uintptr_t)0x5A5A5A5A5A5A5A50ull)
-#define HR(hr)  ((unsigned)(uint32_t)(hr))
-
-#define assert_hr(expr, expected)                                                                  \
-    do {                                                                                           \
-        HRESULT hr_ = (expr);                                                                      \
-        HRESULT exp_ = (expected);                                                                 \
-        if (hr_ != exp_)                                                                           \
-            fail_msg("%s returned 0x%08x, expected 0x%08x (%s)", #expr, HR(hr_), HR(exp_),         \
-                     #expected);                                                                   \
-    } while (0)
 
 #define MIB TU_MIB
 #define KIB TU_KIB

@@ -34,6 +34,18 @@
 
 #define TU_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
+/* HRESULTs in messages, and an exact-HRESULT assertion (the runtime tests `hr == S_OK`). */
+#include <hostmalloc/hosting.h>
+#define HR(hr) ((unsigned)(uint32_t)(hr))
+#define assert_hr(expr, expected)                                                                  \
+    do {                                                                                           \
+        HRESULT hr_ = (expr);                                                                      \
+        HRESULT exp_ = (expected);                                                                 \
+        if (hr_ != exp_)                                                                           \
+            fail_msg("%s returned 0x%08x, expected 0x%08x (%s)", #expr, HR(hr_), HR(exp_),         \
+                     #expected);                                                                   \
+    } while (0)
+
 static inline int tu_is_aligned(const void *p, size_t alignment) {
     return ((uintptr_t)p & (alignment - 1)) == 0;
 }

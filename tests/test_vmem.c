@@ -25,21 +25,11 @@
 #include "test_util.h"
 
 #define GARBAGE     ((void *)(uintptr_t)0x5A5A5A5A5A5A5A50ull)
-#define HR(hr)      ((unsigned)(uint32_t)(hr))
 #define PG          ((size_t)4096)
 #define GRAN        ((size_t)65536)
 #define KIB         TU_KIB
 #define MIB         TU_MIB
 #define ANY_FAILURE ((HRESULT)1) /* in a table: any failure code (FAILED) */
-
-#define assert_hr(expr, expected)                                                                  \
-    do {                                                                                           \
-        HRESULT hr_ = (expr);                                                                      \
-        HRESULT exp_ = (expected);                                                                 \
-        if (hr_ != exp_)                                                                           \
-            fail_msg("%s returned 0x%08x, expected 0x%08x (%s)", #expr, HR(hr_), HR(exp_),         \
-                     #expected);                                                                   \
-    } while (0)
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 static hm_config vm_cfg(size_t limit) {
