@@ -46,8 +46,8 @@ static hm_noinline void *theap_alloc_slow(hm_theap_t *th, size_t size, size_t al
 
 /* The whole allocation when the fast path cannot serve it: sub-heap lookup included. */
 void *_hm_alloc_slow(hm_heap *heap, size_t size, int level) {
-    /* a checked heap feeds no fast path: every allocation lands here */
-    if (hm_unlikely(heap->checked)) return _hm_debug_alloc(heap, size, level, NULL, 0);
+    /* a checked heap feeds no plain fast path: every allocation lands here */
+    if (hm_unlikely(heap->checked)) return _hm_checked_alloc(heap, size, level);
     level &= ~HM_LEVEL_NO_ABORT;
     hm_theap_t *th = _hm_theap_get(heap);
     if (hm_unlikely(th == NULL)) {
@@ -181,7 +181,7 @@ size_t hm_usable_size(const void *p) {
         _hm_fatal(r == HM_ERR_NOT_OWNED ? "usable_size(): pointer not allocated by hostmalloc:"
                                         : "usable_size(): pointer is not the start of a block:",
                   p);
-    if (hm_unlikely(pg->is_debug)) return _hm_debug_size(p); /* exactly what was asked */
+    if (hm_unlikely(pg->is_debug)) return _hm_debug_size(pg, p); /* exactly what was asked */
     size_t usable = pg->is_huge ? _hm_huge_usable(seg) : pg->block_size;
     hm_tool_access((void *)p, usable); /* whoever asks may use all of it: tell the tool */
     return usable;
@@ -236,7 +236,7 @@ void _hm_tool_asan_free(void *p) {
     hm_page_t *pg;
     if (_hm_block_lookup(p, &seg, &pg) != HM_OK) return;
     size_t n = pg->is_huge ? _hm_huge_usable(seg) : pg->block_size;
-    if (pg->is_debug) n = _hm_debug_size(p);
+    if (pg->is_debug) n = _hm_debug_size(pg, p);
     ASAN_POISON_MEMORY_REGION(p, n);
 }
 #endif

@@ -55,20 +55,24 @@ _Static_assert(sizeof(hm_dbg_hdr_t) == HM_DEBUG_HEADER, "debug header size");
 
 static _Atomic(uint64_t) dbg_seq;
 static __thread uint64_t tls_seq __attribute__((tls_model("initial-exec")));
-static uint64_t dbg_secret;
+uint64_t _hm_debug_secret;
 static pthread_once_t dbg_once = PTHREAD_ONCE_INIT;
 static __thread uint32_t tls_tid __attribute__((tls_model("initial-exec")));
 
 static void dbg_init(void) {
-    uint64_t x = (uint64_t)(uintptr_t)&dbg_secret ^ ((uint64_t)_hm_prim_clock_ms() << 32) ^
+    uint64_t x = (uint64_t)(uintptr_t)&_hm_debug_secret ^ ((uint64_t)_hm_prim_clock_ms() << 32) ^
                  (uint64_t)getpid() * 0x9E3779B97F4A7C15ULL;
     x ^= x >> 31;
     x *= 0xBF58476D1CE4E5B9ULL;
-    dbg_secret = x ^ (x >> 29) ^ 0xA5A5A5A5A5A5A5A5ULL;
+    _hm_debug_secret = x ^ (x >> 29) ^ 0xA5A5A5A5A5A5A5A5ULL;
+}
+
+void _hm_debug_init(void) {
+    pthread_once(&dbg_once, dbg_init);
 }
 
 static uint64_t canary_of(const void *p) {
-    return dbg_secret ^ ((uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15ULL);
+    return _hm_debug_secret ^ ((uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15ULL);
 }
 
 static hm_dbg_hdr_t *hdr_of(const void *p) {
@@ -161,6 +165,21 @@ static void report_block(const hm_manager *mgr, int kind, const void *p, const h
     _hm_report(mgr, kind, p, msg);
 }
 
+/* A checked block of page `pg`: its header's fields are named when its size is plausible (an
+ * underrun usually breaks only the tag, the last field). */
+static void report_checked(const hm_manager *mgr, int kind, const hm_page_t *pg, const void *p,
+                           const hm_chk_hdr_t *h) {
+    char msg[512];
+    if (h->size <= pg->block_size - HM_CHECKED_EXTRA)
+        _hm_snprintf(msg, sizeof msg,
+                     "hostmalloc: %s: block %p of %zu bytes (allocation #%zu, thread %d)\n",
+                     kind_name(kind), p, (size_t)h->size, (size_t)h->seq, (int)h->tid);
+    else
+        _hm_snprintf(msg, sizeof msg, "hostmalloc: %s: block %p (its header was overwritten)\n",
+                     kind_name(kind), p);
+    _hm_report(mgr, kind, p, msg);
+}
+
 /* ---- allocation ---------------------------------------------------------------------------- */
 /* Is the freed fill intact in [8, limit)? Word compares where aligned (blocks are 16-aligned). */
 static bool fill_intact(const uint8_t *u, size_t limit) {
@@ -237,7 +256,7 @@ void *_hm_debug_alloc(hm_heap *heap, size_t size, int level, const char *file, i
     size_t slot = HM_DEBUG_HEADER + size + sizeof(uint64_t);
     void *p;
     if (slot <= HM_MEDIUM_MAX) {
-        p = _hm_page_alloc_queue(th, HM_BIN_COUNT + _hm_bin_of(slot), level);
+        p = _hm_page_alloc_queue(th, HM_QUEUE_DEBUG + _hm_bin_of(slot), level);
     } else {
         /* a huge debug block: the header at the start of the block area */
         hm_segment_t *seg = _hm_huge_alloc(th, slot, HM_ALIGN, level);
@@ -265,11 +284,18 @@ void *hm_alloc_debug(hm_heap *heap, size_t size, EMemoryCriticalLevel level, con
     return _hm_debug_alloc(heap, size, (int)level, file != NULL ? file : "(unknown file)", line);
 }
 
-void _hm_debug_forget(uint8_t *p, size_t n, size_t stride) {
+void _hm_debug_forget(const hm_page_t *pg, uint8_t *p, size_t n) {
+    size_t stride = pg->block_size;
     for (size_t i = 0; i < n; i++, p += stride) {
-        hm_dbg_hdr_t *h = hdr_of(p);
-        hm_tool_access(h, sizeof *h);
-        h->state = 0;
+        if (pg->is_debug == HM_PAGE_CHECKED) {
+            hm_chk_hdr_t *h = _hm_chk_hdr(p);
+            hm_tool_access(h, sizeof *h);
+            h->tag = 0;
+        } else {
+            hm_dbg_hdr_t *h = hdr_of(p);
+            hm_tool_access(h, sizeof *h);
+            h->state = 0;
+        }
     }
 }
 
@@ -283,12 +309,108 @@ bool _hm_debug_double_free_huge(const void *p) {
     return true;
 }
 
-size_t _hm_debug_size(const void *p) {
+size_t _hm_debug_size(const hm_page_t *pg, const void *p) {
+    if (pg->is_debug == HM_PAGE_CHECKED) return _hm_chk_hdr(p)->size;
     return hdr_of(p)->size;
+}
+
+/* ---- checked blocks ------------------------------------------------------------------------ */
+void *_hm_checked_alloc(hm_heap *heap, size_t size, int level) {
+    void *p = _hm_checked_alloc_try(heap, size, level);
+    return hm_likely(p != NULL) ? p : _hm_checked_alloc_slow(heap, size, level);
+}
+
+void _hm_checked_bad_link(hm_page_t *pg, hm_block_t *b) {
+    hm_segment_t *seg = (hm_segment_t *)((uintptr_t)pg & ~HM_SEGMENT_MASK);
+    hm_chk_hdr_t *h = _hm_chk_hdr(b);
+    hm_tool_access(h, sizeof *h);
+    report_checked(seg->mgr, HM_ERROR_WRITE_AFTER_FREE, pg, b, h);
+    hm_tool_access(b, sizeof *b);
+    b->next = NULL;
+}
+
+void _hm_checked_on_alloc(hm_theap_t *th, hm_page_t *pg, void *p, size_t size, bool no_abort) {
+    hm_chk_hdr_t *h = _hm_chk_hdr(p);
+    uint64_t c = _hm_chk_canary(p);
+    hm_tool_access(h, sizeof *h);
+    uint32_t tag = h->tag;
+    /* the slot's previous block: its link (now pg->free), its state and its fill */
+    bool bad = !_hm_chk_link_ok(pg, pg->free);
+    if (bad) pg->free = NULL; /* never follow it: the blocks past it are lost */
+    if (tag != 0) {
+        hm_tool_access(p, HM_CHECKED_FILL);
+        if (tag != HM_CHK_FREED(c) || !_hm_chk_fill_ok(p)) bad = true;
+    }
+    if (bad) {
+        report_checked(th->heap->mgr, HM_ERROR_WRITE_AFTER_FREE, pg, p, h);
+        if (!no_abort) abort(); /* the malloc-style doors stop here; COM goes on */
+    }
+    uint64_t who = th->checked_who + 1;
+    if ((uint32_t)who == 0) who = who - ((uint64_t)1 << 32) + 1; /* wrapped: keep the thread */
+    th->checked_who = who;
+    h->seq = (uint32_t)who;
+    h->tid = (uint32_t)(who >> 32);
+    h->size = (uint32_t)size;
+    h->tag = HM_CHK_LIVE(c);
+    hm_tool_access((uint8_t *)p + size, sizeof c);
+    memcpy((uint8_t *)p + size, &c, sizeof c); /* byte-precise: right after the last byte */
+}
+
+void *_hm_checked_alloc_slow(hm_heap *heap, size_t size, int level) {
+    bool no_abort = (level & HM_LEVEL_NO_ABORT) != 0;
+    if (size > HM_CHECKED_MAX) return _hm_debug_alloc(heap, size, level, NULL, 0); /* huge */
+    level &= ~HM_LEVEL_NO_ABORT;
+    hm_theap_t *th = _hm_theap_get(heap);
+    if (th == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if ((unsigned)level > eProcessCritical) level = eProcessCritical;
+    th->requests[level]++;
+    size_t slot =
+        size + HM_CHECKED_EXTRA < HM_CHECKED_MIN ? HM_CHECKED_MIN : size + HM_CHECKED_EXTRA;
+    void *p = _hm_page_alloc_queue(th, HM_QUEUE_CHECKED + _hm_bin_of(slot), level);
+    if (p == NULL) {
+        th->failures[level]++;
+        errno = ENOMEM;
+        return NULL;
+    }
+    hm_segment_t *seg = (hm_segment_t *)((uintptr_t)p & ~HM_SEGMENT_MASK);
+    _hm_checked_on_alloc(th, _hm_page_of(seg, p), p, size, no_abort);
+    hm_tool_alloc(p, size);
+    return p;
+}
+
+hm_result _hm_checked_free_check(hm_page_t *pg, hm_block_t *b) {
+    hm_chk_hdr_t *h = _hm_chk_hdr(b);
+    hm_segment_t *seg = (hm_segment_t *)((uintptr_t)pg & ~HM_SEGMENT_MASK);
+    uint64_t c = _hm_chk_canary(b), back;
+    hm_tool_access(h, sizeof *h);
+    uint32_t tag = h->tag;
+    int err = 0;
+    if (tag == HM_CHK_FREED(c) || tag == HM_CHK_QUAR(c)) {
+        err = HM_ERROR_DOUBLE_FREE;
+    } else if (tag != HM_CHK_LIVE(c) || h->size > pg->block_size - HM_CHECKED_EXTRA) {
+        err = HM_ERROR_UNDERRUN;
+    } else {
+        hm_tool_access((uint8_t *)b + h->size, sizeof back);
+        memcpy(&back, (uint8_t *)b + h->size, sizeof back);
+        if (back != c) err = HM_ERROR_OVERRUN;
+    }
+    if (err != 0) {
+        report_checked(seg->mgr, err, pg, b, h);
+        if (tag != HM_CHK_FREED(c)) h->tag = HM_CHK_QUAR(c); /* never reused */
+        return HM_ERR_NOT_BLOCK;
+    }
+    h->tag = HM_CHK_FREED(c);
+    hm_tool_access(b, HM_CHECKED_FILL);
+    _hm_chk_fill((uint8_t *)b);
+    return HM_OK;
 }
 
 /* ---- free ----------------------------------------------------------------------------------- */
 hm_result _hm_debug_free_check(hm_page_t *pg, hm_block_t *b) {
+    if (pg->is_debug == HM_PAGE_CHECKED) return _hm_checked_free_check(pg, b);
     hm_dbg_hdr_t *h = hdr_of(b);
     hm_segment_t *seg = (hm_segment_t *)((uintptr_t)pg & ~HM_SEGMENT_MASK);
     const hm_manager *mgr = seg->mgr;
@@ -324,30 +446,29 @@ typedef struct {
     bool stop;
 } walk_t;
 
-static void visit(walk_t *w, void *p, size_t size, const hm_dbg_hdr_t *h) {
+static void visit(walk_t *w, hm_block_info_t *info) {
     if (w->stop) return;
-    hm_block_info_t info = {p, size, NULL, 0, 0, false};
-    if (h != NULL) {
-        info.size = h->size;
-        info.seq = h->seq;
-        info.debug = (h->flags & DBG_CHECKED) == 0;
-        info.file = info.debug ? h->file : NULL;
-        info.line = info.debug ? (int)h->line : 0;
-    }
     w->count++;
-    if (w->fn != NULL && !w->fn(&info, w->arg)) w->stop = true;
+    if (w->fn != NULL && !w->fn(info, w->arg)) w->stop = true;
+}
+
+static void visit_debug(walk_t *w, void *p, const hm_dbg_hdr_t *h) {
+    bool debug = (h->flags & DBG_CHECKED) == 0;
+    hm_block_info_t info = {p,      h->size, debug ? h->file : NULL, debug ? (int)h->line : 0,
+                            h->seq, debug};
+    visit(w, &info);
 }
 
 /* Mark the free blocks of a page in `freemap` (one bit a block; at most 4096 blocks). */
 static void mark(uint64_t *freemap, const hm_page_t *pg, const hm_block_t *b) {
     while (b != NULL) {
+        size_t off = (size_t)((const uint8_t *)b - pg->start);
+        if (off >= pg->area || off % pg->block_size != 0) break; /* damaged: stop, never wander */
+        size_t i = off / pg->block_size;
+        freemap[i >> 6] |= (uint64_t)1 << (i & 63);
         hm_tool_access(b, sizeof(hm_block_t));
         const hm_block_t *next = b->next;
         hm_tool_hide(b, sizeof(hm_block_t));
-        size_t off = (size_t)((const uint8_t *)b - pg->start);
-        if (off >= pg->area) break; /* a damaged list: stop rather than wander */
-        size_t i = off / pg->block_size;
-        freemap[i >> 6] |= (uint64_t)1 << (i & 63);
         b = next;
     }
 }
@@ -361,12 +482,20 @@ static void walk_page(walk_t *w, hm_page_t *pg) {
                               ~HM_TF_MASK));
     for (size_t i = 0; i < pg->capacity && !w->stop; i++) {
         uint8_t *p = pg->start + i * pg->block_size;
-        if (pg->is_debug) {
+        if (pg->is_debug == HM_PAGE_CHECKED) {
+            const hm_chk_hdr_t *h = _hm_chk_hdr(p);
+            hm_tool_access(h, sizeof *h);
+            if (h->tag == HM_CHK_LIVE(_hm_chk_canary(p))) {
+                hm_block_info_t info = {p, h->size, NULL, 0, h->seq, false};
+                visit(w, &info);
+            }
+        } else if (pg->is_debug) {
             const hm_dbg_hdr_t *h = hdr_of(p);
             hm_tool_access(h, sizeof *h);
-            if (h->state == DBG_LIVE) visit(w, p, h->size, h);
+            if (h->state == DBG_LIVE) visit_debug(w, p, h);
         } else if (!(freemap[i >> 6] >> (i & 63) & 1)) {
-            visit(w, p, pg->block_size, NULL);
+            hm_block_info_t info = {p, pg->block_size, NULL, 0, 0, false};
+            visit(w, &info);
         }
     }
 }
@@ -386,9 +515,10 @@ static size_t walk_locked(hm_heap *heap, walk_t *w) {
         hm_page_t *pg = &seg->pages[0];
         if (pg->is_debug) {
             const hm_dbg_hdr_t *h = hdr_of(pg->start);
-            if (h->state == DBG_LIVE) visit(w, pg->start, h->size, h);
+            if (h->state == DBG_LIVE) visit_debug(w, pg->start, h);
         } else {
-            visit(w, pg->start, seg->huge_size, NULL);
+            hm_block_info_t info = {pg->start, seg->huge_size, NULL, 0, 0, false};
+            visit(w, &info);
         }
     }
     return w->count;

@@ -18,6 +18,8 @@
  * A serialized heap (no HM_HEAP_THREADSAFE) has exactly one sub-heap owned by no thread: its
  * segments carry HM_TID_ANY, so every free is the owner's and no atomic operation is used. */
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -50,6 +52,13 @@ static void thread_key_init(void) {
 }
 
 /* ---- sub-heaps --------------------------------------------------------------------------- */
+/* The calling thread's kernel id (one system call a thread), named in checked-block reports. */
+static uint32_t kernel_tid(void) {
+    static __thread uint32_t tid __attribute__((tls_model("initial-exec")));
+    if (tid == 0) tid = (uint32_t)syscall(SYS_gettid);
+    return tid;
+}
+
 static hm_theap_t *theap_new(hm_heap *heap, uintptr_t tid) {
     hm_theap_t *th = _hm_meta_alloc(sizeof(hm_theap_t));
     if (th == NULL) return NULL;
@@ -58,11 +67,13 @@ static hm_theap_t *theap_new(hm_heap *heap, uintptr_t tid) {
     th->heap_id = atomic_load_explicit(&heap->id, memory_order_relaxed);
     th->collect_epoch = atomic_load_explicit(&heap->mgr->collect_epoch, memory_order_relaxed);
     th->tid = tid;
+    th->checked_who = (uint64_t)kernel_tid() << 32;
     return th;
 }
 
 static void theap_set_owner(hm_theap_t *th, uintptr_t tid) {
     th->tid = tid;
+    th->checked_who = (uint64_t)kernel_tid() << 32 | (uint32_t)th->checked_who;
     for (int k = 0; k < 2; k++)
         for (hm_segment_t *s = th->segs[k]; s != NULL; s = s->next)
             atomic_store_explicit(&s->tid, tid, memory_order_release);
@@ -204,6 +215,7 @@ hm_heap *hm_heap_new(hm_manager *mgr, unsigned flags) {
     pthread_mutex_lock(&heap->lock);
     heap->flags = flags;
     heap->checked = mgr->cfg.checked;
+    if (heap->checked) _hm_debug_init(); /* the secret of its blocks' canaries */
     heap->mgr = mgr;
     heap->theaps = NULL;
     heap->huge = NULL;

@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <emmintrin.h> /* SSE2: the checked fill (x86-64 baseline) */
 
 #include "hostmalloc/hostmalloc.h"
 
@@ -88,11 +89,17 @@ void _hm_tool_alloc(void *p, size_t size); /* unpoisons exactly the requested by
 #define HM_DIRECT_MAX        1024                /* sizes served by the direct page table */
 #define HM_DIRECT_COUNT      (HM_DIRECT_MAX / 16 + 1)
 #define HM_BIN_COUNT         81 /* bins 1..80; bin 80 holds HM_MEDIUM_MAX */
-#define HM_ALIGN             16 /* every block is aligned to this */
-#define HM_OS_PAGE           4096
-#define HM_ADDR_BITS         48 /* user space addresses we map below 2^48 */
-#define HM_MAX_ALLOC         ((size_t)PTRDIFF_MAX)
-#define HM_TLS_WAYS          8 /* direct-mapped per-thread cache of heap -> sub-heap */
+/* A sub-heap has three sets of queues, one a page kind: plain blocks, DebugAlloc blocks (a
+ * 48-byte header, debug.c) and checked-mode blocks (a 16-byte header, debug.c). A page's `bin`
+ * is its queue index: its size class plus the set's offset. */
+#define HM_QUEUE_DEBUG   HM_BIN_COUNT
+#define HM_QUEUE_CHECKED (2 * HM_BIN_COUNT)
+#define HM_QUEUE_COUNT   (3 * HM_BIN_COUNT)
+#define HM_ALIGN         16 /* every block is aligned to this */
+#define HM_OS_PAGE       4096
+#define HM_ADDR_BITS     48 /* user space addresses we map below 2^48 */
+#define HM_MAX_ALLOC     ((size_t)PTRDIFF_MAX)
+#define HM_TLS_WAYS      8 /* direct-mapped per-thread cache of heap -> sub-heap */
 
 /* Thread ids: the thread pointer (%fs:0). HM_TID_ANY marks segments of a serialized heap
  * (no MALLOC_THREADSAFE): every free there is treated as the owner's. HM_TID_NONE marks
@@ -135,9 +142,9 @@ struct hm_page_s {
     /* warm */
     uint8_t committed; /* the page's memory is committed (accounted) */
     uint8_t is_huge;   /* the page of a huge segment */
-    uint8_t bin;       /* size class (its queue: + HM_BIN_COUNT on debug pages) */
+    uint8_t bin;       /* queue index: size class + HM_QUEUE_DEBUG / HM_QUEUE_CHECKED */
     uint8_t in_full;   /* out of its queue as full (owner) */
-    uint8_t is_debug;  /* blocks carry a debug header and canaries (debug.c) */
+    uint8_t is_debug;  /* HM_PAGE_*: blocks carry a header and canaries (debug.c) */
     uint8_t is_head;   /* first of its queue: the page allocation goes on from (owner) */
     uint8_t pad_[2];
     uint16_t capacity; /* blocks carved into the free lists so far */
@@ -148,6 +155,11 @@ struct hm_page_s {
     hm_page_t *prev;
     hm_page_t *_Atomic pending_next; /* link in the theap's pending stack */
 };
+
+/* page kinds (is_debug) */
+#define HM_PAGE_PLAIN   0
+#define HM_PAGE_DEBUG   1 /* DebugAlloc blocks (and huge checked ones): 48-byte header */
+#define HM_PAGE_CHECKED 2 /* checked-mode blocks: 16-byte header */
 
 #define HM_USED_SLOW 0x80000000u
 hm_inline bool _hm_page_in_full(const hm_page_t *pg) {
@@ -199,8 +211,9 @@ typedef struct hm_page_queue_s {
 /* A per-thread sub-heap of a heap. Type-stable memory (never unmapped), so a stale pointer
  * to one can be read safely; its `heap_id` says whether it is still what it was. */
 struct hm_theap_s {
-    hm_page_t *direct[HM_DIRECT_COUNT];       /* size/16 -> page to allocate from (fast path) */
-    hm_page_queue_t queues[2 * HM_BIN_COUNT]; /* normal bins, then debug bins */
+    hm_page_t *direct[HM_DIRECT_COUNT];     /* size/16 -> page to allocate from (fast path) */
+    hm_page_t *cdirect[HM_DIRECT_COUNT];    /* slot/16 -> checked page (checked fast path) */
+    hm_page_queue_t queues[HM_QUEUE_COUNT]; /* plain, debug and checked bins */
     hm_heap *heap;
     uint64_t heap_id;
     uintptr_t tid;              /* owner thread, HM_TID_NONE when abandoned */
@@ -213,6 +226,8 @@ struct hm_theap_s {
     uint32_t collect_epoch;      /* the manager's epoch this sub-heap last collected for */
     size_t requests[4];          /* allocations by level (owner only; index 3 unused) */
     size_t failures[3];          /* allocations refused by level (owner only) */
+    uint64_t checked_who;        /* the last checked block's first header word: its number
+                                    (low half) and the owner's kernel thread id (high half) */
     hm_theap_t *next;            /* in the heap's list of sub-heaps */
     hm_theap_t *prev;
     bool abandoned;
@@ -238,6 +253,7 @@ struct hm_heap {
 };
 
 #define HM_CACHE_MAX_ENTRIES 64
+#define HM_QUARANTINE_MAX    16 /* freed huge debug blocks kept back (segment.c) */
 
 typedef struct hm_vmem_s hm_vmem_t; /* vmem.c */
 
@@ -296,8 +312,9 @@ struct hm_manager {
     /* ---- virtual memory regions (vmem.c) ---- */
     hm_vmem_t *vmem;
     /* ---- freed huge debug blocks kept back (debug.c), guarded by cache_lock ---- */
-    hm_segment_t *quarantine[16];
+    hm_segment_t *quarantine[HM_QUARANTINE_MAX];
     size_t quarantine_next;
+    size_t quarantine_bytes; /* committed bytes of the segments in it */
 };
 
 /* ---- prim/prim_linux.c: the OS ----------------------------------------------------------- */
@@ -521,21 +538,165 @@ void *_hm_debug_alloc(hm_heap *heap, size_t size, int level, const char *file, i
 /* Check a debug block that is being freed; HM_OK and the block marked freed, or an error
  * that was reported (the block is then left alone, never reused). */
 hm_result _hm_debug_free_check(hm_page_t *pg, hm_block_t *b);
-/* Mark the headers of `n` new slots (the first block at `p`, `stride` apart) as never used. */
-void _hm_debug_forget(uint8_t *p, size_t n, size_t stride);
+/* Mark the headers of `n` new slots of `pg` (the first block at `p`) as never used. */
+void _hm_debug_forget(const hm_page_t *pg, uint8_t *p, size_t n);
 /* A huge debug block passed its free checks: keep its segment back (not reusable, a second
  * free recognised) instead of caching it. */
 void _hm_debug_quarantine_huge(hm_segment_t *seg);
+/* Move every quarantined segment to the cache (memory is wanted). */
+void _hm_debug_quarantine_flush(hm_manager *mgr);
 /* Release every quarantined segment of a manager that goes. */
 void _hm_debug_quarantine_clear(hm_manager *mgr);
 /* p is the block of a quarantined huge debug segment: report the double free. */
 bool _hm_debug_double_free_huge(const void *p);
 /* The level bit that says "the COM door: report misuse, do not abort" (see _hm_alloc_slow). */
 #define HM_LEVEL_NO_ABORT 0x100
-/* The requested size of a debug block. */
-size_t _hm_debug_size(const void *p);
+/* The requested size of a debug or checked block of `pg`. */
+size_t _hm_debug_size(const hm_page_t *pg, const void *p);
+/* Start the secret of debug and checked blocks (once; before a checked heap's first block). */
+void _hm_debug_init(void);
 /* Report misuse through the manager's error sink (never allocates). */
 void _hm_report(const hm_manager *mgr, int kind, const void *ptr, const char *message);
+
+/* ---- checked mode (debug.c): its fast paths ----------------------------------------------
+ * A checked block of `size` bytes takes a slot of at least size + 24 bytes on a checked page:
+ *
+ *     slot:  [ header (16 bytes) | user bytes (size) | 8-byte canary | slack ]
+ *                                ^ the block pointer (the engine's block start)
+ *
+ * The header holds the allocation's number and thread, the requested size and a state tag
+ * that ends right before the user bytes. The tag and the back canary are derived from a
+ * per-process secret and the block address: tag == live(c) while the block is handed out,
+ * freed(c) once it was freed, quarantined(c) after a bad free. A free checks the tag (double
+ * free, underrun) and the back canary (overrun), then fills the user bytes [8, 32) with 0xDF
+ * (slots are at least 48 bytes); the next allocation of the slot checks that fill and
+ * that the free-list link in the first 8 bytes still points into the page (write after free).
+ * Everything unusual leaves the fast paths for the full path, which reports. */
+#define HM_CHECKED_HEADER 16
+#define HM_CHECKED_EXTRA  (HM_CHECKED_HEADER + 8) /* header + back canary */
+#define HM_CHECKED_FILL   32                      /* user bytes filled and checked: [8, 32) */
+#define HM_CHECKED_MIN    48 /* smallest checked slot: every slot has all of [8, 32) */
+#define HM_CHECKED_PAT    0xDFDFDFDFDFDFDFDFULL
+#define HM_CHECKED_MAX    (HM_MEDIUM_MAX - HM_CHECKED_EXTRA) /* larger: huge debug blocks */
+typedef struct hm_chk_hdr_s {
+    uint32_t seq;  /* allocation number in its sub-heap */
+    uint32_t tid;  /* allocating thread (kernel id) */
+    uint32_t size; /* requested bytes */
+    uint32_t tag;  /* state, right before the user bytes */
+} hm_chk_hdr_t;
+extern uint64_t _hm_debug_secret; /* set before the first debug or checked block */
+
+hm_inline hm_chk_hdr_t *_hm_chk_hdr(const void *p) {
+    return (hm_chk_hdr_t *)((uintptr_t)p - HM_CHECKED_HEADER);
+}
+hm_inline uint64_t _hm_chk_canary(const void *p) {
+    uint64_t a = (uint64_t)(uintptr_t)p;
+    return _hm_debug_secret ^ (a << 12 | a >> 52); /* a rotation: the low bits vary too */
+}
+#define HM_CHK_LIVE(c)  ((uint32_t)(c))
+#define HM_CHK_FREED(c) (~(uint32_t)(c))
+#define HM_CHK_QUAR(c)  ((uint32_t)(c) ^ 0x51554152u)
+/* The free fill of user bytes [8, 32): intact? (two overlapping 16-byte compares) */
+hm_inline bool _hm_chk_fill_ok(const uint8_t *u) {
+    const __m128i pat = _mm_set1_epi8((char)0xDF);
+    __m128i a = _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(u + 8)), pat);
+    __m128i b = _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(u + 16)), pat);
+    return _mm_movemask_epi8(_mm_and_si128(a, b)) == 0xFFFF;
+}
+hm_inline void _hm_chk_fill(uint8_t *u) {
+    const __m128i pat = _mm_set1_epi8((char)0xDF);
+    _mm_storeu_si128((__m128i *)(u + 8), pat);
+    _mm_storeu_si128((__m128i *)(u + 16), pat);
+}
+/* Does the free-list link `next` of a block of `pg` point at a block of `pg` (or nowhere)? */
+hm_inline bool _hm_chk_link_ok(const hm_page_t *pg, const hm_block_t *next) {
+    size_t off = (size_t)((uintptr_t)next - (uintptr_t)pg->start);
+    return next == NULL || (off < pg->area && off * pg->div_magic < pg->div_magic);
+}
+
+/* The full paths: every size, every check, every report. */
+void *_hm_checked_alloc(hm_heap *heap, size_t size, int level);
+void *_hm_checked_alloc_slow(hm_heap *heap, size_t size, int level);
+/* Check a checked block being freed (owner or not): HM_OK and the block marked freed and
+ * filled, or an error that was reported (the block is left alone, never reused). */
+hm_result _hm_checked_free_check(hm_page_t *pg, hm_block_t *b);
+/* Validate the link of a block popped from a checked page (pg->free now holds it), its
+ * header and fill, and write its header and back canary. */
+void _hm_checked_on_alloc(hm_theap_t *th, hm_page_t *pg, void *p, size_t size, bool no_abort);
+
+/* The link of freed checked block `b` of `pg` points outside the page: report the write after
+ * free and cut the list after `b` (the blocks past it are lost, never handed out wild). */
+void _hm_checked_bad_link(hm_page_t *pg, hm_block_t *b);
+
+/* Allocate from a checked heap on the fast path: a block from the sub-heap's checked page of
+ * the size, whose previous life passed its checks; NULL when that is not at hand (the caller
+ * then takes _hm_checked_alloc_slow, which does everything and reports). */
+hm_inline void *_hm_checked_alloc_try(hm_heap *heap, size_t size, int level) {
+#if !HM_TOOLS
+    uint64_t id = atomic_load_explicit(&heap->id, memory_order_relaxed);
+    hm_tls_entry_t *e = &_hm_tls_cache[id & (HM_TLS_WAYS - 1)];
+    if (hm_likely(e->id == id && size <= HM_DIRECT_MAX - HM_CHECKED_EXTRA)) {
+        hm_theap_t *th = e->th;
+        hm_page_t *pg = th->cdirect[(size + HM_CHECKED_EXTRA + 15) >> 4];
+        uint8_t *b = (uint8_t *)pg->free;
+        if (hm_likely(b != NULL)) {
+            hm_block_t *next = ((hm_block_t *)b)->next;
+            hm_chk_hdr_t *h = _hm_chk_hdr(b);
+            uint64_t c = _hm_chk_canary(b);
+            uint32_t tag = h->tag;
+            /* a slot used before must still hold its fill; a fresh one has tag 0 */
+            uint64_t who = th->checked_who + 1; /* number and thread; a wrap goes slow */
+            if (hm_likely(_hm_chk_link_ok(pg, next) && (uint32_t)who != 0 &&
+                          (tag == 0 || (tag == HM_CHK_FREED(c) && _hm_chk_fill_ok(b))))) {
+                pg->free = next;
+                pg->used++;
+                th->requests[level & 3]++;
+                /* the header in two stores: seq | tid, size | tag */
+                th->checked_who = who;
+                uint64_t what = (uint64_t)HM_CHK_LIVE(c) << 32 | (uint32_t)size;
+                __builtin_memcpy(h, &who, 8); /* little-endian: seq, then tid */
+                __builtin_memcpy((uint8_t *)h + 8, &what, 8);
+                __builtin_memcpy(b + size, &c, sizeof c);
+                return b;
+            }
+        }
+    }
+#else
+    (void)heap, (void)size, (void)level;   /* tool builds: every check out of line */
+#endif
+    return NULL;
+}
+
+/* Free into a checked heap; anything unusual (another thread, a full page, a bad block, a
+ * DebugAlloc or huge block) goes the generic way, which checks and reports. */
+hm_inline hm_result _hm_checked_free_fast(hm_heap *heap, void *p) {
+    hm_segment_t *seg;
+    hm_page_t *pg;
+    if (hm_unlikely(_hm_block_lookup_fast(p, &seg, &pg) != HM_OK))
+        return _hm_heap_free_slow(heap, p);
+    if (hm_unlikely(seg->heap != heap)) return HM_ERR_OTHER_HEAP;
+#if !HM_TOOLS
+    if (hm_likely(pg->is_debug == HM_PAGE_CHECKED && !pg->in_full &&
+                  atomic_load_explicit(&seg->tid, memory_order_relaxed) == _hm_thread_id())) {
+        hm_chk_hdr_t *h = _hm_chk_hdr(p);
+        uint64_t c = _hm_chk_canary(p), back;
+        uint32_t size = h->size;
+        if (hm_likely(h->tag == HM_CHK_LIVE(c) && size <= pg->block_size - HM_CHECKED_EXTRA)) {
+            __builtin_memcpy(&back, (uint8_t *)p + size, sizeof back);
+            if (hm_likely(back == c)) {
+                h->tag = HM_CHK_FREED(c);
+                _hm_chk_fill(p);
+                hm_block_t *b = (hm_block_t *)p;
+                b->next = pg->free;
+                pg->free = b;
+                pg->used--;
+                return HM_OK;
+            }
+        }
+    }
+#endif
+    return _hm_free_block(seg, pg, p);
+}
 
 /* ---- vmem.c --------------------------------------------------------------------------------- */
 void _hm_vmem_destroy(hm_manager *mgr);

@@ -57,24 +57,41 @@ static void direct_init(void) {
 void _hm_theap_init_queues(hm_theap_t *th) {
     pthread_once(&direct_once, direct_init);
     for (size_t i = 0; i < HM_DIRECT_COUNT; i++)
-        th->direct[i] = &_hm_page_empty;
-    for (size_t i = 0; i < 2 * HM_BIN_COUNT; i++)
+        th->direct[i] = th->cdirect[i] = &_hm_page_empty;
+    for (size_t i = 0; i < HM_QUEUE_COUNT; i++)
         th->queues[i].first = th->queues[i].last = NULL;
 }
 
-void _hm_direct_update(hm_theap_t *th, size_t bin) {
-    /* debug queues never feed the fast path; nor does anything in a checked heap, where every
-     * allocation must take the debug path */
-    if (bin > direct_bin[HM_DIRECT_COUNT - 1] || th->heap->checked) return;
-    hm_page_t *pg = th->queues[bin].first;
+void _hm_direct_update(hm_theap_t *th, size_t qbin) {
+    /* plain queues feed `direct`, checked ones `cdirect`; debug queues no fast path. A checked
+     * heap's plain pages (aligned blocks) never feed the fast path, where every allocation
+     * must be a checked one. */
+    hm_page_t **table;
+    size_t bin;
+    if (qbin >= HM_QUEUE_CHECKED) {
+        table = th->cdirect;
+        bin = qbin - HM_QUEUE_CHECKED;
+    } else if (qbin < HM_QUEUE_DEBUG && !th->heap->checked) {
+        table = th->direct;
+        bin = qbin;
+    } else {
+        return;
+    }
+    if (bin > direct_bin[HM_DIRECT_COUNT - 1]) return;
+    /* checked slots are at least HM_CHECKED_MIN bytes: that bin serves every smaller slot */
+    if (table == th->cdirect && bin < _hm_bin_of(HM_CHECKED_MIN)) return;
+    hm_page_t *pg = th->queues[qbin].first;
     if (pg == NULL) pg = &_hm_page_empty;
     /* bins grow with the slot index: find the run of slots of this bin */
     size_t w = bin <= 16 ? bin : 16;
     while (w < HM_DIRECT_COUNT && direct_bin[w] < bin)
         w++;
     for (; w < HM_DIRECT_COUNT && direct_bin[w] == bin; w++)
-        th->direct[w] = pg;
-    if (bin == 1) th->direct[0] = pg;
+        table[w] = pg;
+    if (bin == 1) table[0] = pg;
+    if (table == th->cdirect && bin == _hm_bin_of(HM_CHECKED_MIN))
+        for (w = 0; w < HM_CHECKED_MIN / 16; w++)
+            table[w] = pg;
 }
 
 /* ---- queues ------------------------------------------------------------------------------ */
@@ -145,6 +162,11 @@ static void page_collect_thread_free(hm_page_t *pg) {
     hm_tool_access(tail, sizeof(hm_block_t));
     while (tail->next != NULL) {
         hm_block_t *next = tail->next;
+        if (hm_unlikely(pg->is_debug == HM_PAGE_CHECKED) && !_hm_chk_link_ok(pg, next)) {
+            /* a freed checked block was written at its link: keep what came before it */
+            _hm_checked_bad_link(pg, tail);
+            break;
+        }
         hm_tool_hide(tail, sizeof(hm_block_t));
         tail = next;
         hm_tool_access(tail, sizeof(hm_block_t));
@@ -173,7 +195,7 @@ static void page_extend(hm_page_t *pg) {
     uint8_t *p = pg->start + (size_t)pg->capacity * pg->block_size;
     hm_block_t *first = (hm_block_t *)p;
     /* new debug slots: forget the headers a previous life of this memory left behind */
-    if (pg->is_debug) _hm_debug_forget((uint8_t *)p, n, pg->block_size);
+    if (pg->is_debug) _hm_debug_forget(pg, (uint8_t *)p, n);
     for (uint32_t i = 0; i + 1 < n; i++) {
         ((hm_block_t *)p)->next = (hm_block_t *)(p + pg->block_size);
         p += pg->block_size;
@@ -363,8 +385,11 @@ hm_result _hm_page_emptied(hm_page_t *pg, hm_segment_t *seg) {
 
 /* A fresh page of `bin` from one of the theap's segments, or a new segment. */
 static hm_page_t *page_fresh(hm_theap_t *th, size_t bin, int level) {
-    bool debug = bin >= HM_BIN_COUNT; /* a debug queue */
-    size_t bs = _hm_bin_size(debug ? bin - HM_BIN_COUNT : bin);
+    unsigned kind_of_page = (unsigned)(bin / HM_BIN_COUNT); /* HM_PAGE_*: the queue's set */
+    size_t bs = _hm_bin_size(bin % HM_BIN_COUNT);
+    size_t header = kind_of_page == HM_PAGE_DEBUG     ? HM_DEBUG_HEADER
+                    : kind_of_page == HM_PAGE_CHECKED ? HM_CHECKED_HEADER
+                                                      : 0;
     hm_segment_kind_t kind = bs <= HM_SMALL_MAX ? HM_SEG_SMALL : HM_SEG_MEDIUM;
     hm_segment_t *seg;
     hm_page_t *pg;
@@ -410,19 +435,18 @@ static hm_page_t *page_fresh(hm_theap_t *th, size_t bin, int level) {
     /* from the geometry: a page that served as a debug page had its start moved */
     pg->start = (uint8_t *)seg + (idx << seg->page_shift) +
                 (idx == 0 ? _hm_segment_header_size(seg->page_count) : 0);
-    if (debug) {
-        /* slot i is [start + i*bs, start + (i+1)*bs): its header first, then the user bytes;
-         * moving `start` past the first header makes the user pointers the block starts */
-        pg->is_debug = 1;
-        pg->start += HM_DEBUG_HEADER;
-    }
+    /* debug and checked pages: slot i is [start + i*bs, start + (i+1)*bs): its header first,
+     * then the user bytes; moving `start` past the first header makes the user pointers the
+     * block starts */
+    pg->is_debug = (uint8_t)kind_of_page;
+    pg->start += header;
     pg->area = (size_t)pg->reserved * bs;
     pg->div_magic = UINT64_MAX / bs + 1;
-    hm_tool_fresh(pg->start - (debug ? HM_DEBUG_HEADER : 0), psize); /* earlier lives forgotten */
+    hm_tool_fresh(pg->start - header, psize); /* earlier lives forgotten */
     pg->capacity = 0;
     pg->used = 0;
     pg->free = NULL;
-    if (debug) pg->used = HM_USED_SLOW; /* every free of a debug block is checked */
+    if (header != 0) pg->used = HM_USED_SLOW; /* every free of a debug block is checked */
     atomic_store_explicit(&pg->thread_free, 0, memory_order_relaxed);
     seg->used_pages++;
     if (seg->used_pages == seg->page_count && seg->next != NULL) {
@@ -473,7 +497,7 @@ void _hm_theap_purge(hm_theap_t *th, uint32_t now, bool force) {
 /* Collect every page; retire the empty ones (all of them when `force`). */
 void _hm_theap_collect(hm_theap_t *th, bool force) {
     _hm_theap_process_pending(th);
-    for (size_t bin = 1; bin < 2 * HM_BIN_COUNT; bin++) {
+    for (size_t bin = 1; bin < HM_QUEUE_COUNT; bin++) {
         hm_page_t *pg = th->queues[bin].first;
         while (pg != NULL) {
             hm_page_t *next = pg->next;
@@ -517,7 +541,7 @@ void _hm_theap_collect(hm_theap_t *th, bool force) {
 /* ---- the generic allocation path --------------------------------------------------------- */
 /* Retire the empty pages of every queue but the last page of each. */
 static void theap_retire_empty(hm_theap_t *th) {
-    for (size_t bin = 1; bin < 2 * HM_BIN_COUNT; bin++) {
+    for (size_t bin = 1; bin < HM_QUEUE_COUNT; bin++) {
         hm_page_t *pg = th->queues[bin].first;
         while (pg != NULL) {
             hm_page_t *next = pg->next;

@@ -1109,7 +1109,11 @@ static void test_checked_write_after_free(void **state) {
         size_t n = sizes[i];
         /* The COM door reports and goes on; the native door (malloc-style) aborts after the
          * report: test_checked_malloc_door_write_after_free_aborts checks that in a child. */
-        for (int door = 1; door < 2; door++) {
+        /* where: in the free-list link (validated when the slot is handed out again), at the
+         * first and the last byte of the fill checked mode checks (user bytes [8, 32)) */
+        const size_t where[] = {3, 8, n - 1 < 31 ? n - 1 : 31};
+        for (size_t wi = 0; wi < TU_ARRAY_SIZE(where); wi++) {
+            int door = 1;
             IHostMalloc *mm = door ? m : NULL;
             char what[64];
             /* control: freed and taken back untouched: no report */
@@ -1127,12 +1131,11 @@ static void test_checked_write_after_free(void **state) {
                 com_free_ok(m, p);
             else
                 heap_free_ok(h, p);
-            /* past the free-list link, within the leading bytes checked mode fills and checks
-             * (DBG_CHECKED_FILL: the first 64 bytes) */
-            p[n - 1 < 40 ? n - 1 : 40] = 0x42;
+            p[where[wi]] = 0x42;
             sink_expect_none(s, "a write after free, before reuse");
             if (!realloc_until(h, mm, p, n)) fail_msg("%zu bytes: the slot never came back", n);
-            snprintf(what, sizeof what, "%s: %zu bytes", door ? "COM" : "native", n);
+            snprintf(what, sizeof what, "%s: %zu bytes, byte %zu", door ? "COM" : "native", n,
+                     where[wi]);
             sink_expect(s, HM_ERROR_WRITE_AFTER_FREE, p, "write after free", what);
         }
     }
@@ -1232,7 +1235,7 @@ static void child_malloc_door(void *arg) {
         break;
     case DC_WRITE_AFTER_FREE:
         hm_free(p);
-        p[40] = 0; /* within the leading 64 bytes checked mode fills and checks */
+        p[20] = 0; /* within the bytes [8, 32) checked mode fills and checks */
         for (int i = 0; i < 20000; i++)
             if (hm_alloc(h, 100) == p) break;
         break;

@@ -84,6 +84,38 @@ static const IHostMallocVtbl malloc_vtbl = {
     m_query_interface, m_add_ref, m_release, m_alloc, m_debug_alloc, m_free,
 };
 
+/* Instances of a checked heap (hm_config.checked, HM_CHECKED=1) get these entry points: the
+ * checked fast paths, so that checked mode costs its checks and no detour. */
+/* (out of line, so that the fast path keeps no registers across a call) */
+static hm_noinline HRESULT m_alloc_checked_slow(IHostMalloc *This, SIZE_T cbSize,
+                                                EMemoryCriticalLevel level, void **ppMem) {
+    void *p = _hm_checked_alloc_slow(self_of(This)->heap, cbSize, (int)level | HM_LEVEL_NO_ABORT);
+    *ppMem = p;
+    return p != NULL ? S_OK : E_OUTOFMEMORY;
+}
+
+static HRESULT STDMETHODCALLTYPE m_alloc_checked(IHostMalloc *This, SIZE_T cbSize,
+                                                 EMemoryCriticalLevel level, void **ppMem) {
+    if (ppMem == NULL) return E_POINTER;
+    if ((unsigned)level > (unsigned)eProcessCritical) {
+        *ppMem = NULL;
+        return E_INVALIDARG;
+    }
+    void *p = _hm_checked_alloc_try(self_of(This)->heap, cbSize, (int)level);
+    if (hm_unlikely(p == NULL)) return m_alloc_checked_slow(This, cbSize, level, ppMem);
+    *ppMem = p;
+    return S_OK;
+}
+
+static HRESULT STDMETHODCALLTYPE m_free_checked(IHostMalloc *This, void *pMem) {
+    return _hm_checked_free_fast(self_of(This)->heap, pMem) == HM_OK ? S_OK
+                                                                     : HOST_E_INVALIDOPERATION;
+}
+
+static const IHostMallocVtbl malloc_vtbl_checked = {
+    m_query_interface, m_add_ref, m_release, m_alloc_checked, m_debug_alloc, m_free_checked,
+};
+
 /* With fault injection configured, instances get these entry points: the check costs nothing
  * when it is off (another vtable, not a test on the fast path). */
 static HRESULT STDMETHODCALLTYPE m_alloc_faulty(IHostMalloc *This, SIZE_T cbSize,
@@ -123,7 +155,10 @@ HRESULT _hm_com_malloc_new(IHostMemoryManager *owner, hm_manager *mgr, DWORD typ
         hm_free(self);
         return E_OUTOFMEMORY;
     }
-    self->iface.lpVtbl = hm_manager_faults_enabled(mgr) ? &malloc_vtbl_faulty : &malloc_vtbl;
+    /* fault injection wraps the generic entry points, which serve checked heaps too */
+    self->iface.lpVtbl = hm_manager_faults_enabled(mgr) ? &malloc_vtbl_faulty
+                         : self->heap->checked          ? &malloc_vtbl_checked
+                                                        : &malloc_vtbl;
     self->mgr = mgr;
     atomic_init(&self->refs, 1);
     self->owner = owner;
