@@ -53,10 +53,11 @@ test-tools:
 	cmake --build build-poison --target faulty
 	cd build-poison && ctest --output-on-failure -L tools
 
-# The unit tests in a debug build with the internal assertions on (HM_DEBUG=2).
+# The unit tests in a debug build with the internal assertions on (HM_DEBUG=2), compiled with
+# clang (warnings are errors), so that both compilers build the whole tree warning-free.
 .PHONY: test-debug test-valgrind soak test-soak
 test-debug:
-	cmake -S . -B build-debug $(GENERATOR) -DCMAKE_BUILD_TYPE=Debug -DHM_DEBUG_ASSERT=ON -DHM_WERROR=ON \
+	CC=clang CXX=clang++ cmake -S . -B build-debug $(GENERATOR) -DCMAKE_BUILD_TYPE=Debug -DHM_DEBUG_ASSERT=ON -DHM_WERROR=ON \
 	  -DHM_BUILD_BENCH=OFF
 	cmake --build build-debug
 	cd build-debug && ctest --output-on-failure --timeout 600 -L unit

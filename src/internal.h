@@ -596,17 +596,20 @@ hm_inline uint64_t _hm_chk_canary(const void *p) {
 #define HM_CHK_LIVE(c)  ((uint32_t)(c))
 #define HM_CHK_FREED(c) (~(uint32_t)(c))
 #define HM_CHK_QUAR(c)  ((uint32_t)(c) ^ 0x51554152u)
-/* The free fill of user bytes [8, 32): intact? (two overlapping 16-byte compares) */
+/* The free fill of user bytes [8, 32): an 8-byte store at 8, a 16-byte one at 16, and the check
+ * loads exactly what was stored (a load spanning two stores cannot be forwarded from them: the
+ * block freed and taken again at once, as in `pairs`, then waits for the stores to retire). */
 hm_inline bool _hm_chk_fill_ok(const uint8_t *u) {
-    const __m128i pat = _mm_set1_epi8((char)0xDF);
-    __m128i a = _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(u + 8)), pat);
-    __m128i b = _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(u + 16)), pat);
-    return _mm_movemask_epi8(_mm_and_si128(a, b)) == 0xFFFF;
+    uint64_t w;
+    __builtin_memcpy(&w, u + 8, 8);
+    __m128i v = _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(u + 16)),
+                               _mm_set1_epi8((char)(HM_CHECKED_PAT & 0xFF)));
+    return (w == HM_CHECKED_PAT) & (_mm_movemask_epi8(v) == 0xFFFF);
 }
 hm_inline void _hm_chk_fill(uint8_t *u) {
-    const __m128i pat = _mm_set1_epi8((char)0xDF);
-    _mm_storeu_si128((__m128i *)(u + 8), pat);
-    _mm_storeu_si128((__m128i *)(u + 16), pat);
+    const uint64_t pat = HM_CHECKED_PAT;
+    __builtin_memcpy(u + 8, &pat, 8);
+    _mm_storeu_si128((__m128i *)(u + 16), _mm_set1_epi8((char)(HM_CHECKED_PAT & 0xFF)));
 }
 /* Does the free-list link `next` of a block of `pg` point at a block of `pg` (or nowhere)? */
 hm_inline bool _hm_chk_link_ok(const hm_page_t *pg, const hm_block_t *next) {

@@ -1041,7 +1041,7 @@ static void test_checked_byte_precise_overrun(void **state) {
     IHostMemoryManager *mgr;
     IHostMalloc *m = new_com(s, true, &mgr);
     hm_heap *h = new_heap(s, true);
-    static const size_t sizes[] = {1, 7, 8, 15, 16, 17, 100, 4096, 70000};
+    static const size_t sizes[] = {0, 1, 7, 8, 15, 16, 17, 100, 1000, 1001, 4096, 70000};
     for (size_t i = 0; i < TU_ARRAY_SIZE(sizes); i++) {
         size_t n = sizes[i];
         char what[64];
@@ -1141,6 +1141,154 @@ static void test_checked_write_after_free(void **state) {
     }
     com_done(m, mgr);
     hm_heap_release(h);
+    sink_free(s);
+}
+
+/* A write after free into the free-list link (the first 8 bytes of a freed block) is reported
+ * when the slot is handed out again, and the written value is never followed: no allocation
+ * returns it, and the heap goes on serving that size. */
+static unsigned char g_decoy[256] __attribute__((aligned(64)));
+
+static void test_checked_link_write_never_followed(void **state) {
+    (void)state;
+    sink *s = sink_new();
+    IHostMemoryManager *mgr;
+    IHostMalloc *m = new_com(s, true, &mgr);
+    enum { N = 2000 };
+    static void *v[N];
+    static const size_t sizes[] = {24, 100, 3000};
+    for (size_t si = 0; si < TU_ARRAY_SIZE(sizes); si++) {
+        size_t n = sizes[si];
+        /* decoys: a pointer outside the heap, and one inside the page but not at a block */
+        for (int kind = 0; kind < 2; kind++) {
+            unsigned char *p = com_alloc(m, n), *q = com_alloc(m, n);
+            com_free_ok(m, q);
+            com_free_ok(m, p); /* p is the next one handed out; its link points at q */
+            void *decoy = kind == 0 ? (void *)(g_decoy + 64) : (void *)(q + 8);
+            memcpy(p, &decoy, sizeof decoy);
+            sink_expect_none(s, "before reuse");
+            bool saw_decoy = false;
+            for (int i = 0; i < N; i++) {
+                v[i] = com_alloc(m, n);
+                if (v[i] == decoy) saw_decoy = true;
+            }
+            char what[64];
+            snprintf(what, sizeof what, "%zu bytes, decoy %d", n, kind);
+            sink_expect(s, HM_ERROR_WRITE_AFTER_FREE, p, "write after free", what);
+            if (saw_decoy) fail_msg("%s: the written link was followed", what);
+            for (int i = 0; i < N; i++)
+                com_free_ok(m, v[i]);
+            sink_expect_none(s, "the blocks after the report");
+        }
+    }
+    com_done(m, mgr);
+    sink_free(s);
+}
+
+/* The same write into a block freed by another thread: the owner walks that list when it
+ * collects it, stops at the damaged link and reports (never following the written value). */
+typedef struct remote_free_arg {
+    IHostMalloc *m;
+    void **blocks;
+    int n;
+} remote_free_arg;
+
+static void *remote_free_all(void *arg) {
+    remote_free_arg *a = arg;
+    for (int i = 0; i < a->n; i++)
+        if (IHostMalloc_Free(a->m, a->blocks[i]) != S_OK) abort();
+    return NULL;
+}
+
+static void test_checked_remote_link_write(void **state) {
+    (void)state;
+    sink *s = sink_new();
+    IHostMemoryManager *mgr;
+    IHostMalloc *m = new_com(s, true, &mgr);
+    /* 40000-byte blocks: three to a 128 KiB page, so the page runs dry at once */
+    enum { SZ = 40000, K = 3 };
+    void *b[K];
+    for (int i = 0; i < K; i++)
+        b[i] = com_alloc(m, SZ);
+    remote_free_arg a = {m, b, K};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, remote_free_all, &a), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    /* the remote list is b[2] -> b[1] -> b[0]: damage the link of b[2] */
+    void *decoy = g_decoy + 64;
+    memcpy(b[K - 1], &decoy, sizeof decoy);
+    sink_expect_none(s, "before the owner collects");
+    enum { N = 64 };
+    void *v[N];
+    for (int i = 0; i < N; i++) {
+        v[i] = com_alloc(m, SZ);
+        if (v[i] == decoy) fail_msg("the damaged remote link was followed");
+    }
+    pthread_mutex_lock(&s->lock);
+    size_t total = s->total;
+    pthread_mutex_unlock(&s->lock);
+    if (total < 1) fail_msg("the damaged remote link was not reported");
+    sink_reset(s);
+    for (int i = 0; i < N; i++)
+        com_free_ok(m, v[i]);
+    sink_expect_none(s, "the blocks after the report");
+    com_done(m, mgr);
+    sink_free(s);
+}
+
+/* Aligned allocations in a checked heap are served (as plain blocks) and freed cleanly. */
+static void test_checked_aligned(void **state) {
+    (void)state;
+    sink *s = sink_new();
+    hm_heap *h = new_heap(s, true);
+    for (size_t a = 32; a <= 8192; a *= 2) {
+        void *p = hm_alloc_aligned(h, 100, a);
+        if (p == NULL || !tu_is_aligned(p, a)) fail_msg("aligned %zu: %p", a, p);
+        memset(p, 1, 100);
+        heap_free_ok(h, p);
+        void *q = must_alloc(h, 100); /* and the checked blocks go on beside them */
+        heap_free_ok(h, q);
+    }
+    sink_expect_none(s, "aligned blocks in a checked heap");
+    hm_heap_release(h);
+    sink_free(s);
+}
+
+/* Freed huge checked blocks wait in the quarantine (a second free is a double free), and
+ * hm_manager_trim gives their memory back. */
+static void test_checked_huge_quarantine_trim(void **state) {
+    (void)state;
+    sink *s = sink_new();
+    hm_config c = config_for(s, true);
+    hm_manager *mgr = hm_manager_new(&c);
+    assert_non_null(mgr);
+    hm_heap *h = hm_heap_new(mgr, HM_HEAP_THREADSAFE);
+    assert_non_null(h);
+    enum { K = 4 };
+    void *p[K];
+    for (int i = 0; i < K; i++) {
+        p[i] = must_alloc(h, (size_t)3 << 20);
+        memset(p[i], 1, (size_t)3 << 20);
+    }
+    for (int i = 0; i < K; i++)
+        heap_free_ok(h, p[i]);
+    hm_manager_stats_t before;
+    hm_manager_stats(mgr, &before);
+    for (int i = 0; i < K; i++) {
+        hm_result r = hm_heap_free(h, p[i]);
+        if (r == HM_OK) fail_msg("second free of huge block %d accepted", i);
+        sink_expect(s, HM_ERROR_DOUBLE_FREE, p[i], "double free", "huge checked block");
+    }
+    size_t released = hm_manager_trim(mgr);
+    if (released < (size_t)K * (3u << 20))
+        fail_msg("trim released %zu bytes, expected the %d quarantined blocks", released, K);
+    hm_manager_stats_t after;
+    hm_manager_stats(mgr, &after);
+    if (after.committed + (size_t)K * (3u << 20) > before.committed)
+        fail_msg("committed %zu -> %zu: the quarantine was not given back", before.committed,
+                 after.committed);
+    hm_heap_release(h);
+    hm_manager_release(mgr);
     sink_free(s);
 }
 
@@ -1576,6 +1724,10 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_checked_double_free_detected),
         cmocka_unit_test(test_checked_byte_precise_overrun),
         cmocka_unit_test(test_checked_write_after_free),
+        cmocka_unit_test(test_checked_link_write_never_followed),
+        cmocka_unit_test(test_checked_remote_link_write),
+        cmocka_unit_test(test_checked_aligned),
+        cmocka_unit_test(test_checked_huge_quarantine_trim),
         cmocka_unit_test(test_checked_from_environment),
         cmocka_unit_test(test_checked_malloc_door_aborts),
         cmocka_unit_test(test_checked_malloc_door_write_after_free_aborts),

@@ -76,10 +76,11 @@ typedef struct hm_config {
      * goes. HM_STATS=1. */
     bool print_stats;
     /* ---- debugging (docs/DEBUG.md) ---- */
-    /* Checked mode: every block gets the debug treatment of DebugAlloc (canaries, a
-     * byte-precise end, double-free and write-after-free detection); usable size is then the
-     * requested size. Blocks aligned beyond 16 bytes are the exception: they are normal
-     * blocks. HM_CHECKED=1. */
+    /* Checked mode: every block gets checks of its own (a 16-byte header and a back
+     * canary: deterministic double-free detection, a byte-precise end, write-after-free
+     * detection on reuse of the first 32 bytes); usable size is then the requested size.
+     * Blocks aligned beyond 16 bytes are the exception: they are normal blocks.
+     * HM_CHECKED=1. docs/DEBUG.md, "Checked mode". */
     bool checked;
     /* Misuse detected (a broken canary, a double free, a write after free, a bad pointer):
      * on_error(kind, block, message, arg) is called with a one-line message; NULL writes the
