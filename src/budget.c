@@ -365,8 +365,9 @@ void hm_manager_load(hm_manager *mgr, uint32_t *load_pct, size_t *available) {
 size_t hm_manager_trim(hm_manager *mgr) {
     size_t before;
     pthread_mutex_lock(&mgr->cache_lock);
-    before = mgr->cache_bytes + mgr->quarantine_bytes; /* the quarantine goes too */
+    before = mgr->cache_bytes;
     pthread_mutex_unlock(&mgr->cache_lock);
+    before += _hm_debug_quarantine_mapped(mgr); /* the quarantine goes too */
     _hm_cache_purge(mgr, true);
     return before;
 }

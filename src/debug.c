@@ -310,7 +310,11 @@ bool _hm_debug_double_free_huge(const void *p) {
 }
 
 size_t _hm_debug_size(const hm_page_t *pg, const void *p) {
-    if (pg->is_debug == HM_PAGE_CHECKED) return _hm_chk_hdr(p)->size;
+    if (pg->is_debug == HM_PAGE_CHECKED) {
+        /* never past the slot, even when an underrun wrote the size */
+        size_t n = _hm_chk_hdr(p)->size, room = pg->block_size - HM_CHECKED_EXTRA;
+        return n < room ? n : room;
+    }
     return hdr_of(p)->size;
 }
 
@@ -329,21 +333,28 @@ void _hm_checked_bad_link(hm_page_t *pg, hm_block_t *b) {
     b->next = NULL;
 }
 
-void _hm_checked_on_alloc(hm_theap_t *th, hm_page_t *pg, void *p, size_t size, bool no_abort) {
+bool _hm_checked_on_alloc(hm_theap_t *th, hm_page_t *pg, void *p, size_t size, bool no_abort) {
     hm_chk_hdr_t *h = _hm_chk_hdr(p);
     uint64_t c = _hm_chk_canary(p);
     hm_tool_access(h, sizeof *h);
     uint32_t tag = h->tag;
     /* the slot's previous block: its link (now pg->free), its state and its fill */
     bool bad = !_hm_chk_link_ok(pg, pg->free);
-    if (bad) pg->free = NULL; /* never follow it: the blocks past it are lost */
+    bool usable = tag == 0 || tag == HM_CHK_FREED(c); /* never used, or freed */
+    if (bad || !usable) pg->free = NULL; /* never follow it: the blocks past it are lost */
     if (tag != 0) {
         hm_tool_access(p, HM_CHECKED_FILL);
-        if (tag != HM_CHK_FREED(c) || !_hm_chk_fill_ok(p)) bad = true;
+        if (!usable || !_hm_chk_fill_ok(p)) bad = true;
     }
     if (bad) {
         report_checked(th->heap->mgr, HM_ERROR_WRITE_AFTER_FREE, pg, p, h);
         if (!no_abort) abort(); /* the malloc-style doors stop here; COM goes on */
+    }
+    if (!usable) {
+        /* live or quarantined (a damaged link led here), or no state at all: not ours to
+         * hand out. Its owner keeps it; the page no longer counts it as handed out twice. */
+        pg->used--;
+        return false;
     }
     uint64_t who = th->checked_who + 1;
     if ((uint32_t)who == 0) who = who - ((uint64_t)1 << 32) + 1; /* wrapped: keep the thread */
@@ -354,6 +365,7 @@ void _hm_checked_on_alloc(hm_theap_t *th, hm_page_t *pg, void *p, size_t size, b
     h->tag = HM_CHK_LIVE(c);
     hm_tool_access((uint8_t *)p + size, sizeof c);
     memcpy((uint8_t *)p + size, &c, sizeof c); /* byte-precise: right after the last byte */
+    return true;
 }
 
 void *_hm_checked_alloc_slow(hm_heap *heap, size_t size, int level) {
@@ -369,16 +381,19 @@ void *_hm_checked_alloc_slow(hm_heap *heap, size_t size, int level) {
     th->requests[level]++;
     size_t slot =
         size + HM_CHECKED_EXTRA < HM_CHECKED_MIN ? HM_CHECKED_MIN : size + HM_CHECKED_EXTRA;
-    void *p = _hm_page_alloc_queue(th, HM_QUEUE_CHECKED + _hm_bin_of(slot), level);
-    if (p == NULL) {
-        th->failures[level]++;
-        errno = ENOMEM;
-        return NULL;
+    /* a block that may not be handed out cuts its list: the next try finds another */
+    for (int tries = 0; tries < 64; tries++) {
+        void *p = _hm_page_alloc_queue(th, HM_QUEUE_CHECKED + _hm_bin_of(slot), level);
+        if (p == NULL) break;
+        hm_segment_t *seg = (hm_segment_t *)((uintptr_t)p & ~HM_SEGMENT_MASK);
+        if (_hm_checked_on_alloc(th, _hm_page_of(seg, p), p, size, no_abort)) {
+            hm_tool_alloc(p, size);
+            return p;
+        }
     }
-    hm_segment_t *seg = (hm_segment_t *)((uintptr_t)p & ~HM_SEGMENT_MASK);
-    _hm_checked_on_alloc(th, _hm_page_of(seg, p), p, size, no_abort);
-    hm_tool_alloc(p, size);
-    return p;
+    th->failures[level]++;
+    errno = ENOMEM;
+    return NULL;
 }
 
 hm_result _hm_checked_free_check(hm_page_t *pg, hm_block_t *b) {

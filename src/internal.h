@@ -137,7 +137,7 @@ struct hm_page_s {
     uint32_t used;
     uint32_t block_size; /* bytes per block; 0 when the page serves no size class */
     uint8_t *start;      /* first block */
-    size_t area;         /* bytes of the block area (reserved * block_size); 0 if unused */
+    size_t area;         /* bytes of the block area carved so far (capacity * block_size) */
     uint64_t div_magic;  /* UINT64_MAX / block_size + 1: off % size == 0 iff off*magic < magic */
     /* warm */
     uint8_t committed; /* the page's memory is committed (accounted) */
@@ -543,6 +543,8 @@ void _hm_debug_forget(const hm_page_t *pg, uint8_t *p, size_t n);
 /* A huge debug block passed its free checks: keep its segment back (not reusable, a second
  * free recognised) instead of caching it. */
 void _hm_debug_quarantine_huge(hm_segment_t *seg);
+/* Bytes of address space the quarantine holds. */
+size_t _hm_debug_quarantine_mapped(hm_manager *mgr);
 /* Move every quarantined segment to the cache (memory is wanted). */
 void _hm_debug_quarantine_flush(hm_manager *mgr);
 /* Release every quarantined segment of a manager that goes. */
@@ -590,12 +592,13 @@ hm_inline hm_chk_hdr_t *_hm_chk_hdr(const void *p) {
     return (hm_chk_hdr_t *)((uintptr_t)p - HM_CHECKED_HEADER);
 }
 hm_inline uint64_t _hm_chk_canary(const void *p) {
-    uint64_t a = (uint64_t)(uintptr_t)p;
-    return _hm_debug_secret ^ (a << 12 | a >> 52); /* a rotation: the low bits vary too */
+    /* the multiplication carries every address bit into the high half, where the tag is */
+    return _hm_debug_secret ^ ((uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15ULL);
 }
-#define HM_CHK_LIVE(c)  ((uint32_t)(c))
-#define HM_CHK_FREED(c) (~(uint32_t)(c))
-#define HM_CHK_QUAR(c)  ((uint32_t)(c) ^ 0x51554152u)
+/* The tags keep bit 0 set, so that none is ever 0 (a slot never used) */
+#define HM_CHK_LIVE(c)  ((uint32_t)((c) >> 32) | 1u)
+#define HM_CHK_FREED(c) (HM_CHK_LIVE(c) ^ 0xFFFFFFFEu)
+#define HM_CHK_QUAR(c)  (HM_CHK_LIVE(c) ^ 0x51554152u)
 /* The free fill of user bytes [8, 32): an 8-byte store at 8, a 16-byte one at 16, and the check
  * loads exactly what was stored (a load spanning two stores cannot be forwarded from them: the
  * block freed and taken again at once, as in `pairs`, then waits for the stores to retire). */
@@ -611,7 +614,8 @@ hm_inline void _hm_chk_fill(uint8_t *u) {
     __builtin_memcpy(u + 8, &pat, 8);
     _mm_storeu_si128((__m128i *)(u + 16), _mm_set1_epi8((char)(HM_CHECKED_PAT & 0xFF)));
 }
-/* Does the free-list link `next` of a block of `pg` point at a block of `pg` (or nowhere)? */
+/* Does the free-list link `next` of a block of `pg` point at a carved block of `pg` (or
+ * nowhere)? */
 hm_inline bool _hm_chk_link_ok(const hm_page_t *pg, const hm_block_t *next) {
     size_t off = (size_t)((uintptr_t)next - (uintptr_t)pg->start);
     return next == NULL || (off < pg->area && off * pg->div_magic < pg->div_magic);
@@ -624,8 +628,15 @@ void *_hm_checked_alloc_slow(hm_heap *heap, size_t size, int level);
  * filled, or an error that was reported (the block is left alone, never reused). */
 hm_result _hm_checked_free_check(hm_page_t *pg, hm_block_t *b);
 /* Validate the link of a block popped from a checked page (pg->free now holds it), its
- * header and fill, and write its header and back canary. */
-void _hm_checked_on_alloc(hm_theap_t *th, hm_page_t *pg, void *p, size_t size, bool no_abort);
+ * header and fill, and write its header and back canary. False (reported; the list cut
+ * there) when the block may not be handed out: its tag says it is live or quarantined, or is
+ * no state at all (it was reached through a damaged link). */
+bool _hm_checked_on_alloc(hm_theap_t *th, hm_page_t *pg, void *p, size_t size, bool no_abort);
+/* Is `b` (a link found in a list of `pg`) a carved, freed checked block of `pg`? */
+hm_inline bool _hm_chk_freed_block(const hm_page_t *pg, const hm_block_t *b) {
+    return b != NULL && _hm_chk_link_ok(pg, b) &&
+           _hm_chk_hdr(b)->tag == HM_CHK_FREED(_hm_chk_canary(b));
+}
 
 /* The link of freed checked block `b` of `pg` points outside the page: report the write after
  * free and cut the list after `b` (the blocks past it are lost, never handed out wild). */
@@ -679,8 +690,9 @@ hm_inline hm_result _hm_checked_free_fast(hm_heap *heap, void *p) {
         return _hm_heap_free_slow(heap, p);
     if (hm_unlikely(seg->heap != heap)) return HM_ERR_OTHER_HEAP;
 #if !HM_TOOLS
+    uintptr_t tid = atomic_load_explicit(&seg->tid, memory_order_relaxed);
     if (hm_likely(pg->is_debug == HM_PAGE_CHECKED && !pg->in_full &&
-                  atomic_load_explicit(&seg->tid, memory_order_relaxed) == _hm_thread_id())) {
+                  (tid == _hm_thread_id() || tid == HM_TID_ANY))) {
         hm_chk_hdr_t *h = _hm_chk_hdr(p);
         uint64_t c = _hm_chk_canary(p), back;
         uint32_t size = h->size;

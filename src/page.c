@@ -160,10 +160,13 @@ static void page_collect_thread_free(hm_page_t *pg) {
     uint32_t n = 1;
     hm_block_t *tail = head;
     hm_tool_access(tail, sizeof(hm_block_t));
+    bool checked = pg->is_debug == HM_PAGE_CHECKED;
+    uint32_t live = _hm_page_live(pg);
     while (tail->next != NULL) {
         hm_block_t *next = tail->next;
-        if (hm_unlikely(pg->is_debug == HM_PAGE_CHECKED) && !_hm_chk_link_ok(pg, next)) {
-            /* a freed checked block was written at its link: keep what came before it */
+        if (hm_unlikely(checked) && (n >= live || !_hm_chk_freed_block(pg, next))) {
+            /* a freed checked block was written at its link (out of the page, at a block that
+             * is not a freed one, or round in a cycle): keep what came before it */
             _hm_checked_bad_link(pg, tail);
             break;
         }
@@ -203,6 +206,7 @@ static void page_extend(hm_page_t *pg) {
     ((hm_block_t *)p)->next = pg->free;
     pg->free = first;
     pg->capacity += n;
+    pg->area = (size_t)pg->capacity * pg->block_size; /* frees are valid up to here */
 }
 
 /* ---- full pages and the pending stack ---------------------------------------------------- */
@@ -440,7 +444,7 @@ static hm_page_t *page_fresh(hm_theap_t *th, size_t bin, int level) {
      * block starts */
     pg->is_debug = (uint8_t)kind_of_page;
     pg->start += header;
-    pg->area = (size_t)pg->reserved * bs;
+    pg->area = 0; /* grows as page_extend carves */
     pg->div_magic = UINT64_MAX / bs + 1;
     hm_tool_fresh(pg->start - header, psize); /* earlier lives forgotten */
     pg->capacity = 0;

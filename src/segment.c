@@ -471,9 +471,21 @@ void _hm_debug_quarantine_huge(hm_segment_t *seg) {
         hm_segment_t *q = mgr->quarantine[(mgr->quarantine_next + k - 1) % HM_QUARANTINE_MAX];
         if (q != NULL && q != seg) mgr->quarantine_bytes -= quarantine_decommit(q);
     }
+    /* a block larger than the limit by itself gives its memory back at once */
+    if (mgr->quarantine_bytes > 2 * mgr->cfg.segment_cache)
+        mgr->quarantine_bytes -= quarantine_decommit(seg);
     pthread_mutex_unlock(&mgr->cache_lock);
     for (size_t i = 0; i < nout; i++)
         quarantine_release(out[i]);
+}
+
+size_t _hm_debug_quarantine_mapped(hm_manager *mgr) {
+    size_t bytes = 0;
+    pthread_mutex_lock(&mgr->cache_lock);
+    for (size_t i = 0; i < HM_QUARANTINE_MAX; i++)
+        if (mgr->quarantine[i] != NULL) bytes += mgr->quarantine[i]->size;
+    pthread_mutex_unlock(&mgr->cache_lock);
+    return bytes;
 }
 
 void _hm_debug_quarantine_flush(hm_manager *mgr) {

@@ -1159,25 +1159,36 @@ static void test_checked_link_write_never_followed(void **state) {
     static const size_t sizes[] = {24, 100, 3000};
     for (size_t si = 0; si < TU_ARRAY_SIZE(sizes); si++) {
         size_t n = sizes[si];
-        /* decoys: a pointer outside the heap, and one inside the page but not at a block */
-        for (int kind = 0; kind < 2; kind++) {
-            unsigned char *p = com_alloc(m, n), *q = com_alloc(m, n);
+        /* decoys: a pointer outside the heap, one inside the page but not at a block, the
+         * block itself (a cycle: it is handed out, then found live at the head of the list),
+         * and a live block of the same page */
+        for (int kind = 0; kind < 4; kind++) {
+            unsigned char *p = com_alloc(m, n), *q = com_alloc(m, n), *r = com_alloc(m, n);
             com_free_ok(m, q);
             com_free_ok(m, p); /* p is the next one handed out; its link points at q */
-            void *decoy = kind == 0 ? (void *)(g_decoy + 64) : (void *)(q + 8);
+            void *decoy = kind == 0   ? (void *)(g_decoy + 64)
+                          : kind == 1 ? (void *)(q + 8)
+                          : kind == 2 ? (void *)p
+                                      : (void *)r;
             memcpy(p, &decoy, sizeof decoy);
             sink_expect_none(s, "before reuse");
-            bool saw_decoy = false;
+            bool bad = false;
             for (int i = 0; i < N; i++) {
                 v[i] = com_alloc(m, n);
-                if (v[i] == decoy) saw_decoy = true;
+                /* never the decoy while it is not free, never one block twice */
+                if (v[i] == decoy && kind != 2) bad = true;
+                for (int j = 0; j < i && !bad; j++)
+                    if (v[j] == v[i]) bad = true;
             }
             char what[64];
             snprintf(what, sizeof what, "%zu bytes, decoy %d", n, kind);
-            sink_expect(s, HM_ERROR_WRITE_AFTER_FREE, p, "write after free", what);
-            if (saw_decoy) fail_msg("%s: the written link was followed", what);
+            /* reported at the block whose link was written, or at the live block it led to */
+            sink_expect(s, HM_ERROR_WRITE_AFTER_FREE, kind == 3 ? (void *)r : (void *)p,
+                        "write after free", what);
+            if (bad) fail_msg("%s: the written link was followed", what);
             for (int i = 0; i < N; i++)
                 com_free_ok(m, v[i]);
+            com_free_ok(m, r);
             sink_expect_none(s, "the blocks after the report");
         }
     }
@@ -1200,8 +1211,7 @@ static void *remote_free_all(void *arg) {
     return NULL;
 }
 
-static void test_checked_remote_link_write(void **state) {
-    (void)state;
+static void remote_link_write(bool cycle) {
     sink *s = sink_new();
     IHostMemoryManager *mgr;
     IHostMalloc *m = new_com(s, true, &mgr);
@@ -1214,15 +1224,18 @@ static void test_checked_remote_link_write(void **state) {
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, remote_free_all, &a), 0);
     assert_int_equal(pthread_join(t, NULL), 0);
-    /* the remote list is b[2] -> b[1] -> b[0]: damage the link of b[2] */
-    void *decoy = g_decoy + 64;
-    memcpy(b[K - 1], &decoy, sizeof decoy);
+    /* the remote list is b[2] -> b[1] -> b[0]: damage the link of b[2] (or of b[1], into a
+     * cycle b[1] -> b[1]) */
+    void *decoy = cycle ? b[1] : (void *)(g_decoy + 64);
+    memcpy(cycle ? b[1] : b[K - 1], &decoy, sizeof decoy);
     sink_expect_none(s, "before the owner collects");
     enum { N = 64 };
     void *v[N];
     for (int i = 0; i < N; i++) {
         v[i] = com_alloc(m, SZ);
-        if (v[i] == decoy) fail_msg("the damaged remote link was followed");
+        if (!cycle && v[i] == decoy) fail_msg("the damaged remote link was followed");
+        for (int j = 0; j < i; j++)
+            if (v[j] == v[i]) fail_msg("block %p handed out twice (cycle %d)", v[i], (int)cycle);
     }
     pthread_mutex_lock(&s->lock);
     size_t total = s->total;
@@ -1234,6 +1247,12 @@ static void test_checked_remote_link_write(void **state) {
     sink_expect_none(s, "the blocks after the report");
     com_done(m, mgr);
     sink_free(s);
+}
+
+static void test_checked_remote_link_write(void **state) {
+    (void)state;
+    remote_link_write(false);
+    remote_link_write(true);
 }
 
 /* Aligned allocations in a checked heap are served (as plain blocks) and freed cleanly. */

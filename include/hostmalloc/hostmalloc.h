@@ -85,7 +85,9 @@ typedef struct hm_config {
     /* Misuse detected (a broken canary, a double free, a write after free, a bad pointer):
      * on_error(kind, block, message, arg) is called with a one-line message; NULL writes the
      * message to stderr (with write(2), no allocation). The COM door also returns
-     * HOST_E_INVALIDOPERATION; the malloc door aborts after the report. */
+     * HOST_E_INVALIDOPERATION; the malloc door aborts after the report. on_error runs inside
+     * the allocator (an allocation, a free, a collection, possibly with a heap's lock held):
+     * it must not call hostmalloc, nor allocate from a hostmalloc heap. */
     void (*on_error)(int kind, const void *ptr, const char *message, void *arg);
     void *on_error_arg;
     /* Where print_stats writes: NULL for stderr, or a file to append to (a program may have
