@@ -592,11 +592,11 @@ hm_inline hm_chk_hdr_t *_hm_chk_hdr(const void *p) {
     return (hm_chk_hdr_t *)((uintptr_t)p - HM_CHECKED_HEADER);
 }
 hm_inline uint64_t _hm_chk_canary(const void *p) {
-    /* the multiplication carries every address bit into the high half, where the tag is */
-    return _hm_debug_secret ^ ((uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15ULL);
+    /* one instruction: the tag (the low half) then varies with address bits 4..31 */
+    return _hm_debug_secret ^ (uint64_t)(uintptr_t)p;
 }
 /* The tags keep bit 0 set, so that none is ever 0 (a slot never used) */
-#define HM_CHK_LIVE(c)  ((uint32_t)((c) >> 32) | 1u)
+#define HM_CHK_LIVE(c)  ((uint32_t)(c) | 1u)
 #define HM_CHK_FREED(c) (HM_CHK_LIVE(c) ^ 0xFFFFFFFEu)
 #define HM_CHK_QUAR(c)  (HM_CHK_LIVE(c) ^ 0x51554152u)
 /* The free fill of user bytes [8, 32): an 8-byte store at 8, a 16-byte one at 16, and the check
