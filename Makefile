@@ -46,8 +46,13 @@ test-tsan:
 test-tools:
 	cmake -S . -B build-vg $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHM_WERROR=ON \
 	  -DHM_VALGRIND=ON -DHM_BUILD_BENCH=OFF -DHM_BUILD_EXAMPLES=OFF
-	cmake --build build-vg --target faulty
+	cmake --build build-vg --target faulty test_com
 	cd build-vg && ctest --output-on-failure -L tools
+	@# the COM door's tests with the client requests compiled in, default and checked mode:
+	@# memcheck must find nothing in the annotations themselves
+	cd build-vg && for c in 0 1; do HM_CHECKED=$$c $(VALGRIND) tests/test_com >valgrind.log 2>&1 || \
+	  { echo "test_com under valgrind (HM_VALGRIND=ON, HM_CHECKED=$$c) failed"; cat valgrind.log; exit 1; }; \
+	  done; rm -f valgrind.log
 	cmake -S . -B build-poison $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHM_WERROR=ON \
 	  -DHM_SANITIZE=address,undefined -DHM_ASAN_POISON=ON -DHM_BUILD_BENCH=OFF -DHM_BUILD_EXAMPLES=OFF
 	cmake --build build-poison --target faulty

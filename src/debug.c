@@ -287,15 +287,18 @@ void *hm_alloc_debug(hm_heap *heap, size_t size, EMemoryCriticalLevel level, con
 void _hm_debug_forget(const hm_page_t *pg, uint8_t *p, size_t n) {
     size_t stride = pg->block_size;
     for (size_t i = 0; i < n; i++, p += stride) {
-        if (pg->is_debug == HM_PAGE_CHECKED) {
-            hm_chk_hdr_t *h = _hm_chk_hdr(p);
-            hm_tool_access(h, sizeof *h);
-            h->tag = 0;
-        } else {
-            hm_dbg_hdr_t *h = hdr_of(p);
-            hm_tool_access(h, sizeof *h);
-            h->state = 0;
-        }
+        hm_dbg_hdr_t *h = hdr_of(p);
+        hm_tool_access(h, sizeof *h);
+        h->state = 0;
+    }
+}
+
+void _hm_checked_carve(const hm_page_t *pg, uint8_t *p, size_t n, hm_block_t *last_next) {
+    size_t stride = pg->block_size;
+    for (size_t i = 0; i < n; i++, p += stride) {
+        hm_tool_access(p - HM_CHECKED_HEADER, HM_CHECKED_HEADER + HM_CHECKED_FILL);
+        _hm_chk_make_freed(p, i + 1 < n ? (hm_block_t *)(p + stride) : last_next);
+        hm_tool_hide(p - HM_CHECKED_HEADER, HM_CHECKED_HEADER + HM_CHECKED_FILL);
     }
 }
 
@@ -329,8 +332,8 @@ void _hm_checked_bad_link(hm_page_t *pg, hm_block_t *b) {
     hm_chk_hdr_t *h = _hm_chk_hdr(b);
     hm_tool_access(h, sizeof *h);
     report_checked(seg->mgr, HM_ERROR_WRITE_AFTER_FREE, pg, b, h);
-    hm_tool_access(b, sizeof *b);
-    b->next = NULL;
+    hm_tool_access(b, 2 * sizeof *b);
+    _hm_chk_set_link((uint8_t *)b, NULL);
 }
 
 bool _hm_checked_on_alloc(hm_theap_t *th, hm_page_t *pg, void *p, size_t size, bool no_abort) {
@@ -338,14 +341,12 @@ bool _hm_checked_on_alloc(hm_theap_t *th, hm_page_t *pg, void *p, size_t size, b
     uint64_t c = _hm_chk_canary(p);
     hm_tool_access(h, sizeof *h);
     uint32_t tag = h->tag;
-    /* the slot's previous block: its link (now pg->free), its state and its fill */
-    bool bad = !_hm_chk_link_ok(pg, pg->free);
-    bool usable = tag == 0 || tag == HM_CHK_FREED(c); /* never used, or freed */
-    if (bad || !usable) pg->free = NULL; /* never follow it: the blocks past it are lost */
-    if (tag != 0) {
-        hm_tool_access(p, HM_CHECKED_FILL);
-        if (!usable || !_hm_chk_fill_ok(p)) bad = true;
-    }
+    /* the slot's previous block: its link (now pg->free) against its check word, its state
+     * and its fill */
+    hm_tool_access(p, HM_CHECKED_FILL);
+    bool usable = tag == HM_CHK_FREED(c); /* a freed block (slots are carved freed) */
+    bool bad = !usable || !_hm_chk_link_intact(p, pg->free) || !_hm_chk_fill_ok(p);
+    if (bad) pg->free = NULL; /* never follow it: the blocks past it are lost */
     if (bad) {
         report_checked(th->heap->mgr, HM_ERROR_WRITE_AFTER_FREE, pg, p, h);
         if (!no_abort) abort(); /* the malloc-style doors stop here; COM goes on */

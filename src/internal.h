@@ -570,9 +570,9 @@ void _hm_report(const hm_manager *mgr, int kind, const void *ptr, const char *me
  * that ends right before the user bytes. The tag and the back canary are derived from a
  * per-process secret and the block address: tag == live(c) while the block is handed out,
  * freed(c) once it was freed, quarantined(c) after a bad free. A free checks the tag (double
- * free, underrun) and the back canary (overrun), then fills the user bytes [8, 32) with 0xDF
- * (slots are at least 48 bytes); the next allocation of the slot checks that fill and
- * that the free-list link in the first 8 bytes still points into the page (write after free).
+ * free, underrun) and the back canary (overrun), then writes the free-list link, its check
+ * word and the 0xDF fill into user bytes [0, 32) (slots are at least 48 bytes); the next
+ * allocation of the slot checks them all (write after free).
  * Everything unusual leaves the fast paths for the full path, which reports. */
 #define HM_CHECKED_HEADER 16
 #define HM_CHECKED_EXTRA  (HM_CHECKED_HEADER + 8) /* header + back canary */
@@ -595,30 +595,42 @@ hm_inline uint64_t _hm_chk_canary(const void *p) {
     /* one instruction: the tag (the low half) then varies with address bits 4..31 */
     return _hm_debug_secret ^ (uint64_t)(uintptr_t)p;
 }
-/* The tags keep bit 0 set, so that none is ever 0 (a slot never used) */
+/* The tags keep bit 0 set: none is ever 0, the state of memory never written */
 #define HM_CHK_LIVE(c)  ((uint32_t)(c) | 1u)
 #define HM_CHK_FREED(c) (HM_CHK_LIVE(c) ^ 0xFFFFFFFEu)
 #define HM_CHK_QUAR(c)  (HM_CHK_LIVE(c) ^ 0x51554152u)
-/* The free fill of user bytes [8, 32): an 8-byte store at 8, a 16-byte one at 16, and the check
- * loads exactly what was stored (a load spanning two stores cannot be forwarded from them: the
- * block freed and taken again at once, as in `pairs`, then waits for the stores to retire). */
-hm_inline bool _hm_chk_fill_ok(const uint8_t *u) {
+/* A freed checked block's user bytes: [0, 8) the free-list link, [8, 16) its check word (the
+ * link xor the block's canary), [16, 32) the 0xDF fill. Every write of a link on a checked page
+ * writes the check word too (_hm_chk_set_link), so a link is validated exactly, with no page
+ * field: a write after free in the first 16 bytes breaks the pair, one in [16, 32) the fill.
+ * The fill is one 16-byte store, checked with one 16-byte load of the same bytes (a load
+ * spanning two stores could not be forwarded from them: a block freed and taken back at once,
+ * as in `pairs`, would wait for the stores to retire). */
+hm_inline void _hm_chk_set_link(uint8_t *b, const hm_block_t *next) {
+    __builtin_memcpy(b, &next, sizeof next);
+    uint64_t w = (uint64_t)(uintptr_t)next ^ _hm_chk_canary(b);
+    __builtin_memcpy(b + 8, &w, 8);
+}
+/* Is the link of freed block `b` the one its check word says? */
+hm_inline bool _hm_chk_link_intact(const uint8_t *b, const hm_block_t *next) {
     uint64_t w;
-    __builtin_memcpy(&w, u + 8, 8);
+    __builtin_memcpy(&w, b + 8, 8);
+    return w == ((uint64_t)(uintptr_t)next ^ _hm_chk_canary(b));
+}
+hm_inline bool _hm_chk_fill_ok(const uint8_t *u) {
     __m128i v = _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(u + 16)),
                                _mm_set1_epi8((char)(HM_CHECKED_PAT & 0xFF)));
-    return (w == HM_CHECKED_PAT) & (_mm_movemask_epi8(v) == 0xFFFF);
+    return _mm_movemask_epi8(v) == 0xFFFF;
 }
 hm_inline void _hm_chk_fill(uint8_t *u) {
-    const uint64_t pat = HM_CHECKED_PAT;
-    __builtin_memcpy(u + 8, &pat, 8);
     _mm_storeu_si128((__m128i *)(u + 16), _mm_set1_epi8((char)(HM_CHECKED_PAT & 0xFF)));
 }
-/* Does the free-list link `next` of a block of `pg` point at a carved block of `pg` (or
- * nowhere)? */
-hm_inline bool _hm_chk_link_ok(const hm_page_t *pg, const hm_block_t *next) {
-    size_t off = (size_t)((uintptr_t)next - (uintptr_t)pg->start);
-    return next == NULL || (off < pg->area && off * pg->div_magic < pg->div_magic);
+/* Make `b` a freed checked block (a slot carved, or a block that passed its free checks)
+ * whose link is `next`. */
+hm_inline void _hm_chk_make_freed(uint8_t *b, const hm_block_t *next) {
+    _hm_chk_hdr(b)->tag = HM_CHK_FREED(_hm_chk_canary(b));
+    _hm_chk_set_link(b, next);
+    _hm_chk_fill(b);
 }
 
 /* The full paths: every size, every check, every report. */
@@ -632,11 +644,9 @@ hm_result _hm_checked_free_check(hm_page_t *pg, hm_block_t *b);
  * there) when the block may not be handed out: its tag says it is live or quarantined, or is
  * no state at all (it was reached through a damaged link). */
 bool _hm_checked_on_alloc(hm_theap_t *th, hm_page_t *pg, void *p, size_t size, bool no_abort);
-/* Is `b` (a link found in a list of `pg`) a carved, freed checked block of `pg`? */
-hm_inline bool _hm_chk_freed_block(const hm_page_t *pg, const hm_block_t *b) {
-    return b != NULL && _hm_chk_link_ok(pg, b) &&
-           _hm_chk_hdr(b)->tag == HM_CHK_FREED(_hm_chk_canary(b));
-}
+/* Carve `n` new checked slots of `pg` (the first at `p`, linked in order, the last to
+ * `last_next`): each a freed block with its check word and fill. */
+void _hm_checked_carve(const hm_page_t *pg, uint8_t *p, size_t n, hm_block_t *last_next);
 
 /* The link of freed checked block `b` of `pg` points outside the page: report the write after
  * free and cut the list after `b` (the blocks past it are lost, never handed out wild). */
@@ -658,10 +668,12 @@ hm_inline void *_hm_checked_alloc_try(hm_heap *heap, size_t size, int level) {
             hm_chk_hdr_t *h = _hm_chk_hdr(b);
             uint64_t c = _hm_chk_canary(b);
             uint32_t tag = h->tag;
-            /* a slot used before must still hold its fill; a fresh one has tag 0 */
+            /* freed (slots are carved freed), link and fill intact */
             uint64_t who = th->checked_who + 1; /* number and thread; a wrap goes slow */
-            if (hm_likely(_hm_chk_link_ok(pg, next) && (uint32_t)who != 0 &&
-                          (tag == 0 || (tag == HM_CHK_FREED(c) && _hm_chk_fill_ok(b))))) {
+            uint64_t w;
+            __builtin_memcpy(&w, b + 8, 8);
+            if (hm_likely(tag == HM_CHK_FREED(c) && w == ((uint64_t)(uintptr_t)next ^ c) &&
+                          _hm_chk_fill_ok(b) && (uint32_t)who != 0)) {
                 pg->free = next;
                 pg->used++;
                 th->requests[level & 3]++;
@@ -700,10 +712,12 @@ hm_inline hm_result _hm_checked_free_fast(hm_heap *heap, void *p) {
             __builtin_memcpy(&back, (uint8_t *)p + size, sizeof back);
             if (hm_likely(back == c)) {
                 h->tag = HM_CHK_FREED(c);
+                hm_block_t *head = pg->free;
+                __builtin_memcpy(p, &head, sizeof head);
+                uint64_t w = (uint64_t)(uintptr_t)head ^ c;
+                __builtin_memcpy((uint8_t *)p + 8, &w, 8);
                 _hm_chk_fill(p);
-                hm_block_t *b = (hm_block_t *)p;
-                b->next = pg->free;
-                pg->free = b;
+                pg->free = (hm_block_t *)p;
                 pg->used--;
                 return HM_OK;
             }

@@ -164,11 +164,14 @@ static void page_collect_thread_free(hm_page_t *pg) {
     uint32_t live = _hm_page_live(pg);
     while (tail->next != NULL) {
         hm_block_t *next = tail->next;
-        if (hm_unlikely(checked) && (n >= live || !_hm_chk_freed_block(pg, next))) {
-            /* a freed checked block was written at its link (out of the page, at a block that
-             * is not a freed one, or round in a cycle): keep what came before it */
-            _hm_checked_bad_link(pg, tail);
-            break;
+        if (hm_unlikely(checked)) {
+            hm_tool_access(tail, 2 * sizeof(hm_block_t));
+            if (n >= live || !_hm_chk_link_intact((const uint8_t *)tail, next)) {
+                /* a freed checked block was written at its link or its check word (or the
+                 * list is longer than the page's count: a cycle): keep what came before */
+                _hm_checked_bad_link(pg, tail);
+                break;
+            }
         }
         hm_tool_hide(tail, sizeof(hm_block_t));
         tail = next;
@@ -176,8 +179,14 @@ static void page_collect_thread_free(hm_page_t *pg) {
         n++;
     }
 
-    tail->next = pg->free;
-    hm_tool_hide(tail, sizeof(hm_block_t));
+    if (checked) {
+        hm_tool_access(tail, 2 * sizeof(hm_block_t));
+        _hm_chk_set_link((uint8_t *)tail, pg->free);
+        hm_tool_hide(tail, 2 * sizeof(hm_block_t));
+    } else {
+        tail->next = pg->free;
+        hm_tool_hide(tail, sizeof(hm_block_t));
+    }
     pg->free = head;
     hm_assert(_hm_page_live(pg) >= n);
     pg->used -= n;
@@ -197,13 +206,17 @@ static void page_extend(hm_page_t *pg) {
     if (n > left) n = left;
     uint8_t *p = pg->start + (size_t)pg->capacity * pg->block_size;
     hm_block_t *first = (hm_block_t *)p;
-    /* new debug slots: forget the headers a previous life of this memory left behind */
-    if (pg->is_debug) _hm_debug_forget(pg, (uint8_t *)p, n);
-    for (uint32_t i = 0; i + 1 < n; i++) {
-        ((hm_block_t *)p)->next = (hm_block_t *)(p + pg->block_size);
-        p += pg->block_size;
+    if (pg->is_debug == HM_PAGE_CHECKED) {
+        _hm_checked_carve(pg, p, n, pg->free); /* freed blocks, with check words and fill */
+    } else {
+        /* new debug slots: forget the headers a previous life of this memory left behind */
+        if (pg->is_debug) _hm_debug_forget(pg, (uint8_t *)p, n);
+        for (uint32_t i = 0; i + 1 < n; i++) {
+            ((hm_block_t *)p)->next = (hm_block_t *)(p + pg->block_size);
+            p += pg->block_size;
+        }
+        ((hm_block_t *)p)->next = pg->free;
     }
-    ((hm_block_t *)p)->next = pg->free;
     pg->free = first;
     pg->capacity += n;
     pg->area = (size_t)pg->capacity * pg->block_size; /* frees are valid up to here */
@@ -264,11 +277,15 @@ hm_result _hm_page_free_remote(hm_page_t *pg, hm_segment_t *seg, hm_block_t *b) 
     hm_tool_access(b, sizeof(hm_block_t));
     uintptr_t old = atomic_load_explicit(&pg->thread_free, memory_order_relaxed);
     uintptr_t tag;
+    bool checked = pg->is_debug == HM_PAGE_CHECKED;
     do {
         tag = old & HM_TF_MASK;
-        hm_tool_access(b, sizeof(hm_block_t));
-        b->next = (hm_block_t *)(old & ~HM_TF_MASK);
-        hm_tool_hide(b, sizeof(hm_block_t));
+        hm_tool_access(b, 2 * sizeof(hm_block_t));
+        if (checked)
+            _hm_chk_set_link((uint8_t *)b, (hm_block_t *)(old & ~HM_TF_MASK));
+        else
+            b->next = (hm_block_t *)(old & ~HM_TF_MASK);
+        hm_tool_hide(b, 2 * sizeof(hm_block_t));
     } while (!atomic_compare_exchange_weak_explicit(
         &pg->thread_free, &old, (uintptr_t)b | (tag == HM_TF_FULL ? HM_TF_NOTIFIED : tag),
         memory_order_release, memory_order_relaxed));
@@ -358,9 +375,12 @@ hm_result _hm_page_free_slow(hm_page_t *pg, hm_segment_t *seg, hm_block_t *b) {
             _hm_huge_free(seg);
         return HM_OK;
     }
-    hm_tool_access(b, sizeof(hm_block_t));
-    b->next = pg->free;
-    hm_tool_hide(b, sizeof(hm_block_t));
+    hm_tool_access(b, 2 * sizeof(hm_block_t));
+    if (pg->is_debug == HM_PAGE_CHECKED)
+        _hm_chk_set_link((uint8_t *)b, pg->free);
+    else
+        b->next = pg->free;
+    hm_tool_hide(b, 2 * sizeof(hm_block_t));
     pg->free = b;
     pg->used--;
     if (_hm_page_in_full(pg)) {

@@ -199,6 +199,9 @@ static void segment_init_pages(hm_segment_t *seg, hm_segment_kind_t kind, bool f
         segment_decommit_tail(seg);
         fresh = true;
     }
+    /* a segment that held a huge block has its page table where that block was (freed, so
+     * inaccessible to a tool): the table is metadata again */
+    hm_tool_access(seg->pages, n * sizeof(hm_page_t));
     if (fresh) memset(seg->pages, 0, n * sizeof(hm_page_t));
     seg->kind = kind;
     seg->page_shift = shift;
