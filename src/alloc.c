@@ -115,7 +115,7 @@ static hm_noinline hm_result lookup_unmapped(const void *p, hm_segment_t **segp,
     hm_segment_t *seg = _hm_aligned_huge_at(unit);
     if (seg == NULL) return _hm_unit_covered(unit) ? HM_ERR_NOT_BLOCK : HM_ERR_NOT_OWNED;
     hm_page_t *pg = &seg->pages[0];
-    if (p != pg->start || pg->area == 0) return HM_ERR_NOT_BLOCK;
+    if (p != pg->start || _hm_page_area(pg) == 0) return HM_ERR_NOT_BLOCK;
     *segp = seg;
     *pagep = pg;
     return HM_OK;

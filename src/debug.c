@@ -479,7 +479,8 @@ static void visit_debug(walk_t *w, void *p, const hm_dbg_hdr_t *h) {
 static void mark(uint64_t *freemap, const hm_page_t *pg, const hm_block_t *b) {
     while (b != NULL) {
         size_t off = (size_t)((const uint8_t *)b - pg->start);
-        if (off >= pg->area || off % pg->block_size != 0) break; /* damaged: stop, never wander */
+        if (off >= _hm_page_area(pg) || off % pg->block_size != 0)
+            break; /* damaged: stop, never wander */
         size_t i = off / pg->block_size;
         freemap[i >> 6] |= (uint64_t)1 << (i & 63);
         hm_tool_access(b, sizeof(hm_block_t));

@@ -137,8 +137,10 @@ struct hm_page_s {
     uint32_t used;
     uint32_t block_size; /* bytes per block; 0 when the page serves no size class */
     uint8_t *start;      /* first block */
-    size_t area;         /* bytes of the block area carved so far (capacity * block_size) */
-    uint64_t div_magic;  /* UINT64_MAX / block_size + 1: off % size == 0 iff off*magic < magic */
+    /* bytes of the block area carved so far (capacity * block_size): it grows while other
+     * threads' frees read it, hence atomic (relaxed: a plain load and store on x86-64) */
+    _Atomic(size_t) area;
+    uint64_t div_magic; /* UINT64_MAX / block_size + 1: off % size == 0 iff off*magic < magic */
     /* warm */
     uint8_t committed; /* the page's memory is committed (accounted) */
     uint8_t is_huge;   /* the page of a huge segment */
@@ -162,6 +164,12 @@ struct hm_page_s {
 #define HM_PAGE_CHECKED 2 /* checked-mode blocks: 16-byte header */
 
 #define HM_USED_SLOW 0x80000000u
+hm_inline size_t _hm_page_area(const hm_page_t *pg) {
+    return atomic_load_explicit(&((hm_page_t *)pg)->area, memory_order_relaxed);
+}
+hm_inline void _hm_page_set_area(hm_page_t *pg, size_t area) {
+    atomic_store_explicit(&pg->area, area, memory_order_relaxed);
+}
 hm_inline bool _hm_page_in_full(const hm_page_t *pg) {
     return pg->in_full != 0;
 }
@@ -451,7 +459,7 @@ hm_inline hm_result _hm_block_lookup_fast(const void *p, hm_segment_t **segp, hm
     hm_page_t *pg = _hm_page_of(seg, p);
     __asm__("" : "+r"(pg)); /* compute the page address once (gcc 12 otherwise does it twice) */
     size_t off = (size_t)((const uint8_t *)p - pg->start);
-    if (hm_unlikely(off >= pg->area || off * pg->div_magic >= pg->div_magic))
+    if (hm_unlikely(off >= _hm_page_area(pg) || off * pg->div_magic >= pg->div_magic))
         return HM_ERR_NOT_BLOCK;
     *segp = seg;
     *pagep = pg;

@@ -219,7 +219,7 @@ static void page_extend(hm_page_t *pg) {
     }
     pg->free = first;
     pg->capacity += n;
-    pg->area = (size_t)pg->capacity * pg->block_size; /* frees are valid up to here */
+    _hm_page_set_area(pg, (size_t)pg->capacity * pg->block_size); /* frees valid up to here */
 }
 
 /* ---- full pages and the pending stack ---------------------------------------------------- */
@@ -315,7 +315,7 @@ static void page_retire(hm_theap_t *th, hm_page_t *pg, hm_segment_t *seg) {
     pg->is_debug = 0;
     pg->free = NULL;
     pg->block_size = 0;
-    pg->area = 0;
+    _hm_page_set_area(pg, 0);
     pg->used = 0;
     pg->capacity = pg->reserved = 0;
     atomic_store_explicit(&pg->thread_free, 0, memory_order_relaxed);
@@ -464,7 +464,7 @@ static hm_page_t *page_fresh(hm_theap_t *th, size_t bin, int level) {
      * block starts */
     pg->is_debug = (uint8_t)kind_of_page;
     pg->start += header;
-    pg->area = 0; /* grows as page_extend carves */
+    _hm_page_set_area(pg, 0); /* grows as page_extend carves */
     pg->div_magic = UINT64_MAX / bs + 1;
     hm_tool_fresh(pg->start - header, psize); /* earlier lives forgotten */
     pg->capacity = 0;

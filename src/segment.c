@@ -150,7 +150,7 @@ static void cache_put(hm_segment_t *seg) {
     seg->theap = NULL;
     atomic_store_explicit(&seg->tid, HM_TID_NONE, memory_order_relaxed);
     for (size_t i = 0; i < seg->page_count; i++) {
-        seg->pages[i].area = 0;
+        _hm_page_set_area(&seg->pages[i], 0);
         seg->pages[i].block_size = 0;
     }
     if (seg->aligned_huge || mgr->cfg.segment_cache == 0 || seg->size > mgr->cfg.segment_cache) {
@@ -371,7 +371,7 @@ hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align, int leve
     hm_page_t *pg = &seg->pages[0];
     memset(pg, 0, sizeof *pg);
     pg->start = (uint8_t *)seg + offset;
-    pg->area = 1; /* only offset 0 is a block start */
+    _hm_page_set_area(pg, 1); /* only offset 0 is a block start */
     pg->div_magic = 1;
     pg->block_size = 0;
     pg->is_huge = 1;
@@ -452,8 +452,8 @@ void _hm_debug_quarantine_huge(hm_segment_t *seg) {
     huge_unlink(seg);
     hm_page_t *pg = &seg->pages[0];
     atomic_fetch_sub_explicit(&seg->heap->committed, seg->committed, memory_order_relaxed);
-    seg->heap = NULL; /* the manager holds it now */
-    pg->area = 0;     /* no block starts here any more */
+    seg->heap = NULL;         /* the manager holds it now */
+    _hm_page_set_area(pg, 0); /* no block starts here any more */
     pg->used = 0;
     seg->used_pages = 0;
     seg->quarantined = true;
@@ -515,7 +515,7 @@ void _hm_debug_quarantine_clear(hm_manager *mgr) {
 
 void _hm_huge_free(hm_segment_t *seg) {
     huge_unlink(seg);
-    seg->pages[0].area = 0; /* no block starts here any more */
+    _hm_page_set_area(&seg->pages[0], 0); /* no block starts here any more */
     seg->pages[0].used = 0;
     seg->used_pages = 0;
     cache_put(seg);
