@@ -20,6 +20,9 @@
  * free-list link with 0xDF; the next allocation of that slot checks the fill (write after free).
  * Debug pages carry HM_USED_SLOW, so these checks cost nothing to normal blocks.
  *
+ * Checked mode's blocks (16-byte header, checked pages) have their fast paths inline in
+ * internal.h; their full paths, reports and carving are here too ("checked blocks").
+ *
  * Everything here runs on slow paths and never allocates: reports are formatted on the stack. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -49,8 +52,9 @@ typedef struct hm_dbg_hdr_s {
 
 _Static_assert(sizeof(hm_dbg_hdr_t) == HM_DEBUG_HEADER, "debug header size");
 
-/* Checked-mode blocks fill and check this many leading bytes (object headers and the fields
- * near them, where stale pointers write); DebugAlloc blocks the whole block. */
+/* Huge checked-mode blocks (which have this file's 48-byte header) fill and check this many
+ * leading bytes (object headers and the fields near them, where stale pointers write);
+ * DebugAlloc blocks the whole block. Checked blocks on checked pages: internal.h. */
 #define DBG_CHECKED_FILL 64
 
 static _Atomic(uint64_t) dbg_seq;
@@ -363,7 +367,7 @@ bool _hm_checked_on_alloc(hm_theap_t *th, hm_page_t *pg, void *p, size_t size, b
     h->seq = (uint32_t)who;
     h->tid = (uint32_t)(who >> 32);
     h->size = (uint32_t)size;
-    h->tag = HM_CHK_LIVE(c);
+    h->tag = HM_CHK_LIVE(c, size);
     hm_tool_access((uint8_t *)p + size, sizeof c);
     memcpy((uint8_t *)p + size, &c, sizeof c); /* byte-precise: right after the last byte */
     return true;
@@ -406,7 +410,7 @@ hm_result _hm_checked_free_check(hm_page_t *pg, hm_block_t *b) {
     int err = 0;
     if (tag == HM_CHK_FREED(c) || tag == HM_CHK_QUAR(c)) {
         err = HM_ERROR_DOUBLE_FREE;
-    } else if (tag != HM_CHK_LIVE(c) || h->size > pg->block_size - HM_CHECKED_EXTRA) {
+    } else if (tag != HM_CHK_LIVE(c, h->size) || h->size > pg->block_size - HM_CHECKED_EXTRA) {
         err = HM_ERROR_UNDERRUN;
     } else {
         hm_tool_access((uint8_t *)b + h->size, sizeof back);
@@ -502,7 +506,7 @@ static void walk_page(walk_t *w, hm_page_t *pg) {
         if (pg->is_debug == HM_PAGE_CHECKED) {
             const hm_chk_hdr_t *h = _hm_chk_hdr(p);
             hm_tool_access(h, sizeof *h);
-            if (h->tag == HM_CHK_LIVE(_hm_chk_canary(p))) {
+            if (h->tag == HM_CHK_LIVE(_hm_chk_canary(p), h->size)) {
                 hm_block_info_t info = {p, h->size, NULL, 0, h->seq, false};
                 visit(w, &info);
             }

@@ -604,9 +604,12 @@ hm_inline uint64_t _hm_chk_canary(const void *p) {
     return _hm_debug_secret ^ (uint64_t)(uintptr_t)p;
 }
 /* The tags keep bit 0 set: none is ever 0, the state of memory never written */
-#define HM_CHK_LIVE(c)  ((uint32_t)(c) | 1u)
-#define HM_CHK_FREED(c) (HM_CHK_LIVE(c) ^ 0xFFFFFFFEu)
-#define HM_CHK_QUAR(c)  (HM_CHK_LIVE(c) ^ 0x51554152u)
+#define HM_CHK_BASE(c) ((uint32_t)(c) | 1u)
+/* a live block's tag covers its size too: an underrun that changes the size is an underrun,
+ * not an overrun found at the wrong place (sizes are below 2^16: no live tag is a freed one) */
+#define HM_CHK_LIVE(c, size) (((uint32_t)(c) ^ ((uint32_t)(size) << 1)) | 1u)
+#define HM_CHK_FREED(c)      (HM_CHK_BASE(c) ^ 0xFFFFFFFEu)
+#define HM_CHK_QUAR(c)       (HM_CHK_BASE(c) ^ 0x51554152u)
 /* A freed checked block's user bytes: [0, 8) the free-list link, [8, 16) its check word (the
  * link xor the block's canary), [16, 32) the 0xDF fill. Every write of a link on a checked page
  * writes the check word too (_hm_chk_set_link), so a link is validated exactly, with no page
@@ -687,7 +690,7 @@ hm_inline void *_hm_checked_alloc_try(hm_heap *heap, size_t size, int level) {
                 th->requests[level & 3]++;
                 /* the header in two stores: seq | tid, size | tag */
                 th->checked_who = who;
-                uint64_t what = (uint64_t)HM_CHK_LIVE(c) << 32 | (uint32_t)size;
+                uint64_t what = (uint64_t)HM_CHK_LIVE(c, size) << 32 | (uint32_t)size;
                 __builtin_memcpy(h, &who, 8); /* little-endian: seq, then tid */
                 __builtin_memcpy((uint8_t *)h + 8, &what, 8);
                 __builtin_memcpy(b + size, &c, sizeof c);
@@ -716,7 +719,8 @@ hm_inline hm_result _hm_checked_free_fast(hm_heap *heap, void *p) {
         hm_chk_hdr_t *h = _hm_chk_hdr(p);
         uint64_t c = _hm_chk_canary(p), back;
         uint32_t size = h->size;
-        if (hm_likely(h->tag == HM_CHK_LIVE(c) && size <= pg->block_size - HM_CHECKED_EXTRA)) {
+        if (hm_likely(h->tag == HM_CHK_LIVE(c, size) &&
+                      size <= pg->block_size - HM_CHECKED_EXTRA)) {
             __builtin_memcpy(&back, (uint8_t *)p + size, sizeof back);
             if (hm_likely(back == c)) {
                 h->tag = HM_CHK_FREED(c);

@@ -1144,6 +1144,37 @@ static void test_checked_write_after_free(void **state) {
     sink_free(s);
 }
 
+/* Damage to a checked block's size or tag (the 8 bytes before it) is an underrun, on both
+ * doors; the block is quarantined (a later free is a double free). */
+static void test_checked_header_damage(void **state) {
+    (void)state;
+    sink *s = sink_new();
+    IHostMemoryManager *mgr;
+    IHostMalloc *m = new_com(s, true, &mgr);
+    hm_heap *h = new_heap(s, true);
+    for (int door = 0; door < 2; door++) {
+        for (ptrdiff_t off = -1; off >= -8; off--) {
+            unsigned char *p = door ? com_alloc(m, 40) : must_alloc(h, 40);
+            flip(p, off);
+            char what[64];
+            snprintf(what, sizeof what, "%s: header byte %d", door ? "COM" : "native", (int)off);
+            if (door)
+                com_free_bad(m, p, what);
+            else
+                heap_free_bad(h, p, what);
+            sink_expect(s, HM_ERROR_UNDERRUN, p, "underrun", what);
+            if (door)
+                com_free_bad(m, p, what);
+            else
+                heap_free_bad(h, p, what);
+            sink_expect(s, HM_ERROR_DOUBLE_FREE, p, "double free", what);
+        }
+    }
+    com_done(m, mgr);
+    hm_heap_release(h);
+    sink_free(s);
+}
+
 /* A write after free into the free-list link (the first 8 bytes of a freed block) is reported
  * when the slot is handed out again, and the written value is never followed: no allocation
  * returns it, and the heap goes on serving that size. */
@@ -1742,6 +1773,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_checked_double_free_detected),
         cmocka_unit_test(test_checked_byte_precise_overrun),
         cmocka_unit_test(test_checked_write_after_free),
+        cmocka_unit_test(test_checked_header_damage),
         cmocka_unit_test(test_checked_link_write_never_followed),
         cmocka_unit_test(test_checked_remote_link_write),
         cmocka_unit_test(test_checked_aligned),
