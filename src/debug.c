@@ -241,17 +241,26 @@ static void on_alloc(hm_heap *heap, void *p, size_t size, const char *file, int 
     h->state = DBG_LIVE;
 }
 
-void *_hm_debug_alloc(hm_heap *heap, size_t size, int level, const char *file, int line) {
-    bool no_abort = (level & HM_LEVEL_NO_ABORT) != 0;
-    level &= ~HM_LEVEL_NO_ABORT;
-    pthread_once(&dbg_once, dbg_init);
+/* The calling thread's sub-heap for a debug or checked allocation at *level (the door's bits
+ * taken off, clamped, counted); NULL (errno ENOMEM) when there is none. */
+static hm_theap_t *debug_theap(hm_heap *heap, int *level) {
     hm_theap_t *th = _hm_theap_get(heap);
     if (th == NULL) {
         errno = ENOMEM;
         return NULL;
     }
-    if ((unsigned)level > eProcessCritical) level = eProcessCritical;
-    th->requests[level]++;
+    int l = *level & ~HM_LEVEL_NO_ABORT;
+    if ((unsigned)l > eProcessCritical) l = eProcessCritical;
+    th->requests[l]++;
+    *level = l;
+    return th;
+}
+
+void *_hm_debug_alloc(hm_heap *heap, size_t size, int level, const char *file, int line) {
+    bool no_abort = (level & HM_LEVEL_NO_ABORT) != 0;
+    pthread_once(&dbg_once, dbg_init);
+    hm_theap_t *th = debug_theap(heap, &level);
+    if (th == NULL) return NULL;
     if (size > HM_MAX_ALLOC - HM_DEBUG_HEADER - 64) {
         th->failures[level]++;
         errno = ENOMEM;
@@ -376,14 +385,8 @@ bool _hm_checked_on_alloc(hm_theap_t *th, hm_page_t *pg, void *p, size_t size, b
 void *_hm_checked_alloc_slow(hm_heap *heap, size_t size, int level) {
     bool no_abort = (level & HM_LEVEL_NO_ABORT) != 0;
     if (size > HM_CHECKED_MAX) return _hm_debug_alloc(heap, size, level, NULL, 0); /* huge */
-    level &= ~HM_LEVEL_NO_ABORT;
-    hm_theap_t *th = _hm_theap_get(heap);
-    if (th == NULL) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    if ((unsigned)level > eProcessCritical) level = eProcessCritical;
-    th->requests[level]++;
+    hm_theap_t *th = debug_theap(heap, &level);
+    if (th == NULL) return NULL;
     size_t slot =
         size + HM_CHECKED_EXTRA < HM_CHECKED_MIN ? HM_CHECKED_MIN : size + HM_CHECKED_EXTRA;
     /* a block that may not be handed out cuts its list: the next try finds another */

@@ -457,14 +457,10 @@ void _hm_debug_quarantine_huge(hm_segment_t *seg) {
     pg->used = 0;
     seg->used_pages = 0;
     seg->quarantined = true;
-    hm_segment_t *out[HM_QUARANTINE_MAX];
-    size_t nout = 0;
     pthread_mutex_lock(&mgr->cache_lock);
     hm_segment_t **slot = &mgr->quarantine[mgr->quarantine_next];
-    if (*slot != NULL) {
-        mgr->quarantine_bytes -= (*slot)->committed;
-        out[nout++] = *slot;
-    }
+    hm_segment_t *out = *slot; /* the oldest leaves for the cache */
+    if (out != NULL) mgr->quarantine_bytes -= out->committed;
     *slot = seg;
     mgr->quarantine_bytes += seg->committed;
     mgr->quarantine_next = (mgr->quarantine_next + 1) % HM_QUARANTINE_MAX;
@@ -478,8 +474,7 @@ void _hm_debug_quarantine_huge(hm_segment_t *seg) {
     if (mgr->quarantine_bytes > 2 * mgr->cfg.segment_cache)
         mgr->quarantine_bytes -= quarantine_decommit(seg);
     pthread_mutex_unlock(&mgr->cache_lock);
-    for (size_t i = 0; i < nout; i++)
-        quarantine_release(out[i]);
+    if (out != NULL) quarantine_release(out);
 }
 
 size_t _hm_debug_quarantine_mapped(hm_manager *mgr) {
