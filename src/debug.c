@@ -268,7 +268,7 @@ void *_hm_debug_alloc(hm_heap *heap, size_t size, int level, const char *file, i
     }
     size_t slot = HM_DEBUG_HEADER + size + sizeof(uint64_t);
     void *p;
-    if (slot <= HM_MEDIUM_MAX) {
+    if (slot <= HM_DEBUG_SLOT_MAX) {
         p = _hm_page_alloc_queue(th, HM_QUEUE_DEBUG + _hm_bin_of(slot), level);
     } else {
         /* a huge debug block: the header at the start of the block area */

@@ -88,7 +88,10 @@ void _hm_tool_alloc(void *p, size_t size); /* unpoisons exactly the requested by
 #define HM_MEDIUM_MAX        ((size_t)64 * 1024) /* largest block in medium pages */
 #define HM_DIRECT_MAX        1024                /* sizes served by the direct page table */
 #define HM_DIRECT_COUNT      (HM_DIRECT_MAX / 16 + 1)
-#define HM_BIN_COUNT         81 /* bins 1..80; bin 80 holds HM_MEDIUM_MAX */
+/* bins 1..81: bin 80 holds HM_MEDIUM_MAX; bin 81 (72 KiB, one block to a medium page) serves
+ * only debug and checked blocks, whose header and canary take a block of 64 KiB past it */
+#define HM_BIN_COUNT      82
+#define HM_DEBUG_SLOT_MAX ((size_t)72 * 1024) /* largest debug or checked slot in a page */
 /* A sub-heap has three sets of queues, one a page kind: plain blocks, DebugAlloc blocks (a
  * 48-byte header, debug.c) and checked-mode blocks (a 16-byte header, debug.c). A page's `bin`
  * is its queue index: its size class plus the set's offset. */
@@ -587,7 +590,7 @@ void _hm_report(const hm_manager *mgr, int kind, const void *ptr, const char *me
 #define HM_CHECKED_FILL   32                      /* user bytes filled and checked: [8, 32) */
 #define HM_CHECKED_MIN    48 /* smallest checked slot: every slot has all of [8, 32) */
 #define HM_CHECKED_PAT    0xDFDFDFDFDFDFDFDFULL
-#define HM_CHECKED_MAX    (HM_MEDIUM_MAX - HM_CHECKED_EXTRA) /* larger: huge debug blocks */
+#define HM_CHECKED_MAX    (HM_DEBUG_SLOT_MAX - HM_CHECKED_EXTRA) /* larger: huge debug blocks */
 typedef struct hm_chk_hdr_s {
     uint32_t seq;  /* allocation number in its sub-heap */
     uint32_t tid;  /* allocating thread (kernel id) */

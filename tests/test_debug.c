@@ -1175,6 +1175,37 @@ static void test_checked_header_damage(void **state) {
     sink_free(s);
 }
 
+/* Blocks up to 64 KiB stay on pages in checked mode and for DebugAlloc (their header and
+ * canary take a 72 KiB slot, not a huge mapping of their own); larger ones are huge. */
+static void test_checked_64k_on_pages(void **state) {
+    (void)state;
+    sink *s = sink_new();
+    hm_heap *h = new_heap(s, true);
+    enum { K = 8 };
+    void *p[K], *d[K];
+    for (int i = 0; i < K; i++) {
+        p[i] = must_alloc(h, (size_t)64 * 1024 - (size_t)i);
+        d[i] = debug_alloc(h, (size_t)64 * 1024, "big.c", i);
+        memset(p[i], 1, (size_t)64 * 1024 - (size_t)i);
+        memset(d[i], 2, (size_t)64 * 1024);
+    }
+    hm_heap_stats_t st;
+    hm_heap_stats(h, &st);
+    if (st.huge_blocks != 0)
+        fail_msg("%zu huge blocks for 64 KiB checked and DebugAlloc blocks", st.huge_blocks);
+    void *big = must_alloc(h, (size_t)72 * 1024);
+    hm_heap_stats(h, &st);
+    assert_int_equal(st.huge_blocks, 1);
+    heap_free_ok(h, big);
+    for (int i = 0; i < K; i++) {
+        heap_free_ok(h, p[i]);
+        heap_free_ok(h, d[i]);
+    }
+    sink_expect_none(s, "64 KiB blocks");
+    hm_heap_release(h);
+    sink_free(s);
+}
+
 /* A write after free into the free-list link (the first 8 bytes of a freed block) is reported
  * when the slot is handed out again, and the written value is never followed: no allocation
  * returns it, and the heap goes on serving that size. */
@@ -1774,6 +1805,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_checked_byte_precise_overrun),
         cmocka_unit_test(test_checked_write_after_free),
         cmocka_unit_test(test_checked_header_damage),
+        cmocka_unit_test(test_checked_64k_on_pages),
         cmocka_unit_test(test_checked_link_write_never_followed),
         cmocka_unit_test(test_checked_remote_link_write),
         cmocka_unit_test(test_checked_aligned),
