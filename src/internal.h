@@ -587,8 +587,8 @@ void _hm_report(const hm_manager *mgr, int kind, const void *ptr, const char *me
  * Everything unusual leaves the fast paths for the full path, which reports. */
 #define HM_CHECKED_HEADER 16
 #define HM_CHECKED_EXTRA  (HM_CHECKED_HEADER + 8) /* header + back canary */
-#define HM_CHECKED_FILL   32                      /* user bytes filled and checked: [8, 32) */
-#define HM_CHECKED_MIN    48 /* smallest checked slot: every slot has all of [8, 32) */
+#define HM_CHECKED_FILL   32 /* user bytes a freed block fills and Alloc checks: [0, 32) */
+#define HM_CHECKED_MIN    48 /* smallest checked slot: every slot has all of them */
 #define HM_CHECKED_PAT    0xDFDFDFDFDFDFDFDFULL
 #define HM_CHECKED_MAX    (HM_DEBUG_SLOT_MAX - HM_CHECKED_EXTRA) /* larger: huge debug blocks */
 typedef struct hm_chk_hdr_s {
@@ -609,7 +609,8 @@ hm_inline uint64_t _hm_chk_canary(const void *p) {
 /* The tags keep bit 0 set: none is ever 0, the state of memory never written */
 #define HM_CHK_BASE(c) ((uint32_t)(c) | 1u)
 /* a live block's tag covers its size too: an underrun that changes the size is an underrun,
- * not an overrun found at the wrong place (sizes are below 2^16: no live tag is a freed one) */
+ * not an overrun found at the wrong place (a live tag could equal the freed or quarantined one
+ * only for sizes of 2^30 and more, which checked pages never hold) */
 #define HM_CHK_LIVE(c, size) (((uint32_t)(c) ^ ((uint32_t)(size) << 1)) | 1u)
 #define HM_CHK_FREED(c)      (HM_CHK_BASE(c) ^ 0xFFFFFFFEu)
 #define HM_CHK_QUAR(c)       (HM_CHK_BASE(c) ^ 0x51554152u)
