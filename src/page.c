@@ -455,10 +455,14 @@ static hm_page_t *page_fresh(hm_theap_t *th, size_t bin, int level) {
     size_t psize = page_size_of(seg, idx);
     pg->block_size = (uint32_t)bs;
     pg->bin = (uint8_t)bin;
-    pg->reserved = (uint16_t)(psize / bs);
+    /* checked pages are coloured: their first block at one of 8 cache-line offsets (by page
+     * index), so that the first blocks of neighbouring pages, and the header, link and fill
+     * accesses the checks make around them, do not all share their address bits 0..11 */
+    size_t color = kind_of_page == HM_PAGE_CHECKED ? (idx & 7) * 64 : 0;
+    pg->reserved = (uint16_t)((psize - color) / bs);
     /* from the geometry: a page that served as a debug page had its start moved */
     pg->start = (uint8_t *)seg + (idx << seg->page_shift) +
-                (idx == 0 ? _hm_segment_header_size(seg->page_count) : 0);
+                (idx == 0 ? _hm_segment_header_size(seg->page_count) : 0) + color;
     /* debug and checked pages: slot i is [start + i*bs, start + (i+1)*bs): its header first,
      * then the user bytes; moving `start` past the first header makes the user pointers the
      * block starts */
@@ -466,7 +470,7 @@ static hm_page_t *page_fresh(hm_theap_t *th, size_t bin, int level) {
     pg->start += header;
     _hm_page_set_area(pg, 0); /* grows as page_extend carves */
     pg->div_magic = UINT64_MAX / bs + 1;
-    hm_tool_fresh(pg->start - header, psize); /* earlier lives forgotten */
+    hm_tool_fresh(pg->start - header - color, psize); /* earlier lives forgotten */
     pg->capacity = 0;
     pg->used = 0;
     pg->free = NULL;
