@@ -334,6 +334,14 @@ size_t _hm_debug_size(const hm_page_t *pg, const void *p) {
     return hdr_of(p)->size;
 }
 
+/* The 8 bytes right after a block's `size` requested bytes: still its canary `c`? */
+static bool back_canary_intact(const void *b, size_t size, uint64_t c) {
+    uint64_t back;
+    hm_tool_access((const uint8_t *)b + size, sizeof back);
+    memcpy(&back, (const uint8_t *)b + size, sizeof back);
+    return back == c;
+}
+
 /* ---- checked blocks ------------------------------------------------------------------------ */
 void *_hm_checked_alloc(hm_heap *heap, size_t size, int level) {
     void *p = _hm_checked_alloc_try(heap, size, level);
@@ -407,7 +415,7 @@ void *_hm_checked_alloc_slow(hm_heap *heap, size_t size, int level) {
 hm_result _hm_checked_free_check(hm_page_t *pg, hm_block_t *b) {
     hm_chk_hdr_t *h = _hm_chk_hdr(b);
     hm_segment_t *seg = (hm_segment_t *)((uintptr_t)pg & ~HM_SEGMENT_MASK);
-    uint64_t c = _hm_chk_canary(b), back;
+    uint64_t c = _hm_chk_canary(b);
     hm_tool_access(h, sizeof *h);
     uint32_t tag = h->tag;
     int err = 0;
@@ -415,10 +423,8 @@ hm_result _hm_checked_free_check(hm_page_t *pg, hm_block_t *b) {
         err = HM_ERROR_DOUBLE_FREE;
     } else if (tag != HM_CHK_LIVE(c, h->size) || h->size > pg->block_size - HM_CHECKED_EXTRA) {
         err = HM_ERROR_UNDERRUN;
-    } else {
-        hm_tool_access((uint8_t *)b + h->size, sizeof back);
-        memcpy(&back, (uint8_t *)b + h->size, sizeof back);
-        if (back != c) err = HM_ERROR_OVERRUN;
+    } else if (!back_canary_intact(b, h->size, c)) {
+        err = HM_ERROR_OVERRUN;
     }
     if (err != 0) {
         report_checked(seg->mgr, err, pg, b, h);
@@ -438,15 +444,13 @@ hm_result _hm_debug_free_check(hm_page_t *pg, hm_block_t *b) {
     hm_segment_t *seg = (hm_segment_t *)((uintptr_t)pg & ~HM_SEGMENT_MASK);
     const hm_manager *mgr = seg->mgr;
     int err = 0;
-    uint64_t c = canary_of(b), back;
+    uint64_t c = canary_of(b);
     if (h->state == DBG_FREED || h->state == DBG_QUARANTINED) {
         err = HM_ERROR_DOUBLE_FREE;
     } else if (h->state != DBG_LIVE || h->canary != c) {
         err = HM_ERROR_UNDERRUN;
-    } else {
-        hm_tool_access((uint8_t *)b + h->size, sizeof back);
-        memcpy(&back, (uint8_t *)b + h->size, sizeof back);
-        if (back != c) err = HM_ERROR_OVERRUN;
+    } else if (!back_canary_intact(b, h->size, c)) {
+        err = HM_ERROR_OVERRUN;
     }
     if (err != 0) {
         report_block(mgr, err, b, h);
