@@ -419,10 +419,11 @@ static void huge_unlink(hm_segment_t *seg) {
  * HM_QUARANTINE_MAX segments before their memory is reused, so that a second free of one is
  * known as the double free it is. They stay committed (a block freed and allocated again at
  * the rate of the `mixed` benchmark would otherwise pay a decommit, an unmap, a new mapping and
- * its page faults each time: 1.4 s of 2.3 s, bench/run.sh com-checked). Over twice the cache's
- * byte limit (HM_SEGMENT_CACHE; 64 MiB by default; the ring at the cache's limit itself cost
- * `mixed` 1.5x of default time against 1.2x at twice), the oldest entries give their memory back
- * but the page of their header. An entry leaving the ring goes to the segment cache, whose rules
+ * its page faults each time). Over twice the cache's byte limit (HM_SEGMENT_CACHE; 64 MiB by
+ * default), the oldest entries give their memory back but the page of their header. Measured
+ * with `bench com mixed 2`, HM_CHECKED=1, three runs each: 2.30 s with the decommit-and-unmap
+ * quarantine, 1.65 s with this ring capped at the cache's limit, 1.33 s at twice it (default
+ * mode: 1.09 s). An entry leaving the ring goes to the segment cache, whose rules
  * (purge delay, byte limit) apply. A reclaim under pressure and hm_manager_trim empty the ring into
  * the cache first. */
 static void quarantine_release(hm_segment_t *seg) {

@@ -286,6 +286,35 @@ static void heap_free_bad(hm_heap *h, void *p, const char *what) {
         fail_msg("%s: hm_heap_free(%p) returned %d, expected HM_ERR_NOT_BLOCK", what, p, (int)r);
 }
 
+/* A door of a test that runs on both: the COM instance `m` when `com`, else the heap `h`. */
+typedef struct door {
+    bool com;
+    IHostMalloc *m;
+    hm_heap *h;
+} door_t;
+
+static const char *door_name(const door_t *d) {
+    return d->com ? "COM" : "native";
+}
+
+static void *door_alloc(const door_t *d, size_t size) {
+    return d->com ? com_alloc(d->m, size) : must_alloc(d->h, size);
+}
+
+static void door_free_ok(const door_t *d, void *p) {
+    if (d->com)
+        com_free_ok(d->m, p);
+    else
+        heap_free_ok(d->h, p);
+}
+
+static void door_free_bad(const door_t *d, void *p, const char *what) {
+    if (d->com)
+        com_free_bad(d->m, p, what);
+    else
+        heap_free_bad(d->h, p, what);
+}
+
 /* ---- walking --------------------------------------------------------------------------------- */
 #define WALK_MAX 8192
 
@@ -1045,28 +1074,22 @@ static void test_checked_byte_precise_overrun(void **state) {
     for (size_t i = 0; i < TU_ARRAY_SIZE(sizes); i++) {
         size_t n = sizes[i];
         char what[64];
-        for (int door = 0; door < 2; door++) {
+        for (int k = 0; k < 2; k++) {
+            const door_t d = {k == 1, m, h};
             /* every requested byte is usable, and writing all of them is fine */
-            void *ok = door ? com_alloc(m, n) : must_alloc(h, n);
+            void *ok = door_alloc(&d, n);
             if (hm_usable_size(ok) != n)
-                fail_msg("checked %s block of %zu bytes: usable size %zu", door ? "COM" : "native",
-                         n, hm_usable_size(ok));
+                fail_msg("checked %s block of %zu bytes: usable size %zu", door_name(&d), n,
+                         hm_usable_size(ok));
             memset(ok, 0x77, n);
-            if (door)
-                com_free_ok(m, ok);
-            else
-                heap_free_ok(h, ok);
+            door_free_ok(&d, ok);
             sink_expect_none(s, "a block written to its last byte");
             /* one byte more is caught at free */
-            void *p = door ? com_alloc(m, n) : must_alloc(h, n);
+            void *p = door_alloc(&d, n);
             memset(p, 0x77, n);
             flip(p, (ptrdiff_t)n);
-            snprintf(what, sizeof what, "%s: %zu bytes, one past the end", door ? "COM" : "native",
-                     n);
-            if (door)
-                com_free_bad(m, p, what);
-            else
-                heap_free_bad(h, p, what);
+            snprintf(what, sizeof what, "%s: %zu bytes, one past the end", door_name(&d), n);
+            door_free_bad(&d, p, what);
             sink_expect(s, HM_ERROR_OVERRUN, p, "overrun", what);
         }
     }
@@ -1113,29 +1136,20 @@ static void test_checked_write_after_free(void **state) {
          * first and the last byte of the fill checked mode checks (user bytes [8, 32)) */
         const size_t where[] = {3, 8, n - 1 < 31 ? n - 1 : 31};
         for (size_t wi = 0; wi < TU_ARRAY_SIZE(where); wi++) {
-            int door = 1;
-            IHostMalloc *mm = door ? m : NULL;
             char what[64];
             /* control: freed and taken back untouched: no report */
-            unsigned char *c = door ? com_alloc(m, n) : must_alloc(h, n);
-            if (door)
-                com_free_ok(m, c);
-            else
-                heap_free_ok(h, c);
-            if (!realloc_until(h, mm, c, n)) fail_msg("%zu bytes: the slot never came back", n);
+            unsigned char *c = com_alloc(m, n);
+            com_free_ok(m, c);
+            if (!realloc_until(h, m, c, n)) fail_msg("%zu bytes: the slot never came back", n);
             sink_expect_none(s, "reuse of an untouched freed block");
             /* written after the free: reported when the slot is handed out again (the
              * allocation itself succeeds: on the COM door Alloc still returns S_OK) */
-            unsigned char *p = door ? com_alloc(m, n) : must_alloc(h, n);
-            if (door)
-                com_free_ok(m, p);
-            else
-                heap_free_ok(h, p);
+            unsigned char *p = com_alloc(m, n);
+            com_free_ok(m, p);
             p[where[wi]] = 0x42;
             sink_expect_none(s, "a write after free, before reuse");
-            if (!realloc_until(h, mm, p, n)) fail_msg("%zu bytes: the slot never came back", n);
-            snprintf(what, sizeof what, "%s: %zu bytes, byte %zu", door ? "COM" : "native", n,
-                     where[wi]);
+            if (!realloc_until(h, m, p, n)) fail_msg("%zu bytes: the slot never came back", n);
+            snprintf(what, sizeof what, "COM: %zu bytes, byte %zu", n, where[wi]);
             sink_expect(s, HM_ERROR_WRITE_AFTER_FREE, p, "write after free", what);
         }
     }
@@ -1152,21 +1166,16 @@ static void test_checked_header_damage(void **state) {
     IHostMemoryManager *mgr;
     IHostMalloc *m = new_com(s, true, &mgr);
     hm_heap *h = new_heap(s, true);
-    for (int door = 0; door < 2; door++) {
+    for (int k = 0; k < 2; k++) {
+        const door_t d = {k == 1, m, h};
         for (ptrdiff_t off = -1; off >= -8; off--) {
-            unsigned char *p = door ? com_alloc(m, 40) : must_alloc(h, 40);
+            unsigned char *p = door_alloc(&d, 40);
             flip(p, off);
             char what[64];
-            snprintf(what, sizeof what, "%s: header byte %d", door ? "COM" : "native", (int)off);
-            if (door)
-                com_free_bad(m, p, what);
-            else
-                heap_free_bad(h, p, what);
+            snprintf(what, sizeof what, "%s: header byte %d", door_name(&d), (int)off);
+            door_free_bad(&d, p, what);
             sink_expect(s, HM_ERROR_UNDERRUN, p, "underrun", what);
-            if (door)
-                com_free_bad(m, p, what);
-            else
-                heap_free_bad(h, p, what);
+            door_free_bad(&d, p, what);
             sink_expect(s, HM_ERROR_DOUBLE_FREE, p, "double free", what);
         }
     }
