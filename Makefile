@@ -4,26 +4,44 @@ PREFIX    ?= /usr/local
 GENERATOR := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 CMAKE_ARGS ?=
 
-.PHONY: all deps build run test test-release test-asan test-tsan test-tools bench install format clean
+.PHONY: all deps build configure run test test-release test-asan test-tsan test-tools test-fresh \
+	bench install format clean
 
 all: build
 
-build:
+# Configure the release build: needs only a C compiler and CMake (the tests are configured when
+# cmocka is there; `make test` installs it).
+configure:
 	@scripts/deps.sh build
 	cmake -S . -B $(BUILD) $(GENERATOR) -DCMAKE_BUILD_TYPE=Release $(CMAKE_ARGS)
+
+build: configure
 	cmake --build $(BUILD)
 
-# Build everything and run the demo host.
-run: build
+# Build the library and the demo host (nothing else), and run it.
+run: configure
+	cmake --build $(BUILD) --target demo_host
 	$(BUILD)/examples/demo_host
 
-# Install what the tests need, build, and run every test: the release suite (warnings are
-# errors), the unit tests in a debug build with internal assertions, the unit tests under
-# ASan+UBSan, the stress tests under TSan, hostmalloc's blocks under valgrind memcheck and ASan
-# poisoning, the fuzzer, the API tests under valgrind memcheck and the short soak test.
+# Install what the tests need, build, and run every test: the `make run` path on a machine
+# without test tooling, the release suite (warnings are errors), the unit tests in a debug build
+# with internal assertions, the unit tests under ASan+UBSan, the stress tests under TSan,
+# hostmalloc's blocks under valgrind memcheck and ASan poisoning, the fuzzer, the API tests
+# under valgrind memcheck and the short soak test. Each leg's cost: docs/RELIABILITY.md.
+LEGS := test-fresh test-release test-debug test-asan test-tsan test-tools test-fuzz test-valgrind \
+	test-soak
 test:
 	@scripts/deps.sh test
-	$(MAKE) test-release test-debug test-asan test-tsan test-tools test-fuzz test-valgrind test-soak
+	@for leg in $(LEGS); do start=$$(date +%s); \
+	  $(MAKE) --no-print-directory $$leg || { echo "make test: $$leg failed"; exit 1; }; \
+	  echo "make test: $$leg passed in $$(( $$(date +%s) - start )) s"; done
+
+# The `make run` path as a fresh machine has it: cmocka made unfindable, the tests must not
+# even be configured, and the demo host builds and runs.
+test-fresh:
+	$(MAKE) --no-print-directory run BUILD=build-fresh \
+	  CMAKE_ARGS="-DHM_WERROR=ON -DCMAKE_DISABLE_FIND_PACKAGE_cmocka=ON"
+	@test ! -e build-fresh/tests || { echo "test-fresh: tests configured without cmocka"; exit 1; }
 
 test-release:
 	cmake -S . -B $(BUILD) $(GENERATOR) -DCMAKE_BUILD_TYPE=Release -DHM_WERROR=ON $(CMAKE_ARGS)
@@ -34,8 +52,10 @@ test-asan:
 	cmake -S . -B build-asan $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHM_WERROR=ON -DHM_ASAN_POISON=OFF \
 	  -DHM_DEBUG_ASSERT=ON -DHM_SANITIZE=address,undefined -DHM_BUILD_BENCH=OFF
 	cmake --build build-asan
+	@# not the rss tests: the process's RSS then holds ASan's shadow and quarantine; not exports:
+	@# ASan exports its own __odr_asan.* symbols (the release leg runs both)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure --timeout 600 -L unit \
-	  -E '^exports$$' # ASan exports its own __odr_asan.* symbols; the release run checks exports
+	  -LE rss -E '^exports$$'
 
 test-tsan:
 	cmake -S . -B build-tsan $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHM_WERROR=ON \
@@ -65,7 +85,7 @@ test-debug:
 	CC=clang CXX=clang++ cmake -S . -B build-debug $(GENERATOR) -DCMAKE_BUILD_TYPE=Debug -DHM_DEBUG_ASSERT=ON -DHM_WERROR=ON \
 	  -DHM_BUILD_BENCH=OFF
 	cmake --build build-debug
-	cd build-debug && ctest --output-on-failure --timeout 600 -L unit
+	cd build-debug && ctest --output-on-failure --timeout 600 -L unit -LE rss
 
 # The API tests (test_com, test_native, test_abi of the release build) under valgrind memcheck:
 # no error and no definite leak. One process per test function; the death tests (they fork a
@@ -128,4 +148,4 @@ format:
 	  tests/*.c tests/*.h bench/*.c examples/*.c
 
 clean:
-	rm -rf $(BUILD) build-debug build-asan build-tsan build-vg build-poison build-fuzz
+	rm -rf $(BUILD) build-fresh build-debug build-asan build-tsan build-vg build-poison build-fuzz

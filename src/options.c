@@ -131,6 +131,14 @@ static bool env_levels(const char *name, bool (*one)(const char **, double *), d
     return true;
 }
 
+int hm_version(void) {
+    return HOSTMALLOC_VERSION;
+}
+
+const char *hm_version_string(void) {
+    return HOSTMALLOC_VERSION_STRING;
+}
+
 void hm_config_init(hm_config *cfg) {
     if (cfg == NULL) return;
     memset(cfg, 0, sizeof *cfg);

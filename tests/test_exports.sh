@@ -32,6 +32,13 @@ fi
 
 status=0
 
+# 0. No test hook in a library that is installed.
+if grep -E '^hm_test_' "$tmp/defined" >"$tmp/hooks"; then
+    echo "FAIL: test hooks exported by $lib (they belong to test builds only):"
+    sed 's/^/    /' "$tmp/hooks"
+    status=1
+fi
+
 # 1. Nothing outside the public namespaces.
 grep -v -E '^(hm_|IID_)' "$tmp/defined" |
     grep -v -x -E '_init|_fini|_edata|_end|__bss_start' >"$tmp/extra" || true

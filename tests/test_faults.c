@@ -12,6 +12,7 @@
 
 #include <hostmalloc/hostmalloc.h>
 
+#include "test_hooks.h"
 #include "test_util.h"
 
 static size_t count_mappings(void) {

@@ -4,7 +4,10 @@
 # usage: test_install.sh <source dir> [cmake] [cc] [generator] [pkg-config]
 #
 # 1. Configure, build and install the project (tests, benchmarks and examples off) into a
-#    temporary prefix with `cmake --install --prefix`.
+#    temporary prefix with `cmake --install --prefix`, with CMake's default generator (no Ninja
+#    needed); check what a distribution packager checks: libraries, headers, the licence, the
+#    docs, the man page, the version, a .pc file with the absolute prefix it was installed
+#    under (and, installed under /usr with DESTDIR, flags that name no system directory).
 # 2. Compile a small C program with `cc app.c $(pkg-config --cflags --libs hostmalloc)` against
 #    that prefix and run it.
 # 3. Build a tiny CMake project doing find_package(hostmalloc REQUIRED) and linking
@@ -34,7 +37,8 @@ gen_args=""
 
 step "configure, build and install $src into $prefix"
 # shellcheck disable=SC2086
-"$cmake" -S "$src" -B "$tmp/b" ${gen_args:+"$gen_args"} -DCMAKE_BUILD_TYPE=Release \
+# the multiarch libdir, as Debian's packages use (GNUInstallDirs chooses it only for /usr)
+"$cmake" -S "$src" -B "$tmp/b" -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_LIBDIR=lib/x86_64-linux-gnu \
     -DCMAKE_C_COMPILER="$cc" -DHM_BUILD_TESTS=OFF -DHM_BUILD_BENCH=OFF \
     -DHM_BUILD_EXAMPLES=OFF || die "configure"
 "$cmake" --build "$tmp/b" --parallel 2 || die "build"
@@ -51,6 +55,37 @@ ls "$libdir"/libhostmalloc.so* >/dev/null 2>&1 || die "libhostmalloc.so not inst
 [ -f "$libdir/libhostmalloc.a" ] || die "libhostmalloc.a not installed in $libdir"
 [ -f "$libdir/cmake/hostmalloc/hostmallocConfig.cmake" ] ||
     die "hostmallocConfig.cmake not installed in $libdir/cmake/hostmalloc"
+ls "$libdir"/libhostmalloc-override.so* >/dev/null 2>&1 ||
+    die "libhostmalloc-override.so not installed in $libdir"
+
+step "licence, docs, man page, version"
+docdir=$prefix/share/doc/hostmalloc
+for f in LICENSE README.md CHANGELOG.md API.md MEMORY-MANAGER.md DEBUG.md OVERRIDE.md; do
+    [ -s "$docdir/$f" ] || die "$docdir/$f not installed"
+done
+grep -q "^MIT License" "$docdir/LICENSE" || die "LICENSE is not the MIT licence text"
+man3=$prefix/share/man/man3/hostmalloc.3
+[ -s "$man3" ] || die "man page hostmalloc(3) not installed at $man3"
+# every HM_* variable of the README's options table is in the man page
+vars=$(sed -n 's/^| `\(HM_[A-Z_]*\)`.*/\1/p' "$src/README.md" | sort -u)
+[ -n "$vars" ] || die "no HM_* variable found in the README's options table"
+for v in $vars; do
+    grep -q "$v" "$man3" || die "the man page does not document $v (README's options table does)"
+done
+if command -v groff >/dev/null 2>&1; then
+    warn=$(groff -man -Tutf8 -ww -z "$man3" 2>&1) || die "groff failed on $man3: $warn"
+    [ -z "$warn" ] || die "groff warns on $man3: $warn"
+fi
+# the version of the headers is the version of the package and of the CHANGELOG's newest entry
+hv=$(sed -n 's/^#define HOSTMALLOC_VERSION_STRING "\(.*\)"/\1/p' \
+    "$prefix/include/hostmalloc/hostmalloc.h")
+[ -n "$hv" ] || die "hostmalloc.h has no HOSTMALLOC_VERSION_STRING"
+grep -q "^## \[$hv\]" "$docdir/CHANGELOG.md" || die "CHANGELOG.md has no entry for $hv"
+grep -q "PACKAGE_VERSION \"$hv\"" "$libdir/cmake/hostmalloc/hostmallocConfigVersion.cmake" ||
+    die "hostmallocConfigVersion.cmake does not say $hv"
+grep -q "^\\.TH HOSTMALLOC 3 .*\"hostmalloc $hv\"" "$man3" ||
+    die "$man3 has no '.TH HOSTMALLOC 3 ... \"hostmalloc $hv\"' line"
+echo "version $hv; docs, licence and man page installed"
 
 # The consumer program: both doors, exit status and output checked.
 cat >"$tmp/app.c" <<'EOF'
@@ -79,7 +114,8 @@ int main(void) {
     puts(s);
     hm_free(s);
     hm_heap_release(h);
-    return HOSTMALLOC_VERSION == 100 ? 0 : 22;
+    if (hm_version() != HOSTMALLOC_VERSION) return 22;
+    return strcmp(hm_version_string(), HOSTMALLOC_VERSION_STRING) == 0 ? 0 : 23;
 }
 EOF
 
@@ -101,6 +137,11 @@ pkgconfig_consumer() {
     echo "--- $pcfile:"
     cat "$pcfile"
     echo "---"
+    [ "$("$pkgconfig" --variable=prefix hostmalloc)" = "$prefix" ] ||
+        fail "the .pc file's prefix is not the install prefix $prefix"
+    grep -q pcfiledir "$pcfile" && fail "the .pc file computes its prefix (pcfiledir)"
+    [ "$("$pkgconfig" --modversion hostmalloc)" = "$hv" ] ||
+        fail "pkg-config --modversion says $("$pkgconfig" --modversion hostmalloc), not $hv"
     # shellcheck disable=SC2086
     "$cc" -std=gnu11 -Wall -Wextra -o "$tmp/app" "$tmp/app.c" $flags || {
         fail "compiling with the pkg-config flags (the .pc file must describe the prefix it" \
@@ -127,7 +168,7 @@ find_package_consumer() {
     cat >"$tmp/consumer/CMakeLists.txt" <<'EOF2'
 cmake_minimum_required(VERSION 3.16)
 project(hostmalloc_consumer C)
-find_package(hostmalloc 0.1 REQUIRED)
+find_package(hostmalloc 0.2 REQUIRED)
 add_executable(app_shared app.c)
 target_link_libraries(app_shared PRIVATE hostmalloc::hostmalloc)
 add_executable(app_static app.c)
@@ -159,6 +200,37 @@ EOF2
     fi
 }
 
+# Installed as a distribution does: under /usr, into a staging DESTDIR. The flags must then
+# name no system directory (pkg-config drops -I/usr/include and -L of the multiarch libdir
+# only when they are written plainly).
+system_install() {
+    DESTDIR=$tmp/stage "$cmake" --install "$tmp/b" --prefix /usr >/dev/null || {
+        fail "cmake --install --prefix /usr with DESTDIR"
+        return
+    }
+    spc=$(find "$tmp/stage" -name hostmalloc.pc | head -n 1)
+    [ -n "$spc" ] || {
+        fail "no hostmalloc.pc staged under $tmp/stage"
+        return
+    }
+    echo "--- $spc:"
+    cat "$spc"
+    grep -q '^prefix=/usr$' "$spc" || fail "the staged .pc does not say prefix=/usr"
+    # pkg-config's system directories: /usr/include, and the libdir the .pc was staged in
+    sysinc=/usr/include
+    syslib=$(dirname "$(dirname "$spc")" | sed "s|^$tmp/stage||")
+    cflags=$(PKG_CONFIG_PATH=$(dirname "$spc") PKG_CONFIG_SYSTEM_INCLUDE_PATH=$sysinc \
+        PKG_CONFIG_SYSTEM_LIBRARY_PATH=$syslib "$pkgconfig" --cflags hostmalloc)
+    libs=$(PKG_CONFIG_PATH=$(dirname "$spc") PKG_CONFIG_SYSTEM_INCLUDE_PATH=$sysinc \
+        PKG_CONFIG_SYSTEM_LIBRARY_PATH=$syslib "$pkgconfig" --libs hostmalloc)
+    echo "under /usr: cflags '$cflags', libs '$libs'"
+    [ -z "$(echo "$cflags" | tr -d ' ')" ] || fail "under /usr, --cflags gives '$cflags'"
+    [ "$(echo "$libs" | tr -s ' ' | sed 's/ *$//')" = "-lhostmalloc" ] ||
+        fail "under /usr, --libs gives '$libs'"
+}
+
+step "installed under /usr (DESTDIR)"
+system_install
 step "pkg-config consumer"
 pkgconfig_consumer
 step "find_package consumer"

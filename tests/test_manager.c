@@ -254,8 +254,17 @@ static void test_race_to_limit_rss(void **state) {
     size_t total = run_race(NULL, inst, args, &rss_delta);
     if (total > RACE_LIMIT) fail_msg("threads hold %zu bytes, limit %zu", total, RACE_LIMIT);
     if (total < RACE_LIMIT / 2) fail_msg("threads got only %zu bytes", total);
-    if (rss_delta > RACE_LIMIT + 8 * MIB)
-        fail_msg("RSS grew by %zu bytes with a limit of %zu (+8 MiB slack)", rss_delta, RACE_LIMIT);
+    /* What hostmalloc controls: the memory its heap committed never passed the limit. */
+    hm_heap_stats_t hs;
+    hm_heap_stats(hm_heap_of(args[0].ptrs[0]), &hs);
+    if (hs.peak_committed > RACE_LIMIT)
+        fail_msg("the heap's peak commit %zu is above the limit %zu", hs.peak_committed,
+                 RACE_LIMIT);
+    /* And, loosely, the process's RSS agrees (thread stacks, libc and the test's own arrays
+     * count too: 32 MiB of slack). Labelled rss: run only where hostmalloc owns the RSS. */
+    if (rss_delta > RACE_LIMIT + 32 * MIB)
+        fail_msg("RSS grew by %zu bytes with a limit of %zu (+32 MiB slack)", rss_delta,
+                 RACE_LIMIT);
     DWORD load = 0;
     SIZE_T avail = 1;
     assert_hr(IHostMemoryManager_GetMemoryLoad(mm, &load, &avail), S_OK);

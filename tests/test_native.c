@@ -838,6 +838,9 @@ static void test_memory_returned(void **state) {
     void *warm = hm_alloc(h, 1024);
     hm_free(warm);
 
+    hm_heap_stats_t st;
+    hm_heap_stats(h, &st);
+    size_t start_committed = st.committed;
     size_t start = tu_rss_bytes();
     assert_true(start > 0);
     for (int i = 0, j = 0; i < NSMALL; i++) {
@@ -857,19 +860,28 @@ static void test_memory_returned(void **state) {
             assert_non_null(med[j]);
             memset(med[j], 0x6C, 100 * 1024);
         }
+    hm_heap_stats(h, &st);
+    size_t full_committed = st.committed;
+    if (full_committed < 256 * TU_MIB)
+        fail_msg("the heap counts %zu KiB committed with 256 MiB of blocks live",
+                 full_committed / 1024);
     size_t full = tu_rss_bytes();
-    if (full < start + 240 * TU_MIB)
-        fail_msg("RSS rose only from %zu to %zu KiB after touching 256 MiB", start / 1024,
-                 full / 1024);
     for (int i = 0; i < NSMALL; i++)
         hm_free(small[i]);
     for (int j = 0; j < NMED; j++)
         hm_free(med[j]);
     hm_heap_collect(h, true);
+    /* What hostmalloc controls: its own count of committed bytes is back near the start. */
+    hm_heap_stats(h, &st);
+    if (st.committed > start_committed + 4 * TU_MIB)
+        fail_msg("after freeing 256 MiB and hm_heap_collect(heap, true), the heap holds %zu KiB "
+                 "committed; it held %zu KiB before (%zu KiB with the blocks)",
+                 st.committed / 1024, start_committed / 1024, full_committed / 1024);
+    /* And, loosely, the process's RSS follows (labelled rss: only where hostmalloc owns it). */
     size_t after = tu_rss_bytes();
-    if (after > start + 32 * TU_MIB)
+    if (after > start + 64 * TU_MIB)
         fail_msg("after freeing 256 MiB and hm_heap_collect(heap, true), RSS is %zu KiB; it was "
-                 "%zu KiB before (%zu KiB with the blocks): more than 32 MiB kept",
+                 "%zu KiB before (%zu KiB with the blocks): more than 64 MiB kept",
                  after / 1024, start / 1024, full / 1024);
     free(small);
     free(med);

@@ -23,16 +23,25 @@
 extern "C" {
 #endif
 
-#define HOSTMALLOC_VERSION_MAJOR 0
-#define HOSTMALLOC_VERSION_MINOR 1
-#define HOSTMALLOC_VERSION_PATCH 0
-#define HOSTMALLOC_VERSION       100 /* major * 10000 + minor * 100 + patch */
+/* The version of these headers. hm_version() tells the version of the library a program runs
+ * with: a program built against 0.2 headers may load a later 0.2.x library, never an earlier
+ * one (the shared library's soname changes when the ABI does). */
+#define HOSTMALLOC_VERSION_MAJOR  0
+#define HOSTMALLOC_VERSION_MINOR  2
+#define HOSTMALLOC_VERSION_PATCH  0
+#define HOSTMALLOC_VERSION        200 /* major * 10000 + minor * 100 + patch */
+#define HOSTMALLOC_VERSION_STRING "0.2.0"
 
 #if defined(__GNUC__)
 #define HM_API __attribute__((visibility("default")))
 #else
 #define HM_API
 #endif
+
+/* The library's version, as HOSTMALLOC_VERSION (major * 10000 + minor * 100 + patch). */
+HM_API int hm_version(void);
+/* The same as a string, "major.minor.patch". */
+HM_API const char *hm_version_string(void);
 
 /* ---- Configuration --------------------------------------------------------------------------
  * hm_config_init() fills the defaults, then applies the HM_* environment variables (the
@@ -293,22 +302,6 @@ HM_API void hm_manager_stats_print(hm_manager *mgr, FILE *out);
 HM_API void hm_heap_stats(hm_heap *heap, hm_heap_stats_t *out);
 /* Print the statistics of `heap` in a few lines to `out` (stderr when NULL). */
 HM_API void hm_heap_stats_print(hm_heap *heap, FILE *out);
-
-/* ---- Testing hooks ---------------------------------------------------------------------------
- * Make the OS calls under the engine fail, to test that every public call then answers with a
- * documented error (E_OUTOFMEMORY, NULL with ENOMEM) and that everything works again when the
- * faults stop. `ops` is a mask of HM_OS_* (0 turns injection off); a chosen call fails every
- * `every`th time (0: never) and otherwise with `probability`, drawn from `seed`. A munmap that
- * fails is retried on later mapping calls, so no address space is lost. */
-#define HM_OS_MMAP     0x1u
-#define HM_OS_MUNMAP   0x2u
-#define HM_OS_MADVISE  0x4u
-#define HM_OS_MPROTECT 0x8u
-HM_API void hm_test_os_faults(unsigned ops, unsigned every, double probability, uint64_t seed);
-/* How many OS calls failed on purpose so far. */
-HM_API uint64_t hm_test_os_faults_injected(void);
-/* Retry the munmaps that failed; returns how many are still pending. */
-HM_API size_t hm_test_os_deferred_unmaps(void);
 
 #ifdef __cplusplus
 }

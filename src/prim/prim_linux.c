@@ -11,13 +11,15 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "test_hooks.h"
 
 extern char **environ;
 
-/* ---- OS fault injection (a test hook: hm_test_os_faults) -------------------------------------
+/* ---- OS fault injection (test builds only: prim/test_hooks.h) ------------------------------
  * When on, the chosen calls fail every Nth time and/or with a seeded probability, as the real
  * ones can (ENOMEM: address space or map count exhausted). The engine must answer each with a
- * documented error and lose nothing. */
+ * documented error and lose nothing. Without HM_TEST_HOOKS, os_fault() is constant false. */
+#ifdef HM_TEST_HOOKS
 static struct {
     _Atomic(unsigned) ops; /* HM_OS_* bits to fail; 0: off */
     unsigned every;
@@ -58,6 +60,12 @@ static bool os_fault(unsigned op) {
     }
     return fail;
 }
+#else
+static inline bool os_fault(unsigned op) {
+    (void)op;
+    return false;
+}
+#endif
 
 static void *sys_mmap(void *addr, size_t size, int prot, int flags) {
     if (os_fault(HM_OS_MMAP)) return MAP_FAILED;
@@ -109,10 +117,12 @@ static void retry_deferred(void) {
     pthread_mutex_unlock(&deferred.lock);
 }
 
+#ifdef HM_TEST_HOOKS
 size_t hm_test_os_deferred_unmaps(void) {
     retry_deferred();
     return atomic_load(&deferred.count);
 }
+#endif
 
 static void *map_raw(size_t size, bool exec) {
     int prot = PROT_READ | PROT_WRITE | (exec ? PROT_EXEC : 0);
