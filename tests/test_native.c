@@ -825,6 +825,20 @@ static void test_heap_release_live(void **state) {
 
 /* ---- memory goes back
  * ---------------------------------------------------------------------------- */
+/* The library says the version of the headers it was built with, as a number and a string. */
+static void test_version(void **state) {
+    (void)state;
+    assert_int_equal(hm_version(), HOSTMALLOC_VERSION);
+    assert_int_equal(HOSTMALLOC_VERSION, HOSTMALLOC_VERSION_MAJOR * 10000 +
+                                             HOSTMALLOC_VERSION_MINOR * 100 +
+                                             HOSTMALLOC_VERSION_PATCH);
+    char want[32];
+    snprintf(want, sizeof want, "%d.%d.%d", HOSTMALLOC_VERSION_MAJOR, HOSTMALLOC_VERSION_MINOR,
+             HOSTMALLOC_VERSION_PATCH);
+    assert_string_equal(hm_version_string(), want);
+    assert_string_equal(hm_version_string(), HOSTMALLOC_VERSION_STRING);
+}
+
 static void test_memory_returned(void **state) {
     (void)state;
     hm_heap *h = new_heap(HM_HEAP_THREADSAFE);
@@ -979,6 +993,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_heap_stats_print),
         cmocka_unit_test(test_cross_thread_free),
         cmocka_unit_test(test_heap_release_live),
+        cmocka_unit_test(test_version),
         cmocka_unit_test(test_memory_returned),
         cmocka_unit_test(test_free_invalid_aborts),
         cmocka_unit_test(test_usable_size_invalid_aborts),
