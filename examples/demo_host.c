@@ -1,7 +1,7 @@
 /* demo_host.c: a host of hostmalloc that also plays the runtime.
  *
  * The host part creates an IHostMemoryManager with hm_create_host_memory_manager(). The runtime
- * part then behaves as the CLR does (spec/hosting-api.md §5):
+ * part then behaves as a real runtime does (docs/CONTRACT.md, "What a real runtime expects"):
  *
  *   - it asks for exactly one allocator, CreateMalloc(MALLOC_THREADSAFE), and shares it between
  *     all its threads;

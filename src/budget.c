@@ -7,7 +7,7 @@
  * commit is a compare-and-swap that succeeds only while the total stays within the ceiling of
  * the request's level, so the total never exceeds the limit, whatever the number of threads.
  *
- * Levels are ceilings (DESIGN.md §3): task-critical requests may take the total up to
+ * Levels are ceilings (docs/MEMORY-MANAGER.md): task-critical requests may take the total up to
  * limit - reserve_appdomain - reserve_process, AppDomain-critical up to limit - reserve_process,
  * process-critical up to limit. When memory runs short, task-critical requests fail first.
  *

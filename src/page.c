@@ -5,9 +5,9 @@
  * larger than the request (internal waste under 12.5 %). Bins 1..56 (up to 8 KiB) use 64 KiB
  * pages, bins 57..80 (up to 64 KiB) 128 KiB pages; larger blocks are huge (segment.c).
  *
- * A page's free lists (DESIGN.md §2): the owner allocates from and frees into `free`; other
+ * A page's free lists: the owner allocates from and frees into `free`; other
  * threads push onto `thread_free` with one compare-and-swap. When `free` runs dry the owner
- * moves `thread_free` into it (collect). DESIGN.md's third list, `local_free`, is left out:
+ * moves `thread_free` into it (collect). mimalloc's third list, `local_free`, is left out:
  * it exists to force the owner through the generic path regularly, but it also sends every
  * alloc after a free on an otherwise empty page there (an alloc/free pair loop measured 114
  * instructions with it, see docs/DESIGN-NOTES.md). A page that is completely handed

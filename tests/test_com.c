@@ -1,4 +1,4 @@
-/* tests/test_com.c: conformance of the COM door (spec/hosting-api.md §4-§5).
+/* tests/test_com.c: conformance of the COM door (docs/CONTRACT.md, sections 4 and 6).
  *
  * Everything goes through hm_create_host_memory_manager() and the vtables: reference counting,
  * QueryInterface, CreateMalloc, Alloc/DebugAlloc/Free with every bad input the spec names,

@@ -1,4 +1,4 @@
-/* tests/test_debug.c: the debug heap (issue 4): DebugAlloc blocks, checked mode, heap walks,
+/* tests/test_debug.c: the debug heap: DebugAlloc blocks, checked mode, heap walks,
  * leak reports and the error sink.
  *
  * The rules, one group of tests each (the test names start with the rule's topic):

@@ -1,4 +1,4 @@
-/* tests/test_manager.c: the memory manager (issue 3): the budget and its level ceilings,
+/* tests/test_manager.c: the memory manager: the budget and its level ceilings,
  * failure through the COM door, the process-critical wait, pressure notifications, the load,
  * address-space callbacks, fault injection, statistics and the HM_* environment.
  *

@@ -368,7 +368,7 @@ static void test_usable_size(void **state) {
         assert_non_null(blocks[i]);
         us[i] = hm_usable_size(blocks[i]);
         if (us[i] < k_sizes[i]) fail_msg("hm_usable_size of a %zu block is %zu", k_sizes[i], us[i]);
-        /* Size classes keep waste low (DESIGN.md: ~12.5 %; 25 % allowed here). */
+        /* Size classes keep waste low (at most 12.5 %, docs/DESIGN-NOTES.md; 25 % allowed here). */
         if (k_sizes[i] >= 64 && k_sizes[i] <= 65536 && us[i] > k_sizes[i] + k_sizes[i] / 4)
             fail_msg("hm_usable_size of a %zu block is %zu: more than 25%% waste", k_sizes[i],
                      us[i]);

@@ -1,5 +1,5 @@
 /* tests/test_vmem.c: VirtualAlloc, VirtualFree, VirtualQuery and VirtualProtect of
- * IHostMemoryManager (issue 3), table-driven, with Win32 semantics: reservations in 64 KiB
+ * IHostMemoryManager, table-driven, with Win32 semantics: reservations in 64 KiB
  * granules, commits in 4 KiB pages counted against the budget at the request's level, decommit
  * of any page range, release of whole reservations only, the 48-byte MEMORY_BASIC_INFORMATION,
  * protections enforced by the hardware (checked in forked children), and VirtualQuery racing

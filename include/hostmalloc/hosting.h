@@ -6,7 +6,7 @@
  * defines the Windows types. Every Windows-style name is guarded, so this header can be
  * included after a PAL or Windows header that already defines it.
  *
- * The contract of each method is in docs/API.md; the defining text is spec/hosting-api.md. */
+ * The contract is stated in docs/CONTRACT.md; what each method returns when, in docs/API.md. */
 #ifndef HOSTMALLOC_HOSTING_H
 #define HOSTMALLOC_HOSTING_H
 

@@ -1,4 +1,4 @@
-/* guids.c: the interface identifiers of spec/hosting-api.md §1. */
+/* guids.c: the interface identifiers of the hosting interfaces (docs/CONTRACT.md). */
 #include "internal.h"
 
 HM_API const IID IID_IUnknown = {

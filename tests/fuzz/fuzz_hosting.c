@@ -1,4 +1,4 @@
-/* fuzz_hosting.c: a libFuzzer harness for the COM door (issue 6 §1).
+/* fuzz_hosting.c: a libFuzzer harness for the COM door (docs/RELIABILITY.md, "Fuzzing").
  *
  * The input is a program: a stream of operations on up to two managers (IHostMemoryManager,
  * each with a budget, reserves, checked mode and fault injection read from the input) and up

@@ -1,4 +1,4 @@
-/* tests/soak/soak.c: the soak test of hostmalloc (issue 6 §4).
+/* tests/soak/soak.c: the soak test of hostmalloc (docs/RELIABILITY.md, "Soak").
  *
  * Usage: soak [seconds [seed]]   (seconds: else $SOAK_SECONDS, else 30)
  *
