@@ -111,10 +111,12 @@ static void say(const char *msg, size_t n) {
     _hm_prim_write_stderr(msg, n);
 }
 
-/* One line on stderr (no allocation) for an HM_* value that cannot be used; it is ignored. */
-static void warn_value(const char *name, const char *value, const char *why) {
-    char msg[256];
-    size_t n = _hm_snprintf(msg, sizeof msg, "hostmalloc: ignoring %s %s=%s\n", why, name, value);
+/* One line on stderr (no allocation) for an HM_* value that cannot be used; it is ignored.
+ * "hostmalloc: ignoring <what> HM_X=<value><why>" */
+static void warn_value(const char *what, const char *name, const char *value, const char *why) {
+    char msg[320];
+    size_t n =
+        _hm_snprintf(msg, sizeof msg, "hostmalloc: ignoring %s%s=%s%s\n", what, name, value, why);
     say(msg, n);
 }
 
@@ -193,11 +195,17 @@ static bool apply(const hm_option_t *o, const char *s, hm_config *cfg, bool secu
     case K_U64:
         if (!_hm_parse_size(s, &v)) break;
         if (o->kind == K_UINT && v > o->max) {
-            if (warn) warn_value(o->name, s, "out-of-range");
+            if (warn) {
+                char why[48];
+                _hm_snprintf(why, sizeof why, " (at most %u)", o->max);
+                warn_value("out-of-range ", o->name, s, why);
+            }
             return false;
         }
         if (o->secure == SEC_LOWER && secure && v > _hm_prim_memory_limit()) {
-            if (warn) warn_value(o->name, s, "(above the default, in a setuid or setgid program)");
+            if (warn)
+                warn_value("", o->name, s,
+                           " in a setuid or setgid program: above the default limit");
             return false;
         }
         if (o->kind == K_SIZE) memcpy(field, &v, sizeof(size_t));
@@ -230,7 +238,7 @@ static bool apply(const hm_option_t *o, const char *s, hm_config *cfg, bool secu
     default:
         break;
     }
-    if (warn) warn_value(o->name, s, "malformed");
+    if (warn) warn_value("malformed ", o->name, s, "");
     return false;
 }
 
@@ -409,6 +417,7 @@ static size_t format_value(const hm_option_t *o, const hm_config *c, size_t limi
 }
 
 static size_t pad_to(char *buf, size_t cap, size_t n, size_t col) {
+    if (n >= col && n + 1 < cap) buf[n++] = ' '; /* a long value: one space still */
     while (n < col && n + 1 < cap)
         buf[n++] = ' ';
     buf[n < cap ? n : cap - 1] = '\0';
