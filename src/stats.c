@@ -92,9 +92,8 @@ void hm_manager_stats(hm_manager *mgr, hm_manager_stats_t *out) {
 static size_t emit(const hm_manager *mgr, FILE *out, const char *buf, size_t n) {
     if (out != NULL) return fwrite(buf, 1, n, out) == n ? n : 0;
     if (mgr != NULL && mgr->cfg.stats_path != NULL)
-        _hm_prim_write_path(mgr->cfg.stats_path, buf, n);
-    else
-        _hm_prim_write_stderr(buf, n);
+        return _hm_prim_write_path(mgr->cfg.stats_path, buf, n) ? n : 0;
+    _hm_prim_write_stderr(buf, n);
     return n;
 }
 

@@ -392,7 +392,13 @@ static void fifo_child(void *arg) {
     c.stats_path = arg;
     hm_manager *mgr = hm_manager_new(&c);
     hm_manager_stats_print(mgr, NULL); /* must not block on a FIFO without a reader */
+    size_t written = hm_manager_stats_json(mgr, NULL); /* 0 when refused */
     hm_manager_release(mgr);
+    _exit(written == 0 ? 10 : 11);
+}
+
+static bool exited(const tu_child_result *res, int code) {
+    return WIFEXITED(res->status) && WEXITSTATUS(res->status) == code;
 }
 
 static void test_stats_file_not_regular(void **state) {
@@ -406,19 +412,23 @@ static void test_stats_file_not_regular(void **state) {
     assert_int_equal(tu_run_child(fifo_child, fifo, &res), 0);
     char want[128];
     snprintf(want, sizeof want, "hostmalloc: statistics not written to %s: it is", fifo);
-    if (!WIFEXITED(res.status) || WEXITSTATUS(res.status) != 0 ||
-        strncmp(res.err, want, strlen(want)) != 0)
-        fail_msg("FIFO: child exit %d, stderr '%s'", res.status, res.err);
-    /* a directory */
+    if (!exited(&res, 10) || strncmp(res.err, want, strlen(want)) != 0)
+        fail_msg("FIFO: child status %d, stderr '%s'", res.status, res.err);
+    /* a directory: both reports refused, one line each */
     assert_int_equal(tu_run_child(fifo_child, dir, &res), 0);
-    snprintf(want, sizeof want, "hostmalloc: statistics not written to %s: it is a directory\n",
+    char line[128], two[256];
+    snprintf(line, sizeof line, "hostmalloc: statistics not written to %s: it is a directory\n",
              dir);
-    assert_string_equal(res.err, want);
+    snprintf(two, sizeof two, "%s%s", line, line);
+    assert_true(exited(&res, 10));
+    assert_string_equal(res.err, two);
     /* a regular file: created 0600, appended to */
     char file[64];
     snprintf(file, sizeof file, "%s/stats", dir);
     assert_int_equal(tu_run_child(fifo_child, file, &res), 0);
+    assert_true(exited(&res, 11));
     assert_int_equal(tu_run_child(fifo_child, file, &res), 0);
+    assert_true(exited(&res, 11));
     assert_string_equal(res.err, "");
     struct stat st;
     assert_int_equal(stat(file, &st), 0);

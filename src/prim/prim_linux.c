@@ -363,7 +363,7 @@ static const char *open_error(int e) {
     }
 }
 
-void _hm_prim_write_path(const char *path, const char *msg, size_t len) {
+bool _hm_prim_write_path(const char *path, const char *msg, size_t len) {
     int saved = errno;
     /* O_NOFOLLOW: a link is not followed to a file of someone else's choosing; O_NONBLOCK: a
      * FIFO without a reader fails at once instead of hanging the program at exit; O_NOCTTY:
@@ -392,6 +392,7 @@ void _hm_prim_write_path(const char *path, const char *msg, size_t len) {
     }
     if (fd >= 0) close(fd);
     errno = saved;
+    return why == NULL && len == 0;
 }
 
 void _hm_prim_program_name(char *buf, size_t cap) {
