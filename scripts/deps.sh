@@ -8,7 +8,8 @@ want=(gcc g++ make cmake ninja-build)
 case "${1:-build}" in
 build) ;;
 test) want+=(pkg-config libcmocka-dev valgrind clang binutils
-      python3 sqlite3 git xz-utils) ;; # the real programs run under the malloc override
+      python3 sqlite3 git xz-utils # the real programs run under the malloc override
+      util-linux) ;; # setpriv, findmnt: the setuid test of the override
 bench) want+=(pkg-config valgrind libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev) ;;
 *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac

@@ -76,9 +76,17 @@ void _hm_manager_init(hm_manager *mgr, const hm_config *cfg) {
 
 static void manager_destroy(hm_manager *mgr);
 
+/* A new manager says what is inconsistent in its configuration and, with HM_VERBOSE, the
+ * whole of it (the process manager: at the process's first allocation under the override). */
+static void announce(hm_manager *mgr) {
+    _hm_config_check(&mgr->cfg, mgr->limit);
+    if (mgr->cfg.verbose) _hm_config_print(&mgr->cfg, mgr->limit, mgr, mgr->is_default);
+}
+
 static void default_init(void) {
     _hm_manager_init(&default_mgr, NULL);
     default_mgr.is_default = true;
+    announce(&default_mgr);
 }
 
 hm_manager *_hm_manager_default(void) {
@@ -417,6 +425,7 @@ hm_manager *hm_manager_new(const hm_config *cfg) {
     hm_manager *mgr = _hm_meta_alloc(sizeof(hm_manager));
     if (mgr == NULL) return NULL;
     _hm_manager_init(mgr, cfg);
+    announce(mgr);
     return mgr;
 }
 
@@ -426,7 +435,7 @@ void hm_manager_retain(hm_manager *mgr) {
 }
 
 static void manager_destroy(hm_manager *mgr) {
-    if (mgr->cfg.print_stats) hm_manager_stats_print(mgr, NULL);
+    if (mgr->cfg.print_stats) _hm_stats_report_manager(mgr);
     _hm_vmem_destroy(mgr);
     _hm_debug_quarantine_clear(mgr);
     _hm_cache_clear(mgr);

@@ -262,7 +262,7 @@ static bool tool_forget(const hm_block_info_t *info, void *arg) {
 void hm_heap_release(hm_heap *heap) {
     if (heap == NULL) return;
     hm_manager *mgr = heap->mgr;
-    if (mgr->cfg.print_stats) hm_heap_stats_print(heap, NULL);
+    if (mgr->cfg.print_stats) _hm_stats_report_heap(heap);
 #if HM_TOOLS
     hm_heap_walk(heap, tool_forget, NULL); /* the live blocks go with the heap: tell the tool */
 #endif

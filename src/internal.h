@@ -345,8 +345,12 @@ int _hm_prim_protect(void *p, size_t size, int prot);
 const char *_hm_prim_getenv(const char *name);
 /* Write all of `len` bytes to fd 2, ignoring errors. */
 void _hm_prim_write_stderr(const char *msg, size_t len);
-/* Append to a file (created if missing), ignoring errors. */
-void _hm_prim_write_path(const char *path, const char *msg, size_t len);
+/* Append to a regular file (created 0600 if missing). A symbolic link, FIFO, device or
+ * directory, or a file that cannot be opened, gets one `hostmalloc: ` line on stderr and is
+ * not written; the open never blocks. True when all of `msg` was written. */
+bool _hm_prim_write_path(const char *path, const char *msg, size_t len);
+/* The program's short name (program_invocation_short_name, else /proc/self/comm). */
+void _hm_prim_program_name(char *buf, size_t cap);
 /* Type-stable metadata memory: zeroed, never returned to the OS. */
 void *_hm_meta_alloc(size_t size);
 void _hm_meta_free(void *p, size_t size);
@@ -359,8 +363,17 @@ bool _hm_parse_size(const char *s, size_t *out);
 /* Fatal error: writes "hostmalloc: <msg> <ptr>\n" with write(2) and aborts. */
 __attribute__((noreturn)) void _hm_fatal(const char *msg, const void *ptr);
 __attribute__((noreturn)) void _hm_assert_fail(const char *cond, const char *file, int line);
-/* Format into buf (no allocation): %s, %zu, %p, %d. Returns length. */
+/* Format into buf (no allocation): %s, %zu, %u, %p, %d, and %H: a size_t in B, KiB, MiB,
+ * GiB... with one decimal ("1.5 KiB"). Returns the length (truncated to cap - 1). */
 size_t _hm_snprintf(char *buf, size_t cap, const char *fmt, ...);
+/* "pid 1234 (gcc)": the header of every report. No allocation. */
+size_t _hm_report_who(char *buf, size_t cap);
+/* A setuid or setgid program (AT_SECURE): its environment is not trusted. */
+bool _hm_secure(void);
+/* HM_VERBOSE: the effective configuration of a manager, one line an option, on stderr. */
+void _hm_config_print(const hm_config *cfg, size_t limit, const void *mgr, bool is_default);
+/* One `hostmalloc: ` line on stderr for each inconsistent threshold or reserve. */
+void _hm_config_check(const hm_config *cfg, size_t limit);
 
 /* ---- segment.c ------------------------------------------------------------------------------ */
 size_t _hm_huge_usable(const hm_segment_t *seg);
@@ -755,5 +768,13 @@ bool _hm_prim_query_mapping(uintptr_t addr, MEMORY_BASIC_INFORMATION *info);
 /* ---- stats.c -------------------------------------------------------------------------------- */
 /* Walk every sub-heap and segment of `heap` (caller holds heap->lock). */
 void _hm_stats_collect(hm_heap *heap, hm_heap_stats_t *out);
+/* HM_STATS at a heap's release, a manager's end: text or JSON to the statistics sink. */
+void _hm_stats_report_heap(hm_heap *heap);
+void _hm_stats_report_manager(hm_manager *mgr);
+/* The malloc door's compact report (no virtual-memory or notification rows): to the
+ * statistics sink (`to_sink`; JSON when the config says so) or as text to stderr. */
+void _hm_stats_report_malloc(hm_heap *heap, hm_manager *mgr, bool to_sink);
+/* malloc_info(3): an XML document of hostmalloc's figures. 0, or -1 with errno. */
+int _hm_stats_malloc_info(hm_heap *heap, hm_manager *mgr, int options, FILE *fp);
 
 #endif /* HM_INTERNAL_H */

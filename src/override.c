@@ -283,11 +283,18 @@ HM_EXPORT void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t a, const void
     hm_free(p);
 }
 
-/* ---- statistics at exit ------------------------------------------------------------------ */
+/* ---- statistics ---------------------------------------------------------------------------- */
+/* glibc's malloc_info(3) and malloc_stats(3) would describe glibc's (unused) arenas: zeros. */
+HM_EXPORT int malloc_info(int options, FILE *fp) {
+    return _hm_stats_malloc_info(heap(), hm_manager_default(), options, fp);
+}
+
+HM_EXPORT void malloc_stats(void) {
+    _hm_stats_report_malloc(heap(), hm_manager_default(), false);
+}
+
 __attribute__((destructor)) static void override_exit(void) {
     hm_heap *h = atomic_load_explicit(&g_heap, memory_order_relaxed);
-    if (h != NULL && hm_manager_default()->cfg.print_stats) {
-        hm_heap_stats_print(h, NULL);
-        hm_manager_stats_print(hm_manager_default(), NULL);
-    }
+    if (h != NULL && hm_manager_default()->cfg.print_stats)
+        _hm_stats_report_malloc(h, hm_manager_default(), true);
 }

@@ -1098,7 +1098,7 @@ static void test_address_space_callbacks(void **state) {
         fail_msg("child %s; stderr: %s", tu_status_str(res.status, sb, sizeof sb), res.err);
     if (strstr(res.err, "hostmalloc manager") == NULL)
         fail_msg("no manager statistics printed: %s", res.err);
-    if (strstr(res.err, "runtime-mapped 2097152") == NULL)
+    if (strstr(res.err, "runtime-mapped 2.0 MiB") == NULL)
         fail_msg("expected runtime-mapped 2097152 (1 MiB + 2 MiB acquired, 1 MiB released): %s",
                  res.err);
 }

@@ -4,6 +4,8 @@
  * - tu_run_child(): fork, run a function in the child with its stderr captured, and report how
  *   the child ended (death tests: "this call must abort / must fault").
  * - tu_unmapped_address(), tu_prot_none_region(): addresses no allocator may touch.
+ * - tu_python_check(): parse a JSON or XML output file with python3 and check an expression.
+ * - tu_clear_hm_env(): start a child from an environment without HM_* variables.
  * - tu_main(): the common main of the cmocka programs: an optional argument selects one test by
  *   its exact name (CTest registers every test function of a program on its own).
  *
@@ -183,6 +185,58 @@ static inline void tu_die_on_fatal_signals(void) {
     static const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE};
     for (size_t i = 0; i < TU_ARRAY_SIZE(sigs); i++)
         signal(sigs[i], tu_fatal_signal_handler);
+}
+
+/* ---- JSON and XML output, checked by python3 ---------------------------------------------- */
+/* Parse the file at `path` with python3 and evaluate `expr` on it: for kind "json" `docs` is the
+ * list of its JSON lines and `d` the last one; for kind "xml" `root` is its parsed document
+ * (xml.etree). Returns 0 when it parses and `expr` is true, else python3's exit status (its
+ * reason on stderr). */
+static inline int tu_python_check(const char *kind, const char *path, const char *expr) {
+    static const char prog[] =
+        "import json, sys, xml.etree.ElementTree as ET\n"
+        "kind, path, expr = sys.argv[1:4]\n"
+        "if kind == 'json':\n"
+        "    docs = [json.loads(l) for l in open(path) if l.strip()]\n"
+        "    d = docs[-1]\n"
+        "else:\n"
+        "    root = ET.parse(path).getroot()\n"
+        "ok = eval(expr)\n"
+        "if not ok: print('python3: false: ' + expr + ' in ' + open(path).read(), "
+        "file=sys.stderr)\n"
+        "sys.exit(0 if ok else 1)\n";
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        execlp("python3", "python3", "-c", prog, kind, path, expr, (char *)NULL);
+        _exit(127);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR) return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Remove every HM_* variable from the environment (a child that tests the options starts from
+ * none, whatever the test runner's environment holds). */
+static inline void tu_clear_hm_env(void) {
+    extern char **environ;
+    for (int again = 1; again;) {
+        again = 0;
+        for (char **e = environ; e != NULL && *e != NULL; e++) {
+            if (strncmp(*e, "HM_", 3) != 0) continue;
+            char name[128];
+            size_t n = strcspn(*e, "=");
+            if (n >= sizeof name) n = sizeof name - 1;
+            memcpy(name, *e, n);
+            name[n] = '\0';
+            unsetenv(name);
+            again = 1;
+            break;
+        }
+    }
 }
 
 /* ---- main ----------------------------------------------------------------------------------- */

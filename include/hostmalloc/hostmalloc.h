@@ -99,12 +99,25 @@ typedef struct hm_config {
      * it must not call hostmalloc, nor allocate from a hostmalloc heap. */
     void (*on_error)(int kind, const void *ptr, const char *message, void *arg);
     void *on_error_arg;
-    /* Where print_stats writes: NULL for stderr, or a file to append to (a program may have
-     * closed stderr by the time it exits). The string must outlive the manager. HM_STATS_FILE. */
+    /* Where print_stats writes: NULL for stderr, or a regular file to append to (a program
+     * may have closed stderr by the time it exits). It is created with mode 0600; a symbolic
+     * link, FIFO, device or directory is refused with one message. The string must outlive
+     * the manager. HM_STATS_FILE (ignored in setuid and setgid programs). */
     const char *stats_path;
+    /* With print_stats: the reports are JSON documents, one a line (hm_manager_stats_json),
+     * instead of text. HM_STATS=json. */
+    bool stats_json;
+    /* Print the effective configuration (every option, its value and where it came from) on
+     * stderr when a manager is created. HM_VERBOSE=1 (ignored in setuid and setgid
+     * programs). */
+    bool verbose;
 } hm_config;
 
-/* Defaults, then the HM_* environment. Never allocates. */
+/* Defaults, then the HM_* environment. Never allocates. A malformed or out-of-range value and
+ * an HM_* name that is not an option get one `hostmalloc: ` line on stderr each and change
+ * nothing. In a setuid or setgid program (AT_SECURE) the options that write files, print
+ * addresses or inject failures are ignored and HM_LIMIT may only lower the limit
+ * (README.md, "Options"). */
 HM_API void hm_config_init(hm_config *cfg);
 
 /* ---- Managers -------------------------------------------------------------------------------- */
@@ -300,8 +313,16 @@ HM_API void hm_manager_stats_print(hm_manager *mgr, FILE *out);
 
 /* Fill `out` with a snapshot of `heap`. Exact when no other thread uses the heap meanwhile. */
 HM_API void hm_heap_stats(hm_heap *heap, hm_heap_stats_t *out);
-/* Print the statistics of `heap` in a few lines to `out` (stderr when NULL). */
+/* Print the statistics of `heap` in a few lines, sizes in B/KiB/MiB/GiB, under a header with
+ * the process id and program name, to `out` (NULL: the manager's statistics file, else
+ * stderr). */
 HM_API void hm_heap_stats_print(hm_heap *heap, FILE *out);
+
+/* The same statistics as data: one JSON object on one line (every size in exact bytes), to
+ * `out` (NULL: the manager's statistics file, else stderr). Fields: docs/API.md, "Statistics
+ * as JSON". Returns the bytes written, 0 when `heap`/`mgr` is NULL or the write failed. */
+HM_API size_t hm_heap_stats_json(hm_heap *heap, FILE *out);
+HM_API size_t hm_manager_stats_json(hm_manager *mgr, FILE *out);
 
 #ifdef __cplusplus
 }

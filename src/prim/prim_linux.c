@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -350,19 +351,73 @@ const char *_hm_prim_getenv(const char *name) {
     return NULL;
 }
 
-void _hm_prim_write_path(const char *path, const char *msg, size_t len) {
+/* Why a statistics file could not be opened, without strerror (which may translate, and so
+ * allocate). */
+static const char *open_error(int e) {
+    switch (e) {
+    case ELOOP:
+        return "it is a symbolic link";
+    case ENXIO:
+        return "it is a FIFO with no reader, or a device";
+    case EISDIR:
+        return "it is a directory";
+    case EACCES:
+    case EPERM:
+        return "permission denied";
+    case ENOENT:
+        return "its directory does not exist";
+    case EROFS:
+        return "read-only file system";
+    default:
+        return "it cannot be opened";
+    }
+}
+
+bool _hm_prim_write_path(const char *path, const char *msg, size_t len) {
     int saved = errno;
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (fd >= 0) {
+    /* O_NOFOLLOW: a link is not followed to a file of someone else's choosing; O_NONBLOCK: a
+     * FIFO without a reader fails at once instead of hanging the program at exit; O_NOCTTY:
+     * a terminal does not become the controlling one. */
+    int fd = open(
+        path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0600);
+    const char *why = NULL;
+    struct stat st;
+    if (fd < 0)
+        why = open_error(errno);
+    else if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        why = "it is not a regular file";
+    if (why != NULL) {
+        char line[320];
+        size_t n = _hm_snprintf(line, sizeof line, "hostmalloc: statistics not written to %s: %s\n",
+                                path, why);
+        _hm_prim_write_stderr(line, n);
+    } else {
         while (len > 0) {
             ssize_t w = write(fd, msg, len);
+            if (w < 0 && errno == EINTR) continue;
             if (w <= 0) break;
             msg += w;
             len -= (size_t)w;
         }
-        close(fd);
     }
+    if (fd >= 0) close(fd);
     errno = saved;
+    return why == NULL && len == 0;
+}
+
+void _hm_prim_program_name(char *buf, size_t cap) {
+    const char *name = program_invocation_short_name;
+    if (name != NULL && *name != '\0') {
+        _hm_snprintf(buf, cap, "%s", name);
+        return;
+    }
+    /* before libc has set it (the first malloc of the process can come that early) */
+    if (cap > 1 && read_small_file("/proc/self/comm", buf, cap)) {
+        char *nl = strchr(buf, '\n');
+        if (nl != NULL) *nl = '\0';
+        return;
+    }
+    _hm_snprintf(buf, cap, "%s", "?");
 }
 
 void _hm_prim_write_stderr(const char *msg, size_t len) {

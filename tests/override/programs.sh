@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Real programs under the override: each runs with and without LD_PRELOAD and the outputs must
-# match; HM_STATS=1 proves the override served the run (it appends the heap statistics of
+# match; HM_STATS=1 proves the override served the run (it appends the malloc statistics of
 # every process to HM_STATS_FILE at exit: xz and coreutils close stderr before that).
 #   programs.sh <path-to-libhostmalloc-override.so>
 set -u
@@ -25,11 +25,11 @@ check() { # name, command...
         diff <(echo "$plain") <(echo "$over") | head -20
         tail -5 stats.txt
         fail=$((fail + 1))
-    elif ! grep -q "hostmalloc heap" stats.txt; then
+    elif ! grep -q "^hostmalloc malloc statistics, pid [0-9]" stats.txt; then
         echo "FAIL $name: the override was not in use (no statistics at exit)"
         fail=$((fail + 1))
     else
-        echo "ok   $name ($(grep -m1 'requests:' stats.txt | sed 's/^ *//'))"
+        echo "ok   $name ($(grep -m1 'calls:' stats.txt | sed 's/^ *//'))"
         pass=$((pass + 1))
     fi
 }

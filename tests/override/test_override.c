@@ -2,8 +2,9 @@
  * first, so every malloc of the process, libc's own included, is hostmalloc's).
  *
  * Standard behaviour to the letter, misuse that must abort (in a child), fork while other
- * threads allocate, blocks outliving their thread, and the HM_* options (in a re-executed
- * child, since the process heap reads its environment once). */
+ * threads allocate, blocks outliving their thread, the HM_* options (in a re-executed child,
+ * since the process heap reads its environment once), and the statistics: the compact report,
+ * JSON lines, HM_VERBOSE, warnings, malloc_info and malloc_stats. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <malloc.h>
@@ -330,6 +331,8 @@ static void test_blocks_outlive_thread(void **state) {
 }
 
 /* ---- the HM_* options, in a re-executed child ------------------------------------------------ */
+static pid_t g_child; /* the pid of the last run_self child */
+
 static int run_self(const char *mode, const char *const env[], char *out, size_t outlen) {
     int fds[2];
     if (pipe(fds) != 0) return -1;
@@ -337,12 +340,14 @@ static int run_self(const char *mode, const char *const env[], char *out, size_t
     if (pid == 0) {
         dup2(fds[1], 2);
         close(fds[0]);
+        tu_clear_hm_env(); /* only the options of the test */
         for (int i = 0; env[i] != NULL; i += 2)
             setenv(env[i], env[i + 1], 1);
         execl("/proc/self/exe", "test_override", mode, (char *)NULL);
         _exit(127);
     }
     close(fds[1]);
+    g_child = pid;
     size_t n = 0;
     ssize_t r;
     while ((r = read(fds[0], out + n, outlen - 1 - n)) > 0)
@@ -386,18 +391,140 @@ static void test_env_limit(void **state) {
     if (rc != 0) fail_msg("limit probe exit %d, stderr: %s", rc, out);
 }
 
+/* HM_STATS=1: the compact malloc report at exit, under a header naming the process; none of
+ * the hosting rows (levels, notifications, virtual memory) a malloc user has no use for. */
 static void test_env_stats(void **state) {
     (void)state;
-    const char *env[] = {"HM_STATS", "1", NULL, NULL};
+    const char *env[] = {"HM_STATS", "1", "HM_LIMIT", "3G", NULL, NULL};
     char out[8192];
     int rc = run_self("--noop", env, out, sizeof out);
     assert_int_equal(rc, 0);
-    if (strstr(out, "hostmalloc heap") == NULL || strstr(out, "hostmalloc manager") == NULL)
-        fail_msg("HM_STATS=1 printed: '%s'", out);
+    char head[96];
+    snprintf(head, sizeof head, "hostmalloc malloc statistics, pid %d (test_override):\n",
+             (int)g_child);
+    static const char *const rows[] = {"\n  in use:     ", "\n  committed:  ", "\n  reserved:   ",
+                                       "\n  limit:      3.0 GiB (3221225472 bytes)\n",
+                                       "\n  calls:      "};
+    if (strncmp(out, head, strlen(head)) != 0) fail_msg("HM_STATS=1 printed: '%s'", out);
+    for (size_t i = 0; i < TU_ARRAY_SIZE(rows); i++)
+        if (strstr(out, rows[i]) == NULL) fail_msg("no '%s' in '%s'", rows[i], out);
+    static const char *const hosting[] = {"appdomain", "notification", "virtual", "0x"};
+    for (size_t i = 0; i < TU_ARRAY_SIZE(hosting); i++)
+        if (strstr(out, hosting[i]) != NULL)
+            fail_msg("'%s' in the malloc report: '%s'", hosting[i], out);
     const char *quiet[] = {NULL, NULL};
     rc = run_self("--noop", quiet, out, sizeof out);
     assert_int_equal(rc, 0);
-    assert_null(strstr(out, "hostmalloc heap"));
+    assert_null(strstr(out, "hostmalloc malloc statistics"));
+}
+
+/* HM_STATS=json with HM_STATS_FILE: one JSON line per process, appended (two runs, two lines),
+ * with the process's id and name and the heap's figures. */
+static void test_env_stats_json(void **state) {
+    (void)state;
+    char path[] = "/tmp/hm-override-json-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    const char *env[] = {"HM_STATS", "json", "HM_STATS_FILE", path, NULL, NULL};
+    char out[4096];
+    assert_int_equal(run_self("--alloc-100", env, out, sizeof out), 0);
+    pid_t first = g_child;
+    assert_int_equal(run_self("--alloc-100", env, out, sizeof out), 0);
+    assert_string_equal(out, "");
+    char expr[512];
+    snprintf(
+        expr, sizeof expr,
+        "len(docs) == 2 and docs[0]['pid'] == %d and d['pid'] == %d and "
+        "all(x['report'] == 'malloc' and x['program'] == 'test_override' and "
+        "x['heap']['live_blocks'] >= 100 and x['heap']['live_bytes'] >= 100 * 1000 and "
+        "x['heap']['requests']['process'] >= 100 and x['manager']['heaps'] >= 1 for x in docs)",
+        (int)first, (int)g_child);
+    int rc = tu_python_check("json", path, expr);
+    unlink(path);
+    if (rc != 0) fail_msg("HM_STATS=json: python3 exit %d", rc);
+}
+
+/* HM_VERBOSE=1: the configuration of the process manager at the first allocation. */
+static void test_env_verbose(void **state) {
+    (void)state;
+    const char *env[] = {"HM_VERBOSE", "1", "HM_PURGE_DELAY", "0", NULL, NULL};
+    char out[8192];
+    assert_int_equal(run_self("--noop", env, out, sizeof out), 0);
+    char head[96];
+    snprintf(head, sizeof head, "hostmalloc: configuration of the process manager, pid %d (",
+             (int)g_child);
+    if (strncmp(out, head, strlen(head)) != 0 || strstr(out, "HM_STATS_FILE") == NULL ||
+        strstr(out, "HM_CHECKED") == NULL)
+        fail_msg("HM_VERBOSE=1 printed '%s'", out);
+    const char *l = strstr(out, "hostmalloc:   HM_PURGE_DELAY ");
+    const char *end = l != NULL ? strchr(l, '\n') : NULL;
+    if (end == NULL || strstr(l, "0 ms") == NULL || strstr(l, " env\n") != end - 4)
+        fail_msg("HM_PURGE_DELAY line: '%s'", out);
+}
+
+/* A misspelt option is named, with the closest known name. */
+static void test_env_unknown_name(void **state) {
+    (void)state;
+    const char *env[] = {"HM_LIMT", "64M", "HM_STATS", "maybe", NULL, NULL};
+    char out[4096];
+    assert_int_equal(run_self("--noop", env, out, sizeof out), 0);
+    if (strstr(out, "hostmalloc: unknown option HM_LIMT (did you mean HM_LIMIT?)\n") == NULL ||
+        strstr(out, "hostmalloc: ignoring malformed HM_STATS=maybe\n") == NULL ||
+        strstr(out, "malloc statistics") != NULL)
+        fail_msg("stderr: '%s'", out);
+}
+
+/* malloc_info: glibc's document shape with hostmalloc's figures (a well-formed XML document,
+ * checked by python3); options other than 0: EINVAL. */
+static void test_malloc_info(void **state) {
+    (void)state;
+    enum { N = 200 };
+    void *p[N];
+    for (int i = 0; i < N; i++)
+        assert_non_null(p[i] = malloc(5000));
+    char path[] = "/tmp/hm-malloc-info-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    assert_int_equal(malloc_info(0, f), 0);
+    errno = 0;
+    assert_int_equal(malloc_info(1, f), -1);
+    assert_int_equal(errno, EINVAL);
+    fclose(f);
+    struct mallinfo2 mi = mallinfo2();
+    char expr[512];
+    /* live blocks and bytes: at least ours (libc and cmocka hold some more); system: what
+     * mallinfo2 says is committed, at least the live bytes */
+    snprintf(expr, sizeof expr,
+             "root.tag == 'malloc' and root.get('version') == '1' and "
+             "root.find('heap').get('nr') == '0' and "
+             "int(root.find(\"heap/total[@type='live']\").get('count')) >= %d and "
+             "int(root.find(\"heap/total[@type='live']\").get('size')) >= %d and "
+             "int(root.find(\"heap/system[@type='current']\").get('size')) >= "
+             "int(root.find(\"heap/total[@type='live']\").get('size')) and "
+             "int(root.find(\"heap/system[@type='max']\").get('size')) >= %zu and "
+             "int(root.find(\"aspace[@type='total']\").get('size')) > 0",
+             N, N * 5000, mi.arena);
+    int rc = tu_python_check("xml", path, expr);
+    unlink(path);
+    for (int i = 0; i < N; i++)
+        free(p[i]);
+    if (rc != 0) fail_msg("malloc_info: python3 exit %d", rc);
+}
+
+/* malloc_stats: the compact report, on stderr, whatever HM_STATS says. */
+static void test_malloc_stats(void **state) {
+    (void)state;
+    const char *env[] = {NULL, NULL};
+    char out[4096];
+    assert_int_equal(run_self("--malloc-stats", env, out, sizeof out), 0);
+    char head[96];
+    snprintf(head, sizeof head, "hostmalloc malloc statistics, pid %d (test_override):\n",
+             (int)g_child);
+    if (strncmp(out, head, strlen(head)) != 0 || strstr(out, "  in use:     ") == NULL ||
+        strstr(out, " in 1") == NULL)
+        fail_msg("malloc_stats printed '%s'", out);
 }
 
 /* --checked-misuse K: under HM_CHECKED=1 the override catches what plain mode cannot. */
@@ -433,6 +560,19 @@ int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "--checked-double") == 0) return checked_misuse(0);
     if (argc > 1 && strcmp(argv[1], "--checked-overrun") == 0) return checked_misuse(1);
     if (argc > 1 && strcmp(argv[1], "--limit-probe") == 0) return limit_probe();
+    if (argc > 1 && strcmp(argv[1], "--alloc-100") == 0) {
+        for (int i = 0; i < 100; i++) { /* left live for the report at exit */
+            char *volatile p = malloc(1000);
+            p[0] = 1;
+        }
+        return 0;
+    }
+    if (argc > 1 && strcmp(argv[1], "--malloc-stats") == 0) {
+        char *volatile p = malloc(100000); /* one live block at least */
+        p[0] = 1;
+        malloc_stats();
+        return 0;
+    }
     if (argc > 1 && strcmp(argv[1], "--noop") == 0) {
         char *volatile p = malloc(100); /* volatile: the compiler may not drop the pair */
         p[0] = 1;
@@ -450,6 +590,11 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_blocks_outlive_thread),
         cmocka_unit_test(test_env_limit),
         cmocka_unit_test(test_env_stats),
+        cmocka_unit_test(test_env_stats_json),
+        cmocka_unit_test(test_env_verbose),
+        cmocka_unit_test(test_env_unknown_name),
+        cmocka_unit_test(test_malloc_info),
+        cmocka_unit_test(test_malloc_stats),
         cmocka_unit_test(test_env_checked),
     };
     return TU_MAIN(tests);

@@ -1,0 +1,19 @@
+/* setuid_probe.c: the program setuid.sh runs as a setuid-root copy under an unprivileged user.
+ * Linked to libhostmalloc-override.so, it allocates (so the override's heap and manager exist
+ * and HM_STATS would report at exit) and prints its real and effective user ids, which tell
+ * the script whether the kernel really ran it with privileges. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int main(void) {
+    for (int i = 0; i < 100; i++) {
+        char *volatile p = malloc(64 + (size_t)i * 100);
+        if (p == NULL) return 1;
+        memset(p, i, 64);
+        free(p);
+    }
+    printf("uid=%d euid=%d\n", (int)getuid(), (int)geteuid());
+    return 0;
+}
