@@ -2,7 +2,7 @@
  *
  * Type sizes, structure layouts, vtable slot order, HRESULT and enumeration values, the IIDs
  * exported by the library (byte-exact), and the MIDL call macros (that each dispatches through
- * the right slot with its arguments in order). Reference: spec/hosting-api.md §1-§3. */
+ * the right slot with its arguments in order). The C++ form is checked by test_cxx.cpp. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
