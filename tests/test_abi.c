@@ -2,7 +2,8 @@
  *
  * Type sizes, structure layouts, vtable slot order, HRESULT and enumeration values, the IIDs
  * exported by the library (byte-exact), and the MIDL call macros (that each dispatches through
- * the right slot with its arguments in order). Reference: docs/CONTRACT.md. */
+ * the right slot with its arguments in order). Reference: docs/CONTRACT.md; the C++ form is
+ * checked by test_cxx.cpp. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>

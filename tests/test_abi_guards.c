@@ -1,9 +1,11 @@
 /* tests/test_abi_guards.c: <hostmalloc/hosting.h> after a PAL-like header.
  *
  * A PAL or Windows header may already define HRESULT, DWORD, ULONG, GUID, S_OK and the other
- * HRESULT macros, the PAGE_/MEM_ constants and MEMORY_BASIC_INFORMATION. hosting.h must then
- * include cleanly (this file compiling is most of the test) and keep using the earlier
- * definitions. Linked into test_abi, which calls hm_test_guards_probe(). */
+ * HRESULT macros, the PAGE_/MEM_ constants and MEMORY_BASIC_INFORMATION, and one of the
+ * enumerations under its _X_DEFINED guard. hosting.h must then include cleanly (this file
+ * compiling is most of the test) and keep using the earlier definitions. Linked into test_abi,
+ * which calls hm_test_guards_probe(). (Interfaces declared first by a MIDL-style header:
+ * test_midl.) */
 #include <stdint.h>
 #include <stddef.h>
 
@@ -48,6 +50,12 @@ typedef GUID IID;
 #define MEM_MAPPED             0x40000
 #define MEM_RESET              0x80000
 #define MEM_TOP_DOWN           0x100000
+typedef enum pal_memory_available {
+    eMemoryAvailableLow = 1,
+    eMemoryAvailableNeutral = 2,
+    eMemoryAvailableHigh = 3
+} EMemoryAvailable;
+#define _EMEMORYAVAILABLE_DEFINED
 
 #include <hostmalloc/hosting.h>
 #include <hostmalloc/hosting.h> /* twice: the include guard */
@@ -63,5 +71,8 @@ int hm_test_guards_probe(void) {
     if (!FAILED(hr) || SUCCEEDED(E_POINTER) || S_OK != 0) return -1;
     if (HOST_E_INVALIDOPERATION != (HRESULT)0x80131022u) return -2;
     if (IID_IHostMalloc.Data1 != 0x1831991Cu) return -3;
+    /* the earlier EMemoryAvailable is the one in use; hosting.h declared the other two */
+    if (!__builtin_types_compatible_p(EMemoryAvailable, enum pal_memory_available)) return -4;
+    if (eTaskCritical != 0 || MALLOC_EXECUTABLE != 2) return -5;
     return 42;
 }

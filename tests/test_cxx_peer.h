@@ -1,0 +1,62 @@
+/* tests/test_cxx_peer.h: the C half of the C/C++ slot tests (tests/test_cxx.cpp).
+ *
+ * test_cxx_peer.c is compiled as C, so it sees the C form of the interfaces. It makes objects
+ * whose C vtables log every call (peer_c_*), which the C++ test calls as C++ objects; and it
+ * calls every slot of an object through the C call macros (peer_call_*), which the C++ test
+ * hands C++ objects. Either way the log says which slot ran with which arguments, so a slot
+ * out of order or an argument out of place shows. */
+#ifndef HOSTMALLOC_TEST_CXX_PEER_H
+#define HOSTMALLOC_TEST_CXX_PEER_H
+
+#include <stdint.h>
+
+#include <hostmalloc/hosting.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* One logged call: the slot index in the vtable, the object, the arguments after `This`. */
+typedef struct peer_call {
+    int slot;
+    const void *self;
+    int nargs;
+    uintptr_t args[7];
+} peer_call;
+
+#define PEER_LOG_MAX 32
+extern peer_call peer_log[PEER_LOG_MAX];
+extern int peer_log_len;
+void peer_log_reset(void);
+void peer_log_add(int slot, const void *self, int nargs, ...); /* nargs uintptr_t arguments */
+
+/* The C objects: each method logs itself and returns base + slot (base 0x100 for IHostMalloc,
+ * 0x200 for IHostMemoryManager, 0x300 for ICLRMemoryNotificationCallback). */
+IHostMalloc *peer_c_malloc(void);
+IHostMemoryManager *peer_c_manager(void);
+ICLRMemoryNotificationCallback *peer_c_callback(void);
+
+/* The arguments peer_call_* passes, for the C++ side to expect. */
+#define PEER_SIZE  ((SIZE_T)777)
+#define PEER_SIZE2 ((SIZE_T)8192)
+#define PEER_LINE  99
+#define PEER_DWORD ((DWORD)0x1234)
+extern char peer_file[];
+extern void *peer_out;
+extern IHostMalloc *peer_malloc_out;
+extern SIZE_T peer_size_out;
+extern DWORD peer_dword_out;
+extern MEMORY_BASIC_INFORMATION peer_mbi;
+
+/* Call every slot of `o` in slot order through the IHostMalloc_... (and so on) macros, with the
+ * PEER_ arguments; store each call's result (HRESULT or ULONG) in `results` (6, 13 and 4
+ * entries). `cb` is what RegisterMemoryNotificationCallback is given. */
+void peer_call_malloc(IHostMalloc *o, int64_t results[6]);
+void peer_call_manager(IHostMemoryManager *o, ICLRMemoryNotificationCallback *cb,
+                       int64_t results[13]);
+void peer_call_callback(ICLRMemoryNotificationCallback *o, int64_t results[4]);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
