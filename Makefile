@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # hostmalloc: the commands of README.md. CMake does the building; this file names the steps.
 BUILD     ?= build
 PREFIX    ?= /usr/local

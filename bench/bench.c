@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench/bench.c: allocator micro-benchmarks for hostmalloc and its peers.
  *
  *   bench <door> <workload> [threads] [scale]

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # bench/callgrind.sh: instructions per steady-state Alloc+Free pair, measured with callgrind.
 #
 #   bench/callgrind.sh <path-to-bench-binary>

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # bench/run.sh: run every workload of the bench program for hostmalloc (com and native doors)
 # and its peers (glibc, mimalloc, jemalloc, tcmalloc through LD_PRELOAD), then print one table
 # per workload: medians, ratios to the baseline (malloc-mimalloc) and a geometric mean per door.

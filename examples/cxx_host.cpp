@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // cxx_host.cpp: a C++ host of hostmalloc.
 //
 // In C++, <hostmalloc/hosting.h> declares the interfaces as MIDL output does: classes of pure

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* demo_host.c: a host of hostmalloc that also plays the runtime.
  *
  * The host part creates an IHostMemoryManager with hm_create_host_memory_manager(). The runtime

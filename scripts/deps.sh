@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Install what a build step needs, with apt-get, only when something is missing.
 #   scripts/deps.sh build   compiler, cmake, ninja
 #   scripts/deps.sh test    + cmocka, pkg-config, valgrind, clang (sanitizers, fuzzing)

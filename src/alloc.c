@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* alloc.c: the hot paths: allocate, free, usable size, realloc, calloc, aligned.
  *
  * Allocation of a size up to HM_DIRECT_MAX is a table lookup and a list pop:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* budget.c: managers, the budget, criticality ceilings, pressure notifications and fault
  * injection.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* debug.c: debug blocks (DebugAlloc and checked mode), misuse reports, heap walks, leak reports.
  *
  * A debug block lives on a debug page (its own queues in every sub-heap, so never beside normal

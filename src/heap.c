@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* heap.c: heaps, per-thread sub-heaps, thread exit and heap release.
  *
  * A thread-safe heap gives each thread that uses it a private sub-heap (hm_theap_t). A thread

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* internal.h: private types of hostmalloc and the prototypes shared between its files,
  * grouped by the file that defines them.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* options.c: HM_* environment options, the fatal-error path and a formatter that never
  * allocates (these run inside malloc, so they may not call it).
  *

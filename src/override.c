@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* override.c: hostmalloc as the process malloc (libhostmalloc-override.so).
  *
  * Every C and C++ allocation entry point of the process, on the process default heap of the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* page.c: size classes, pages and their free lists, the generic allocation path.
  *
  * Size classes ("bins"): sizes are counted in 16-byte units w. Bins 1..16 are exact (16 to

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* segment.c: segments, the segment map, huge blocks and the manager's segment cache.
  *
  * A standard segment is 4 MiB at a 4 MiB boundary: its header (hm_segment_t and the page

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* stats.c: heap and manager statistics, and every report made of them.
  *
  * Nothing is counted on the fast paths: live blocks are the pages' `used` counts, committed

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* vmem.c: VirtualAlloc, VirtualFree, VirtualQuery and VirtualProtect with Win32 semantics over
  * mmap, mprotect and madvise.
  *

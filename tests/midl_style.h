@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/midl_style.h: the hosting interfaces declared the way MIDL output declares them, then
  * <hostmalloc/hosting.h>.
  *

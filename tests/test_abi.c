@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/test_abi.c: the COM ABI of <hostmalloc/hosting.h> on Linux x86-64 (LP64).
  *
  * Type sizes, structure layouts, vtable slot order, HRESULT and enumeration values, the IIDs

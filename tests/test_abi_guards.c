@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/test_abi_guards.c: <hostmalloc/hosting.h> after a PAL-like header.
  *
  * A PAL or Windows header may already define HRESULT, DWORD, ULONG, GUID, S_OK and the other

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/test_com.c: conformance of the COM door (docs/CONTRACT.md, sections 4 and 6).
  *
  * Everything goes through hm_create_host_memory_manager() and the vtables: reference counting,

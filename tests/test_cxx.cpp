@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // tests/test_cxx.cpp: <hostmalloc/hosting.h> in its C++ form (no CINTERFACE).
 //
 // A C++ host sees IHostMalloc, IHostMemoryManager and ICLRMemoryNotificationCallback as

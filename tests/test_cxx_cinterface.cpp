@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // tests/test_cxx_cinterface.cpp: <hostmalloc/hosting.h> compiled as C++ with CINTERFACE.
 //
 // With CINTERFACE a C++ translation unit gets the C form, as with MIDL output: structs holding

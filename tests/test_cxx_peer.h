@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/test_cxx_peer.h: the C half of the C/C++ slot tests (tests/test_cxx.cpp).
  *
  * test_cxx_peer.c is compiled as C, so it sees the C form of the interfaces. It makes objects

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/test_debug.c: the debug heap: DebugAlloc blocks, checked mode, heap walks,
  * leak reports and the error sink.
  *

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # tests/test_exports.sh: the dynamic symbols libhostmalloc.so defines.
 #
 # usage: test_exports.sh <libhostmalloc.so> <include/hostmalloc dir> [nm]

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_faults.c: every public call under failing OS calls (hm_test_os_faults).
  *
  * While mmap, munmap, madvise and mprotect fail at chosen or random points, every call must

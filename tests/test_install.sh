@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # tests/test_install.sh: the installed package works for its two kinds of consumer.
 #
 # usage: test_install.sh <source dir> [cmake] [cc] [generator] [pkg-config]
@@ -60,7 +61,7 @@ ls "$libdir"/libhostmalloc-override.so* >/dev/null 2>&1 ||
 
 step "licence, docs, man page, version"
 docdir=$prefix/share/doc/hostmalloc
-for f in LICENSE README.md CHANGELOG.md API.md MEMORY-MANAGER.md DEBUG.md OVERRIDE.md; do
+for f in LICENSE README.md CHANGELOG.md CONTRACT.md API.md MEMORY-MANAGER.md DEBUG.md OVERRIDE.md; do
     [ -s "$docdir/$f" ] || die "$docdir/$f not installed"
 done
 grep -q "^MIT License" "$docdir/LICENSE" || die "LICENSE is not the MIT licence text"

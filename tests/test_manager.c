@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/test_manager.c: the memory manager: the budget and its level ceilings,
  * failure through the COM door, the process-critical wait, pressure notifications, the load,
  * address-space callbacks, fault injection, statistics and the HM_* environment.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // tests/test_midl.cpp: <hostmalloc/hosting.h> after a MIDL-style header (tests/midl_style.h).
 //
 // Including hosting.h after a MIDL-generated header that declared the same interfaces used to

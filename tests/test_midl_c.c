@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/test_midl_c.c: <hostmalloc/hosting.h> in C after a MIDL-style header compiled with
  * COBJMACROS (tests/midl_style.h), which declared every interface, enumeration and call macro
  * first. This file compiling without a redefinition is most of the test; the types in use must

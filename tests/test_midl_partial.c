@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/test_midl_partial.c: <hostmalloc/hosting.h> in C after a MIDL-style header that
  * declared IUnknown, ICLRMemoryNotificationCallback and IHostMalloc but not IHostMemoryManager
  * nor MALLOC_TYPE, and was compiled without COBJMACROS (tests/midl_style.h with

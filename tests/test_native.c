@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/test_native.c: the native API of <hostmalloc/hostmalloc.h>.
  *
  * Allocation functions (hm_alloc, hm_alloc_level, hm_calloc, hm_realloc, hm_alloc_aligned), block

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_stats.c: statistics and options people can read (linked to the static library, so the
  * internal formatter can be tested directly).
  *

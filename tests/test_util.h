@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/test_util.h: small helpers shared by the hostmalloc tests.
  *
  * - tu_rss_bytes(): resident set size of this process, from /proc/self/statm.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/test_vmem.c: VirtualAlloc, VirtualFree, VirtualQuery and VirtualProtect of
  * IHostMemoryManager, table-driven, with Win32 semantics: reservations in 64 KiB
  * granules, commits in 4 KiB pages counted against the budget at the request's level, decommit

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* hostmalloc/hosting.h: the COM ABI of the runtime memory-hosting interfaces.
  *
  * IHostMalloc, IHostMemoryManager and ICLRMemoryNotificationCallback as MIDL output declares

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* hostmalloc/hostmalloc.h: the native C API of hostmalloc.
  *
  * hostmalloc has one engine and three doors: the COM interfaces of <hostmalloc/hosting.h>,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* com.h: what the two COM objects share. The COM door uses the public native API only. */
 #ifndef HM_COM_H
 #define HM_COM_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* guids.c: the interface identifiers of the hosting interfaces (docs/CONTRACT.md). */
 #include "internal.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* malloc.c: the IHostMalloc object. It only translates: argument checks, HRESULTs, reference
  * counting; the heap does the work. The object itself lives in the process default heap.
  *

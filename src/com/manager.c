@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* manager.c: the IHostMemoryManager object over an hm_manager.
  *
  * CreateMalloc hands out IHostMalloc instances, each over a heap of its own; each instance

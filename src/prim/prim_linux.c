@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* prim_linux.c: everything hostmalloc asks of the OS, in one place (Linux x86-64).
  *
  * The rest of the engine calls only the _hm_prim_* functions and the metadata allocator

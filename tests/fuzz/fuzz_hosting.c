@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz_hosting.c: a libFuzzer harness for the COM door (docs/RELIABILITY.md, "Fuzzing").
  *
  * The input is a program: a stream of operations on up to two managers (IHostMemoryManager,

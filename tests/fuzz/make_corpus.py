@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """make_corpus.py: write the seed corpus of fuzz_hosting (tests/fuzz/corpus/).
 
 Each seed is a small program in the harness's input format (see fuzz_hosting.c, run_op):

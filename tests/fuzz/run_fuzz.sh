@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # run_fuzz.sh <fuzzer> <seed corpus> <seconds> <artifact dir>: the CTest test fuzz.short.
 # Fuzzes for <seconds> over a temporary copy of the seed corpus (the repository's corpus is
 # never written), with inputs of at most 4096 bytes. A crash, a leak, a timeout or a failed

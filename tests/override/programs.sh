@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Real programs under the override: each runs with and without LD_PRELOAD and the outputs must
 # match; HM_STATS=1 proves the override served the run (it appends the malloc statistics of
 # every process to HM_STATS_FILE at exit: xz and coreutils close stderr before that).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # setuid.sh <setuid_probe>: a setuid-root program under the override, run by an unprivileged
 # user who sets HM_STATS, HM_STATS_FILE, HM_VERBOSE and HM_LIMIT, must write no file, print no
 # report, and not hang on a FIFO; and the statistics file of an ordinary run refuses FIFOs and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* setuid_probe.c: the program setuid.sh runs as a setuid-root copy under an unprivileged user.
  * Linked to libhostmalloc-override.so, it allocates (so the override's heap and manager exist
  * and HM_STATS would report at exit) and prints its real and effective user ids, which tell

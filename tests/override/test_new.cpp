@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // test_new.cpp: the C++ operator new and delete families under the override (this program
 // links libhostmalloc-override.so first). Prints "N passed, N failed" and exits non-zero on a
 // failure.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_override.c: libhostmalloc-override.so as the process malloc (this program links it
  * first, so every malloc of the process, libc's own included, is hostmalloc's).
  *

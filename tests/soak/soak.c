@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* tests/soak/soak.c: the soak test of hostmalloc (docs/RELIABILITY.md, "Soak").
  *
  * Usage: soak [seconds [seed]]   (seconds: else $SOAK_SECONDS, else 30)

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # asan.sh <faulty-binary>: with hostmalloc's AddressSanitizer poisoning, ASan must stop each
 # fault of faulty.c in its function, and stay silent on `faulty clean`. "N passed, N failed".
 set -u

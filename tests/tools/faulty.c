@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* faulty.c: hostmalloc blocks under valgrind memcheck (a build with -DHM_VALGRIND=ON) and
  * under AddressSanitizer (-DHM_SANITIZE=address -DHM_ASAN_POISON=ON).
  *

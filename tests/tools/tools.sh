@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # tools.sh <faulty-binary>: memcheck must name each fault of `faulty faults` and find nothing
 # wrong with `faulty clean`. Prints "N passed, N failed".
 set -u
