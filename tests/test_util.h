@@ -32,6 +32,19 @@
 
 #include <cmocka.h>
 
+/* TU_SANITIZED: built with AddressSanitizer or ThreadSanitizer, where every mapping and every
+ * memory access costs many times more; long randomized tests then run fewer operations. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define TU_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define TU_SANITIZED 1
+#endif
+#endif
+#ifndef TU_SANITIZED
+#define TU_SANITIZED 0
+#endif
+
 #define TU_KIB ((size_t)1024)
 #define TU_MIB ((size_t)1024 * 1024)
 
