@@ -145,8 +145,8 @@ install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
 format:
-	clang-format -i include/hostmalloc/*.h src/*.c src/*.h src/*/*.c src/*/*.h \
-	  tests/*.c tests/*.h bench/*.c examples/*.c
+	clang-format -i $$(find include src tests examples bench runtimes -name '*.c' -o -name '*.h' \
+	  -o -name '*.cpp' 2>/dev/null)
 
 clean:
 	rm -rf $(BUILD) build-fresh build-debug build-asan build-tsan build-vg build-poison build-fuzz

@@ -2,13 +2,13 @@
 # SPDX-License-Identifier: MIT
 # Install what a build step needs, with apt-get, only when something is missing.
 #   scripts/deps.sh build   compiler, cmake, ninja
-#   scripts/deps.sh test    + cmocka, pkg-config, valgrind, clang (sanitizers, fuzzing)
+#   scripts/deps.sh test    + cmocka, pkg-config, valgrind, clang (sanitizers, fuzzing), clang-format
 #   scripts/deps.sh bench   + the peer allocators (mimalloc, jemalloc, tcmalloc), valgrind
 set -euo pipefail
 want=(gcc g++ make cmake ninja-build)
 case "${1:-build}" in
 build) ;;
-test) want+=(pkg-config libcmocka-dev valgrind clang binutils
+test) want+=(pkg-config libcmocka-dev valgrind clang clang-format binutils groff-base
       python3 sqlite3 git xz-utils # the real programs run under the malloc override
       util-linux) ;; # setpriv, findmnt: the setuid test of the override
 bench) want+=(pkg-config valgrind libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev) ;;

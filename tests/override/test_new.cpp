@@ -16,7 +16,7 @@ static int passed, failed;
             passed++;                                                                              \
         } else {                                                                                   \
             failed++;                                                                              \
-            std::printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                           \
+            std::printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                            \
         }                                                                                          \
     } while (0)
 
@@ -40,10 +40,12 @@ int main() {
     CHECK(malloc_usable_size(a) >= 1000);
     delete[] a;
     std::vector<std::vector<int>> vv;
-    for (int k = 0; k < 1000; k++) vv.emplace_back(static_cast<size_t>(k % 50), k);
+    for (int k = 0; k < 1000; k++)
+        vv.emplace_back(static_cast<size_t>(k % 50), k);
     long sum = 0;
     for (auto &v : vv)
-        for (int x : v) sum += x;
+        for (int x : v)
+            sum += x;
     CHECK(sum > 0);
     vv.clear();
     vv.shrink_to_fit();
