@@ -589,7 +589,8 @@ size_t _hm_snprintf(char *buf, size_t cap, const char *fmt, ...) {
         }
     }
     va_end(ap);
-    if (cap > 0) buf[n < cap ? n : cap - 1] = '\0';
+    if (cap == 0) return 0; /* no room, not even for the terminator: nothing written */
+    buf[n < cap ? n : cap - 1] = '\0';
     return n < cap ? n : cap - 1;
 }
 
