@@ -141,14 +141,15 @@ static int parse_bool(const char *s) {
 static bool parse_fraction(const char *s, const char **end, double *out) {
     double v = 0;
     const char *c = s;
-    for (; *c >= '0' && *c <= '9'; c++)
+    bool digit = false; /* "." alone is not a number */
+    for (; *c >= '0' && *c <= '9'; c++, digit = true)
         v = v * 10 + (*c - '0');
     if (*c == '.') {
         double scale = 0.1;
-        for (c++; *c >= '0' && *c <= '9'; c++, scale /= 10)
+        for (c++; *c >= '0' && *c <= '9'; c++, scale /= 10, digit = true)
             v += (*c - '0') * scale;
     }
-    if (c == s || v > 1) return false;
+    if (!digit || v > 1) return false;
     *end = c;
     *out = v;
     return true;
@@ -176,7 +177,7 @@ static bool parse_levels(const char *s, bool (*one)(const char **, double *), do
     const char *c = s;
     while (n < 3 && one(&c, &v[n])) {
         n++;
-        if (*c != ',') break;
+        if (n == 3 || *c != ',') break; /* a comma after the third value is left: malformed */
         c++;
     }
     if (*c != '\0' || (n != 1 && n != 3)) return false;

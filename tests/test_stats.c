@@ -433,6 +433,12 @@ static void test_malformed_values(void **state) {
             NULL ||
         strstr(res.err, "read: stats=0 json=0 checked=0 low=90 ") == NULL)
         fail_msg("malformed values: %s", res.err);
+    /* level lists: three values or one, each with a digit */
+    const char *lists[] = {"HM_FAULT_EVERY", "1,2,3,", "HM_FAULT_PROB", ".", NULL};
+    run_env(lists, &res);
+    if (strstr(res.err, "hostmalloc: ignoring malformed HM_FAULT_EVERY=1,2,3,\n") == NULL ||
+        strstr(res.err, "hostmalloc: ignoring malformed HM_FAULT_PROB=.\n") == NULL)
+        fail_msg("malformed level lists: %s", res.err);
     const char *good[] = {"HM_STATS", "JSON", "HM_CHECKED", "Yes", NULL};
     run_env(good, &res);
     if (strstr(res.err, "hostmalloc:") != NULL ||
