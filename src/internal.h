@@ -347,8 +347,9 @@ const char *_hm_prim_getenv(const char *name);
 /* Write all of `len` bytes to fd 2, ignoring errors. */
 void _hm_prim_write_stderr(const char *msg, size_t len);
 /* Append to a regular file (created 0600 if missing). A symbolic link, FIFO, device or
- * directory, or a file that cannot be opened, gets one `hostmalloc: ` line on stderr and is
- * not written; the open never blocks. True when all of `msg` was written. */
+ * directory, a file with more than one hard link, or a file that cannot be opened, gets one
+ * `hostmalloc: ` line on stderr and is not written; the open never blocks. True when all of
+ * `msg` was written. */
 bool _hm_prim_write_path(const char *path, const char *msg, size_t len);
 /* The program's short name (program_invocation_short_name, else /proc/self/comm). */
 void _hm_prim_program_name(char *buf, size_t cap);

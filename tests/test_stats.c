@@ -543,6 +543,21 @@ static void test_stats_file_not_regular(void **state) {
     const char *second = strstr(buf, "hostmalloc manager");
     if (second == NULL || strstr(second + 1, "hostmalloc manager") == NULL)
         fail_msg("two reports expected in the file: %s", buf);
+    /* a second hard link to it: refused (the link could point at a file of someone else) */
+    char hard[64];
+    snprintf(hard, sizeof hard, "%s/hard", dir);
+    assert_int_equal(link(file, hard), 0);
+    off_t before = st.st_size;
+    assert_int_equal(tu_run_child(fifo_child, hard, &res), 0);
+    char hline[160], htwo[320];
+    snprintf(hline, sizeof hline,
+             "hostmalloc: statistics not written to %s: it has more than one hard link\n", hard);
+    snprintf(htwo, sizeof htwo, "%s%s", hline, hline);
+    assert_true(exited(&res, 10));
+    assert_string_equal(res.err, htwo);
+    assert_int_equal(stat(file, &st), 0);
+    assert_int_equal(st.st_size, before);
+    unlink(hard);
     unlink(file);
     unlink(fifo);
     rmdir(dir);
