@@ -366,7 +366,8 @@ bool _hm_parse_size(const char *s, size_t *out);
 __attribute__((noreturn)) void _hm_fatal(const char *msg, const void *ptr);
 __attribute__((noreturn)) void _hm_assert_fail(const char *cond, const char *file, int line);
 /* Format into buf (no allocation): %s, %zu, %u, %p, %d, and %H: a size_t in B, KiB, MiB,
- * GiB... with one decimal ("1.5 KiB"). Returns the length (truncated to cap - 1). */
+ * GiB... with one decimal ("1.5 KiB"). In a setuid or setgid program %p writes "(address
+ * hidden)". Returns the length (truncated to cap - 1; 0 when cap is 0). */
 size_t _hm_snprintf(char *buf, size_t cap, const char *fmt, ...);
 /* "pid 1234 (gcc)": the header of every report. No allocation. */
 size_t _hm_report_who(char *buf, size_t cap);

@@ -578,8 +578,15 @@ size_t _hm_snprintf(char *buf, size_t cap, const char *fmt, ...) {
                 n = put_uint(buf, cap, n, (uint64_t)v, 10);
             }
         } else if (*f == 'p') {
-            n = put_str(buf, cap, n, "0x");
-            n = put_uint(buf, cap, n, (uintptr_t)va_arg(ap, void *), 16);
+            /* a setuid or setgid program's stderr belongs to the less privileged user who
+             * started it: its address layout is not theirs to read */
+            uintptr_t v = (uintptr_t)va_arg(ap, void *);
+            if (_hm_secure()) {
+                n = put_str(buf, cap, n, "(address hidden)");
+            } else {
+                n = put_str(buf, cap, n, "0x");
+                n = put_uint(buf, cap, n, v, 16);
+            }
         } else if (*f == 's') {
             n = put_str(buf, cap, n, va_arg(ap, const char *));
         } else if (*f == '%') {
