@@ -347,8 +347,9 @@ const char *_hm_prim_getenv(const char *name);
 /* Write all of `len` bytes to fd 2, ignoring errors. */
 void _hm_prim_write_stderr(const char *msg, size_t len);
 /* Append to a regular file (created 0600 if missing). A symbolic link, FIFO, device or
- * directory, or a file that cannot be opened, gets one `hostmalloc: ` line on stderr and is
- * not written; the open never blocks. True when all of `msg` was written. */
+ * directory, a file with more than one hard link, or a file that cannot be opened, gets one
+ * `hostmalloc: ` line on stderr and is not written; the open never blocks. True when all of
+ * `msg` was written. */
 bool _hm_prim_write_path(const char *path, const char *msg, size_t len);
 /* The program's short name (program_invocation_short_name, else /proc/self/comm). */
 void _hm_prim_program_name(char *buf, size_t cap);
@@ -365,7 +366,8 @@ bool _hm_parse_size(const char *s, size_t *out);
 __attribute__((noreturn)) void _hm_fatal(const char *msg, const void *ptr);
 __attribute__((noreturn)) void _hm_assert_fail(const char *cond, const char *file, int line);
 /* Format into buf (no allocation): %s, %zu, %u, %p, %d, and %H: a size_t in B, KiB, MiB,
- * GiB... with one decimal ("1.5 KiB"). Returns the length (truncated to cap - 1). */
+ * GiB... with one decimal ("1.5 KiB"). In a setuid or setgid program %p writes "(address
+ * hidden)". Returns the length (truncated to cap - 1; 0 when cap is 0). */
 size_t _hm_snprintf(char *buf, size_t cap, const char *fmt, ...);
 /* "pid 1234 (gcc)": the header of every report. No allocation. */
 size_t _hm_report_who(char *buf, size_t cap);

@@ -141,14 +141,15 @@ static int parse_bool(const char *s) {
 static bool parse_fraction(const char *s, const char **end, double *out) {
     double v = 0;
     const char *c = s;
-    for (; *c >= '0' && *c <= '9'; c++)
+    bool digit = false; /* "." alone is not a number */
+    for (; *c >= '0' && *c <= '9'; c++, digit = true)
         v = v * 10 + (*c - '0');
     if (*c == '.') {
         double scale = 0.1;
-        for (c++; *c >= '0' && *c <= '9'; c++, scale /= 10)
+        for (c++; *c >= '0' && *c <= '9'; c++, scale /= 10, digit = true)
             v += (*c - '0') * scale;
     }
-    if (c == s || v > 1) return false;
+    if (!digit || v > 1) return false;
     *end = c;
     *out = v;
     return true;
@@ -176,7 +177,7 @@ static bool parse_levels(const char *s, bool (*one)(const char **, double *), do
     const char *c = s;
     while (n < 3 && one(&c, &v[n])) {
         n++;
-        if (*c != ',') break;
+        if (n == 3 || *c != ',') break; /* a comma after the third value is left: malformed */
         c++;
     }
     if (*c != '\0' || (n != 1 && n != 3)) return false;
@@ -577,8 +578,15 @@ size_t _hm_snprintf(char *buf, size_t cap, const char *fmt, ...) {
                 n = put_uint(buf, cap, n, (uint64_t)v, 10);
             }
         } else if (*f == 'p') {
-            n = put_str(buf, cap, n, "0x");
-            n = put_uint(buf, cap, n, (uintptr_t)va_arg(ap, void *), 16);
+            /* a setuid or setgid program's stderr belongs to the less privileged user who
+             * started it: its address layout is not theirs to read */
+            uintptr_t v = (uintptr_t)va_arg(ap, void *);
+            if (_hm_secure()) {
+                n = put_str(buf, cap, n, "(address hidden)");
+            } else {
+                n = put_str(buf, cap, n, "0x");
+                n = put_uint(buf, cap, n, v, 16);
+            }
         } else if (*f == 's') {
             n = put_str(buf, cap, n, va_arg(ap, const char *));
         } else if (*f == '%') {
@@ -589,7 +597,8 @@ size_t _hm_snprintf(char *buf, size_t cap, const char *fmt, ...) {
         }
     }
     va_end(ap);
-    if (cap > 0) buf[n < cap ? n : cap - 1] = '\0';
+    if (cap == 0) return 0; /* no room, not even for the terminator: nothing written */
+    buf[n < cap ? n : cap - 1] = '\0';
     return n < cap ? n : cap - 1;
 }
 

@@ -229,17 +229,21 @@ static size_t json_manager(char *buf, size_t cap, size_t n, const hm_manager_sta
     return n;
 }
 
-/* Close the object; 0 when the buffer was too small (never a cut document). */
+/* Close the object; 0 when the buffer was too small (never a cut document). _hm_snprintf
+ * stops counting at the end of the buffer, so a document that reaches the last byte may have
+ * been cut: it counts as too long. JSON_CAP holds the widest report (every figure 20 digits,
+ * a 63-byte program name escaped to six characters a byte). */
+#define JSON_CAP 2048
 static size_t json_end(char *buf, size_t cap, size_t n) {
     JSON_APPEND("}\n");
-    return n < cap ? n : 0;
+    return n + 1 < cap ? n : 0;
 }
 
 size_t hm_heap_stats_json(hm_heap *heap, FILE *out) {
     if (heap == NULL) return 0;
     hm_heap_stats_t s;
     hm_heap_stats(heap, &s);
-    char buf[1024];
+    char buf[JSON_CAP];
     size_t n = json_head(buf, sizeof buf, "heap");
     n = json_end(buf, sizeof buf, json_heap(buf, sizeof buf, n, &s));
     return n != 0 ? emit(heap->mgr, out, buf, n) : 0;
@@ -249,7 +253,7 @@ size_t hm_manager_stats_json(hm_manager *mgr, FILE *out) {
     if (mgr == NULL) return 0;
     hm_manager_stats_t s;
     hm_manager_stats(mgr, &s);
-    char buf[1024];
+    char buf[JSON_CAP];
     size_t n = json_head(buf, sizeof buf, "manager");
     n = json_end(buf, sizeof buf, json_manager(buf, sizeof buf, n, &s));
     return n != 0 ? emit(mgr, out, buf, n) : 0;
@@ -278,7 +282,7 @@ void _hm_stats_report_malloc(hm_heap *heap, hm_manager *mgr, bool to_sink) {
     hm_manager_stats_t m;
     hm_heap_stats(heap, &h);
     hm_manager_stats(mgr, &m);
-    char buf[1536];
+    char buf[JSON_CAP];
     size_t n;
     if (to_sink && mgr->cfg.stats_json) {
         n = json_head(buf, sizeof buf, "malloc");

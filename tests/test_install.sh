@@ -12,8 +12,9 @@
 # 2. Compile a small C program with `cc app.c $(pkg-config --cflags --libs hostmalloc)` against
 #    that prefix and run it.
 # 3. Build a tiny CMake project doing find_package(hostmalloc REQUIRED) and linking
-#    hostmalloc::hostmalloc (and hostmalloc::hostmalloc_static) with CMAKE_PREFIX_PATH set to
-#    the prefix, and run it.
+#    hostmalloc::hostmalloc, hostmalloc::hostmalloc_static and hostmalloc::hostmalloc_override,
+#    with CMAKE_PREFIX_PATH set to a copy of the prefix moved elsewhere (the CMake package is
+#    relocatable; the .pc file, by design, is not), and run them.
 set -eu
 
 src=${1:?usage: test_install.sh <source dir> [cmake] [cc] [generator] [pkg-config]}
@@ -58,6 +59,18 @@ ls "$libdir"/libhostmalloc.so* >/dev/null 2>&1 || die "libhostmalloc.so not inst
     die "hostmallocConfig.cmake not installed in $libdir/cmake/hostmalloc"
 ls "$libdir"/libhostmalloc-override.so* >/dev/null 2>&1 ||
     die "libhostmalloc-override.so not installed in $libdir"
+
+step "no test hook in an installed library"
+nm=${NM:-nm}
+command -v "$nm" >/dev/null 2>&1 || die "$nm not found (binutils; scripts/deps.sh test)"
+for lib in "$libdir"/libhostmalloc.so "$libdir"/libhostmalloc-override.so; do
+    syms=$("$nm" -D --defined-only "$lib") || die "$nm -D $lib"
+    echo "$syms" | grep -q ' hm_alloc$' || die "$nm -D lists no hm_alloc in $lib"
+    echo "$syms" | grep ' hm_test_' && die "test hooks exported by $lib"
+done
+"$nm" --defined-only "$libdir/libhostmalloc.a" 2>/dev/null | grep ' hm_test_' &&
+    die "test hooks in $libdir/libhostmalloc.a"
+echo "none"
 
 step "licence, docs, man page, version"
 docdir=$prefix/share/doc/hostmalloc
@@ -128,6 +141,10 @@ fail() {
 
 # Each consumer runs even when the other failed, so one run reports every problem.
 pkgconfig_consumer() {
+    command -v "$pkgconfig" >/dev/null 2>&1 || {
+        fail "pkg-config not found ('$pkgconfig'; scripts/deps.sh test installs it)"
+        return
+    }
     PKG_CONFIG_PATH=$pcdir
     export PKG_CONFIG_PATH
     flags=$("$pkgconfig" --cflags --libs hostmalloc) || {
@@ -166,6 +183,19 @@ pkgconfig_consumer() {
 find_package_consumer() {
     mkdir -p "$tmp/consumer"
     cp "$tmp/app.c" "$tmp/consumer/app.c"
+    # the process's malloc is hostmalloc's: its blocks belong to a hostmalloc heap
+    cat >"$tmp/consumer/override.c" <<'EOF2'
+#include <stdio.h>
+#include <stdlib.h>
+#include <hostmalloc/hostmalloc.h>
+int main(void) {
+    void *p = malloc(100);
+    if (p == NULL || hm_heap_of(p) == NULL) return 30;
+    free(p);
+    puts("hostmalloc install ok");
+    return 0;
+}
+EOF2
     cat >"$tmp/consumer/CMakeLists.txt" <<'EOF2'
 cmake_minimum_required(VERSION 3.16)
 project(hostmalloc_consumer C)
@@ -174,10 +204,19 @@ add_executable(app_shared app.c)
 target_link_libraries(app_shared PRIVATE hostmalloc::hostmalloc)
 add_executable(app_static app.c)
 target_link_libraries(app_static PRIVATE hostmalloc::hostmalloc_static)
+add_executable(app_override override.c)
+target_link_libraries(app_override PRIVATE hostmalloc::hostmalloc_override)
 EOF2
+    # the package is found where it was moved to, not where it was installed
+    moved=$tmp/moved
+    cp -a "$prefix" "$moved" || {
+        fail "copying the prefix"
+        return
+    }
+    libdir=$moved/${libdir#"$prefix"/}
     # shellcheck disable=SC2086
     "$cmake" -S "$tmp/consumer" -B "$tmp/cb" ${gen_args:+"$gen_args"} -DCMAKE_C_COMPILER="$cc" \
-        -DCMAKE_PREFIX_PATH="$prefix" || {
+        -DCMAKE_PREFIX_PATH="$moved" || {
         fail "configuring the find_package consumer"
         return
     }
@@ -185,7 +224,7 @@ EOF2
         fail "building the find_package consumer"
         return
     }
-    for exe in app_shared app_static; do
+    for exe in app_shared app_static app_override; do
         if out=$(LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$tmp/cb/$exe"); then
             if [ "$out" = "hostmalloc install ok" ]; then
                 echo "$exe: $out"
@@ -199,6 +238,8 @@ EOF2
     if LD_LIBRARY_PATH="$libdir" ldd "$tmp/cb/app_static" | grep -q libhostmalloc; then
         fail "app_static links libhostmalloc.so dynamically"
     fi
+    LD_LIBRARY_PATH="$libdir" ldd "$tmp/cb/app_shared" | grep -F "$moved/" >/dev/null ||
+        fail "app_shared does not load libhostmalloc.so from the moved prefix $moved"
 }
 
 # Installed as a distribution does: under /usr, into a staging DESTDIR. The flags must then

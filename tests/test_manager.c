@@ -445,7 +445,9 @@ static void test_process_wait_succeeds(void **state) {
     hm_manager *mgr;
     hm_heap *heap;
     static blocks b;
-    setup_full(&mgr, &heap, &b, 500);
+    /* a wait far longer than the free takes, so a loaded machine cannot make the request time
+     * out: success before the wait's end is what shows that the free woke the waiter */
+    setup_full(&mgr, &heap, &b, 10000);
     freer_arg fa = {blocks_pop(&b), 100, 0};
     pthread_t t;
     double t0 = now_ms();
@@ -458,7 +460,8 @@ static void test_process_wait_succeeds(void **state) {
                  "%.0f ms",
                  t1 - t0, fa.freed_at - t0);
     if (t1 - t0 < 80) fail_msg("succeeded after %.0f ms, before the free", t1 - t0);
-    if (t1 - t0 > 450) fail_msg("took %.0f ms: the free did not wake the waiter", t1 - t0);
+    if (t1 - t0 > 9000)
+        fail_msg("took %.0f ms of a 10 s wait: the free did not wake the waiter", t1 - t0);
     if (t1 + 1 < fa.freed_at) fail_msg("succeeded before the memory was freed");
     hm_free(p);
     free_all_native(&b);
@@ -484,7 +487,8 @@ static void test_process_wait_times_out(void **state) {
     assert_null(hm_alloc_level(heap, MIB, eTaskCritical));
     assert_null(hm_alloc_level(heap, MIB, eAppDomainCritical));
     el = now_ms() - t0;
-    if (el > 100) fail_msg("task/AppDomain failures took %.0f ms: they must not wait", el);
+    /* one wait would be 500 ms: anything below that is not a wait, however loaded the machine */
+    if (el >= 450) fail_msg("task/AppDomain failures took %.0f ms: they must not wait", el);
     hm_manager_stats(mgr, &s1);
     assert_int_equal(s1.failures[eProcessCritical], s0.failures[eProcessCritical] + 1);
     assert_int_equal(s1.failures[eTaskCritical], s0.failures[eTaskCritical] + 1);
@@ -820,12 +824,11 @@ static void test_set_notify_waits_for_running_call(void **state) {
     while (!atomic_load(&r->in_call) && now_ms() < end)
         sleep_ms(1);
     assert_true(atomic_load(&r->in_call));
-    double t0 = now_ms();
+    /* the call sleeps 200 ms: set_notify must return only after it (no bound on the time
+     * taken, which a loaded machine stretches either way) */
     assert_true(hm_manager_set_notify(mgr, NULL, NULL));
-    double el = now_ms() - t0;
     if (atomic_load(&r->in_call))
         fail_msg("hm_manager_set_notify(NULL) returned while the old function was running");
-    if (el < 50) fail_msg("set_notify returned after %.0f ms: it did not wait", el);
     /* unregistered: nothing more arrives although the state changes */
     int n = rec_count(r);
     free_all_native(&b);

@@ -9,10 +9,15 @@ set -eu
 src=${1:?usage: test_spdx.sh <source dir>}
 cd "$src"
 grep -q '^MIT License' LICENSE || { echo "FAIL: LICENSE is not the MIT licence"; exit 1; }
-missing=$(find . \( -path ./.git -o -path './build*' -o -path ./tests/fuzz/corpus \) -prune -o \
-    -type f \( -name '*.c' -o -name '*.h' -o -name '*.cpp' -o -name '*.sh' -o -name '*.py' \
-    -o -name '*.cmake' -o -name '*.in' -o -name CMakeLists.txt -o -name Makefile \
-    -o -name '*.3' -o -path ./.ci/run \) -print |
+# The project's files: in a git checkout, the tracked ones (an install prefix or a build
+# directory of any name inside the tree is not the project's); else every file outside build*.
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    files() { git ls-files | sed 's|^|./|'; }
+else
+    files() { find . \( -path ./.git -o -path './build*' \) -prune -o -type f -print; }
+fi
+missing=$(files | grep -v '^\./tests/fuzz/corpus/' |
+    grep -E '\.(c|h|cpp|sh|py|cmake|in|3)$|/CMakeLists\.txt$|/Makefile$|^\./\.ci/run$' |
     while read -r f; do
         head -n 3 "$f" | grep -q 'SPDX-License-Identifier: MIT' || echo "$f"
     done)

@@ -187,6 +187,102 @@ static void test_json_heap_and_manager(void **state) {
     hm_manager_release(mgr);
 }
 
+/* The program name is the one string of a JSON report that hostmalloc does not write itself:
+ * quotes, backslashes, control characters and bytes above 0x7f are escaped. */
+static void json_name_child(void *arg) {
+    program_invocation_short_name = (char *)arg;
+    hm_config cfg = quiet_cfg(16 * MIB);
+    hm_manager *mgr = hm_manager_new(&cfg);
+    hm_heap *heap = hm_heap_new(mgr, 0);
+    size_t n = hm_heap_stats_json(heap, stdout);
+    fflush(stdout);
+    hm_heap_release(heap);
+    hm_manager_release(mgr);
+    _exit(n > 0 ? 0 : 3);
+}
+
+static void test_json_program_name_escaped(void **state) {
+    (void)state;
+    char path[] = "/tmp/hm-json-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    fflush(stdout);
+    int saved = dup(1);
+    dup2(fd, 1);
+    close(fd);
+    static char name[] = "a\"b\\c\nd\xc3\xa9\x7f";
+    tu_child_result res;
+    int rc = tu_run_child(json_name_child, name, &res);
+    dup2(saved, 1);
+    close(saved);
+    assert_int_equal(rc, 0);
+    if (!WIFEXITED(res.status) || WEXITSTATUS(res.status) != 0)
+        fail_msg("child exit %d: %s", res.status, res.err);
+    rc = tu_python_check("json", path,
+                         "len(docs) == 1 and d['program'] == 'a' + chr(34) + 'b' + chr(92) + "
+                         "'c' + chr(10) + 'd' + chr(0xc3) + chr(0xa9) + chr(0x7f)");
+    unlink(path);
+    if (rc != 0) fail_msg("the program name is not escaped (python3 exit %d)", rc);
+}
+
+/* The widest manager report there can be (every counter 20 digits, a program name of 63
+ * bytes that each take six characters escaped) is written whole: a JSON writer answers with a
+ * complete document or with 0, never with a cut one. */
+static void json_wide_child(void *arg) {
+    (void)arg;
+    static char name[64];
+    memset(name, 1, 63);
+    program_invocation_short_name = name;
+    hm_config cfg = quiet_cfg(16 * MIB);
+    hm_manager *mgr = hm_manager_new(&cfg);
+    const size_t w = (size_t)12345678901234567890ull;
+    size_t limit = mgr->limit;
+    mgr->limit = w;
+    atomic_store(&mgr->peak_committed, w);
+    atomic_store(&mgr->runtime_mapped, w);
+    for (int l = 0; l < 3; l++) {
+        atomic_store(&mgr->retired_requests[l], w);
+        atomic_store(&mgr->failures[l], w);
+        atomic_store(&mgr->faults_injected[l], w);
+    }
+    for (int k = 0; k < 4; k++)
+        atomic_store(&mgr->notifications[k], w);
+    size_t n = hm_manager_stats_json(mgr, stdout);
+    fflush(stdout);
+    mgr->limit = limit;
+    _exit(n > 0 ? 0 : 3);
+}
+
+static void test_json_widest_report_whole(void **state) {
+    (void)state;
+    /* the formatter's answer for no room at all */
+    char one[1] = {'x'};
+    assert_int_equal(_hm_snprintf(one, 0, "%s", "abc"), 0);
+    assert_int_equal(one[0], 'x');
+    char path[] = "/tmp/hm-json-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    fflush(stdout);
+    int saved = dup(1);
+    dup2(fd, 1);
+    close(fd);
+    tu_child_result res;
+    int rc = tu_run_child(json_wide_child, NULL, &res);
+    dup2(saved, 1);
+    close(saved);
+    assert_int_equal(rc, 0);
+    if (!WIFEXITED(res.status) || WEXITSTATUS(res.status) != 0)
+        fail_msg("child exit %d (3: the report was refused): %s", res.status, res.err);
+    rc = tu_python_check("json", path,
+                         "len(docs) == 1 and d['program'] == chr(1) * 63 and "
+                         "d['manager']['limit'] == 12345678901234567890 and "
+                         "d['manager']['runtime_mapped'] == 12345678901234567890 and "
+                         "d['manager']['notifications']['high'] == 12345678901234567890");
+    unlink(path);
+    if (rc != 0)
+        fail_msg("the widest manager report is not a whole document (python3 exit %d)", rc);
+}
+
 /* HM_STATS=json: the reports at a heap's release and a manager's end are JSON lines in the
  * statistics file. */
 static void stats_json_child(void *arg) {
@@ -337,6 +433,12 @@ static void test_malformed_values(void **state) {
             NULL ||
         strstr(res.err, "read: stats=0 json=0 checked=0 low=90 ") == NULL)
         fail_msg("malformed values: %s", res.err);
+    /* level lists: three values or one, each with a digit */
+    const char *lists[] = {"HM_FAULT_EVERY", "1,2,3,", "HM_FAULT_PROB", ".", NULL};
+    run_env(lists, &res);
+    if (strstr(res.err, "hostmalloc: ignoring malformed HM_FAULT_EVERY=1,2,3,\n") == NULL ||
+        strstr(res.err, "hostmalloc: ignoring malformed HM_FAULT_PROB=.\n") == NULL)
+        fail_msg("malformed level lists: %s", res.err);
     const char *good[] = {"HM_STATS", "JSON", "HM_CHECKED", "Yes", NULL};
     run_env(good, &res);
     if (strstr(res.err, "hostmalloc:") != NULL ||
@@ -441,6 +543,21 @@ static void test_stats_file_not_regular(void **state) {
     const char *second = strstr(buf, "hostmalloc manager");
     if (second == NULL || strstr(second + 1, "hostmalloc manager") == NULL)
         fail_msg("two reports expected in the file: %s", buf);
+    /* a second hard link to it: refused (the link could point at a file of someone else) */
+    char hard[64];
+    snprintf(hard, sizeof hard, "%s/hard", dir);
+    assert_int_equal(link(file, hard), 0);
+    off_t before = st.st_size;
+    assert_int_equal(tu_run_child(fifo_child, hard, &res), 0);
+    char hline[160], htwo[320];
+    snprintf(hline, sizeof hline,
+             "hostmalloc: statistics not written to %s: it has more than one hard link\n", hard);
+    snprintf(htwo, sizeof htwo, "%s%s", hline, hline);
+    assert_true(exited(&res, 10));
+    assert_string_equal(res.err, htwo);
+    assert_int_equal(stat(file, &st), 0);
+    assert_int_equal(st.st_size, before);
+    unlink(hard);
     unlink(file);
     unlink(fifo);
     rmdir(dir);
@@ -452,6 +569,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_report_header),
         cmocka_unit_test(test_manager_report_full),
         cmocka_unit_test(test_json_heap_and_manager),
+        cmocka_unit_test(test_json_program_name_escaped),
+        cmocka_unit_test(test_json_widest_report_whole),
         cmocka_unit_test(test_env_stats_json),
         cmocka_unit_test(test_verbose_configuration),
         cmocka_unit_test(test_unknown_name_warning),

@@ -102,7 +102,8 @@ typedef struct hm_config {
     void *on_error_arg;
     /* Where print_stats writes: NULL for stderr, or a regular file to append to (a program
      * may have closed stderr by the time it exits). It is created with mode 0600; a symbolic
-     * link, FIFO, device or directory is refused with one message. The string must outlive
+     * link, FIFO, device, directory or file with more than one hard link is refused with one
+     * message. The string must outlive
      * the manager. HM_STATS_FILE (ignored in setuid and setgid programs). */
     const char *stats_path;
     /* With print_stats: the reports are JSON documents, one a line (hm_manager_stats_json),

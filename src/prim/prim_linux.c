@@ -387,6 +387,8 @@ bool _hm_prim_write_path(const char *path, const char *msg, size_t len) {
         why = open_error(errno);
     else if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
         why = "it is not a regular file";
+    else if (st.st_nlink != 1) /* a hard link, the one way left to point at someone's file */
+        why = "it has more than one hard link";
     if (why != NULL) {
         char line[320];
         size_t n = _hm_snprintf(line, sizeof line, "hostmalloc: statistics not written to %s: %s\n",

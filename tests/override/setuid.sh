@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: MIT
 # setuid.sh <setuid_probe>: a setuid-root program under the override, run by an unprivileged
 # user who sets HM_STATS, HM_STATS_FILE, HM_VERBOSE and HM_LIMIT, must write no file, print no
-# report, and not hang on a FIFO; and the statistics file of an ordinary run refuses FIFOs and
-# symbolic links and is created 0600.
+# report or address (not even in the message of an abort), and not hang on a FIFO; and the
+# statistics file of an ordinary run refuses FIFOs and symbolic links and is created 0600.
 #
 # Needs root (to make the setuid-root copy) and a directory on a mount without nosuid that the
 # user nobody can reach; exits 77 (CTest: skipped) with the reason when either is missing.
@@ -76,6 +76,20 @@ for name in HM_STATS HM_STATS_FILE HM_VERBOSE; do
         bad "setuid: no 'ignoring $name' line: $err"
 done
 grep -q "ignoring HM_LIMIT=1000T in a setuid or setgid program" <<<"$err" || bad "setuid: HM_LIMIT above the default not refused: $err"
+
+# 3b. A fatal error names no address in the setuid program (its stderr is nobody's); the same
+#     error in an ordinary run does (so the check can fail).
+err=$(HM_CHECKED=1 as_nobody "$dir/probe" --bad-free 2>&1 >/dev/null)
+case "$err" in
+*"hostmalloc: free(): pointer not allocated by hostmalloc: (address hidden)"*) ;;
+*) bad "setuid: a bad free did not abort with an address-free message: $err" ;;
+esac
+case "$err" in *0x*) bad "setuid: an address in the abort message: $err" ;; esac
+err=$("$dir/probe" --bad-free 2>&1 >/dev/null)
+case "$err" in
+*"hostmalloc: free(): pointer not allocated by hostmalloc: 0x"*) ;;
+*) bad "an ordinary run's bad free did not name the address: $err" ;;
+esac
 
 # 4. setuid with a FIFO as the file: no hang.
 timeout 20 env HM_STATS=1 HM_STATS_FILE="$out/fifo" setpriv --reuid=nobody --regid=nogroup \
