@@ -152,8 +152,9 @@ static void survive(unsigned ops_mask, unsigned every, double prob, uint64_t see
     uint64_t injected0 = hm_test_os_faults_injected();
 
     hm_test_os_faults(ops_mask, every, prob, seed);
-    /* 20,000 operations (a quarter under a sanitizer, where each costs ten times more) */
-    run_ops(mgr, m, live, regions, &rng, TU_SANITIZED ? 5000 : 20000, &t);
+    /* 20,000 operations (a quarter in a sanitizer or unoptimized build, where each costs many times
+     * more) */
+    run_ops(mgr, m, live, regions, &rng, TU_SLOW_BUILD ? 5000 : 20000, &t);
     hm_test_os_faults(0, 0, 0, 0);
     uint64_t injected = hm_test_os_faults_injected() - injected0;
     if (injected == 0) fail_msg("no fault was injected (mask %#x)", ops_mask);
@@ -162,7 +163,7 @@ static void survive(unsigned ops_mask, unsigned every, double prob, uint64_t see
 
     /* the faults stopped: everything works again */
     tally_t after = {0};
-    run_ops(mgr, m, live, regions, &rng, TU_SANITIZED ? 1500 : 5000, &after);
+    run_ops(mgr, m, live, regions, &rng, TU_SLOW_BUILD ? 1500 : 5000, &after);
     if (after.oom != 0 || after.voom != 0)
         fail_msg("%zu allocations failed after the faults stopped", after.oom + after.voom);
 

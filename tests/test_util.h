@@ -32,17 +32,18 @@
 
 #include <cmocka.h>
 
-/* TU_SANITIZED: built with AddressSanitizer or ThreadSanitizer, where every mapping and every
- * memory access costs many times more; long randomized tests then run fewer operations. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define TU_SANITIZED 1
+/* TU_SLOW_BUILD: built with AddressSanitizer or ThreadSanitizer, or without optimization (the
+ * debug leg), where every mapping and memory access costs many times more; long randomized
+ * tests then run fewer operations. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || !defined(__OPTIMIZE__)
+#define TU_SLOW_BUILD 1
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define TU_SANITIZED 1
+#define TU_SLOW_BUILD 1
 #endif
 #endif
-#ifndef TU_SANITIZED
-#define TU_SANITIZED 0
+#ifndef TU_SLOW_BUILD
+#define TU_SLOW_BUILD 0
 #endif
 
 #define TU_KIB ((size_t)1024)
