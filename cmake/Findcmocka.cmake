@@ -13,7 +13,11 @@ find_library(cmocka_LIBRARY NAMES cmocka HINTS ${PC_CMOCKA_LIBRARY_DIRS})
 include(FindPackageHandleStandardArgs)
 find_package_handle_standard_args(cmocka REQUIRED_VARS cmocka_LIBRARY cmocka_INCLUDE_DIR
   VERSION_VAR PC_CMOCKA_VERSION)
-set(cmocka_VERSION "${PC_CMOCKA_VERSION}")
+if(PC_CMOCKA_VERSION)
+  set(cmocka_VERSION "${PC_CMOCKA_VERSION}")
+else()
+  set(cmocka_VERSION "(version unknown)")
+endif()
 if(cmocka_FOUND AND NOT TARGET cmocka::cmocka)
   add_library(cmocka::cmocka UNKNOWN IMPORTED)
   set_target_properties(cmocka::cmocka PROPERTIES IMPORTED_LOCATION "${cmocka_LIBRARY}"

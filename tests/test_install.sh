@@ -74,8 +74,15 @@ echo "none"
 
 step "licence, docs, man page, version"
 docdir=$prefix/share/doc/hostmalloc
-for f in LICENSE README.md CHANGELOG.md CONTRACT.md API.md MEMORY-MANAGER.md DEBUG.md OVERRIDE.md; do
+for f in LICENSE README.md CHANGELOG.md docs/CONTRACT.md docs/API.md docs/MEMORY-MANAGER.md \
+    docs/DEBUG.md docs/OVERRIDE.md; do
     [ -s "$docdir/$f" ] || die "$docdir/$f not installed"
+done
+# every relative link of the installed README and docs leads to an installed file
+for md in "$docdir"/README.md "$docdir"/docs/*.md; do
+    for link in $(grep -o '](\([A-Za-z0-9_./-]*\.md\|LICENSE\)' "$md" | sed 's/^](//'); do
+        [ -f "$(dirname "$md")/$link" ] || die "$md links to $link, which is not installed"
+    done
 done
 grep -q "^MIT License" "$docdir/LICENSE" || die "LICENSE is not the MIT licence text"
 man3=$prefix/share/man/man3/hostmalloc.3
