@@ -157,6 +157,12 @@ void _hm_report(const hm_manager *mgr, int kind, const void *ptr, const char *me
     _hm_prim_write_stderr(message, strlen(message));
 }
 
+void _hm_report_double_free(const hm_segment_t *seg, const void *p, size_t size) {
+    char msg[128];
+    _hm_snprintf(msg, sizeof msg, "hostmalloc: double free: block %p of %zu bytes\n", p, size);
+    _hm_report(seg->mgr, HM_ERROR_DOUBLE_FREE, p, msg);
+}
+
 static const char *kind_name(int kind) {
     switch (kind) {
     case HM_ERROR_DOUBLE_FREE:
@@ -511,6 +517,7 @@ static void mark(uint64_t *freemap, const hm_page_t *pg, const hm_block_t *b) {
         if (off >= _hm_page_area(pg) || off % pg->block_size != 0)
             break; /* damaged: stop, never wander */
         size_t i = off / pg->block_size;
+        if (freemap[i >> 6] >> (i & 63) & 1) break; /* seen: a damaged list loops, stop */
         freemap[i >> 6] |= (uint64_t)1 << (i & 63);
         hm_tool_access(b, sizeof(hm_block_t));
         const hm_block_t *next = b->next;
