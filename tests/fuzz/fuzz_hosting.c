@@ -13,7 +13,8 @@
  *     fault injection) can explain it;
  *   - Free of live blocks (S_OK), of foreign, interior, stale and quarantined pointers
  *     (HOST_E_INVALIDOPERATION, and nothing changes: payloads and statistics stay put);
- *     double frees only on debug/checked blocks, where they are detected;
+ *     double frees of any block in any order (refused, reported while the slot is the heap's);
+ *   - Virtual* below 64 KiB, beyond 2^47 and with sizes that wrap: E_INVALIDARG, nothing changed;
  *   - canary damage (overrun, underrun) is reported through on_error with the right kind;
  *   - the payload patterns of live blocks (a few after every operation, all before release);
  *   - hm_manager_stats: committed <= limit, heaps, virtual reserved/committed, injected
@@ -568,7 +569,9 @@ static void op_free(mgr_t *m, input_t *inp) {
     CHECK(hr == S_OK, "Free(%p) of a live block of %zu bytes: 0x%08x", (void *)b.p, b.size,
           (unsigned)hr);
     remove_block(in, k);
-    if (b.debug && in->nstale < MAX_STALE) in->stale[in->nstale++] = b.p;
+    /* every door refuses a second free (default mode: small blocks by their owner thread, this
+     * one; huge ones while cached or unmapped), as long as the slot was not handed out again */
+    if (in->nstale < MAX_STALE) in->stale[in->nstale++] = b.p;
 }
 
 /* A Free that must fail and change nothing. */
@@ -723,12 +726,16 @@ static void op_double_free(mgr_t *m, input_t *inp) {
         return;
     }
     if (in->nstale == 0) return;
+    /* any freed block, in any order: the last, the first, one in between, again and again */
     void *p = in->stale[sel / 2 % in->nstale];
+    /* still a slot of this heap's pages (its page not retired): the double free is reported */
+    bool slot = hm_heap_of(p) == in->heap;
     size_t df = m->reports[HM_ERROR_DOUBLE_FREE];
-    expect_rejected(m, in, p, "a freed debug block");
-    /* the slot is reported as a double free unless its page went back already */
+    expect_rejected(m, in, p, "a freed block");
     CHECK(m->reports[HM_ERROR_DOUBLE_FREE] <= df + 1, "double free reported %zu times",
           m->reports[HM_ERROR_DOUBLE_FREE] - df);
+    CHECK(!slot || m->reports[HM_ERROR_DOUBLE_FREE] == df + 1,
+          "double free of %p, a slot of the heap, not reported", p);
 }
 
 /* Damage a canary of a debug block, then Free it: rejected, reported, quarantined. */
@@ -1225,6 +1232,95 @@ static void op_vreserve_at(mgr_t *m, input_t *inp) {
           (unsigned)hr, p);
 }
 
+/* Virtual* at the edges of the address space and with sizes that wrap: every call refused
+ * with E_INVALIDARG (or an injected fault), *ppMem NULL, nothing changed (check_after_op compares
+ * the manager's reserved and committed bytes with the model; the region's pages are checked). */
+static void op_vedge(mgr_t *m, input_t *inp) {
+    uint8_t what = in_u8(inp), sel = in_u8(inp), lv = in_u8(inp);
+    uint16_t a16 = in_u16(inp);
+    int level = lv % 3;
+    static const DWORD types[4] = {MEM_RESERVE, MEM_RESERVE | MEM_COMMIT, MEM_COMMIT, MEM_RESET};
+    static const uintptr_t high[6] = {
+        (uintptr_t)1 << 47, UINTPTR_MAX,           UINTPTR_MAX & ~(uintptr_t)0xFFFF,
+        (uintptr_t)1 << 63, 0xffff800000000000ull, ((uintptr_t)1 << 47) - GRANULE};
+    /* sizes that wrap past 2^64 from any address, or run past 2^47 */
+    size_t wrap = SIZE_MAX - (size_t)(a16 % 8) * VPAGE - (lv & 0x0F);
+    region_t *g = pick_region(m, sel);
+    void *p = (void *)(uintptr_t)1;
+    HRESULT hr;
+    switch (what % 6) {
+    case 0:
+    case 1: {
+        /* VirtualAlloc below 64 KiB or at the top, any type */
+        uintptr_t addr = (what % 6) == 0 ? 1 + (uintptr_t)a16 % 0xFFFF : high[a16 % 6];
+        size_t size = (what & 0x40) ? wrap % ((size_t)1 << 46) + 1 : (size_t)(lv % 16 + 1) * VPAGE;
+        if (addr == ((uintptr_t)1 << 47) - GRANULE) size = 2 * GRANULE; /* runs past 2^47 */
+        DWORD type = types[(what >> 3) & 3];
+        bool fault = level_fault(m, level);
+        m->requests_max[level]++;
+        hr = IHostMemoryManager_VirtualAlloc(m->com, (void *)addr, size, type, PAGE_READWRITE,
+                                             (EMemoryCriticalLevel)level, &p);
+        CHECK((hr == E_INVALIDARG || (fault && hr == E_OUTOFMEMORY)) && p == NULL,
+              "VirtualAlloc(%#lx, %zu, 0x%x): 0x%08x %p", (unsigned long)addr, size, (unsigned)type,
+              (unsigned)hr, p);
+        break;
+    }
+    case 2: {
+        /* VirtualFree(MEM_DECOMMIT) from inside a region with a size that wraps */
+        if (g == NULL) return;
+        size_t npages = g->size / VPAGE, off = (size_t)(a16 % npages) * VPAGE + (lv >> 4);
+        hr = IHostMemoryManager_VirtualFree(m->com, g->base + off, wrap, MEM_DECOMMIT);
+        CHECK(hr == E_INVALIDARG, "VirtualFree(%p + %zu, %zu, MEM_DECOMMIT): 0x%08x",
+              (void *)g->base, off, wrap, (unsigned)hr);
+        for (size_t i = 0; i < npages; i++)
+            check_page(g, i, "after a refused wrapping decommit");
+        break;
+    }
+    case 3: {
+        /* VirtualProtect and a commit with a size that wraps */
+        if (g == NULL) return;
+        size_t npages = g->size / VPAGE, off = (size_t)(a16 % npages) * VPAGE;
+        DWORD old = 12345;
+        hr = IHostMemoryManager_VirtualProtect(m->com, g->base + off, wrap, PAGE_READONLY, &old);
+        CHECK(hr == E_INVALIDARG, "VirtualProtect(%p + %zu, %zu): 0x%08x", (void *)g->base, off,
+              wrap, (unsigned)hr);
+        bool fault = level_fault(m, level);
+        m->requests_max[level]++;
+        hr = IHostMemoryManager_VirtualAlloc(m->com, g->base + off, wrap, MEM_COMMIT,
+                                             PAGE_READWRITE, (EMemoryCriticalLevel)level, &p);
+        CHECK((hr == E_INVALIDARG || (fault && hr == E_OUTOFMEMORY)) && p == NULL,
+              "commit of %zu bytes at %p + %zu: 0x%08x %p", wrap, (void *)g->base, off,
+              (unsigned)hr, p);
+        for (size_t i = 0; i < npages; i++)
+            check_page(g, i, "after refused wrapping calls");
+        break;
+    }
+    case 4: {
+        /* VirtualQuery outside the user address space: no answer */
+        MEMORY_BASIC_INFORMATION mbi;
+        SIZE_T res = 77;
+        uintptr_t addr = high[a16 % 5] ^ (lv & 0x0F);
+        hr = IHostMemoryManager_VirtualQuery(m->com, (void *)addr, &mbi, sizeof mbi, &res);
+        CHECK(hr == E_INVALIDARG && res == 0, "VirtualQuery(%#lx): 0x%08x %zu", (unsigned long)addr,
+              (unsigned)hr, (size_t)res);
+        break;
+    }
+    default: {
+        /* VirtualQuery at the lowest and highest user pages: an answer that ends by 2^47 */
+        MEMORY_BASIC_INFORMATION mbi;
+        SIZE_T res = 0;
+        uintptr_t addr = (what & 0x80) ? ((uintptr_t)1 << 47) - 1 - a16 : a16;
+        hr = IHostMemoryManager_VirtualQuery(m->com, (void *)addr, &mbi, sizeof mbi, &res);
+        uintptr_t base = (uintptr_t)mbi.BaseAddress;
+        CHECK(hr == S_OK && res == sizeof mbi && base == (addr & ~(uintptr_t)(VPAGE - 1)) &&
+                  mbi.RegionSize != 0 && mbi.RegionSize <= ((uintptr_t)1 << 47) - base,
+              "VirtualQuery(%#lx): 0x%08x base %p size %#zx", (unsigned long)addr, (unsigned)hr,
+              mbi.BaseAddress, (size_t)mbi.RegionSize);
+        break;
+    }
+    }
+}
+
 static void op_load(mgr_t *m) {
     DWORD load = 999;
     SIZE_T avail = 1;
@@ -1316,14 +1412,14 @@ static void run_op(input_t *in) {
     uint8_t op = in_u8(in);
     int mi = (op >> 7) & 1;
     if (trace)
-        fprintf(stderr, "fuzz_hosting: @%zu manager %d op %d%s\n", at, mi, (op & 0x7F) % 24,
+        fprintf(stderr, "fuzz_hosting: @%zu manager %d op %d%s\n", at, mi, (op & 0x7F) % 25,
                 M[mi].com == NULL ? " (makes the manager)" : "");
     if (M[mi].com == NULL) {
         new_manager(mi, in);
         return;
     }
     mgr_t *m = &M[mi];
-    switch ((op & 0x7F) % 24) {
+    switch ((op & 0x7F) % 25) {
     case 0:
         op_create_malloc(m, in);
         break;
@@ -1392,6 +1488,9 @@ static void run_op(input_t *in) {
         break;
     case 22:
         op_callback(mi, in);
+        break;
+    case 24:
+        op_vedge(m, in);
         break;
     default:
         op_vas(m, in);
