@@ -223,6 +223,15 @@ void *hm_realloc(hm_heap *heap, void *p, size_t size) {
                                         : "realloc(): pointer is not the start of a block:",
                   p);
     }
+    /* realloc frees p: a block already free (its owner can tell, as in free) is a double
+     * free, never a block to hand back in place */
+    if (!pg->is_debug && !pg->is_huge && _hm_mark_get(p) == pg) {
+        uintptr_t tid = atomic_load_explicit(&seg->tid, memory_order_relaxed);
+        if ((tid == _hm_thread_id() || tid == HM_TID_ANY) && _hm_page_block_is_free(pg, p)) {
+            _hm_report_double_free(seg, p, pg->block_size);
+            abort();
+        }
+    }
     size_t usable = hm_usable_size(p);
     bool debug = pg->is_debug;
     /* a debug block always moves: its size and back canary are exact */

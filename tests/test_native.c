@@ -910,7 +910,8 @@ static void expect_abort(death_case *d) {
 /* ---- misuse messages: one exact line, then abort ----------------------------------------------
  */
 typedef struct msg_case {
-    int what; /* 0: p, p; 1: p, q, p; 2: 256 KiB p, p; 3: realloc((void *)1); 4: realloc(p+8) */
+    int what; /* 0: p, p; 1: p, q, p; 2: 256 KiB p, p; 3: realloc((void *)1); 4: realloc(p+8);
+               * 5: free(p), realloc(p) */
     size_t size;
     char expect[160]; /* filled in the child: the exact message */
 } msg_case;
@@ -936,6 +937,14 @@ static void msg_child(void *arg) {
         fprintf(stderr, "hostmalloc: double free: block %s of %zu bytes\n", hex, usable);
         fflush(stderr);
         hm_free(p);
+        break;
+    }
+    case 5: {
+        size_t usable = hm_usable_size(p);
+        hm_free(p);
+        fprintf(stderr, "hostmalloc: double free: block %s of %zu bytes\n", hex, usable);
+        fflush(stderr);
+        (void)!hm_realloc(h, p, c->size / 2 + 1); /* would fit in place */
         break;
     }
     case 3:
@@ -1005,6 +1014,10 @@ static void test_realloc_invalid_message(void **state) {
     expect_message(&c, "double free of 256 KiB");
     c.size = 100000;
     expect_message(&c, "double free of 100000 bytes");
+    /* realloc of a freed small block: a double free, not a block handed back in place */
+    c.what = 5;
+    c.size = 48;
+    expect_message(&c, "realloc of a freed block");
 }
 
 static void run_death_cases(int usable) {
