@@ -61,8 +61,9 @@ void *_hm_alloc_slow(hm_heap *heap, size_t size, int level) {
     hm_page_t *pg = size <= HM_DIRECT_MAX ? th->direct[(size + 15) >> 4] : NULL;
     if (pg != NULL && pg->free != NULL) {
         hm_block_t *b = pg->free;
-        hm_tool_access(b, sizeof(hm_block_t));
+        hm_tool_access(b, 2 * sizeof(hm_block_t));
         pg->free = b->next;
+        _hm_mark_set(b, NULL); /* live: unmarked */
         pg->used++;
         p = b;
     } else {
@@ -138,12 +139,26 @@ static hm_cold void free_invalid(const void *p, hm_result r) {
               p);
 }
 
+/* p was the start of a huge block whose segment now waits in the manager's cache: the block
+ * was freed, so freeing p again is a double free. Reported (to the segment's manager). Only
+ * segment headers are read: the segment map says one is there. */
+static bool huge_freed_at(const void *p) {
+    if (!_hm_segmap_has((uintptr_t)p)) return false;
+    const hm_segment_t *seg = (const hm_segment_t *)((uintptr_t)p & ~(uintptr_t)HM_SEGMENT_MASK);
+    if (seg->kind != HM_SEG_HUGE || seg->heap != NULL || seg->pages[0].start != p ||
+        _hm_page_area(&seg->pages[0]) != 0)
+        return false;
+    _hm_report_double_free(seg, p, seg->huge_size);
+    return true;
+}
+
 /* Everything but the common case: aligned huge blocks and bad pointers. */
 static hm_noinline void free_slow(void *p) {
     hm_segment_t *seg;
     hm_page_t *pg;
     hm_result r = block_lookup(p, &seg, &pg);
-    if (r == HM_ERR_NOT_BLOCK && _hm_debug_double_free_huge(p)) abort(); /* reported */
+    if (r == HM_ERR_NOT_BLOCK && (_hm_debug_double_free_huge(p) || huge_freed_at(p)))
+        abort(); /* reported */
     if (r != HM_OK) free_invalid(p, r);
     if (_hm_free_block(seg, pg, p) != HM_OK) abort(); /* a debug check failed: it reported */
 }
@@ -163,7 +178,8 @@ hm_result _hm_heap_free_slow(hm_heap *heap, void *p) {
     hm_segment_t *seg;
     hm_page_t *pg;
     hm_result r = block_lookup(p, &seg, &pg);
-    if (r == HM_ERR_NOT_BLOCK && _hm_debug_double_free_huge(p)) return r; /* reported */
+    if (r == HM_ERR_NOT_BLOCK && (_hm_debug_double_free_huge(p) || huge_freed_at(p)))
+        return r; /* reported */
     if (r != HM_OK) return r;
     if (seg->heap != heap) return HM_ERR_OTHER_HEAP;
     return _hm_free_block(seg, pg, p);
@@ -198,10 +214,27 @@ hm_heap *hm_heap_of(const void *p) {
 
 void *hm_realloc(hm_heap *heap, void *p, size_t size) {
     if (p == NULL) return hm_alloc(heap, size);
-    size_t usable = hm_usable_size(p); /* aborts on a bad pointer */
     hm_segment_t *seg;
     hm_page_t *pg;
-    bool debug = _hm_block_lookup(p, &seg, &pg) == HM_OK && pg->is_debug;
+    hm_result r = block_lookup(p, &seg, &pg);
+    if (hm_unlikely(r != HM_OK)) {
+        if (r == HM_ERR_NOT_BLOCK && (_hm_debug_double_free_huge(p) || huge_freed_at(p)))
+            abort(); /* reported */
+        _hm_fatal(r == HM_ERR_NOT_OWNED ? "realloc(): pointer not allocated by hostmalloc:"
+                                        : "realloc(): pointer is not the start of a block:",
+                  p);
+    }
+    /* realloc frees p: a block already free (its owner can tell, as in free) is a double
+     * free, never a block to hand back in place */
+    if (!pg->is_debug && !pg->is_huge && _hm_mark_get(p) == pg) {
+        uintptr_t tid = atomic_load_explicit(&seg->tid, memory_order_relaxed);
+        if ((tid == _hm_thread_id() || tid == HM_TID_ANY) && _hm_page_block_is_free(pg, p)) {
+            _hm_report_double_free(seg, p, pg->block_size);
+            abort();
+        }
+    }
+    size_t usable = hm_usable_size(p);
+    bool debug = pg->is_debug;
     /* a debug block always moves: its size and back canary are exact */
     if (!debug && size <= usable && size >= usable / 2 && seg->heap == heap) return p;
     void *n = hm_alloc(heap, size);

@@ -99,7 +99,12 @@ static struct {
 
 static const char *intern_name(const char *name) {
     if (name == NULL) return NULL;
-    size_t len = strnlen(name, 512);
+    /* a name longer than 512 bytes keeps its end: the part of a path that tells files apart */
+    size_t len = strlen(name);
+    if (len > 512) {
+        name += len - 512;
+        len = 512;
+    }
     uint64_t h = 1469598103934665603ULL;
     for (size_t i = 0; i < len; i++)
         h = (h ^ (uint8_t)name[i]) * 1099511628211ULL;
@@ -132,12 +137,31 @@ static const char *intern_name(const char *name) {
 }
 
 /* ---- reports -------------------------------------------------------------------------------- */
+/* File names in report lines are cut to their last NAME_MAX_SHOWN bytes (after "..."), so that
+ * every line fits its 512-byte buffer whole: with its ":line: ..." part and its newline. The
+ * end of a path is the part that tells files apart. */
+#define NAME_MAX_SHOWN 300
+static const char *name_prefix(const char *name) {
+    return name != NULL && strnlen(name, NAME_MAX_SHOWN + 1) > NAME_MAX_SHOWN ? "..." : "";
+}
+static const char *name_tail(const char *name) {
+    if (name == NULL) return "(unknown)";
+    size_t len = strlen(name); /* interned copies are at most 512 bytes */
+    return len > NAME_MAX_SHOWN ? name + len - NAME_MAX_SHOWN : name;
+}
+
 void _hm_report(const hm_manager *mgr, int kind, const void *ptr, const char *message) {
     if (mgr != NULL && mgr->cfg.on_error != NULL) {
         mgr->cfg.on_error(kind, ptr, message, mgr->cfg.on_error_arg);
         return;
     }
     _hm_prim_write_stderr(message, strlen(message));
+}
+
+void _hm_report_double_free(const hm_segment_t *seg, const void *p, size_t size) {
+    char msg[128];
+    _hm_snprintf(msg, sizeof msg, "hostmalloc: double free: block %p of %zu bytes\n", p, size);
+    _hm_report(seg->mgr, HM_ERROR_DOUBLE_FREE, p, msg);
 }
 
 static const char *kind_name(int kind) {
@@ -159,10 +183,10 @@ static void report_block(const hm_manager *mgr, int kind, const void *p, const h
     char msg[512];
     if (h->file != NULL)
         _hm_snprintf(msg, sizeof msg,
-                     "hostmalloc: %s: block %p of %zu bytes, allocated at %s:%d (#%zu, thread "
+                     "hostmalloc: %s: block %p of %zu bytes, allocated at %s%s:%d (#%zu, thread "
                      "%d)\n",
-                     kind_name(kind), p, h->size, h->file, (int)h->line, (size_t)h->seq,
-                     (int)h->tid);
+                     kind_name(kind), p, h->size, name_prefix(h->file), name_tail(h->file),
+                     (int)h->line, (size_t)h->seq, (int)h->tid);
     else
         _hm_snprintf(msg, sizeof msg,
                      "hostmalloc: %s: block %p of %zu bytes (allocation #%zu, thread %d)\n",
@@ -494,6 +518,7 @@ static void mark(uint64_t *freemap, const hm_page_t *pg, const hm_block_t *b) {
         if (off >= _hm_page_area(pg) || off % pg->block_size != 0)
             break; /* damaged: stop, never wander */
         size_t i = off / pg->block_size;
+        if (freemap[i >> 6] >> (i & 63) & 1) break; /* seen: a damaged list loops, stop */
         freemap[i >> 6] |= (uint64_t)1 << (i & 63);
         hm_tool_access(b, sizeof(hm_block_t));
         const hm_block_t *next = b->next;
@@ -631,8 +656,8 @@ size_t hm_heap_report_leaks(hm_heap *heap, FILE *out) {
                      (void *)heap, l.blocks, l.bytes, l.nsites + (l.other.count != 0));
         emit_line(heap->mgr, out, line);
         for (size_t i = 0; i < l.nsites; i++) {
-            _hm_snprintf(line, sizeof line, "  %s:%d: %zu blocks, %zu bytes\n",
-                         l.sites[i].file != NULL ? l.sites[i].file : "(unknown)", l.sites[i].line,
+            _hm_snprintf(line, sizeof line, "  %s%s:%d: %zu blocks, %zu bytes\n",
+                         name_prefix(l.sites[i].file), name_tail(l.sites[i].file), l.sites[i].line,
                          l.sites[i].count, l.sites[i].bytes);
             emit_line(heap->mgr, out, line);
         }

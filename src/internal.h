@@ -122,6 +122,21 @@ typedef struct hm_block_s {
     struct hm_block_s *next;
 } hm_block_t;
 
+/* The free mark of plain blocks (docs/DEBUG.md, "Default mode"). Word 1 of a block on a plain
+ * page's free lists holds the address of its page's descriptor; every allocation of a plain
+ * block clears it. A free that finds the mark set takes the slow path, which calls it a double
+ * free only if the block is really on one of the page's free lists: a program cannot make a
+ * legitimate free look like a double free, since no live block is on those lists. Blocks are
+ * at least 16 bytes, so every block has a word 1. */
+hm_inline void *_hm_mark_get(const void *b) {
+    void *m;
+    __builtin_memcpy(&m, (const uint8_t *)b + sizeof(void *), sizeof m);
+    return m;
+}
+hm_inline void _hm_mark_set(void *b, const void *m) {
+    __builtin_memcpy((uint8_t *)b + sizeof(void *), &m, sizeof m);
+}
+
 typedef struct hm_page_s hm_page_t;
 typedef struct hm_segment_s hm_segment_t;
 typedef struct hm_theap_s hm_theap_t;
@@ -420,6 +435,14 @@ void _hm_page_collect(hm_page_t *page);
 void *_hm_page_alloc_generic(hm_theap_t *th, size_t size, int level);
 /* A local free found the page full (or huge): requeue it, retire it, or free the huge block. */
 hm_result _hm_page_free_slow(hm_page_t *page, hm_segment_t *seg, hm_block_t *b);
+/* A local free of a plain block that carries the free mark: a double free (reported; nothing
+ * changes) if the block is on one of the page's free lists, else a normal free. */
+hm_result _hm_page_free_marked(hm_page_t *page, hm_segment_t *seg, hm_block_t *b);
+/* Is `b` on the free list of plain page `pg` or on its list of other threads' frees? Owner
+ * only. Every link is validated before it is followed, and the walk is bounded. */
+bool _hm_page_block_is_free(const hm_page_t *pg, const hm_block_t *b);
+/* Report a double free of `p` (a block of `seg`, `size` usable bytes) to the error sink. */
+void _hm_report_double_free(const hm_segment_t *seg, const void *p, size_t size);
 /* A local free left a page that is not the head of its queue empty: retire it. */
 hm_result _hm_page_emptied(hm_page_t *page, hm_segment_t *seg);
 /* The page containing p (p inside seg). */
@@ -478,8 +501,14 @@ hm_inline hm_result _hm_block_lookup_fast(const void *p, hm_segment_t **segp, hm
     hm_page_t *pg = _hm_page_of(seg, p);
     __asm__("" : "+r"(pg)); /* compute the page address once (gcc 12 otherwise does it twice) */
     size_t off = (size_t)((const uint8_t *)p - pg->start);
-    if (hm_unlikely(off >= _hm_page_area(pg) || off * pg->div_magic >= pg->div_magic))
-        return HM_ERR_NOT_BLOCK;
+    /* off >= area, with the relaxed load of `area` inside the compare: compilers keep an
+     * atomic load a separate instruction, and this one is on every free (the free mark's
+     * test, _hm_free_block, was paid for with it; an aligned 8-byte load is atomic on x86-64) */
+    bool outside;
+    __asm__("cmpq %[area], %[off]"
+            : "=@ccae"(outside)
+            : [area] "m"(*(const size_t *)&pg->area), [off] "r"(off));
+    if (hm_unlikely(outside || off * pg->div_magic >= pg->div_magic)) return HM_ERR_NOT_BLOCK;
     *segp = seg;
     *pagep = pg;
     return HM_OK;
@@ -494,10 +523,14 @@ hm_inline hm_result _hm_free_block(hm_segment_t *seg, hm_page_t *pg, void *p) {
     uint32_t used = pg->used;
     /* negative: HM_USED_SLOW (a full page out of its queue, a huge page, a debug page) */
     if (hm_unlikely((int32_t)used < 0)) return _hm_page_free_slow(pg, seg, b);
+    hm_tool_access(b, 2 * sizeof(hm_block_t));
+    /* marked: free already, unless the program wrote the mark itself (the slow path knows) */
+    if (hm_unlikely(_hm_mark_get(b) == pg)) return _hm_page_free_marked(pg, seg, b);
     hm_tool_free(b);
-    hm_tool_access(b, sizeof(hm_block_t));
+    hm_tool_access(b, 2 * sizeof(hm_block_t));
     b->next = pg->free;
-    hm_tool_hide(b, sizeof(hm_block_t));
+    _hm_mark_set(b, pg);
+    hm_tool_hide(b, 2 * sizeof(hm_block_t));
     pg->free = b;
     pg->used = used - 1;
     /* the page is now empty and allocation has moved on from it: give it back now, so that
@@ -515,8 +548,9 @@ hm_inline void *_hm_alloc_fast(hm_heap *heap, size_t size, int level) {
         hm_page_t *pg = th->direct[(size + 15) >> 4];
         hm_block_t *b = pg->free;
         if (hm_likely(b != NULL)) {
-            hm_tool_access(b, sizeof(hm_block_t));
+            hm_tool_access(b, 2 * sizeof(hm_block_t));
             pg->free = b->next;
+            _hm_mark_set(b, NULL); /* live: unmarked */
             pg->used++;
             th->requests[level & 3]++;
             hm_tool_alloc(b, size);

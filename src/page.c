@@ -212,11 +212,16 @@ static void page_extend(hm_page_t *pg) {
     } else {
         /* new debug slots: forget the headers a previous life of this memory left behind */
         if (pg->is_debug) _hm_debug_forget(pg, (uint8_t *)p, n);
+        /* plain slots are carved free, so with the free mark: freeing one that was never
+         * handed out is refused like any second free */
+        const void *mark = pg->is_debug ? NULL : pg;
         for (uint32_t i = 0; i + 1 < n; i++) {
             ((hm_block_t *)p)->next = (hm_block_t *)(p + pg->block_size);
+            if (mark != NULL) _hm_mark_set(p, mark);
             p += pg->block_size;
         }
         ((hm_block_t *)p)->next = pg->free;
+        if (mark != NULL) _hm_mark_set(p, mark);
     }
     pg->free = first;
     pg->capacity += n;
@@ -282,10 +287,12 @@ hm_result _hm_page_free_remote(hm_page_t *pg, hm_segment_t *seg, hm_block_t *b) 
     do {
         tag = old & HM_TF_MASK;
         hm_tool_access(b, 2 * sizeof(hm_block_t));
-        if (checked)
+        if (checked) {
             _hm_chk_set_link((uint8_t *)b, (hm_block_t *)(old & ~HM_TF_MASK));
-        else
+        } else {
             b->next = (hm_block_t *)(old & ~HM_TF_MASK);
+            if (!pg->is_debug) _hm_mark_set(b, pg); /* free, wherever it waits */
+        }
         hm_tool_hide(b, 2 * sizeof(hm_block_t));
     } while (!atomic_compare_exchange_weak_explicit(
         &pg->thread_free, &old, (uintptr_t)b | (tag == HM_TF_FULL ? HM_TF_NOTIFIED : tag),
@@ -363,10 +370,52 @@ static bool page_retirable(hm_theap_t *th, hm_page_t *pg) {
     return _hm_page_in_full(pg) || q->first != pg || q->last != pg;
 }
 
+/* Bounded walk of one list for `b`: at most `limit` links, each checked to be a block of the
+ * page before it is followed (a list damaged by a write after free is never wandered off). */
+static bool list_holds(const hm_page_t *pg, const hm_block_t *x, const hm_block_t *b,
+                       size_t limit) {
+    size_t area = _hm_page_area(pg);
+    for (size_t n = 0; x != NULL && n <= limit; n++) {
+        if (x == b) return true;
+        size_t off = (size_t)((const uint8_t *)x - pg->start);
+        if (off >= area || off * pg->div_magic >= pg->div_magic) return false;
+        hm_tool_access(x, sizeof(hm_block_t));
+        const hm_block_t *next = x->next;
+        hm_tool_hide(x, sizeof(hm_block_t));
+        x = next;
+    }
+    return false;
+}
+
+bool _hm_page_block_is_free(const hm_page_t *pg, const hm_block_t *b) {
+    /* the lists together hold at most the blocks carved so far */
+    if (list_holds(pg, pg->free, b, pg->capacity)) return true;
+    /* other threads only push in front of the snapshot: what follows it stays put */
+    uintptr_t tf = atomic_load_explicit(&((hm_page_t *)pg)->thread_free, memory_order_acquire);
+    return list_holds(pg, (const hm_block_t *)(tf & ~HM_TF_MASK), b, pg->capacity);
+}
+
+hm_result _hm_page_free_marked(hm_page_t *pg, hm_segment_t *seg, hm_block_t *b) {
+    if (_hm_page_block_is_free(pg, b)) {
+        _hm_report_double_free(seg, b, pg->block_size);
+        return HM_ERR_NOT_BLOCK; /* nothing changed */
+    }
+    /* the program wrote the mark into its own block: a normal free, unmarked first (the mark
+     * test is not repeated) */
+    _hm_mark_set(b, NULL);
+    return _hm_free_block(seg, pg, b);
+}
+
 hm_result _hm_page_free_slow(hm_page_t *pg, hm_segment_t *seg, hm_block_t *b) {
     if (pg->is_debug) {
         hm_result r = _hm_debug_free_check(pg, b);
         if (r != HM_OK) return r; /* reported; the block is left as it is, never reused */
+    } else if (!pg->is_huge) {
+        hm_tool_access(b, 2 * sizeof(hm_block_t));
+        if (_hm_mark_get(b) == pg && _hm_page_block_is_free(pg, b)) {
+            _hm_report_double_free(seg, b, pg->block_size);
+            return HM_ERR_NOT_BLOCK;
+        }
     }
     hm_tool_free(b);
     if (pg->is_huge) {
@@ -377,10 +426,12 @@ hm_result _hm_page_free_slow(hm_page_t *pg, hm_segment_t *seg, hm_block_t *b) {
         return HM_OK;
     }
     hm_tool_access(b, 2 * sizeof(hm_block_t));
-    if (pg->is_debug == HM_PAGE_CHECKED)
+    if (pg->is_debug == HM_PAGE_CHECKED) {
         _hm_chk_set_link((uint8_t *)b, pg->free);
-    else
+    } else {
         b->next = pg->free;
+        if (!pg->is_debug) _hm_mark_set(b, pg);
+    }
     hm_tool_hide(b, 2 * sizeof(hm_block_t));
     pg->free = b;
     pg->used--;
@@ -639,5 +690,9 @@ void *_hm_page_alloc_queue(hm_theap_t *th, size_t bin, int level) {
     hm_tool_access(b, sizeof(hm_block_t));
     pg->free = b->next;
     pg->used++;
+    if (!pg->is_debug) {
+        hm_tool_access(b, 2 * sizeof(hm_block_t));
+        _hm_mark_set(b, NULL); /* live: unmarked (debug pages keep their fill there) */
+    }
     return b;
 }

@@ -26,6 +26,8 @@
 #define VM_PAGE      ((size_t)HM_OS_PAGE)
 #define VM_SLOTS     4096
 #define VM_COMMITTED 0x80u
+/* the end of the user address space (x86-64, 4-level page tables): nothing is mapped above */
+#define VM_ADDR_END ((uintptr_t)1 << 47)
 
 typedef struct vm_region_s {
     _Atomic(uintptr_t) base; /* 0: free slot; written last on create, first on release */
@@ -219,6 +221,11 @@ hm_result hm_virtual_alloc(hm_manager *mgr, void *addr, size_t size, uint32_t ty
     if ((unsigned)level > eProcessCritical) return HM_ERR_INVALID_ARG;
     uint32_t known = MEM_COMMIT | MEM_RESERVE | MEM_RESET | MEM_TOP_DOWN;
     if (size == 0 || (type & ~known) != 0 || size > ((size_t)1 << 46)) return HM_ERR_INVALID_ARG;
+    /* an address must lie in the user address space with the whole range after it, and (as on
+     * Windows) not in the first granule: [1, 64 KiB) would round down to "anywhere" */
+    if (addr != NULL && ((uintptr_t)addr < VM_GRANULE || (uintptr_t)addr >= VM_ADDR_END ||
+                         size > VM_ADDR_END - (uintptr_t)addr))
+        return HM_ERR_INVALID_ARG;
     bool reset = (type & MEM_RESET) != 0;
     if (reset && (type & (MEM_COMMIT | MEM_RESERVE)) != 0) return HM_ERR_INVALID_ARG;
     if (!reset && (type & (MEM_COMMIT | MEM_RESERVE)) == 0) return HM_ERR_INVALID_ARG;
@@ -352,9 +359,11 @@ hm_result hm_virtual_free(hm_manager *mgr, void *addr, size_t size, uint32_t fre
             /* size 0 decommits the whole region, and only from its base */
             if ((uintptr_t)addr != base) res = HM_ERR_INVALID_ARG;
             to = base + rsize;
+        } else if (size > base + rsize - (uintptr_t)addr) {
+            res = HM_ERR_INVALID_ARG; /* past the region's end (or wrapping past 2^64) */
+            to = from;
         } else {
             to = ((uintptr_t)addr + size + VM_PAGE - 1) & ~(VM_PAGE - 1);
-            if (to > base + rsize || to < from) res = HM_ERR_INVALID_ARG;
         }
         if (res == HM_OK) decommit_range(mgr, vm, r, from, to - from);
     }
@@ -368,9 +377,11 @@ hm_result hm_virtual_protect(hm_manager *mgr, void *addr, size_t size, uint32_t 
         return HM_ERR_INVALID_ARG;
     hm_vmem_t *vm = vmem_get(mgr, false);
     if (vm == NULL) return HM_ERR_NOT_OWNED;
+    /* the whole range in the user address space: a size that wraps is refused, not cut */
+    if ((uintptr_t)addr >= VM_ADDR_END || size > VM_ADDR_END - (uintptr_t)addr)
+        return HM_ERR_INVALID_ARG;
     uintptr_t from = (uintptr_t)addr & ~(VM_PAGE - 1);
     uintptr_t to = ((uintptr_t)addr + size + VM_PAGE - 1) & ~(VM_PAGE - 1);
-    if (to <= from) return HM_ERR_INVALID_ARG;
     hm_result res = HM_OK;
     pthread_mutex_lock(&vm->lock);
     vm_region_t *r = region_find(vm, from, to - from);
@@ -432,6 +443,9 @@ size_t hm_virtual_query(hm_manager *mgr, const void *addr, MEMORY_BASIC_INFORMAT
     if (info == NULL || len < sizeof(MEMORY_BASIC_INFORMATION)) return 0;
     memset(info, 0, sizeof *info);
     uintptr_t a = (uintptr_t)addr;
+    /* beyond the user address space (kernel or non-canonical addresses): no region at all, as
+     * Windows answers for an address past the highest application address */
+    if (a >= VM_ADDR_END) return 0;
     hm_vmem_t *vm = mgr != NULL ? vmem_get(mgr, false) : NULL;
     if (vm != NULL && query_region(vm, a, info)) return sizeof *info;
     _hm_prim_query_mapping(a, info);

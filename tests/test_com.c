@@ -6,6 +6,7 @@
  * arena release of an instance, executable instances and thread safety. Each test function is
  * registered with CTest on its own (see CMakeLists.txt), so a crash in one does not hide others. */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -728,6 +729,212 @@ static void test_free_foreign(void **state) {
     IHostMemoryManager_Release(mgr);
 }
 
+/* ---- double frees of small blocks (default mode) ----------------------------------------------
+ * A second Free of a block must answer HOST_E_INVALIDOPERATION and change nothing: the next
+ * allocations are distinct blocks, and Release ends (a double free used to put a block twice on
+ * its page's free list: the same address three times from Alloc, then Release spun forever). */
+typedef struct df_sink {
+    int count, kind;
+    const void *ptr;
+    char msg[256];
+} df_sink;
+
+static void df_on_error(int kind, const void *ptr, const char *message, void *arg) {
+    df_sink *s = arg;
+    if (s->count++ == 0) {
+        s->kind = kind;
+        s->ptr = ptr;
+        snprintf(s->msg, sizeof s->msg, "%s", message);
+    }
+}
+
+static IHostMemoryManager *df_manager(df_sink *s) {
+    hm_config c;
+    hm_config_init(&c);
+    c.checked = false; /* default mode, whatever the environment says */
+    c.on_error = df_on_error;
+    c.on_error_arg = s;
+    return new_manager_cfg(&c);
+}
+
+/* The second free of `p` is refused and reported once, as a double free of `p`. */
+static void expect_double_free(IHostMalloc *m, df_sink *s, void *p, const char *what) {
+    s->count = 0;
+    HRESULT hr = IHostMalloc_Free(m, p);
+    if (hr != HOST_E_INVALIDOPERATION)
+        fail_msg("%s: second Free(%p) returned 0x%08x, expected HOST_E_INVALIDOPERATION", what, p,
+                 HR(hr));
+    /* a page whose last block went may have been retired: p is then no block at all, and the
+     * refusal is that of any pointer that is not a block (no report) */
+    if (s->count == 0 && hm_heap_of(p) == NULL) return;
+    if (s->count != 1 || s->kind != HM_ERROR_DOUBLE_FREE || s->ptr != p ||
+        strncmp(s->msg, "hostmalloc: double free: block ", 31) != 0)
+        fail_msg("%s: %d reports (kind %d, ptr %p, '%s'), expected one double free of %p", what,
+                 s->count, s->kind, s->ptr, s->msg, p);
+}
+
+/* The instance hands out `n` distinct blocks of `size` (a block on a free list twice would come
+ * back twice), then takes them back. */
+static void expect_distinct(IHostMalloc *m, size_t size, size_t n, const char *what) {
+    void *got[64];
+    for (size_t i = 0; i < n; i++) {
+        got[i] = must_alloc(m, size, eTaskCritical);
+        memset(got[i], (int)i, size);
+        for (size_t k = 0; k < i; k++)
+            if (got[k] == got[i])
+                fail_msg("%s: Alloc(%zu) #%zu and #%zu both returned %p", what, size, k, i, got[i]);
+    }
+    for (size_t i = 0; i < n; i++)
+        must_free(m, got[i]);
+}
+
+static void test_com_double_free_small(void **state) {
+    (void)state;
+    static const size_t sizes[] = {0, 1, 16, 32, 48, 100, 1024, 1025, 8000, 20000, 65536};
+    static const DWORD types[] = {0, MALLOC_THREADSAFE};
+    df_sink s = {0};
+    IHostMemoryManager *mgr = df_manager(&s);
+    for (size_t t = 0; t < TU_ARRAY_SIZE(types); t++) {
+        for (size_t i = 0; i < TU_ARRAY_SIZE(sizes); i++) {
+            size_t sz = sizes[i];
+            IHostMalloc *m = new_malloc(mgr, types[t]);
+            witness w = witness_new(m, 40, 3);
+            /* p, p */
+            void *p = must_alloc(m, sz, eTaskCritical);
+            must_free(m, p);
+            expect_double_free(m, &s, p, "p, p");
+            /* p, q, p and p, q, q, p */
+            p = must_alloc(m, sz, eTaskCritical);
+            void *q = must_alloc(m, sz, eTaskCritical);
+            must_free(m, p);
+            must_free(m, q);
+            expect_double_free(m, &s, p, "p, q, p");
+            expect_double_free(m, &s, q, "p, q, q");
+            expect_double_free(m, &s, p, "p, q, q, p");
+            /* deep in the list: p freed, then 40 more blocks of its page */
+            void *many[41];
+            for (int k = 0; k < 41; k++)
+                many[k] = must_alloc(m, sz, eTaskCritical);
+            for (int k = 0; k < 41; k++)
+                must_free(m, many[k]);
+            expect_double_free(m, &s, many[0], "first of 41");
+            expect_double_free(m, &s, many[20], "middle of 41");
+            witness_check(&w, "double frees");
+            expect_distinct(m, sz, 48, "after double frees");
+            must_free(m, w.p);
+            assert_int_equal(IHostMalloc_Release(m), 0); /* used to spin here */
+        }
+    }
+    IHostMemoryManager_Release(mgr);
+}
+
+/* A page whose free list ran empty (every carved block handed out), then p, q, p: the block at
+ * the end of the list is a double free too. */
+static void test_com_double_free_full_page(void **state) {
+    (void)state;
+    df_sink s = {0};
+    IHostMemoryManager *mgr = df_manager(&s);
+    IHostMalloc *m = new_malloc(mgr, 0);
+    enum { N = 5000 }; /* more than the 4096 blocks of a 16-byte page */
+    void **all = calloc(N, sizeof *all);
+    assert_non_null(all);
+    for (int k = 0; k < N; k++)
+        all[k] = must_alloc(m, 16, eTaskCritical);
+    for (int k = 0; k < N; k += 97) {
+        void *p = all[k], *q = all[k + 1];
+        must_free(m, p);
+        must_free(m, q);
+        expect_double_free(m, &s, p, "p, q, p on a page handed out");
+        expect_double_free(m, &s, q, "q again");
+        all[k] = must_alloc(m, 16, eTaskCritical);
+        all[k + 1] = must_alloc(m, 16, eTaskCritical);
+        if (all[k] == all[k + 1]) fail_msg("the same block twice: %p", all[k]);
+    }
+    for (int k = 0; k < N; k++)
+        must_free(m, all[k]);
+    free(all);
+    assert_int_equal(IHostMalloc_Release(m), 0);
+    IHostMemoryManager_Release(mgr);
+}
+
+/* A block freed by another thread (waiting on its page's list of remote frees), then freed
+ * again by the owner: a double free. */
+typedef struct {
+    IHostMalloc *m;
+    void *p;
+    HRESULT hr;
+} remote_free_arg;
+
+static void *remote_free(void *arg) {
+    remote_free_arg *a = arg;
+    a->hr = IHostMalloc_Free(a->m, a->p);
+    return NULL;
+}
+
+static void test_com_double_free_after_remote_free(void **state) {
+    (void)state;
+    df_sink s = {0};
+    IHostMemoryManager *mgr = df_manager(&s);
+    IHostMalloc *m = new_malloc(mgr, MALLOC_THREADSAFE);
+    void *keep = must_alloc(m, 32, eTaskCritical); /* the page stays in use */
+    remote_free_arg a = {m, must_alloc(m, 32, eTaskCritical), E_FAIL};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, remote_free, &a), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_hr(a.hr, S_OK);
+    expect_double_free(m, &s, a.p, "owner frees a block another thread freed");
+    expect_distinct(m, 32, 40, "after the remote double free");
+    must_free(m, keep);
+    assert_int_equal(IHostMalloc_Release(m), 0);
+    IHostMemoryManager_Release(mgr);
+}
+
+static void read_memory(const void *at, void *buf, size_t n) {
+    int fd = open("/proc/self/mem", O_RDONLY);
+    assert_true(fd >= 0);
+    ssize_t got = pread(fd, buf, n, (off_t)(uintptr_t)at);
+    close(fd);
+    if (got != (ssize_t)n) fail_msg("reading %zu bytes at %p through /proc/self/mem", n, at);
+}
+
+/* No false alarm: a live block whose first words hold exactly what a freed block of its page
+ * holds (its list link and its free mark, copied from a freed neighbour) is freed normally. And
+ * a slot carved but never handed out is not a block to free. */
+static void test_com_double_free_no_false_alarm(void **state) {
+    (void)state;
+    df_sink s = {0};
+    IHostMemoryManager *mgr = df_manager(&s);
+    IHostMalloc *m = new_malloc(mgr, 0);
+    for (size_t sz = 16; sz <= 512; sz *= 2) {
+        void *p = must_alloc(m, sz, eTaskCritical);
+        void *q = must_alloc(m, sz, eTaskCritical);
+        void *r = must_alloc(m, sz, eTaskCritical);
+        must_free(m, q);
+        /* the freed block's words, as a program reading stale data would see them; read
+         * through /proc/self/mem, so that memory tools watching the heap see no access to a
+         * freed block from this test */
+        unsigned char words[16];
+        read_memory(q, words, sizeof words);
+        memcpy(p, words, 16);
+        memcpy(r, words, 16);
+        s.count = 0;
+        must_free(m, p);
+        must_free(m, r);
+        if (s.count != 0) fail_msg("size %zu: a good free was reported: '%s'", sz, s.msg);
+        expect_distinct(m, sz, 8, "after frees of look-alike blocks");
+    }
+    /* the next slot after a fresh block (carved, never handed out) */
+    void *p = must_alloc(m, 4000, eTaskCritical);
+    s.count = 0;
+    HRESULT hr = IHostMalloc_Free(m, (char *)p + 4096);
+    if (hr != HOST_E_INVALIDOPERATION)
+        fail_msg("Free of a slot never handed out returned 0x%08x", HR(hr));
+    must_free(m, p);
+    expect_distinct(m, 4000, 8, "after the free of a slot never handed out");
+    assert_int_equal(IHostMalloc_Release(m), 0);
+    IHostMemoryManager_Release(mgr);
+}
+
 static void test_free_interior(void **state) {
     (void)state;
     IHostMemoryManager *mgr = new_manager();
@@ -1205,6 +1412,10 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_data_instance_not_executable),
         cmocka_unit_test(test_multithread),
         cmocka_unit_test(test_serialized_single_thread_instance),
+        cmocka_unit_test(test_com_double_free_small),
+        cmocka_unit_test(test_com_double_free_full_page),
+        cmocka_unit_test(test_com_double_free_after_remote_free),
+        cmocka_unit_test(test_com_double_free_no_false_alarm),
     };
     return TU_MAIN(tests);
 }

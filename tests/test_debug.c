@@ -932,6 +932,72 @@ typedef struct witness {
     unsigned seed;
 } witness;
 
+/* A leak report line for a very long file name used to be cut at 511 bytes without its
+ * ":line: n blocks" and its newline, so the next line was glued on. Every line must be whole:
+ * the end of the name (after "..."), the line number, the counts and one newline. */
+static void test_leak_report_long_file(void **state) {
+    (void)state;
+    sink *s = sink_new();
+    hm_heap *h = new_heap(s, false);
+    static char names[3][700];
+    static const size_t lens[] = {400, 600, 700 - 1};
+    for (int i = 0; i < 3; i++) {
+        memset(names[i], 'a' + i, lens[i]);
+        names[i][lens[i]] = '\0';
+        memcpy(names[i] + lens[i] - 6, "_end.c", 6);
+    }
+    void *p[3];
+    for (int i = 0; i < 3; i++)
+        p[i] = debug_alloc(h, (size_t)100 * (size_t)(3 - i), names[i], 1000000 + i);
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    assert_int_equal(hm_heap_report_leaks(h, f), 3);
+    static char text[8192];
+    rewind(f);
+    size_t len = fread(text, 1, sizeof text - 1, f);
+    text[len] = '\0';
+    fclose(f);
+    /* the header, then one line a site, largest first */
+    char *line = strchr(text, '\n');
+    assert_non_null(line);
+    line++;
+    for (int i = 0; i < 3; i++) {
+        char *nl = strchr(line, '\n');
+        if (nl == NULL) fail_msg("site line %d has no newline: '%s'", i, line);
+        size_t n = (size_t)(nl - line) + 1;
+        if (n > 511) fail_msg("site line %d is %zu bytes long", i, n);
+        char tail[64];
+        snprintf(tail, sizeof tail, "_end.c:%d: 1 blocks, %d bytes", 1000000 + i, 100 * (3 - i));
+        if (strncmp(line, "  ...", 5) != 0 || n < strlen(tail) + 1 ||
+            strncmp(nl - strlen(tail), tail, strlen(tail)) != 0)
+            fail_msg("site line %d: '%.*s' (expected \"  ...<tail of the name>%s\")", i,
+                     (int)(n - 1), line, tail);
+        /* the shown part is the end of the name */
+        if (line[5] != 'a' + i) fail_msg("site line %d shows '%c...'", i, line[5]);
+        line = nl + 1;
+    }
+    if (*line != '\0') fail_msg("more text after the sites: '%s'", line);
+    /* the error sink gets the same whole lines, and a misuse report is one whole line too */
+    sink_reset(s);
+    assert_int_equal(hm_heap_report_leaks(h, NULL), 3);
+    pthread_mutex_lock(&s->lock);
+    bool whole = s->kept == 4;
+    for (size_t i = 1; i < s->kept; i++) {
+        size_t n = strlen(s->r[i].msg);
+        whole = whole && n > 0 && s->r[i].msg[n - 1] == '\n' && strstr(s->r[i].msg, " bytes\n");
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (!whole) fail_msg("the sink got cut lines: '%s'", s->text);
+    sink_reset(s);
+    heap_free_ok(h, p[1]);
+    heap_free_bad(h, p[1], "a second free of a long-named block");
+    sink_expect(s, HM_ERROR_DOUBLE_FREE, p[1], "_end.c:1000001 (#", "double free, long name");
+    heap_free_ok(h, p[0]);
+    heap_free_ok(h, p[2]);
+    hm_heap_release(h);
+    sink_free(s);
+}
+
 static void test_misuse_double_free(void **state) {
     (void)state;
     sink *s = sink_new();
@@ -1809,6 +1875,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_walk_every_live_block),
         cmocka_unit_test(test_leak_report_groups_sites),
         cmocka_unit_test(test_leak_report_on_release),
+        cmocka_unit_test(test_leak_report_long_file),
         cmocka_unit_test(test_misuse_broken_canary),
         cmocka_unit_test(test_misuse_double_free),
         cmocka_unit_test(test_checked_double_free_detected),

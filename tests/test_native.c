@@ -934,6 +934,119 @@ static void expect_abort(death_case *d) {
                  d->usable ? "hm_usable_size" : "hm_free", d->what, res.err);
 }
 
+/* ---- misuse messages: one exact line, then abort ----------------------------------------------
+ */
+typedef struct msg_case {
+    int what; /* 0: p, p; 1: p, q, p; 2: 256 KiB p, p; 3: realloc((void *)1); 4: realloc(p+8);
+               * 5: free(p), realloc(p) */
+    size_t size;
+    char expect[160]; /* filled in the child: the exact message */
+} msg_case;
+
+static void msg_child(void *arg) {
+    msg_case *c = arg;
+    hm_heap *h = hm_heap_default();
+    char *p = hm_alloc(h, c->size), *q = hm_alloc(h, c->size);
+    char hex[40];
+    snprintf(hex, sizeof hex, "%p", (void *)p);
+    switch (c->what) {
+    case 0:
+    case 2:
+        hm_free(p);
+        fprintf(stderr, "hostmalloc: double free: block %s of %zu bytes\n", hex, hm_usable_size(q));
+        fflush(stderr);
+        hm_free(p);
+        break;
+    case 1: {
+        size_t usable = hm_usable_size(q);
+        hm_free(p);
+        hm_free(q);
+        fprintf(stderr, "hostmalloc: double free: block %s of %zu bytes\n", hex, usable);
+        fflush(stderr);
+        hm_free(p);
+        break;
+    }
+    case 5: {
+        size_t usable = hm_usable_size(p);
+        hm_free(p);
+        fprintf(stderr, "hostmalloc: double free: block %s of %zu bytes\n", hex, usable);
+        fflush(stderr);
+        (void)!hm_realloc(h, p, c->size / 2 + 1); /* would fit in place */
+        break;
+    }
+    case 3:
+        fprintf(stderr, "hostmalloc: realloc(): pointer not allocated by hostmalloc: 0x1\n");
+        fflush(stderr);
+        (void)!hm_realloc(h, (void *)1, 10);
+        break;
+    case 4:
+        snprintf(hex, sizeof hex, "%p", (void *)(p + 8));
+        fprintf(stderr, "hostmalloc: realloc(): pointer is not the start of a block: %s\n", hex);
+        fflush(stderr);
+        (void)!hm_realloc(h, p + 8, 10);
+        break;
+    }
+}
+
+/* The child prints the line it expects, then makes the mistake: stderr must then hold that line
+ * twice (the expectation, then hostmalloc's message), and nothing else. */
+static void expect_message(msg_case *c, const char *what) {
+    tu_child_result res;
+    assert_int_equal(tu_run_child(msg_child, c, &res), 0);
+    char sbuf[96];
+    if (!WIFSIGNALED(res.status) || WTERMSIG(res.status) != SIGABRT)
+        fail_msg("%s: expected an abort, but the child %s; stderr: \"%s\"", what,
+                 tu_status_str(res.status, sbuf, sizeof sbuf), res.err);
+    const char *nl = strchr(res.err, '\n');
+    if (nl == NULL) fail_msg("%s: stderr \"%s\"", what, res.err);
+    size_t n = (size_t)(nl - res.err) + 1;
+    if (res.err_len != 2 * n || memcmp(res.err, res.err + n, n) != 0)
+        fail_msg("%s: expected the message \"%.*s\", stderr: \"%s\"", what, (int)n - 1, res.err,
+                 res.err + n);
+}
+
+/* A double free of a small block on the malloc door: abort with its own message, in every
+ * order, for every small size (blocks of plain pages, 16 bytes to 64 KiB). */
+static void test_native_double_free_small(void **state) {
+    (void)state;
+    static const size_t sizes[] = {1, 16, 32, 100, 1024, 8192, 30000};
+    for (size_t i = 0; i < TU_ARRAY_SIZE(sizes); i++) {
+        msg_case c = {0, sizes[i], ""};
+        expect_message(&c, "p, p");
+        c.what = 1;
+        expect_message(&c, "p, q, p");
+    }
+    /* the heap door refuses it and changes nothing */
+    hm_heap *h = new_heap(0);
+    char *p = hm_alloc(h, 32), *q = hm_alloc(h, 32);
+    assert_int_equal(hm_heap_free(h, p), HM_OK);
+    assert_int_equal(hm_heap_free(h, q), HM_OK);
+    assert_int_equal(hm_heap_free(h, p), HM_ERR_NOT_BLOCK);
+    assert_int_equal(hm_heap_free(h, q), HM_ERR_NOT_BLOCK);
+    char *a = hm_alloc(h, 32), *b = hm_alloc(h, 32), *c = hm_alloc(h, 32);
+    if (a == b || b == c || a == c) fail_msg("the same block twice: %p %p %p", a, b, c);
+    hm_heap_release(h);
+}
+
+/* realloc of a pointer that is no block names realloc (it said usable_size()), and a double
+ * free of a 256 KiB block says double free (it said "not the start of a block"). */
+static void test_realloc_invalid_message(void **state) {
+    (void)state;
+    msg_case c = {3, 64, ""};
+    expect_message(&c, "realloc((void *)1)");
+    c.what = 4;
+    expect_message(&c, "realloc(p + 8)");
+    c.what = 2;
+    c.size = 256 * 1024;
+    expect_message(&c, "double free of 256 KiB");
+    c.size = 100000;
+    expect_message(&c, "double free of 100000 bytes");
+    /* realloc of a freed small block: a double free, not a block handed back in place */
+    c.what = 5;
+    c.size = 48;
+    expect_message(&c, "realloc of a freed block");
+}
+
 static void run_death_cases(int usable) {
     hm_heap *h = new_heap(HM_HEAP_THREADSAFE);
     char stack_buf[64];
@@ -998,6 +1111,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_memory_returned),
         cmocka_unit_test(test_free_invalid_aborts),
         cmocka_unit_test(test_usable_size_invalid_aborts),
+        cmocka_unit_test(test_native_double_free_small),
+        cmocka_unit_test(test_realloc_invalid_message),
     };
     return TU_MAIN(tests);
 }

@@ -715,6 +715,161 @@ static void test_virtual_query(void **state) {
     IHostMemoryManager_Release(mm);
 }
 
+/* ==== addresses and sizes at the edges ========================================================
+ * Every case must be refused with E_INVALIDARG and change nothing: no reservation made, nothing
+ * decommitted, the budget untouched. */
+static void expect_manager_unchanged(IHostMemoryManager *mm, size_t avail, const char *what) {
+    size_t now = avail_of(mm);
+    if (now != avail) fail_msg("%s: available bytes %zu, before %zu", what, now, avail);
+}
+
+/* VirtualAlloc(addr, ..., MEM_RESERVE|MEM_COMMIT) with 1 <= addr < 64 KiB: the address rounds
+ * down to 0, which must not be taken as "anywhere" (it used to commit against another base and
+ * crash). */
+static void test_virtual_alloc_low_address(void **state) {
+    (void)state;
+    IHostMemoryManager *mm = vm_manager(64 * MIB);
+    size_t avail = avail_of(mm);
+    static const uintptr_t addrs[] = {1, 0x10, 0x1000, 0x8000, 0xFFFF};
+    static const DWORD types[] = {MEM_RESERVE | MEM_COMMIT, MEM_COMMIT, MEM_RESET};
+    for (size_t i = 0; i < TU_ARRAY_SIZE(addrs); i++) {
+        for (size_t t = 0; t < TU_ARRAY_SIZE(types); t++) {
+            void *p = GARBAGE;
+            HRESULT hr = IHostMemoryManager_VirtualAlloc(mm, (void *)addrs[i], GRAN, types[t],
+                                                         PAGE_READWRITE, eTaskCritical, &p);
+            if (hr != E_INVALIDARG || p != NULL)
+                fail_msg("VirtualAlloc(%#lx, 64K, 0x%x): 0x%08x, %p (expected E_INVALIDARG, NULL)",
+                         (unsigned long)addrs[i], types[t], HR(hr), p);
+        }
+    }
+    /* the top of the address space, and ranges that run past it or wrap */
+    static const struct {
+        uintptr_t addr;
+        size_t size;
+    } top[] = {{(uintptr_t)1 << 47, GRAN},
+               {UINTPTR_MAX - 0xFFFF, GRAN},
+               {UINTPTR_MAX & ~(uintptr_t)0xFFFF, 2 * GRAN},
+               {((uintptr_t)1 << 47) - GRAN, 2 * GRAN}};
+    for (size_t i = 0; i < TU_ARRAY_SIZE(top); i++) {
+        void *p = GARBAGE;
+        HRESULT hr = IHostMemoryManager_VirtualAlloc(mm, (void *)top[i].addr, top[i].size,
+                                                     MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE,
+                                                     eTaskCritical, &p);
+        if (hr != E_INVALIDARG || p != NULL)
+            fail_msg("VirtualAlloc(%#lx, %zu): 0x%08x, %p (expected E_INVALIDARG, NULL)",
+                     (unsigned long)top[i].addr, top[i].size, HR(hr), p);
+    }
+    expect_manager_unchanged(mm, avail, "after the refused low and high addresses");
+    /* the manager is intact: a normal reservation still works */
+    void *b = va_ok(mm, NULL, GRAN, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE);
+    memset(b, 1, GRAN);
+    release_ok(mm, b);
+    IHostMemoryManager_Release(mm);
+}
+
+/* VirtualAlloc(0x1000, 64K, MEM_RESERVE) used to return S_OK with *ppMem = NULL, leaving a
+ * reservation nobody could free. */
+static void test_virtual_reserve_low_address(void **state) {
+    (void)state;
+    hm_config cfg = vm_cfg(64 * MIB);
+    hm_manager *mgr = hm_manager_new(&cfg);
+    assert_non_null(mgr);
+    static const uintptr_t addrs[] = {1, 0x1000, 0xF000, 0xFFFF};
+    for (size_t i = 0; i < TU_ARRAY_SIZE(addrs); i++) {
+        void *p = GARBAGE;
+        assert_int_equal(hm_virtual_alloc(mgr, (void *)addrs[i], GRAN, MEM_RESERVE, PAGE_READWRITE,
+                                          eTaskCritical, &p),
+                         HM_ERR_INVALID_ARG);
+        assert_null(p);
+    }
+    hm_manager_stats_t s;
+    hm_manager_stats(mgr, &s);
+    if (s.virtual_reserved != 0 || s.virtual_committed != 0)
+        fail_msg("refused reservations left %zu bytes reserved, %zu committed", s.virtual_reserved,
+                 s.virtual_committed);
+    /* the COM door answers the same */
+    IHostMemoryManager *mm = vm_manager(64 * MIB);
+    void *p = GARBAGE;
+    assert_hr(IHostMemoryManager_VirtualAlloc(mm, (void *)0x1000, GRAN, MEM_RESERVE, PAGE_READWRITE,
+                                              eTaskCritical, &p),
+              E_INVALIDARG);
+    assert_null(p);
+    IHostMemoryManager_Release(mm);
+    /* 64 KiB itself is an address like any other: refused only if taken (it is not ours) */
+    hm_manager_release(mgr);
+}
+
+/* VirtualFree(r + 4096, SIZE_MAX, MEM_DECOMMIT): the end wrapped to the start, so S_OK came
+ * back and nothing was decommitted. A range past the region must be refused, with every page
+ * still committed. VirtualProtect had the same wrap. */
+static void test_virtual_free_decommit_wrap(void **state) {
+    (void)state;
+    IHostMemoryManager *mm = vm_manager(64 * MIB);
+    char *r = va_ok(mm, NULL, 2 * GRAN, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE);
+    memset(r, 7, 2 * GRAN);
+    size_t avail = avail_of(mm);
+    static const size_t offs[] = {0, 1, PG, PG + 100, GRAN};
+    static const size_t sizes[] = {SIZE_MAX, SIZE_MAX - PG, SIZE_MAX - PG + 1, SIZE_MAX / 2,
+                                   2 * GRAN + 1};
+    for (size_t i = 0; i < TU_ARRAY_SIZE(offs); i++) {
+        for (size_t k = 0; k < TU_ARRAY_SIZE(sizes); k++) {
+            HRESULT hr = IHostMemoryManager_VirtualFree(mm, r + offs[i], sizes[k], MEM_DECOMMIT);
+            if (hr != E_INVALIDARG)
+                fail_msg("VirtualFree(r + %zu, %zu, MEM_DECOMMIT): 0x%08x, expected E_INVALIDARG",
+                         offs[i], sizes[k], HR(hr));
+            DWORD old = 0;
+            hr = IHostMemoryManager_VirtualProtect(mm, r + offs[i], sizes[k], PAGE_READONLY, &old);
+            /* a wrapping size is a bad argument; one that only runs past the region is a range
+             * this manager did not hand out */
+            if (sizes[k] > SIZE_MAX / 2 ? hr != E_INVALIDARG : !FAILED(hr))
+                fail_msg("VirtualProtect(r + %zu, %zu): 0x%08x", offs[i], sizes[k], HR(hr));
+        }
+    }
+    /* nothing changed: every page committed, read-write, with its contents */
+    expect_mbi(mm, r, MEM_COMMIT, PAGE_READWRITE, r, PAGE_READWRITE, 2 * GRAN, "after the wraps");
+    assert_true(all_bytes(r, 2 * GRAN, 7));
+    expect_manager_unchanged(mm, avail, "after the refused decommits");
+    /* the exact rest of the region is still a valid range */
+    assert_hr(IHostMemoryManager_VirtualFree(mm, r + PG, 2 * GRAN - PG, MEM_DECOMMIT), S_OK);
+    expect_mbi(mm, r + PG, MEM_RESERVE, 0, r, PAGE_READWRITE, 2 * GRAN - PG, "decommitted tail");
+    release_ok(mm, r);
+    IHostMemoryManager_Release(mm);
+}
+
+/* VirtualQuery at the ends of the address space: UINTPTR_MAX used to answer MEM_FREE with a
+ * size wrapping past 2^64, and kernel or non-canonical addresses MEM_FREE. */
+static void test_virtual_query_extremes(void **state) {
+    (void)state;
+    IHostMemoryManager *mm = vm_manager(64 * MIB);
+    static const uintptr_t outside[] = {UINTPTR_MAX,           UINTPTR_MAX & ~(uintptr_t)(PG - 1),
+                                        (uintptr_t)1 << 47,    (uintptr_t)1 << 63,
+                                        0x0000800000000000ull, 0xffff800000000000ull,
+                                        0x00ff000000000000ull};
+    for (size_t i = 0; i < TU_ARRAY_SIZE(outside); i++) {
+        MEMORY_BASIC_INFORMATION mbi;
+        SIZE_T res = 77;
+        HRESULT hr =
+            IHostMemoryManager_VirtualQuery(mm, (void *)outside[i], &mbi, sizeof mbi, &res);
+        if (hr != E_INVALIDARG || res != 0)
+            fail_msg("VirtualQuery(%#lx): 0x%08x, %zu (expected E_INVALIDARG, 0)",
+                     (unsigned long)outside[i], HR(hr), (size_t)res);
+        hm_manager *none = NULL;
+        assert_int_equal(hm_virtual_query(none, (void *)outside[i], &mbi, sizeof mbi), 0);
+    }
+    /* the lowest and the highest user pages: an answer whose range stays below 2^47 */
+    static const uintptr_t inside[] = {0, 1, 0xFFFF, ((uintptr_t)1 << 47) - 1,
+                                       ((uintptr_t)1 << 47) - PG};
+    for (size_t i = 0; i < TU_ARRAY_SIZE(inside); i++) {
+        MEMORY_BASIC_INFORMATION m = vq(mm, (void *)inside[i]);
+        uintptr_t base = (uintptr_t)m.BaseAddress;
+        if (base != (inside[i] & ~(uintptr_t)(PG - 1)) || m.RegionSize == 0 ||
+            m.RegionSize % PG != 0 || m.RegionSize > ((uintptr_t)1 << 47) - base)
+            fail_msg("VirtualQuery(%#lx): base %p, size %#zx", (unsigned long)inside[i],
+                     m.BaseAddress, (size_t)m.RegionSize);
+    }
+    IHostMemoryManager_Release(mm);
+}
+
 /* ==== VirtualProtect ===========================================================================
  */
 static void test_virtual_protect(void **state) {
@@ -976,6 +1131,10 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_virtual_protect),
         cmocka_unit_test(test_protection_access),
         cmocka_unit_test(test_virtual_query_concurrent),
+        cmocka_unit_test(test_virtual_alloc_low_address),
+        cmocka_unit_test(test_virtual_reserve_low_address),
+        cmocka_unit_test(test_virtual_free_decommit_wrap),
+        cmocka_unit_test(test_virtual_query_extremes),
     };
     return TU_MAIN(tests);
 }

@@ -288,7 +288,8 @@ HM_API hm_result hm_virtual_alloc(hm_manager *mgr, void *addr, size_t size, uint
 HM_API hm_result hm_virtual_free(hm_manager *mgr, void *addr, size_t size, uint32_t free_type);
 /* Fill `info` for the page holding `addr`: a region of this manager with its state and
  * protection, another mapping of the process (MEM_COMMIT), or MEM_FREE. Returns the bytes
- * written: sizeof(MEMORY_BASIC_INFORMATION), or 0 when `len` is smaller. Takes no lock: safe
+ * written: sizeof(MEMORY_BASIC_INFORMATION), or 0 when `len` is smaller or `addr` is outside the
+ * user address space (at or above 2^47; `info` is then zeroed). Takes no lock: safe
  * with any other thread suspended anywhere. */
 HM_API size_t hm_virtual_query(hm_manager *mgr, const void *addr, MEMORY_BASIC_INFORMATION *info,
                                size_t len);

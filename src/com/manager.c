@@ -102,7 +102,8 @@ static HRESULT STDMETHODCALLTYPE mm_virtual_query(IHostMemoryManager *This, void
     *pResult = 0;
     if (dwLength < sizeof(MEMORY_BASIC_INFORMATION)) return E_INVALIDARG;
     *pResult = hm_virtual_query(self_of(This)->mgr, lpAddress, lpBuffer, dwLength);
-    return S_OK;
+    /* 0: the address is outside the user address space, where nothing can be described */
+    return *pResult != 0 ? S_OK : E_INVALIDARG;
 }
 
 static HRESULT STDMETHODCALLTYPE mm_virtual_protect(IHostMemoryManager *This, void *lpAddress,

@@ -318,7 +318,10 @@ bool _hm_prim_query_mapping(uintptr_t addr, MEMORY_BASIC_INFORMATION *info) {
                     break;
                 }
                 if (start > addr) { /* the maps are sorted: the gap ends here */
-                    info->RegionSize = start - page;
+                    /* (or at the end of the user address space: the vsyscall page lies
+                     * beyond it, and the answer must not run past it) */
+                    uintptr_t gap_end = start < ((uintptr_t)1 << 47) ? start : (uintptr_t)1 << 47;
+                    info->RegionSize = gap_end - page;
                     done = true;
                     break;
                 }

@@ -11,8 +11,8 @@ import sys
 
 (CREATE, ALLOC, DEBUG_ALLOC, FREE, FOREIGN, INTERIOR, DOUBLE, CORRUPT, REFS, BUDGET,
  VRESERVE, VCOMMIT, VFREE, VPROTECT, VQUERY, VRESET, VRESERVE_AT, LOAD, BAD, WALK,
- CALLBACK, VAS) = (0, 1, 3, 4, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21,
-                   22, 23)
+ CALLBACK, VAS, VEDGE) = (0, 1, 3, 4, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
+                          21, 22, 23, 24)
 M1 = 0x80  # the opcode bit that selects manager 1
 
 
@@ -115,6 +115,24 @@ seeds['release_live'] = config(32) + op(CREATE, 3) + op(CREATE, 0) + \
     op(BUDGET, 2) + config(32) + op(CREATE, 1)
 seeds['executable'] = config(32) + op(CREATE, 2) + op(CREATE, 3) + alloc(0, 128) + \
     alloc(1, 9000, 1, True) + op(FREE, 1, 0) + op(VRESERVE_AT, 0, 0) + op(WALK, 1)
+# double frees of plain blocks in default mode, every order: p p, p q p, p q q p, the first of
+# many, on serialized and thread-safe instances, small, medium and huge blocks
+seeds['double_free_default'] = config(64) + op(CREATE, 0) + op(CREATE, 1) + \
+    b''.join(alloc(i, n) for i in range(2) for n in (16, 32, 1024, 8000, 60000, 100000)) + \
+    op(FREE, 0, 0) + op(DOUBLE, 0, 0) + op(FREE, 0, 0) + op(DOUBLE, 0, 0) + op(DOUBLE, 0, 2) + \
+    op(DOUBLE, 0, 2) + op(DOUBLE, 0, 0) + \
+    b''.join(op(FREE, 1, 0) for k in range(6)) + b''.join(op(DOUBLE, 1, 2 * k) for k in range(7)) + \
+    op(WALK, 0) + op(REFS, 0, 3) + op(REFS, 0, 3)
+# Virtual* below 64 KiB, beyond 2^47 and with sizes that wrap (a region to aim at first)
+seeds['virtual_edges'] = config(64) + op(VRESERVE, 8, 0, 1, 2, 0) + \
+    b''.join(op(VEDGE, w, 0, lv, a & 0xFF, a >> 8)
+             for (w, lv, a) in ((0, 1, 0x0FFF), (0, 0x13, 0), (8, 2, 0xFFFE), (16, 0, 0x1000),
+                                (24, 1, 5), (0x40, 2, 7), (1, 0, 0), (1, 1, 1), (1, 2, 2),
+                                (1, 0, 3), (1, 1, 4), (1, 2, 5), (2, 0x31, 1), (2, 0xF0, 3),
+                                (3, 0x07, 0), (3, 0x1F, 2), (4, 0, 0), (4, 3, 1), (4, 15, 2),
+                                (4, 1, 3), (4, 2, 4), (5, 0, 0), (5, 0, 0xFFFF), (0x85, 0, 0),
+                                (0x85, 0, 0x1234))) + \
+    op(VQUERY, 0, 0, 0) + op(VFREE, 0, 0, 0, 0)
 
 # Regression seeds: minimised inputs of library bugs the fuzzer found (kept verbatim).
 regressions = {

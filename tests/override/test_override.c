@@ -240,6 +240,60 @@ static void test_misuse_aborts(void **state) {
     }
 }
 
+/* malloc, free and realloc misuse with its exact message: the child prints the line it expects,
+ * then makes the mistake; stderr must hold that line twice and nothing else. */
+static void exact_child(void *varg) {
+    misuse_arg *a = varg;
+    char *p = malloc(32), *q = malloc(32), *big = malloc(256 * 1024);
+    char line[160];
+    switch (a->what) {
+    case 0: /* p, p */
+        free(p);
+        snprintf(line, sizeof line, "hostmalloc: double free: block %p of %zu bytes\n", (void *)p,
+                 malloc_usable_size(q));
+        break;
+    case 1: /* p, q, p */
+        snprintf(line, sizeof line, "hostmalloc: double free: block %p of %zu bytes\n", (void *)p,
+                 malloc_usable_size(q));
+        free(p);
+        free(q);
+        q = NULL;
+        break;
+    case 2: /* a 256 KiB block twice */
+        snprintf(line, sizeof line, "hostmalloc: double free: block %p of %zu bytes\n", (void *)big,
+                 malloc_usable_size(big));
+        free(big);
+        p = big;
+        break;
+    default: /* realloc of a pointer that is no block */
+        snprintf(line, sizeof line,
+                 "hostmalloc: realloc(): pointer not allocated by hostmalloc: 0x1\n");
+        fputs(line, stderr);
+        fflush(stderr);
+        (void)!realloc((void *)1, 10);
+        return;
+    }
+    fputs(line, stderr);
+    fflush(stderr);
+    free(p);
+}
+
+static void test_double_free_exact_message(void **state) {
+    (void)state;
+    static const char *const names[] = {"p, p", "p, q, p", "256 KiB twice", "realloc((void *)1)"};
+    for (int w = 0; w < 4; w++) {
+        misuse_arg a = {w};
+        tu_child_result res;
+        assert_int_equal(tu_run_child(exact_child, &a, &res), 0);
+        tu_assert_child_signaled(&res, SIGABRT);
+        const char *nl = strchr(res.err, '\n');
+        size_t n = nl != NULL ? (size_t)(nl - res.err) + 1 : 0;
+        if (n == 0 || res.err_len != 2 * n || memcmp(res.err, res.err + n, n) != 0)
+            fail_msg("%s: expected \"%.*s\", stderr: \"%s\"", names[w], (int)n, res.err,
+                     res.err + n);
+    }
+}
+
 /* ---- fork, threads ----------------------------------------------------------------------------
  */
 static atomic_int g_stop;
@@ -587,6 +641,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_realloc_and_friends),
         cmocka_unit_test(test_mallinfo_trim),
         cmocka_unit_test(test_misuse_aborts),
+        cmocka_unit_test(test_double_free_exact_message),
         cmocka_unit_test(test_fork_while_threads_allocate),
         cmocka_unit_test(test_blocks_outlive_thread),
         cmocka_unit_test(test_env_limit),
