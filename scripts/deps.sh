@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Install what a build step needs, with apt-get, only when something is missing.
 #   scripts/deps.sh build   compiler, cmake, ninja
-#   scripts/deps.sh test    + cmocka, pkg-config, valgrind, clang (sanitizers, fuzzing)
+#   scripts/deps.sh test    + cmocka, pkg-config, valgrind, clang (sanitizers, fuzzing), the
+#                           runtimes the adapters of runtimes/ host (Lua, SQLite, CPython)
 #   scripts/deps.sh bench   + the peer allocators (mimalloc, jemalloc, tcmalloc), valgrind
 set -euo pipefail
 want=(gcc g++ make cmake ninja-build)
 case "${1:-build}" in
 build) ;;
 test) want+=(pkg-config libcmocka-dev valgrind clang binutils
-      python3 sqlite3 git xz-utils) ;; # the real programs run under the malloc override
+      python3 sqlite3 git xz-utils # the real programs run under the malloc override
+      liblua5.4-dev lua5.4 libsqlite3-dev python3.11-dev libpython3.11-testsuite) ;; # runtimes/
 bench) want+=(pkg-config valgrind libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev) ;;
 *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac
