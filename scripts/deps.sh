@@ -10,7 +10,7 @@ case "${1:-build}" in
 build) ;;
 test) want+=(pkg-config libcmocka-dev valgrind clang binutils
       python3 sqlite3 git xz-utils # the real programs run under the malloc override
-      liblua5.4-dev lua5.4 libsqlite3-dev python3.11-dev libpython3.11-testsuite) ;; # runtimes/
+      liblua5.4-dev lua5.4 lua-lpeg lua-cjson lua-dkjson libsqlite3-dev python3.11-dev libpython3.11-testsuite) ;; # runtimes/
 bench) want+=(pkg-config valgrind libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev) ;;
 *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac

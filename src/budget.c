@@ -179,14 +179,17 @@ static void *notifier_main(void *arg) {
         if (state == mgr->sent && state != eMemoryAvailableLow) continue;
         hm_notify_fn fn = mgr->notify_fn;
         void *fn_arg = mgr->notify_arg;
-        /* a copy: listeners may come and go (from inside a call too) while we call */
-        __typeof__(mgr->listeners) ls;
-        memcpy(ls, mgr->listeners, sizeof ls);
         mgr->in_call = true;
         pthread_mutex_unlock(&mgr->notify_lock);
         if (fn != NULL) fn(fn_arg, (EMemoryAvailable)state);
+        /* each slot read just before its call: a listener removed by an earlier call of this
+         * round (a host that ends a runtime from inside a notification) is not called */
         for (unsigned i = 0; i < HM_MAX_LISTENERS; i++) {
-            if (ls[i].fn != NULL) ls[i].fn(ls[i].arg, (EMemoryAvailable)state);
+            pthread_mutex_lock(&mgr->notify_lock);
+            hm_notify_fn lfn = mgr->listeners[i].fn;
+            void *larg = mgr->listeners[i].arg;
+            pthread_mutex_unlock(&mgr->notify_lock);
+            if (lfn != NULL) lfn(larg, (EMemoryAvailable)state);
         }
         pthread_mutex_lock(&mgr->notify_lock);
         mgr->in_call = false;
