@@ -119,6 +119,7 @@ bench: build
 	@scripts/deps.sh bench
 	bench/run.sh $(BUILD)/bench/bench
 	bench/callgrind.sh $(BUILD)/bench/bench
+	bench/runtimes.sh $(BUILD) # each runtime on its adapter against its own allocator
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)

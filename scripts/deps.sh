@@ -3,7 +3,8 @@
 #   scripts/deps.sh build   compiler, cmake, ninja
 #   scripts/deps.sh test    + cmocka, pkg-config, valgrind, clang (sanitizers, fuzzing), the
 #                           runtimes the adapters of runtimes/ host (Lua, SQLite, CPython)
-#   scripts/deps.sh bench   + the peer allocators (mimalloc, jemalloc, tcmalloc), valgrind
+#   scripts/deps.sh bench   + the peer allocators (mimalloc, jemalloc, tcmalloc), valgrind, the
+#                           runtimes of bench/runtimes.sh
 set -euo pipefail
 want=(gcc g++ make cmake ninja-build)
 case "${1:-build}" in
@@ -11,7 +12,8 @@ build) ;;
 test) want+=(pkg-config libcmocka-dev valgrind clang binutils
       python3 sqlite3 git xz-utils # the real programs run under the malloc override
       liblua5.4-dev lua5.4 lua-lpeg lua-cjson lua-dkjson libsqlite3-dev python3.11-dev libpython3.11-testsuite) ;; # runtimes/
-bench) want+=(pkg-config valgrind libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev) ;;
+bench) want+=(pkg-config valgrind libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev
+       liblua5.4-dev lua5.4 libsqlite3-dev sqlite3 python3.11-dev) ;; # bench/runtimes.sh
 *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac
 missing=()
