@@ -117,6 +117,8 @@ test-fuzz: fuzz-build
 
 bench: build
 	@scripts/deps.sh bench
+	cmake -S . -B $(BUILD) # again: the runtime adapters are built once their packages are in
+	cmake --build $(BUILD)
 	bench/run.sh $(BUILD)/bench/bench
 	bench/callgrind.sh $(BUILD)/bench/bench
 	bench/runtimes.sh $(BUILD) # each runtime on its adapter against its own allocator
@@ -126,7 +128,8 @@ install: build
 
 format:
 	clang-format -i include/hostmalloc/*.h src/*.c src/*.h src/*/*.c src/*/*.h \
-	  tests/*.c tests/*.h bench/*.c examples/*.c
+	  tests/*.c tests/*.h bench/*.c examples/*.c \
+	  runtimes/*/*.c runtimes/*/hostmalloc/*.h runtimes/*/tests/*.c
 
 clean:
 	rm -rf $(BUILD) build-debug build-asan build-tsan build-vg build-poison build-fuzz

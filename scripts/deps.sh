@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what a build step needs, with apt-get, only when something is missing.
-#   scripts/deps.sh build   compiler, cmake, ninja
+#   scripts/deps.sh build   compiler, cmake, ninja, and the runtimes the demo host embeds
 #   scripts/deps.sh test    + cmocka, pkg-config, valgrind, clang (sanitizers, fuzzing), the
 #                           runtimes the adapters of runtimes/ host (Lua, SQLite, CPython)
 #   scripts/deps.sh bench   + the peer allocators (mimalloc, jemalloc, tcmalloc), valgrind, the
@@ -8,7 +8,7 @@
 set -euo pipefail
 want=(gcc g++ make cmake ninja-build)
 case "${1:-build}" in
-build) ;;
+build) want+=(pkg-config liblua5.4-dev libsqlite3-dev python3.11-dev) ;; # the demo host
 test) want+=(pkg-config libcmocka-dev valgrind clang binutils
       python3 sqlite3 git xz-utils # the real programs run under the malloc override
       liblua5.4-dev lua5.4 lua-lpeg lua-cjson lua-dkjson libsqlite3-dev python3.11-dev libpython3.11-testsuite) ;; # runtimes/
