@@ -214,7 +214,7 @@ int main(void) {
     printf("hostmalloc demo host: Lua %s, Python %s, SQLite %s as tenants of one manager\n"
            "budget %.0f MiB: task-critical requests may use %.0f MiB, AppDomain-critical %.0f "
            "MiB, process-critical all; Low at 70 %%\n\n",
-           LUA_RELEASE + 4, Py_GetVersion(), sqlite3_libversion(), mib(LIMIT),
+           &LUA_RELEASE[4], Py_GetVersion(), sqlite3_libversion(), mib(LIMIT),
            mib(LIMIT - RESERVE_APPDOMAIN - RESERVE_PROCESS), mib(LIMIT - RESERVE_PROCESS));
 
     L = hm_lua_newstate(lua.m, NULL);
