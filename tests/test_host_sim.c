@@ -499,6 +499,9 @@ static int jit_demo(IHostMemoryManager *mgr) {
                                    0xC3};
     void *mem = NULL;
     int failed = 0;
+    /* at function scope: ASan's scope checks mistook the block-scoped copy for out of scope
+     * once sigsetjmp had returned */
+    unsigned (*fn)(void);
     hr = IHostMalloc_Alloc(exec, sizeof code, eTaskCritical, &mem);
     if (hr != S_OK || mem == NULL) {
         printf("  Alloc from the executable instance failed: 0x%08" PRIx32 "\n", (uint32_t)hr);
@@ -506,7 +509,6 @@ static int jit_demo(IHostMemoryManager *mgr) {
     } else {
         memcpy(mem, code, sizeof code);
         __builtin___clear_cache((char *)mem, (char *)mem + sizeof code);
-        unsigned (*fn)(void);
         memcpy(&fn, &mem, sizeof fn); /* object pointer to function pointer, without a cast */
 
         /* If the block is not executable the call faults: report it instead of crashing. */
