@@ -221,7 +221,10 @@ bool hm_manager_set_notify(hm_manager *mgr, hm_notify_fn fn, void *arg) {
     mgr->sent = 0;
     /* a newcomer hears the current state unless it is the quiet one */
     int state = atomic_load(&mgr->pressure);
-    mgr->pending = (fn != NULL && state != eMemoryAvailableHigh) ? state : 0;
+    if (fn != NULL && state != eMemoryAvailableHigh)
+        mgr->pending = state;
+    else if (mgr->listener_count == 0)
+        mgr->pending = 0; /* what was still to be said, listeners still hear */
     if (mgr->pending != 0) pthread_cond_signal(&mgr->notify_cond);
     pthread_mutex_unlock(&mgr->notify_lock);
     return true;
