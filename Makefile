@@ -138,8 +138,11 @@ test-fuzz: fuzz-build
 
 bench: build
 	@scripts/deps.sh bench
+	cmake -S . -B $(BUILD) # again: the runtime adapters are built once their packages are in
+	cmake --build $(BUILD)
 	bench/run.sh $(BUILD)/bench/bench
 	bench/callgrind.sh $(BUILD)/bench/bench
+	bench/runtimes.sh $(BUILD) # each runtime on its adapter against its own allocator
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # Install what a build step needs, with apt-get, only when something is missing.
-#   scripts/deps.sh build   a C compiler, cmake and make (required); g++ and ninja (optional:
-#                           the C++ example host, faster builds)
+#   scripts/deps.sh build   a C compiler, cmake and make (required); the runtimes the demo host
+#                           embeds (Lua, SQLite, CPython); g++ and ninja (optional: the C++
+#                           example host, faster builds)
 #   scripts/deps.sh test    + g++, ninja, cmocka, pkg-config, valgrind, clang (sanitizers,
-#                           fuzzing), clang-format, groff
-#   scripts/deps.sh bench   + the peer allocators (mimalloc, jemalloc, tcmalloc), valgrind
+#                           fuzzing), clang-format, groff, the runtimes the adapters of
+#                           runtimes/ host and their test suites
+#   scripts/deps.sh bench   + the peer allocators (mimalloc, jemalloc, tcmalloc), valgrind, the
+#                           runtimes of bench/runtimes.sh
 # A tool already on PATH counts for its package (cc for gcc, c++ for g++, ninja for
 # ninja-build), so a machine that has them some other way needs nothing from apt-get. Without
 # root, a missing required package is an error; a missing optional one only a note.
@@ -13,13 +16,16 @@ set -euo pipefail
 required=(gcc make cmake)
 optional=()
 case "${1:-build}" in
-build) optional=(g++ ninja-build) ;;
+build) required+=(pkg-config liblua5.4-dev libsqlite3-dev python3.11-dev) # the demo host
+  optional=(g++ ninja-build) ;;
 test) required+=(g++ ninja-build pkg-config libcmocka-dev valgrind clang clang-format
       binutils groff-base
       python3 sqlite3 git xz-utils # the real programs run under the malloc override
-      util-linux) ;; # setpriv, findmnt: the setuid test of the override
+      util-linux # setpriv, findmnt: the setuid test of the override
+      liblua5.4-dev lua5.4 lua-lpeg lua-cjson lua-dkjson libsqlite3-dev python3.11-dev
+      libpython3.11-testsuite) ;; # runtimes/
 bench) required+=(g++ ninja-build pkg-config valgrind libmimalloc-dev libjemalloc-dev
-      libgoogle-perftools-dev) ;;
+      libgoogle-perftools-dev liblua5.4-dev lua5.4 libsqlite3-dev sqlite3 python3.11-dev) ;;
 *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac
 have() {

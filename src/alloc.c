@@ -246,6 +246,64 @@ void *hm_realloc(hm_heap *heap, void *p, size_t size) {
     return n;
 }
 
+/* ---- for runtime hooks (docs/RUNTIMES.md) --------------------------------------------------- */
+void *hm_realloc_level(hm_heap *heap, void *p, size_t size, EMemoryCriticalLevel level) {
+    if ((unsigned)level > (unsigned)eProcessCritical) level = eProcessCritical;
+    hm_manager *mgr = heap->mgr;
+    if (p == NULL) {
+        if (hm_unlikely(mgr->faults_on) && hm_manager_fault(mgr, level)) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        return hm_alloc_level(heap, size, level);
+    }
+    if (size == 0) {
+        hm_free(p);
+        return NULL;
+    }
+    size_t usable = hm_usable_size(p); /* aborts on a bad pointer */
+    hm_segment_t *seg;
+    hm_page_t *pg;
+    bool debug = _hm_block_lookup(p, &seg, &pg) == HM_OK && pg->is_debug;
+    /* a debug block always moves: its size and back canary are exact */
+    if (!debug && size <= usable && size >= usable / 2 && seg->heap == heap) return p;
+    void *n = NULL;
+    /* only a request for more is one the budget or fault injection may refuse */
+    bool grow = size > usable;
+    if (!(grow && hm_unlikely(mgr->faults_on) && hm_manager_fault(mgr, level)))
+        n = hm_alloc_level(heap, size, level);
+    if (n == NULL) {
+        /* a shrink never fails: the block stays as it is (a debug block keeps its recorded
+         * size and canary, so its checks still hold) */
+        if (!grow) return p;
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t copy = size < usable ? size : usable;
+    hm_tool_access(p, copy); /* the slack past the requested bytes is the engine's to read */
+    memcpy(n, p, copy);
+    hm_free(p);
+    return n;
+}
+
+hm_result hm_heap_block(hm_heap *heap, const void *p, size_t *usable) {
+    if (p == NULL) return HM_ERR_NOT_OWNED;
+    hm_segment_t *seg;
+    hm_page_t *pg;
+    hm_result r = block_lookup(p, &seg, &pg);
+    if (r != HM_OK) return r;
+    if (seg->heap != heap) return HM_ERR_OTHER_HEAP;
+    if (usable != NULL) {
+        if (pg->is_debug) {
+            *usable = _hm_debug_size(pg, p);
+        } else {
+            *usable = pg->is_huge ? _hm_huge_usable(seg) : pg->block_size;
+            hm_tool_access((void *)p, *usable); /* the caller may use all of it */
+        }
+    }
+    return HM_OK;
+}
+
 #if HM_TOOLS
 /* Tell the tool a block was handed out: exactly `size` bytes, and the slot's slack (up to the
  * usable size) inaccessible, so that an overrun within the slot is reported too. */

@@ -20,9 +20,10 @@
  * Pressure. The committed total is in one of three states: High (below high_pct of the limit;
  * left again at high_pct + 10), Neutral, Low (at or above low_pct; left again below
  * neutral_pct). A change of state, or a request refused for lack of budget, is handed to the
- * manager's notifier thread, which calls the registered function with no lock held, at most
- * once per notify_interval_ms, and only when what it would say differs from what it said last
- * (a refused request repeats Low). So a burst of commits never waits for the callback. */
+ * manager's notifier thread, which calls the registered function and the listeners with no
+ * lock held, at most once per notify_interval_ms (a change to Low excepted: it goes at once),
+ * and only when what it would say differs from what it said last (a refused request repeats
+ * Low). So a burst of commits never waits for the callback. */
 #include <string.h>
 
 #include "internal.h"
@@ -114,9 +115,13 @@ static int pressure_of(const hm_manager *mgr, size_t committed, int state) {
 
 /* Hand `state` to the notifier (if one runs). Never blocks for longer than the notifier
  * holds notify_lock, which it never does across a call. */
+static bool has_listener(const hm_manager *mgr) {
+    return mgr->notify_fn != NULL || mgr->listener_count != 0;
+}
+
 static void notify_post(hm_manager *mgr, int state) {
     pthread_mutex_lock(&mgr->notify_lock);
-    if (mgr->notifier_started && mgr->notify_fn != NULL) {
+    if (mgr->notifier_started && has_listener(mgr)) {
         mgr->pending = state;
         pthread_cond_signal(&mgr->notify_cond);
     }
@@ -135,7 +140,7 @@ static void *notifier_main(void *arg) {
     hm_manager *mgr = arg;
     pthread_mutex_lock(&mgr->notify_lock);
     for (;;) {
-        while (!mgr->notifier_stop && (mgr->pending == 0 || mgr->notify_fn == NULL)) {
+        while (!mgr->notifier_stop && (mgr->pending == 0 || !has_listener(mgr))) {
             if (atomic_load_explicit(&mgr->cache_count, memory_order_relaxed) == 0) {
                 pthread_cond_wait(&mgr->notify_cond, &mgr->notify_lock);
                 continue;
@@ -160,7 +165,11 @@ static void *notifier_main(void *arg) {
         if (mgr->notifier_stop) break;
         uint32_t now = _hm_prim_clock_ms();
         uint32_t interval = mgr->cfg.notify_interval_ms;
-        if (mgr->sent != 0 && !_hm_time_reached(now, mgr->last_sent_ms + interval)) {
+        /* A change to Low is never held back: a runtime told late collects too late (at
+         * a high allocation rate the budget is gone within one interval). Only repeats of
+         * Low (refusals) and the other states wait for the interval. */
+        bool to_low = mgr->pending == eMemoryAvailableLow && mgr->sent != eMemoryAvailableLow;
+        if (mgr->sent != 0 && !to_low && !_hm_time_reached(now, mgr->last_sent_ms + interval)) {
             /* rate limit: sleep out the interval, then report the latest state */
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
@@ -181,7 +190,16 @@ static void *notifier_main(void *arg) {
         void *fn_arg = mgr->notify_arg;
         mgr->in_call = true;
         pthread_mutex_unlock(&mgr->notify_lock);
-        fn(fn_arg, (EMemoryAvailable)state);
+        if (fn != NULL) fn(fn_arg, (EMemoryAvailable)state);
+        /* each slot read just before its call: a listener removed by an earlier call of this
+         * round (a host that ends a runtime from inside a notification) is not called */
+        for (unsigned i = 0; i < HM_MAX_LISTENERS; i++) {
+            pthread_mutex_lock(&mgr->notify_lock);
+            hm_notify_fn lfn = mgr->listeners[i].fn;
+            void *larg = mgr->listeners[i].arg;
+            pthread_mutex_unlock(&mgr->notify_lock);
+            if (lfn != NULL) lfn(larg, (EMemoryAvailable)state);
+        }
         pthread_mutex_lock(&mgr->notify_lock);
         mgr->in_call = false;
         mgr->sent = state;
@@ -195,15 +213,14 @@ static void *notifier_main(void *arg) {
     return NULL;
 }
 
+static bool notifier_start_locked(hm_manager *mgr);
+
 bool hm_manager_set_notify(hm_manager *mgr, hm_notify_fn fn, void *arg) {
     if (mgr == NULL) return false;
     pthread_mutex_lock(&mgr->notify_lock);
-    if (!mgr->notifier_started && fn != NULL) {
-        if (pthread_create(&mgr->notifier, NULL, notifier_main, mgr) != 0) {
-            pthread_mutex_unlock(&mgr->notify_lock);
-            return false;
-        }
-        mgr->notifier_started = true;
+    if (fn != NULL && !notifier_start_locked(mgr)) {
+        pthread_mutex_unlock(&mgr->notify_lock);
+        return false;
     }
     bool self = mgr->notifier_started && pthread_equal(pthread_self(), mgr->notifier);
     while (mgr->in_call && !self)
@@ -213,10 +230,69 @@ bool hm_manager_set_notify(hm_manager *mgr, hm_notify_fn fn, void *arg) {
     mgr->sent = 0;
     /* a newcomer hears the current state unless it is the quiet one */
     int state = atomic_load(&mgr->pressure);
-    mgr->pending = (fn != NULL && state != eMemoryAvailableHigh) ? state : 0;
+    if (fn != NULL && state != eMemoryAvailableHigh)
+        mgr->pending = state;
+    else if (mgr->listener_count == 0)
+        mgr->pending = 0; /* what was still to be said, listeners still hear */
     if (mgr->pending != 0) pthread_cond_signal(&mgr->notify_cond);
     pthread_mutex_unlock(&mgr->notify_lock);
     return true;
+}
+
+/* Start the notifier thread if it does not run yet; notify_lock held. */
+static bool notifier_start_locked(hm_manager *mgr) {
+    if (mgr->notifier_started) return true;
+    if (pthread_create(&mgr->notifier, NULL, notifier_main, mgr) != 0) return false;
+    mgr->notifier_started = true;
+    return true;
+}
+
+bool hm_manager_add_listener(hm_manager *mgr, hm_notify_fn fn, void *arg) {
+    if (mgr == NULL || fn == NULL) return false;
+    pthread_mutex_lock(&mgr->notify_lock);
+    int slot = -1;
+    bool dup = false;
+    for (int i = 0; i < HM_MAX_LISTENERS; i++) {
+        if (mgr->listeners[i].fn == fn && mgr->listeners[i].arg == arg) dup = true;
+        if (mgr->listeners[i].fn == NULL && slot < 0) slot = i;
+    }
+    bool ok = !dup && slot >= 0 && notifier_start_locked(mgr);
+    if (ok) {
+        mgr->listeners[slot].fn = fn;
+        mgr->listeners[slot].arg = arg;
+        mgr->listener_count++;
+        /* the newcomer hears the current state unless it is the quiet one (the others may
+         * hear it again: a repeat is harmless) */
+        int state = atomic_load(&mgr->pressure);
+        if (state != eMemoryAvailableHigh) {
+            mgr->pending = state;
+            mgr->sent = 0;
+            pthread_cond_signal(&mgr->notify_cond);
+        }
+    }
+    pthread_mutex_unlock(&mgr->notify_lock);
+    return ok;
+}
+
+bool hm_manager_remove_listener(hm_manager *mgr, hm_notify_fn fn, void *arg) {
+    if (mgr == NULL || fn == NULL) return false;
+    pthread_mutex_lock(&mgr->notify_lock);
+    bool self = mgr->notifier_started && pthread_equal(pthread_self(), mgr->notifier);
+    bool found = false;
+    for (int i = 0; i < HM_MAX_LISTENERS; i++) {
+        if (mgr->listeners[i].fn == fn && mgr->listeners[i].arg == arg) {
+            mgr->listeners[i].fn = NULL;
+            mgr->listeners[i].arg = NULL;
+            mgr->listener_count--;
+            found = true;
+            break;
+        }
+    }
+    /* the notifier may be calling it from its copy: wait for that call to end */
+    while (found && mgr->in_call && !self)
+        pthread_cond_wait(&mgr->idle_cond, &mgr->notify_lock);
+    pthread_mutex_unlock(&mgr->notify_lock);
+    return found;
 }
 
 /* Stop the notifier thread. False when called on that thread (from inside a call): it then

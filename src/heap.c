@@ -391,3 +391,8 @@ void _hm_manager_collect_abandoned(hm_manager *mgr) {
     }
     pthread_mutex_unlock(&mgr->heaps_lock);
 }
+
+/* The manager of a heap, for hosts that start from an IHostMalloc (docs/RUNTIMES.md). */
+hm_manager *hm_heap_manager(hm_heap *heap) {
+    return heap != NULL ? heap->mgr : NULL;
+}

@@ -309,6 +309,11 @@ struct hm_manager {
     bool destroy_on_exit; /* released from inside a call: the notifier frees it */
     hm_notify_fn notify_fn;
     void *notify_arg;
+    struct {
+        hm_notify_fn fn;
+        void *arg;
+    } listeners[HM_MAX_LISTENERS]; /* hm_manager_add_listener; fn NULL: a free slot */
+    unsigned listener_count;
     int pending; /* state to report (0: none) */
     int sent;    /* state last reported (0: none yet) */
     uint32_t last_sent_ms;

@@ -327,6 +327,54 @@ HM_API void hm_heap_stats_print(hm_heap *heap, FILE *out);
 HM_API size_t hm_heap_stats_json(hm_heap *heap, FILE *out);
 HM_API size_t hm_manager_stats_json(hm_manager *mgr, FILE *out);
 
+/* ---- For hosts of real runtimes (docs/RUNTIMES.md) -----------------------------------------
+ * What an allocator hook of a runtime (Lua's lua_Alloc, CPython's PyMemAllocatorEx, SQLite's
+ * sqlite3_mem_methods) needs on top of IHostMalloc, and what a host embedding several
+ * runtimes needs to give them one budget. */
+
+/* The heap of an IHostMalloc instance made by hostmalloc (CreateMalloc), or NULL when `m` is
+ * NULL or not such an instance. The instance keeps the heap alive: the heap may be used
+ * while the caller holds a reference on `m`. Never aborts. */
+HM_API hm_heap *hm_malloc_heap(IHostMalloc *m);
+/* The manager whose budget `heap` counts against. */
+HM_API hm_manager *hm_heap_manager(hm_heap *heap);
+
+/* Resize with a criticality level: realloc(3) semantics within `heap`, as hm_realloc, but a
+ * request that needs a new block is made at `level` (so the reserves of the levels above it
+ * are kept) and, when the manager has fault injection configured, asks hm_manager_fault for
+ * `level` as the COM door's Alloc does. A shrink (`size` at most the block's usable size)
+ * never fails: when a smaller block cannot be had, `p` is returned as it is. `size` 0 frees
+ * `p` and returns NULL (the runtimes' convention, unlike hm_realloc). On failure NULL is
+ * returned and `p` is untouched. Aborts when `p` is not the start of a hostmalloc block. */
+HM_API void *hm_realloc_level(hm_heap *heap, void *p, size_t size, EMemoryCriticalLevel level);
+
+/* Whether `p` is the start of a block of `heap`, without aborting: HM_OK (and its usable
+ * size in `*usable` when `usable` is not NULL), HM_ERR_NOT_OWNED (not hostmalloc memory),
+ * HM_ERR_NOT_BLOCK (hostmalloc memory, not the start of a block) or HM_ERR_OTHER_HEAP.
+ * Decided from out-of-line metadata only; `p` is never read. Outside checked mode a freed
+ * block whose slot is not reused yet is not told apart from a live one. NULL gives
+ * HM_ERR_NOT_OWNED. */
+HM_API hm_result hm_heap_block(hm_heap *heap, const void *p, size_t *usable);
+
+/* One IHostMemoryManager for every runtime of the process, so that they share one budget.
+ * The first call creates it from `config` (NULL: hm_config_init defaults) and returns S_OK;
+ * later calls return the same manager and S_FALSE (`config` is then ignored). Each call
+ * gives the caller one reference to release; the process keeps one more, so the manager
+ * lives until the process exits. E_POINTER when `out` is NULL, E_OUTOFMEMORY. */
+HM_API HRESULT hm_shared_host_memory_manager(const hm_config *config, IHostMemoryManager **out);
+
+/* More listeners for the pressure notifications of `mgr`, besides the one function of
+ * hm_manager_set_notify (and the COM door's callback): each runtime of a host can hear them.
+ * Listeners are called on the notifier thread, one after the other, under the same rules
+ * as hm_manager_set_notify's function. At most HM_MAX_LISTENERS per manager. A newcomer
+ * hears the current state unless it is High. Returns false when the table is full, the
+ * pair is already there, or the notifier thread cannot be started. */
+#define HM_MAX_LISTENERS 16
+HM_API bool hm_manager_add_listener(hm_manager *mgr, hm_notify_fn fn, void *arg);
+/* Remove the listener (fn, arg). When this returns, no call of it is running (unless this
+ * is called from inside a notification). Returns false when it was not there. */
+HM_API bool hm_manager_remove_listener(hm_manager *mgr, hm_notify_fn fn, void *arg);
+
 #ifdef __cplusplus
 }
 #endif

@@ -167,3 +167,13 @@ HRESULT _hm_com_malloc_new(IHostMemoryManager *owner, hm_manager *mgr, DWORD typ
     *out = &self->iface;
     return S_OK;
 }
+
+/* ---- the heap of an instance (docs/RUNTIMES.md) ------------------------------------------
+ * An instance is ours when its vtable is one of ours: nothing else is read from a foreign
+ * object. */
+hm_heap *hm_malloc_heap(IHostMalloc *m) {
+    if (m == NULL) return NULL;
+    const IHostMallocVtbl *v = m->lpVtbl;
+    if (v != &malloc_vtbl && v != &malloc_vtbl_checked && v != &malloc_vtbl_faulty) return NULL;
+    return self_of(m)->heap;
+}

@@ -200,3 +200,23 @@ HRESULT hm_create_host_memory_manager(const hm_config *config, IHostMemoryManage
     *out = &self->iface;
     return S_OK;
 }
+
+/* ---- one manager for the runtimes of a process (docs/RUNTIMES.md) ------------------------
+ * The process holds one reference for good, so the pointer below never dangles and a
+ * runtime torn down never takes the budget of the others with it. */
+static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
+static IHostMemoryManager *shared_mgr;
+
+HRESULT hm_shared_host_memory_manager(const hm_config *config, IHostMemoryManager **out) {
+    if (out == NULL) return E_POINTER;
+    *out = NULL;
+    HRESULT hr = S_FALSE;
+    pthread_mutex_lock(&shared_lock);
+    if (shared_mgr == NULL) hr = hm_create_host_memory_manager(config, &shared_mgr);
+    if (SUCCEEDED(hr)) {
+        IHostMemoryManager_AddRef(shared_mgr);
+        *out = shared_mgr;
+    }
+    pthread_mutex_unlock(&shared_lock);
+    return hr;
+}

@@ -1,0 +1,296 @@
+/* test_python.c: the CPython 3.11 adapter (runtimes/python): the three domains on IHostMalloc
+ * instances, installation rules, a tight budget giving MemoryError and recovery, fault
+ * injection at each level, and Low turned into gc.collect() under the GIL by the helper
+ * thread (with the effect on the heap's peak measured). Each test runs its interpreter in a
+ * child process (an interpreter is installed and started once per process); the child reports
+ * a failed check on stderr and with its exit status. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <hostmalloc/hm_python.h>
+
+#include "test_util.h"
+
+#define MIB TU_MIB
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
+            if (PyErr_Occurred()) PyErr_Print();                                                   \
+            _exit(1);                                                                              \
+        }                                                                                          \
+    } while (0)
+
+static hm_config test_cfg(size_t limit) {
+    hm_config c;
+    hm_config_init(&c);
+    c.limit = limit;
+    c.reserve_appdomain = 0;
+    c.reserve_process = 0;
+    c.process_wait_ms = 0;
+    c.notify_interval_ms = 10;
+    for (int i = 0; i < 3; i++) {
+        c.fault_every[i] = 0;
+        c.fault_probability[i] = 0;
+    }
+    c.fault_seed = 5;
+    c.purge_delay_ms = 0;
+    c.segment_cache = 0;
+    c.print_stats = false;
+    return c;
+}
+
+typedef struct {
+    IHostMemoryManager *mm;
+    IHostMalloc *raw, *mem_obj;
+    hm_manager *mgr;
+} tenant;
+
+static void tenant_open(tenant *t, const hm_config *cfg) {
+    CHECK(hm_create_host_memory_manager(cfg, &t->mm) == S_OK);
+    CHECK(IHostMemoryManager_CreateMalloc(t->mm, MALLOC_THREADSAFE, &t->raw) == S_OK);
+    CHECK(IHostMemoryManager_CreateMalloc(t->mm, 0, &t->mem_obj) == S_OK);
+    t->mgr = hm_heap_manager(hm_malloc_heap(t->raw));
+}
+
+static void run_child(tu_child_fn fn, void *arg) {
+    tu_child_result res;
+    assert_int_equal(tu_run_child(fn, arg, &res), 0);
+    char buf[96];
+    if (!WIFEXITED(res.status) || WEXITSTATUS(res.status) != 0)
+        fail_msg("child %s:\n%s", tu_status_str(res.status, buf, sizeof buf), res.err);
+    if (res.err_len > 0) print_message("%s", res.err);
+}
+
+/* Run Python source in __main__; false when it raised. */
+static bool py_run(const char *src) {
+    return PyRun_SimpleString(src) == 0;
+}
+
+static long main_long(const char *name) {
+    PyObject *v = PyDict_GetItemString(PyModule_GetDict(PyImport_AddModule("__main__")), name);
+    CHECK(v != NULL);
+    return PyLong_AsLong(v);
+}
+
+static PyObject *main_fn(const char *name) {
+    PyObject *v = PyDict_GetItemString(PyModule_GetDict(PyImport_AddModule("__main__")), name);
+    CHECK(v != NULL && PyCallable_Check(v));
+    return v;
+}
+
+/* ---- installation and a real workload ----------------------------------------------------- */
+static void child_runs(void *arg) {
+    (void)arg;
+    hm_config cfg = test_cfg(512 * MIB);
+    tenant t;
+    tenant_open(&t, &cfg);
+    hm_python_policy bad;
+    hm_python_policy_init(&bad);
+    bad.obj = (EMemoryCriticalLevel)3;
+    CHECK(hm_python_install(t.raw, t.mem_obj, &bad) == -1);
+    CHECK(!hm_python_set_policy(&bad)); /* not installed */
+    CHECK(hm_python_install(t.raw, NULL, NULL) == -1);
+    CHECK(hm_python_install(t.raw, t.mem_obj, NULL) == 0);
+    CHECK(hm_python_install(t.raw, t.mem_obj, NULL) == -1); /* once */
+    Py_Initialize();
+    CHECK(py_run("import json, threading, collections, decimal\n"
+                 "d = {str(i): [i, str(i) * 3, {'k': i}] for i in range(20000)}\n"
+                 "s = json.dumps(d)\n"
+                 "assert json.loads(s) == d\n"
+                 "c = collections.Counter(w for w in s.split(',') if len(w) < 8)\n"
+                 "out = []\n"
+                 "def work(n):\n"
+                 "    out.append(sum(len(str(x) * 2) for x in range(n)))\n"
+                 "th = [threading.Thread(target=work, args=(10000 * (i + 1),)) for i in range(4)]\n"
+                 "[x.start() for x in th]; [x.join() for x in th]\n"
+                 "total = sum(out) + len(c) + int(decimal.Decimal(1) / 7 * 10**6)\n"));
+    CHECK(main_long("total") > 0);
+    /* Python's memory is the instances' */
+    hm_heap_stats_t raw, mo;
+    hm_heap_stats(hm_malloc_heap(t.raw), &raw);
+    hm_heap_stats(hm_malloc_heap(t.mem_obj), &mo);
+    CHECK(mo.live_blocks > 20000);
+    CHECK(raw.live_blocks > 10);
+    CHECK(mo.requests[eTaskCritical] > 20000);    /* MEM and OBJ: task by default */
+    CHECK(raw.requests[eAppDomainCritical] > 10); /* RAW: AppDomain */
+    CHECK(!hm_python_set_policy(&bad));
+    CHECK(Py_FinalizeEx() == 0);
+}
+
+static void test_install_and_run(void **state) {
+    (void)state;
+    run_child(child_runs, NULL);
+}
+
+static void child_after_init(void *arg) {
+    (void)arg;
+    hm_config cfg = test_cfg(256 * MIB);
+    tenant t;
+    tenant_open(&t, &cfg);
+    Py_Initialize();
+    CHECK(hm_python_install(t.raw, t.mem_obj, NULL) == -1);
+    CHECK(py_run("x = [str(i) for i in range(1000)]"));
+    hm_heap_stats_t mo;
+    hm_heap_stats(hm_malloc_heap(t.mem_obj), &mo);
+    CHECK(mo.live_blocks == 0); /* nothing went to the instance */
+    CHECK(Py_FinalizeEx() == 0);
+}
+
+static void test_install_after_init_refused(void **state) {
+    (void)state;
+    run_child(child_after_init, NULL);
+}
+
+/* ---- budget ---------------------------------------------------------------------------------- */
+static void child_memory_error(void *arg) {
+    (void)arg;
+    hm_config cfg = test_cfg(48 * MIB);
+    tenant t;
+    tenant_open(&t, &cfg);
+    CHECK(hm_python_install(t.raw, t.mem_obj, NULL) == 0);
+    Py_Initialize();
+    CHECK(py_run("import gc\n"
+                 "results = 0\n"
+                 "for rnd in range(3):\n"
+                 "    keep = []\n"
+                 "    try:\n"
+                 "        while True: keep.append(bytes(10000) + str(len(keep)).encode())\n"
+                 "    except MemoryError:\n"
+                 "        pass\n"
+                 "    keep = None\n"
+                 "    gc.collect()\n"
+                 "    results += len(','.join(str(i) for i in range(1000)))\n"));
+    CHECK(main_long("results") == 3 * 3889);
+    hm_python_stats st;
+    hm_python_get_stats(&st);
+    CHECK(st.refusals[1] + st.refusals[2] >= 3);
+    CHECK(Py_FinalizeEx() == 0);
+}
+
+static void test_memory_error_and_recovery(void **state) {
+    (void)state;
+    run_child(child_memory_error, NULL);
+}
+
+/* ---- fault injection at each level ------------------------------------------------------------
+ */
+static void child_faults(void *arg) {
+    int level = (int)(intptr_t)arg;
+    int other = (level + 1) % 3; /* the interpreter starts and ends at a level without faults */
+    hm_config cfg = test_cfg(512 * MIB);
+    cfg.fault_probability[level] = 0.002;
+    tenant t;
+    tenant_open(&t, &cfg);
+    hm_python_policy safe, faulty;
+    hm_python_policy_init(&safe);
+    safe.raw = safe.mem = safe.obj = (EMemoryCriticalLevel)other;
+    faulty = safe;
+    faulty.raw = faulty.mem = faulty.obj = (EMemoryCriticalLevel)level;
+    CHECK(hm_python_install(t.raw, t.mem_obj, &safe) == 0);
+    Py_Initialize();
+    CHECK(py_run("def work():\n"
+                 "    return len({i: str(i) * 2 for i in range(300)})\n"));
+    PyObject *work = main_fn("work");
+    Py_INCREF(work);
+    CHECK(hm_python_set_policy(&faulty));
+    int nomem = 0, ok = 0;
+    for (int i = 0; i < 300; i++) {
+        PyObject *r = PyObject_CallNoArgs(work);
+        if (r != NULL) {
+            CHECK(PyLong_AsLong(r) == 300);
+            ok++;
+            Py_DECREF(r);
+        } else {
+            CHECK(PyErr_ExceptionMatches(PyExc_MemoryError));
+            PyErr_Clear();
+            nomem++;
+        }
+    }
+    CHECK(hm_python_set_policy(&safe));
+    Py_DECREF(work);
+    if (nomem == 0 || ok == 0) {
+        fprintf(stderr, "level %d: %d MemoryError, %d fine\n", level, nomem, ok);
+        _exit(1);
+    }
+    hm_manager_stats_t ms;
+    hm_manager_stats(t.mgr, &ms);
+    for (int l = 0; l < 3; l++)
+        CHECK(l == level ? ms.faults_injected[l] > 0 : ms.faults_injected[l] == 0);
+    CHECK(Py_FinalizeEx() == 0);
+}
+
+static void test_fault_injection_each_level(void **state) {
+    (void)state;
+    for (intptr_t level = 0; level < 3; level++)
+        run_child(child_faults, (void *)level);
+}
+
+/* ---- Low -> gc.collect() ------------------------------------------------------------------- */
+static void child_low(void *arg) {
+    bool bridge = arg != NULL;
+    hm_config cfg = test_cfg(128 * MIB);
+    tenant t;
+    tenant_open(&t, &cfg);
+    hm_python_policy p;
+    hm_python_policy_init(&p);
+    p.collect_on_low = bridge;
+    CHECK(hm_python_install(t.raw, t.mem_obj, &p) == 0);
+    Py_Initialize();
+    /* garbage in reference cycles with the collector disabled: only gc.collect() frees it */
+    CHECK(py_run("import gc\n"
+                 "gc.disable()\n"
+                 "def make_cycles():\n"
+                 "    for i in range(2000):\n"
+                 "        a = [None] * 100\n"
+                 "        a[0] = a\n"));
+    PyObject *make = main_fn("make_cycles");
+    Py_INCREF(make);
+    hm_python_stats st;
+    int calls = 0, errors = 0;
+    for (; calls < 2000; calls++) {
+        hm_python_get_stats(&st);
+        if (bridge ? st.collections > 0 : errors > 0) break;
+        PyObject *r = PyObject_CallNoArgs(make);
+        if (r == NULL) {
+            CHECK(PyErr_ExceptionMatches(PyExc_MemoryError));
+            PyErr_Clear();
+            errors++;
+        }
+        Py_XDECREF(r);
+    }
+    Py_DECREF(make);
+    hm_python_get_stats(&st);
+    hm_heap_stats_t mo;
+    hm_heap_stats(hm_malloc_heap(t.mem_obj), &mo);
+    fprintf(stderr,
+            "Low -> gc.collect() %s: %d calls, %zu Low heard, %zu collections, %d MemoryError, "
+            "heap peak %.1f MiB of a 128 MiB budget\n",
+            bridge ? "on" : "off", calls, st.low_notes, st.collections, errors,
+            mo.peak_committed / 1048576.0);
+    CHECK(st.low_notes > 0);
+    CHECK(bridge ? st.collections > 0 : st.collections == 0);
+    /* memory may be full of cycles: collect from C (compiling code would need memory) */
+    PyGC_Enable();
+    PyGC_Collect();
+    CHECK(py_run("gc.collect()"));
+    CHECK(Py_FinalizeEx() == 0);
+}
+
+static void test_low_collects(void **state) {
+    (void)state;
+    run_child(child_low, (void *)1);
+    run_child(child_low, NULL);
+}
+
+int main(int argc, char **argv) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_install_and_run),
+        cmocka_unit_test(test_install_after_init_refused),
+        cmocka_unit_test(test_memory_error_and_recovery),
+        cmocka_unit_test(test_fault_injection_each_level),
+        cmocka_unit_test(test_low_collects),
+    };
+    return TU_MAIN(tests);
+}
