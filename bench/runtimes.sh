@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # bench/runtimes.sh: each runtime on its hostmalloc adapter against the same runtime on its own
 # allocator, one run each, same workload; CPU time (user + system) and the ratio adapter /
 # default. The adapters run twice: with the default purge delay and with HM_PURGE_DELAY=1000,

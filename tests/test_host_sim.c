@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_host_sim.c: a host of hostmalloc that also plays the runtime (the demo host before the
  * demo embedded real runtimes; its checks are kept here, as a test: exit status 0 when every
  * check passed).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_runtimes_api.c: the native API that the runtime adapters (runtimes/) and every host of
  * several runtimes need: the heap of an IHostMalloc instance and its manager, a resize with a
  * criticality level (reserves, fault injection, a shrink that never fails), a non-aborting

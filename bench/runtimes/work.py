@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """work.py: a CPython workload for bench/runtimes.sh: objects of every size made and dropped
 (dicts, lists, strings, tuples, JSON, a few reference cycles)."""
 import json

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* hm-lua.c: a small stand-alone Lua 5.4 interpreter over the hostmalloc adapter.
  *
  * It is written against the plain Lua API and calls luaL_newstate: the build compiles it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* hm_lua.c: the Lua 5.4 adapter: a lua_Alloc over an IHostMalloc instance.
  *
  * New blocks go through the instance's Alloc (so its fault injection and statistics see

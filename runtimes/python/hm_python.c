@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* hm_python.c: the CPython 3.11 adapter: PyMemAllocatorEx over IHostMalloc instances.
  *
  * malloc goes through the instance's Alloc (fault injection and statistics see it), realloc

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* hm_sqlite.c: the SQLite 3 adapter: sqlite3_mem_methods over an IHostMalloc instance.
  *
  * xMalloc goes through the instance's Alloc (its fault injection and statistics see every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* hm_sqlite_preload.c: the preloadable shim of the SQLite adapter.
  *
  *   LD_PRELOAD=libhostmalloc-sqlite-preload.so sqlite3 my.db

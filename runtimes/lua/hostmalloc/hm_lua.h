@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* hostmalloc/hm_lua.h: Lua 5.4 states whose memory is an IHostMalloc instance's.
  *
  * A Lua state gets all its memory from one allocation function (lua_Alloc). This adapter

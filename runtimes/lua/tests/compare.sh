@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # compare.sh HM_LUA LUA54 SCRIPT: run SCRIPT with both interpreters; their standard output
 # and exit status must be the same.
 set -u

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_lua.c: the Lua 5.4 adapter (runtimes/lua): states on IHostMalloc instances, the
  * luaL_newstate drop-in, a tight budget giving Lua's own "not enough memory" and recovery,
  * fault injection at each level through the policy, Low turned into a full collection at a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* hostmalloc/hm_python.h: CPython 3.11's memory on IHostMalloc instances.
  *
  * CPython has three allocator domains, set with PyMem_SetAllocator before the interpreter

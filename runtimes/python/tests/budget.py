@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """budget.py: run by hm-python3 under a small HM_LIMIT. Each round fills memory until Python
 raises MemoryError, drops it, and shows the interpreter still works."""
 import gc

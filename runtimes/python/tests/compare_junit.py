@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """compare_junit.py REF HM: the JUnit reports of two runs of Python's test runner must list
 the same test cases with the same outcome (passed, skipped, failed or error)."""
 import sys

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # regrtest.sh HM_PYTHON3 REF_PYTHON3 DIR MODULE...: Python's own regression tests (Debian's
 # libpython3.11-testsuite) for MODULEs, run by hm-python3 and by Debian's python3.11 side by
 # side; every test case must have the same outcome under both (compare_junit.py).

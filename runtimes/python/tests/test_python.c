@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_python.c: the CPython 3.11 adapter (runtimes/python): the three domains on IHostMalloc
  * instances, installation rules, a tight budget giving MemoryError and recovery, fault
  * injection at each level, and Low turned into gc.collect() under the GIL by the helper

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* hostmalloc/hm_sqlite.h: SQLite 3's memory on an IHostMalloc instance.
  *
  * SQLite takes its allocator as a table of functions (sqlite3_mem_methods) set before it is

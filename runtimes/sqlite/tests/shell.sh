@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # shell.sh SQLITE3 PRELOAD DIR: Debian's sqlite3 shell on a real database, with SQLite's memory
 # on hostmalloc through the preloadable shim: the same output as without it; then, under a
 # small budget, SQLite's own "out of memory" for one statement and the next one running.

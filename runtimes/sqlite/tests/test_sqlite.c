@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_sqlite.c: the SQLite adapter (runtimes/sqlite): sqlite3_mem_methods on an IHostMalloc
  * instance; install and uninstall rules; a tight budget giving SQLite's own "out of memory"
  * and a connection that goes on; fault injection at each level; Low lowering the soft heap
