@@ -1,41 +1,4 @@
-<<<<<<< HEAD
 /* SPDX-License-Identifier: MIT */
-/* demo_host.c: a host of hostmalloc that also plays the runtime.
- *
- * The host part creates an IHostMemoryManager with hm_create_host_memory_manager(). The runtime
- * part then behaves as a real runtime does (docs/CONTRACT.md, "What a real runtime expects"):
- *
- *   - it asks for exactly one allocator, CreateMalloc(MALLOC_THREADSAFE), and shares it between
- *     all its threads;
- *   - each "managed thread" keeps a working set of runtime-sized objects (type handles, strings,
- *     arrays, now and then a 1 MiB buffer), replacing random ones as it runs, and passes the
- *     criticality level the runtime would: process-critical during start-up, then mostly
- *     task-critical with some AppDomain- and process-critical requests;
- *   - half of the frees are deferred to a finalizer thread, which receives the blocks through a
- *     queue: those blocks are freed by a thread other than the one that allocated them;
- *   - a few allocations go through DebugAlloc with the caller's file and line;
- *   - every block is filled with a pattern unique to it, and checked before it is freed.
- *
- * It then makes a MALLOC_EXECUTABLE instance, emits a tiny function into it and calls it, as a
- * JIT does. The COM door gives no way to reach the hm_heap behind an IHostMalloc, so the
- * statistics come from the native door: the same workload runs briefly on a heap made with
- * hm_heap_new(), whose hm_heap_stats_print() report is shown.
- *
- * Last, "budget": a second IHostMemoryManager with a limit small enough to run out of (128 MiB,
- * 16 MiB kept for AppDomain-critical and 16 MiB for process-critical requests) and an
- * ICLRMemoryNotificationCallback written in C. Four managed threads grow their working sets
- * through one MALLOC_THREADSAFE instance until requests are refused: task-critical ones first
- * (the first refused one is retried as AppDomain- and process-critical, which succeed). The
- * Low notification makes the runtime collect garbage (the threads free their young objects)
- * and the notifications go back to High; GetMemoryLoad is shown at start, peak and end. It
- * ends with VirtualAlloc (reserve, commit part, VirtualQuery of a committed and a reserved
- * page, release) and the figures the COM door gives (there is no door to the hm_manager
- * behind an IHostMemoryManager, so no hm_manager_stats_print here).
- *
- * Usage: demo_host [seconds]   (length of the COM workload, default 1.5)
- * Exit status: 0 when every check passed, 1 otherwise. */
-#define _POSIX_C_SOURCE 200809L
-=======
 /* demo_host.c: a host that embeds three real runtimes, a Lua state, a Python interpreter and an
  * SQLite database, as tenants of one hostmalloc memory manager, each on its own IHostMalloc
  * instance (docs/RUNTIMES.md).
@@ -48,7 +11,6 @@
  * rest). Exit status 0 when every tenant recovered. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
->>>>>>> runtimes
 
 #include <lauxlib.h>
 #include <lualib.h>
