@@ -312,6 +312,8 @@ void *_hm_debug_alloc(hm_heap *heap, size_t size, int level, const char *file, i
         errno = ENOMEM;
         return NULL;
     }
+    if (file != NULL && !atomic_load_explicit(&heap->had_debug, memory_order_relaxed))
+        atomic_store_explicit(&heap->had_debug, true, memory_order_relaxed);
     on_alloc(heap, p, size, file, line, no_abort);
     hm_tool_alloc(p, size);
     return p;
@@ -633,7 +635,9 @@ static void emit_line(const hm_manager *mgr, FILE *out, const char *line) {
 }
 
 size_t hm_heap_report_leaks(hm_heap *heap, FILE *out) {
-    if (heap == NULL) return 0;
+    /* only DebugAlloc blocks are reported: a heap that never had one needs no walk (the last
+     * Release of every IHostMalloc asks) */
+    if (heap == NULL || !atomic_load_explicit(&heap->had_debug, memory_order_relaxed)) return 0;
     static leaks_t l; /* 6 KiB: not on the stack of a caller inside malloc */
     static pthread_mutex_t report_lock = PTHREAD_MUTEX_INITIALIZER;
     pthread_mutex_lock(&report_lock);

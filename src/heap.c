@@ -216,6 +216,7 @@ hm_heap *hm_heap_new(hm_manager *mgr, unsigned flags) {
     pthread_mutex_lock(&heap->lock);
     heap->flags = flags;
     heap->checked = mgr->cfg.checked;
+    atomic_store_explicit(&heap->had_debug, false, memory_order_relaxed);
     if (heap->checked) _hm_debug_init(); /* the secret of its blocks' canaries */
     heap->mgr = mgr;
     heap->theaps = NULL;

@@ -263,9 +263,10 @@ struct hm_theap_s {
 #define HM_HEAP_ID_DEAD UINT64_MAX /* id of a released heap: matches no cache entry */
 
 struct hm_heap {
-    _Atomic(uint64_t) id; /* unique, never reused; HM_HEAP_ID_DEAD once released */
-    unsigned flags;       /* HM_HEAP_* */
-    bool checked;         /* every block is a debug block (hm_config.checked) */
+    _Atomic(uint64_t) id;    /* unique, never reused; HM_HEAP_ID_DEAD once released */
+    unsigned flags;          /* HM_HEAP_* */
+    bool checked;            /* every block is a debug block (hm_config.checked) */
+    _Atomic(bool) had_debug; /* a DebugAlloc block was made: a leak report has work to do */
     hm_manager *mgr;
     pthread_mutex_t lock; /* guards the lists below (slow paths only) */
     hm_theap_t *theaps;   /* every sub-heap, live or abandoned */
