@@ -226,7 +226,7 @@ void *hm_realloc(hm_heap *heap, void *p, size_t size) {
     }
     /* realloc frees p: a block already free (its owner can tell, as in free) is a double
      * free, never a block to hand back in place */
-    if (!pg->is_debug && !pg->is_huge && _hm_mark_get(p) == pg) {
+    if (!pg->is_debug && !pg->is_huge && _hm_mark_peek(p) == pg) {
         uintptr_t tid = atomic_load_explicit(&seg->tid, memory_order_relaxed);
         if ((tid == _hm_thread_id() || tid == HM_TID_ANY) && _hm_page_block_is_free(pg, p)) {
             _hm_report_double_free(seg, p, pg->block_size);
