@@ -9,8 +9,9 @@
 #
 # Lua: binary_trees.lua (depth 16) by lua5.4 and by hm-lua. SQLite: Debian's sqlite3 shell
 # building an in-memory database and querying it 8 times (runtimes/sqlite/tests/*.sql), without and with
-# the preloadable shim. CPython: bench/runtimes/work.py by /usr/bin/python3.11 and by hm-python3.
-# A runtime whose adapter was not built is skipped.
+# the preloadable shim. CPython: bench/runtimes/work.py by /usr/bin/python3.11 and by hm-python3,
+# in its default mode (pymalloc, arenas from the host) and with every request on the host
+# (HM_PYTHON_ALLOCATOR=host). A runtime whose adapter was not built is skipped.
 set -u
 build=${1:?usage: bench/runtimes.sh <build-dir>}
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -65,6 +66,9 @@ fi
 if [ -x "$build/runtimes/python/hm-python3" ] && [ -x /usr/bin/python3.11 ]; then
     row python "work.py (json, dicts, cycles)" /usr/bin/python3.11 "$src/bench/runtimes/work.py" \
         -- HM_BENCH=1 -- "$build/runtimes/python/hm-python3" "$src/bench/runtimes/work.py"
+    row python "work.py, every request on the host" /usr/bin/python3.11 \
+        "$src/bench/runtimes/work.py" -- HM_BENCH=1 HM_PYTHON_ALLOCATOR=host -- \
+        "$build/runtimes/python/hm-python3" "$src/bench/runtimes/work.py"
 else
     echo "python: adapter or /usr/bin/python3.11 missing, skipped"
 fi

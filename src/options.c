@@ -287,6 +287,16 @@ static unsigned distance(const char *a, size_t na, const char *b) {
     return row[nb];
 }
 
+/* Variables that the runtime adapters read (runtimes/, docs/RUNTIMES.md): not options of the
+ * engine, and not misspelt ones either. */
+static const char *const k_adapter_vars[] = {"HM_SQLITE_LEVEL", "HM_PYTHON_ALLOCATOR"};
+
+static bool adapter_var(const char *e, size_t n) {
+    for (size_t i = 0; i < sizeof k_adapter_vars / sizeof k_adapter_vars[0]; i++)
+        if (strlen(k_adapter_vars[i]) == n && strncmp(k_adapter_vars[i], e, n) == 0) return true;
+    return false;
+}
+
 /* One line for every HM_* variable of the environment that is not an option (a misspelt name
  * would otherwise be ignored without a word), with the closest name when one is near. */
 static void check_unknown_names(void) {
@@ -295,6 +305,7 @@ static void check_unknown_names(void) {
         if (strncmp(*e, "HM_", 3) != 0) continue;
         const char *eq = strchr(*e, '=');
         size_t n = eq != NULL ? (size_t)(eq - *e) : strlen(*e);
+        if (adapter_var(*e, n)) continue;
         const char *best = NULL;
         unsigned best_d = 3; /* suggest within two edits */
         bool known = false;

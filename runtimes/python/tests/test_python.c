@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* test_python.c: the CPython 3.11 adapter (runtimes/python): the three domains on IHostMalloc
- * instances, installation rules, a tight budget giving MemoryError and recovery, fault
+ * instances, installation rules, pymalloc's arenas taken from the MEM/OBJ instance (and a
+ * refused arena giving MemoryError), tight budgets giving MemoryError and recovery, fault
  * injection at each level, and Low turned into gc.collect() under the GIL by the helper
- * thread (with the effect on the heap's peak measured). Each test runs its interpreter in a
- * child process (an interpreter is installed and started once per process); the child reports
- * a failed check on stderr and with its exit status. */
+ * thread (with the effect on the heap's peak measured), in both modes of the adapter (pymalloc
+ * with its arenas on the host, and every request an IHostMalloc call). Each test runs its
+ * interpreter in a child process (an interpreter is installed and started once per process);
+ * the child reports a failed check on stderr and with its exit status. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
@@ -83,7 +85,7 @@ static PyObject *main_fn(const char *name) {
 
 /* ---- installation and a real workload ----------------------------------------------------- */
 static void child_runs(void *arg) {
-    (void)arg;
+    bool pymalloc = arg != NULL;
     hm_config cfg = test_cfg(512 * MIB);
     tenant t;
     tenant_open(&t, &cfg);
@@ -93,8 +95,15 @@ static void child_runs(void *arg) {
     CHECK(hm_python_install(t.raw, t.mem_obj, &bad) == -1);
     CHECK(!hm_python_set_policy(&bad)); /* not installed */
     CHECK(hm_python_install(t.raw, NULL, NULL) == -1);
-    CHECK(hm_python_install(t.raw, t.mem_obj, NULL) == 0);
+    hm_python_policy p;
+    hm_python_policy_init(&p);
+    CHECK(p.pymalloc); /* the default */
+    p.pymalloc = pymalloc;
+    CHECK(hm_python_install(t.raw, t.mem_obj, &p) == 0);
     CHECK(hm_python_install(t.raw, t.mem_obj, NULL) == -1); /* once */
+    hm_python_stats st;
+    hm_python_get_stats(&st);
+    CHECK(st.pymalloc == pymalloc);
     Py_Initialize();
     CHECK(py_run("import json, threading, collections, decimal\n"
                  "d = {str(i): [i, str(i) * 3, {'k': i}] for i in range(20000)}\n"
@@ -112,17 +121,129 @@ static void child_runs(void *arg) {
     hm_heap_stats_t raw, mo;
     hm_heap_stats(hm_malloc_heap(t.raw), &raw);
     hm_heap_stats(hm_malloc_heap(t.mem_obj), &mo);
-    CHECK(mo.live_blocks > 20000);
     CHECK(raw.live_blocks > 10);
-    CHECK(mo.requests[eTaskCritical] > 20000);    /* MEM and OBJ: task by default */
     CHECK(raw.requests[eAppDomainCritical] > 10); /* RAW: AppDomain */
+    hm_python_get_stats(&st);
+    CHECK(st.arena_blocks > 0); /* at least the frame stack, on RAW */
+    if (pymalloc) {
+        /* pymalloc's arenas, 1 MiB each, and its larger requests: MEM and OBJ's, at task
+         * level, on the MEM/OBJ instance */
+        CHECK(mo.requests[eTaskCritical] > 100);
+        CHECK(mo.requests[eAppDomainCritical] == 0 && mo.requests[eProcessCritical] == 0);
+        CHECK(st.arena_bytes >= st.arena_blocks * 16384);
+        CHECK(mo.live_bytes >= 4 * MIB);
+    } else {
+        CHECK(mo.live_blocks > 20000);
+        CHECK(mo.requests[eTaskCritical] > 20000); /* MEM and OBJ: task by default */
+    }
     CHECK(!hm_python_set_policy(&bad));
     CHECK(Py_FinalizeEx() == 0);
 }
 
 static void test_install_and_run(void **state) {
     (void)state;
+    run_child(child_runs, (void *)1);
     run_child(child_runs, NULL);
+}
+
+/* ---- pymalloc's arenas are the host's ----------------------------------------------------- */
+static size_t heap_committed(IHostMalloc *m) {
+    hm_heap_stats_t st;
+    hm_heap_stats(hm_malloc_heap(m), &st);
+    return st.committed;
+}
+
+static size_t heap_blocks(IHostMalloc *m) {
+    hm_heap_stats_t st;
+    hm_heap_stats(hm_malloc_heap(m), &st);
+    return st.live_blocks;
+}
+
+static void child_arenas(void *arg) {
+    (void)arg;
+    hm_config cfg = test_cfg(256 * MIB);
+    tenant t;
+    tenant_open(&t, &cfg);
+    CHECK(hm_python_install(t.raw, t.mem_obj, NULL) == 0);
+    Py_Initialize();
+    CHECK(py_run("def make(n):\n"
+                 "    return [(i, -i) for i in range(n)]\n"
+                 "keep = None\n"));
+    hm_python_stats st0, st1;
+    hm_python_get_stats(&st0);
+    size_t c0 = heap_committed(t.mem_obj), b0 = heap_blocks(t.mem_obj);
+    /* 300000 tuples of two ints: 900000 small objects, some 40 MiB */
+    CHECK(py_run("keep = make(300000)"));
+    hm_python_get_stats(&st1);
+    size_t c1 = heap_committed(t.mem_obj), b1 = heap_blocks(t.mem_obj);
+    fprintf(stderr,
+            "900000 small objects: MEM/OBJ heap committed %.1f -> %.1f MiB, blocks %zu -> %zu, "
+            "arena allocator %zu -> %zu blocks\n",
+            c0 / 1048576.0, c1 / 1048576.0, b0, b1, st0.arena_blocks, st1.arena_blocks);
+    CHECK(c1 >= c0 + 30 * MIB);                       /* the objects are in the instance's heap */
+    CHECK(b1 - b0 < 1000);                            /* in arenas of it, not one block each */
+    CHECK(st1.arena_blocks >= st0.arena_blocks + 30); /* 1 MiB arenas */
+    CHECK(st1.arena_bytes >= st0.arena_bytes + 30 * MIB);
+    CHECK(py_run("keep = None"));
+    hm_python_get_stats(&st1);
+    CHECK(st1.arena_blocks < st0.arena_blocks + 10); /* empty arenas go back to the host */
+    CHECK(Py_FinalizeEx() == 0);
+}
+
+static void test_arenas_from_host(void **state) {
+    (void)state;
+    run_child(child_arenas, NULL);
+}
+
+/* OBJ at a level where every request is refused: once pymalloc's pools are full, the arena it
+ * asks for is refused, then the same small request passed on; Python raises MemoryError, and
+ * goes on when the level is one the budget serves. */
+static void child_arena_refused(void *arg) {
+    (void)arg;
+    hm_config cfg = test_cfg(256 * MIB);
+    cfg.fault_probability[eTaskCritical] = 1.0;
+    tenant t;
+    tenant_open(&t, &cfg);
+    hm_python_policy safe, faulty;
+    hm_python_policy_init(&safe);
+    safe.raw = safe.mem = safe.obj = eProcessCritical;
+    faulty = safe;
+    faulty.obj = eTaskCritical;
+    CHECK(hm_python_install(t.raw, t.mem_obj, &safe) == 0);
+    Py_Initialize();
+    CHECK(py_run("def make(n):\n"
+                 "    keep = [None] * n\n"
+                 "    for i in range(n):\n"
+                 "        keep[i] = (i, -i)\n"
+                 "    return n\n"));
+    PyObject *make = main_fn("make");
+    Py_INCREF(make);
+    PyObject *n = PyLong_FromLong(300000);
+    hm_python_stats st0, st1;
+    hm_python_get_stats(&st0);
+    CHECK(hm_python_set_policy(&faulty));
+    PyObject *r = PyObject_CallOneArg(make, n);
+    CHECK(hm_python_set_policy(&safe));
+    CHECK(r == NULL && PyErr_ExceptionMatches(PyExc_MemoryError));
+    PyErr_Clear();
+    hm_python_get_stats(&st1);
+    CHECK(st1.refusals[2] >= st0.refusals[2] + 2); /* the arena, then the request passed on */
+    CHECK(st1.refusals[0] == st0.refusals[0] && st1.refusals[1] == st0.refusals[1]);
+    CHECK(st1.arena_blocks <= st0.arena_blocks + 1);
+    hm_manager_stats_t ms;
+    hm_manager_stats(t.mgr, &ms);
+    CHECK(ms.faults_injected[eTaskCritical] >= 2);
+    r = PyObject_CallOneArg(make, n); /* recovered */
+    CHECK(r != NULL && PyLong_AsLong(r) == 300000);
+    Py_DECREF(r);
+    Py_DECREF(n);
+    Py_DECREF(make);
+    CHECK(Py_FinalizeEx() == 0);
+}
+
+static void test_refused_arena_memory_error(void **state) {
+    (void)state;
+    run_child(child_arena_refused, NULL);
 }
 
 static void child_after_init(void *arg) {
@@ -145,47 +266,65 @@ static void test_install_after_init_refused(void **state) {
 }
 
 /* ---- budget ---------------------------------------------------------------------------------- */
+typedef struct {
+    size_t limit;
+    bool pymalloc;
+} budget_case;
+
+/* Large blocks (passed on by pymalloc), then small objects (pymalloc's arenas), until
+ * MemoryError, three rounds each; the interpreter works after each. */
 static void child_memory_error(void *arg) {
-    (void)arg;
-    hm_config cfg = test_cfg(48 * MIB);
+    const budget_case *bc = arg;
+    hm_config cfg = test_cfg(bc->limit);
     tenant t;
     tenant_open(&t, &cfg);
-    CHECK(hm_python_install(t.raw, t.mem_obj, NULL) == 0);
+    hm_python_policy p;
+    hm_python_policy_init(&p);
+    p.pymalloc = bc->pymalloc;
+    CHECK(hm_python_install(t.raw, t.mem_obj, &p) == 0);
     Py_Initialize();
     CHECK(py_run("import gc\n"
                  "results = 0\n"
-                 "for rnd in range(3):\n"
+                 "def fill(make):\n"
                  "    keep = []\n"
                  "    try:\n"
-                 "        while True: keep.append(bytes(10000) + str(len(keep)).encode())\n"
+                 "        while True: keep.append(make(len(keep)))\n"
                  "    except MemoryError:\n"
                  "        pass\n"
-                 "    keep = None\n"
-                 "    gc.collect()\n"
-                 "    results += len(','.join(str(i) for i in range(1000)))\n"));
-    CHECK(main_long("results") == 3 * 3889);
+                 "for make in (lambda i: bytes(10000) + str(i).encode(), lambda i: (i, str(i))):\n"
+                 "    for rnd in range(3):\n"
+                 "        fill(make)\n"
+                 "        gc.collect()\n"
+                 "        results += len(','.join(str(i) for i in range(1000)))\n"));
+    CHECK(main_long("results") == 6 * 3889);
     hm_python_stats st;
     hm_python_get_stats(&st);
-    CHECK(st.refusals[1] + st.refusals[2] >= 3);
+    CHECK(st.refusals[1] + st.refusals[2] >= 6);
     CHECK(Py_FinalizeEx() == 0);
 }
 
 static void test_memory_error_and_recovery(void **state) {
     (void)state;
-    run_child(child_memory_error, NULL);
+    const budget_case cases[] = {
+        {8 * MIB, true}, {48 * MIB, true}, {64 * MIB, true}, {8 * MIB, false}, {48 * MIB, false}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        run_child(child_memory_error, (void *)&cases[i]);
 }
 
 /* ---- fault injection at each level ------------------------------------------------------------
  */
 static void child_faults(void *arg) {
-    int level = (int)(intptr_t)arg;
+    int level = (int)(intptr_t)arg & 3;
+    bool pymalloc = ((intptr_t)arg & 4) != 0;
     int other = (level + 1) % 3; /* the interpreter starts and ends at a level without faults */
     hm_config cfg = test_cfg(512 * MIB);
-    cfg.fault_probability[level] = 0.002;
+    /* pymalloc asks the host far less often (arenas, requests over 512 bytes) */
+    cfg.fault_probability[level] = pymalloc ? 0.02 : 0.002;
     tenant t;
     tenant_open(&t, &cfg);
     hm_python_policy safe, faulty;
     hm_python_policy_init(&safe);
+    safe.pymalloc = pymalloc;
     safe.raw = safe.mem = safe.obj = (EMemoryCriticalLevel)other;
     faulty = safe;
     faulty.raw = faulty.mem = faulty.obj = (EMemoryCriticalLevel)level;
@@ -224,19 +363,22 @@ static void child_faults(void *arg) {
 
 static void test_fault_injection_each_level(void **state) {
     (void)state;
-    for (intptr_t level = 0; level < 3; level++)
+    for (intptr_t level = 0; level < 3; level++) {
+        run_child(child_faults, (void *)(level | 4)); /* pymalloc */
         run_child(child_faults, (void *)level);
+    }
 }
 
 /* ---- Low -> gc.collect() ------------------------------------------------------------------- */
 static void child_low(void *arg) {
-    bool bridge = arg != NULL;
+    bool bridge = ((intptr_t)arg & 1) != 0, pymalloc = ((intptr_t)arg & 2) != 0;
     hm_config cfg = test_cfg(128 * MIB);
     tenant t;
     tenant_open(&t, &cfg);
     hm_python_policy p;
     hm_python_policy_init(&p);
     p.collect_on_low = bridge;
+    p.pymalloc = pymalloc;
     CHECK(hm_python_install(t.raw, t.mem_obj, &p) == 0);
     Py_Initialize();
     /* garbage in reference cycles with the collector disabled: only gc.collect() frees it */
@@ -266,10 +408,10 @@ static void child_low(void *arg) {
     hm_heap_stats_t mo;
     hm_heap_stats(hm_malloc_heap(t.mem_obj), &mo);
     fprintf(stderr,
-            "Low -> gc.collect() %s: %d calls, %zu Low heard, %zu collections, %d MemoryError, "
-            "heap peak %.1f MiB of a 128 MiB budget\n",
-            bridge ? "on" : "off", calls, st.low_notes, st.collections, errors,
-            mo.peak_committed / 1048576.0);
+            "%s, Low -> gc.collect() %s: %d calls, %zu Low heard, %zu collections, "
+            "%d MemoryError, heap peak %.1f MiB of a 128 MiB budget\n",
+            pymalloc ? "pymalloc" : "host", bridge ? "on" : "off", calls, st.low_notes,
+            st.collections, errors, mo.peak_committed / 1048576.0);
     CHECK(st.low_notes > 0);
     CHECK(bridge ? st.collections > 0 : st.collections == 0);
     /* memory may be full of cycles: collect from C (compiling code would need memory) */
@@ -281,14 +423,16 @@ static void child_low(void *arg) {
 
 static void test_low_collects(void **state) {
     (void)state;
-    run_child(child_low, (void *)1);
-    run_child(child_low, NULL);
+    for (intptr_t mode = 0; mode < 4; mode++)
+        run_child(child_low, (void *)mode);
 }
 
 int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_install_and_run),
         cmocka_unit_test(test_install_after_init_refused),
+        cmocka_unit_test(test_arenas_from_host),
+        cmocka_unit_test(test_refused_arena_memory_error),
         cmocka_unit_test(test_memory_error_and_recovery),
         cmocka_unit_test(test_fault_injection_each_level),
         cmocka_unit_test(test_low_collects),
