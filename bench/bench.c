@@ -29,10 +29,10 @@
  *   larson     300 rounds of 4 new threads: each makes 10000 random replacements (8..1000
  *              bytes) in an array of 1000 blocks that the exited thread of the round before
  *              filled (frees of blocks whose thread has exited)
- *   rptest     2000 phases, 4 threads: each allocates a batch of 2000 blocks whose size range
+ *   rptest     1000 phases, 4 threads: each allocates a batch of 2000 blocks whose size range
  *              moves with the phase (16..256, 256..4096, 4..64 KiB, then mixed up to 128 KiB),
  *              frees half, and after a barrier frees the other half of its neighbour's batch
- *   large      2000 replacements of 20 blocks of 5..25 MiB, each page of a new block written
+ *   large      1000 replacements of 20 blocks of 5..25 MiB, each page of a new block written
  *   idle       400000 blocks of 256 bytes (100 MiB) written and freed, then a second of light
  *              activity (8 replacements every millisecond in a ring of 64 blocks of 16..4096
  *              bytes); reports rss_start_kb, rss_full_kb, rss_after_kb (after the frees) and
@@ -928,7 +928,7 @@ static ALWAYS_INLINE void w_rptest(const enum door d, const params *prm, result 
     rptest_shared sh;
     sh.batch = xcalloc((size_t)nt * RPTEST_BATCH, sizeof *sh.batch);
     sh.size = xcalloc((size_t)nt * RPTEST_BATCH, sizeof *sh.size);
-    sh.phases = count_of(prm, 2000);
+    sh.phases = count_of(prm, 1000);
     if (pthread_barrier_init(&sh.barrier, NULL, (unsigned)nt) != 0) die("barrier init failed");
     thread_arg *args = xcalloc((size_t)nt, sizeof *args);
     (void)d;
@@ -949,7 +949,7 @@ static ALWAYS_INLINE void w_rptest(const enum door d, const params *prm, result 
 #define LARGE_SLOTS 20
 static ALWAYS_INLINE void w_large(const enum door d, const params *prm, result *res) {
     const door_ctx c = g_ctx;
-    const uint64_t n = count_of(prm, 2000);
+    const uint64_t n = count_of(prm, 1000);
     uint8_t *blk[LARGE_SLOTS] = {0};
     size_t size[LARGE_SLOTS] = {0};
     uint8_t tag[LARGE_SLOTS] = {0};
