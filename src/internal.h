@@ -339,6 +339,9 @@ void _hm_prim_decommit(void *p, size_t size);
 uint32_t _hm_prim_clock_ms(void); /* monotonic, wraps after 49 days */
 /* The cgroup memory limit in force (v2 or v1), or physical memory when there is none. */
 size_t _hm_prim_memory_limit(void);
+/* Make [p, p + size) of a mapping readable and writable (no fault injection: the engine's own
+ * metadata). 0 or -1. */
+int _hm_prim_make_writable(void *p, size_t size);
 /* mmap with an exact address (MAP_FIXED_NOREPLACE); NULL if taken or refused. */
 void *_hm_prim_map_at(void *addr, size_t size, int prot);
 int _hm_prim_protect(void *p, size_t size, int prot);
@@ -379,13 +382,22 @@ void _hm_config_check(const hm_config *cfg, size_t limit);
 /* ---- segment.c ------------------------------------------------------------------------------ */
 size_t _hm_huge_usable(const hm_segment_t *seg);
 size_t _hm_segment_header_size(size_t page_count);
-extern _Atomic(uint64_t) _hm_segmap[];
 #define HM_MAP_WORDS (((size_t)1 << (HM_ADDR_BITS - HM_SEGMENT_SHIFT)) / 64)
+/* The segment map (segment.c): HM_MAP_WORDS words, one bit per 4 MiB unit, in a read-only
+ * mapping reserved when the first segment is made (not in .bss: 8 MiB of address space, 24
+ * with the two other maps, that neither VSZ nor strict overcommit should pay for in a process
+ * that never allocates). `_hm_segmap_words` is 0 until then, so every pointer reads as foreign;
+ * both variables are written once, the base first, and never change after. Two variables, not
+ * a struct: each is then one RIP-relative operand, and the check costs what a .bss array did
+ * (a compare with a memory operand instead of an immediate, a load of the base instead of the
+ * computation of its address; callgrind counts the same instructions a pair). */
+extern __attribute__((visibility("hidden"))) _Atomic(uint64_t) *_hm_segmap_base;
+extern __attribute__((visibility("hidden"))) size_t _hm_segmap_words;
 /* Is there a segment header at the 4 MiB unit of `p`? Any address, even a wild one. */
 hm_inline bool _hm_segmap_has(uintptr_t p) {
     uintptr_t word = p >> (HM_SEGMENT_SHIFT + 6);
-    if (hm_unlikely(word >= HM_MAP_WORDS)) return false;
-    uint64_t w = atomic_load_explicit(&_hm_segmap[word], memory_order_relaxed);
+    if (hm_unlikely(word >= _hm_segmap_words)) return false;
+    uint64_t w = atomic_load_explicit(&_hm_segmap_base[word], memory_order_relaxed);
     return (w >> ((p >> HM_SEGMENT_SHIFT) & 63)) & 1;
 }
 /* Inside a huge mapping, but not at a unit where a block may start. */

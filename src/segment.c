@@ -3,8 +3,11 @@
  *
  * A standard segment is 4 MiB at a 4 MiB boundary: its header (hm_segment_t and the page
  * table) at the start, then pages of one size. The segment map has one bit per 4 MiB unit of
- * the 48-bit address space (8 MiB of .bss, touched only where segments live) and is what
- * every free consults first. A huge segment holds one block; it is a mapping of any size
+ * the 48-bit address space (8 MiB, touched only where segments live) and is what
+ * every free consults first; it and the two maps below live in one read-only mapping reserved
+ * with the first segment, whose 4 KiB pages are made writable one by one as segments need
+ * them (a page of a map covers 128 GiB of address space, so a process has a handful). A huge
+ * segment holds one block; it is a mapping of any size
  * whose first unit carries the header. A block aligned to 4 MiB or more cannot share its unit
  * with the header, so its header sits one unit below it and a second map (the aligned map)
  * marks the block's unit; only the slow path reads that map.
@@ -13,15 +16,68 @@
  * (all its pages read as unused, so a stale pointer into it is still refused) and its memory
  * is decommitted once the purge delay has passed. */
 #include <string.h>
+#include <sys/mman.h>
 
 #include "internal.h"
 
-_Atomic(uint64_t) _hm_segmap[HM_MAP_WORDS];
-static _Atomic(uint64_t) aligned_map[HM_MAP_WORDS];
-/* units inside a huge mapping that neither map marks: a pointer there is ours but no block */
-static _Atomic(uint64_t) cover_map[HM_MAP_WORDS];
+/* ---- the maps ------------------------------------------------------------------------------
+ * Three maps of HM_MAP_WORDS words each, in one mapping: the segment map, the aligned map and
+ * the cover map (units inside a huge mapping that neither of the others marks: a pointer there
+ * is ours but no block). Reserved read-only (reads of untouched pages see zeros and cost no
+ * memory; a read-only private mapping is not charged under strict overcommit); a page is made
+ * writable before the first bit in it is set. Lock-free: two threads reserving at once keep
+ * the first mapping, and making a page writable twice is harmless. */
+#define MAP_SEG     0
+#define MAP_ALIGNED 1
+#define MAP_COVER   2
+#define MAP_BYTES   (HM_MAP_WORDS * sizeof(uint64_t))
+#define MAP_PAGES   (MAP_BYTES / HM_OS_PAGE)
 
-static void map_set(_Atomic(uint64_t) *map, uintptr_t unit, bool on) {
+_Atomic(uint64_t) *_hm_segmap_base;
+size_t _hm_segmap_words; /* 0 until the maps are reserved */
+static _Atomic(uint64_t) *_Atomic maps_base;
+static _Atomic(uint64_t) map_writable_bits[3][MAP_PAGES / 64];
+
+static bool maps_reserve(void) {
+    _Atomic(uint64_t) *base = atomic_load_explicit(&maps_base, memory_order_acquire);
+    if (base == NULL) {
+        _Atomic(uint64_t) *mine = _hm_prim_map_at(NULL, 3 * MAP_BYTES, PROT_READ);
+        if (mine == NULL) return false;
+        if (atomic_compare_exchange_strong(&maps_base, &base, mine))
+            base = mine;
+        else
+            _hm_prim_unmap(mine, 3 * MAP_BYTES); /* another thread was first: use its maps */
+    }
+    /* every thread that gets here writes the same two values, the base first: a free that
+     * sees `words` set reads the base it goes with */
+    if (__atomic_load_n(&_hm_segmap_words, __ATOMIC_ACQUIRE) == 0) {
+        __atomic_store_n(&_hm_segmap_base, base, __ATOMIC_RELAXED);
+        __atomic_store_n(&_hm_segmap_words, HM_MAP_WORDS, __ATOMIC_RELEASE);
+    }
+    return true;
+}
+
+static _Atomic(uint64_t) *map_of(int which) {
+    _Atomic(uint64_t) *base = atomic_load_explicit(&maps_base, memory_order_acquire);
+    return base == NULL ? NULL : base + (size_t)which * HM_MAP_WORDS;
+}
+
+/* Make the page of map `which` that holds the bit of `unit` writable. */
+static bool map_prepare(int which, uintptr_t unit) {
+    if (!maps_reserve() || (unit >> HM_ADDR_BITS) != 0) return false;
+    size_t page = (unit >> (HM_SEGMENT_SHIFT + 6)) * sizeof(uint64_t) / HM_OS_PAGE;
+    _Atomic(uint64_t) *w = &map_writable_bits[which][page / 64];
+    uint64_t bit = (uint64_t)1 << (page % 64);
+    if (atomic_load_explicit(w, memory_order_acquire) & bit) return true;
+    if (_hm_prim_make_writable((uint8_t *)map_of(which) + page * HM_OS_PAGE, HM_OS_PAGE) != 0)
+        return false;
+    atomic_fetch_or_explicit(w, bit, memory_order_release);
+    return true;
+}
+
+/* (map_prepare was called for the unit before its bit is first set) */
+static void map_set(int which, uintptr_t unit, bool on) {
+    _Atomic(uint64_t) *map = map_of(which);
     uintptr_t idx = unit >> HM_SEGMENT_SHIFT;
     uint64_t bit = (uint64_t)1 << (idx & 63);
     if (on)
@@ -30,14 +86,26 @@ static void map_set(_Atomic(uint64_t) *map, uintptr_t unit, bool on) {
         atomic_fetch_and_explicit(&map[idx >> 6], ~bit, memory_order_release);
 }
 
-static bool map_get(_Atomic(uint64_t) *map, uintptr_t unit) {
+static bool map_get(int which, uintptr_t unit) {
+    _Atomic(uint64_t) *map = map_of(which);
     uintptr_t idx = unit >> HM_SEGMENT_SHIFT;
-    if (unit >> HM_ADDR_BITS) return false;
+    if (map == NULL || unit >> HM_ADDR_BITS) return false;
     return (atomic_load_explicit(&map[idx >> 6], memory_order_acquire) >> (idx & 63)) & 1;
 }
 
+/* Prepare the map pages a huge mapping of [base, base + size) will mark. */
+static bool maps_prepare_huge(uint8_t *base, size_t size, bool aligned_huge) {
+    uintptr_t first = (uintptr_t)base;
+    uintptr_t marked = aligned_huge ? first + HM_SEGMENT_SIZE : first;
+    for (uintptr_t u = first; u < first + size; u += HM_SEGMENT_SIZE) {
+        int which = u != marked ? MAP_COVER : aligned_huge ? MAP_ALIGNED : MAP_SEG;
+        if (!map_prepare(which, u)) return false;
+    }
+    return true;
+}
+
 bool _hm_unit_covered(uintptr_t unit) {
-    return map_get(cover_map, unit);
+    return map_get(MAP_COVER, unit);
 }
 
 /* Mark (or clear) the units of a huge mapping beyond the one holding its block start. */
@@ -46,11 +114,11 @@ static void cover_set(const hm_segment_t *seg, bool on) {
     uintptr_t end = first + seg->size;
     uintptr_t marked = seg->aligned_huge ? first + HM_SEGMENT_SIZE : first;
     for (uintptr_t u = first; u < end; u += HM_SEGMENT_SIZE)
-        if (u != marked) map_set(cover_map, u, on);
+        if (u != marked) map_set(MAP_COVER, u, on);
 }
 
 hm_segment_t *_hm_aligned_huge_at(uintptr_t unit) {
-    if (!map_get(aligned_map, unit)) return NULL;
+    if (!map_get(MAP_ALIGNED, unit)) return NULL;
     return (hm_segment_t *)(unit - HM_SEGMENT_SIZE);
 }
 
@@ -96,9 +164,9 @@ static void segment_unmap(hm_segment_t *seg) {
     hm_manager *mgr = seg->mgr;
     if (seg->kind == HM_SEG_HUGE) cover_set(seg, false);
     if (seg->aligned_huge) {
-        map_set(aligned_map, (uintptr_t)seg + HM_SEGMENT_SIZE, false);
+        map_set(MAP_ALIGNED, (uintptr_t)seg + HM_SEGMENT_SIZE, false);
     } else {
-        map_set(_hm_segmap, (uintptr_t)seg, false);
+        map_set(MAP_SEG, (uintptr_t)seg, false);
     }
     size_t committed = seg->committed;
     hm_heap *heap = seg->heap;
@@ -239,6 +307,10 @@ hm_segment_t *_hm_segment_alloc(hm_theap_t *th, hm_segment_kind_t kind, int leve
         (void)h;
         if (!_hm_commit(th, first_page, level, HM_COMMIT_FULL)) return NULL;
         seg = _hm_prim_map_aligned(HM_SEGMENT_SIZE, HM_SEGMENT_SIZE, exec);
+        if (seg != NULL && !map_prepare(MAP_SEG, (uintptr_t)seg)) {
+            _hm_prim_unmap(seg, HM_SEGMENT_SIZE);
+            seg = NULL;
+        }
         if (seg == NULL) {
             _hm_uncommit(heap, first_page);
             return NULL;
@@ -250,7 +322,7 @@ hm_segment_t *_hm_segment_alloc(hm_theap_t *th, hm_segment_kind_t kind, int leve
         seg->heap = heap;
         seg->committed = first_page;
         segment_init_pages(seg, kind, true);
-        map_set(_hm_segmap, (uintptr_t)seg, true);
+        map_set(MAP_SEG, (uintptr_t)seg, true);
     }
     seg->heap = heap;
     seg->theap = th;
@@ -351,6 +423,11 @@ hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align, int leve
                 return NULL;
             }
         }
+        if (!maps_prepare_huge(base, map_size, aligned_huge)) {
+            _hm_prim_unmap(base, map_size);
+            _hm_uncommit(heap, h + usable);
+            return NULL;
+        }
         seg = (hm_segment_t *)base;
         seg->committed = h + usable;
         seg->mgr = mgr;
@@ -390,9 +467,9 @@ hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align, int leve
     heap->huge_count++;
     pthread_mutex_unlock(&heap->lock);
     if (aligned_huge)
-        map_set(aligned_map, (uintptr_t)seg + HM_SEGMENT_SIZE, true);
+        map_set(MAP_ALIGNED, (uintptr_t)seg + HM_SEGMENT_SIZE, true);
     else
-        map_set(_hm_segmap, (uintptr_t)seg, true);
+        map_set(MAP_SEG, (uintptr_t)seg, true);
     cover_set(seg, true);
     return seg;
 }
