@@ -307,6 +307,8 @@ struct hm_manager {
     _Atomic(size_t) retired_requests[3]; /* requests of heaps already released */
     _Atomic(size_t) vm_requests[3];
     _Atomic(size_t) runtime_mapped;
+    _Atomic(size_t) purge_calls; /* decommit calls the engine made (madvise), and their bytes */
+    _Atomic(size_t) purge_bytes;
     pthread_mutex_t mapped_lock; /* guards the table of runtime mappings */
     struct {
         uintptr_t start;
@@ -440,6 +442,10 @@ hm_inline hm_page_t *_hm_page_of(hm_segment_t *seg, const void *p) {
 void _hm_theap_process_pending(hm_theap_t *th);
 /* Collect every page of `th`; retire empty ones; purge expired (or all, when force). */
 void _hm_theap_collect(hm_theap_t *th, bool force);
+/* The same with the two halves of `force` apart: retire every empty page (not only those
+ * that are not the last of their size class); decommit every retired page (not only those
+ * whose delay has passed). */
+void _hm_theap_collect_ex(hm_theap_t *th, bool retire_all, bool purge_all);
 /* Push a remote free (any thread). */
 hm_result _hm_page_free_remote(hm_page_t *page, hm_segment_t *seg, hm_block_t *b);
 void _hm_direct_update(hm_theap_t *th, size_t bin);
@@ -461,6 +467,15 @@ hm_inline hm_theap_t *_hm_theap_get(hm_heap *heap) {
 }
 /* Collect the sub-heaps of exited threads in every heap of `mgr`. */
 void _hm_manager_collect_abandoned(hm_manager *mgr);
+/* Retire the empty pages of `heap`'s sub-heaps of exited threads and decommit those whose
+ * delay has passed (a maintenance pass of a live thread; skipped if the heap is busy). */
+void _hm_heap_purge_abandoned(hm_heap *heap);
+/* Memory is short (Low) or the delay is 0: what is emptied is decommitted at once. */
+hm_inline bool _hm_purge_now(const hm_manager *mgr) {
+    return mgr->cfg.purge_delay_ms == 0 ||
+           atomic_load_explicit(&((hm_manager *)mgr)->pressure, memory_order_relaxed) ==
+               eMemoryAvailableLow;
+}
 /* Register the fork handlers of the process heap (once; never from inside malloc's first
  * initialisation, since pthread_atfork may allocate). */
 void _hm_override_atfork_register(void);

@@ -127,8 +127,15 @@ size_t _hm_segment_header_size(size_t page_count) {
     return (h + HM_OS_PAGE - 1) & ~(size_t)(HM_OS_PAGE - 1);
 }
 
-void _hm_segment_decommit(hm_segment_t *seg, uint8_t *p, size_t size) {
+/* Every decommit of the engine's memory goes through here: counted for the statistics. */
+static void os_decommit(hm_manager *mgr, void *p, size_t size) {
     _hm_prim_decommit(p, size);
+    atomic_fetch_add_explicit(&mgr->purge_calls, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&mgr->purge_bytes, size, memory_order_relaxed);
+}
+
+void _hm_segment_decommit(hm_segment_t *seg, uint8_t *p, size_t size) {
+    os_decommit(seg->mgr, p, size);
     if (size > seg->committed) size = seg->committed;
     seg->committed -= size;
     _hm_heap_account_release(seg->heap, seg->mgr, size);
@@ -140,14 +147,35 @@ static void segment_decommit_tail(hm_segment_t *seg) {
     if (seg->committed <= h) return;
     size_t counted = seg->committed - h;
     uint8_t *from = (uint8_t *)seg + h;
-    _hm_prim_decommit(from, (size_t)((uint8_t *)seg->base + seg->size - from));
+    os_decommit(seg->mgr, from, (size_t)((uint8_t *)seg->base + seg->size - from));
     seg->committed = h;
     for (size_t i = 0; i < seg->page_count; i++)
         seg->pages[i].committed = 0;
     _hm_heap_account_release(seg->heap, seg->mgr, counted);
 }
 
-/* ---- the cache -------------------------------------------------------------------------- */
+/* ---- the cache --------------------------------------------------------------------------
+ * What it is for: a freed segment or huge block that is needed again soon is taken back warm
+ * (no mmap, no page faults, no zeroing by the kernel); one that is not is decommitted when its
+ * delay has passed (it then costs address space only) and unmapped beyond the byte limit.
+ * The limit (HM_SEGMENT_CACHE, 256 MiB by default) is large enough for a program that keeps
+ * replacing blocks of tens of MiB to find one of a fitting size, and bounded twice: by at most
+ * HM_CACHE_MAX_ENTRIES entries, and, for a manager with a budget, by an eighth of its limit
+ * (a cache that held most of a budget would set the pressure states off for memory nobody
+ * uses). While memory is short (Low) a segment put in the cache is decommitted at once. */
+static size_t cache_limit(const hm_manager *mgr) {
+    size_t lim = mgr->cfg.segment_cache;
+    if (mgr->limit != 0 && mgr->limit / 8 < lim) lim = mgr->limit / 8;
+    return lim;
+}
+
+/* The quarantine of freed huge debug blocks keeps at most twice this committed: the cache's
+ * limit, but not more than the 32 MiB the quarantine was measured with (below). */
+static size_t quarantine_limit(const hm_manager *mgr) {
+    size_t lim = cache_limit(mgr);
+    return 2 * (lim < ((size_t)32 << 20) ? lim : ((size_t)32 << 20));
+}
+
 static void cache_unlink(hm_manager *mgr, hm_segment_t *seg) {
     if (seg->prev)
         seg->prev->next = seg->next;
@@ -185,7 +213,7 @@ static void cache_purge_locked(hm_manager *mgr, uint32_t now, bool force) {
     while (seg != NULL) {
         hm_segment_t *next = seg->next;
         kept += seg->size;
-        if (force || kept > mgr->cfg.segment_cache || mgr->cache_count > HM_CACHE_MAX_ENTRIES) {
+        if (force || kept > cache_limit(mgr) || mgr->cache_count > HM_CACHE_MAX_ENTRIES) {
             cache_unlink(mgr, seg);
             kept -= seg->size;
             segment_unmap(seg);
@@ -222,7 +250,7 @@ static void cache_put(hm_segment_t *seg) {
         _hm_page_set_area(&seg->pages[i], 0);
         seg->pages[i].block_size = 0;
     }
-    if (seg->aligned_huge || mgr->cfg.segment_cache == 0 || seg->size > mgr->cfg.segment_cache) {
+    if (seg->aligned_huge || cache_limit(mgr) == 0 || seg->size > cache_limit(mgr)) {
         segment_unmap(seg);
         return;
     }
@@ -236,7 +264,7 @@ static void cache_put(hm_segment_t *seg) {
     atomic_store_explicit(&mgr->cache_count, mgr->cache_count + 1, memory_order_relaxed);
     mgr->cache_bytes += seg->size;
     cache_purge_locked(mgr, now, false);
-    if (mgr->cfg.purge_delay_ms == 0) segment_decommit_tail(seg);
+    if (_hm_purge_now(mgr)) segment_decommit_tail(seg);
     pthread_mutex_unlock(&mgr->cache_lock);
 }
 
@@ -497,11 +525,11 @@ static void huge_unlink(hm_segment_t *seg) {
  * HM_QUARANTINE_MAX segments before their memory is reused, so that a second free of one is
  * known as the double free it is. They stay committed (a block freed and allocated again at
  * the rate of the `mixed` benchmark would otherwise pay a decommit, an unmap, a new mapping and
- * its page faults each time). Over twice the cache's byte limit (HM_SEGMENT_CACHE; 64 MiB by
- * default), the oldest entries give their memory back but the page of their header. Measured
- * with `bench com mixed 2`, HM_CHECKED=1, three runs each: 2.30 s with the decommit-and-unmap
- * quarantine, 1.65 s with this ring capped at the cache's limit, 1.33 s at twice it (default
- * mode: 1.09 s). An entry leaving the ring goes to the segment cache, whose rules
+ * its page faults each time). Over twice the cache's byte limit, or 64 MiB if that is less
+ * (quarantine_limit), the oldest entries give their memory back but the page of their header.
+ * Measured with `bench com mixed 2`, HM_CHECKED=1, three runs each: 2.30 s with the
+ * decommit-and-unmap quarantine, 1.65 s with this ring capped at the cache's limit, 1.33 s at twice
+ * it (default mode: 1.09 s). An entry leaving the ring goes to the segment cache, whose rules
  * (purge delay, byte limit) apply. A reclaim under pressure and hm_manager_trim empty the ring into
  * the cache first. */
 static void quarantine_release(hm_segment_t *seg) {
@@ -519,7 +547,7 @@ static size_t quarantine_decommit(hm_segment_t *seg) {
     size_t keep = (size_t)(keep_end - (uint8_t *)seg);
     if (keep < _hm_segment_header_size(1)) keep = _hm_segment_header_size(1);
     if (seg->committed <= keep || end <= keep_end) return 0;
-    _hm_prim_decommit(keep_end, (size_t)(end - keep_end));
+    os_decommit(seg->mgr, keep_end, (size_t)(end - keep_end));
     size_t give = seg->committed - keep;
     seg->committed = keep;
     _hm_heap_account_release(NULL, seg->mgr, give);
@@ -544,13 +572,13 @@ void _hm_debug_quarantine_huge(hm_segment_t *seg) {
     mgr->quarantine_bytes += seg->committed;
     mgr->quarantine_next = (mgr->quarantine_next + 1) % HM_QUARANTINE_MAX;
     /* over the byte limit: the oldest give their memory back (their headers stay) */
-    for (size_t k = 1; k < HM_QUARANTINE_MAX && mgr->quarantine_bytes > 2 * mgr->cfg.segment_cache;
+    for (size_t k = 1; k < HM_QUARANTINE_MAX && mgr->quarantine_bytes > quarantine_limit(mgr);
          k++) {
         hm_segment_t *q = mgr->quarantine[(mgr->quarantine_next + k - 1) % HM_QUARANTINE_MAX];
         if (q != NULL && q != seg) mgr->quarantine_bytes -= quarantine_decommit(q);
     }
     /* a block larger than the limit by itself gives its memory back at once */
-    if (mgr->quarantine_bytes > 2 * mgr->cfg.segment_cache)
+    if (mgr->quarantine_bytes > quarantine_limit(mgr))
         mgr->quarantine_bytes -= quarantine_decommit(seg);
     pthread_mutex_unlock(&mgr->cache_lock);
     if (out != NULL) quarantine_release(out);
