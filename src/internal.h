@@ -264,8 +264,8 @@ struct hm_heap {
     hm_heap *mgr_prev;
 };
 
-#define HM_CACHE_MAX_ENTRIES 64
-#define HM_QUARANTINE_MAX    16 /* freed huge debug blocks kept back (segment.c) */
+#define HM_CACHE_MAX_ENTRIES 512 /* entries of the segment cache (segment.c) */
+#define HM_QUARANTINE_MAX    16  /* freed huge debug blocks kept back (segment.c) */
 
 typedef struct hm_vmem_s hm_vmem_t; /* vmem.c */
 
@@ -323,6 +323,8 @@ struct hm_manager {
     hm_segment_t *cache;         /* empty segments kept for reuse, newest first */
     _Atomic(size_t) cache_count; /* entries; read without the lock as a hint */
     size_t cache_bytes;          /* mapped bytes in the cache */
+    size_t cache_committed;      /* committed bytes of the segments in the cache */
+    uint32_t cache_next_ms;      /* when the cache is next walked for expired entries */
     /* ---- virtual memory regions (vmem.c) ---- */
     hm_vmem_t *vmem;
     /* ---- freed huge debug blocks kept back (debug.c), guarded by cache_lock ---- */

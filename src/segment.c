@@ -157,12 +157,16 @@ static void segment_decommit_tail(hm_segment_t *seg) {
 /* ---- the cache --------------------------------------------------------------------------
  * What it is for: a freed segment or huge block that is needed again soon is taken back warm
  * (no mmap, no page faults, no zeroing by the kernel); one that is not is decommitted when its
- * delay has passed (it then costs address space only) and unmapped beyond the byte limit.
- * The limit (HM_SEGMENT_CACHE, 256 MiB by default) is large enough for a program that keeps
- * replacing blocks of tens of MiB to find one of a fitting size, and bounded twice: by at most
- * HM_CACHE_MAX_ENTRIES entries, and, for a manager with a budget, by an eighth of its limit
- * (a cache that held most of a budget would set the pressure states off for memory nobody
- * uses). While memory is short (Low) a segment put in the cache is decommitted at once. */
+ * delay has passed and then costs address space only (and its header page), and is unmapped
+ * beyond the limits. The limit (HM_SEGMENT_CACHE, 256 MiB by default) bounds the memory the
+ * cache keeps committed; the address space it keeps is bounded by eight times that and by
+ * HM_CACHE_MAX_ENTRIES entries. It is large enough for a program that keeps replacing blocks
+ * of tens of MiB to find one of a fitting size, and for one with hundreds of huge blocks of
+ * 64..128 KiB (each a 4 MiB mapping with 132 KiB committed) to reuse their mappings instead of
+ * unmapping and mapping one per free; for a manager with a budget it is at most an eighth of
+ * the budget's limit (a cache holding most of a budget would set the pressure states off for
+ * memory nobody uses). While memory is short (Low) a segment put in the cache is decommitted
+ * at once. */
 static size_t cache_limit(const hm_manager *mgr) {
     size_t lim = mgr->cfg.segment_cache;
     if (mgr->limit != 0 && mgr->limit / 8 < lim) lim = mgr->limit / 8;
@@ -185,6 +189,14 @@ static void cache_unlink(hm_manager *mgr, hm_segment_t *seg) {
     seg->next = seg->prev = NULL;
     atomic_store_explicit(&mgr->cache_count, mgr->cache_count - 1, memory_order_relaxed);
     mgr->cache_bytes -= seg->size;
+    mgr->cache_committed -= seg->committed;
+}
+
+/* Decommit a cached segment (caller holds cache_lock). */
+static void cache_decommit(hm_manager *mgr, hm_segment_t *seg) {
+    size_t before = seg->committed;
+    segment_decommit_tail(seg);
+    mgr->cache_committed -= before - seg->committed;
 }
 
 /* Unmap a segment for good: map bits off, accounting undone. */
@@ -206,19 +218,28 @@ static void segment_unmap(hm_segment_t *seg) {
 }
 
 static void cache_purge_locked(hm_manager *mgr, uint32_t now, bool force) {
-    /* Newest first: walk to the end, unmapping what is over the byte limit, decommitting
-     * what has expired. */
-    size_t kept = 0;
+    /* Newest first: walk to the end, decommitting what has expired, unmapping what is over
+     * the limits: the memory kept committed, the address space kept, the entries. */
+    size_t limit = cache_limit(mgr);
+    /* the walk is done when something is over a limit, or at most every delay/4 ms for the
+     * expiries (a cache of hundreds of entries is not walked at every put) */
+    if (!force && mgr->cache_committed <= limit && mgr->cache_bytes <= 8 * limit &&
+        mgr->cache_count <= HM_CACHE_MAX_ENTRIES && !_hm_time_reached(now, mgr->cache_next_ms))
+        return;
+    mgr->cache_next_ms = now + mgr->cfg.purge_delay_ms / 4 + 1;
+    size_t kept = 0, kept_mapped = 0, n = 0;
     hm_segment_t *seg = mgr->cache;
     while (seg != NULL) {
         hm_segment_t *next = seg->next;
-        kept += seg->size;
-        if (force || kept > cache_limit(mgr) || mgr->cache_count > HM_CACHE_MAX_ENTRIES) {
+        if (!force && _hm_time_reached(now, seg->expire)) cache_decommit(mgr, seg);
+        if (force || kept + seg->committed > limit || kept_mapped + seg->size > 8 * limit ||
+            n >= HM_CACHE_MAX_ENTRIES) {
             cache_unlink(mgr, seg);
-            kept -= seg->size;
             segment_unmap(seg);
-        } else if (_hm_time_reached(now, seg->expire)) {
-            segment_decommit_tail(seg);
+        } else {
+            kept += seg->committed;
+            kept_mapped += seg->size;
+            n++;
         }
         seg = next;
     }
@@ -263,8 +284,9 @@ static void cache_put(hm_segment_t *seg) {
     mgr->cache = seg;
     atomic_store_explicit(&mgr->cache_count, mgr->cache_count + 1, memory_order_relaxed);
     mgr->cache_bytes += seg->size;
+    mgr->cache_committed += seg->committed;
+    if (_hm_purge_now(mgr)) cache_decommit(mgr, seg);
     cache_purge_locked(mgr, now, false);
-    if (_hm_purge_now(mgr)) segment_decommit_tail(seg);
     pthread_mutex_unlock(&mgr->cache_lock);
 }
 
