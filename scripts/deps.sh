@@ -3,8 +3,7 @@
 # Install what a build step needs, with apt-get, only when something is missing.
 #   scripts/deps.sh build   compiler, cmake, ninja
 #   scripts/deps.sh test    + cmocka, pkg-config, valgrind, clang (sanitizers, fuzzing)
-#   scripts/deps.sh bench   + the peer allocators (mimalloc, jemalloc, tcmalloc), valgrind,
-#                           strace (the system-call counts of docs/DESIGN-NOTES.md)
+#   scripts/deps.sh bench   + the peer allocators (mimalloc, jemalloc, tcmalloc), valgrind
 set -euo pipefail
 want=(gcc g++ make cmake ninja-build)
 case "${1:-build}" in
@@ -12,7 +11,7 @@ build) ;;
 test) want+=(pkg-config libcmocka-dev valgrind clang binutils
       python3 sqlite3 git xz-utils # the real programs run under the malloc override
       util-linux) ;; # setpriv, findmnt: the setuid test of the override
-bench) want+=(pkg-config valgrind strace libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev) ;;
+bench) want+=(pkg-config valgrind libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev) ;;
 *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac
 missing=()
