@@ -22,13 +22,30 @@
  *   larsonish  40M allocations per thread in rounds of 4096: in each round a thread frees
  *              and replaces the blocks (16..512 bytes) another thread allocated the round
  *              before; a barrier separates the rounds
+ *   mstress    40 rounds of 4 new threads: each frees the quarter of a set another thread of
+ *              the round before left, allocates a set of 20000 blocks (8..1024 bytes, 1/100 up
+ *              to 32 KiB), replaces 20000 of them at random, keeps a quarter, frees the rest
+ *              and exits (thread churn with a large working set)
+ *   larson     300 rounds of 4 new threads: each makes 10000 random replacements (8..1000
+ *              bytes) in an array of 1000 blocks that the exited thread of the round before
+ *              filled (frees of blocks whose thread has exited)
+ *   rptest     1000 phases, 4 threads: each allocates a batch of 2000 blocks whose size range
+ *              moves with the phase (16..256, 256..4096, 4..64 KiB, then mixed up to 128 KiB),
+ *              frees half, and after a barrier frees the other half of its neighbour's batch
+ *   large      1000 replacements of 20 blocks of 5..25 MiB, each page of a new block written
+ *   idle       400000 blocks of 256 bytes (100 MiB) written and freed, then a second of light
+ *              activity (8 replacements every millisecond in a ring of 64 blocks of 16..4096
+ *              bytes); reports rss_start_kb, rss_full_kb, rss_after_kb (after the frees) and
+ *              rss_final_kb (after the quiet second); time_s excludes that second
  * threads:  thread count of the multi-threaded workloads (0 or absent: the default)
  * scale:    multiplies the iteration counts (a float, default 1), or `n=<count>` to give the
  *           exact iteration count (used by callgrind.sh)
  *
  * Each run prints one line on stdout:
  *   RESULT door=<d> workload=<w> threads=<t> time_s=<x> peak_rss_kb=<y> [rss_after_kb=<z> ...]
- * time_s covers the workload only (CLOCK_MONOTONIC); peak_rss_kb is getrusage ru_maxrss.
+ * time_s covers the workload only (CLOCK_MONOTONIC); peak_rss_kb is getrusage ru_maxrss;
+ * user_s, sys_s and minflt are the process's user and system time and minor page faults
+ * (getrusage) from the door's opening to the workload's end.
  * Every block written is read back and checked; a mismatch exits with status 3.
  * BENCH_PIN=1 in the environment pins thread i to the i-th allowed CPU (default: unpinned).
  *
@@ -218,6 +235,10 @@ static long peak_rss_kb(void) {
     return ru.ru_maxrss; /* kilobytes on Linux */
 }
 
+static double tv_s(const struct timeval *tv) {
+    return (double)tv->tv_sec + (double)tv->tv_usec * 1e-6;
+}
+
 static long current_rss_kb(void) {
     FILE *f = fopen("/proc/self/statm", "r");
     long size = 0, resident = -1;
@@ -328,6 +349,7 @@ typedef struct result {
     long rss_after_kb; /* -1: not reported */
     long rss_full_kb;
     long rss_final_kb;
+    long rss_start_kb;
 } result;
 
 /* ---- pairs: immediate alloc/free pairs of 16..128 bytes (or of BENCH_PAIRS_SIZE) --------------
@@ -671,11 +693,364 @@ static ALWAYS_INLINE void w_larson(const enum door d, const params *prm, result 
     if (bad) check_failed("larsonish", "a block was overwritten while live");
 }
 
+/* ---- Shapes of the public allocator benchmarks -----------------------------------------------
+ * The five workloads below stand for shapes of the mimalloc-bench programs in which the
+ * allocator's policy, not its fast path, decides the cost: thread churn, frees of blocks whose
+ * thread has exited, memory given back and faulted in again, multi-MiB blocks, memory kept
+ * after the program went quiet. docs/BENCHMARKS.md says what each one stands for. */
+
+/* ---- mstress: threads re-created every round, each allocating and freeing a large set -------- */
+#define MSTRESS_SET 20000
+typedef struct mstress_shared {
+    uint8_t **keep;  /* nthreads * MSTRESS_SET/4 blocks that outlive their thread */
+    uint32_t *ksize; /* their sizes */
+    uint64_t n;      /* replacements per thread and round */
+    uint64_t round;
+} mstress_shared;
+
+static ALWAYS_INLINE size_t mstress_size(rng *r) {
+    uint32_t pick = (uint32_t)(rng_next(r) >> 32) % 100u;
+    if (pick == 0) return rng_range(r, 1025, 32 * 1024); /* 1 %: up to 32 KiB */
+    return rng_range(r, 8, 1024);
+}
+
+static ALWAYS_INLINE void *t_mstress(const enum door d, thread_arg *a) {
+    const door_ctx c = g_ctx;
+    mstress_shared *sh = a->shared;
+    const int nt = a->nthreads;
+    const size_t nk = MSTRESS_SET / 4;
+    rng r = {4242 + 7777ull * (uint64_t)a->index + 1000003ull * sh->round};
+    uint64_t bad = 0;
+    /* free what another thread of the previous round (exited by now) left behind */
+    size_t from = (size_t)((a->index + 1) % nt) * nk;
+    uint8_t ftag = (uint8_t)((a->index + 1) % nt + 1);
+    for (size_t k = from; k < from + nk; k++) {
+        if (sh->keep[k] == NULL) continue;
+        bad += !stamp_ok(sh->keep[k], sh->ksize[k], ftag);
+        d_free(d, &c, sh->keep[k]);
+        sh->keep[k] = NULL;
+    }
+    uint8_t tag = (uint8_t)(a->index + 1);
+    uint8_t **blk = xcalloc(MSTRESS_SET, sizeof *blk);
+    uint32_t *size = xcalloc(MSTRESS_SET, sizeof *size);
+    for (size_t k = 0; k < MSTRESS_SET; k++) {
+        size_t sz = mstress_size(&r);
+        blk[k] = d_alloc(d, &c, sz);
+        memset(blk[k], tag, sz < 256 ? sz : 256);
+        stamp(blk[k], sz, tag);
+        size[k] = (uint32_t)sz;
+    }
+    for (uint64_t i = 0; i < sh->n; i++) {
+        size_t k = rng_range(&r, 0, MSTRESS_SET - 1);
+        bad += !stamp_ok(blk[k], size[k], tag);
+        d_free(d, &c, blk[k]);
+        size_t sz = mstress_size(&r);
+        blk[k] = d_alloc(d, &c, sz);
+        stamp(blk[k], sz, tag);
+        size[k] = (uint32_t)sz;
+    }
+    /* a quarter outlives the thread (the next round frees it); the rest is freed here */
+    size_t mine = (size_t)a->index * nk;
+    for (size_t k = 0; k < MSTRESS_SET; k++) {
+        if (k % 4 == 0) {
+            sh->keep[mine + k / 4] = blk[k];
+            sh->ksize[mine + k / 4] = size[k];
+        } else {
+            bad += !stamp_ok(blk[k], size[k], tag);
+            d_free(d, &c, blk[k]);
+        }
+    }
+    free(blk);
+    free(size);
+    a->result = bad;
+    return NULL;
+}
+
+static ALWAYS_INLINE void w_mstress(const enum door d, const params *prm, result *res,
+                                    void *(*fn)(thread_arg *)) {
+    const door_ctx c = g_ctx;
+    int nt = prm->threads > 0 ? prm->threads : 4;
+    const size_t nk = MSTRESS_SET / 4;
+    mstress_shared sh = {NULL, NULL, 20000, 0};
+    uint64_t rounds = count_of(prm, 40);
+    if (prm->exact > 0) rounds = (uint64_t)prm->exact;
+    sh.keep = xcalloc((size_t)nt * nk, sizeof *sh.keep);
+    sh.ksize = xcalloc((size_t)nt * nk, sizeof *sh.ksize);
+    thread_arg *args = xcalloc((size_t)nt, sizeof *args);
+    uint64_t bad = 0;
+    double t0 = now_s();
+    for (sh.round = 0; sh.round < rounds; sh.round++) {
+        run_threads(nt, fn, &sh, args);
+        for (int i = 0; i < nt; i++)
+            bad += args[i].result;
+    }
+    for (size_t k = 0; k < (size_t)nt * nk; k++) /* the last round's survivors */
+        if (sh.keep[k] != NULL) {
+            bad += !stamp_ok(sh.keep[k], sh.ksize[k], (uint8_t)(k / nk + 1));
+            d_free(d, &c, sh.keep[k]);
+        }
+    res->time_s = now_s() - t0;
+    free(args);
+    free(sh.keep);
+    free(sh.ksize);
+    if (bad) check_failed("mstress", "a block was overwritten while live");
+}
+
+/* ---- larson: server threads that exit; their successors free the blocks they left ------------ */
+#define LARSON2_SLOTS 1000
+typedef struct larson2_shared {
+    uint8_t **blk;  /* nthreads * LARSON2_SLOTS: each chain's live blocks */
+    uint16_t *size; /* their sizes */
+    uint8_t *tag;   /* their tags */
+    uint64_t n;     /* replacements per thread */
+    uint64_t round;
+} larson2_shared;
+
+static ALWAYS_INLINE void *t_larson2(const enum door d, thread_arg *a) {
+    const door_ctx c = g_ctx;
+    larson2_shared *sh = a->shared;
+    rng r = {999 + 31ull * (uint64_t)a->index + 65537ull * sh->round};
+    uint64_t bad = 0;
+    /* the chain's array was filled by the thread before this one, which has exited */
+    size_t base = (size_t)a->index * LARSON2_SLOTS;
+    for (uint64_t i = 0; i < sh->n; i++) {
+        size_t k = base + rng_range(&r, 0, LARSON2_SLOTS - 1);
+        if (sh->blk[k] != NULL) {
+            bad += !stamp_ok(sh->blk[k], sh->size[k], sh->tag[k]);
+            d_free(d, &c, sh->blk[k]);
+        }
+        size_t sz = rng_range(&r, 8, 1000);
+        uint8_t t = tag_of(i + sh->round);
+        uint8_t *p = d_alloc(d, &c, sz);
+        stamp(p, sz, t);
+        sh->blk[k] = p;
+        sh->size[k] = (uint16_t)sz;
+        sh->tag[k] = t;
+    }
+    a->result = bad;
+    return NULL;
+}
+
+static ALWAYS_INLINE void w_larson2(const enum door d, const params *prm, result *res,
+                                    void *(*fn)(thread_arg *)) {
+    const door_ctx c = g_ctx;
+    int nt = prm->threads > 0 ? prm->threads : 4;
+    size_t slots = (size_t)nt * LARSON2_SLOTS;
+    larson2_shared sh = {NULL, NULL, NULL, 10000, 0};
+    uint64_t rounds = count_of(prm, 300);
+    if (prm->exact > 0) rounds = (uint64_t)prm->exact;
+    sh.blk = xcalloc(slots, sizeof *sh.blk);
+    sh.size = xcalloc(slots, sizeof *sh.size);
+    sh.tag = xcalloc(slots, sizeof *sh.tag);
+    thread_arg *args = xcalloc((size_t)nt, sizeof *args);
+    uint64_t bad = 0;
+    double t0 = now_s();
+    for (sh.round = 0; sh.round < rounds; sh.round++) {
+        run_threads(nt, fn, &sh, args);
+        for (int i = 0; i < nt; i++)
+            bad += args[i].result;
+    }
+    for (size_t k = 0; k < slots; k++)
+        if (sh.blk[k] != NULL) {
+            bad += !stamp_ok(sh.blk[k], sh.size[k], sh.tag[k]);
+            d_free(d, &c, sh.blk[k]);
+        }
+    res->time_s = now_s() - t0;
+    free(args);
+    free(sh.blk);
+    free(sh.size);
+    free(sh.tag);
+    if (bad) check_failed("larson", "a block was overwritten while live");
+}
+
+/* ---- rptest: phases of mixed sizes; each thread frees the batch its neighbour allocated ------ */
+#define RPTEST_BATCH 2000
+typedef struct rptest_shared {
+    uint8_t **batch; /* nthreads * RPTEST_BATCH */
+    uint32_t *size;
+    uint64_t phases;
+    pthread_barrier_t barrier;
+} rptest_shared;
+
+/* Phase p draws from a size range that moves with p: small, then medium, then mixed. */
+static ALWAYS_INLINE size_t rptest_size(rng *r, uint64_t phase) {
+    switch (phase % 4) {
+    case 0:
+        return rng_range(r, 16, 256);
+    case 1:
+        return rng_range(r, 256, 4096);
+    case 2:
+        return rng_range(r, 4096, 64 * 1024);
+    default:
+        return (rng_next(r) & 7) == 0 ? rng_range(r, 4096, 128 * 1024) : rng_range(r, 16, 1024);
+    }
+}
+
+static ALWAYS_INLINE void *t_rptest(const enum door d, thread_arg *a) {
+    const door_ctx c = g_ctx;
+    rptest_shared *sh = a->shared;
+    const int nt = a->nthreads;
+    rng r = {555 + 1009ull * (uint64_t)a->index};
+    uint64_t bad = 0;
+    size_t mine = (size_t)a->index * RPTEST_BATCH;
+    size_t next = (size_t)((a->index + 1) % nt) * RPTEST_BATCH;
+    for (uint64_t ph = 0; ph < sh->phases; ph++) {
+        uint8_t t = tag_of(ph);
+        for (size_t k = mine; k < mine + RPTEST_BATCH; k++) {
+            size_t sz = rptest_size(&r, ph);
+            uint8_t *p = d_alloc(d, &c, sz);
+            memset(p, t, sz < 64 ? sz : 64);
+            stamp(p, sz, t);
+            sh->batch[k] = p;
+            sh->size[k] = (uint32_t)sz;
+        }
+        /* half of this thread's own batch goes at once, the rest with the neighbour's */
+        for (size_t k = mine; k < mine + RPTEST_BATCH; k += 2) {
+            bad += !stamp_ok(sh->batch[k], sh->size[k], t);
+            d_free(d, &c, sh->batch[k]);
+            sh->batch[k] = NULL;
+        }
+        pthread_barrier_wait(&sh->barrier);
+        for (size_t k = next; k < next + RPTEST_BATCH; k++) /* cross-thread frees */
+            if (sh->batch[k] != NULL) {
+                bad += !stamp_ok(sh->batch[k], sh->size[k], t);
+                d_free(d, &c, sh->batch[k]);
+            }
+        pthread_barrier_wait(&sh->barrier);
+    }
+    a->result = bad;
+    return NULL;
+}
+
+static ALWAYS_INLINE void w_rptest(const enum door d, const params *prm, result *res,
+                                   void *(*fn)(thread_arg *)) {
+    int nt = prm->threads > 0 ? prm->threads : 4;
+    rptest_shared sh;
+    sh.batch = xcalloc((size_t)nt * RPTEST_BATCH, sizeof *sh.batch);
+    sh.size = xcalloc((size_t)nt * RPTEST_BATCH, sizeof *sh.size);
+    sh.phases = count_of(prm, 1000);
+    if (pthread_barrier_init(&sh.barrier, NULL, (unsigned)nt) != 0) die("barrier init failed");
+    thread_arg *args = xcalloc((size_t)nt, sizeof *args);
+    (void)d;
+    double t0 = now_s();
+    run_threads(nt, fn, &sh, args);
+    res->time_s = now_s() - t0;
+    uint64_t bad = 0;
+    for (int i = 0; i < nt; i++)
+        bad += args[i].result;
+    pthread_barrier_destroy(&sh.barrier);
+    free(args);
+    free(sh.batch);
+    free(sh.size);
+    if (bad) check_failed("rptest", "a block arrived corrupted");
+}
+
+/* ---- large: 5..25 MiB blocks replaced in a loop, every page of each written once ------------- */
+#define LARGE_SLOTS 20
+static ALWAYS_INLINE void w_large(const enum door d, const params *prm, result *res) {
+    const door_ctx c = g_ctx;
+    const uint64_t n = count_of(prm, 1000);
+    uint8_t *blk[LARGE_SLOTS] = {0};
+    size_t size[LARGE_SLOTS] = {0};
+    uint8_t tag[LARGE_SLOTS] = {0};
+    rng r = {2025};
+    uint64_t bad = 0;
+    double t0 = now_s();
+    for (uint64_t i = 0; i < n; i++) {
+        unsigned k = (unsigned)rng_range(&r, 0, LARGE_SLOTS - 1);
+        if (blk[k] != NULL) {
+            bad += !stamp_ok(blk[k], size[k], tag[k]);
+            d_free(d, &c, blk[k]);
+        }
+        size_t sz = rng_range(&r, 5u << 20, 25u << 20);
+        uint8_t *p = d_alloc(d, &c, sz);
+        for (size_t off = 0; off < sz; off += 4096) /* the program uses the buffer */
+            p[off] = (uint8_t)off;
+        tag[k] = tag_of(i);
+        stamp(p, sz, tag[k]);
+        blk[k] = p;
+        size[k] = sz;
+    }
+    for (unsigned k = 0; k < LARGE_SLOTS; k++)
+        if (blk[k] != NULL) {
+            bad += !stamp_ok(blk[k], size[k], tag[k]);
+            d_free(d, &c, blk[k]);
+        }
+    res->time_s = now_s() - t0;
+    if (bad) check_failed("large", "a block was overwritten while live");
+}
+
+/* ---- idle: 100 MiB of 256-byte blocks freed, then a second of light activity ----------------- */
+#define IDLE_RING 64
+static ALWAYS_INLINE void w_idle(const enum door d, const params *prm, result *res) {
+    const door_ctx c = g_ctx;
+    const uint64_t n = count_of(prm, 400000);
+    uint8_t **blk = xcalloc(n, sizeof *blk);
+    uint8_t *ring[IDLE_RING] = {0};
+    size_t rsize[IDLE_RING] = {0};
+    rng r = {77};
+    uint64_t bad = 0;
+    res->rss_start_kb = current_rss_kb();
+    double t0 = now_s();
+    for (uint64_t i = 0; i < n; i++) {
+        blk[i] = d_alloc(d, &c, 256);
+        memset(blk[i], tag_of(i), 256);
+    }
+    double t1 = now_s();
+    res->rss_full_kb = current_rss_kb();
+    double t2 = now_s();
+    for (uint64_t i = 0; i < n; i++) {
+        bad += !stamp_ok(blk[i], 256, tag_of(i));
+        d_free(d, &c, blk[i]);
+    }
+    double t3 = now_s();
+    res->rss_after_kb = current_rss_kb();
+    /* light activity for a second: every millisecond a few blocks of an event loop's sizes
+     * are replaced in a small ring (about 8000 allocations in all) */
+    double end = now_s() + 1.0;
+    uint64_t i = 0;
+    while (now_s() < end) {
+        for (int j = 0; j < 8; j++, i++) {
+            unsigned k = (unsigned)(i % IDLE_RING);
+            if (ring[k] != NULL) {
+                bad += !stamp_ok(ring[k], rsize[k], tag_of(i - IDLE_RING));
+                d_free(d, &c, ring[k]);
+            }
+            size_t sz = rng_range(&r, 16, 4096);
+            ring[k] = d_alloc(d, &c, sz);
+            stamp(ring[k], sz, tag_of(i));
+            rsize[k] = sz;
+        }
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
+    res->rss_final_kb = current_rss_kb();
+    for (unsigned k = 0; k < IDLE_RING; k++)
+        if (ring[k] != NULL) d_free(d, &c, ring[k]);
+    res->time_s = (t1 - t0) + (t3 - t2);
+    free(blk);
+    if (bad) check_failed("idle", "a block was overwritten while live");
+}
+
 /* ---- One instance of every workload per door ---------------------------------------------- */
-enum workload { W_PAIRS, W_WINDOW, W_PRODCONS, W_MIXED, W_FRAG, W_LARSON, W_COUNT };
-static const char *const workload_names[] = {"pairs", "window", "prodcons",
-                                             "mixed", "frag",   "larsonish"};
-static const int workload_default_threads[] = {1, 1, 2, 2, 1, 2};
+enum workload {
+    W_PAIRS,
+    W_WINDOW,
+    W_PRODCONS,
+    W_MIXED,
+    W_FRAG,
+    W_LARSON,
+    W_MSTRESS,
+    W_LARSON2,
+    W_RPTEST,
+    W_LARGE,
+    W_IDLE,
+    W_COUNT
+};
+static const char *const workload_names[] = {"pairs",  "window",    "prodcons", "mixed",
+                                             "frag",   "larsonish", "mstress",  "larson",
+                                             "rptest", "large",     "idle"};
+static const int workload_default_threads[] = {1, 1, 2, 2, 1, 2, 4, 4, 4, 1, 1};
 
 typedef void (*workload_fn)(const params *, result *);
 
@@ -688,6 +1063,30 @@ typedef void (*workload_fn)(const params *, result *);
     }                                                                                              \
     static void *t_larson_##name(thread_arg *a) {                                                  \
         return t_larson(D, a);                                                                     \
+    }                                                                                              \
+    static void *t_mstress_##name(thread_arg *a) {                                                 \
+        return t_mstress(D, a);                                                                    \
+    }                                                                                              \
+    static void *t_larson2_##name(thread_arg *a) {                                                 \
+        return t_larson2(D, a);                                                                    \
+    }                                                                                              \
+    static void *t_rptest_##name(thread_arg *a) {                                                  \
+        return t_rptest(D, a);                                                                     \
+    }                                                                                              \
+    static void mstress_##name(const params *p, result *r) {                                       \
+        w_mstress(D, p, r, t_mstress_##name);                                                      \
+    }                                                                                              \
+    static void larson2_##name(const params *p, result *r) {                                       \
+        w_larson2(D, p, r, t_larson2_##name);                                                      \
+    }                                                                                              \
+    static void rptest_##name(const params *p, result *r) {                                        \
+        w_rptest(D, p, r, t_rptest_##name);                                                        \
+    }                                                                                              \
+    static void large_##name(const params *p, result *r) {                                         \
+        w_large(D, p, r);                                                                          \
+    }                                                                                              \
+    static void idle_##name(const params *p, result *r) {                                          \
+        w_idle(D, p, r);                                                                           \
     }                                                                                              \
     static void pairs_##name(const params *p, result *r) {                                         \
         w_pairs(D, p, r);                                                                          \
@@ -708,7 +1107,8 @@ typedef void (*workload_fn)(const params *, result *);
         w_larson(D, p, r, t_larson_##name);                                                        \
     }                                                                                              \
     static const workload_fn workloads_##name[W_COUNT] = {                                         \
-        pairs_##name, window_##name, prodcons_##name, mixed_##name, frag_##name, larson_##name};
+        pairs_##name,   window_##name,  prodcons_##name, mixed_##name, frag_##name, larson_##name, \
+        mstress_##name, larson2_##name, rptest_##name,   large_##name, idle_##name};
 
 #ifndef BENCH_NO_HOSTMALLOC
 INSTANTIATE(DOOR_COM, com)
@@ -726,7 +1126,8 @@ static void usage(void) {
     fprintf(stderr,
             "usage: bench <door> <workload> [threads] [scale | n=<count>]\n"
             "  door:     com native malloc null%s\n"
-            "  workload: pairs window prodcons mixed frag larsonish\n",
+            "  workload: pairs window prodcons mixed frag larsonish mstress larson rptest large "
+            "idle\n",
 #ifdef BENCH_NO_HOSTMALLOC
             " (com and native compiled out: BENCH_NO_HOSTMALLOC)"
 #else
@@ -779,10 +1180,13 @@ int main(int argc, char **argv) {
     }
     int threads = prm.threads > 0 ? prm.threads : workload_default_threads[wl];
     if (wl == W_PRODCONS) threads = threads >= 2 ? threads / 2 * 2 : 2;
-    if (wl == W_PAIRS || wl == W_WINDOW || wl == W_FRAG) threads = 1;
+    if (wl == W_PAIRS || wl == W_WINDOW || wl == W_FRAG || wl == W_LARGE || wl == W_IDLE)
+        threads = 1;
 
+    struct rusage ru0, ru1;
+    getrusage(RUSAGE_SELF, &ru0);
     door_open((enum door)door);
-    result res = {0, -1, -1, -1};
+    result res = {0, -1, -1, -1, -1};
     switch (door) {
 #ifndef BENCH_NO_HOSTMALLOC
     case DOOR_COM:
@@ -800,6 +1204,7 @@ int main(int argc, char **argv) {
         break;
     }
     long peak = peak_rss_kb();
+    getrusage(RUSAGE_SELF, &ru1);
     door_close((enum door)door);
 
     printf("RESULT door=%s workload=%s threads=%d time_s=%.6f peak_rss_kb=%ld", door_names[door],
@@ -807,6 +1212,9 @@ int main(int argc, char **argv) {
     if (res.rss_after_kb >= 0) printf(" rss_after_kb=%ld", res.rss_after_kb);
     if (res.rss_full_kb >= 0) printf(" rss_full_kb=%ld", res.rss_full_kb);
     if (res.rss_final_kb >= 0) printf(" rss_final_kb=%ld", res.rss_final_kb);
+    if (res.rss_start_kb >= 0) printf(" rss_start_kb=%ld", res.rss_start_kb);
+    printf(" user_s=%.3f sys_s=%.3f minflt=%ld", tv_s(&ru1.ru_utime) - tv_s(&ru0.ru_utime),
+           tv_s(&ru1.ru_stime) - tv_s(&ru0.ru_stime), ru1.ru_minflt - ru0.ru_minflt);
     if (door == DOOR_MALLOC) printf(" malloc_lib=%s", malloc_provider());
     printf("\n");
     return 0;

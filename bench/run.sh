@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # bench/run.sh: run every workload of the bench program for hostmalloc (com and native doors)
 # and its peers (glibc, mimalloc, jemalloc, tcmalloc through LD_PRELOAD), then print one table
-# per workload: medians, ratios to the baseline (malloc-mimalloc) and a geometric mean per door.
+# per workload: medians of the time, system time, minor page faults and peak RSS, ratios to the
+# baseline (malloc-mimalloc) and a geometric mean per door.
 #
 #   bench/run.sh <path-to-bench-binary>
 #   bench/run.sh --report <results-file>     # print the tables of an earlier run again
@@ -16,7 +17,7 @@
 #   BENCH_REPS=5            repetitions
 #   BENCH_SCALE=1           multiplies every workload's iteration count
 #   BENCH_THREADS=0         threads of the multi-threaded workloads (0: their default, 2)
-#   BENCH_WORKLOADS="pairs window prodcons mixed frag larsonish"
+#   BENCH_WORKLOADS="pairs window prodcons mixed frag larsonish mstress larson rptest large idle"
 #   BENCH_ALLOCATORS="com native malloc-hostmalloc malloc-glibc malloc-mimalloc malloc-jemalloc malloc-tcmalloc"
 #                           (also: com-limit = COM with HM_LIMIT set; com-checked = HM_CHECKED=1)
 #   BENCH_BASELINE=malloc-mimalloc
@@ -70,6 +71,7 @@ report() {
         runs[k]++
         threads[w] = f["threads"]
         add(k, "time", f["time_s"]); add(k, "peak", f["peak_rss_kb"])
+        add(k, "sys", f["sys_s"]); add(k, "flt", f["minflt"])
         if ("rss_after_kb" in f) { hasrss[w] = 1; add(k, "after", f["rss_after_kb"]); add(k, "final", f["rss_final_kb"]) }
         if ("scale" in f) scale = f["scale"]
     }
@@ -78,7 +80,7 @@ report() {
         for (wi = 1; wi <= nw; wi++) {
             w = worder[wi]
             printf "\n== %s  (threads=%s, scale=%s; medians over the runs; x = ratio to %s) ==\n", w, threads[w], scale, baseline
-            hdr = sprintf("%-16s %4s %10s %6s %7s %12s %7s", "allocator", "runs", "time_s", "+-", "x time", "peak_rss_kb", "x rss")
+            hdr = sprintf("%-16s %4s %10s %6s %7s %12s %7s %8s %10s", "allocator", "runs", "time_s", "+-", "x time", "peak_rss_kb", "x rss", "sys_s", "minflt")
             if (w in hasrss) hdr = hdr sprintf(" %13s %13s", "rss_after_kb", "rss_final_kb")
             print hdr
             kb = w SUBSEP baseline
@@ -92,6 +94,7 @@ report() {
                 xt = (bt > 0) ? sprintf("%.2f", t / bt) : "-"
                 xp = (bp > 0) ? sprintf("%.2f", p / bp) : "-"
                 line = sprintf("%-16s %4d %10.4f %6s %7s %12.0f %7s", a, runs[k], t, spread(vals[k, "time"], t), xt, p, xp)
+                line = line (((k SUBSEP "sys") in vals) ? sprintf(" %8.3f %10.0f", median(vals[k, "sys"]), median(vals[k, "flt"])) : sprintf(" %8s %10s", "-", "-"))
                 if (w in hasrss) line = line sprintf(" %13.0f %13.0f", median(vals[k, "after"]), median(vals[k, "final"]))
                 if (k in fails) line = line sprintf("  (%d failed)", fails[k])
                 print line
@@ -123,7 +126,7 @@ case $BIN in */*) ;; *) BIN=./$BIN ;; esac
 REPS=${BENCH_REPS:-5}
 SCALE=${BENCH_SCALE:-1}
 THREADS=${BENCH_THREADS:-0}
-WORKLOADS=${BENCH_WORKLOADS:-pairs window prodcons mixed frag larsonish}
+WORKLOADS=${BENCH_WORKLOADS:-pairs window prodcons mixed frag larsonish mstress larson rptest large idle}
 ALLOCATORS=${BENCH_ALLOCATORS:-com native malloc-hostmalloc malloc-glibc malloc-mimalloc malloc-jemalloc malloc-tcmalloc}
 BASELINE=${BENCH_BASELINE:-malloc-mimalloc}
 TIMEOUT=${BENCH_TIMEOUT:-300}

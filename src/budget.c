@@ -449,6 +449,7 @@ void hm_manager_load(hm_manager *mgr, uint32_t *load_pct, size_t *available) {
 
 size_t hm_manager_trim(hm_manager *mgr) {
     size_t before;
+    _hm_manager_collect_abandoned(mgr); /* exited threads' empty pages: into the cache, then out */
     pthread_mutex_lock(&mgr->cache_lock);
     before = mgr->cache_bytes;
     pthread_mutex_unlock(&mgr->cache_lock);

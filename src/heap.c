@@ -177,11 +177,23 @@ hm_theap_t *_hm_theap_get_slow(hm_heap *heap) {
     return th;
 }
 
-/* Caller holds heap->lock and the heap is alive. */
+/* Caller holds heap->lock and the heap is alive. The exiting thread's empty pages are retired
+ * but stay committed: the next thread to use the heap adopts this sub-heap (or takes its empty
+ * segments from the cache) and finds them warm. Decommitting them here made every thread of a
+ * pool that is re-created pay a page fault per page of its predecessor's memory. They are
+ * given back like any other empty page, once their delay has passed, by the maintenance of any
+ * live thread of the heap (_hm_heap_purge_abandoned); at once while memory is short. */
 static void theap_abandon(hm_theap_t *th) {
-    _hm_theap_collect(th, true);
+    _hm_theap_collect_ex(th, true, _hm_purge_now(th->heap->mgr));
     theap_set_owner(th, HM_TID_NONE);
     th->abandoned = true;
+}
+
+void _hm_heap_purge_abandoned(hm_heap *heap) {
+    if (heap->single != NULL || pthread_mutex_trylock(&heap->lock) != 0) return;
+    for (hm_theap_t *t = heap->theaps; t != NULL; t = t->next)
+        if (t->abandoned) _hm_theap_collect_ex(t, true, false);
+    pthread_mutex_unlock(&heap->lock);
 }
 
 static void thread_exit(void *arg) {

@@ -298,8 +298,8 @@ struct hm_heap {
     hm_heap *mgr_prev;
 };
 
-#define HM_CACHE_MAX_ENTRIES 64
-#define HM_QUARANTINE_MAX    16 /* freed huge debug blocks kept back (segment.c) */
+#define HM_CACHE_MAX_ENTRIES 512 /* entries of the segment cache (segment.c) */
+#define HM_QUARANTINE_MAX    16  /* freed huge debug blocks kept back (segment.c) */
 
 typedef struct hm_vmem_s hm_vmem_t; /* vmem.c */
 
@@ -346,6 +346,8 @@ struct hm_manager {
     _Atomic(size_t) retired_requests[3]; /* requests of heaps already released */
     _Atomic(size_t) vm_requests[3];
     _Atomic(size_t) runtime_mapped;
+    _Atomic(size_t) purge_calls; /* decommit calls the engine made (madvise), and their bytes */
+    _Atomic(size_t) purge_bytes;
     pthread_mutex_t mapped_lock; /* guards the table of runtime mappings */
     struct {
         uintptr_t start;
@@ -360,6 +362,8 @@ struct hm_manager {
     hm_segment_t *cache;         /* empty segments kept for reuse, newest first */
     _Atomic(size_t) cache_count; /* entries; read without the lock as a hint */
     size_t cache_bytes;          /* mapped bytes in the cache */
+    size_t cache_committed;      /* committed bytes of the segments in the cache */
+    uint32_t cache_next_ms;      /* when the cache is next walked for expired entries */
     /* ---- virtual memory regions (vmem.c) ---- */
     hm_vmem_t *vmem;
     /* ---- freed huge debug blocks kept back (debug.c), guarded by cache_lock ---- */
@@ -378,6 +382,9 @@ void _hm_prim_decommit(void *p, size_t size);
 uint32_t _hm_prim_clock_ms(void); /* monotonic, wraps after 49 days */
 /* The cgroup memory limit in force (v2 or v1), or physical memory when there is none. */
 size_t _hm_prim_memory_limit(void);
+/* Make [p, p + size) of a mapping readable and writable (no fault injection: the engine's own
+ * metadata). 0 or -1. */
+int _hm_prim_make_writable(void *p, size_t size);
 /* mmap with an exact address (MAP_FIXED_NOREPLACE); NULL if taken or refused. */
 void *_hm_prim_map_at(void *addr, size_t size, int prot);
 int _hm_prim_protect(void *p, size_t size, int prot);
@@ -420,13 +427,22 @@ void _hm_config_check(const hm_config *cfg, size_t limit);
 /* ---- segment.c ------------------------------------------------------------------------------ */
 size_t _hm_huge_usable(const hm_segment_t *seg);
 size_t _hm_segment_header_size(size_t page_count);
-extern _Atomic(uint64_t) _hm_segmap[];
 #define HM_MAP_WORDS (((size_t)1 << (HM_ADDR_BITS - HM_SEGMENT_SHIFT)) / 64)
+/* The segment map (segment.c): HM_MAP_WORDS words, one bit per 4 MiB unit, in a read-only
+ * mapping reserved when the first segment is made (not in .bss: 8 MiB of address space, 24
+ * with the two other maps, that neither VSZ nor strict overcommit should pay for in a process
+ * that never allocates). `_hm_segmap_words` is 0 until then, so every pointer reads as foreign;
+ * both variables are written once, the base first, and never change after. Two variables, not
+ * a struct: each is then one RIP-relative operand, and the check costs what a .bss array did
+ * (a compare with a memory operand instead of an immediate, a load of the base instead of the
+ * computation of its address; callgrind counts the same instructions a pair). */
+extern __attribute__((visibility("hidden"))) _Atomic(uint64_t) *_hm_segmap_base;
+extern __attribute__((visibility("hidden"))) size_t _hm_segmap_words;
 /* Is there a segment header at the 4 MiB unit of `p`? Any address, even a wild one. */
 hm_inline bool _hm_segmap_has(uintptr_t p) {
     uintptr_t word = p >> (HM_SEGMENT_SHIFT + 6);
-    if (hm_unlikely(word >= HM_MAP_WORDS)) return false;
-    uint64_t w = atomic_load_explicit(&_hm_segmap[word], memory_order_relaxed);
+    if (hm_unlikely(word >= _hm_segmap_words)) return false;
+    uint64_t w = atomic_load_explicit(&_hm_segmap_base[word], memory_order_relaxed);
     return (w >> ((p >> HM_SEGMENT_SHIFT) & 63)) & 1;
 }
 /* Inside a huge mapping, but not at a unit where a block may start. */
@@ -477,6 +493,10 @@ hm_inline hm_page_t *_hm_page_of(hm_segment_t *seg, const void *p) {
 void _hm_theap_process_pending(hm_theap_t *th);
 /* Collect every page of `th`; retire empty ones; purge expired (or all, when force). */
 void _hm_theap_collect(hm_theap_t *th, bool force);
+/* The same with the two halves of `force` apart: retire every empty page (not only those
+ * that are not the last of their size class); decommit every retired page (not only those
+ * whose delay has passed). */
+void _hm_theap_collect_ex(hm_theap_t *th, bool retire_all, bool purge_all);
 /* Push a remote free (any thread). */
 hm_result _hm_page_free_remote(hm_page_t *page, hm_segment_t *seg, hm_block_t *b);
 void _hm_direct_update(hm_theap_t *th, size_t bin);
@@ -498,6 +518,15 @@ hm_inline hm_theap_t *_hm_theap_get(hm_heap *heap) {
 }
 /* Collect the sub-heaps of exited threads in every heap of `mgr`. */
 void _hm_manager_collect_abandoned(hm_manager *mgr);
+/* Retire the empty pages of `heap`'s sub-heaps of exited threads and decommit those whose
+ * delay has passed (a maintenance pass of a live thread; skipped if the heap is busy). */
+void _hm_heap_purge_abandoned(hm_heap *heap);
+/* Memory is short (Low) or the delay is 0: what is emptied is decommitted at once. */
+hm_inline bool _hm_purge_now(const hm_manager *mgr) {
+    return mgr->cfg.purge_delay_ms == 0 ||
+           atomic_load_explicit(&((hm_manager *)mgr)->pressure, memory_order_relaxed) ==
+               eMemoryAvailableLow;
+}
 /* Register the fork handlers of the process heap (once; never from inside malloc's first
  * initialisation, since pthread_atfork may allocate). */
 void _hm_override_atfork_register(void);

@@ -261,8 +261,8 @@ static void config_defaults(hm_config *cfg) {
     cfg->high_pct = 50;
     cfg->notify_interval_ms = 100;
     cfg->fault_seed = 1;
-    cfg->purge_delay_ms = 10;
-    cfg->segment_cache = (size_t)32 << 20;
+    cfg->purge_delay_ms = 500;
+    cfg->segment_cache = (size_t)256 << 20;
 }
 
 /* Edit distance of two short names (the rows stop at 40 characters). */

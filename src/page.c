@@ -548,27 +548,42 @@ static hm_page_t *page_fresh(hm_theap_t *th, size_t bin, int level) {
     return pg;
 }
 
+/* Decommit the retired pages whose delay has passed (all of them when `force`). Neighbouring
+ * pages go in one call: a run of expired pages is one madvise, not one a page. */
 void _hm_theap_purge(hm_theap_t *th, uint32_t now, bool force) {
     if (th->free_committed_pages == 0) return;
     size_t left = 0;
     for (int k = 0; k < 2; k++) {
         for (hm_segment_t *seg = th->segs[k]; seg != NULL; seg = seg->next) {
             if (seg->used_pages == seg->page_count) continue;
+            uint8_t *run = NULL; /* start of the run of pages to decommit */
+            size_t run_len = 0;
             for (size_t i = 1; i < seg->page_count; i++) {
                 hm_page_t *pg = &seg->pages[i];
-                if (pg->block_size != 0 || !pg->committed) continue;
-                if (!force && pg->expire == 0) {
-                    /* first seen empty: its delay starts now */
-                    uint32_t t = now + th->heap->mgr->cfg.purge_delay_ms;
-                    pg->expire = t != 0 ? t : 1;
-                    left++;
-                } else if (force || _hm_time_reached(now, pg->expire)) {
-                    _hm_segment_decommit(seg, pg->start, page_size_of(seg, i));
+                bool go = false;
+                if (pg->block_size == 0 && pg->committed) {
+                    if (!force && pg->expire == 0) {
+                        /* first seen empty: its delay starts now */
+                        uint32_t t = now + th->heap->mgr->cfg.purge_delay_ms;
+                        pg->expire = t != 0 ? t : 1;
+                        left++;
+                    } else if (force || _hm_time_reached(now, pg->expire)) {
+                        go = true;
+                    } else {
+                        left++;
+                    }
+                }
+                if (go) {
+                    if (run == NULL) run = pg->start;
+                    run_len += page_size_of(seg, i);
                     pg->committed = 0;
-                } else {
-                    left++;
+                } else if (run != NULL) {
+                    _hm_segment_decommit(seg, run, run_len);
+                    run = NULL;
+                    run_len = 0;
                 }
             }
+            if (run != NULL) _hm_segment_decommit(seg, run, run_len);
         }
     }
     th->free_committed_pages = left;
@@ -576,6 +591,14 @@ void _hm_theap_purge(hm_theap_t *th, uint32_t now, bool force) {
 
 /* Collect every page; retire the empty ones (all of them when `force`). */
 void _hm_theap_collect(hm_theap_t *th, bool force) {
+    _hm_theap_collect_ex(th, force, force);
+}
+
+/* Collect every page; retire the empty ones (all of them when `retire_all`, else all but the
+ * last of each size class); decommit retired pages whose delay has passed (all of them when
+ * `purge_all`). */
+void _hm_theap_collect_ex(hm_theap_t *th, bool retire_all, bool purge_all) {
+    bool force = retire_all;
     _hm_theap_process_pending(th);
     for (size_t bin = 1; bin < HM_QUEUE_COUNT; bin++) {
         hm_page_t *pg = th->queues[bin].first;
@@ -615,7 +638,7 @@ void _hm_theap_collect(hm_theap_t *th, bool force) {
             seg = nseg;
         }
     }
-    _hm_theap_purge(th, _hm_prim_clock_ms(), force);
+    _hm_theap_purge(th, _hm_prim_clock_ms(), purge_all);
 }
 
 /* ---- the generic allocation path --------------------------------------------------------- */
@@ -640,9 +663,10 @@ static hm_noinline void theap_maintain(hm_theap_t *th) {
     uint32_t now = _hm_prim_clock_ms();
     if (!_hm_time_reached(now, th->next_purge_ms)) return;
     hm_manager *mgr = th->heap->mgr;
-    th->next_purge_ms = now + (mgr->cfg.purge_delay_ms / 2) + 1;
+    th->next_purge_ms = now + (mgr->cfg.purge_delay_ms / 4) + 1;
     theap_retire_empty(th);
     _hm_theap_purge(th, now, false);
+    _hm_heap_purge_abandoned(th->heap); /* exited threads' memory ages here too */
     if (atomic_load_explicit(&mgr->cache_count, memory_order_relaxed) != 0)
         _hm_cache_purge(mgr, false);
 }

@@ -375,7 +375,7 @@ static void test_verbose_configuration(void **state) {
     if (!line_has(res.err, "HM_LIMIT", "64.0 MiB (67108864 bytes)", " env") ||
         !line_has(res.err, "HM_FAULT_PROB", "0.25,0.25,0.25", " env") ||
         !line_has(res.err, "HM_SEGMENT_CACHE", "5.0 MiB (5242880 bytes)", " config") ||
-        !line_has(res.err, "HM_PURGE_DELAY", "10 ms", " default") ||
+        !line_has(res.err, "HM_PURGE_DELAY", "500 ms", " default") ||
         !line_has(res.err, "HM_VERBOSE", "1", " env"))
         fail_msg("values or sources wrong:\n%s", res.err);
     /* one line per option and the header: nothing else (no warning for valid values) */

@@ -79,8 +79,9 @@ typedef struct hm_config {
     /* Milliseconds an empty page or segment is kept before its memory is given back to the
      * OS (decommitted, or unmapped). 0 gives memory back at once. HM_PURGE_DELAY. */
     unsigned purge_delay_ms;
-    /* Bytes of empty segments each manager keeps mapped for reuse (beyond those still within
-     * their purge delay are decommitted). HM_SEGMENT_CACHE. */
+    /* Bytes of empty segments and freed huge blocks each manager keeps committed for reuse
+     * (its address space: up to 8 times that; decommitted once their purge delay has passed;
+     * at most an eighth of the limit). HM_SEGMENT_CACHE. */
     size_t segment_cache;
     /* Print the statistics of each heap when it is released, and of each manager when it
      * goes. HM_STATS=1. */

@@ -189,6 +189,13 @@ void *_hm_prim_map_at(void *addr, size_t size, int prot) {
     return p;
 }
 
+int _hm_prim_make_writable(void *p, size_t size) {
+    int saved = errno;
+    int r = mprotect(p, size, PROT_READ | PROT_WRITE);
+    errno = saved;
+    return r;
+}
+
 int _hm_prim_protect(void *p, size_t size, int prot) {
     int saved = errno;
     int r = os_fault(HM_OS_MPROTECT) ? -1 : mprotect(p, size, prot);
