@@ -24,7 +24,7 @@ test) required+=(g++ ninja-build pkg-config libcmocka-dev valgrind clang clang-f
       util-linux # setpriv, findmnt: the setuid test of the override
       liblua5.4-dev lua5.4 lua-lpeg lua-cjson lua-dkjson libsqlite3-dev python3.11-dev
       libpython3.11-testsuite) ;; # runtimes/
-bench) required+=(g++ ninja-build pkg-config valgrind libmimalloc-dev libjemalloc-dev
+bench) required+=(g++ ninja-build pkg-config valgrind strace libmimalloc-dev libjemalloc-dev
       libgoogle-perftools-dev liblua5.4-dev lua5.4 libsqlite3-dev sqlite3 python3.11-dev) ;;
 *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac
