@@ -51,30 +51,6 @@ static void sleep_ms(unsigned ms) {
     }
 }
 
-/* A config independent of the environment: no reserves, no wait, no faults, memory given back
- * at once (so committed figures follow frees exactly). */
-static hm_config test_cfg(size_t limit) {
-    hm_config c;
-    hm_config_init(&c);
-    c.limit = limit;
-    c.reserve_appdomain = 0;
-    c.reserve_process = 0;
-    c.process_wait_ms = 0;
-    c.low_pct = 90;
-    c.neutral_pct = 80;
-    c.high_pct = 50;
-    c.notify_interval_ms = 10;
-    for (int i = 0; i < 3; i++) {
-        c.fault_every[i] = 0;
-        c.fault_probability[i] = 0;
-    }
-    c.fault_seed = 1;
-    c.purge_delay_ms = 0;
-    c.segment_cache = 0;
-    c.print_stats = false;
-    return c;
-}
-
 static size_t mgr_committed(hm_manager *mgr) {
     hm_manager_stats_t s;
     hm_manager_stats(mgr, &s);
@@ -206,7 +182,7 @@ static size_t run_race(hm_heap *heap, IHostMalloc *inst, race_arg *args, size_t 
 static void test_race_to_limit(void **state) {
     (void)state;
     tu_die_on_fatal_signals();
-    hm_config cfg = test_cfg(RACE_LIMIT);
+    hm_config cfg = tu_test_config(RACE_LIMIT);
     cfg.segment_cache = (size_t)32 << 20; /* the default cache: it counts against the limit too */
     cfg.purge_delay_ms = 10;
     hm_manager *mgr = hm_manager_new(&cfg);
@@ -247,7 +223,7 @@ static void test_race_to_limit(void **state) {
 static void test_race_to_limit_rss(void **state) {
     (void)state;
     tu_die_on_fatal_signals();
-    hm_config cfg = test_cfg(RACE_LIMIT);
+    hm_config cfg = tu_test_config(RACE_LIMIT);
     IHostMemoryManager *mm = com_manager(&cfg);
     IHostMalloc *inst = com_malloc(mm, MALLOC_THREADSAFE);
     race_arg args[RACE_THREADS];
@@ -290,7 +266,7 @@ static void check_near(size_t committed, size_t ceiling, size_t block, const cha
 static void test_level_ceilings(void **state) {
     (void)state;
     const size_t limit = 64 * MIB, res = 8 * MIB, block = MIB;
-    hm_config cfg = test_cfg(limit);
+    hm_config cfg = tu_test_config(limit);
     cfg.reserve_appdomain = res;
     cfg.reserve_process = res;
     hm_manager *mgr = hm_manager_new(&cfg);
@@ -358,7 +334,7 @@ static void test_level_ceilings(void **state) {
 /* ==== 3. failure through the COM door ======================================================== */
 static void test_com_alloc_failure(void **state) {
     (void)state;
-    hm_config cfg = test_cfg(16 * MIB);
+    hm_config cfg = tu_test_config(16 * MIB);
     cfg.segment_cache = (size_t)32 << 20;
     cfg.purge_delay_ms = 10;
     IHostMemoryManager *mm = com_manager(&cfg);
@@ -428,7 +404,7 @@ static void *freer_thread(void *a_) {
 }
 
 static void setup_full(hm_manager **mgr, hm_heap **heap, blocks *b, unsigned wait_ms) {
-    hm_config cfg = test_cfg(16 * MIB);
+    hm_config cfg = tu_test_config(16 * MIB);
     cfg.process_wait_ms = wait_ms;
     *mgr = hm_manager_new(&cfg);
     assert_non_null(*mgr);
@@ -625,7 +601,7 @@ static int rec_held(recorder *r) {
 
 static void test_notify_callback_refcount(void **state) {
     (void)state;
-    hm_config cfg = test_cfg(16 * MIB);
+    hm_config cfg = tu_test_config(16 * MIB);
     IHostMemoryManager *mm = com_manager(&cfg);
     recorder *a = rec_new(), *b = rec_new();
     assert_hr(IHostMemoryManager_RegisterMemoryNotificationCallback(mm, &a->iface), S_OK);
@@ -692,7 +668,7 @@ static void expect_notes(recorder *r, int n, const int *levels, const char *when
 
 static void test_notify_thresholds_hysteresis(void **state) {
     (void)state;
-    hm_config cfg = test_cfg(100 * MIB);
+    hm_config cfg = tu_test_config(100 * MIB);
     hm_manager *mgr = hm_manager_new(&cfg);
     assert_non_null(mgr);
     hm_heap *heap = hm_heap_new(mgr, 0);
@@ -748,7 +724,7 @@ static void test_notify_thresholds_hysteresis(void **state) {
 
 static void test_notify_rate_limited(void **state) {
     (void)state;
-    hm_config cfg = test_cfg(32 * MIB);
+    hm_config cfg = tu_test_config(32 * MIB);
     cfg.notify_interval_ms = 300;
     hm_manager *mgr = hm_manager_new(&cfg);
     assert_non_null(mgr);
@@ -780,7 +756,7 @@ static void test_notify_rate_limited(void **state) {
 static void test_notify_low_on_failure(void **state) {
     (void)state;
     /* task-critical ceiling 16 MiB of 64: a failure while committed is far below low_pct */
-    hm_config cfg = test_cfg(64 * MIB);
+    hm_config cfg = tu_test_config(64 * MIB);
     cfg.reserve_appdomain = 48 * MIB;
     hm_manager *mgr = hm_manager_new(&cfg);
     assert_non_null(mgr);
@@ -809,7 +785,7 @@ static void test_notify_low_on_failure(void **state) {
 
 static void test_set_notify_waits_for_running_call(void **state) {
     (void)state;
-    hm_config cfg = test_cfg(16 * MIB);
+    hm_config cfg = tu_test_config(16 * MIB);
     hm_manager *mgr = hm_manager_new(&cfg);
     assert_non_null(mgr);
     hm_heap *heap = hm_heap_new(mgr, 0);
@@ -842,7 +818,7 @@ static void test_set_notify_waits_for_running_call(void **state) {
 static void test_notify_com_reentrant(void **state) {
     (void)state;
     tu_die_on_fatal_signals();
-    hm_config cfg = test_cfg(16 * MIB);
+    hm_config cfg = tu_test_config(16 * MIB);
     IHostMemoryManager *mm = com_manager(&cfg);
     IHostMalloc *m = com_malloc(mm, MALLOC_THREADSAFE);
     recorder *r = rec_new();
@@ -902,7 +878,7 @@ static void test_notify_com_reentrant(void **state) {
 /* ==== 6. GetMemoryLoad ======================================================================== */
 static void test_get_memory_load(void **state) {
     (void)state;
-    hm_config cfg = test_cfg(64 * MIB);
+    hm_config cfg = tu_test_config(64 * MIB);
     cfg.reserve_appdomain = 8 * MIB;
     cfg.reserve_process = 8 * MIB;
     IHostMemoryManager *mm = com_manager(&cfg);
@@ -957,7 +933,7 @@ static void test_get_memory_load(void **state) {
 
 static void test_manager_load_native(void **state) {
     (void)state;
-    hm_config cfg = test_cfg(40 * MIB);
+    hm_config cfg = tu_test_config(40 * MIB);
     cfg.reserve_appdomain = 4 * MIB;
     cfg.reserve_process = 4 * MIB;
     hm_manager *mgr = hm_manager_new(&cfg);
@@ -1010,7 +986,7 @@ static void test_needs_virtual_address_space(void **state) {
 
 static void test_trim_native(void **state) {
     (void)state;
-    hm_config cfg = test_cfg(256 * MIB);
+    hm_config cfg = tu_test_config(256 * MIB);
     cfg.segment_cache = 32 * MIB;
     cfg.purge_delay_ms = 1000;
     hm_manager *mgr = hm_manager_new(&cfg);
@@ -1038,7 +1014,7 @@ static void test_trim_native(void **state) {
 
 static void test_runtime_mapped_native(void **state) {
     (void)state;
-    hm_config cfg = test_cfg(16 * MIB);
+    hm_config cfg = tu_test_config(16 * MIB);
     hm_manager *mgr = hm_manager_new(&cfg);
     assert_non_null(mgr);
     hm_manager_stats_t s;
@@ -1069,7 +1045,7 @@ static void test_runtime_mapped_native(void **state) {
 /* In a child: a COM manager with print_stats reports what the COM calls did when it goes. */
 static void com_stats_child(void *arg) {
     int what = *(int *)arg;
-    hm_config cfg = test_cfg(16 * MIB);
+    hm_config cfg = tu_test_config(16 * MIB);
     cfg.print_stats = true;
     if (what == 1) cfg.fault_every[eTaskCritical] = 4;
     IHostMemoryManager *mm = NULL;
@@ -1110,7 +1086,7 @@ static void test_address_space_callbacks(void **state) {
 /* ==== 9. fault injection ====================================================================== */
 static void test_fault_every(void **state) {
     (void)state;
-    hm_config cfg = test_cfg(64 * MIB);
+    hm_config cfg = tu_test_config(64 * MIB);
     cfg.fault_every[eTaskCritical] = 3;
     IHostMemoryManager *mm = com_manager(&cfg);
     IHostMalloc *m = com_malloc(mm, MALLOC_THREADSAFE);
@@ -1162,7 +1138,7 @@ static void test_fault_every(void **state) {
 
 /* The pattern of 1000 task-critical Allocs on a fresh manager: '1' for a failure. */
 static void fault_pattern(uint64_t seed, double prob, char *out, size_t n) {
-    hm_config cfg = test_cfg(64 * MIB);
+    hm_config cfg = tu_test_config(64 * MIB);
     cfg.fault_probability[eTaskCritical] = prob;
     cfg.fault_seed = seed;
     IHostMemoryManager *mm = com_manager(&cfg);
@@ -1207,7 +1183,7 @@ static void test_fault_probability_deterministic(void **state) {
 
 static void test_fault_stats_native(void **state) {
     (void)state;
-    hm_config cfg = test_cfg(64 * MIB);
+    hm_config cfg = tu_test_config(64 * MIB);
     cfg.fault_every[eAppDomainCritical] = 5;
     cfg.fault_probability[eProcessCritical] = 0.5;
     cfg.fault_seed = 7;
@@ -1231,7 +1207,7 @@ static void test_fault_stats_native(void **state) {
     }
     hm_manager_release(mgr);
     /* without fault configuration: never */
-    hm_config plain = test_cfg(64 * MIB);
+    hm_config plain = tu_test_config(64 * MIB);
     mgr = hm_manager_new(&plain);
     assert_false(hm_manager_faults_enabled(mgr));
     for (int i = 0; i < 50; i++)
@@ -1256,7 +1232,7 @@ static void test_fault_counted_com(void **state) {
 /* ==== 10. statistics ========================================================================== */
 static void test_stats_counts(void **state) {
     (void)state;
-    hm_config cfg = test_cfg(32 * MIB);
+    hm_config cfg = tu_test_config(32 * MIB);
     cfg.reserve_appdomain = 4 * MIB;
     hm_manager *mgr = hm_manager_new(&cfg);
     assert_non_null(mgr);
@@ -1329,7 +1305,7 @@ static void test_stats_counts(void **state) {
 
 static void test_stats_print(void **state) {
     (void)state;
-    hm_config cfg = test_cfg(48 * MIB);
+    hm_config cfg = tu_test_config(48 * MIB);
     hm_manager *mgr = hm_manager_new(&cfg);
     assert_non_null(mgr);
     hm_heap *heap = hm_heap_new(mgr, 0);

@@ -14,28 +14,6 @@
 
 #define MIB TU_MIB
 
-static hm_config test_cfg(size_t limit) {
-    hm_config c;
-    hm_config_init(&c);
-    c.limit = limit;
-    c.reserve_appdomain = 0;
-    c.reserve_process = 0;
-    c.process_wait_ms = 0;
-    c.low_pct = 90;
-    c.neutral_pct = 80;
-    c.high_pct = 50;
-    c.notify_interval_ms = 10;
-    for (int i = 0; i < 3; i++) {
-        c.fault_every[i] = 0;
-        c.fault_probability[i] = 0;
-    }
-    c.fault_seed = 1;
-    c.purge_delay_ms = 0; /* freed memory leaves the budget at once */
-    c.segment_cache = 0;
-    c.print_stats = false;
-    return c;
-}
-
 static void sleep_ms(unsigned ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
@@ -77,7 +55,7 @@ static const IHostMallocVtbl fake_vtbl = {fake_qi,    fake_ref,         fake_ref
 
 static void test_malloc_heap(void **state) {
     (void)state;
-    hm_config cfg = test_cfg(64 * MIB);
+    hm_config cfg = tu_test_config(64 * MIB);
     IHostMemoryManager *mm;
     assert_hr(hm_create_host_memory_manager(&cfg, &mm), S_OK);
     IHostMalloc *a, *b;
@@ -116,7 +94,7 @@ static void test_malloc_heap(void **state) {
 static void test_malloc_heap_faulty_and_checked(void **state) {
     (void)state;
     for (int mode = 0; mode < 2; mode++) {
-        hm_config cfg = test_cfg(64 * MIB);
+        hm_config cfg = tu_test_config(64 * MIB);
         if (mode == 0)
             cfg.fault_every[eTaskCritical] = 1000;
         else
@@ -181,7 +159,7 @@ static void check_fill(const char *p, size_t n, char c) {
 static void test_realloc_level_reserves(void **state) {
     (void)state;
     /* ceilings: task 32 MiB, AppDomain 48 MiB, process 64 MiB */
-    hm_config cfg = test_cfg(64 * MIB);
+    hm_config cfg = tu_test_config(64 * MIB);
     cfg.reserve_appdomain = 16 * MIB;
     cfg.reserve_process = 16 * MIB;
     hm_manager *mgr = hm_manager_new(&cfg);
@@ -226,7 +204,7 @@ static void test_realloc_level_reserves(void **state) {
 
 static void test_realloc_level_faults(void **state) {
     (void)state;
-    hm_config cfg = test_cfg(256 * MIB);
+    hm_config cfg = tu_test_config(256 * MIB);
     cfg.fault_every[eTaskCritical] = 2; /* every second task-critical request fails */
     cfg.fault_every[eAppDomainCritical] = 0;
     cfg.fault_every[eProcessCritical] = 3;
@@ -290,7 +268,7 @@ static void exhaust(hm_heap *h, void ***keep, size_t *n) {
 
 static void test_realloc_level_shrink_never_fails(void **state) {
     (void)state;
-    hm_config cfg = test_cfg(16 * MIB);
+    hm_config cfg = tu_test_config(16 * MIB);
     hm_manager *mgr = hm_manager_new(&cfg);
     hm_heap *h = hm_heap_new(mgr, 0);
     char *big = hm_alloc(h, MIB);
@@ -319,10 +297,10 @@ static void test_realloc_level_shrink_never_fails(void **state) {
 static void test_shared_manager(void **state) {
     (void)state;
     assert_hr(hm_shared_host_memory_manager(NULL, NULL), E_POINTER);
-    hm_config cfg = test_cfg(48 * MIB);
+    hm_config cfg = tu_test_config(48 * MIB);
     IHostMemoryManager *a, *b, *c;
     assert_hr(hm_shared_host_memory_manager(&cfg, &a), S_OK);
-    hm_config other = test_cfg(8 * MIB);
+    hm_config other = tu_test_config(8 * MIB);
     assert_hr(hm_shared_host_memory_manager(&other, &b), S_FALSE); /* config ignored */
     assert_ptr_equal(a, b);
     IHostMalloc *ma, *mb;
@@ -408,7 +386,7 @@ static int rec_count_level(rec *r, int level) {
 
 static void test_listeners(void **state) {
     (void)state;
-    hm_config cfg = test_cfg(32 * MIB);
+    hm_config cfg = tu_test_config(32 * MIB);
     hm_manager *mgr = hm_manager_new(&cfg);
     hm_heap *h = hm_heap_new(mgr, 0);
     static rec main_r, r1, r2;
@@ -455,7 +433,7 @@ static void test_listeners(void **state) {
 /* A listener alone (no set_notify function) starts the notifier and hears refusals too. */
 static void test_listener_alone_hears_refusal(void **state) {
     (void)state;
-    hm_config cfg = test_cfg(64 * MIB);
+    hm_config cfg = tu_test_config(64 * MIB);
     cfg.reserve_appdomain = 48 * MIB; /* task-critical ceiling 16 MiB: far below low_pct */
     hm_manager *mgr = hm_manager_new(&cfg);
     hm_heap *h = hm_heap_new(mgr, 0);
@@ -474,7 +452,7 @@ static void test_listener_alone_hears_refusal(void **state) {
  * the Low must not wait for the interval (it used to, so Low came only at the refusal). */
 static void test_low_not_held_back(void **state) {
     (void)state;
-    hm_config cfg = test_cfg(100 * MIB);
+    hm_config cfg = tu_test_config(100 * MIB);
     cfg.notify_interval_ms = 60 * 1000;
     hm_manager *mgr = hm_manager_new(&cfg);
     hm_heap *h = hm_heap_new(mgr, 0);

@@ -52,7 +52,7 @@
 #define TU_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* HRESULTs in messages, and an exact-HRESULT assertion (the runtime tests `hr == S_OK`). */
-#include <hostmalloc/hosting.h>
+#include <hostmalloc/hostmalloc.h>
 #define HR(hr) ((unsigned)(uint32_t)(hr))
 #define assert_hr(expr, expected)                                                                  \
     do {                                                                                           \
@@ -62,6 +62,36 @@
             fail_msg("%s returned 0x%08x, expected 0x%08x (%s)", #expr, HR(hr_), HR(exp_),         \
                      #expected);                                                                   \
     } while (0)
+
+/* A manager configuration independent of the environment: `limit` bytes, no reserves, no wait
+ * for process-critical requests, thresholds 90/80/50 %, notifications at most every 10 ms, no
+ * fault injection (seed 1), memory given back at once (no purge delay, no segment cache: the
+ * committed figures follow frees exactly), no statistics, no checked mode. */
+static inline hm_config tu_test_config(size_t limit) {
+    hm_config c;
+    hm_config_init(&c);
+    c.limit = limit;
+    c.reserve_appdomain = 0;
+    c.reserve_process = 0;
+    c.process_wait_ms = 0;
+    c.low_pct = 90;
+    c.neutral_pct = 80;
+    c.high_pct = 50;
+    c.notify_interval_ms = 10;
+    for (int i = 0; i < 3; i++) {
+        c.fault_every[i] = 0;
+        c.fault_probability[i] = 0;
+    }
+    c.fault_seed = 1;
+    c.purge_delay_ms = 0;
+    c.segment_cache = 0;
+    c.print_stats = false;
+    c.stats_json = false;
+    c.stats_path = NULL;
+    c.verbose = false;
+    c.checked = false;
+    return c;
+}
 
 static inline int tu_is_aligned(const void *p, size_t alignment) {
     return ((uintptr_t)p & (alignment - 1)) == 0;

@@ -32,24 +32,6 @@
 #define MIB         TU_MIB
 #define ANY_FAILURE ((HRESULT)1) /* in a table: any failure code (FAILED) */
 
-/* ---- helpers ------------------------------------------------------------------------------ */
-static hm_config vm_cfg(size_t limit) {
-    hm_config c;
-    hm_config_init(&c);
-    c.limit = limit;
-    c.reserve_appdomain = 0;
-    c.reserve_process = 0;
-    c.process_wait_ms = 0;
-    for (int i = 0; i < 3; i++) {
-        c.fault_every[i] = 0;
-        c.fault_probability[i] = 0;
-    }
-    c.purge_delay_ms = 0;
-    c.segment_cache = 0;
-    c.print_stats = false;
-    return c;
-}
-
 static IHostMemoryManager *vm_manager_cfg(const hm_config *cfg) {
     IHostMemoryManager *mm = GARBAGE;
     assert_hr(hm_create_host_memory_manager(cfg, &mm), S_OK);
@@ -58,7 +40,7 @@ static IHostMemoryManager *vm_manager_cfg(const hm_config *cfg) {
 }
 
 static IHostMemoryManager *vm_manager(size_t limit) {
-    hm_config c = vm_cfg(limit);
+    hm_config c = tu_test_config(limit);
     return vm_manager_cfg(&c);
 }
 
@@ -439,7 +421,7 @@ static void test_virtual_alloc_budget(void **state) {
 
 static void test_virtual_alloc_levels(void **state) {
     (void)state;
-    hm_config cfg = vm_cfg(MIB);
+    hm_config cfg = tu_test_config(MIB);
     cfg.reserve_appdomain = 256 * KIB;
     cfg.reserve_process = 256 * KIB;
     IHostMemoryManager *mm = vm_manager_cfg(&cfg);
@@ -480,7 +462,7 @@ static void test_virtual_alloc_levels(void **state) {
 /* The native door: statistics of virtual memory. */
 static void test_virtual_native_stats(void **state) {
     (void)state;
-    hm_config cfg = vm_cfg(MIB);
+    hm_config cfg = tu_test_config(MIB);
     hm_manager *mgr = hm_manager_new(&cfg);
     assert_non_null(mgr);
     void *b = NULL;
@@ -771,7 +753,7 @@ static void test_virtual_alloc_low_address(void **state) {
  * reservation nobody could free. */
 static void test_virtual_reserve_low_address(void **state) {
     (void)state;
-    hm_config cfg = vm_cfg(64 * MIB);
+    hm_config cfg = tu_test_config(64 * MIB);
     hm_manager *mgr = hm_manager_new(&cfg);
     assert_non_null(mgr);
     static const uintptr_t addrs[] = {1, 0x1000, 0xF000, 0xFFFF};

@@ -16,25 +16,6 @@
 
 #define MIB TU_MIB
 
-static hm_config test_cfg(size_t limit) {
-    hm_config c;
-    hm_config_init(&c);
-    c.limit = limit;
-    c.reserve_appdomain = 0;
-    c.reserve_process = 0;
-    c.process_wait_ms = 0;
-    c.notify_interval_ms = 10;
-    for (int i = 0; i < 3; i++) {
-        c.fault_every[i] = 0;
-        c.fault_probability[i] = 0;
-    }
-    c.fault_seed = 1;
-    c.purge_delay_ms = 0; /* freed memory leaves the budget at once */
-    c.segment_cache = 0;
-    c.print_stats = false;
-    return c;
-}
-
 typedef struct {
     IHostMemoryManager *mm;
     IHostMalloc *m;
@@ -152,7 +133,7 @@ static void test_bad_arguments(void **state) {
     IHostMalloc fake = {&fake_vtbl};
     assert_null(hm_lua_newstate(&fake, NULL));
     assert_null(hm_lua_newstate(NULL, NULL));
-    hm_config cfg = test_cfg(64 * MIB);
+    hm_config cfg = tu_test_config(64 * MIB);
     tenant t;
     tenant_open(&t, &cfg);
     hm_lua_policy p;
@@ -173,7 +154,7 @@ static void test_bad_arguments(void **state) {
  */
 static void test_budget_not_enough_memory(void **state) {
     (void)state;
-    hm_config cfg = test_cfg(8 * MIB);
+    hm_config cfg = tu_test_config(8 * MIB);
     tenant t;
     tenant_open(&t, &cfg);
     lua_State *L = hm_lua_newstate(t.m, NULL);
@@ -206,7 +187,7 @@ static void test_budget_not_enough_memory(void **state) {
 static void test_creation_refused(void **state) {
     (void)state;
     for (unsigned every = 1; every <= 40; every++) {
-        hm_config cfg = test_cfg(64 * MIB);
+        hm_config cfg = tu_test_config(64 * MIB);
         cfg.fault_every[eProcessCritical] = every;
         tenant t;
         tenant_open(&t, &cfg);
@@ -235,7 +216,7 @@ static void test_fault_injection_each_level(void **state) {
     (void)state;
     for (int level = 0; level < 3; level++) {
         int other = (level + 1) % 3; /* setup and recovery run at a level without faults */
-        hm_config cfg = test_cfg(256 * MIB);
+        hm_config cfg = tu_test_config(256 * MIB);
         /* Lua collects and tries once more before it raises its error: two faults in a row
          * make an error, about once in ten runs of work() */
         cfg.fault_probability[level] = 0.02;
@@ -316,7 +297,7 @@ static const char *garbage = "collectgarbage('stop')\n"
                              "return lowgc()";
 
 static void low_run(bool bridge, size_t *peak, hm_lua_stats *st) {
-    hm_config cfg = test_cfg(64 * MIB);
+    hm_config cfg = tu_test_config(64 * MIB);
     tenant t;
     tenant_open(&t, &cfg);
     hm_lua_policy p;
@@ -363,7 +344,7 @@ static void user_hook(lua_State *L, lua_Debug *ar) {
 
 static void test_low_keeps_user_hook(void **state) {
     (void)state;
-    hm_config cfg = test_cfg(64 * MIB);
+    hm_config cfg = tu_test_config(64 * MIB);
     tenant t;
     tenant_open(&t, &cfg);
     lua_State *L = hm_lua_newstate(t.m, NULL);
@@ -384,7 +365,7 @@ static void test_low_keeps_user_hook(void **state) {
 /* After lua_close the state's listener is gone: a Low on the manager calls nothing freed. */
 static void test_close_removes_listener(void **state) {
     (void)state;
-    hm_config cfg = test_cfg(32 * MIB);
+    hm_config cfg = tu_test_config(32 * MIB);
     tenant t;
     tenant_open(&t, &cfg);
     for (int i = 0; i < 4; i++) {

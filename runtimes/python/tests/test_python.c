@@ -26,21 +26,8 @@
     } while (0)
 
 static hm_config test_cfg(size_t limit) {
-    hm_config c;
-    hm_config_init(&c);
-    c.limit = limit;
-    c.reserve_appdomain = 0;
-    c.reserve_process = 0;
-    c.process_wait_ms = 0;
-    c.notify_interval_ms = 10;
-    for (int i = 0; i < 3; i++) {
-        c.fault_every[i] = 0;
-        c.fault_probability[i] = 0;
-    }
-    c.fault_seed = 5;
-    c.purge_delay_ms = 0;
-    c.segment_cache = 0;
-    c.print_stats = false;
+    hm_config c = tu_test_config(limit);
+    c.fault_seed = 5; /* the seed the fault-injection expectations below were made with */
     return c;
 }
 
