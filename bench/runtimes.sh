@@ -42,7 +42,7 @@ row() { # name workload default-cmd... -- adapter-env... -- adapter-cmd...
 
 lua_script=$src/runtimes/lua/tests/scripts/binary_trees.lua
 if [ -x "$build/runtimes/lua/hm-lua" ] && command -v lua5.4 >/dev/null; then
-    row lua "binary_trees.lua 16" lua5.4 "$lua_script" 16 -- HM_BENCH=1 -- \
+    row lua "binary_trees.lua 16" lua5.4 "$lua_script" 16 -- HM_VERBOSE=0 -- \
         "$build/runtimes/lua/hm-lua" "$lua_script" 16
 else
     echo "lua: adapter or lua5.4 missing, skipped"
@@ -65,9 +65,9 @@ fi
 
 if [ -x "$build/runtimes/python/hm-python3" ] && [ -x /usr/bin/python3.11 ]; then
     row python "work.py (json, dicts, cycles)" /usr/bin/python3.11 "$src/bench/runtimes/work.py" \
-        -- HM_BENCH=1 -- "$build/runtimes/python/hm-python3" "$src/bench/runtimes/work.py"
+        -- HM_VERBOSE=0 -- "$build/runtimes/python/hm-python3" "$src/bench/runtimes/work.py"
     row python "work.py, every request on the host" /usr/bin/python3.11 \
-        "$src/bench/runtimes/work.py" -- HM_BENCH=1 HM_PYTHON_ALLOCATOR=host -- \
+        "$src/bench/runtimes/work.py" -- HM_VERBOSE=0 HM_PYTHON_ALLOCATOR=host -- \
         "$build/runtimes/python/hm-python3" "$src/bench/runtimes/work.py"
 else
     echo "python: adapter or /usr/bin/python3.11 missing, skipped"
