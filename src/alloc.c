@@ -212,6 +212,19 @@ hm_heap *hm_heap_of(const void *p) {
     return seg->heap;
 }
 
+/* A resize frees p: a block already free (its owner can tell, as in free) is a double free,
+ * reported and aborted, never a block to hand back in place (it is still on its page's free
+ * list: the next allocation would hand it out a second time). Every resize door calls it. */
+static void realloc_check_freed(void *p, hm_segment_t *seg, hm_page_t *pg) {
+    if (!pg->is_debug && !pg->is_huge && _hm_mark_peek(p) == pg) {
+        uintptr_t tid = atomic_load_explicit(&seg->tid, memory_order_relaxed);
+        if ((tid == _hm_thread_id() || tid == HM_TID_ANY) && _hm_page_block_is_free(pg, p)) {
+            _hm_report_double_free(seg, p, pg->block_size);
+            abort();
+        }
+    }
+}
+
 void *hm_realloc(hm_heap *heap, void *p, size_t size) {
     if (p == NULL) return hm_alloc(heap, size);
     hm_segment_t *seg;
@@ -224,15 +237,7 @@ void *hm_realloc(hm_heap *heap, void *p, size_t size) {
                                         : "realloc(): pointer is not the start of a block:",
                   p);
     }
-    /* realloc frees p: a block already free (its owner can tell, as in free) is a double
-     * free, never a block to hand back in place */
-    if (!pg->is_debug && !pg->is_huge && _hm_mark_peek(p) == pg) {
-        uintptr_t tid = atomic_load_explicit(&seg->tid, memory_order_relaxed);
-        if ((tid == _hm_thread_id() || tid == HM_TID_ANY) && _hm_page_block_is_free(pg, p)) {
-            _hm_report_double_free(seg, p, pg->block_size);
-            abort();
-        }
-    }
+    realloc_check_freed(p, seg, pg);
     size_t usable = hm_usable_size(p);
     bool debug = pg->is_debug;
     /* a debug block always moves: its size and back canary are exact */
@@ -265,6 +270,7 @@ void *hm_realloc_level(hm_heap *heap, void *p, size_t size, EMemoryCriticalLevel
     hm_segment_t *seg;
     hm_page_t *pg;
     bool debug = _hm_block_lookup(p, &seg, &pg) == HM_OK && pg->is_debug;
+    if (!debug) realloc_check_freed(p, seg, pg);
     /* a debug block always moves: its size and back canary are exact */
     if (!debug && size <= usable && size >= usable / 2 && seg->heap == heap) return p;
     void *n = NULL;
