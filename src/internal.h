@@ -435,13 +435,16 @@ size_t _hm_segment_header_size(size_t page_count);
  * both variables are written once, the base first, and never change after. Two variables, not
  * a struct: each is then one RIP-relative operand, and the check costs what a .bss array did
  * (a compare with a memory operand instead of an immediate, a load of the base instead of the
- * computation of its address; callgrind counts the same instructions a pair). */
+ * computation of its address; callgrind counts the same instructions a pair). The length is
+ * read with acquire, paired with its release store: a thread that sees the length set sees the
+ * base (on x86-64 the acquire load is a plain `mov`, but the compare can no longer take the
+ * length as a memory operand: one instruction more a pair, docs/BENCHMARKS.md). */
 extern __attribute__((visibility("hidden"))) _Atomic(uint64_t) *_hm_segmap_base;
 extern __attribute__((visibility("hidden"))) size_t _hm_segmap_words;
 /* Is there a segment header at the 4 MiB unit of `p`? Any address, even a wild one. */
 hm_inline bool _hm_segmap_has(uintptr_t p) {
     uintptr_t word = p >> (HM_SEGMENT_SHIFT + 6);
-    if (hm_unlikely(word >= _hm_segmap_words)) return false;
+    if (hm_unlikely(word >= __atomic_load_n(&_hm_segmap_words, __ATOMIC_ACQUIRE))) return false;
     uint64_t w = atomic_load_explicit(&_hm_segmap_base[word], memory_order_relaxed);
     return (w >> ((p >> HM_SEGMENT_SHIFT) & 63)) & 1;
 }
