@@ -294,9 +294,12 @@ static void pin_thread(pthread_t tid, int i) {
         }
 }
 
-static void run_threads(int n, void *(*fn)(thread_arg *), void *shared, thread_arg *args) {
+/* Run `fn` on `n` new threads sharing `shared`, wait for all, and return the sum of their
+ * results (each thread's count of corrupted blocks). */
+static uint64_t run_threads(int n, void *(*fn)(thread_arg *), void *shared) {
     pthread_t *tids = calloc((size_t)n, sizeof *tids);
-    if (tids == NULL) die("out of memory");
+    thread_arg *args = calloc((size_t)n, sizeof *args);
+    if (tids == NULL || args == NULL) die("out of memory");
     for (int i = 0; i < n; i++) {
         args[i].fn = fn;
         args[i].shared = shared;
@@ -307,9 +310,13 @@ static void run_threads(int n, void *(*fn)(thread_arg *), void *shared, thread_a
             die("pthread_create failed");
         pin_thread(tids[i], i);
     }
-    for (int i = 0; i < n; i++)
+    uint64_t bad = 0;
+    for (int i = 0; i < n; i++) {
         pthread_join(tids[i], NULL);
+        bad += args[i].result;
+    }
     free(tids);
+    return bad;
 }
 
 /* Spin politely: the machine may have fewer cores than runnable threads. */
@@ -476,15 +483,10 @@ static ALWAYS_INLINE void w_prodcons(const enum door d, const params *prm, resul
     sh.rings = aligned_alloc(CACHE_LINE, sizeof(spsc) * (size_t)pairs);
     if (sh.rings == NULL) die("out of memory (harness)");
     memset(sh.rings, 0, sizeof(spsc) * (size_t)pairs);
-    thread_arg *args = xcalloc((size_t)pairs * 2, sizeof *args);
     (void)d;
     double t0 = now_s();
-    run_threads(pairs * 2, fn, &sh, args);
+    uint64_t bad = run_threads(pairs * 2, fn, &sh);
     res->time_s = now_s() - t0;
-    uint64_t bad = 0;
-    for (int i = 0; i < pairs * 2; i++)
-        bad += args[i].result;
-    free(args);
     free(sh.rings);
     if (bad) check_failed("prodcons", "a block arrived corrupted");
 }
@@ -546,15 +548,10 @@ static ALWAYS_INLINE void w_mixed(const enum door d, const params *prm, result *
                                   void *(*fn)(thread_arg *)) {
     int nt = prm->threads > 0 ? prm->threads : 2;
     mixed_shared sh = {count_of(prm, 60e6)};
-    thread_arg *args = xcalloc((size_t)nt, sizeof *args);
     (void)d;
     double t0 = now_s();
-    run_threads(nt, fn, &sh, args);
+    uint64_t bad = run_threads(nt, fn, &sh);
     res->time_s = now_s() - t0;
-    uint64_t bad = 0;
-    for (int i = 0; i < nt; i++)
-        bad += args[i].result;
-    free(args);
     if (bad) check_failed("mixed", "a block was overwritten while live");
 }
 
@@ -677,16 +674,11 @@ static ALWAYS_INLINE void w_larson(const enum door d, const params *prm, result 
     sh.seq = xcalloc((size_t)nt * LARSON_SLOTS, sizeof *sh.seq);
     sh.rounds = count_of(prm, 40e6) / LARSON_SLOTS + 1;
     if (pthread_barrier_init(&sh.barrier, NULL, (unsigned)nt) != 0) die("barrier init failed");
-    thread_arg *args = xcalloc((size_t)nt, sizeof *args);
     (void)d;
     double t0 = now_s();
-    run_threads(nt, fn, &sh, args);
+    uint64_t bad = run_threads(nt, fn, &sh);
     res->time_s = now_s() - t0;
-    uint64_t bad = 0;
-    for (int i = 0; i < nt; i++)
-        bad += args[i].result;
     pthread_barrier_destroy(&sh.barrier);
-    free(args);
     free(sh.blk);
     free(sh.size);
     free(sh.seq);
@@ -776,13 +768,10 @@ static ALWAYS_INLINE void w_mstress(const enum door d, const params *prm, result
     if (prm->exact > 0) rounds = (uint64_t)prm->exact;
     sh.keep = xcalloc((size_t)nt * nk, sizeof *sh.keep);
     sh.ksize = xcalloc((size_t)nt * nk, sizeof *sh.ksize);
-    thread_arg *args = xcalloc((size_t)nt, sizeof *args);
     uint64_t bad = 0;
     double t0 = now_s();
     for (sh.round = 0; sh.round < rounds; sh.round++) {
-        run_threads(nt, fn, &sh, args);
-        for (int i = 0; i < nt; i++)
-            bad += args[i].result;
+        bad += run_threads(nt, fn, &sh);
     }
     for (size_t k = 0; k < (size_t)nt * nk; k++) /* the last round's survivors */
         if (sh.keep[k] != NULL) {
@@ -790,7 +779,6 @@ static ALWAYS_INLINE void w_mstress(const enum door d, const params *prm, result
             d_free(d, &c, sh.keep[k]);
         }
     res->time_s = now_s() - t0;
-    free(args);
     free(sh.keep);
     free(sh.ksize);
     if (bad) check_failed("mstress", "a block was overwritten while live");
@@ -842,13 +830,10 @@ static ALWAYS_INLINE void w_larson2(const enum door d, const params *prm, result
     sh.blk = xcalloc(slots, sizeof *sh.blk);
     sh.size = xcalloc(slots, sizeof *sh.size);
     sh.tag = xcalloc(slots, sizeof *sh.tag);
-    thread_arg *args = xcalloc((size_t)nt, sizeof *args);
     uint64_t bad = 0;
     double t0 = now_s();
     for (sh.round = 0; sh.round < rounds; sh.round++) {
-        run_threads(nt, fn, &sh, args);
-        for (int i = 0; i < nt; i++)
-            bad += args[i].result;
+        bad += run_threads(nt, fn, &sh);
     }
     for (size_t k = 0; k < slots; k++)
         if (sh.blk[k] != NULL) {
@@ -856,7 +841,6 @@ static ALWAYS_INLINE void w_larson2(const enum door d, const params *prm, result
             d_free(d, &c, sh.blk[k]);
         }
     res->time_s = now_s() - t0;
-    free(args);
     free(sh.blk);
     free(sh.size);
     free(sh.tag);
@@ -930,16 +914,11 @@ static ALWAYS_INLINE void w_rptest(const enum door d, const params *prm, result 
     sh.size = xcalloc((size_t)nt * RPTEST_BATCH, sizeof *sh.size);
     sh.phases = count_of(prm, 1000);
     if (pthread_barrier_init(&sh.barrier, NULL, (unsigned)nt) != 0) die("barrier init failed");
-    thread_arg *args = xcalloc((size_t)nt, sizeof *args);
     (void)d;
     double t0 = now_s();
-    run_threads(nt, fn, &sh, args);
+    uint64_t bad = run_threads(nt, fn, &sh);
     res->time_s = now_s() - t0;
-    uint64_t bad = 0;
-    for (int i = 0; i < nt; i++)
-        bad += args[i].result;
     pthread_barrier_destroy(&sh.barrier);
-    free(args);
     free(sh.batch);
     free(sh.size);
     if (bad) check_failed("rptest", "a block arrived corrupted");
