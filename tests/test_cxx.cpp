@@ -499,30 +499,9 @@ class PressureLog final : public ICLRMemoryNotificationCallback {
     std::vector<std::thread::id> threads;
 };
 
-static hm_config small_config(size_t limit) {
-    hm_config c;
-    hm_config_init(&c);
-    c.limit = limit;
-    c.reserve_appdomain = 0;
-    c.reserve_process = 0;
-    c.process_wait_ms = 0;
-    c.low_pct = 90;
-    c.neutral_pct = 80;
-    c.high_pct = 50;
-    c.notify_interval_ms = 10;
-    for (int i = 0; i < 3; i++) {
-        c.fault_every[i] = 0;
-        c.fault_probability[i] = 0;
-    }
-    c.purge_delay_ms = 0;
-    c.segment_cache = 0;
-    c.print_stats = false;
-    return c;
-}
-
 static void test_cxx_callback_registered(void **state) {
     (void)state;
-    hm_config cfg = small_config(32 * TU_MIB);
+    hm_config cfg = tu_test_config(32 * TU_MIB);
     IHostMemoryManager *mgr = nullptr;
     assert_hr(hm_create_host_memory_manager(&cfg, &mgr), S_OK);
     PressureLog log;

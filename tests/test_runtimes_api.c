@@ -20,39 +20,6 @@ static void sleep_ms(unsigned ms) {
 }
 
 /* ---- the heap of an instance ---------------------------------------------------------------- */
-static HRESULT STDMETHODCALLTYPE fake_qi(IHostMalloc *This, REFIID riid, void **ppv) {
-    (void)This;
-    (void)riid;
-    *ppv = NULL;
-    return E_NOINTERFACE;
-}
-static ULONG STDMETHODCALLTYPE fake_ref(IHostMalloc *This) {
-    (void)This;
-    return 1;
-}
-static HRESULT STDMETHODCALLTYPE fake_alloc(IHostMalloc *This, SIZE_T cb, EMemoryCriticalLevel l,
-                                            void **pp) {
-    (void)This;
-    (void)cb;
-    (void)l;
-    *pp = NULL;
-    return E_OUTOFMEMORY;
-}
-static HRESULT STDMETHODCALLTYPE fake_debug_alloc(IHostMalloc *This, SIZE_T cb,
-                                                  EMemoryCriticalLevel l, char *f, int line,
-                                                  void **pp) {
-    (void)f;
-    (void)line;
-    return fake_alloc(This, cb, l, pp);
-}
-static HRESULT STDMETHODCALLTYPE fake_free(IHostMalloc *This, void *p) {
-    (void)This;
-    (void)p;
-    return S_OK;
-}
-static const IHostMallocVtbl fake_vtbl = {fake_qi,    fake_ref,         fake_ref,
-                                          fake_alloc, fake_debug_alloc, fake_free};
-
 static void test_malloc_heap(void **state) {
     (void)state;
     hm_config cfg = tu_test_config(64 * MIB);
@@ -77,8 +44,7 @@ static void test_malloc_heap(void **state) {
     assert_ptr_equal(hm_heap_of(p), ha);
     assert_hr(IHostMalloc_Free(a, p), S_OK);
     /* not an instance of ours: NULL, and the object is not used */
-    IHostMalloc fake = {&fake_vtbl};
-    assert_null(hm_malloc_heap(&fake));
+    assert_null(hm_malloc_heap(tu_foreign_malloc()));
     assert_null(hm_malloc_heap(NULL));
     assert_null(hm_heap_manager(NULL));
     hm_heap *own = hm_heap_new(hm_heap_manager(ha), 0);

@@ -93,6 +93,49 @@ static inline hm_config tu_test_config(size_t limit) {
     return c;
 }
 
+/* An IHostMalloc that hostmalloc did not make: every allocation is refused (E_OUTOFMEMORY),
+ * Free and the reference counts do nothing. For tests of what a function does with a foreign
+ * instance (it must recognise it, and use nothing of it). The C form only: C++ tests that
+ * include this header see the interfaces as classes. */
+#if !defined(__cplusplus) || defined(CINTERFACE)
+static inline HRESULT STDMETHODCALLTYPE tu_foreign_qi(IHostMalloc *This, REFIID riid, void **ppv) {
+    (void)This;
+    (void)riid;
+    *ppv = NULL;
+    return E_NOINTERFACE;
+}
+static inline ULONG STDMETHODCALLTYPE tu_foreign_ref(IHostMalloc *This) {
+    (void)This;
+    return 1;
+}
+static inline HRESULT STDMETHODCALLTYPE tu_foreign_alloc(IHostMalloc *This, SIZE_T cb,
+                                                         EMemoryCriticalLevel l, void **pp) {
+    (void)This;
+    (void)cb;
+    (void)l;
+    *pp = NULL;
+    return E_OUTOFMEMORY;
+}
+static inline HRESULT STDMETHODCALLTYPE tu_foreign_debug_alloc(IHostMalloc *This, SIZE_T cb,
+                                                               EMemoryCriticalLevel l, char *f,
+                                                               int line, void **pp) {
+    (void)f;
+    (void)line;
+    return tu_foreign_alloc(This, cb, l, pp);
+}
+static inline HRESULT STDMETHODCALLTYPE tu_foreign_free(IHostMalloc *This, void *p) {
+    (void)This;
+    (void)p;
+    return S_OK;
+}
+static inline IHostMalloc *tu_foreign_malloc(void) {
+    static const IHostMallocVtbl vtbl = {tu_foreign_qi,    tu_foreign_ref,         tu_foreign_ref,
+                                         tu_foreign_alloc, tu_foreign_debug_alloc, tu_foreign_free};
+    static IHostMalloc foreign = {&vtbl};
+    return &foreign;
+}
+#endif
+
 static inline int tu_is_aligned(const void *p, size_t alignment) {
     return ((uintptr_t)p & (alignment - 1)) == 0;
 }

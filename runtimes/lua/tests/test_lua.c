@@ -96,42 +96,9 @@ static void test_dropin(void **state) {
     lua_close(L);
 }
 
-static HRESULT STDMETHODCALLTYPE fake_qi(IHostMalloc *This, REFIID riid, void **ppv) {
-    (void)This;
-    (void)riid;
-    *ppv = NULL;
-    return E_NOINTERFACE;
-}
-static ULONG STDMETHODCALLTYPE fake_ref(IHostMalloc *This) {
-    (void)This;
-    return 1;
-}
-static HRESULT STDMETHODCALLTYPE fake_alloc(IHostMalloc *This, SIZE_T cb, EMemoryCriticalLevel l,
-                                            void **pp) {
-    (void)This;
-    (void)cb;
-    (void)l;
-    *pp = NULL;
-    return E_OUTOFMEMORY;
-}
-static HRESULT STDMETHODCALLTYPE fake_dalloc(IHostMalloc *This, SIZE_T cb, EMemoryCriticalLevel l,
-                                             char *f, int n, void **pp) {
-    (void)f;
-    (void)n;
-    return fake_alloc(This, cb, l, pp);
-}
-static HRESULT STDMETHODCALLTYPE fake_free(IHostMalloc *This, void *p) {
-    (void)This;
-    (void)p;
-    return S_OK;
-}
-static const IHostMallocVtbl fake_vtbl = {fake_qi,    fake_ref,    fake_ref,
-                                          fake_alloc, fake_dalloc, fake_free};
-
 static void test_bad_arguments(void **state) {
     (void)state;
-    IHostMalloc fake = {&fake_vtbl};
-    assert_null(hm_lua_newstate(&fake, NULL));
+    assert_null(hm_lua_newstate(tu_foreign_malloc(), NULL));
     assert_null(hm_lua_newstate(NULL, NULL));
     hm_config cfg = tu_test_config(64 * MIB);
     tenant t;
