@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "internal.h"
+#include "manager/manager.h"
 #include "test_util.h"
 
 #define KIB  ((size_t)1 << 10)
@@ -37,7 +37,7 @@ static size_t committed(hm_manager *mgr) {
 }
 
 static size_t purges(hm_manager *mgr) {
-    return atomic_load(&mgr->purge_calls);
+    return atomic_load(&mgr->arena.purge_calls);
 }
 
 static void sleep_ms(unsigned ms) {

@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "manager/manager.h"
 #include "test_util.h"
 
 #define MIB ((size_t)1 << 20)
@@ -236,20 +236,20 @@ static void json_wide_child(void *arg) {
     hm_config cfg = quiet_cfg(16 * MIB);
     hm_manager *mgr = hm_manager_new(&cfg);
     const size_t w = (size_t)12345678901234567890ull;
-    size_t limit = mgr->limit;
-    mgr->limit = w;
-    atomic_store(&mgr->peak_committed, w);
+    size_t limit = mgr->arena.budget.limit;
+    mgr->arena.budget.limit = w;
+    atomic_store(&mgr->arena.budget.peak_committed, w);
     atomic_store(&mgr->runtime_mapped, w);
     for (int l = 0; l < 3; l++) {
-        atomic_store(&mgr->retired_requests[l], w);
-        atomic_store(&mgr->failures[l], w);
+        atomic_store(&mgr->arena.retired_requests[l], w);
+        atomic_store(&mgr->arena.budget.failures[l], w);
         atomic_store(&mgr->faults_injected[l], w);
     }
     for (int k = 0; k < 4; k++)
         atomic_store(&mgr->notifications[k], w);
     size_t n = hm_manager_stats_json(mgr, stdout);
     fflush(stdout);
-    mgr->limit = limit;
+    mgr->arena.budget.limit = limit;
     _exit(n > 0 ? 0 : 3);
 }
 

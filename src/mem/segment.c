@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* segment.c: segments, the segment map, huge blocks and the manager's segment cache.
+/* mem/segment.c: segments, the segment map, huge blocks and the arena's segment cache.
  *
  * A standard segment is 4 MiB at a 4 MiB boundary: its header (hm_segment_t and the page
  * table) at the start, then pages of one size. The segment map has one bit per 4 MiB unit of
@@ -12,13 +12,16 @@
  * with the header, so its header sits one unit below it and a second map (the aligned map)
  * marks the block's unit; only the slow path reads that map.
  *
- * Empty segments go to the manager's cache (newest first); a cached segment keeps its map bit
+ * Empty segments go to the arena's cache (newest first); a cached segment keeps its map bit
  * (all its pages read as unused, so a stale pointer into it is still refused) and its memory
- * is decommitted once the purge delay has passed. */
+ * is decommitted once the purge delay has passed.
+ *
+ * Commits are counted by the budget here, and only asked for: when the budget refuses, the
+ * function returns NULL with nothing changed, and the heap's reclaim loop decides what to do. */
 #include <string.h>
 #include <sys/mman.h>
 
-#include "internal.h"
+#include "mem/segment.h"
 
 /* ---- the maps ------------------------------------------------------------------------------
  * Three maps of HM_MAP_WORDS words each, in one mapping: the segment map, the aligned map and
@@ -41,12 +44,12 @@ static _Atomic(uint64_t) map_writable_bits[3][MAP_PAGES / 64];
 static bool maps_reserve(void) {
     _Atomic(uint64_t) *base = atomic_load_explicit(&maps_base, memory_order_acquire);
     if (base == NULL) {
-        _Atomic(uint64_t) *mine = _hm_prim_map_at(NULL, 3 * MAP_BYTES, PROT_READ);
+        _Atomic(uint64_t) *mine = _hm_os_map_at(NULL, 3 * MAP_BYTES, PROT_READ);
         if (mine == NULL) return false;
         if (atomic_compare_exchange_strong(&maps_base, &base, mine))
             base = mine;
         else
-            _hm_prim_unmap(mine, 3 * MAP_BYTES); /* another thread was first: use its maps */
+            _hm_os_unmap(mine, 3 * MAP_BYTES); /* another thread was first: use its maps */
     }
     /* every thread that gets here writes the same two values, the base first: a free that
      * sees `words` set reads the base it goes with */
@@ -69,7 +72,7 @@ static bool map_prepare(int which, uintptr_t unit) {
     _Atomic(uint64_t) *w = &map_writable_bits[which][page / 64];
     uint64_t bit = (uint64_t)1 << (page % 64);
     if (atomic_load_explicit(w, memory_order_acquire) & bit) return true;
-    if (_hm_prim_make_writable((uint8_t *)map_of(which) + page * HM_OS_PAGE, HM_OS_PAGE) != 0)
+    if (_hm_os_make_writable((uint8_t *)map_of(which) + page * HM_OS_PAGE, HM_OS_PAGE) != 0)
         return false;
     atomic_fetch_or_explicit(w, bit, memory_order_release);
     return true;
@@ -127,18 +130,39 @@ size_t _hm_segment_header_size(size_t page_count) {
     return (h + HM_OS_PAGE - 1) & ~(size_t)(HM_OS_PAGE - 1);
 }
 
+/* ---- accounting ---------------------------------------------------------------------------- */
+/* Count `bytes` for `th`'s heap if its arena's budget lets `level` have them; a refusal is
+ * noted in th->refused (the reclaim loop reclaims only after one). */
+bool _hm_theap_commit(hm_theap_t *th, size_t bytes, int level) {
+    hm_heap *heap = th->heap;
+    hm_assert((unsigned)level <= eProcessCritical);
+    if (!_hm_budget_take(&heap->arena->budget, bytes, level)) {
+        th->refused = true;
+        return false;
+    }
+    _hm_heap_count(heap, bytes);
+    return true;
+}
+
+/* Give `bytes` back to the budget (and take them off `heap`'s count when not NULL). */
+static void uncommit(hm_heap *heap, hm_arena_t *arena, size_t bytes) {
+    if (bytes == 0) return;
+    if (heap != NULL) _hm_heap_uncount(heap, bytes);
+    _hm_budget_give(&arena->budget, bytes);
+}
+
 /* Every decommit of the engine's memory goes through here: counted for the statistics. */
-static void os_decommit(hm_manager *mgr, void *p, size_t size) {
-    _hm_prim_decommit(p, size);
-    atomic_fetch_add_explicit(&mgr->purge_calls, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&mgr->purge_bytes, size, memory_order_relaxed);
+static void os_decommit(hm_arena_t *a, void *p, size_t size) {
+    _hm_os_decommit(p, size);
+    atomic_fetch_add_explicit(&a->purge_calls, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&a->purge_bytes, size, memory_order_relaxed);
 }
 
 void _hm_segment_decommit(hm_segment_t *seg, uint8_t *p, size_t size) {
-    os_decommit(seg->mgr, p, size);
+    os_decommit(seg->arena, p, size);
     if (size > seg->committed) size = seg->committed;
     seg->committed -= size;
-    _hm_heap_account_release(seg->heap, seg->mgr, size);
+    uncommit(seg->heap, seg->arena, size);
 }
 
 /* Decommit everything but the header; release exactly what was counted beyond it. */
@@ -147,11 +171,11 @@ static void segment_decommit_tail(hm_segment_t *seg) {
     if (seg->committed <= h) return;
     size_t counted = seg->committed - h;
     uint8_t *from = (uint8_t *)seg + h;
-    os_decommit(seg->mgr, from, (size_t)((uint8_t *)seg->base + seg->size - from));
+    os_decommit(seg->arena, from, (size_t)((uint8_t *)seg->base + seg->size - from));
     seg->committed = h;
     for (size_t i = 0; i < seg->page_count; i++)
         seg->pages[i].committed = 0;
-    _hm_heap_account_release(seg->heap, seg->mgr, counted);
+    uncommit(seg->heap, seg->arena, counted);
 }
 
 /* ---- the cache --------------------------------------------------------------------------
@@ -167,41 +191,36 @@ static void segment_decommit_tail(hm_segment_t *seg) {
  * the budget's limit (a cache holding most of a budget would set the pressure states off for
  * memory nobody uses). While memory is short (Low) a segment put in the cache is decommitted
  * at once. */
-static size_t cache_limit(const hm_manager *mgr) {
-    size_t lim = mgr->cfg.segment_cache;
-    if (mgr->limit != 0 && mgr->limit / 8 < lim) lim = mgr->limit / 8;
+static size_t cache_limit(const hm_arena_t *a) {
+    size_t lim = a->cfg.segment_cache;
+    if (a->budget.limit != 0 && a->budget.limit / 8 < lim) lim = a->budget.limit / 8;
     return lim;
 }
 
-/* The quarantine of freed huge debug blocks keeps at most twice this committed: the cache's
- * limit, but not more than the 32 MiB the quarantine was measured with (below). */
-static size_t quarantine_limit(const hm_manager *mgr) {
-    size_t lim = cache_limit(mgr);
+/* The ring of held huge blocks keeps at most twice this committed: the cache's limit, but not
+ * more than 32 MiB (docs/DESIGN-NOTES.md, "Held huge blocks"). */
+static size_t held_limit(const hm_arena_t *a) {
+    size_t lim = cache_limit(a);
     return 2 * (lim < ((size_t)32 << 20) ? lim : ((size_t)32 << 20));
 }
 
-static void cache_unlink(hm_manager *mgr, hm_segment_t *seg) {
-    if (seg->prev)
-        seg->prev->next = seg->next;
-    else
-        mgr->cache = seg->next;
-    if (seg->next) seg->next->prev = seg->prev;
-    seg->next = seg->prev = NULL;
-    atomic_store_explicit(&mgr->cache_count, mgr->cache_count - 1, memory_order_relaxed);
-    mgr->cache_bytes -= seg->size;
-    mgr->cache_committed -= seg->committed;
+static void cache_unlink(hm_arena_t *a, hm_segment_t *seg) {
+    HM_LIST_REMOVE(a->cache, seg, next, prev);
+    atomic_store_explicit(&a->cache_count, a->cache_count - 1, memory_order_relaxed);
+    a->cache_bytes -= seg->size;
+    a->cache_committed -= seg->committed;
 }
 
 /* Decommit a cached segment (caller holds cache_lock). */
-static void cache_decommit(hm_manager *mgr, hm_segment_t *seg) {
+static void cache_decommit(hm_arena_t *a, hm_segment_t *seg) {
     size_t before = seg->committed;
     segment_decommit_tail(seg);
-    mgr->cache_committed -= before - seg->committed;
+    a->cache_committed -= before - seg->committed;
 }
 
 /* Unmap a segment for good: map bits off, accounting undone. */
-static void segment_unmap(hm_segment_t *seg) {
-    hm_manager *mgr = seg->mgr;
+void _hm_segment_unmap(hm_segment_t *seg) {
+    hm_arena_t *a = seg->arena;
     if (seg->kind == HM_SEG_HUGE) cover_set(seg, false);
     if (seg->aligned_huge) {
         map_set(MAP_ALIGNED, (uintptr_t)seg + HM_SEGMENT_SIZE, false);
@@ -213,29 +232,29 @@ static void segment_unmap(hm_segment_t *seg) {
     void *base = seg->base;
     size_t size = seg->size;
     hm_tool_fresh(base, size); /* a tool's shadow outlives munmap: the next mapping is clean */
-    _hm_prim_unmap(base, size);
-    _hm_heap_account_release(heap, mgr, committed);
+    _hm_os_unmap(base, size);
+    uncommit(heap, a, committed);
 }
 
-static void cache_purge_locked(hm_manager *mgr, uint32_t now, bool force) {
+static void cache_purge_locked(hm_arena_t *a, uint32_t now, bool force) {
     /* Newest first: walk to the end, decommitting what has expired, unmapping what is over
      * the limits: the memory kept committed, the address space kept, the entries. */
-    size_t limit = cache_limit(mgr);
+    size_t limit = cache_limit(a);
     /* the walk is done when something is over a limit, or at most every delay/4 ms for the
      * expiries (a cache of hundreds of entries is not walked at every put) */
-    if (!force && mgr->cache_committed <= limit && mgr->cache_bytes <= 8 * limit &&
-        mgr->cache_count <= HM_CACHE_MAX_ENTRIES && !_hm_time_reached(now, mgr->cache_next_ms))
+    if (!force && a->cache_committed <= limit && a->cache_bytes <= 8 * limit &&
+        a->cache_count <= HM_CACHE_MAX_ENTRIES && !_hm_time_reached(now, a->cache_next_ms))
         return;
-    mgr->cache_next_ms = now + mgr->cfg.purge_delay_ms / 4 + 1;
+    a->cache_next_ms = now + a->cfg.purge_delay_ms / 4 + 1;
     size_t kept = 0, kept_mapped = 0, n = 0;
-    hm_segment_t *seg = mgr->cache;
+    hm_segment_t *seg = a->cache;
     while (seg != NULL) {
         hm_segment_t *next = seg->next;
-        if (!force && _hm_time_reached(now, seg->expire)) cache_decommit(mgr, seg);
+        if (!force && _hm_time_reached(now, seg->expire)) cache_decommit(a, seg);
         if (force || kept + seg->committed > limit || kept_mapped + seg->size > 8 * limit ||
             n >= HM_CACHE_MAX_ENTRIES) {
-            cache_unlink(mgr, seg);
-            segment_unmap(seg);
+            cache_unlink(a, seg);
+            _hm_segment_unmap(seg);
         } else {
             kept += seg->committed;
             kept_mapped += seg->size;
@@ -245,20 +264,16 @@ static void cache_purge_locked(hm_manager *mgr, uint32_t now, bool force) {
     }
 }
 
-void _hm_cache_purge(hm_manager *mgr, bool force) {
-    if (force) _hm_debug_quarantine_flush(mgr); /* memory is wanted: into the cache, then out */
-    pthread_mutex_lock(&mgr->cache_lock);
-    cache_purge_locked(mgr, _hm_prim_clock_ms(), force);
-    pthread_mutex_unlock(&mgr->cache_lock);
-}
-
-void _hm_cache_clear(hm_manager *mgr) {
-    _hm_cache_purge(mgr, true);
+void _hm_cache_purge(hm_arena_t *a, bool force) {
+    if (force) _hm_held_flush(a); /* memory is wanted: held blocks into the cache, then out */
+    pthread_mutex_lock(&a->cache_lock);
+    cache_purge_locked(a, _hm_clock_ms(), force);
+    pthread_mutex_unlock(&a->cache_lock);
 }
 
 /* Put an empty segment into the cache, or unmap it when caching is off. */
 static void cache_put(hm_segment_t *seg) {
-    hm_manager *mgr = seg->mgr;
+    hm_arena_t *a = seg->arena;
     /* The heap no longer holds its committed bytes; the manager still does. */
     if (seg->heap != NULL) {
         hm_heap *heap = seg->heap;
@@ -271,39 +286,36 @@ static void cache_put(hm_segment_t *seg) {
         _hm_page_set_area(&seg->pages[i], 0);
         seg->pages[i].block_size = 0;
     }
-    if (seg->aligned_huge || cache_limit(mgr) == 0 || seg->size > cache_limit(mgr)) {
-        segment_unmap(seg);
+    if (seg->aligned_huge || cache_limit(a) == 0 || seg->size > cache_limit(a)) {
+        _hm_segment_unmap(seg);
         return;
     }
-    uint32_t now = _hm_prim_clock_ms();
-    seg->expire = now + mgr->cfg.purge_delay_ms;
-    pthread_mutex_lock(&mgr->cache_lock);
-    seg->prev = NULL;
-    seg->next = mgr->cache;
-    if (mgr->cache) mgr->cache->prev = seg;
-    mgr->cache = seg;
-    atomic_store_explicit(&mgr->cache_count, mgr->cache_count + 1, memory_order_relaxed);
-    mgr->cache_bytes += seg->size;
-    mgr->cache_committed += seg->committed;
-    if (_hm_purge_now(mgr)) cache_decommit(mgr, seg);
-    cache_purge_locked(mgr, now, false);
-    pthread_mutex_unlock(&mgr->cache_lock);
+    uint32_t now = _hm_clock_ms();
+    seg->expire = now + a->cfg.purge_delay_ms;
+    pthread_mutex_lock(&a->cache_lock);
+    HM_LIST_PUSH(a->cache, seg, next, prev);
+    atomic_store_explicit(&a->cache_count, a->cache_count + 1, memory_order_relaxed);
+    a->cache_bytes += seg->size;
+    a->cache_committed += seg->committed;
+    if (_hm_arena_purge_now(a)) cache_decommit(a, seg);
+    cache_purge_locked(a, now, false);
+    pthread_mutex_unlock(&a->cache_lock);
 }
 
 /* Take a cached segment of at least `min_size` bytes (at most 2x it) and of the right kind
  * of mapping; NULL if none. */
-static hm_segment_t *cache_take(hm_manager *mgr, size_t min_size, size_t max_size, bool exec,
+static hm_segment_t *cache_take(hm_arena_t *a, size_t min_size, size_t max_size, bool exec,
                                 bool huge) {
-    if (atomic_load_explicit(&mgr->cache_count, memory_order_relaxed) == 0) return NULL;
-    pthread_mutex_lock(&mgr->cache_lock);
-    hm_segment_t *seg = mgr->cache;
+    if (atomic_load_explicit(&a->cache_count, memory_order_relaxed) == 0) return NULL;
+    pthread_mutex_lock(&a->cache_lock);
+    hm_segment_t *seg = a->cache;
     for (; seg != NULL; seg = seg->next) {
         if (seg->exec == exec && (seg->kind == HM_SEG_HUGE) == huge && seg->size >= min_size &&
             seg->size <= max_size)
             break;
     }
-    if (seg != NULL) cache_unlink(mgr, seg);
-    pthread_mutex_unlock(&mgr->cache_lock);
+    if (seg != NULL) cache_unlink(a, seg);
+    pthread_mutex_unlock(&a->cache_lock);
     return seg;
 }
 
@@ -341,34 +353,31 @@ static void segment_init_pages(hm_segment_t *seg, hm_segment_kind_t kind, bool f
 
 hm_segment_t *_hm_segment_alloc(hm_theap_t *th, hm_segment_kind_t kind, int level) {
     hm_heap *heap = th->heap;
-    hm_manager *mgr = heap->mgr;
+    hm_arena_t *a = heap->arena;
     bool exec = (heap->flags & HM_HEAP_EXECUTABLE) != 0;
-    hm_segment_t *seg = cache_take(mgr, HM_SEGMENT_SIZE, HM_SEGMENT_SIZE, exec, false);
+    hm_segment_t *seg = cache_take(a, HM_SEGMENT_SIZE, HM_SEGMENT_SIZE, exec, false);
     if (seg != NULL) {
         /* The cached committed bytes move back to this heap (the manager keeps them). */
         seg->heap = heap;
-        _hm_heap_add_committed(heap, seg->committed);
+        _hm_heap_count(heap, seg->committed);
         segment_init_pages(seg, kind, false);
     } else {
-        size_t n = kind == HM_SEG_SMALL ? HM_SMALL_PAGES : HM_MEDIUM_PAGES;
-        size_t h = _hm_segment_header_size(n);
         size_t first_page = kind == HM_SEG_SMALL ? ((size_t)1 << HM_SMALL_PAGE_SHIFT)
                                                  : ((size_t)1 << HM_MEDIUM_PAGE_SHIFT);
-        (void)h;
-        if (!_hm_commit(th, first_page, level, HM_COMMIT_FULL)) return NULL;
-        seg = _hm_prim_map_aligned(HM_SEGMENT_SIZE, HM_SEGMENT_SIZE, exec);
+        if (!_hm_theap_commit(th, first_page, level)) return NULL;
+        seg = _hm_os_map_aligned(HM_SEGMENT_SIZE, HM_SEGMENT_SIZE, exec);
         if (seg != NULL && !map_prepare(MAP_SEG, (uintptr_t)seg)) {
-            _hm_prim_unmap(seg, HM_SEGMENT_SIZE);
+            _hm_os_unmap(seg, HM_SEGMENT_SIZE);
             seg = NULL;
         }
         if (seg == NULL) {
-            _hm_uncommit(heap, first_page);
+            uncommit(heap, heap->arena, first_page);
             return NULL;
         }
         seg->base = (uint8_t *)seg;
         seg->size = HM_SEGMENT_SIZE;
         seg->exec = exec;
-        seg->mgr = mgr;
+        seg->arena = a;
         seg->heap = heap;
         seg->committed = first_page;
         segment_init_pages(seg, kind, true);
@@ -379,22 +388,13 @@ hm_segment_t *_hm_segment_alloc(hm_theap_t *th, hm_segment_kind_t kind, int leve
     seg->aligned_huge = false;
     atomic_store_explicit(&seg->tid, (heap->flags & HM_HEAP_THREADSAFE) ? th->tid : HM_TID_ANY,
                           memory_order_release);
-    /* link into the theap's segment list */
-    seg->prev = NULL;
-    seg->next = th->segs[kind];
-    if (seg->next) seg->next->prev = seg;
-    th->segs[kind] = seg;
+    HM_LIST_PUSH(th->segs[kind], seg, next, prev); /* into the sub-heap's segment list */
     return seg;
 }
 
 void _hm_segment_free(hm_segment_t *seg) {
     hm_theap_t *th = seg->theap;
-    if (seg->prev)
-        seg->prev->next = seg->next;
-    else
-        th->segs[seg->kind] = seg->next;
-    if (seg->next) seg->next->prev = seg->prev;
-    seg->next = seg->prev = NULL;
+    HM_LIST_REMOVE(th->segs[seg->kind], seg, next, prev);
     /* empty pages of this segment no longer count as the theap's purge candidates */
     for (size_t i = 0; i < seg->page_count; i++) {
         hm_page_t *pg = &seg->pages[i];
@@ -404,14 +404,10 @@ void _hm_segment_free(hm_segment_t *seg) {
     cache_put(seg);
 }
 
-void _hm_segment_release(hm_segment_t *seg) {
-    segment_unmap(seg);
-}
-
 /* ---- huge segments ------------------------------------------------------------------------ */
 hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align, int level) {
     hm_heap *heap = th->heap;
-    hm_manager *mgr = heap->mgr;
+    hm_arena_t *a = heap->arena;
     bool exec = (heap->flags & HM_HEAP_EXECUTABLE) != 0;
     size_t h = _hm_segment_header_size(1);
     if (size > HM_MAX_ALLOC - 2 * HM_SEGMENT_SIZE || align > HM_MAX_ALLOC / 4) return NULL;
@@ -429,15 +425,15 @@ hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align, int leve
     size_t map_size = 0;
     if (!aligned_huge) {
         size_t units = (need + HM_SEGMENT_MASK) & ~HM_SEGMENT_MASK;
-        seg = cache_take(mgr, need, units + units / 2, exec, true);
+        seg = cache_take(a, need, units + units / 2, exec, true);
         if (seg != NULL) {
             base = seg->base;
             map_size = seg->size;
             seg->heap = heap;
-            _hm_heap_add_committed(heap, seg->committed);
+            _hm_heap_count(heap, seg->committed);
             /* account the part that will now be touched beyond what stays committed */
             if (need > seg->committed) {
-                if (!_hm_commit(th, need - seg->committed, level, HM_COMMIT_FULL)) {
+                if (!_hm_theap_commit(th, need - seg->committed, level)) {
                     /* give it back untouched */
                     cache_put(seg);
                     return NULL;
@@ -447,40 +443,40 @@ hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align, int leve
         }
     }
     if (seg == NULL) {
-        if (!_hm_commit(th, h + usable, level, HM_COMMIT_FULL)) return NULL;
+        if (!_hm_theap_commit(th, h + usable, level)) return NULL;
         if (aligned_huge) {
             /* reserve so that a unit at `align` has one free unit below it for the header */
             size_t total =
                 HM_SEGMENT_SIZE + align + ((usable + HM_SEGMENT_MASK) & ~HM_SEGMENT_MASK);
-            uint8_t *q = _hm_prim_map_aligned(total, HM_SEGMENT_SIZE, exec);
+            uint8_t *q = _hm_os_map_aligned(total, HM_SEGMENT_SIZE, exec);
             if (q == NULL) {
-                _hm_uncommit(heap, h + usable);
+                uncommit(heap, heap->arena, h + usable);
                 return NULL;
             }
             uint8_t *blk =
                 (uint8_t *)(((uintptr_t)q + HM_SEGMENT_SIZE + align - 1) & ~(uintptr_t)(align - 1));
             uint8_t *s = blk - HM_SEGMENT_SIZE;
-            if (s > q) _hm_prim_unmap(q, (size_t)(s - q));
+            if (s > q) _hm_os_unmap(q, (size_t)(s - q));
             uint8_t *end = blk + ((usable + HM_SEGMENT_MASK) & ~HM_SEGMENT_MASK);
-            if (q + total > end) _hm_prim_unmap(end, (size_t)(q + total - end));
+            if (q + total > end) _hm_os_unmap(end, (size_t)(q + total - end));
             base = s;
             map_size = (size_t)(end - s);
         } else {
             map_size = (need + HM_SEGMENT_MASK) & ~HM_SEGMENT_MASK;
-            base = _hm_prim_map_aligned(map_size, HM_SEGMENT_SIZE, exec);
+            base = _hm_os_map_aligned(map_size, HM_SEGMENT_SIZE, exec);
             if (base == NULL) {
-                _hm_uncommit(heap, h + usable);
+                uncommit(heap, heap->arena, h + usable);
                 return NULL;
             }
         }
         if (!maps_prepare_huge(base, map_size, aligned_huge)) {
-            _hm_prim_unmap(base, map_size);
-            _hm_uncommit(heap, h + usable);
+            _hm_os_unmap(base, map_size);
+            uncommit(heap, heap->arena, h + usable);
             return NULL;
         }
         seg = (hm_segment_t *)base;
         seg->committed = h + usable;
-        seg->mgr = mgr;
+        seg->arena = a;
         seg->heap = heap;
     }
     seg->base = base;
@@ -492,7 +488,7 @@ hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align, int leve
     seg->page_count = 1;
     seg->used_pages = 1;
     seg->aligned_huge = aligned_huge;
-    seg->quarantined = false;
+    seg->held = false;
     seg->theap = th;
     /* frees of huge blocks all take the same path, from any thread */
     atomic_store_explicit(&seg->tid, HM_TID_ANY, memory_order_relaxed);
@@ -510,10 +506,7 @@ hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align, int leve
     pg->bin = 0;
     /* huge segments are listed in the heap, so any thread can free them */
     pthread_mutex_lock(&heap->lock);
-    seg->prev = NULL;
-    seg->next = heap->huge;
-    if (heap->huge) heap->huge->prev = seg;
-    heap->huge = seg;
+    HM_LIST_PUSH(heap->huge, seg, next, prev);
     heap->huge_count++;
     pthread_mutex_unlock(&heap->lock);
     if (aligned_huge)
@@ -524,44 +517,31 @@ hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align, int leve
     return seg;
 }
 
-/* The usable size of a huge block. */
-size_t _hm_huge_usable(const hm_segment_t *seg) {
-    return seg->huge_size;
-}
-
 /* Take a huge segment out of its heap's list (caller: the block's free). */
 static void huge_unlink(hm_segment_t *seg) {
     hm_heap *heap = seg->heap;
     pthread_mutex_lock(&heap->lock);
-    if (seg->prev)
-        seg->prev->next = seg->next;
-    else
-        heap->huge = seg->next;
-    if (seg->next) seg->next->prev = seg->prev;
-    seg->next = seg->prev = NULL;
+    HM_LIST_REMOVE(heap->huge, seg, next, prev);
     heap->huge_count--;
     pthread_mutex_unlock(&heap->lock);
 }
 
-/* Freed huge debug blocks (DebugAlloc, and huge blocks of checked heaps) wait in a ring of
- * HM_QUARANTINE_MAX segments before their memory is reused, so that a second free of one is
- * known as the double free it is. They stay committed (a block freed and allocated again at
- * the rate of the `mixed` benchmark would otherwise pay a decommit, an unmap, a new mapping and
- * its page faults each time). Over twice the cache's byte limit, or 64 MiB if that is less
- * (quarantine_limit), the oldest entries give their memory back but the page of their header.
- * Measured with `bench com mixed 2`, HM_CHECKED=1, three runs each: 2.30 s with the
- * decommit-and-unmap quarantine, 1.65 s with this ring capped at the cache's limit, 1.33 s at twice
- * it (default mode: 1.09 s). An entry leaving the ring goes to the segment cache, whose rules
- * (purge delay, byte limit) apply. A reclaim under pressure and hm_manager_trim empty the ring into
- * the cache first. */
-static void quarantine_release(hm_segment_t *seg) {
-    seg->quarantined = false;
+/* ---- held huge blocks ----------------------------------------------------------------------
+ * A freed huge block of a page kind that asks for it (DebugAlloc blocks, and huge blocks of
+ * checked heaps: page.h) waits in a ring of HM_HELD_MAX segments before its memory is reused,
+ * so that a second free of it is known as the double free it is. Held segments stay committed
+ * (a block freed and allocated again at a high rate would otherwise pay a decommit, an unmap, a
+ * new mapping and its page faults each time); over held_limit the oldest give their memory
+ * back but the page of their header. An entry leaving the ring goes to the cache, whose rules
+ * apply. A forced purge of the cache (memory is wanted, or a trim) empties the ring first. */
+static void held_release(hm_segment_t *seg) {
+    seg->held = false;
     cache_put(seg);
 }
 
-/* Decommit a quarantined segment but the page holding its block's header (the state a second
+/* Decommit a held segment but the page holding its block's header (the state a second
  * free reads). Returns the bytes given back. Caller holds cache_lock. */
-static size_t quarantine_decommit(hm_segment_t *seg) {
+static size_t held_decommit(hm_segment_t *seg) {
     hm_page_t *pg = &seg->pages[0];
     uint8_t *keep_end =
         (uint8_t *)(((uintptr_t)pg->start + HM_OS_PAGE - 1) & ~(uintptr_t)(HM_OS_PAGE - 1));
@@ -569,15 +549,15 @@ static size_t quarantine_decommit(hm_segment_t *seg) {
     size_t keep = (size_t)(keep_end - (uint8_t *)seg);
     if (keep < _hm_segment_header_size(1)) keep = _hm_segment_header_size(1);
     if (seg->committed <= keep || end <= keep_end) return 0;
-    os_decommit(seg->mgr, keep_end, (size_t)(end - keep_end));
+    os_decommit(seg->arena, keep_end, (size_t)(end - keep_end));
     size_t give = seg->committed - keep;
     seg->committed = keep;
-    _hm_heap_account_release(NULL, seg->mgr, give);
+    uncommit(NULL, seg->arena, give);
     return give;
 }
 
-void _hm_debug_quarantine_huge(hm_segment_t *seg) {
-    hm_manager *mgr = seg->mgr;
+void _hm_huge_hold(hm_segment_t *seg) {
+    hm_arena_t *a = seg->arena;
     huge_unlink(seg);
     hm_page_t *pg = &seg->pages[0];
     atomic_fetch_sub_explicit(&seg->heap->committed, seg->committed, memory_order_relaxed);
@@ -585,56 +565,54 @@ void _hm_debug_quarantine_huge(hm_segment_t *seg) {
     _hm_page_set_area(pg, 0); /* no block starts here any more */
     pg->used = 0;
     seg->used_pages = 0;
-    seg->quarantined = true;
-    pthread_mutex_lock(&mgr->cache_lock);
-    hm_segment_t **slot = &mgr->quarantine[mgr->quarantine_next];
+    seg->held = true;
+    pthread_mutex_lock(&a->cache_lock);
+    hm_segment_t **slot = &a->held[a->held_next];
     hm_segment_t *out = *slot; /* the oldest leaves for the cache */
-    if (out != NULL) mgr->quarantine_bytes -= out->committed;
+    if (out != NULL) a->held_bytes -= out->committed;
     *slot = seg;
-    mgr->quarantine_bytes += seg->committed;
-    mgr->quarantine_next = (mgr->quarantine_next + 1) % HM_QUARANTINE_MAX;
+    a->held_bytes += seg->committed;
+    a->held_next = (a->held_next + 1) % HM_HELD_MAX;
     /* over the byte limit: the oldest give their memory back (their headers stay) */
-    for (size_t k = 1; k < HM_QUARANTINE_MAX && mgr->quarantine_bytes > quarantine_limit(mgr);
-         k++) {
-        hm_segment_t *q = mgr->quarantine[(mgr->quarantine_next + k - 1) % HM_QUARANTINE_MAX];
-        if (q != NULL && q != seg) mgr->quarantine_bytes -= quarantine_decommit(q);
+    for (size_t k = 1; k < HM_HELD_MAX && a->held_bytes > held_limit(a); k++) {
+        hm_segment_t *q = a->held[(a->held_next + k - 1) % HM_HELD_MAX];
+        if (q != NULL && q != seg) a->held_bytes -= held_decommit(q);
     }
     /* a block larger than the limit by itself gives its memory back at once */
-    if (mgr->quarantine_bytes > quarantine_limit(mgr))
-        mgr->quarantine_bytes -= quarantine_decommit(seg);
-    pthread_mutex_unlock(&mgr->cache_lock);
-    if (out != NULL) quarantine_release(out);
+    if (a->held_bytes > held_limit(a)) a->held_bytes -= held_decommit(seg);
+    pthread_mutex_unlock(&a->cache_lock);
+    if (out != NULL) held_release(out);
 }
 
-size_t _hm_debug_quarantine_mapped(hm_manager *mgr) {
+size_t _hm_held_mapped(hm_arena_t *a) {
     size_t bytes = 0;
-    pthread_mutex_lock(&mgr->cache_lock);
-    for (size_t i = 0; i < HM_QUARANTINE_MAX; i++)
-        if (mgr->quarantine[i] != NULL) bytes += mgr->quarantine[i]->size;
-    pthread_mutex_unlock(&mgr->cache_lock);
+    pthread_mutex_lock(&a->cache_lock);
+    for (size_t i = 0; i < HM_HELD_MAX; i++)
+        if (a->held[i] != NULL) bytes += a->held[i]->size;
+    pthread_mutex_unlock(&a->cache_lock);
     return bytes;
 }
 
-void _hm_debug_quarantine_flush(hm_manager *mgr) {
-    hm_segment_t *out[HM_QUARANTINE_MAX];
+void _hm_held_flush(hm_arena_t *a) {
+    hm_segment_t *out[HM_HELD_MAX];
     size_t nout = 0;
-    pthread_mutex_lock(&mgr->cache_lock);
-    for (size_t i = 0; i < HM_QUARANTINE_MAX; i++) {
-        if (mgr->quarantine[i] != NULL) out[nout++] = mgr->quarantine[i];
-        mgr->quarantine[i] = NULL;
+    pthread_mutex_lock(&a->cache_lock);
+    for (size_t i = 0; i < HM_HELD_MAX; i++) {
+        if (a->held[i] != NULL) out[nout++] = a->held[i];
+        a->held[i] = NULL;
     }
-    mgr->quarantine_bytes = 0;
-    pthread_mutex_unlock(&mgr->cache_lock);
+    a->held_bytes = 0;
+    pthread_mutex_unlock(&a->cache_lock);
     for (size_t i = 0; i < nout; i++)
-        quarantine_release(out[i]);
+        held_release(out[i]);
 }
 
-void _hm_debug_quarantine_clear(hm_manager *mgr) {
-    for (size_t i = 0; i < HM_QUARANTINE_MAX; i++) {
-        if (mgr->quarantine[i] != NULL) segment_unmap(mgr->quarantine[i]);
-        mgr->quarantine[i] = NULL;
+void _hm_held_clear(hm_arena_t *a) {
+    for (size_t i = 0; i < HM_HELD_MAX; i++) {
+        if (a->held[i] != NULL) _hm_segment_unmap(a->held[i]);
+        a->held[i] = NULL;
     }
-    mgr->quarantine_bytes = 0;
+    a->held_bytes = 0;
 }
 
 void _hm_huge_free(hm_segment_t *seg) {
@@ -643,4 +621,28 @@ void _hm_huge_free(hm_segment_t *seg) {
     seg->pages[0].used = 0;
     seg->used_pages = 0;
     cache_put(seg);
+}
+
+/* ---- invariants ------------------------------------------------------------------------------ */
+bool _hm_segment_valid(const hm_segment_t *seg) {
+    if (seg == NULL || ((uintptr_t)seg & HM_SEGMENT_MASK) != 0) return false;
+    if (!_hm_segmap_has((uintptr_t)seg) || seg->kind == HM_SEG_HUGE) return false;
+    size_t n = seg->kind == HM_SEG_SMALL ? HM_SMALL_PAGES : HM_MEDIUM_PAGES;
+    uint32_t shift = seg->kind == HM_SEG_SMALL ? HM_SMALL_PAGE_SHIFT : HM_MEDIUM_PAGE_SHIFT;
+    if (seg->page_count != n || seg->page_shift != shift || seg->size != HM_SEGMENT_SIZE ||
+        seg->base != (const uint8_t *)seg || seg->heap == NULL || seg->theap == NULL ||
+        seg->arena != seg->heap->arena || seg->committed > seg->size)
+        return false;
+    size_t used = 0, committed = 0;
+    for (size_t i = 0; i < n; i++) {
+        const hm_page_t *pg = &seg->pages[i];
+        if (pg->block_size != 0) {
+            used++;
+            if (!pg->committed || pg->capacity > pg->reserved) return false;
+        }
+        if (pg->committed) committed += i == 0 ? 0 : ((size_t)1 << shift);
+    }
+    /* page 0 (the header's) is counted in full; the others as they were committed */
+    return used == seg->used_pages && committed <= seg->committed &&
+           seg->committed <= committed + ((size_t)1 << shift);
 }

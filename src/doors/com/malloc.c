@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
-/* malloc.c: the IHostMalloc object. It only translates: argument checks, HRESULTs, reference
- * counting; the heap does the work. The object itself lives in the process default heap.
+/* doors/com/malloc.c: the IHostMalloc object. It only translates: argument checks, HRESULTs,
+ * reference counting; the heap does the work. The object itself lives in the process default heap.
  *
  * Alloc and Free are the one place where the COM door uses the engine's internal header:
  * they inline the engine's own fast paths (_hm_alloc_fast, _hm_heap_free_fast, defined once
- * in internal.h and used by the native API too) instead of calling hm_alloc_level and
+ * in mem/alloc.h and used by the native door too) instead of calling hm_alloc_level and
  * hm_heap_free, which saves a call per operation (docs/DESIGN-NOTES.md, "The COM door"). */
 #include "com.h"
-#include "internal.h"
+#include "manager/manager.h"
 
 typedef struct hm_com_malloc_s {
     IHostMalloc iface; /* first: the interface pointer is the object pointer */
@@ -57,7 +57,8 @@ static HRESULT STDMETHODCALLTYPE m_alloc(IHostMalloc *This, SIZE_T cbSize,
         return E_INVALIDARG;
     }
     /* the COM door reports misuse found on the way and goes on (HM_LEVEL_NO_ABORT) */
-    void *p = _hm_alloc_fast(self_of(This)->heap, cbSize, (int)level | HM_LEVEL_NO_ABORT);
+    void *p =
+        _hm_alloc_fast(self_of(This)->heap, cbSize, (int)level | HM_LEVEL_NO_ABORT, _hm_alloc_slow);
     *ppMem = p;
     return p != NULL ? S_OK : E_OUTOFMEMORY;
 }

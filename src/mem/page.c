@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* page.c: size classes, pages and their free lists, the generic allocation path.
+/* mem/page.c: size classes, pages and their free lists, page kinds, the page-level allocation
+ * path.
  *
  * Size classes ("bins"): sizes are counted in 16-byte units w. Bins 1..16 are exact (16 to
  * 256 bytes); above that each doubling is split into 8 bins, so a block is at most 1/8
@@ -20,14 +21,39 @@
  *
  * An empty page stays in place while it is the only page of its size class (alloc/free churn
  * must not thrash); otherwise it is retired to its segment, kept committed for the purge delay,
- * then decommitted. A segment whose pages are all retired goes back to the manager's cache. */
+ * then decommitted. A segment whose pages are all retired goes back to the arena's cache.
+ *
+ * Page kinds. A page serves plain blocks, or blocks with a header in front (DebugAlloc blocks,
+ * checked-mode blocks) whose format the debug layer owns: it registers a kind (page.h) with the
+ * header size, how to carve slots, how to check a free, and the link format of its free lists.
+ * Plain pages never look at it; the other kinds are reached only from paths that are already
+ * slow (their pages carry HM_USED_SLOW, so every free of theirs leaves the fast path). */
 #include <string.h>
 
-#include "internal.h"
+#include "mem/page.h"
 
 /* The page with no free block: every direct slot and empty queue starts at it, so the fast
  * path needs no NULL test. Never written. */
 hm_page_t _hm_page_empty;
+
+const hm_page_kind_t *_hm_page_kinds[3];
+
+void _hm_page_kind_set(unsigned kind, const hm_page_kind_t *k) {
+    hm_assert(kind != HM_PAGE_PLAIN && kind < 3);
+    __atomic_store_n(&_hm_page_kinds[kind], k, __ATOMIC_RELEASE);
+}
+
+/* Write the free-list link of `b`: in the kind's format, else plain with the free mark. */
+hm_inline void set_link(const hm_page_t *pg, hm_block_t *b, hm_block_t *next) {
+    if (hm_likely(pg->kind == HM_PAGE_PLAIN)) {
+        b->next = next;
+        _hm_mark_set(b, pg); /* free, wherever it waits */
+    } else if (_hm_page_kinds[pg->kind]->set_link != NULL) {
+        _hm_page_kinds[pg->kind]->set_link(b, next);
+    } else {
+        b->next = next;
+    }
+}
 
 /* ---- size classes ------------------------------------------------------------------------ */
 size_t _hm_bin_of(size_t size) {
@@ -79,8 +105,10 @@ void _hm_direct_update(hm_theap_t *th, size_t qbin) {
         return;
     }
     if (bin > direct_bin[HM_DIRECT_COUNT - 1]) return;
-    /* checked slots are at least HM_CHECKED_MIN bytes: that bin serves every smaller slot */
-    if (table == th->cdirect && bin < _hm_bin_of(HM_CHECKED_MIN)) return;
+    /* checked slots have a least size: that bin serves every smaller slot */
+    size_t min_bin =
+        table == th->cdirect ? _hm_bin_of(_hm_page_kinds[HM_PAGE_CHECKED]->min_slot) : 0;
+    if (bin < min_bin) return;
     hm_page_t *pg = th->queues[qbin].first;
     if (pg == NULL) pg = &_hm_page_empty;
     /* bins grow with the slot index: find the run of slots of this bin */
@@ -90,8 +118,8 @@ void _hm_direct_update(hm_theap_t *th, size_t qbin) {
     for (; w < HM_DIRECT_COUNT && direct_bin[w] == bin; w++)
         table[w] = pg;
     if (bin == 1) table[0] = pg;
-    if (table == th->cdirect && bin == _hm_bin_of(HM_CHECKED_MIN))
-        for (w = 0; w < HM_CHECKED_MIN / 16; w++)
+    if (bin == min_bin)
+        for (w = 0; w < _hm_bin_size(min_bin) / 16; w++)
             table[w] = pg;
 }
 
@@ -150,7 +178,7 @@ static void queue_move_front(hm_theap_t *th, hm_page_t *pg) {
 }
 
 /* ---- free lists -------------------------------------------------------------------------- */
-static void page_collect_thread_free(hm_page_t *pg) {
+void _hm_page_collect(hm_page_t *pg) {
     uintptr_t old = atomic_load_explicit(&pg->thread_free, memory_order_relaxed);
     if ((old & ~HM_TF_MASK) == 0) return;
     while (!atomic_compare_exchange_weak_explicit(&pg->thread_free, &old, old & HM_TF_MASK,
@@ -161,16 +189,18 @@ static void page_collect_thread_free(hm_page_t *pg) {
     uint32_t n = 1;
     hm_block_t *tail = head;
     hm_tool_access(tail, sizeof(hm_block_t));
-    bool checked = pg->is_debug == HM_PAGE_CHECKED;
+    /* kinds whose links carry a check have every link checked before it is followed */
+    const hm_page_kind_t *k = pg->kind != HM_PAGE_PLAIN ? _hm_page_kinds[pg->kind] : NULL;
+    bool checked = k != NULL && k->link_intact != NULL;
     uint32_t live = _hm_page_live(pg);
     while (tail->next != NULL) {
         hm_block_t *next = tail->next;
         if (hm_unlikely(checked)) {
             hm_tool_access(tail, 2 * sizeof(hm_block_t));
-            if (n >= live || !_hm_chk_link_intact((const uint8_t *)tail, next)) {
-                /* a freed checked block was written at its link or its check word (or the
-                 * list is longer than the page's count: a cycle): keep what came before */
-                _hm_checked_bad_link(pg, tail);
+            if (n >= live || !k->link_intact(tail, next)) {
+                /* a freed block was written at its link or its check (or the list is longer
+                 * than the page's count: a cycle): keep what came before */
+                k->bad_link(pg, tail);
                 break;
             }
         }
@@ -180,21 +210,17 @@ static void page_collect_thread_free(hm_page_t *pg) {
         n++;
     }
 
-    if (checked) {
+    if (k != NULL && k->set_link != NULL) {
         hm_tool_access(tail, 2 * sizeof(hm_block_t));
-        _hm_chk_set_link((uint8_t *)tail, pg->free);
+        k->set_link(tail, pg->free);
         hm_tool_hide(tail, 2 * sizeof(hm_block_t));
     } else {
-        tail->next = pg->free;
+        tail->next = pg->free; /* (a plain block from thread_free carries its mark already) */
         hm_tool_hide(tail, sizeof(hm_block_t));
     }
     pg->free = head;
     hm_assert(_hm_page_live(pg) >= n);
     pg->used -= n;
-}
-
-void _hm_page_collect(hm_page_t *pg) {
-    page_collect_thread_free(pg);
 }
 
 /* Carve more blocks of the page into its free list: a few KiB at a time, so that a page
@@ -207,21 +233,18 @@ static void page_extend(hm_page_t *pg) {
     if (n > left) n = left;
     uint8_t *p = pg->start + (size_t)pg->capacity * pg->block_size;
     hm_block_t *first = (hm_block_t *)p;
-    if (pg->is_debug == HM_PAGE_CHECKED) {
-        _hm_checked_carve(pg, p, n, pg->free); /* freed blocks, with check words and fill */
+    if (pg->kind != HM_PAGE_PLAIN) {
+        _hm_page_kinds[pg->kind]->carve(pg, p, n, pg->free); /* in the kind's format */
     } else {
-        /* new debug slots: forget the headers a previous life of this memory left behind */
-        if (pg->is_debug) _hm_debug_forget(pg, (uint8_t *)p, n);
         /* plain slots are carved free, so with the free mark: freeing one that was never
          * handed out is refused like any second free */
-        const void *mark = pg->is_debug ? NULL : pg;
         for (uint32_t i = 0; i + 1 < n; i++) {
             ((hm_block_t *)p)->next = (hm_block_t *)(p + pg->block_size);
-            if (mark != NULL) _hm_mark_set(p, mark);
+            _hm_mark_set(p, pg);
             p += pg->block_size;
         }
         ((hm_block_t *)p)->next = pg->free;
-        if (mark != NULL) _hm_mark_set(p, mark);
+        _hm_mark_set(p, pg);
     }
     pg->free = first;
     pg->capacity += n;
@@ -250,7 +273,7 @@ static bool page_to_full(hm_theap_t *th, hm_page_t *pg) {
  * page, and the returning page fills up with frees before it is used again. */
 static void page_unfull(hm_theap_t *th, hm_page_t *pg) {
     pg->in_full = 0;
-    if (!pg->is_debug) pg->used &= ~HM_USED_SLOW;
+    if (pg->kind == HM_PAGE_PLAIN) pg->used &= ~HM_USED_SLOW;
     uintptr_t old = atomic_load_explicit(&pg->thread_free, memory_order_relaxed);
     while ((old & HM_TF_MASK) == HM_TF_FULL &&
            !atomic_compare_exchange_weak_explicit(&pg->thread_free, &old,
@@ -275,24 +298,18 @@ void _hm_theap_process_pending(hm_theap_t *th) {
 }
 
 hm_result _hm_page_free_remote(hm_page_t *pg, hm_segment_t *seg, hm_block_t *b) {
-    if (hm_unlikely(pg->is_debug)) {
-        hm_result r = _hm_debug_free_check(pg, b);
+    if (hm_unlikely(pg->kind != HM_PAGE_PLAIN)) {
+        hm_result r = _hm_page_kinds[pg->kind]->free_check(pg, b);
         if (r != HM_OK) return r;
     }
     hm_tool_free(b);
     hm_tool_access(b, sizeof(hm_block_t));
     uintptr_t old = atomic_load_explicit(&pg->thread_free, memory_order_relaxed);
     uintptr_t tag;
-    bool checked = pg->is_debug == HM_PAGE_CHECKED;
     do {
         tag = old & HM_TF_MASK;
         hm_tool_access(b, 2 * sizeof(hm_block_t));
-        if (checked) {
-            _hm_chk_set_link((uint8_t *)b, (hm_block_t *)(old & ~HM_TF_MASK));
-        } else {
-            b->next = (hm_block_t *)(old & ~HM_TF_MASK);
-            if (!pg->is_debug) _hm_mark_set(b, pg); /* free, wherever it waits */
-        }
+        set_link(pg, b, (hm_block_t *)(old & ~HM_TF_MASK));
         hm_tool_hide(b, 2 * sizeof(hm_block_t));
     } while (!atomic_compare_exchange_weak_explicit(
         &pg->thread_free, &old, (uintptr_t)b | (tag == HM_TF_FULL ? HM_TF_NOTIFIED : tag),
@@ -320,7 +337,7 @@ static size_t page_size_of(const hm_segment_t *seg, size_t idx) {
 static void page_retire(hm_theap_t *th, hm_page_t *pg, hm_segment_t *seg) {
     if (!_hm_page_in_full(pg)) queue_remove(th, pg);
     pg->in_full = 0;
-    pg->is_debug = 0;
+    pg->kind = HM_PAGE_PLAIN;
     pg->free = NULL;
     pg->block_size = 0;
     _hm_page_set_area(pg, 0);
@@ -329,14 +346,12 @@ static void page_retire(hm_theap_t *th, hm_page_t *pg, hm_segment_t *seg) {
     atomic_store_explicit(&pg->thread_free, 0, memory_order_relaxed);
     seg->used_pages--;
     size_t idx = (size_t)(pg - seg->pages);
-    hm_manager *mgr = seg->mgr;
     /* from the geometry: a debug page had its start moved past the first header */
     pg->start = (uint8_t *)seg + (idx << seg->page_shift) +
                 (idx == 0 ? _hm_segment_header_size(seg->page_count) : 0);
     if (idx != 0 && pg->committed) {
         /* under pressure (Low) the memory goes back at once, not after the purge delay */
-        if (mgr->cfg.purge_delay_ms == 0 ||
-            atomic_load_explicit(&mgr->pressure, memory_order_relaxed) == eMemoryAvailableLow) {
+        if (_hm_arena_purge_now(seg->arena)) {
             _hm_segment_decommit(seg, pg->start, page_size_of(seg, idx));
             pg->committed = 0;
         } else {
@@ -349,14 +364,9 @@ static void page_retire(hm_theap_t *th, hm_page_t *pg, hm_segment_t *seg) {
         return;
     }
     /* a segment with a free page goes to the front of its list */
-    hm_segment_t **list = &th->segs[seg->kind];
-    if (*list != seg) {
-        if (seg->prev) seg->prev->next = seg->next;
-        if (seg->next) seg->next->prev = seg->prev;
-        seg->prev = NULL;
-        seg->next = *list;
-        if (*list) (*list)->prev = seg;
-        *list = seg;
+    if (th->segs[seg->kind] != seg) {
+        HM_LIST_REMOVE(th->segs[seg->kind], seg, next, prev);
+        HM_LIST_PUSH(th->segs[seg->kind], seg, next, prev);
     }
 }
 
@@ -403,12 +413,18 @@ hm_result _hm_page_free_marked(hm_page_t *pg, hm_segment_t *seg, hm_block_t *b) 
     /* the program wrote the mark into its own block: a normal free, unmarked first (the mark
      * test is not repeated) */
     _hm_mark_set(b, NULL);
-    return _hm_free_block(seg, pg, b);
+    return _hm_page_free(seg, pg, b);
+}
+
+void _hm_report_double_free(const hm_segment_t *seg, const void *p, size_t size) {
+    char msg[128];
+    _hm_snprintf(msg, sizeof msg, "hostmalloc: double free: block %p of %zu bytes\n", p, size);
+    _hm_report(&seg->arena->cfg, HM_ERROR_DOUBLE_FREE, p, msg);
 }
 
 hm_result _hm_page_free_slow(hm_page_t *pg, hm_segment_t *seg, hm_block_t *b) {
-    if (pg->is_debug) {
-        hm_result r = _hm_debug_free_check(pg, b);
+    if (pg->kind != HM_PAGE_PLAIN) {
+        hm_result r = _hm_page_kinds[pg->kind]->free_check(pg, b);
         if (r != HM_OK) return r; /* reported; the block is left as it is, never reused */
     } else if (!pg->is_huge) {
         hm_tool_access(b, 2 * sizeof(hm_block_t));
@@ -419,19 +435,14 @@ hm_result _hm_page_free_slow(hm_page_t *pg, hm_segment_t *seg, hm_block_t *b) {
     }
     hm_tool_free(b);
     if (pg->is_huge) {
-        if (pg->is_debug)
-            _hm_debug_quarantine_huge(seg); /* a second free must be known */
+        if (pg->kind != HM_PAGE_PLAIN)
+            _hm_huge_hold(seg); /* a second free must be known */
         else
             _hm_huge_free(seg);
         return HM_OK;
     }
     hm_tool_access(b, 2 * sizeof(hm_block_t));
-    if (pg->is_debug == HM_PAGE_CHECKED) {
-        _hm_chk_set_link((uint8_t *)b, pg->free);
-    } else {
-        b->next = pg->free;
-        if (!pg->is_debug) _hm_mark_set(b, pg);
-    }
+    set_link(pg, b, pg->free);
     hm_tool_hide(b, 2 * sizeof(hm_block_t));
     pg->free = b;
     pg->used--;
@@ -439,7 +450,7 @@ hm_result _hm_page_free_slow(hm_page_t *pg, hm_segment_t *seg, hm_block_t *b) {
         hm_theap_t *th = seg->theap;
         /* a debug page is never retired from here: its freed headers must stay readable, so
          * that a prompt second free is reported as the double free it is */
-        if (_hm_page_live(pg) != 0 || pg->is_debug)
+        if (_hm_page_live(pg) != 0 || pg->kind != HM_PAGE_PLAIN)
             page_unfull(th, pg);
         else if (page_retirable(th, pg))
             page_retire(th, pg, seg);
@@ -452,8 +463,7 @@ hm_result _hm_page_emptied(hm_page_t *pg, hm_segment_t *seg) {
      * page_retire), so that a thread that frees and goes idle holds nothing another thread's
      * request needs. Otherwise it stays for reuse: retiring it would let the purge decommit
      * memory the thread is likely to touch again (the `frag` benchmark paid 8 % in page faults). */
-    if (atomic_load_explicit(&seg->mgr->pressure, memory_order_relaxed) != eMemoryAvailableLow)
-        return HM_OK;
+    if (_hm_budget_pressure(&seg->arena->budget) != eMemoryAvailableLow) return HM_OK;
     hm_theap_t *th = seg->theap;
     if (page_retirable(th, pg)) page_retire(th, pg, seg);
     return HM_OK;
@@ -463,45 +473,37 @@ hm_result _hm_page_emptied(hm_page_t *pg, hm_segment_t *seg) {
 static hm_page_t *page_fresh(hm_theap_t *th, size_t bin, int level) {
     unsigned kind_of_page = (unsigned)(bin / HM_BIN_COUNT); /* HM_PAGE_*: the queue's set */
     size_t bs = _hm_bin_size(bin % HM_BIN_COUNT);
-    size_t header = kind_of_page == HM_PAGE_DEBUG     ? HM_DEBUG_HEADER
-                    : kind_of_page == HM_PAGE_CHECKED ? HM_CHECKED_HEADER
-                                                      : 0;
+    size_t header = kind_of_page != HM_PAGE_PLAIN ? _hm_page_kinds[kind_of_page]->header : 0;
     hm_segment_kind_t kind = bs <= HM_SMALL_MAX ? HM_SEG_SMALL : HM_SEG_MEDIUM;
     hm_segment_t *seg;
     hm_page_t *pg;
-    for (int attempt = 0;; attempt++) {
-        seg = th->segs[kind];
-        if (seg == NULL || seg->used_pages == seg->page_count) {
-            seg = _hm_segment_alloc(th, kind, level);
-            if (seg == NULL) return NULL;
-        }
-        /* prefer a page that is still committed */
-        pg = NULL;
-        for (size_t i = 0; i < seg->page_count; i++) {
-            hm_page_t *c = &seg->pages[i];
-            if (c->block_size != 0) continue;
-            if (c->committed) {
-                pg = c;
-                break;
-            }
-            if (pg == NULL) pg = c;
-        }
-        hm_assert(pg != NULL);
-        if (pg->committed) {
-            if (pg != &seg->pages[0] && th->free_committed_pages > 0) th->free_committed_pages--;
+    seg = th->segs[kind];
+    if (seg == NULL || seg->used_pages == seg->page_count) {
+        seg = _hm_segment_alloc(th, kind, level);
+        if (seg == NULL) return NULL;
+    }
+    /* prefer a page that is still committed */
+    pg = NULL;
+    for (size_t i = 0; i < seg->page_count; i++) {
+        hm_page_t *c = &seg->pages[i];
+        if (c->block_size != 0) continue;
+        if (c->committed) {
+            pg = c;
             break;
         }
+        if (pg == NULL) pg = c;
+    }
+    hm_assert(pg != NULL);
+    if (pg->committed) {
+        if (pg != &seg->pages[0] && th->free_committed_pages > 0) th->free_committed_pages--;
+    } else {
         size_t full = (size_t)1 << seg->page_shift;
-        /* no reclaim inside _hm_commit: it could retire pages of `seg` and hand `seg` to the
-         * cache under us. On a refusal, reclaim here (with nothing held) and choose again. */
-        if (_hm_commit(th, full, level, attempt == 0 ? HM_COMMIT_QUICK : HM_COMMIT_NO_COLLECT)) {
-            seg->committed += full;
-            pg->committed = 1;
-            break;
+        if (!_hm_theap_commit(th, full, level)) {
+            if (seg->used_pages == 0) _hm_segment_free(seg);
+            return NULL; /* refused: the reclaim loop (heap.c) takes it from here */
         }
-        if (seg->used_pages == 0) _hm_segment_free(seg);
-        if (attempt > 0) return NULL;
-        _hm_theap_collect(th, true); /* every empty page of this thread, then once more */
+        seg->committed += full;
+        pg->committed = 1;
     }
     size_t idx = (size_t)(pg - seg->pages);
     size_t psize = page_size_of(seg, idx);
@@ -518,7 +520,7 @@ static hm_page_t *page_fresh(hm_theap_t *th, size_t bin, int level) {
     /* debug and checked pages: slot i is [start + i*bs, start + (i+1)*bs): its header first,
      * then the user bytes; moving `start` past the first header makes the user pointers the
      * block starts */
-    pg->is_debug = (uint8_t)kind_of_page;
+    pg->kind = (uint8_t)kind_of_page;
     pg->start += header;
     _hm_page_set_area(pg, 0); /* grows as page_extend carves */
     pg->div_magic = UINT64_MAX / bs + 1;
@@ -564,7 +566,7 @@ void _hm_theap_purge(hm_theap_t *th, uint32_t now, bool force) {
                 if (pg->block_size == 0 && pg->committed) {
                     if (!force && pg->expire == 0) {
                         /* first seen empty: its delay starts now */
-                        uint32_t t = now + th->heap->mgr->cfg.purge_delay_ms;
+                        uint32_t t = now + th->heap->arena->cfg.purge_delay_ms;
                         pg->expire = t != 0 ? t : 1;
                         left++;
                     } else if (force || _hm_time_reached(now, pg->expire)) {
@@ -589,15 +591,10 @@ void _hm_theap_purge(hm_theap_t *th, uint32_t now, bool force) {
     th->free_committed_pages = left;
 }
 
-/* Collect every page; retire the empty ones (all of them when `force`). */
-void _hm_theap_collect(hm_theap_t *th, bool force) {
-    _hm_theap_collect_ex(th, force, force);
-}
-
 /* Collect every page; retire the empty ones (all of them when `retire_all`, else all but the
  * last of each size class); decommit retired pages whose delay has passed (all of them when
  * `purge_all`). */
-void _hm_theap_collect_ex(hm_theap_t *th, bool retire_all, bool purge_all) {
+void _hm_theap_collect(hm_theap_t *th, bool retire_all, bool purge_all) {
     bool force = retire_all;
     _hm_theap_process_pending(th);
     for (size_t bin = 1; bin < HM_QUEUE_COUNT; bin++) {
@@ -606,7 +603,7 @@ void _hm_theap_collect_ex(hm_theap_t *th, bool retire_all, bool purge_all) {
             hm_page_t *next = pg->next;
             _hm_page_collect(pg);
             if (_hm_page_live(pg) == 0 && (force || page_retirable(th, pg))) {
-                hm_segment_t *seg = (hm_segment_t *)((uintptr_t)pg & ~HM_SEGMENT_MASK);
+                hm_segment_t *seg = _hm_segment_of(pg);
                 if ((atomic_load_explicit(&pg->thread_free, memory_order_acquire) & HM_TF_MASK) !=
                     HM_TF_NOTIFIED)
                     page_retire(th, pg, seg);
@@ -638,12 +635,11 @@ void _hm_theap_collect_ex(hm_theap_t *th, bool retire_all, bool purge_all) {
             seg = nseg;
         }
     }
-    _hm_theap_purge(th, _hm_prim_clock_ms(), purge_all);
+    _hm_theap_purge(th, _hm_clock_ms(), purge_all);
 }
 
-/* ---- the generic allocation path --------------------------------------------------------- */
-/* Retire the empty pages of every queue but the last page of each. */
-static void theap_retire_empty(hm_theap_t *th) {
+/* ---- the page-level allocation path --------------------------------------------------------- */
+void _hm_theap_retire_empty(hm_theap_t *th) {
     for (size_t bin = 1; bin < HM_QUEUE_COUNT; bin++) {
         hm_page_t *pg = th->queues[bin].first;
         while (pg != NULL) {
@@ -651,7 +647,7 @@ static void theap_retire_empty(hm_theap_t *th) {
             if (atomic_load_explicit(&pg->thread_free, memory_order_relaxed) & ~HM_TF_MASK)
                 _hm_page_collect(pg);
             if (page_retirable(th, pg)) {
-                hm_segment_t *seg = (hm_segment_t *)((uintptr_t)pg & ~HM_SEGMENT_MASK);
+                hm_segment_t *seg = _hm_segment_of(pg);
                 page_retire(th, pg, seg);
             }
             pg = next;
@@ -659,32 +655,7 @@ static void theap_retire_empty(hm_theap_t *th) {
     }
 }
 
-static hm_noinline void theap_maintain(hm_theap_t *th) {
-    uint32_t now = _hm_prim_clock_ms();
-    if (!_hm_time_reached(now, th->next_purge_ms)) return;
-    hm_manager *mgr = th->heap->mgr;
-    th->next_purge_ms = now + (mgr->cfg.purge_delay_ms / 4) + 1;
-    theap_retire_empty(th);
-    _hm_theap_purge(th, now, false);
-    _hm_heap_purge_abandoned(th->heap); /* exited threads' memory ages here too */
-    if (atomic_load_explicit(&mgr->cache_count, memory_order_relaxed) != 0)
-        _hm_cache_purge(mgr, false);
-}
-
-void *_hm_page_alloc_generic(hm_theap_t *th, size_t size, int level) {
-    return _hm_page_alloc_queue(th, _hm_bin_of(size), level);
-}
-
-void *_hm_page_alloc_queue(hm_theap_t *th, size_t bin, int level) {
-    if (atomic_load_explicit(&th->pending, memory_order_relaxed) != NULL)
-        _hm_theap_process_pending(th);
-    uint32_t epoch = atomic_load_explicit(&th->heap->mgr->collect_epoch, memory_order_relaxed);
-    if (hm_unlikely(epoch != th->collect_epoch)) {
-        /* memory ran short somewhere in the manager: give back what this thread holds empty */
-        th->collect_epoch = epoch;
-        _hm_theap_collect(th, true);
-    }
-    if ((++th->slow_calls & 63) == 0) theap_maintain(th);
+void *_hm_page_alloc(hm_theap_t *th, size_t bin, int level) {
     hm_page_queue_t *q = &th->queues[bin];
     hm_page_t *pg = q->first;
     while (pg != NULL) {
@@ -714,9 +685,32 @@ void *_hm_page_alloc_queue(hm_theap_t *th, size_t bin, int level) {
     hm_tool_access(b, sizeof(hm_block_t));
     pg->free = b->next;
     pg->used++;
-    if (!pg->is_debug) {
+    if (pg->kind == HM_PAGE_PLAIN) {
         hm_tool_access(b, 2 * sizeof(hm_block_t));
         _hm_mark_set(b, NULL); /* live: unmarked (debug pages keep their fill there) */
     }
     return b;
+}
+
+/* ---- invariants ------------------------------------------------------------------------------ */
+bool _hm_page_valid(const hm_page_t *pg) {
+    if (pg->block_size == 0 || pg->is_huge) return true; /* retired or huge: nothing to walk */
+    if (pg->capacity > pg->reserved || pg->kind > HM_PAGE_CHECKED ||
+        _hm_page_area(pg) != (size_t)pg->capacity * pg->block_size ||
+        pg->div_magic != UINT64_MAX / pg->block_size + 1 || _hm_page_live(pg) > pg->capacity)
+        return false;
+    if (pg->kind != HM_PAGE_PLAIN && !(pg->used & HM_USED_SLOW)) return false;
+    if (pg->in_full != 0 && !(pg->used & HM_USED_SLOW)) return false;
+    /* the owner's list: blocks of the page, no more of them than are carved and not live */
+    size_t n = 0;
+    for (const hm_block_t *b = pg->free; b != NULL; n++) {
+        size_t off = (size_t)((const uint8_t *)b - pg->start);
+        if (n >= pg->capacity || off >= _hm_page_area(pg) || off % pg->block_size != 0)
+            return false;
+        hm_tool_access(b, sizeof *b);
+        const hm_block_t *next = b->next;
+        hm_tool_hide(b, sizeof *b);
+        b = next;
+    }
+    return n + _hm_page_live(pg) <= pg->capacity;
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* guids.c: the interface identifiers of the hosting interfaces (docs/CONTRACT.md). */
-#include "internal.h"
+#include "manager/manager.h"
 
 HM_API const IID IID_IUnknown = {
     0x00000000, 0x0000, 0x0000, {0xC0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x46}};

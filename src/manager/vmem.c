@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* vmem.c: VirtualAlloc, VirtualFree, VirtualQuery and VirtualProtect with Win32 semantics over
- * mmap, mprotect and madvise.
+/* manager/vmem.c: VirtualAlloc, VirtualFree, VirtualQuery and VirtualProtect with Win32 semantics
+ * over mmap, mprotect and madvise.
  *
  * A reservation is a PROT_NONE mapping of whole 64 KiB granules; committing pages is an
  * mprotect to the requested protection (the kernel supplies zeroed pages on first touch),
@@ -20,7 +20,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "internal.h"
+#include "manager/manager.h"
 
 #define VM_GRANULE   ((size_t)64 * 1024)
 #define VM_PAGE      ((size_t)HM_OS_PAGE)
@@ -59,7 +59,7 @@ static hm_vmem_t *vmem_get(hm_manager *mgr, bool create) {
     vm = mgr->vmem;
     if (vm == NULL) {
         size_t sz = (sizeof(hm_vmem_t) + VM_PAGE - 1) & ~(VM_PAGE - 1);
-        vm = _hm_prim_map_aligned(sz, VM_PAGE, false);
+        vm = _hm_os_map_aligned(sz, VM_PAGE, false);
         if (vm != NULL) {
             pthread_mutex_init(&vm->lock, NULL);
             __atomic_store_n(&mgr->vmem, vm, __ATOMIC_RELEASE);
@@ -150,11 +150,11 @@ static vm_region_t *region_new(hm_vmem_t *vm, uintptr_t base, size_t size, uint3
     size_t npages = size / VM_PAGE;
     if (r->cap < npages) {
         size_t bytes = (npages + VM_PAGE - 1) & ~(VM_PAGE - 1);
-        uint8_t *p0 = _hm_prim_map_aligned(bytes, VM_PAGE, false);
-        uint8_t *p1 = p0 != NULL ? _hm_prim_map_aligned(bytes, VM_PAGE, false) : NULL;
+        uint8_t *p0 = _hm_os_map_aligned(bytes, VM_PAGE, false);
+        uint8_t *p1 = p0 != NULL ? _hm_os_map_aligned(bytes, VM_PAGE, false) : NULL;
         if (p1 == NULL || vm->graves + 2 > VM_SLOTS) {
-            _hm_prim_unmap(p0, bytes);
-            _hm_prim_unmap(p1, bytes);
+            _hm_os_unmap(p0, bytes);
+            _hm_os_unmap(p1, bytes);
             return NULL;
         }
         for (int k = 0; k < 2; k++) {
@@ -189,9 +189,9 @@ static hm_result commit_range(hm_manager *mgr, hm_vmem_t *vm, vm_region_t *r, ui
     uintptr_t base = atomic_load_explicit(&r->base, memory_order_relaxed);
     size_t first = (from - base) / VM_PAGE, n = len / VM_PAGE;
     size_t fresh = (n - pages_committed(r, first, n)) * VM_PAGE;
-    if (fresh > 0 && !_hm_commit_mgr(mgr, fresh, level)) return HM_ERR_NOMEM;
-    if (_hm_prim_protect((void *)from, len, prot_of(protect)) != 0) {
-        if (fresh > 0) _hm_heap_account_release(NULL, mgr, fresh);
+    if (fresh > 0 && !_hm_arena_commit(&mgr->arena, fresh, level)) return HM_ERR_NOMEM;
+    if (_hm_os_protect((void *)from, len, prot_of(protect)) != 0) {
+        if (fresh > 0) _hm_budget_give(&mgr->arena.budget, fresh);
         return HM_ERR_NOMEM;
     }
     pages_apply(r, first, n, VM_SET, (uint8_t)(VM_COMMITTED | protect));
@@ -204,12 +204,12 @@ static void decommit_range(hm_manager *mgr, hm_vmem_t *vm, vm_region_t *r, uintp
     uintptr_t base = atomic_load_explicit(&r->base, memory_order_relaxed);
     size_t first = (from - base) / VM_PAGE, n = len / VM_PAGE;
     size_t bytes = pages_committed(r, first, n) * VM_PAGE;
-    _hm_prim_decommit((void *)from, len);
-    _hm_prim_protect((void *)from, len, PROT_NONE);
+    _hm_os_decommit((void *)from, len);
+    _hm_os_protect((void *)from, len, PROT_NONE);
     pages_apply(r, first, n, VM_SET, 0);
     if (bytes > 0) {
         atomic_fetch_sub_explicit(&vm->committed, bytes, memory_order_relaxed);
-        _hm_heap_account_release(NULL, mgr, bytes);
+        _hm_budget_give(&mgr->arena.budget, bytes);
     }
 }
 
@@ -262,17 +262,17 @@ hm_result hm_virtual_alloc(hm_manager *mgr, void *addr, size_t size, uint32_t ty
         if (addr == NULL) {
             from = 0;
             to = (size + VM_GRANULE - 1) & ~(VM_GRANULE - 1);
-            p = _hm_prim_map_at(NULL, to, PROT_NONE);
+            p = _hm_os_map_at(NULL, to, PROT_NONE);
             if (p != NULL && ((uintptr_t)p & (VM_GRANULE - 1)) != 0) {
                 /* retry at a granule boundary: over-reserve and trim */
-                _hm_prim_unmap(p, to);
+                _hm_os_unmap(p, to);
                 size_t over = to + VM_GRANULE;
-                uint8_t *q = _hm_prim_map_at(NULL, over, PROT_NONE);
+                uint8_t *q = _hm_os_map_at(NULL, over, PROT_NONE);
                 p = NULL;
                 if (q != NULL) {
                     uint8_t *a = (uint8_t *)(((uintptr_t)q + VM_GRANULE - 1) & ~(VM_GRANULE - 1));
-                    if (a > q) _hm_prim_unmap(q, (size_t)(a - q));
-                    if (q + over > a + to) _hm_prim_unmap(a + to, (size_t)(q + over - (a + to)));
+                    if (a > q) _hm_os_unmap(q, (size_t)(a - q));
+                    if (q + over > a + to) _hm_os_unmap(a + to, (size_t)(q + over - (a + to)));
                     p = a;
                 }
             }
@@ -281,7 +281,7 @@ hm_result hm_virtual_alloc(hm_manager *mgr, void *addr, size_t size, uint32_t ty
             to = ((uintptr_t)addr + size + VM_PAGE - 1) & ~(VM_PAGE - 1);
             to = from + ((to - from + VM_GRANULE - 1) & ~(VM_GRANULE - 1));
             to -= from;
-            p = _hm_prim_map_at((void *)from, to, PROT_NONE);
+            p = _hm_os_map_at((void *)from, to, PROT_NONE);
         }
         size_t rsize = to;
         if (p == NULL) {
@@ -290,7 +290,7 @@ hm_result hm_virtual_alloc(hm_manager *mgr, void *addr, size_t size, uint32_t ty
         } else {
             vm_region_t *r = region_new(vm, (uintptr_t)p, rsize, protect);
             if (r == NULL) {
-                _hm_prim_unmap(p, rsize);
+                _hm_os_unmap(p, rsize);
                 res = HM_ERR_NOMEM;
                 os_refused = true;
             } else if (commit) {
@@ -301,7 +301,7 @@ hm_result hm_virtual_alloc(hm_manager *mgr, void *addr, size_t size, uint32_t ty
                 res = commit_range(mgr, vm, r, cfrom, cto - cfrom, protect, level);
                 if (res != HM_OK) {
                     region_drop(vm, r);
-                    _hm_prim_unmap(p, rsize);
+                    _hm_os_unmap(p, rsize);
                 } else {
                     *out = (void *)cfrom;
                 }
@@ -322,7 +322,7 @@ hm_result hm_virtual_alloc(hm_manager *mgr, void *addr, size_t size, uint32_t ty
     }
     pthread_mutex_unlock(&vm->lock);
     atomic_fetch_add_explicit(&mgr->vm_requests[level], 1, memory_order_relaxed);
-    if (os_refused) atomic_fetch_add_explicit(&mgr->failures[level], 1, memory_order_relaxed);
+    if (os_refused) _hm_budget_refused(&mgr->arena.budget, level);
     return res;
 }
 
@@ -344,10 +344,10 @@ hm_result hm_virtual_free(hm_manager *mgr, void *addr, size_t size, uint32_t fre
         } else {
             size_t bytes = pages_committed(r, 0, rsize / VM_PAGE) * VM_PAGE;
             region_drop(vm, r);
-            _hm_prim_unmap((void *)base, rsize);
+            _hm_os_unmap((void *)base, rsize);
             if (bytes > 0) {
                 atomic_fetch_sub_explicit(&vm->committed, bytes, memory_order_relaxed);
-                _hm_heap_account_release(NULL, mgr, bytes);
+                _hm_budget_give(&mgr->arena.budget, bytes);
             }
         }
     } else {
@@ -392,7 +392,7 @@ hm_result hm_virtual_protect(hm_manager *mgr, void *addr, size_t size, uint32_t 
         size_t first = (from - base) / VM_PAGE, n = (to - from) / VM_PAGE;
         if (pages_committed(r, first, n) != n) {
             res = HM_ERR_INVALID_ARG; /* every page must be committed */
-        } else if (_hm_prim_protect((void *)from, to - from, prot_of(protect)) != 0) {
+        } else if (_hm_os_protect((void *)from, to - from, prot_of(protect)) != 0) {
             res = HM_ERR_NOMEM;
         } else {
             const uint8_t *p = r->pages[atomic_load_explicit(&r->active, memory_order_relaxed)];
@@ -448,7 +448,28 @@ size_t hm_virtual_query(hm_manager *mgr, const void *addr, MEMORY_BASIC_INFORMAT
     if (a >= VM_ADDR_END) return 0;
     hm_vmem_t *vm = mgr != NULL ? vmem_get(mgr, false) : NULL;
     if (vm != NULL && query_region(vm, a, info)) return sizeof *info;
-    _hm_prim_query_mapping(a, info);
+    /* not a region of ours: what the OS has there, in Win32 terms */
+    hm_os_mapping_t m;
+    uintptr_t page = a & ~(uintptr_t)(VM_PAGE - 1);
+    bool mapped = _hm_os_query(a, &m);
+    info->BaseAddress = (void *)page;
+    info->RegionSize = m.end - page;
+    if (mapped) {
+        DWORD prot = m.exec ? (m.write  ? PAGE_EXECUTE_READWRITE
+                               : m.read ? PAGE_EXECUTE_READ
+                                        : PAGE_EXECUTE)
+                            : (m.write  ? PAGE_READWRITE
+                               : m.read ? PAGE_READONLY
+                                        : PAGE_NOACCESS);
+        info->AllocationBase = (void *)m.start;
+        info->AllocationProtect = prot;
+        info->State = MEM_COMMIT;
+        info->Protect = prot;
+        info->Type = m.file ? MEM_MAPPED : MEM_PRIVATE;
+    } else {
+        info->State = MEM_FREE;
+        info->Protect = PAGE_NOACCESS;
+    }
     return sizeof *info;
 }
 
@@ -469,15 +490,15 @@ void _hm_vmem_destroy(hm_manager *mgr) {
         size_t size = atomic_load_explicit(&r->size, memory_order_relaxed);
         if (base != 0) {
             size_t bytes = pages_committed(r, 0, size / VM_PAGE) * VM_PAGE;
-            _hm_prim_unmap((void *)base, size);
-            if (bytes > 0) _hm_heap_account_release(NULL, mgr, bytes);
+            _hm_os_unmap((void *)base, size);
+            if (bytes > 0) _hm_budget_give(&mgr->arena.budget, bytes);
         }
         for (int k = 0; k < 2; k++)
-            _hm_prim_unmap(r->pages[k], r->cap);
+            _hm_os_unmap(r->pages[k], r->cap);
     }
     for (size_t g = 0; g < vm->graves; g++)
-        _hm_prim_unmap(vm->graveyard[g], vm->graveyard_sizes[g]);
+        _hm_os_unmap(vm->graveyard[g], vm->graveyard_sizes[g]);
     pthread_mutex_destroy(&vm->lock);
-    _hm_prim_unmap(vm, (sizeof(hm_vmem_t) + VM_PAGE - 1) & ~(VM_PAGE - 1));
+    _hm_os_unmap(vm, (sizeof(hm_vmem_t) + VM_PAGE - 1) & ~(VM_PAGE - 1));
     mgr->vmem = NULL;
 }

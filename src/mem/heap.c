@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* heap.c: heaps, per-thread sub-heaps, thread exit and heap release.
+/* mem/heap.c: arenas, heaps, per-thread sub-heaps, thread exit, heap release, and the one
+ * reclaim loop.
  *
  * A thread-safe heap gives each thread that uses it a private sub-heap (hm_theap_t). A thread
  * finds its sub-heap through `_hm_tls_cache`, a direct-mapped table of HM_TLS_WAYS entries
@@ -17,12 +18,20 @@
  * holds the heap lock, which the exit path also takes, so the two never overlap.
  *
  * A serialized heap (no HM_HEAP_THREADSAFE) has exactly one sub-heap owned by no thread: its
- * segments carry HM_TID_ANY, so every free is the owner's and no atomic operation is used. */
+ * segments carry HM_TID_ANY, so every free is the owner's and no atomic operation is used.
+ *
+ * The reclaim loop. Below this file nothing reclaims, waits or notifies: when the budget
+ * refuses a commit, segment and page code return NULL with nothing changed, and with_reclaim
+ * (below) tries, in order and retrying after each, what can give memory back: this thread's
+ * empty pages, the sub-heaps of exited threads, the arena's cache; then it says memory is
+ * short (the budget's state becomes Low, which the manager reports, and every thread gives back
+ * its empty pages at its next slow path); then a process-critical request waits a bounded time
+ * for memory to come back. */
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "mem/heap.h"
 
 __thread hm_tls_entry_t _hm_tls_cache[HM_TLS_WAYS] __attribute__((tls_model("initial-exec")));
 
@@ -66,7 +75,7 @@ static hm_theap_t *theap_new(hm_heap *heap, uintptr_t tid) {
     _hm_theap_init_queues(th);
     th->heap = heap;
     th->heap_id = atomic_load_explicit(&heap->id, memory_order_relaxed);
-    th->collect_epoch = atomic_load_explicit(&heap->mgr->collect_epoch, memory_order_relaxed);
+    th->collect_epoch = atomic_load_explicit(&heap->arena->collect_epoch, memory_order_relaxed);
     th->tid = tid;
     th->checked_who = (uint64_t)kernel_tid() << 32;
     return th;
@@ -82,10 +91,7 @@ static void theap_set_owner(hm_theap_t *th, uintptr_t tid) {
 
 /* Caller holds heap->lock. */
 static void theap_link(hm_heap *heap, hm_theap_t *th) {
-    th->prev = NULL;
-    th->next = heap->theaps;
-    if (heap->theaps) heap->theaps->prev = th;
-    heap->theaps = th;
+    HM_LIST_PUSH(heap->theaps, th, next, prev);
 }
 
 static bool rec_add(hm_heap *heap, uint64_t id, hm_theap_t *th) {
@@ -184,15 +190,15 @@ hm_theap_t *_hm_theap_get_slow(hm_heap *heap) {
  * given back like any other empty page, once their delay has passed, by the maintenance of any
  * live thread of the heap (_hm_heap_purge_abandoned); at once while memory is short. */
 static void theap_abandon(hm_theap_t *th) {
-    _hm_theap_collect_ex(th, true, _hm_purge_now(th->heap->mgr));
+    _hm_theap_collect(th, true, _hm_arena_purge_now(th->heap->arena));
     theap_set_owner(th, HM_TID_NONE);
     th->abandoned = true;
 }
 
-void _hm_heap_purge_abandoned(hm_heap *heap) {
+static void heap_purge_abandoned(hm_heap *heap) {
     if (heap->single != NULL || pthread_mutex_trylock(&heap->lock) != 0) return;
     for (hm_theap_t *t = heap->theaps; t != NULL; t = t->next)
-        if (t->abandoned) _hm_theap_collect_ex(t, true, false);
+        if (t->abandoned) _hm_theap_collect(t, true, false);
     pthread_mutex_unlock(&heap->lock);
 }
 
@@ -211,11 +217,39 @@ static void thread_exit(void *arg) {
     _hm_meta_free(rec, sizeof(hm_thread_rec_t) + rec->cap * sizeof(rec->e[0]));
 }
 
+/* ---- arenas -------------------------------------------------------------------------------- */
+void _hm_arena_init(hm_arena_t *a, const hm_config *cfg, size_t limit) {
+    memset(a, 0, sizeof *a);
+    a->cfg = *cfg;
+    _hm_budget_init(&a->budget, limit, cfg);
+    pthread_mutex_init(&a->heaps_lock, NULL);
+    pthread_mutex_init(&a->cache_lock, NULL);
+}
+
+void _hm_arena_destroy(hm_arena_t *a) {
+    _hm_held_clear(a);
+    _hm_cache_purge(a, true);
+    pthread_mutex_destroy(&a->heaps_lock);
+    pthread_mutex_destroy(&a->cache_lock);
+    _hm_budget_destroy(&a->budget);
+}
+
+/* Collect the sub-heaps of exited threads in every heap of `a` (a reclaim step, a trim). They
+ * belong to no thread: their heap's lock makes it safe. */
+void _hm_arena_collect_abandoned(hm_arena_t *a) {
+    pthread_mutex_lock(&a->heaps_lock);
+    for (hm_heap *h = a->heaps; h != NULL; h = h->arena_next) {
+        pthread_mutex_lock(&h->lock);
+        for (hm_theap_t *t = h->theaps; t != NULL; t = t->next)
+            if (t->abandoned) _hm_theap_collect(t, true, true);
+        pthread_mutex_unlock(&h->lock);
+    }
+    pthread_mutex_unlock(&a->heaps_lock);
+}
+
 /* ---- heaps ------------------------------------------------------------------------------- */
-hm_heap *hm_heap_new(hm_manager *mgr, unsigned flags) {
+hm_heap *_hm_heap_create(hm_arena_t *a, unsigned flags) {
     if (flags & ~(HM_HEAP_THREADSAFE | HM_HEAP_EXECUTABLE)) return NULL;
-    if (mgr == NULL) mgr = _hm_manager_default();
-    if (mgr == NULL) return NULL;
     pthread_mutex_lock(&heap_pool_lock);
     hm_heap *heap = heap_pool;
     if (heap != NULL) heap_pool = heap->next_free;
@@ -227,10 +261,9 @@ hm_heap *hm_heap_new(hm_manager *mgr, unsigned flags) {
     }
     pthread_mutex_lock(&heap->lock);
     heap->flags = flags;
-    heap->checked = mgr->cfg.checked;
+    heap->checked = a->cfg.checked;
     atomic_store_explicit(&heap->had_debug, false, memory_order_relaxed);
-    if (heap->checked) _hm_debug_init(); /* the secret of its blocks' canaries */
-    heap->mgr = mgr;
+    heap->arena = a;
     heap->theaps = NULL;
     heap->huge = NULL;
     heap->huge_count = 0;
@@ -254,40 +287,19 @@ hm_heap *hm_heap_new(hm_manager *mgr, unsigned flags) {
         heap->single = th;
     }
     pthread_mutex_unlock(&heap->lock);
-    hm_manager_retain(mgr);
-    pthread_mutex_lock(&mgr->heaps_lock);
-    heap->mgr_prev = NULL;
-    heap->mgr_next = mgr->heaps;
-    if (mgr->heaps) mgr->heaps->mgr_prev = heap;
-    mgr->heaps = heap;
-    mgr->heap_count++;
-    pthread_mutex_unlock(&mgr->heaps_lock);
+    pthread_mutex_lock(&a->heaps_lock);
+    HM_LIST_PUSH(a->heaps, heap, arena_next, arena_prev);
+    a->heap_count++;
+    pthread_mutex_unlock(&a->heaps_lock);
     return heap;
 }
 
-#if HM_TOOLS
-static bool tool_forget(const hm_block_info_t *info, void *arg) {
-    (void)arg;
-    hm_tool_free(info->ptr);
-    return true;
-}
-#endif
-
-void hm_heap_release(hm_heap *heap) {
-    if (heap == NULL) return;
-    hm_manager *mgr = heap->mgr;
-    if (mgr->cfg.print_stats) _hm_stats_report_heap(heap);
-#if HM_TOOLS
-    hm_heap_walk(heap, tool_forget, NULL); /* the live blocks go with the heap: tell the tool */
-#endif
-    pthread_mutex_lock(&mgr->heaps_lock);
-    if (heap->mgr_prev)
-        heap->mgr_prev->mgr_next = heap->mgr_next;
-    else
-        mgr->heaps = heap->mgr_next;
-    if (heap->mgr_next) heap->mgr_next->mgr_prev = heap->mgr_prev;
-    mgr->heap_count--;
-    pthread_mutex_unlock(&mgr->heaps_lock);
+void _hm_heap_destroy(hm_heap *heap) {
+    hm_arena_t *a = heap->arena;
+    pthread_mutex_lock(&a->heaps_lock);
+    HM_LIST_REMOVE(a->heaps, heap, arena_next, arena_prev);
+    a->heap_count--;
+    pthread_mutex_unlock(&a->heaps_lock);
     pthread_mutex_lock(&heap->lock);
     atomic_store_explicit(&heap->id, HM_HEAP_ID_DEAD, memory_order_release);
     hm_theap_t *th = heap->theaps;
@@ -297,12 +309,12 @@ void hm_heap_release(hm_heap *heap) {
             hm_segment_t *seg = th->segs[k];
             while (seg != NULL) {
                 hm_segment_t *nseg = seg->next;
-                _hm_segment_release(seg);
+                _hm_segment_unmap(seg);
                 seg = nseg;
             }
         }
         for (int l = 0; l < 3; l++)
-            atomic_fetch_add_explicit(&mgr->retired_requests[l], th->requests[l],
+            atomic_fetch_add_explicit(&a->retired_requests[l], th->requests[l],
                                       memory_order_relaxed);
         th->heap_id = HM_HEAP_ID_DEAD;
         _hm_meta_free(th, sizeof(hm_theap_t));
@@ -311,26 +323,25 @@ void hm_heap_release(hm_heap *heap) {
     hm_segment_t *seg = heap->huge;
     while (seg != NULL) {
         hm_segment_t *nseg = seg->next;
-        _hm_segment_release(seg);
+        _hm_segment_unmap(seg);
         seg = nseg;
     }
     heap->theaps = NULL;
     heap->huge = NULL;
     heap->single = NULL;
-    heap->mgr = NULL;
+    heap->arena = NULL;
     pthread_mutex_unlock(&heap->lock);
     pthread_mutex_lock(&heap_pool_lock);
     heap->next_free = heap_pool;
     heap_pool = heap;
     pthread_mutex_unlock(&heap_pool_lock);
-    hm_manager_release(mgr);
 }
 
 void hm_heap_collect(hm_heap *heap, bool force) {
     if (heap == NULL) return;
     if (heap->single != NULL) {
         pthread_mutex_lock(&heap->lock);
-        _hm_theap_collect(heap->single, force);
+        _hm_theap_collect(heap->single, force, force);
         pthread_mutex_unlock(&heap->lock);
     } else {
         uint64_t id = atomic_load_explicit(&heap->id, memory_order_relaxed);
@@ -340,72 +351,168 @@ void hm_heap_collect(hm_heap *heap, bool force) {
             for (size_t i = 0; i < tls_rec->count; i++)
                 if (tls_rec->e[i].heap == heap && tls_rec->e[i].id == id) mine = tls_rec->e[i].th;
         }
-        if (mine != NULL) _hm_theap_collect(mine, force);
+        if (mine != NULL) _hm_theap_collect(mine, force, force);
         /* sub-heaps of exited threads belong to nobody: collect them under the lock */
         pthread_mutex_lock(&heap->lock);
         for (hm_theap_t *t = heap->theaps; t != NULL; t = t->next)
-            if (t->abandoned) _hm_theap_collect(t, force);
+            if (t->abandoned) _hm_theap_collect(t, force, force);
         pthread_mutex_unlock(&heap->lock);
     }
-    _hm_cache_purge(heap->mgr, force);
-}
-
-static pthread_once_t default_heap_once = PTHREAD_ONCE_INIT;
-static hm_heap *default_heap;
-
-static void default_heap_init(void) {
-    default_heap = hm_heap_new(NULL, HM_HEAP_THREADSAFE);
-}
-
-hm_heap *hm_heap_default(void) {
-    pthread_once(&default_heap_once, default_heap_init);
-    return default_heap;
+    _hm_cache_purge(heap->arena, force);
 }
 
 /* ---- fork -------------------------------------------------------------------------------------
- * The process heap's locks are held across fork, in the order normal use takes them (manager's
- * heap list, heap, segment cache, metadata), so the child never inherits a lock owned by a
- * thread it does not have. Sub-heaps of the parent's other threads stay owned by threads that
- * do not exist in the child: their blocks can still be freed there (remote frees). */
-static void fork_prepare(void) {
-    hm_manager *mgr = _hm_manager_default();
-    pthread_mutex_lock(&heap_pool_lock);
-    pthread_mutex_lock(&mgr->heaps_lock);
-    if (default_heap != NULL) pthread_mutex_lock(&default_heap->lock);
-    pthread_mutex_lock(&mgr->cache_lock);
-    _hm_meta_fork(0);
-}
-
-static void fork_release(void) {
-    hm_manager *mgr = _hm_manager_default();
-    _hm_meta_fork(1);
-    pthread_mutex_unlock(&mgr->cache_lock);
-    if (default_heap != NULL) pthread_mutex_unlock(&default_heap->lock);
-    pthread_mutex_unlock(&mgr->heaps_lock);
-    pthread_mutex_unlock(&heap_pool_lock);
-}
-
-void _hm_override_atfork_register(void) {
-    static _Atomic(int) registered;
-    int expected = 0;
-    if (atomic_compare_exchange_strong(&registered, &expected, 1))
-        pthread_atfork(fork_prepare, fork_release, fork_release);
-}
-
-/* Collect the sub-heaps of exited threads in every heap of `mgr` (the budget's reclaim step).
- * They belong to no thread: their heap's lock makes it safe. */
-void _hm_manager_collect_abandoned(hm_manager *mgr) {
-    pthread_mutex_lock(&mgr->heaps_lock);
-    for (hm_heap *h = mgr->heaps; h != NULL; h = h->mgr_next) {
-        pthread_mutex_lock(&h->lock);
-        for (hm_theap_t *t = h->theaps; t != NULL; t = t->next)
-            if (t->abandoned) _hm_theap_collect(t, true);
-        pthread_mutex_unlock(&h->lock);
+ * The locks of an arena and one of its heaps, in the order normal use takes them (the heap
+ * pool, the arena's heap list, the heap, the segment cache, metadata), so that a child never
+ * inherits a lock owned by a thread it does not have. Sub-heaps of the parent's other threads
+ * stay owned by threads that do not exist in the child: their blocks can still be freed there
+ * (remote frees). */
+void _hm_arena_fork(hm_arena_t *a, hm_heap *heap, int phase) {
+    if (phase == 0) {
+        pthread_mutex_lock(&heap_pool_lock);
+        pthread_mutex_lock(&a->heaps_lock);
+        if (heap != NULL) pthread_mutex_lock(&heap->lock);
+        pthread_mutex_lock(&a->cache_lock);
+        _hm_meta_fork(0);
+    } else {
+        _hm_meta_fork(1);
+        pthread_mutex_unlock(&a->cache_lock);
+        if (heap != NULL) pthread_mutex_unlock(&heap->lock);
+        pthread_mutex_unlock(&a->heaps_lock);
+        pthread_mutex_unlock(&heap_pool_lock);
     }
-    pthread_mutex_unlock(&mgr->heaps_lock);
 }
 
-/* The manager of a heap, for hosts that start from an IHostMalloc (docs/RUNTIMES.md). */
-hm_manager *hm_heap_manager(hm_heap *heap) {
-    return heap != NULL ? heap->mgr : NULL;
+/* ---- the reclaim loop ---------------------------------------------------------------------- */
+typedef void *(*try_fn)(hm_theap_t *th, const size_t *arg, int level);
+
+/* One try: the result, and whether a NULL came from the budget (worth reclaiming for) or from
+ * the OS (not: reclaiming would not map more). Without a sub-heap every NULL is a refusal. */
+static void *try_once(hm_theap_t *th, try_fn fn, const size_t *arg, int level, bool *refused) {
+    if (th != NULL) th->refused = false;
+    void *p = fn(th, arg, level);
+    *refused = p == NULL && (th == NULL || th->refused);
+    return p;
+}
+
+/* The caller's first try was refused. */
+static hm_noinline void *with_reclaim(hm_arena_t *a, hm_theap_t *th, try_fn fn, const size_t *arg,
+                                      int level) {
+    bool refused;
+    void *p;
+    /* 1. what is empty: this thread's pages (the last of each size class too), those of
+     *    sub-heaps left by exited threads in every heap of the arena, the cache */
+    if (th != NULL) _hm_theap_collect(th, true, true);
+    _hm_arena_collect_abandoned(a);
+    _hm_cache_purge(a, true);
+    p = try_once(th, fn, arg, level, &refused);
+    if (p != NULL || !refused) return p;
+    /* 2. memory is short: say so (the state becomes Low, so that memory coming back is reported
+     *    too), and every other thread gives its empty pages back at its next slow path */
+    atomic_fetch_add_explicit(&a->collect_epoch, 1, memory_order_relaxed);
+    _hm_budget_short(&a->budget);
+    /* 3. a process-critical request may wait for memory to come back */
+    if (level == eProcessCritical && a->cfg.process_wait_ms > 0) {
+        uint32_t deadline = _hm_clock_ms() + a->cfg.process_wait_ms;
+        for (;;) {
+            uint32_t seen = _hm_event_seq(&a->budget.given);
+            p = try_once(th, fn, arg, level, &refused);
+            if (p != NULL || !refused) return p;
+            uint32_t now = _hm_clock_ms();
+            if (_hm_time_reached(now, deadline)) break;
+            /* re-check every 10 ms at the least: a give may race with our sleep */
+            uint32_t ms = deadline - now < 10 ? deadline - now : 10;
+            _hm_event_wait(&a->budget.given, seen, ms);
+        }
+    }
+    _hm_budget_refused(&a->budget, level);
+    return NULL;
+}
+
+static void *try_block(hm_theap_t *th, const size_t *bin, int level) {
+    return _hm_page_alloc(th, *bin, level);
+}
+
+static void *try_huge(hm_theap_t *th, const size_t *size_align, int level) {
+    return _hm_huge_alloc(th, size_align[0], size_align[1], level);
+}
+
+/* A pass of maintenance every 64 slow-path calls: empty pages retired and, once their delay
+ * passed, decommitted; exited threads' memory and the cache age here too. */
+static hm_noinline void theap_maintain(hm_theap_t *th) {
+    uint32_t now = _hm_clock_ms();
+    if (!_hm_time_reached(now, th->next_purge_ms)) return;
+    hm_arena_t *a = th->heap->arena;
+    th->next_purge_ms = now + (a->cfg.purge_delay_ms / 4) + 1;
+    _hm_theap_retire_empty(th);
+    _hm_theap_purge(th, now, false);
+    heap_purge_abandoned(th->heap);
+    if (atomic_load_explicit(&a->cache_count, memory_order_relaxed) != 0) _hm_cache_purge(a, false);
+}
+
+void *_hm_theap_alloc_block(hm_theap_t *th, size_t bin, int level) {
+    hm_assert((unsigned)level <= eProcessCritical);
+    if (atomic_load_explicit(&th->pending, memory_order_relaxed) != NULL)
+        _hm_theap_process_pending(th);
+    hm_arena_t *a = th->heap->arena;
+    uint32_t epoch = atomic_load_explicit(&a->collect_epoch, memory_order_relaxed);
+    if (hm_unlikely(epoch != th->collect_epoch)) {
+        /* memory ran short somewhere in the arena: give back what this thread holds empty */
+        th->collect_epoch = epoch;
+        _hm_theap_collect(th, true, true);
+    }
+    if ((++th->slow_calls & 63) == 0) theap_maintain(th);
+    hm_assert_full(_hm_theap_valid(th));
+    th->refused = false;
+    void *p = _hm_page_alloc(th, bin, level);
+    if (hm_unlikely(p == NULL) && th->refused) p = with_reclaim(a, th, try_block, &bin, level);
+    hm_assert_full(_hm_theap_valid(th));
+    return p;
+}
+
+hm_segment_t *_hm_theap_alloc_huge(hm_theap_t *th, size_t size, size_t align, int level) {
+    hm_assert((unsigned)level <= eProcessCritical);
+    th->refused = false;
+    hm_segment_t *seg = _hm_huge_alloc(th, size, align, level);
+    if (hm_likely(seg != NULL) || !th->refused) return seg;
+    size_t arg[2] = {size, align};
+    return with_reclaim(th->heap->arena, th, try_huge, arg, level);
+}
+
+static void *try_commit(hm_theap_t *th, const size_t *bytes, int level) {
+    (void)th;
+    hm_arena_t *a = (hm_arena_t *)(uintptr_t)bytes[1];
+    /* any non-NULL pointer says yes: the caller asked for an answer, not a block */
+    return _hm_budget_take(&a->budget, bytes[0], level) ? (void *)(uintptr_t)bytes : NULL;
+}
+
+bool _hm_arena_commit(hm_arena_t *a, size_t bytes, int level) {
+    if ((unsigned)level > eProcessCritical) level = eProcessCritical;
+    if (hm_likely(_hm_budget_take(&a->budget, bytes, level))) return true;
+    size_t arg[2] = {bytes, (size_t)(uintptr_t)a};
+    return with_reclaim(a, NULL, try_commit, arg, level) != NULL;
+}
+
+/* ---- invariants ------------------------------------------------------------------------------ */
+bool _hm_theap_valid(const hm_theap_t *th) {
+    if (th->heap == NULL || th->heap_id != atomic_load(&th->heap->id)) return false;
+    for (size_t q = 1; q < HM_QUEUE_COUNT; q++) {
+        const hm_page_queue_t *queue = &th->queues[q];
+        const hm_page_t *prev = NULL;
+        for (const hm_page_t *pg = queue->first; pg != NULL; prev = pg, pg = pg->next) {
+            const hm_segment_t *seg = _hm_segment_of(pg);
+            if (pg->prev != prev || pg->bin != q || pg->in_full || seg->theap != th ||
+                (pg->is_head != 0) != (pg == queue->first) || !_hm_page_valid(pg))
+                return false;
+        }
+        if (queue->last != prev) return false;
+    }
+    for (int k = 0; k < 2; k++) {
+        const hm_segment_t *prev = NULL;
+        for (const hm_segment_t *seg = th->segs[k]; seg != NULL; prev = seg, seg = seg->next)
+            if (seg->prev != prev || seg->theap != th || seg->kind != (uint32_t)k ||
+                !_hm_segment_valid(seg))
+                return false;
+    }
+    return true;
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* options.c: HM_* environment options, the fatal-error path and a formatter that never
- * allocates (these run inside malloc, so they may not call it).
+/* config/options.c: the HM_* environment options (they are read inside malloc, so nothing
+ * here may call it).
  *
  * The options are one table: hm_config_init parses them, the unknown-name check knows every
  * name, HM_VERBOSE prints the effective configuration and a setuid or setgid program ignores
@@ -14,7 +14,7 @@
 #include <sys/auxv.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "config/config.h"
 
 extern char **environ;
 
@@ -104,12 +104,8 @@ static const hm_option_t k_options[] = {
 };
 #define N_OPTIONS (sizeof k_options / sizeof k_options[0])
 
-bool _hm_secure(void) {
-    return getauxval(AT_SECURE) != 0;
-}
-
 static void say(const char *msg, size_t n) {
-    _hm_prim_write_stderr(msg, n);
+    _hm_write_stderr(msg, n);
 }
 
 /* One line on stderr (no allocation) for an HM_* value that cannot be used; it is ignored.
@@ -212,7 +208,7 @@ static bool apply(const hm_option_t *o, const char *s, hm_config *cfg, bool secu
             }
             return false;
         }
-        if (o->secure == SEC_LOWER && secure && v > _hm_prim_memory_limit()) {
+        if (o->secure == SEC_LOWER && secure && v > _hm_os_memory_limit()) {
             if (warn)
                 warn_value("", o->name, s,
                            " in a setuid or setgid program: above the default limit");
@@ -338,7 +334,7 @@ static uint32_t config_env(hm_config *cfg, bool warn, uint32_t *ignored) {
     *ignored = 0;
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const hm_option_t *o = &k_options[i];
-        const char *s = _hm_prim_getenv(o->name);
+        const char *s = _hm_getenv(o->name);
         if (s == NULL || (*s == '\0' && o->kind != K_PATH)) continue;
         if (secure && o->secure == SEC_IGNORE) {
             *ignored |= 1u << i;
@@ -512,125 +508,4 @@ void _hm_config_check(const hm_config *c, size_t limit) {
                          c->reserve_appdomain, c->reserve_process, limit);
         say(msg, n);
     }
-}
-
-/* ---- formatting without allocation ------------------------------------------------------ */
-static size_t put_str(char *buf, size_t cap, size_t n, const char *s) {
-    for (; s != NULL && *s; s++, n++)
-        if (n + 1 < cap) buf[n] = *s;
-    return n;
-}
-
-static size_t put_uint(char *buf, size_t cap, size_t n, uint64_t v, unsigned base) {
-    char tmp[24];
-    int i = 0;
-    do {
-        unsigned d = (unsigned)(v % base);
-        tmp[i++] = (char)(d < 10 ? '0' + d : 'a' + d - 10);
-        v /= base;
-    } while (v != 0);
-    while (i > 0) {
-        if (n + 1 < cap) buf[n] = tmp[i - 1];
-        n++;
-        i--;
-    }
-    return n;
-}
-
-/* 1536 -> "1.5 KiB": one decimal, the unit that keeps the figure below 1024; below 1 KiB the
- * exact count in B. */
-static size_t put_human(char *buf, size_t cap, size_t n, uint64_t v) {
-    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
-    if (v < 1024) {
-        n = put_uint(buf, cap, n, v, 10);
-        return put_str(buf, cap, n, " B");
-    }
-    unsigned u = 1;
-    while (u < 6 && (v >> (10 * (u + 1))) != 0)
-        u++;
-    unsigned __int128 tenths =
-        ((unsigned __int128)v * 10 + ((uint64_t)1 << (10 * u)) / 2) >> (10 * u);
-    if (tenths >= 10240 && u < 6) { /* 1023.96 KiB rounds to 1.0 MiB, not to 1024.0 KiB */
-        u++;
-        tenths = ((unsigned __int128)v * 10 + ((uint64_t)1 << (10 * u)) / 2) >> (10 * u);
-    }
-    n = put_uint(buf, cap, n, (uint64_t)(tenths / 10), 10);
-    n = put_str(buf, cap, n, ".");
-    n = put_uint(buf, cap, n, (uint64_t)(tenths % 10), 10);
-    n = put_str(buf, cap, n, " ");
-    return put_str(buf, cap, n, units[u]);
-}
-
-size_t _hm_snprintf(char *buf, size_t cap, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    size_t n = 0;
-    for (const char *f = fmt; *f; f++) {
-        if (*f != '%') {
-            if (n + 1 < cap) buf[n] = *f;
-            n++;
-            continue;
-        }
-        f++;
-        if (*f == 'z' && f[1] == 'u') {
-            f++;
-            n = put_uint(buf, cap, n, va_arg(ap, size_t), 10);
-        } else if (*f == 'H') {
-            n = put_human(buf, cap, n, va_arg(ap, size_t));
-        } else if (*f == 'u') {
-            n = put_uint(buf, cap, n, va_arg(ap, unsigned), 10);
-        } else if (*f == 'd') {
-            int v = va_arg(ap, int);
-            if (v < 0) {
-                if (n + 1 < cap) buf[n] = '-';
-                n++;
-                n = put_uint(buf, cap, n, (uint64_t)(-(int64_t)v), 10);
-            } else {
-                n = put_uint(buf, cap, n, (uint64_t)v, 10);
-            }
-        } else if (*f == 'p') {
-            /* a setuid or setgid program's stderr belongs to the less privileged user who
-             * started it: its address layout is not theirs to read */
-            uintptr_t v = (uintptr_t)va_arg(ap, void *);
-            if (_hm_secure()) {
-                n = put_str(buf, cap, n, "(address hidden)");
-            } else {
-                n = put_str(buf, cap, n, "0x");
-                n = put_uint(buf, cap, n, v, 16);
-            }
-        } else if (*f == 's') {
-            n = put_str(buf, cap, n, va_arg(ap, const char *));
-        } else if (*f == '%') {
-            if (n + 1 < cap) buf[n] = '%';
-            n++;
-        } else if (*f == '\0') {
-            break;
-        }
-    }
-    va_end(ap);
-    if (cap == 0) return 0; /* no room, not even for the terminator: nothing written */
-    buf[n < cap ? n : cap - 1] = '\0';
-    return n < cap ? n : cap - 1;
-}
-
-size_t _hm_report_who(char *buf, size_t cap) {
-    char name[64];
-    _hm_prim_program_name(name, sizeof name);
-    return _hm_snprintf(buf, cap, "pid %d (%s)", (int)getpid(), name);
-}
-
-void _hm_fatal(const char *msg, const void *ptr) {
-    char buf[256];
-    size_t n = ptr != NULL ? _hm_snprintf(buf, sizeof buf, "hostmalloc: %s %p\n", msg, ptr)
-                           : _hm_snprintf(buf, sizeof buf, "hostmalloc: %s\n", msg);
-    _hm_prim_write_stderr(buf, n);
-    abort();
-}
-
-void _hm_assert_fail(const char *cond, const char *file, int line) {
-    char buf[256];
-    size_t n = _hm_snprintf(buf, sizeof buf, "hostmalloc: assertion failed: %s (%s:%d)\n", cond,
-                            file, line);
-    _hm_prim_write_stderr(buf, n);
-    abort();
 }

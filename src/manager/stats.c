@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* stats.c: heap and manager statistics, and every report made of them.
+/* manager/stats.c: heap and manager statistics, and every report made of them.
  *
  * Nothing is counted on the fast paths: live blocks are the pages' `used` counts, committed
  * bytes come from the slow-path accounting. The walk holds the heap lock (sub-heap lists
@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "manager/manager.h"
 
 void _hm_stats_collect(hm_heap *heap, hm_heap_stats_t *out) {
     for (hm_theap_t *th = heap->theaps; th != NULL; th = th->next) {
@@ -39,7 +39,7 @@ void _hm_stats_collect(hm_heap *heap, hm_heap_stats_t *out) {
     for (hm_segment_t *seg = heap->huge; seg != NULL; seg = seg->next) {
         out->huge_blocks++;
         out->live_blocks++;
-        out->live_bytes += _hm_huge_usable(seg);
+        out->live_bytes += seg->huge_size;
         out->reserved += seg->size;
     }
 }
@@ -59,31 +59,34 @@ void hm_manager_stats(hm_manager *mgr, hm_manager_stats_t *out) {
     if (out == NULL) return;
     memset(out, 0, sizeof *out);
     if (mgr == NULL) return;
-    out->limit = mgr->limit;
-    out->committed = atomic_load_explicit(&mgr->committed, memory_order_relaxed);
-    out->peak_committed = atomic_load_explicit(&mgr->peak_committed, memory_order_relaxed);
+    out->limit = mgr->arena.budget.limit;
+    out->committed = atomic_load_explicit(&mgr->arena.budget.committed, memory_order_relaxed);
+    out->peak_committed =
+        atomic_load_explicit(&mgr->arena.budget.peak_committed, memory_order_relaxed);
     for (int l = 0; l < 3; l++) {
-        out->requests[l] = atomic_load_explicit(&mgr->retired_requests[l], memory_order_relaxed) +
-                           atomic_load_explicit(&mgr->vm_requests[l], memory_order_relaxed);
-        out->failures[l] = atomic_load_explicit(&mgr->failures[l], memory_order_relaxed);
+        out->requests[l] =
+            atomic_load_explicit(&mgr->arena.retired_requests[l], memory_order_relaxed) +
+            atomic_load_explicit(&mgr->vm_requests[l], memory_order_relaxed);
+        out->failures[l] =
+            atomic_load_explicit(&mgr->arena.budget.failures[l], memory_order_relaxed);
         out->faults_injected[l] =
             atomic_load_explicit(&mgr->faults_injected[l], memory_order_relaxed);
     }
     for (int k = 0; k < 4; k++)
         out->notifications[k] = atomic_load_explicit(&mgr->notifications[k], memory_order_relaxed);
-    pthread_mutex_lock(&mgr->heaps_lock);
-    out->heaps = mgr->heap_count;
-    for (hm_heap *h = mgr->heaps; h != NULL; h = h->mgr_next) {
+    pthread_mutex_lock(&mgr->arena.heaps_lock);
+    out->heaps = mgr->arena.heap_count;
+    for (hm_heap *h = mgr->arena.heaps; h != NULL; h = h->arena_next) {
         pthread_mutex_lock(&h->lock);
         for (hm_theap_t *th = h->theaps; th != NULL; th = th->next)
             for (int l = 0; l < 3; l++)
                 out->requests[l] += th->requests[l];
         pthread_mutex_unlock(&h->lock);
     }
-    pthread_mutex_unlock(&mgr->heaps_lock);
-    pthread_mutex_lock(&mgr->cache_lock);
-    out->cached = mgr->cache_bytes;
-    pthread_mutex_unlock(&mgr->cache_lock);
+    pthread_mutex_unlock(&mgr->arena.heaps_lock);
+    pthread_mutex_lock(&mgr->arena.cache_lock);
+    out->cached = mgr->arena.cache_bytes;
+    pthread_mutex_unlock(&mgr->arena.cache_lock);
     _hm_vmem_stats(mgr, &out->virtual_reserved, &out->virtual_committed);
     out->runtime_mapped = atomic_load_explicit(&mgr->runtime_mapped, memory_order_relaxed);
 }
@@ -92,9 +95,9 @@ void hm_manager_stats(hm_manager *mgr, hm_manager_stats_t *out) {
 /* The caller's FILE, else the config's statistics file, else stderr. */
 static size_t emit(const hm_manager *mgr, FILE *out, const char *buf, size_t n) {
     if (out != NULL) return fwrite(buf, 1, n, out) == n ? n : 0;
-    if (mgr != NULL && mgr->cfg.stats_path != NULL)
-        return _hm_prim_write_path(mgr->cfg.stats_path, buf, n) ? n : 0;
-    _hm_prim_write_stderr(buf, n);
+    if (mgr != NULL && mgr->arena.cfg.stats_path != NULL)
+        return _hm_os_append_file(mgr->arena.cfg.stats_path, buf, n) ? n : 0;
+    _hm_write_stderr(buf, n);
     return n;
 }
 
@@ -123,7 +126,7 @@ void hm_heap_stats_print(hm_heap *heap, FILE *out) {
     hm_heap_stats(heap, &s);
     char buf[1024];
     size_t n = heap_text(buf, sizeof buf, heap, &s);
-    emit(heap != NULL ? heap->mgr : NULL, out, buf, n);
+    emit(heap != NULL ? _hm_manager_of(heap) : NULL, out, buf, n);
 }
 
 static size_t manager_text(char *buf, size_t cap, const hm_manager *mgr,
@@ -188,7 +191,7 @@ static size_t json_string(char *buf, size_t cap, size_t n, const char *s) {
 static size_t json_head(char *buf, size_t cap, const char *kind) {
     char name[64];
     size_t n = 0;
-    _hm_prim_program_name(name, sizeof name);
+    _hm_program_name(name, sizeof name);
     JSON_APPEND("{\"hostmalloc\":\"%d.%d.%d\",\"report\":\"%s\",\"pid\":%d,\"program\":",
                 HOSTMALLOC_VERSION_MAJOR, HOSTMALLOC_VERSION_MINOR, HOSTMALLOC_VERSION_PATCH, kind,
                 (int)getpid());
@@ -246,7 +249,7 @@ size_t hm_heap_stats_json(hm_heap *heap, FILE *out) {
     char buf[JSON_CAP];
     size_t n = json_head(buf, sizeof buf, "heap");
     n = json_end(buf, sizeof buf, json_heap(buf, sizeof buf, n, &s));
-    return n != 0 ? emit(heap->mgr, out, buf, n) : 0;
+    return n != 0 ? emit(_hm_manager_of(heap), out, buf, n) : 0;
 }
 
 size_t hm_manager_stats_json(hm_manager *mgr, FILE *out) {
@@ -261,14 +264,14 @@ size_t hm_manager_stats_json(hm_manager *mgr, FILE *out) {
 
 /* ---- HM_STATS ------------------------------------------------------------------------------ */
 void _hm_stats_report_heap(hm_heap *heap) {
-    if (heap->mgr->cfg.stats_json)
+    if (_hm_manager_of(heap)->arena.cfg.stats_json)
         hm_heap_stats_json(heap, NULL);
     else
         hm_heap_stats_print(heap, NULL);
 }
 
 void _hm_stats_report_manager(hm_manager *mgr) {
-    if (mgr->cfg.stats_json)
+    if (mgr->arena.cfg.stats_json)
         hm_manager_stats_json(mgr, NULL);
     else
         hm_manager_stats_print(mgr, NULL);
@@ -284,7 +287,7 @@ void _hm_stats_report_malloc(hm_heap *heap, hm_manager *mgr, bool to_sink) {
     hm_manager_stats(mgr, &m);
     char buf[JSON_CAP];
     size_t n;
-    if (to_sink && mgr->cfg.stats_json) {
+    if (to_sink && mgr->arena.cfg.stats_json) {
         n = json_head(buf, sizeof buf, "malloc");
         n = json_heap(buf, sizeof buf, n, &h);
         n = json_end(buf, sizeof buf, json_manager(buf, sizeof buf, n, &m));
@@ -307,7 +310,7 @@ void _hm_stats_report_malloc(hm_heap *heap, hm_manager *mgr, bool to_sink) {
     if (to_sink)
         emit(mgr, NULL, buf, n);
     else
-        _hm_prim_write_stderr(buf, n);
+        _hm_write_stderr(buf, n);
 }
 
 /* ---- malloc_info ------------------------------------------------------------------------------
@@ -327,7 +330,7 @@ int _hm_stats_malloc_info(hm_heap *heap, hm_manager *mgr, int options, FILE *fp)
     size_t huge_bytes = 0;
     pthread_mutex_lock(&heap->lock);
     for (hm_segment_t *seg = heap->huge; seg != NULL; seg = seg->next)
-        huge_bytes += _hm_huge_usable(seg);
+        huge_bytes += seg->huge_size;
     pthread_mutex_unlock(&heap->lock);
     size_t free_bytes = h.committed > h.live_bytes ? h.committed - h.live_bytes : 0;
     char buf[1536];

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* override.c: hostmalloc as the process malloc (libhostmalloc-override.so).
+/* doors/override.c: hostmalloc as the process malloc (libhostmalloc-override.so).
  *
  * Every C and C++ allocation entry point of the process, on the process default heap of the
  * same engine. Preloaded (LD_PRELOAD) or linked first, it serves the very first allocation:
@@ -20,17 +20,29 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "manager/manager.h"
 
 #define HM_EXPORT __attribute__((visibility("default")))
 
 static hm_heap *_Atomic g_heap;
 
+static void fork_prepare(void) {
+    _hm_arena_fork(&_hm_manager_default()->arena, atomic_load(&g_heap), 0);
+}
+
+static void fork_release(void) {
+    _hm_arena_fork(&_hm_manager_default()->arena, atomic_load(&g_heap), 1);
+}
+
 static hm_noinline hm_heap *heap_init(void) {
     hm_heap *h = hm_heap_default();
     if (h == NULL) _hm_fatal("cannot create the process heap", NULL);
+    /* once, and never from inside malloc's first initialisation: pthread_atfork may allocate */
+    static _Atomic(int) registered;
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&registered, &expected, 1))
+        pthread_atfork(fork_prepare, fork_release, fork_release);
     atomic_store_explicit(&g_heap, h, memory_order_release);
-    _hm_override_atfork_register();
     return h;
 }
 
@@ -42,7 +54,7 @@ hm_inline hm_heap *heap(void) {
 
 /* ---- C ---------------------------------------------------------------------------------- */
 HM_EXPORT void *malloc(size_t size) {
-    return _hm_alloc_fast(heap(), size, eProcessCritical);
+    return _hm_alloc_fast(heap(), size, eProcessCritical, _hm_alloc_slow_any);
 }
 
 HM_EXPORT void free(void *p) {
@@ -185,13 +197,13 @@ static hm_noinline void *new_fail(size_t size, size_t align, bool nothrow) {
 }
 
 hm_inline void *new_impl(size_t size) {
-    void *p = _hm_alloc_fast(heap(), size, eProcessCritical);
+    void *p = _hm_alloc_fast(heap(), size, eProcessCritical, _hm_alloc_slow_any);
     if (hm_unlikely(p == NULL)) p = new_fail(size, HM_ALIGN, false);
     return p;
 }
 
 hm_inline void *new_nothrow(size_t size) {
-    void *p = _hm_alloc_fast(heap(), size, eProcessCritical);
+    void *p = _hm_alloc_fast(heap(), size, eProcessCritical, _hm_alloc_slow_any);
     if (hm_unlikely(p == NULL)) p = new_fail(size, HM_ALIGN, true);
     return p;
 }
@@ -296,6 +308,6 @@ HM_EXPORT void malloc_stats(void) {
 
 __attribute__((destructor)) static void override_exit(void) {
     hm_heap *h = atomic_load_explicit(&g_heap, memory_order_relaxed);
-    if (h != NULL && hm_manager_default()->cfg.print_stats)
+    if (h != NULL && hm_manager_default()->arena.cfg.print_stats)
         _hm_stats_report_malloc(h, hm_manager_default(), true);
 }
