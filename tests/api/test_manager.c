@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* tests/test_manager.c: the memory manager: the budget and its level ceilings,
+/* tests/api/test_manager.c: the memory manager: the budget and its level ceilings,
  * failure through the COM door, the process-critical wait, pressure notifications, the load,
  * address-space callbacks, fault injection, statistics and the HM_* environment.
  *
@@ -1500,36 +1500,13 @@ static void test_env_out_of_range(void **state) {
         fail_msg("no message about HM_FAULT_EVERY=4294967296: '%s'", res.err);
 }
 
-int main(int argc, char **argv) {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_race_to_limit),
-        cmocka_unit_test(test_race_to_limit_rss),
-        cmocka_unit_test(test_level_ceilings),
-        cmocka_unit_test(test_com_alloc_failure),
-        cmocka_unit_test(test_process_wait_succeeds),
-        cmocka_unit_test(test_process_wait_times_out),
-        cmocka_unit_test(test_notify_callback_refcount),
-        cmocka_unit_test(test_notify_thresholds_hysteresis),
-        cmocka_unit_test(test_notify_rate_limited),
-        cmocka_unit_test(test_notify_low_on_failure),
-        cmocka_unit_test(test_set_notify_waits_for_running_call),
-        cmocka_unit_test(test_notify_com_reentrant),
-        cmocka_unit_test(test_get_memory_load),
-        cmocka_unit_test(test_manager_load_native),
-        cmocka_unit_test(test_needs_virtual_address_space),
-        cmocka_unit_test(test_trim_native),
-        cmocka_unit_test(test_runtime_mapped_native),
-        cmocka_unit_test(test_address_space_callbacks),
-        cmocka_unit_test(test_fault_every),
-        cmocka_unit_test(test_fault_probability_deterministic),
-        cmocka_unit_test(test_fault_stats_native),
-        cmocka_unit_test(test_fault_counted_com),
-        cmocka_unit_test(test_stats_counts),
-        cmocka_unit_test(test_stats_print),
-        cmocka_unit_test(test_hm_stats_env),
-        cmocka_unit_test(test_env_config),
-        cmocka_unit_test(test_env_malformed),
-        cmocka_unit_test(test_env_out_of_range),
-    };
-    return TU_MAIN(tests);
-}
+TU_TEST_MAIN(test_race_to_limit, test_race_to_limit_rss, test_level_ceilings,
+             test_com_alloc_failure, test_process_wait_succeeds, test_process_wait_times_out,
+             test_notify_callback_refcount, test_notify_thresholds_hysteresis,
+             test_notify_rate_limited, test_notify_low_on_failure,
+             test_set_notify_waits_for_running_call, test_notify_com_reentrant,
+             test_get_memory_load, test_manager_load_native, test_needs_virtual_address_space,
+             test_trim_native, test_runtime_mapped_native, test_address_space_callbacks,
+             test_fault_every, test_fault_probability_deterministic, test_fault_stats_native,
+             test_fault_counted_com, test_stats_counts, test_stats_print, test_hm_stats_env,
+             test_env_config, test_env_malformed, test_env_out_of_range)

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* tests/test_native.c: the native API of <hostmalloc/hostmalloc.h>.
+/* tests/api/test_native.c: the native API of <hostmalloc/hostmalloc.h>.
  *
  * Allocation functions (hm_alloc, hm_alloc_level, hm_calloc, hm_realloc, hm_alloc_aligned), block
  * queries (hm_usable_size, hm_heap_of), the checked free (hm_heap_free and its four results),
@@ -1101,28 +1101,9 @@ static void test_usable_size_invalid_aborts(void **state) {
     run_death_cases(1);
 }
 
-int main(int argc, char **argv) {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_alloc),
-        cmocka_unit_test(test_hm_calloc),
-        cmocka_unit_test(test_hm_realloc),
-        cmocka_unit_test(test_alloc_aligned),
-        cmocka_unit_test(test_usable_size),
-        cmocka_unit_test(test_heap_of),
-        cmocka_unit_test(test_heap_free_results),
-        cmocka_unit_test(test_heap_new_flags),
-        cmocka_unit_test(test_manager_lifetime),
-        cmocka_unit_test(test_non_threadsafe_heap),
-        cmocka_unit_test(test_heap_stats),
-        cmocka_unit_test(test_heap_stats_print),
-        cmocka_unit_test(test_cross_thread_free),
-        cmocka_unit_test(test_heap_release_live),
-        cmocka_unit_test(test_version),
-        cmocka_unit_test(test_memory_returned),
-        cmocka_unit_test(test_free_invalid_aborts),
-        cmocka_unit_test(test_usable_size_invalid_aborts),
-        cmocka_unit_test(test_native_double_free_small),
-        cmocka_unit_test(test_realloc_invalid_message),
-    };
-    return TU_MAIN(tests);
-}
+TU_TEST_MAIN(test_alloc, test_hm_calloc, test_hm_realloc, test_alloc_aligned, test_usable_size,
+             test_heap_of, test_heap_free_results, test_heap_new_flags, test_manager_lifetime,
+             test_non_threadsafe_heap, test_heap_stats, test_heap_stats_print,
+             test_cross_thread_free, test_heap_release_live, test_version, test_memory_returned,
+             test_free_invalid_aborts, test_usable_size_invalid_aborts,
+             test_native_double_free_small, test_realloc_invalid_message)

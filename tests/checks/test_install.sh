@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# tests/test_install.sh: the installed package works for its two kinds of consumer.
+# tests/checks/test_install.sh: the installed package works for its two kinds of consumer.
 #
 # usage: test_install.sh <source dir> [cmake] [cc] [generator] [pkg-config]
 #

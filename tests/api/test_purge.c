@@ -266,15 +266,6 @@ static void test_cache_bounded_by_limit(void **state) {
     hm_manager_release(mgr);
 }
 
-int main(int argc, char **argv) {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_exit_keeps_pages_warm),
-        cmocka_unit_test(test_exit_no_delay_gives_back),
-        cmocka_unit_test(test_exit_under_pressure_gives_back),
-        cmocka_unit_test(test_purge_is_batched),
-        cmocka_unit_test(test_idle_memory_ages_out),
-        cmocka_unit_test(test_huge_blocks_reused_warm),
-        cmocka_unit_test(test_cache_bounded_by_limit),
-    };
-    return TU_MAIN(tests);
-}
+TU_TEST_MAIN(test_exit_keeps_pages_warm, test_exit_no_delay_gives_back,
+             test_exit_under_pressure_gives_back, test_purge_is_batched, test_idle_memory_ages_out,
+             test_huge_blocks_reused_warm, test_cache_bounded_by_limit)

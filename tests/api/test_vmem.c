@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* tests/test_vmem.c: VirtualAlloc, VirtualFree, VirtualQuery and VirtualProtect of
+/* tests/api/test_vmem.c: VirtualAlloc, VirtualFree, VirtualQuery and VirtualProtect of
  * IHostMemoryManager, table-driven, with Win32 semantics: reservations in 64 KiB
  * granules, commits in 4 KiB pages counted against the budget at the request's level, decommit
  * of any page range, release of whole reservations only, the 48-byte MEMORY_BASIC_INFORMATION,
@@ -1098,25 +1098,10 @@ static void test_virtual_query_concurrent(void **state) {
     IHostMemoryManager_Release(mm);
 }
 
-int main(int argc, char **argv) {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_virtual_alloc_table),
-        cmocka_unit_test(test_virtual_alloc_bad_args),
-        cmocka_unit_test(test_virtual_alloc_at_address),
-        cmocka_unit_test(test_virtual_alloc_reset),
-        cmocka_unit_test(test_virtual_alloc_budget),
-        cmocka_unit_test(test_virtual_alloc_levels),
-        cmocka_unit_test(test_virtual_native_stats),
-        cmocka_unit_test(test_virtual_free_table),
-        cmocka_unit_test(test_virtual_free_foreign),
-        cmocka_unit_test(test_virtual_query),
-        cmocka_unit_test(test_virtual_protect),
-        cmocka_unit_test(test_protection_access),
-        cmocka_unit_test(test_virtual_query_concurrent),
-        cmocka_unit_test(test_virtual_alloc_low_address),
-        cmocka_unit_test(test_virtual_reserve_low_address),
-        cmocka_unit_test(test_virtual_free_decommit_wrap),
-        cmocka_unit_test(test_virtual_query_extremes),
-    };
-    return TU_MAIN(tests);
-}
+TU_TEST_MAIN(test_virtual_alloc_table, test_virtual_alloc_bad_args, test_virtual_alloc_at_address,
+             test_virtual_alloc_reset, test_virtual_alloc_budget, test_virtual_alloc_levels,
+             test_virtual_native_stats, test_virtual_free_table, test_virtual_free_foreign,
+             test_virtual_query, test_virtual_protect, test_protection_access,
+             test_virtual_query_concurrent, test_virtual_alloc_low_address,
+             test_virtual_reserve_low_address, test_virtual_free_decommit_wrap,
+             test_virtual_query_extremes)

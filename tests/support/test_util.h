@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* tests/test_util.h: small helpers shared by the hostmalloc tests.
+/* tests/support/test_util.h: small helpers shared by the hostmalloc tests.
  *
  * - tu_rss_bytes(): resident set size of this process, from /proc/self/statm.
  * - tu_run_child(): fork, run a function in the child with its stderr captured, and report how
@@ -7,8 +7,9 @@
  * - tu_unmapped_address(), tu_prot_none_region(): addresses no allocator may touch.
  * - tu_python_check(): parse a JSON or XML output file with python3 and check an expression.
  * - tu_clear_hm_env(): start a child from an environment without HM_* variables.
- * - tu_main(): the common main of the cmocka programs: an optional argument selects one test by
- *   its exact name (CTest registers every test function of a program on its own).
+ * - TU_TEST_MAIN(test_a, test_b, ...): the common main of the cmocka programs: an optional
+ *   argument selects one test by its exact name (CTest registers every test function of a
+ *   program on its own).
  *
  * Header-only; every function is static so each test program gets its own copy. */
 #ifndef HOSTMALLOC_TEST_UTIL_H
@@ -345,5 +346,41 @@ static inline int tu_main(const char *group, const struct CMUnitTest *tests, siz
 }
 
 #define TU_MAIN(tests) tu_main(#tests, tests, TU_ARRAY_SIZE(tests), argc, argv)
+
+/* Run the test functions `fns[0..n)`, whose names are `names`: the functions' list as the
+ * preprocessor spells it ("test_a, test_b, ..."), so that a test's name is always its function's.
+ * Every program's main is TU_TEST_MAIN(test_a, test_b, ...) or, when main does more first,
+ * TU_RUN_TESTS(...) at its end; tests/CMakeLists.txt reads the same list to register each
+ * function as its own CTest test. */
+static inline int tu_main_list(const char *names, const CMUnitTestFunction *fns, size_t n, int argc,
+                               char **argv) {
+    struct CMUnitTest *tests = (struct CMUnitTest *)calloc(n, sizeof *tests);
+    char *copy = strdup(names);
+    if (tests == NULL || copy == NULL) {
+        fprintf(stderr, "%s: out of memory\n", argv[0]);
+        return 2;
+    }
+    char *save = NULL;
+    for (size_t i = 0; i < n; i++) {
+        tests[i].name = strtok_r(i == 0 ? copy : NULL, ", ", &save);
+        tests[i].test_func = fns[i];
+    }
+    const char *group = strrchr(argv[0], '/');
+    int rc = tu_main(group != NULL ? group + 1 : argv[0], tests, n, argc, argv);
+    free(copy);
+    free(tests);
+    return rc;
+}
+
+#define TU_RUN_TESTS(...)                                                                          \
+    do {                                                                                           \
+        static const CMUnitTestFunction tu_fns_[] = {__VA_ARGS__};                                 \
+        return tu_main_list(#__VA_ARGS__, tu_fns_, TU_ARRAY_SIZE(tu_fns_), argc, argv);            \
+    } while (0)
+
+#define TU_TEST_MAIN(...)                                                                          \
+    int main(int argc, char **argv) {                                                              \
+        TU_RUN_TESTS(__VA_ARGS__);                                                                 \
+    }
 
 #endif /* HOSTMALLOC_TEST_UTIL_H */

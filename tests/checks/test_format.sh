@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# tests/test_format.sh: every C and C++ source of the project is as clang-format (the
+# tests/checks/test_format.sh: every C and C++ source of the project is as clang-format (the
 # repository's .clang-format) writes it. `make format` rewrites them.
 #
 # usage: test_format.sh <source dir> [clang-format]

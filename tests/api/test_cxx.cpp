@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-// tests/test_cxx.cpp: <hostmalloc/hosting.h> in its C++ form (no CINTERFACE).
+// tests/api/test_cxx.cpp: <hostmalloc/hosting.h> in its C++ form (no CINTERFACE).
 //
 // A C++ host sees IHostMalloc, IHostMemoryManager and ICLRMemoryNotificationCallback as
 // structs of pure virtual methods, while the library (C) builds and calls them as vtables of
@@ -549,17 +549,6 @@ static void test_cxx_callback_unregistered(void **state) {
     assert_int_equal(b.refs.load(), 1);
 }
 
-int main(int argc, char **argv) {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cxx_calls_c_malloc),
-        cmocka_unit_test(test_cxx_calls_c_manager),
-        cmocka_unit_test(test_cxx_calls_c_callback),
-        cmocka_unit_test(test_c_calls_cxx_malloc),
-        cmocka_unit_test(test_c_calls_cxx_second_base),
-        cmocka_unit_test(test_c_calls_cxx_manager),
-        cmocka_unit_test(test_library_objects),
-        cmocka_unit_test(test_cxx_callback_registered),
-        cmocka_unit_test(test_cxx_callback_unregistered),
-    };
-    return TU_MAIN(tests);
-}
+TU_TEST_MAIN(test_cxx_calls_c_malloc, test_cxx_calls_c_manager, test_cxx_calls_c_callback,
+             test_c_calls_cxx_malloc, test_c_calls_cxx_second_base, test_c_calls_cxx_manager,
+             test_library_objects, test_cxx_callback_registered, test_cxx_callback_unregistered)

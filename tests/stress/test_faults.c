@@ -233,11 +233,5 @@ static void test_native_enomem(void **state) {
     hm_manager_release(mgr);
 }
 
-int main(int argc, char **argv) {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_mmap_faults),       cmocka_unit_test(test_munmap_faults),
-        cmocka_unit_test(test_madvise_faults),    cmocka_unit_test(test_mprotect_faults),
-        cmocka_unit_test(test_all_faults_random), cmocka_unit_test(test_native_enomem),
-    };
-    return TU_MAIN(tests);
-}
+TU_TEST_MAIN(test_mmap_faults, test_munmap_faults, test_madvise_faults, test_mprotect_faults,
+             test_all_faults_random, test_native_enomem)

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* tests/test_abi.c: the COM ABI of <hostmalloc/hosting.h> on Linux x86-64 (LP64).
+/* tests/api/test_abi.c: the COM ABI of <hostmalloc/hosting.h> on Linux x86-64 (LP64).
  *
  * Type sizes, structure layouts, vtable slot order, HRESULT and enumeration values, the IIDs
  * exported by the library (byte-exact), and the MIDL call macros (that each dispatches through
@@ -420,17 +420,6 @@ static void test_header_guards(void **state) {
     assert_int_equal(hm_test_guards_probe(), 42);
 }
 
-int main(int argc, char **argv) {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sizes),
-        cmocka_unit_test(test_memory_basic_information_layout),
-        cmocka_unit_test(test_vtable_slots),
-        cmocka_unit_test(test_hresult_values),
-        cmocka_unit_test(test_enum_values),
-        cmocka_unit_test(test_virtual_constants),
-        cmocka_unit_test(test_iid_values),
-        cmocka_unit_test(test_call_macros),
-        cmocka_unit_test(test_header_guards),
-    };
-    return TU_MAIN(tests);
-}
+TU_TEST_MAIN(test_sizes, test_memory_basic_information_layout, test_vtable_slots,
+             test_hresult_values, test_enum_values, test_virtual_constants, test_iid_values,
+             test_call_macros, test_header_guards)

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* tests/midl_style.h: the hosting interfaces declared the way MIDL output declares them, then
+/* tests/api/midl_style.h: the hosting interfaces declared the way MIDL output declares them, then
  * <hostmalloc/hosting.h>.
  *
  * A host may include a MIDL-generated mscoree.h (or a PAL whose headers were generated the same

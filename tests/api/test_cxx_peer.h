@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* tests/test_cxx_peer.h: the C half of the C/C++ slot tests (tests/test_cxx.cpp).
+/* tests/api/test_cxx_peer.h: the C half of the C/C++ slot tests (tests/api/test_cxx.cpp).
  *
  * test_cxx_peer.c is compiled as C, so it sees the C form of the interfaces. It makes objects
  * whose C vtables log every call (peer_c_*), which the C++ test calls as C++ objects; and it

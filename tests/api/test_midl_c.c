@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* tests/test_midl_c.c: <hostmalloc/hosting.h> in C after a MIDL-style header compiled with
- * COBJMACROS (tests/midl_style.h), which declared every interface, enumeration and call macro
+/* tests/api/test_midl_c.c: <hostmalloc/hosting.h> in C after a MIDL-style header compiled with
+ * COBJMACROS (tests/api/midl_style.h), which declared every interface, enumeration and call macro
  * first. This file compiling without a redefinition is most of the test; the types in use must
  * be the MIDL-style header's, and the library's objects must work through them. Linked into
  * test_midl, which calls midl_c_round_trip(). */

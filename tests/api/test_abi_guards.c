@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* tests/test_abi_guards.c: <hostmalloc/hosting.h> after a PAL-like header.
+/* tests/api/test_abi_guards.c: <hostmalloc/hosting.h> after a PAL-like header.
  *
  * A PAL or Windows header may already define HRESULT, DWORD, ULONG, GUID, S_OK and the other
  * HRESULT macros, the PAGE_/MEM_ constants and MEMORY_BASIC_INFORMATION, and one of the

@@ -468,19 +468,8 @@ static void test_low_not_held_back(void **state) {
     hm_manager_release(mgr);
 }
 
-int main(int argc, char **argv) {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_malloc_heap),
-        cmocka_unit_test(test_malloc_heap_faulty_and_checked),
-        cmocka_unit_test(test_heap_block),
-        cmocka_unit_test(test_realloc_level_reserves),
-        cmocka_unit_test(test_realloc_level_faults),
-        cmocka_unit_test(test_realloc_level_shrink_never_fails),
-        cmocka_unit_test(test_realloc_level_freed_block),
-        cmocka_unit_test(test_shared_manager),
-        cmocka_unit_test(test_listeners),
-        cmocka_unit_test(test_listener_alone_hears_refusal),
-        cmocka_unit_test(test_low_not_held_back),
-    };
-    return TU_MAIN(tests);
-}
+TU_TEST_MAIN(test_malloc_heap, test_malloc_heap_faulty_and_checked, test_heap_block,
+             test_realloc_level_reserves, test_realloc_level_faults,
+             test_realloc_level_shrink_never_fails, test_realloc_level_freed_block,
+             test_shared_manager, test_listeners, test_listener_alone_hears_refusal,
+             test_low_not_held_back)

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-// tests/test_cxx_cinterface.cpp: <hostmalloc/hosting.h> compiled as C++ with CINTERFACE.
+// tests/api/test_cxx_cinterface.cpp: <hostmalloc/hosting.h> compiled as C++ with CINTERFACE.
 //
 // With CINTERFACE a C++ translation unit gets the C form, as with MIDL output: structs holding
 // lpVtbl, the ...Vtbl types, and the call macros going through lpVtbl; REFIID stays a
@@ -111,9 +111,4 @@ static void test_library_objects_cinterface(void **state) {
     assert_int_equal(cb.refs, 1);
 }
 
-int main(int argc, char **argv) {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_library_objects_cinterface),
-    };
-    return TU_MAIN(tests);
-}
+TU_TEST_MAIN(test_library_objects_cinterface)

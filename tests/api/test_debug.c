@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* tests/test_debug.c: the debug heap: DebugAlloc blocks, checked mode, heap walks,
+/* tests/api/test_debug.c: the debug heap: DebugAlloc blocks, checked mode, heap walks,
  * leak reports and the error sink.
  *
  * The rules, one group of tests each (the test names start with the rule's topic):
@@ -1868,33 +1868,14 @@ static void test_default_mode_no_debug_pages(void **state) {
     sink_free(s);
 }
 
-int main(int argc, char **argv) {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_debug_block_records_site),
-        cmocka_unit_test(test_debug_block_canaries_and_fill),
-        cmocka_unit_test(test_walk_every_live_block),
-        cmocka_unit_test(test_leak_report_groups_sites),
-        cmocka_unit_test(test_leak_report_on_release),
-        cmocka_unit_test(test_leak_report_long_file),
-        cmocka_unit_test(test_misuse_broken_canary),
-        cmocka_unit_test(test_misuse_double_free),
-        cmocka_unit_test(test_checked_double_free_detected),
-        cmocka_unit_test(test_checked_byte_precise_overrun),
-        cmocka_unit_test(test_checked_write_after_free),
-        cmocka_unit_test(test_checked_header_damage),
-        cmocka_unit_test(test_checked_64k_on_pages),
-        cmocka_unit_test(test_checked_link_write_never_followed),
-        cmocka_unit_test(test_checked_remote_link_write),
-        cmocka_unit_test(test_checked_aligned),
-        cmocka_unit_test(test_checked_huge_quarantine_trim),
-        cmocka_unit_test(test_checked_from_environment),
-        cmocka_unit_test(test_checked_malloc_door_aborts),
-        cmocka_unit_test(test_checked_malloc_door_write_after_free_aborts),
-        cmocka_unit_test(test_error_sink_default_stderr),
-        cmocka_unit_test(test_error_sink_custom_arg),
-        cmocka_unit_test(test_error_sink_silent_when_correct),
-        cmocka_unit_test(test_remote_free_checked),
-        cmocka_unit_test(test_default_mode_no_debug_pages),
-    };
-    return TU_MAIN(tests);
-}
+TU_TEST_MAIN(test_debug_block_records_site, test_debug_block_canaries_and_fill,
+             test_walk_every_live_block, test_leak_report_groups_sites, test_leak_report_on_release,
+             test_leak_report_long_file, test_misuse_broken_canary, test_misuse_double_free,
+             test_checked_double_free_detected, test_checked_byte_precise_overrun,
+             test_checked_write_after_free, test_checked_header_damage, test_checked_64k_on_pages,
+             test_checked_link_write_never_followed, test_checked_remote_link_write,
+             test_checked_aligned, test_checked_huge_quarantine_trim, test_checked_from_environment,
+             test_checked_malloc_door_aborts, test_checked_malloc_door_write_after_free_aborts,
+             test_error_sink_default_stderr, test_error_sink_custom_arg,
+             test_error_sink_silent_when_correct, test_remote_free_checked,
+             test_default_mode_no_debug_pages)

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* tests/test_cxx_peer.c: the C half of the C/C++ slot tests; see test_cxx_peer.h. Compiled as
+/* tests/api/test_cxx_peer.c: the C half of the C/C++ slot tests; see test_cxx_peer.h. Compiled as
  * C: the interfaces here are the C form, vtables of function pointers. */
 #include <stdarg.h>
 #include <string.h>

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-// tests/test_midl.cpp: <hostmalloc/hosting.h> after a MIDL-style header (tests/midl_style.h).
+// tests/api/test_midl.cpp: <hostmalloc/hosting.h> after a MIDL-style header
+// (tests/api/midl_style.h).
 //
 // Including hosting.h after a MIDL-generated header that declared the same interfaces used to
 // fail with "redefinition of 'struct IHostMalloc'". Here the MIDL-style header comes first, in
@@ -96,11 +97,4 @@ static void test_midl_partial_c(void **state) {
     assert_int_equal(midl_partial_round_trip(), 0);
 }
 
-int main(int argc, char **argv) {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_midl_cxx),
-        cmocka_unit_test(test_midl_c),
-        cmocka_unit_test(test_midl_partial_c),
-    };
-    return TU_MAIN(tests);
-}
+TU_TEST_MAIN(test_midl_cxx, test_midl_c, test_midl_partial_c)

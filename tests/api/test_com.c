@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* tests/test_com.c: conformance of the COM door (docs/CONTRACT.md, sections 4 and 6).
+/* tests/api/test_com.c: conformance of the COM door (docs/CONTRACT.md, sections 4 and 6).
  *
  * Everything goes through hm_create_host_memory_manager() and the vtables: reference counting,
  * QueryInterface, CreateMalloc, Alloc/DebugAlloc/Free with every bad input the spec names,
@@ -1388,34 +1388,13 @@ static void test_serialized_single_thread_instance(void **state) {
     assert_int_equal(sh.failures, 0);
 }
 
-int main(int argc, char **argv) {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_create_manager),
-        cmocka_unit_test(test_create_malloc_flags),
-        cmocka_unit_test(test_create_malloc_bad_args),
-        cmocka_unit_test(test_query_interface_manager),
-        cmocka_unit_test(test_query_interface_malloc),
-        cmocka_unit_test(test_refcount_atomic),
-        cmocka_unit_test(test_manager_outlived_by_instance),
-        cmocka_unit_test(test_alloc_sizes),
-        cmocka_unit_test(test_alloc_zero_unique),
-        cmocka_unit_test(test_alloc_bad_args),
-        cmocka_unit_test(test_debug_alloc),
-        cmocka_unit_test(test_debug_alloc_bad_args),
-        cmocka_unit_test(test_free_null_and_valid),
-        cmocka_unit_test(test_free_foreign),
-        cmocka_unit_test(test_free_interior),
-        cmocka_unit_test(test_free_other_instance),
-        cmocka_unit_test(test_free_other_manager),
-        cmocka_unit_test(test_release_frees_live_blocks),
-        cmocka_unit_test(test_executable_instance),
-        cmocka_unit_test(test_data_instance_not_executable),
-        cmocka_unit_test(test_multithread),
-        cmocka_unit_test(test_serialized_single_thread_instance),
-        cmocka_unit_test(test_com_double_free_small),
-        cmocka_unit_test(test_com_double_free_full_page),
-        cmocka_unit_test(test_com_double_free_after_remote_free),
-        cmocka_unit_test(test_com_double_free_no_false_alarm),
-    };
-    return TU_MAIN(tests);
-}
+TU_TEST_MAIN(test_create_manager, test_create_malloc_flags, test_create_malloc_bad_args,
+             test_query_interface_manager, test_query_interface_malloc, test_refcount_atomic,
+             test_manager_outlived_by_instance, test_alloc_sizes, test_alloc_zero_unique,
+             test_alloc_bad_args, test_debug_alloc, test_debug_alloc_bad_args,
+             test_free_null_and_valid, test_free_foreign, test_free_interior,
+             test_free_other_instance, test_free_other_manager, test_release_frees_live_blocks,
+             test_executable_instance, test_data_instance_not_executable, test_multithread,
+             test_serialized_single_thread_instance, test_com_double_free_small,
+             test_com_double_free_full_page, test_com_double_free_after_remote_free,
+             test_com_double_free_no_false_alarm)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* tests/test_midl_partial.c: <hostmalloc/hosting.h> in C after a MIDL-style header that
+/* tests/api/test_midl_partial.c: <hostmalloc/hosting.h> in C after a MIDL-style header that
  * declared IUnknown, ICLRMemoryNotificationCallback and IHostMalloc but not IHostMemoryManager
- * nor MALLOC_TYPE, and was compiled without COBJMACROS (tests/midl_style.h with
+ * nor MALLOC_TYPE, and was compiled without COBJMACROS (tests/api/midl_style.h with
  * MIDL_STYLE_PARTIAL). hosting.h must add exactly what is missing: IHostMemoryManager,
  * MALLOC_TYPE and the call macros. Linked into test_midl, which calls
  * midl_partial_round_trip(). */

@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# tests/test_exports.sh: the dynamic symbols libhostmalloc.so defines.
+# tests/checks/test_exports.sh: the dynamic symbols libhostmalloc.so defines.
 #
 # usage: test_exports.sh <libhostmalloc.so> <include/hostmalloc dir> [nm]
 #

@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# tests/test_spdx.sh: every source file of the project names its licence with an SPDX line
+# tests/checks/test_spdx.sh: every source file of the project names its licence with an SPDX line
 # within its first three lines (a distribution's licence check reads them), and the licence it
 # names is the one in LICENSE.
 #

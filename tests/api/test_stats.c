@@ -563,20 +563,8 @@ static void test_stats_file_not_regular(void **state) {
     rmdir(dir);
 }
 
-int main(int argc, char **argv) {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_units_format),
-        cmocka_unit_test(test_report_header),
-        cmocka_unit_test(test_manager_report_full),
-        cmocka_unit_test(test_json_heap_and_manager),
-        cmocka_unit_test(test_json_program_name_escaped),
-        cmocka_unit_test(test_json_widest_report_whole),
-        cmocka_unit_test(test_env_stats_json),
-        cmocka_unit_test(test_verbose_configuration),
-        cmocka_unit_test(test_unknown_name_warning),
-        cmocka_unit_test(test_malformed_values),
-        cmocka_unit_test(test_inconsistent_thresholds),
-        cmocka_unit_test(test_stats_file_not_regular),
-    };
-    return TU_MAIN(tests);
-}
+TU_TEST_MAIN(test_units_format, test_report_header, test_manager_report_full,
+             test_json_heap_and_manager, test_json_program_name_escaped,
+             test_json_widest_report_whole, test_env_stats_json, test_verbose_configuration,
+             test_unknown_name_warning, test_malformed_values, test_inconsistent_thresholds,
+             test_stats_file_not_regular)
