@@ -26,9 +26,7 @@
 #include <hostmalloc/hostmalloc.h>
 
 #include "test_util.h"
-
-/* A value no implementation would store by accident: out-pointers are preset to it. */
-#define GARBAGE ((void *)(uintptr_t)0x5A5A5A5A5A5A5A50ull)
+#include "tu_com.h"
 
 #define LEVELS 3
 static const EMemoryCriticalLevel k_levels[LEVELS] = {eTaskCritical, eAppDomainCritical,
@@ -52,43 +50,6 @@ static const size_t k_sizes[] = {0,       1,       2,       3,
 
 /* ---- helpers ----------------------------------------------------------------------------------
  */
-static IHostMemoryManager *new_manager_cfg(const hm_config *cfg) {
-    IHostMemoryManager *mgr = GARBAGE;
-    assert_hr(hm_create_host_memory_manager(cfg, &mgr), S_OK);
-    assert_non_null(mgr);
-    assert_ptr_not_equal(mgr, GARBAGE);
-    assert_non_null(mgr->lpVtbl);
-    return mgr;
-}
-
-static IHostMemoryManager *new_manager(void) {
-    return new_manager_cfg(NULL);
-}
-
-static IHostMalloc *new_malloc(IHostMemoryManager *mgr, DWORD type) {
-    IHostMalloc *m = GARBAGE;
-    assert_hr(IHostMemoryManager_CreateMalloc(mgr, type, &m), S_OK);
-    assert_non_null(m);
-    assert_ptr_not_equal(m, GARBAGE);
-    assert_non_null(m->lpVtbl);
-    return m;
-}
-
-/* Alloc that must succeed with a 16-byte aligned block. */
-static void *must_alloc(IHostMalloc *m, size_t size, EMemoryCriticalLevel level) {
-    void *p = GARBAGE;
-    HRESULT hr = IHostMalloc_Alloc(m, size, level, &p);
-    if (hr != S_OK)
-        fail_msg("Alloc(%zu, level %d) returned 0x%08x, expected S_OK", size, (int)level, HR(hr));
-    if (p == NULL || p == GARBAGE) fail_msg("Alloc(%zu, level %d) gave %p", size, (int)level, p);
-    if (!tu_is_aligned(p, 16)) fail_msg("Alloc(%zu) gave %p: not 16-byte aligned", size, p);
-    return p;
-}
-
-static void must_free(IHostMalloc *m, void *p) {
-    HRESULT hr = IHostMalloc_Free(m, p);
-    if (hr != S_OK) fail_msg("Free(%p) returned 0x%08x, expected S_OK", p, HR(hr));
-}
 
 /* Check the reference count of an object through AddRef/Release return values: AddRef must
  * return expected+1 and the matching Release `expected`. */
@@ -100,25 +61,6 @@ static void must_free(IHostMalloc *m, void *p) {
             fail_msg("%s: AddRef returned %u and Release %u; expected a count of %u", #obj, a_,    \
                      r_, (unsigned)(expected));                                                    \
     } while (0)
-
-/* A block that must survive bad calls on its instance: filled with a pattern, checked later. */
-typedef struct witness {
-    void *p;
-    size_t size;
-    unsigned seed;
-} witness;
-
-static witness witness_new(IHostMalloc *m, size_t size, unsigned seed) {
-    witness w = {must_alloc(m, size, eTaskCritical), size, seed};
-    tu_fill(w.p, size, seed);
-    return w;
-}
-
-static void witness_check(const witness *w, const char *after) {
-    size_t bad = tu_check(w->p, w->size, w->seed);
-    if (bad != w->size)
-        fail_msg("after %s: block %p (%zu bytes) changed at offset %zu", after, w->p, w->size, bad);
-}
 
 /* The instance still serves requests: alloc, write, free of a few sizes. */
 static void instance_still_works(IHostMalloc *m, const char *after) {
@@ -1080,15 +1022,6 @@ static void test_release_frees_live_blocks(void **state) {
 
 /* ---- executable instances -----------------------------------------------------------------------
  */
-static const unsigned char k_ret42[] = {0xB8, 0x2A, 0x00, 0x00, 0x00, 0xC3}; /* mov eax,42; ret */
-
-typedef int (*int_fn)(void);
-
-static int call_code(void *p) {
-    int_fn f;
-    memcpy(&f, &p, sizeof(f));
-    return f();
-}
 
 static void test_executable_instance(void **state) {
     (void)state;
@@ -1121,34 +1054,6 @@ static void test_executable_instance(void **state) {
         assert_int_equal(call_code(d), 42);
         must_free(x, d);
         IHostMalloc_Release(x);
-    }
-    IHostMemoryManager_Release(mgr);
-}
-
-static void call_in_child(void *p) {
-    volatile int r = call_code(p);
-    (void)r;
-}
-
-static void test_data_instance_not_executable(void **state) {
-    (void)state;
-#if !defined(__x86_64__)
-    skip(); /* the machine code below is x86-64 */
-#endif
-    IHostMemoryManager *mgr = new_manager();
-    static const DWORD types[] = {0, MALLOC_THREADSAFE};
-    for (size_t t = 0; t < TU_ARRAY_SIZE(types); t++) {
-        IHostMalloc *m = new_malloc(mgr, types[t]);
-        static const size_t sizes[] = {16, 5000, (size_t)5 << 20};
-        for (size_t s = 0; s < TU_ARRAY_SIZE(sizes); s++) {
-            unsigned char *p = must_alloc(m, sizes[s], eTaskCritical);
-            memcpy(p, k_ret42, sizeof(k_ret42));
-            tu_child_result res;
-            assert_int_equal(tu_run_child(call_in_child, p, &res), 0);
-            tu_assert_child_signaled(&res, SIGSEGV);
-            must_free(m, p);
-        }
-        IHostMalloc_Release(m);
     }
     IHostMemoryManager_Release(mgr);
 }
@@ -1394,7 +1299,6 @@ TU_TEST_MAIN(test_create_manager, test_create_malloc_flags, test_create_malloc_b
              test_alloc_bad_args, test_debug_alloc, test_debug_alloc_bad_args,
              test_free_null_and_valid, test_free_foreign, test_free_interior,
              test_free_other_instance, test_free_other_manager, test_release_frees_live_blocks,
-             test_executable_instance, test_data_instance_not_executable, test_multithread,
-             test_serialized_single_thread_instance, test_com_double_free_small,
-             test_com_double_free_full_page, test_com_double_free_after_remote_free,
-             test_com_double_free_no_false_alarm)
+             test_executable_instance, test_multithread, test_serialized_single_thread_instance,
+             test_com_double_free_small, test_com_double_free_full_page,
+             test_com_double_free_after_remote_free, test_com_double_free_no_false_alarm)

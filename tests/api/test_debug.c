@@ -156,13 +156,6 @@ static const char *kind_str(int kind) {
     }
 }
 
-/* A report is one line: "hostmalloc: ...\n" and no other newline. */
-static bool one_line(const char *m) {
-    size_t n = strlen(m);
-    return strncmp(m, "hostmalloc: ", 12) == 0 && n > 12 && m[n - 1] == '\n' &&
-           strchr(m, '\n') == m + n - 1;
-}
-
 /* The report sink_expect accepted last. */
 static sink_report g_last;
 
@@ -180,7 +173,8 @@ static void sink_expect(sink *s, int kind, const void *ptr, const char *needle, 
         fail_msg("%s: report kind %d (%s), expected %d (%s); msg '%s'", what, r.kind,
                  kind_str(r.kind), kind, kind_str(kind), r.msg);
     if (r.ptr != ptr) fail_msg("%s: report ptr %p, expected %p", what, r.ptr, ptr);
-    if (!one_line(r.msg)) fail_msg("%s: message is not one 'hostmalloc: ' line: '%s'", what, r.msg);
+    if (!tu_one_line(r.msg))
+        fail_msg("%s: message is not one 'hostmalloc: ' line: '%s'", what, r.msg);
     if (needle != NULL && strstr(r.msg, needle) == NULL)
         fail_msg("%s: message '%s' lacks '%s'", what, r.msg, needle);
     assert_int_equal(atomic_load(&g_bad_args), 0);
@@ -1198,7 +1192,8 @@ static void test_checked_write_after_free(void **state) {
     for (size_t i = 0; i < TU_ARRAY_SIZE(sizes); i++) {
         size_t n = sizes[i];
         /* The COM door reports and goes on; the native door (malloc-style) aborts after the
-         * report: test_checked_malloc_door_write_after_free_aborts checks that in a child. */
+         * report: test_checked_malloc_door_write_after_free_aborts (tests/death) checks that in a
+         * child. */
         /* where: in the free-list link (validated when the slot is handed out again), at the
          * first and the last byte of the fill checked mode checks (user bytes [8, 32)) */
         const size_t where[] = {3, 8, n - 1 < 31 ? n - 1 : 31};
@@ -1502,75 +1497,6 @@ static void test_checked_from_environment(void **state) {
                  tu_status_str(res.status, buf, sizeof buf), res.err);
 }
 
-/* The malloc-style door: misuse aborts after one report line on stderr. */
-enum { DC_DOUBLE, DC_OVERRUN, DC_UNDERRUN, DC_ENV_DOUBLE, DC_WRITE_AFTER_FREE };
-
-static hm_heap *child_checked_heap(bool from_env) {
-    hm_config c;
-    if (from_env) setenv("HM_CHECKED", "1", 1);
-    hm_config_init(&c);
-    if (!from_env) c.checked = true;
-    c.on_error = NULL; /* the default sink: stderr */
-    hm_manager *mgr = hm_manager_new(&c);
-    hm_heap *h = mgr ? hm_heap_new(mgr, 0) : NULL;
-    if (h == NULL) _exit(3);
-    return h;
-}
-
-static void child_malloc_door(void *arg) {
-    int kase = *(const int *)arg;
-    hm_heap *h = child_checked_heap(kase == DC_ENV_DOUBLE);
-    unsigned char *p = hm_alloc(h, 100);
-    if (p == NULL) _exit(4);
-    memset(p, 1, 100);
-    switch (kase) {
-    case DC_DOUBLE:
-    case DC_ENV_DOUBLE:
-        hm_free(p);
-        hm_free(p);
-        break;
-    case DC_OVERRUN:
-        flip(p, 100);
-        hm_free(p);
-        break;
-    case DC_UNDERRUN:
-        flip(p, -1);
-        hm_free(p);
-        break;
-    case DC_WRITE_AFTER_FREE:
-        hm_free(p);
-        p[20] = 0; /* within the bytes [8, 32) checked mode fills and checks */
-        for (int i = 0; i < 20000; i++)
-            if (hm_alloc(h, 100) == p) break;
-        break;
-    }
-    _exit(0); /* not reached when the door aborts */
-}
-
-static void expect_abort_line(int kase, const char *name) {
-    tu_child_result res;
-    assert_int_equal(tu_run_child(child_malloc_door, &kase, &res), 0);
-    tu_assert_child_signaled(&res, SIGABRT);
-    if (!one_line(res.err))
-        fail_msg("%s: stderr is not one 'hostmalloc: ' line: '%s'", name, res.err);
-    if (strstr(res.err, name) == NULL) fail_msg("%s: stderr '%s' does not name it", name, res.err);
-}
-
-static void test_checked_malloc_door_aborts(void **state) {
-    (void)state;
-    expect_abort_line(DC_DOUBLE, "double free");
-    expect_abort_line(DC_OVERRUN, "overrun");
-    expect_abort_line(DC_UNDERRUN, "underrun");
-    expect_abort_line(DC_ENV_DOUBLE, "double free");
-}
-
-/* hostmalloc.h, on_error: "the malloc door aborts after the report" for a write after free
- * too (detected by hm_alloc when the slot is handed out again). */
-static void test_checked_malloc_door_write_after_free_aborts(void **state) {
-    (void)state;
-    expect_abort_line(DC_WRITE_AFTER_FREE, "write after free");
-}
-
 /* ---- 6. the error sink ----------------------------------------------------------------------- */
 static void child_default_sink(void *arg) {
     (void)arg;
@@ -1616,7 +1542,7 @@ static void test_error_sink_default_stderr(void **state) {
         fail_msg("stderr does not start with the overrun report: '%s'", res.err);
     l2++;
     if (strncmp(l2, "hostmalloc: buffer underrun", 27) != 0 ||
-        strstr(l2, "sink_default.c:78 ") == NULL || !one_line(l2))
+        strstr(l2, "sink_default.c:78 ") == NULL || !tu_one_line(l2))
         fail_msg("stderr's second line is not the underrun report (and the last): '%s'", res.err);
 }
 
@@ -1875,7 +1801,6 @@ TU_TEST_MAIN(test_debug_block_records_site, test_debug_block_canaries_and_fill,
              test_checked_write_after_free, test_checked_header_damage, test_checked_64k_on_pages,
              test_checked_link_write_never_followed, test_checked_remote_link_write,
              test_checked_aligned, test_checked_huge_quarantine_trim, test_checked_from_environment,
-             test_checked_malloc_door_aborts, test_checked_malloc_door_write_after_free_aborts,
              test_error_sink_default_stderr, test_error_sink_custom_arg,
              test_error_sink_silent_when_correct, test_remote_free_checked,
              test_default_mode_no_debug_pages)

@@ -259,32 +259,6 @@ static void test_realloc_level_shrink_never_fails(void **state) {
     hm_manager_release(mgr);
 }
 
-/* A resize of a block already freed is a double free, as with hm_realloc: reported and the
- * program stopped, never the freed block handed back in place (it stays on its page's free
- * list, so the next allocation would hand it out a second time). */
-static void realloc_level_freed_child(void *arg) {
-    size_t new_size = *(const size_t *)arg;
-    hm_heap *h = hm_heap_new(NULL, 0);
-    char *p = hm_alloc(h, 64), *q = hm_alloc(h, 64); /* q keeps the page in use */
-    if (p == NULL || q == NULL) _exit(3);
-    hm_free(p);
-    char *r = hm_realloc_level(h, p, new_size, eTaskCritical);
-    (void)r;
-    _exit(0); /* not reached: the double free aborts */
-}
-
-static void test_realloc_level_freed_block(void **state) {
-    (void)state;
-    static const size_t sizes[] = {48, 64, 256}; /* in place (shrink, same size) and moved */
-    for (size_t i = 0; i < TU_ARRAY_SIZE(sizes); i++) {
-        tu_child_result res;
-        assert_int_equal(tu_run_child(realloc_level_freed_child, (void *)&sizes[i], &res), 0);
-        tu_assert_child_signaled(&res, SIGABRT);
-        if (strstr(res.err, "hostmalloc: double free") == NULL)
-            fail_msg("resize to %zu: expected a double-free report, stderr: %s", sizes[i], res.err);
-    }
-}
-
 /* ---- one manager for the process ----------------------------------------------------------- */
 static void test_shared_manager(void **state) {
     (void)state;
@@ -470,6 +444,5 @@ static void test_low_not_held_back(void **state) {
 
 TU_TEST_MAIN(test_malloc_heap, test_malloc_heap_faulty_and_checked, test_heap_block,
              test_realloc_level_reserves, test_realloc_level_faults,
-             test_realloc_level_shrink_never_fails, test_realloc_level_freed_block,
-             test_shared_manager, test_listeners, test_listener_alone_hears_refusal,
-             test_low_not_held_back)
+             test_realloc_level_shrink_never_fails, test_shared_manager, test_listeners,
+             test_listener_alone_hears_refusal, test_low_not_held_back)

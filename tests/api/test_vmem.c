@@ -3,8 +3,8 @@
  * IHostMemoryManager, table-driven, with Win32 semantics: reservations in 64 KiB
  * granules, commits in 4 KiB pages counted against the budget at the request's level, decommit
  * of any page range, release of whole reservations only, the 48-byte MEMORY_BASIC_INFORMATION,
- * protections enforced by the hardware (checked in forked children), and VirtualQuery racing
- * with a writer. */
+ * and VirtualQuery racing with a writer. The protections the hardware enforces are checked in
+ * forked children by tests/death/test_protect_death.c. */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <setjmp.h>
@@ -24,86 +24,11 @@
 #include <hostmalloc/hostmalloc.h>
 
 #include "test_util.h"
+#include "tu_vmem.h"
 
-#define GARBAGE     ((void *)(uintptr_t)0x5A5A5A5A5A5A5A50ull)
-#define PG          ((size_t)4096)
-#define GRAN        ((size_t)65536)
 #define KIB         TU_KIB
 #define MIB         TU_MIB
 #define ANY_FAILURE ((HRESULT)1) /* in a table: any failure code (FAILED) */
-
-static IHostMemoryManager *vm_manager_cfg(const hm_config *cfg) {
-    IHostMemoryManager *mm = GARBAGE;
-    assert_hr(hm_create_host_memory_manager(cfg, &mm), S_OK);
-    assert_non_null(mm);
-    return mm;
-}
-
-static IHostMemoryManager *vm_manager(size_t limit) {
-    hm_config c = tu_test_config(limit);
-    return vm_manager_cfg(&c);
-}
-
-/* Bytes still available to task-critical requests: the budget view of the test. */
-static size_t avail_of(IHostMemoryManager *mm) {
-    DWORD load;
-    SIZE_T avail = 0;
-    assert_hr(IHostMemoryManager_GetMemoryLoad(mm, &load, &avail), S_OK);
-    return avail;
-}
-
-static void *va_ok(IHostMemoryManager *mm, void *addr, size_t size, DWORD type, DWORD prot) {
-    void *p = GARBAGE;
-    HRESULT hr = IHostMemoryManager_VirtualAlloc(mm, addr, size, type, prot, eTaskCritical, &p);
-    if (hr != S_OK || p == NULL || p == GARBAGE)
-        fail_msg("VirtualAlloc(%p, %zu, 0x%x, 0x%x) returned 0x%08x, %p", addr, size, type, prot,
-                 HR(hr), p);
-    return p;
-}
-
-static MEMORY_BASIC_INFORMATION vq(IHostMemoryManager *mm, const void *addr) {
-    MEMORY_BASIC_INFORMATION mbi;
-    memset(&mbi, 0xEE, sizeof mbi);
-    SIZE_T res = 12345;
-    HRESULT hr = IHostMemoryManager_VirtualQuery(mm, (void *)addr, &mbi, sizeof mbi, &res);
-    if (hr != S_OK || res != sizeof mbi)
-        fail_msg("VirtualQuery(%p) returned 0x%08x and %zu", addr, HR(hr), (size_t)res);
-    return mbi;
-}
-
-/* Check the answer of VirtualQuery for `addr`; a field given as ~0 is not checked. */
-#define ANYV ((size_t) ~(size_t)0)
-static void expect_mbi(IHostMemoryManager *mm, const void *addr, DWORD state, size_t protect,
-                       const void *alloc_base, size_t alloc_protect, size_t region_size,
-                       const char *what) {
-    MEMORY_BASIC_INFORMATION m = vq(mm, addr);
-    void *page = (void *)((uintptr_t)addr & ~(uintptr_t)(PG - 1));
-    if (m.BaseAddress != page)
-        fail_msg("%s: BaseAddress %p for %p, expected %p", what, m.BaseAddress, addr, page);
-    if (m.State != state) fail_msg("%s: State 0x%x, expected 0x%x", what, m.State, state);
-    if (protect != ANYV && m.Protect != protect)
-        fail_msg("%s: Protect 0x%x, expected 0x%zx", what, m.Protect, protect);
-    if (alloc_base != (void *)ANYV && m.AllocationBase != alloc_base)
-        fail_msg("%s: AllocationBase %p, expected %p", what, m.AllocationBase, alloc_base);
-    if (alloc_protect != ANYV && m.AllocationProtect != alloc_protect)
-        fail_msg("%s: AllocationProtect 0x%x, expected 0x%zx", what, m.AllocationProtect,
-                 alloc_protect);
-    if (region_size != ANYV && m.RegionSize != region_size)
-        fail_msg("%s: RegionSize %zu, expected %zu", what, (size_t)m.RegionSize, region_size);
-    if (state != MEM_FREE && m.Type != MEM_PRIVATE)
-        fail_msg("%s: Type 0x%x, expected MEM_PRIVATE", what, m.Type);
-}
-
-static void release_ok(IHostMemoryManager *mm, void *base) {
-    assert_hr(IHostMemoryManager_VirtualFree(mm, base, 0, MEM_RELEASE), S_OK);
-}
-
-static bool all_bytes(const void *p, size_t n, unsigned char v) {
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++)
-        if (b[i] != v) return false;
-    return true;
-}
 
 /* A 64 KiB-aligned address with nothing mapped in the next 1 MiB. */
 static void *free_granule(void) {
@@ -424,7 +349,7 @@ static void test_virtual_alloc_levels(void **state) {
     hm_config cfg = tu_test_config(MIB);
     cfg.reserve_appdomain = 256 * KIB;
     cfg.reserve_process = 256 * KIB;
-    IHostMemoryManager *mm = vm_manager_cfg(&cfg);
+    IHostMemoryManager *mm = new_manager_cfg(&cfg);
     char *b = va_ok(mm, NULL, 4 * MIB, MEM_RESERVE, PAGE_READWRITE);
     static const struct {
         size_t size;
@@ -903,89 +828,6 @@ static void test_virtual_protect(void **state) {
     IHostMemoryManager_Release(mm);
 }
 
-/* ==== protections enforced =====================================================================
- */
-typedef struct access_arg {
-    unsigned char *p;
-    int op; /* 0 read, 1 write, 2 execute */
-} access_arg;
-
-static void access_child(void *arg) {
-    access_arg *a = arg;
-    if (a->op == 0) {
-        volatile unsigned char v = *(volatile unsigned char *)a->p;
-        (void)v;
-    } else if (a->op == 1) {
-        *(volatile unsigned char *)(a->p + 1) = 0x90;
-    } else {
-        void (*fn)(void);
-        void *code = a->p;
-        memcpy(&fn, &code, sizeof fn);
-        fn();
-    }
-}
-
-typedef struct prot_case {
-    DWORD prot;
-    const char *name;
-    int read_ok, write_ok, exec_ok; /* 1 allowed, 0 must fault, -1 not checked */
-} prot_case;
-
-/* x86-64 cannot refuse reads of execute-only pages (without protection keys): not checked. */
-static const prot_case k_prot_cases[] = {
-    {PAGE_NOACCESS, "PAGE_NOACCESS", 0, 0, 0},
-    {PAGE_READONLY, "PAGE_READONLY", 1, 0, 0},
-    {PAGE_READWRITE, "PAGE_READWRITE", 1, 1, 0},
-    {PAGE_EXECUTE, "PAGE_EXECUTE", -1, 0, 1},
-    {PAGE_EXECUTE_READ, "PAGE_EXECUTE_READ", 1, 0, 1},
-    {PAGE_EXECUTE_READWRITE, "PAGE_EXECUTE_READWRITE", 1, 1, 1},
-};
-
-static void check_access(unsigned char *p, const prot_case *c, const char *how) {
-    static const char *const ops[] = {"read", "write", "execute"};
-    const int want[3] = {c->read_ok, c->write_ok, c->exec_ok};
-    for (int op = 0; op < 3; op++) {
-        if (want[op] < 0) continue;
-        access_arg a = {p, op};
-        tu_child_result res;
-        assert_int_equal(tu_run_child(access_child, &a, &res), 0);
-        char sb[96];
-        if (want[op]) {
-            if (!WIFEXITED(res.status) || WEXITSTATUS(res.status) != 0)
-                fail_msg("%s (%s): %s must work but the child %s", c->name, how, ops[op],
-                         tu_status_str(res.status, sb, sizeof sb));
-        } else if (!WIFSIGNALED(res.status) ||
-                   (WTERMSIG(res.status) != SIGSEGV && WTERMSIG(res.status) != SIGBUS)) {
-            fail_msg("%s (%s): %s must fault but the child %s", c->name, how, ops[op],
-                     tu_status_str(res.status, sb, sizeof sb));
-        }
-    }
-}
-
-static void test_protection_access(void **state) {
-    (void)state;
-    IHostMemoryManager *mm = vm_manager(64 * MIB);
-    for (size_t i = 0; i < TU_ARRAY_SIZE(k_prot_cases); i++) {
-        const prot_case *c = &k_prot_cases[i];
-        /* committed with the protection directly */
-        unsigned char *p = va_ok(mm, NULL, PG, MEM_COMMIT, c->prot);
-        expect_mbi(mm, p, MEM_COMMIT, c->prot, p, c->prot, PG, c->name);
-        if (c->read_ok == 1) assert_true(all_bytes(p, PG, 0));
-        if (c->exec_ok != 1) check_access(p, c, "committed so");
-        release_ok(mm, p);
-        /* committed read-write with a `ret`, then protected */
-        p = va_ok(mm, NULL, PG, MEM_COMMIT, PAGE_READWRITE);
-        memset(p, 0xC3, PG); /* ret */
-        DWORD old = 0;
-        assert_hr(IHostMemoryManager_VirtualProtect(mm, p, PG, c->prot, &old), S_OK);
-        assert_int_equal(old, PAGE_READWRITE);
-        expect_mbi(mm, p, MEM_COMMIT, c->prot, p, PAGE_READWRITE, PG, c->name);
-        check_access(p, c, "after VirtualProtect");
-        release_ok(mm, p);
-    }
-    IHostMemoryManager_Release(mm);
-}
-
 /* ==== VirtualQuery while another thread changes the region =====================================
  */
 #define CONC_PAGES 256
@@ -1101,7 +943,6 @@ static void test_virtual_query_concurrent(void **state) {
 TU_TEST_MAIN(test_virtual_alloc_table, test_virtual_alloc_bad_args, test_virtual_alloc_at_address,
              test_virtual_alloc_reset, test_virtual_alloc_budget, test_virtual_alloc_levels,
              test_virtual_native_stats, test_virtual_free_table, test_virtual_free_foreign,
-             test_virtual_query, test_virtual_protect, test_protection_access,
-             test_virtual_query_concurrent, test_virtual_alloc_low_address,
-             test_virtual_reserve_low_address, test_virtual_free_decommit_wrap,
-             test_virtual_query_extremes)
+             test_virtual_query, test_virtual_protect, test_virtual_query_concurrent,
+             test_virtual_alloc_low_address, test_virtual_reserve_low_address,
+             test_virtual_free_decommit_wrap, test_virtual_query_extremes)

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* tests/stress/test_stress.c: a self-verifying multi-threaded stress test of a thread-safe IHostMalloc.
+/* tests/stress/test_stress.c: a self-verifying multi-threaded stress test of a thread-safe
+ * IHostMalloc.
  *
  * Usage: test_stress [threads [scale [rounds [seed]]]]   (defaults: 4 4000 50 1)
  *

@@ -4,6 +4,7 @@
  * - tu_rss_bytes(): resident set size of this process, from /proc/self/statm.
  * - tu_run_child(): fork, run a function in the child with its stderr captured, and report how
  *   the child ended (death tests: "this call must abort / must fault").
+ * - tu_expect_abort(), tu_one_line(): a child that must abort, with one "hostmalloc: " line.
  * - tu_unmapped_address(), tu_prot_none_region(): addresses no allocator may touch.
  * - tu_python_check(): parse a JSON or XML output file with python3 and check an expression.
  * - tu_clear_hm_env(): start a child from an environment without HM_* variables.
@@ -257,6 +258,20 @@ static inline const char *tu_status_str(int status, char *buf, size_t len) {
                      strsignal(sig), tu_status_str((res)->status, tu_sbuf_, sizeof(tu_sbuf_)),     \
                      (res)->err);                                                                  \
     } while (0)
+
+/* `m` is one line that starts "hostmalloc: " (the form of every report of the library). */
+static inline int tu_one_line(const char *m) {
+    size_t n = strlen(m);
+    return strncmp(m, "hostmalloc: ", 12) == 0 && n > 12 && m[n - 1] == '\n' &&
+           strchr(m, '\n') == m + n - 1;
+}
+
+/* Run fn(arg) in a child (tu_run_child) that must die by SIGABRT; `res` gets how it ended and
+ * what it wrote, for the caller's checks of the message. */
+static inline void tu_expect_abort(tu_child_fn fn, void *arg, tu_child_result *res) {
+    assert_int_equal(tu_run_child(fn, arg, res), 0);
+    tu_assert_child_signaled(res, SIGABRT);
+}
 
 /* ---- crashes in threads ---------------------------------------------------------------------
  * cmocka's handler for SIGSEGV & co. long-jumps back into the test runner, which is undefined
