@@ -207,10 +207,8 @@ static hm_config config_for(sink *s, bool checked) {
  * manager). */
 static hm_heap *new_heap(sink *s, bool checked) {
     hm_config c = config_for(s, checked);
-    hm_manager *mgr = hm_manager_new(&c);
-    assert_non_null(mgr);
-    hm_heap *h = hm_heap_new(mgr, HM_HEAP_THREADSAFE);
-    assert_non_null(h);
+    hm_manager *mgr = tu_manager(&c);
+    hm_heap *h = tu_heap(mgr, HM_HEAP_THREADSAFE);
     hm_manager_release(mgr);
     return h;
 }
@@ -1411,10 +1409,8 @@ static void test_checked_huge_quarantine_trim(void **state) {
     (void)state;
     sink *s = sink_new();
     hm_config c = config_for(s, true);
-    hm_manager *mgr = hm_manager_new(&c);
-    assert_non_null(mgr);
-    hm_heap *h = hm_heap_new(mgr, HM_HEAP_THREADSAFE);
-    assert_non_null(h);
+    hm_manager *mgr = tu_manager(&c);
+    hm_heap *h = tu_heap(mgr, HM_HEAP_THREADSAFE);
     enum { K = 4 };
     void *p[K];
     for (int i = 0; i < K; i++) {
@@ -1438,8 +1434,7 @@ static void test_checked_huge_quarantine_trim(void **state) {
     if (after.committed + (size_t)K * (3u << 20) > before.committed)
         fail_msg("committed %zu -> %zu: the quarantine was not given back", before.committed,
                  after.committed);
-    hm_heap_release(h);
-    hm_manager_release(mgr);
+    tu_release(h, mgr);
     sink_free(s);
 }
 
@@ -1482,8 +1477,7 @@ static void child_env_checked(void *arg) {
     if (s->total != 3 || s->r[2].kind != HM_ERROR_DOUBLE_FREE) _exit(22);
     IHostMalloc_Release(im_m);
     IHostMemoryManager_Release(im);
-    hm_heap_release(h);
-    hm_manager_release(mgr);
+    tu_release(h, mgr);
     _exit(0);
 }
 
@@ -1521,8 +1515,7 @@ static void child_default_sink(void *arg) {
     void *q = hm_alloc_debug(h, 16, eTaskCritical, file, 78);
     flip(q, -1);
     if (hm_heap_free(h, q) != HM_ERR_NOT_BLOCK) _exit(7); /* nor on the native one */
-    hm_heap_release(h);
-    hm_manager_release(nm);
+    tu_release(h, nm);
     IHostMalloc_Release(m);
     IHostMemoryManager_Release(mgr);
     _exit(0);

@@ -185,10 +185,8 @@ static void test_race_to_limit(void **state) {
     hm_config cfg = tu_test_config(RACE_LIMIT);
     cfg.segment_cache = (size_t)32 << 20; /* the default cache: it counts against the limit too */
     cfg.purge_delay_ms = 10;
-    hm_manager *mgr = hm_manager_new(&cfg);
-    assert_non_null(mgr);
-    hm_heap *heap = hm_heap_new(mgr, HM_HEAP_THREADSAFE);
-    assert_non_null(heap);
+    hm_manager *mgr = tu_manager(&cfg);
+    hm_heap *heap = tu_heap(mgr, HM_HEAP_THREADSAFE);
     race_arg args[RACE_THREADS];
     size_t total = run_race(heap, NULL, args, NULL);
     hm_manager_stats_t s;
@@ -269,11 +267,9 @@ static void test_level_ceilings(void **state) {
     hm_config cfg = tu_test_config(limit);
     cfg.reserve_appdomain = res;
     cfg.reserve_process = res;
-    hm_manager *mgr = hm_manager_new(&cfg);
-    assert_non_null(mgr);
+    hm_manager *mgr = tu_manager(&cfg);
     assert_int_equal(hm_manager_limit(mgr), limit);
-    hm_heap *heap = hm_heap_new(mgr, 0);
-    assert_non_null(heap);
+    hm_heap *heap = tu_heap(mgr, 0);
     static blocks b;
     memset(&b, 0, sizeof b);
 
@@ -327,8 +323,7 @@ static void test_level_ceilings(void **state) {
     hm_free(p);
     free_all_native(&b);
     assert_int_equal(mgr_committed(mgr), 0);
-    hm_heap_release(heap);
-    hm_manager_release(mgr);
+    tu_release(heap, mgr);
 }
 
 /* ==== 3. failure through the COM door ======================================================== */
@@ -441,8 +436,7 @@ static void test_process_wait_succeeds(void **state) {
     if (t1 + 1 < fa.freed_at) fail_msg("succeeded before the memory was freed");
     hm_free(p);
     free_all_native(&b);
-    hm_heap_release(heap);
-    hm_manager_release(mgr);
+    tu_release(heap, mgr);
 }
 
 static void test_process_wait_times_out(void **state) {
@@ -469,8 +463,7 @@ static void test_process_wait_times_out(void **state) {
     assert_int_equal(s1.failures[eProcessCritical], s0.failures[eProcessCritical] + 1);
     assert_int_equal(s1.failures[eTaskCritical], s0.failures[eTaskCritical] + 1);
     free_all_native(&b);
-    hm_heap_release(heap);
-    hm_manager_release(mgr);
+    tu_release(heap, mgr);
 }
 
 /* ==== 5. notifications ======================================================================== */
@@ -669,10 +662,8 @@ static void expect_notes(recorder *r, int n, const int *levels, const char *when
 static void test_notify_thresholds_hysteresis(void **state) {
     (void)state;
     hm_config cfg = tu_test_config(100 * MIB);
-    hm_manager *mgr = hm_manager_new(&cfg);
-    assert_non_null(mgr);
-    hm_heap *heap = hm_heap_new(mgr, 0);
-    assert_non_null(heap);
+    hm_manager *mgr = tu_manager(&cfg);
+    hm_heap *heap = tu_heap(mgr, 0);
     recorder *r = rec_new();
     assert_true(hm_manager_set_notify(mgr, rec_fn, r));
     static blocks b;
@@ -717,8 +708,7 @@ static void test_notify_thresholds_hysteresis(void **state) {
                  s.notifications[L], s.notifications[N], s.notifications[H]);
     assert_true(hm_manager_set_notify(mgr, NULL, NULL));
     free_all_native(&b);
-    hm_heap_release(heap);
-    hm_manager_release(mgr);
+    tu_release(heap, mgr);
     rec_free(r);
 }
 
@@ -726,10 +716,8 @@ static void test_notify_rate_limited(void **state) {
     (void)state;
     hm_config cfg = tu_test_config(32 * MIB);
     cfg.notify_interval_ms = 300;
-    hm_manager *mgr = hm_manager_new(&cfg);
-    assert_non_null(mgr);
-    hm_heap *heap = hm_heap_new(mgr, 0);
-    assert_non_null(heap);
+    hm_manager *mgr = tu_manager(&cfg);
+    hm_heap *heap = tu_heap(mgr, 0);
     recorder *r = rec_new();
     assert_true(hm_manager_set_notify(mgr, rec_fn, r));
     /* one commit takes the budget from High to Low, one free from Low to High */
@@ -748,8 +736,7 @@ static void test_notify_rate_limited(void **state) {
     if (gap < 280) fail_msg("two notifications %.0f ms apart with a 300 ms interval", gap);
     if (gap > 1000) fail_msg("the second notification came %.0f ms late", gap);
     assert_true(hm_manager_set_notify(mgr, NULL, NULL));
-    hm_heap_release(heap);
-    hm_manager_release(mgr);
+    tu_release(heap, mgr);
     rec_free(r);
 }
 
@@ -758,10 +745,8 @@ static void test_notify_low_on_failure(void **state) {
     /* task-critical ceiling 16 MiB of 64: a failure while committed is far below low_pct */
     hm_config cfg = tu_test_config(64 * MIB);
     cfg.reserve_appdomain = 48 * MIB;
-    hm_manager *mgr = hm_manager_new(&cfg);
-    assert_non_null(mgr);
-    hm_heap *heap = hm_heap_new(mgr, 0);
-    assert_non_null(heap);
+    hm_manager *mgr = tu_manager(&cfg);
+    hm_heap *heap = tu_heap(mgr, 0);
     recorder *r = rec_new();
     assert_true(hm_manager_set_notify(mgr, rec_fn, r));
     static blocks b;
@@ -778,18 +763,15 @@ static void test_notify_low_on_failure(void **state) {
                  mgr_committed(mgr), hm_manager_limit(mgr));
     assert_int_not_equal(rec_level(r, 1), eMemoryAvailableLow);
     assert_true(hm_manager_set_notify(mgr, NULL, NULL));
-    hm_heap_release(heap);
-    hm_manager_release(mgr);
+    tu_release(heap, mgr);
     rec_free(r);
 }
 
 static void test_set_notify_waits_for_running_call(void **state) {
     (void)state;
     hm_config cfg = tu_test_config(16 * MIB);
-    hm_manager *mgr = hm_manager_new(&cfg);
-    assert_non_null(mgr);
-    hm_heap *heap = hm_heap_new(mgr, 0);
-    assert_non_null(heap);
+    hm_manager *mgr = tu_manager(&cfg);
+    hm_heap *heap = tu_heap(mgr, 0);
     recorder *r = rec_new();
     r->sleep_ms = 200;
     assert_true(hm_manager_set_notify(mgr, rec_fn, r));
@@ -810,8 +792,7 @@ static void test_set_notify_waits_for_running_call(void **state) {
     free_all_native(&b);
     sleep_ms(50);
     assert_int_equal(rec_count(r), n);
-    hm_heap_release(heap);
-    hm_manager_release(mgr);
+    tu_release(heap, mgr);
     rec_free(r);
 }
 
@@ -936,10 +917,8 @@ static void test_manager_load_native(void **state) {
     hm_config cfg = tu_test_config(40 * MIB);
     cfg.reserve_appdomain = 4 * MIB;
     cfg.reserve_process = 4 * MIB;
-    hm_manager *mgr = hm_manager_new(&cfg);
-    assert_non_null(mgr);
-    hm_heap *heap = hm_heap_new(mgr, 0);
-    assert_non_null(heap);
+    hm_manager *mgr = tu_manager(&cfg);
+    hm_heap *heap = tu_heap(mgr, 0);
     void *p = hm_alloc_level(heap, 10 * MIB, eTaskCritical);
     assert_non_null(p);
     uint32_t load = 0;
@@ -951,8 +930,7 @@ static void test_manager_load_native(void **state) {
     hm_manager_load(mgr, &load, NULL);
     hm_manager_load(mgr, NULL, NULL);
     hm_free(p);
-    hm_heap_release(heap);
-    hm_manager_release(mgr);
+    tu_release(heap, mgr);
 }
 
 /* ==== 8. address space ======================================================================== */
@@ -989,10 +967,8 @@ static void test_trim_native(void **state) {
     hm_config cfg = tu_test_config(256 * MIB);
     cfg.segment_cache = 32 * MIB;
     cfg.purge_delay_ms = 1000;
-    hm_manager *mgr = hm_manager_new(&cfg);
-    assert_non_null(mgr);
-    hm_heap *heap = hm_heap_new(mgr, 0);
-    assert_non_null(heap);
+    hm_manager *mgr = tu_manager(&cfg);
+    hm_heap *heap = tu_heap(mgr, 0);
     void *a = hm_alloc(heap, 2 * MIB), *b = hm_alloc(heap, 3 * MIB);
     assert_non_null(a);
     assert_non_null(b);
@@ -1008,15 +984,13 @@ static void test_trim_native(void **state) {
     assert_int_equal(s.cached, 0);
     assert_int_equal(s.committed, 0);
     assert_int_equal(hm_manager_trim(mgr), 0);
-    hm_heap_release(heap);
-    hm_manager_release(mgr);
+    tu_release(heap, mgr);
 }
 
 static void test_runtime_mapped_native(void **state) {
     (void)state;
     hm_config cfg = tu_test_config(16 * MIB);
-    hm_manager *mgr = hm_manager_new(&cfg);
-    assert_non_null(mgr);
+    hm_manager *mgr = tu_manager(&cfg);
     hm_manager_stats_t s;
     void *p = (void *)(uintptr_t)0x7f0000000000ull, *q = (void *)(uintptr_t)0x7f0010000000ull;
     hm_manager_note_acquired(mgr, p, MIB);
@@ -1187,8 +1161,7 @@ static void test_fault_stats_native(void **state) {
     cfg.fault_every[eAppDomainCritical] = 5;
     cfg.fault_probability[eProcessCritical] = 0.5;
     cfg.fault_seed = 7;
-    hm_manager *mgr = hm_manager_new(&cfg);
-    assert_non_null(mgr);
+    hm_manager *mgr = tu_manager(&cfg);
     assert_true(hm_manager_faults_enabled(mgr));
     size_t got[3] = {0, 0, 0};
     for (int i = 0; i < 100; i++)
@@ -1234,10 +1207,8 @@ static void test_stats_counts(void **state) {
     (void)state;
     hm_config cfg = tu_test_config(32 * MIB);
     cfg.reserve_appdomain = 4 * MIB;
-    hm_manager *mgr = hm_manager_new(&cfg);
-    assert_non_null(mgr);
-    hm_heap *heap = hm_heap_new(mgr, HM_HEAP_THREADSAFE);
-    assert_non_null(heap);
+    hm_manager *mgr = tu_manager(&cfg);
+    hm_heap *heap = tu_heap(mgr, HM_HEAP_THREADSAFE);
     static blocks b;
     memset(&b, 0, sizeof b);
     const size_t sizes[] = {16, 200, 3000, 20000, 70000};
@@ -1306,8 +1277,7 @@ static void test_stats_counts(void **state) {
 static void test_stats_print(void **state) {
     (void)state;
     hm_config cfg = tu_test_config(48 * MIB);
-    hm_manager *mgr = hm_manager_new(&cfg);
-    assert_non_null(mgr);
+    hm_manager *mgr = tu_manager(&cfg);
     hm_heap *heap = hm_heap_new(mgr, 0);
     void *p = hm_alloc_level(heap, 100, eAppDomainCritical);
     assert_non_null(p);
@@ -1324,8 +1294,7 @@ static void test_stats_print(void **state) {
         strstr(buf, "appdomain 1") == NULL)
         fail_msg("unexpected manager statistics text: %s", buf);
     hm_free(p);
-    hm_heap_release(heap);
-    hm_manager_release(mgr);
+    tu_release(heap, mgr);
 }
 
 static void hm_stats_env_child(void *arg) {
@@ -1341,8 +1310,7 @@ static void hm_stats_env_child(void *arg) {
     void *p = hm_alloc(heap, 1000);
     if (p == NULL) _exit(5);
     hm_free(p);
-    hm_heap_release(heap);
-    hm_manager_release(mgr);
+    tu_release(heap, mgr);
 }
 
 static void test_hm_stats_env(void **state) {

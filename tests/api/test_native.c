@@ -42,8 +42,7 @@ static const size_t k_impossible[] = {
     SIZE_MAX / 2, (size_t)1 << 62, (size_t)1 << 47, (size_t)1 << 46};
 
 static hm_heap *new_heap(unsigned flags) {
-    hm_heap *h = hm_heap_new(NULL, flags);
-    assert_non_null(h);
+    hm_heap *h = tu_heap(NULL, flags);
     return h;
 }
 
@@ -401,10 +400,8 @@ static char g_static_buf[4096];
 static void test_heap_of(void **state) {
     (void)state;
     hm_heap *a = new_heap(HM_HEAP_THREADSAFE), *b = new_heap(0);
-    hm_manager *mgr = hm_manager_new(NULL);
-    assert_non_null(mgr);
-    hm_heap *c = hm_heap_new(mgr, HM_HEAP_THREADSAFE);
-    assert_non_null(c);
+    hm_manager *mgr = tu_manager(NULL);
+    hm_heap *c = tu_heap(mgr, HM_HEAP_THREADSAFE);
     assert_ptr_not_equal(a, b);
     static const size_t sizes[] = {0, 16, 300, 40000, (size_t)6 << 20};
     for (size_t i = 0; i < TU_ARRAY_SIZE(sizes); i++) {
@@ -440,8 +437,7 @@ static void test_heap_of(void **state) {
     hm_free(pd);
     hm_heap_release(a);
     hm_heap_release(b);
-    hm_heap_release(c);
-    hm_manager_release(mgr);
+    tu_release(c, mgr);
 }
 
 /* ---- hm_heap_free
@@ -480,10 +476,8 @@ static void test_heap_free_results(void **state) {
     for (size_t f = 0; f < TU_ARRAY_SIZE(flags); f++) {
         hm_heap *h = new_heap(flags[f]);
         hm_heap *other = new_heap(HM_HEAP_THREADSAFE);
-        hm_manager *mgr2 = hm_manager_new(NULL);
-        assert_non_null(mgr2);
-        hm_heap *far = hm_heap_new(mgr2, 0);
-        assert_non_null(far);
+        hm_manager *mgr2 = tu_manager(NULL);
+        hm_heap *far = tu_heap(mgr2, 0);
         witness w = witness_new(h, 2500, 77);
 
         expect_heap_free(h, NULL, HM_OK, "NULL", &w);
@@ -542,8 +536,7 @@ static void test_heap_free_results(void **state) {
         check_block(h, p, 64, "hm_alloc after bad frees");
         expect_heap_free(h, p, HM_OK, "a valid block", NULL);
         expect_heap_free(h, w.p, HM_OK, "the witness", NULL);
-        hm_heap_release(far);
-        hm_manager_release(mgr2);
+        tu_release(far, mgr2);
         hm_heap_release(other);
         hm_heap_release(h);
     }
@@ -559,8 +552,7 @@ static void test_heap_new_flags(void **state) {
         if (h != NULL)
             fail_msg("hm_heap_new(NULL, %#x) returned %p, expected NULL", bad[i], (void *)h);
     }
-    hm_manager *mgr = hm_manager_new(NULL);
-    assert_non_null(mgr);
+    hm_manager *mgr = tu_manager(NULL);
     assert_null(hm_heap_new(mgr, 4));
     hm_heap *hs[4];
     for (unsigned f = 0; f < 4; f++) {
@@ -583,12 +575,10 @@ static void test_manager_lifetime(void **state) {
     memset(&cfg, 0xFF, sizeof(cfg));
     hm_config_init(&cfg);
     if (getenv("HM_STATS") == NULL) assert_false(cfg.print_stats); /* off by default */
-    hm_manager *mgr = hm_manager_new(&cfg);
-    assert_non_null(mgr);
+    hm_manager *mgr = tu_manager(&cfg);
     hm_manager_retain(mgr);
     hm_manager_release(mgr);
-    hm_heap *h = hm_heap_new(mgr, HM_HEAP_THREADSAFE);
-    assert_non_null(h);
+    hm_heap *h = tu_heap(mgr, HM_HEAP_THREADSAFE);
     hm_manager_release(mgr); /* the heap keeps the manager alive */
     void *blocks[100];
     for (int i = 0; i < 100; i++) {
@@ -652,10 +642,8 @@ static void test_non_threadsafe_heap(void **state) {
  * --------------------------------------------------------------------------------------- */
 static void test_heap_stats(void **state) {
     (void)state;
-    hm_manager *mgr = hm_manager_new(NULL);
-    assert_non_null(mgr);
-    hm_heap *h = hm_heap_new(mgr, HM_HEAP_THREADSAFE);
-    assert_non_null(h);
+    hm_manager *mgr = tu_manager(NULL);
+    hm_heap *h = tu_heap(mgr, HM_HEAP_THREADSAFE);
     hm_heap_stats_t st;
     memset(&st, 0xFF, sizeof(st));
     hm_heap_stats(h, &st);
@@ -726,8 +714,7 @@ static void test_heap_stats(void **state) {
                  "hm_heap_collect(force): expected it to go down below a quarter",
                  live_committed, before_collect, st.committed);
     assert_true(st.peak_committed >= live_committed);
-    hm_heap_release(h);
-    hm_manager_release(mgr);
+    tu_release(h, mgr);
 }
 
 static void test_heap_stats_print(void **state) {

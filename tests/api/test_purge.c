@@ -25,8 +25,7 @@ static hm_manager *new_mgr(unsigned delay_ms) {
     c.purge_delay_ms = delay_ms;
     c.reserve_appdomain = 0;
     c.reserve_process = 0;
-    hm_manager *mgr = hm_manager_new(&c);
-    assert_non_null(mgr);
+    hm_manager *mgr = tu_manager(&c);
     return mgr;
 }
 
@@ -75,8 +74,7 @@ static void run_churn(hm_heap *heap) {
 static void test_exit_keeps_pages_warm(void **state) {
     (void)state;
     hm_manager *mgr = new_mgr(600000); /* the delay never passes during the test */
-    hm_heap *heap = hm_heap_new(mgr, HM_HEAP_THREADSAFE);
-    assert_non_null(heap);
+    hm_heap *heap = tu_heap(mgr, HM_HEAP_THREADSAFE);
     size_t p0 = purges(mgr);
     run_churn(heap);
     size_t after_first = committed(mgr);
@@ -96,23 +94,20 @@ static void test_exit_keeps_pages_warm(void **state) {
     hm_manager_trim(mgr);
     if (committed(mgr) > 512 * KIB)
         fail_msg("after hm_manager_trim, %zu KiB stay committed", committed(mgr) / KIB);
-    hm_heap_release(heap);
-    hm_manager_release(mgr);
+    tu_release(heap, mgr);
 }
 
 /* With a delay of 0, an exiting thread's empty pages are decommitted as it exits. */
 static void test_exit_no_delay_gives_back(void **state) {
     (void)state;
     hm_manager *mgr = new_mgr(0);
-    hm_heap *heap = hm_heap_new(mgr, HM_HEAP_THREADSAFE);
-    assert_non_null(heap);
+    hm_heap *heap = tu_heap(mgr, HM_HEAP_THREADSAFE);
     size_t p0 = purges(mgr);
     run_churn(heap);
     assert_true(purges(mgr) > p0);
     if (committed(mgr) > MIB)
         fail_msg("delay 0: %zu KiB stay committed after the thread's exit", committed(mgr) / KIB);
-    hm_heap_release(heap);
-    hm_manager_release(mgr);
+    tu_release(heap, mgr);
 }
 
 /* Under pressure (Low), what an exiting thread held empty is given back at once, whatever the
@@ -129,10 +124,8 @@ static void test_exit_under_pressure_gives_back(void **state) {
     c.low_pct = 40; /* Low from 25.6 MiB committed */
     c.neutral_pct = 30;
     c.high_pct = 10;
-    hm_manager *mgr = hm_manager_new(&c);
-    assert_non_null(mgr);
-    hm_heap *heap = hm_heap_new(mgr, HM_HEAP_THREADSAFE);
-    assert_non_null(heap);
+    hm_manager *mgr = tu_manager(&c);
+    hm_heap *heap = tu_heap(mgr, HM_HEAP_THREADSAFE);
     void *big = hm_alloc(heap, 28 * MIB); /* held: the manager stays Low */
     assert_non_null(big);
     size_t before = committed(mgr);
@@ -143,8 +136,7 @@ static void test_exit_under_pressure_gives_back(void **state) {
         fail_msg("under pressure an exited thread left %zu KiB committed",
                  (committed(mgr) - before) / KIB);
     hm_free(big);
-    hm_heap_release(heap);
-    hm_manager_release(mgr);
+    tu_release(heap, mgr);
 }
 
 /* Neighbouring empty pages are decommitted in one call, not one a page. */
@@ -173,8 +165,7 @@ static void test_purge_is_batched(void **state) {
     if (c0 - committed(mgr) < MIB)
         fail_msg("the collect gave back only %zu KiB", (c0 - committed(mgr)) / KIB);
     hm_free(keep);
-    hm_heap_release(heap);
-    hm_manager_release(mgr);
+    tu_release(heap, mgr);
 }
 
 /* A live thread's maintenance gives back what an exited thread left, once the delay has passed,
@@ -182,8 +173,7 @@ static void test_purge_is_batched(void **state) {
 static void test_idle_memory_ages_out(void **state) {
     (void)state;
     hm_manager *mgr = new_mgr(20);
-    hm_heap *heap = hm_heap_new(mgr, HM_HEAP_THREADSAFE);
-    assert_non_null(heap);
+    hm_heap *heap = tu_heap(mgr, HM_HEAP_THREADSAFE);
     void *warm = hm_alloc(heap, 2048);
     assert_non_null(warm);
     hm_free(warm);
@@ -206,16 +196,14 @@ static void test_idle_memory_ages_out(void **state) {
     if (committed(mgr) > start + MIB)
         fail_msg("%zu KiB of an exited thread's memory stayed committed past the delay",
                  (committed(mgr) - start) / KIB);
-    hm_heap_release(heap);
-    hm_manager_release(mgr);
+    tu_release(heap, mgr);
 }
 
 /* Huge blocks freed and allocated again are reused from the cache: no decommit, no new commit. */
 static void test_huge_blocks_reused_warm(void **state) {
     (void)state;
     hm_manager *mgr = new_mgr(600000);
-    hm_heap *heap = hm_heap_new(mgr, 0);
-    assert_non_null(heap);
+    hm_heap *heap = tu_heap(mgr, 0);
     void *p = hm_alloc(heap, 20 * MIB);
     assert_non_null(p);
     memset(p, 1, 20 * MIB);
@@ -233,8 +221,7 @@ static void test_huge_blocks_reused_warm(void **state) {
     hm_manager_stats_t s;
     hm_manager_stats(mgr, &s);
     assert_true(s.cached >= 20 * MIB);
-    hm_heap_release(heap);
-    hm_manager_release(mgr);
+    tu_release(heap, mgr);
 }
 
 /* The cache of a manager with a budget holds at most an eighth of its limit. */
@@ -246,10 +233,8 @@ static void test_cache_bounded_by_limit(void **state) {
     c.limit = 128 * MIB; /* cache at most 16 MiB, below the 256 MiB default */
     c.reserve_appdomain = 0;
     c.reserve_process = 0;
-    hm_manager *mgr = hm_manager_new(&c);
-    assert_non_null(mgr);
-    hm_heap *heap = hm_heap_new(mgr, 0);
-    assert_non_null(heap);
+    hm_manager *mgr = tu_manager(&c);
+    hm_heap *heap = tu_heap(mgr, 0);
     void *p[6];
     for (int i = 0; i < 6; i++) {
         p[i] = hm_alloc(heap, 6 * MIB); /* 8 MiB mappings */
@@ -262,8 +247,7 @@ static void test_cache_bounded_by_limit(void **state) {
     if (s.cached > 16 * MIB)
         fail_msg("the cache holds %zu KiB, over 1/8 of the limit", s.cached / KIB);
     assert_true(s.cached >= 8 * MIB);
-    hm_heap_release(heap);
-    hm_manager_release(mgr);
+    tu_release(heap, mgr);
 }
 
 TU_TEST_MAIN(test_exit_keeps_pages_warm, test_exit_no_delay_gives_back,

@@ -86,8 +86,7 @@ static void test_malloc_heap_faulty_and_checked(void **state) {
 /* ---- the ownership test ------------------------------------------------------------------- */
 static void test_heap_block(void **state) {
     (void)state;
-    hm_heap *h = hm_heap_new(NULL, 0), *other = hm_heap_new(NULL, 0);
-    assert_non_null(h);
+    hm_heap *h = tu_heap(NULL, 0), *other = hm_heap_new(NULL, 0);
     assert_non_null(other);
     size_t sizes[] = {1, 24, 1000, 70000, 5 * MIB};
     for (size_t i = 0; i < TU_ARRAY_SIZE(sizes); i++) {
@@ -128,8 +127,7 @@ static void test_realloc_level_reserves(void **state) {
     hm_config cfg = tu_test_config(64 * MIB);
     cfg.reserve_appdomain = 16 * MIB;
     cfg.reserve_process = 16 * MIB;
-    hm_manager *mgr = hm_manager_new(&cfg);
-    assert_non_null(mgr);
+    hm_manager *mgr = tu_manager(&cfg);
     hm_heap *h = hm_heap_new(mgr, 0);
     char *p = hm_realloc_level(h, NULL, 1000, eTaskCritical);
     assert_non_null(p);
@@ -164,8 +162,7 @@ static void test_realloc_level_reserves(void **state) {
     assert_null(hm_realloc_level(h, q, 0, eProcessCritical));
     hm_heap_stats(h, &hs);
     assert_int_equal(hs.live_blocks, 0);
-    hm_heap_release(h);
-    hm_manager_release(mgr);
+    tu_release(h, mgr);
 }
 
 static void test_realloc_level_faults(void **state) {
@@ -215,8 +212,7 @@ static void test_realloc_level_faults(void **state) {
     assert_int_equal(s.faults_injected[eTaskCritical], 6);
     assert_int_equal(s.faults_injected[eAppDomainCritical], 0);
     assert_int_equal(s.faults_injected[eProcessCritical], 4);
-    hm_heap_release(h);
-    hm_manager_release(mgr);
+    tu_release(h, mgr);
 }
 
 /* Fill the budget until even the smallest new page cannot be had. */
@@ -255,8 +251,7 @@ static void test_realloc_level_shrink_never_fails(void **state) {
         hm_free(keep[i]);
     free(keep);
     hm_free(s);
-    hm_heap_release(h);
-    hm_manager_release(mgr);
+    tu_release(h, mgr);
 }
 
 /* ---- one manager for the process ----------------------------------------------------------- */
@@ -392,8 +387,7 @@ static void test_listeners(void **state) {
     assert_false(hm_manager_add_listener(mgr, rec_fn, &many[HM_MAX_LISTENERS]));
     for (int i = 0; i < HM_MAX_LISTENERS; i++)
         assert_true(hm_manager_remove_listener(mgr, rec_fn, &many[i]));
-    hm_heap_release(h);
-    hm_manager_release(mgr); /* listeners left behind would be no harm either */
+    tu_release(h, mgr); /* listeners left behind would be no harm either */
 }
 
 /* A listener alone (no set_notify function) starts the notifier and hears refusals too. */
@@ -410,8 +404,7 @@ static void test_listener_alone_hears_refusal(void **state) {
     assert_null(p);
     assert_true(rec_wait_level(&r, eMemoryAvailableLow, 5000));
     assert_true(hm_manager_remove_listener(mgr, rec_fn, &r));
-    hm_heap_release(h);
-    hm_manager_release(mgr);
+    tu_release(h, mgr);
 }
 
 /* Neutral then Low in quick succession, with an interval far longer than the test's wait:
@@ -438,8 +431,7 @@ static void test_low_not_held_back(void **state) {
     sleep_ms(100);
     assert_int_equal(rec_count_level(&r, eMemoryAvailableHigh), 0);
     assert_true(hm_manager_set_notify(mgr, NULL, NULL));
-    hm_heap_release(h);
-    hm_manager_release(mgr);
+    tu_release(h, mgr);
 }
 
 TU_TEST_MAIN(test_malloc_heap, test_malloc_heap_faulty_and_checked, test_heap_block,

@@ -61,18 +61,6 @@ static char *read_all(FILE *f, char *buf, size_t cap) {
     return buf;
 }
 
-static hm_config quiet_cfg(size_t limit) {
-    hm_config c;
-    hm_config_init(&c);
-    c.limit = limit;
-    c.print_stats = false;
-    c.stats_json = false;
-    c.stats_path = NULL;
-    c.verbose = false;
-    c.checked = false;
-    return c;
-}
-
 static void test_report_header(void **state) {
     (void)state;
     char who[128], want[160];
@@ -81,7 +69,7 @@ static void test_report_header(void **state) {
     assert_string_equal(who, want);
     assert_non_null(strstr(who, "test_stats"));
 
-    hm_config cfg = quiet_cfg(48 * MIB);
+    hm_config cfg = tu_quiet_config(48 * MIB);
     hm_manager *mgr = hm_manager_new(&cfg);
     hm_heap *heap = hm_heap_new(mgr, 0);
     void *p[100];
@@ -100,15 +88,14 @@ static void test_report_header(void **state) {
         fail_msg("heap report:\n%s", buf);
     for (int i = 0; i < 100; i++)
         hm_free(p[i]);
-    hm_heap_release(heap);
-    hm_manager_release(mgr);
+    tu_release(heap, mgr);
 }
 
 /* The manager report keeps every row (the hosting levels, notifications, virtual memory), in
  * units, with the limit also in exact bytes. */
 static void test_manager_report_full(void **state) {
     (void)state;
-    hm_config cfg = quiet_cfg(48 * MIB);
+    hm_config cfg = tu_quiet_config(48 * MIB);
     hm_manager *mgr = hm_manager_new(&cfg);
     hm_heap *heap = hm_heap_new(mgr, 0);
     void *p = hm_alloc_level(heap, 3 * MIB, eAppDomainCritical);
@@ -130,15 +117,14 @@ static void test_manager_report_full(void **state) {
         if (strstr(buf, rows[i]) == NULL)
             fail_msg("no '%s' in the manager report:\n%s", rows[i], buf);
     hm_free(p);
-    hm_heap_release(heap);
-    hm_manager_release(mgr);
+    tu_release(heap, mgr);
 }
 
 /* ---- JSON -------------------------------------------------------------------------------------
  */
 static void test_json_heap_and_manager(void **state) {
     (void)state;
-    hm_config cfg = quiet_cfg(64 * MIB);
+    hm_config cfg = tu_quiet_config(64 * MIB);
     hm_manager *mgr = hm_manager_new(&cfg);
     hm_heap *heap = hm_heap_new(mgr, 0);
     void *p[10];
@@ -183,21 +169,19 @@ static void test_json_heap_and_manager(void **state) {
     for (int i = 0; i < 10; i++)
         hm_free(p[i]);
     hm_free(big);
-    hm_heap_release(heap);
-    hm_manager_release(mgr);
+    tu_release(heap, mgr);
 }
 
 /* The program name is the one string of a JSON report that hostmalloc does not write itself:
  * quotes, backslashes, control characters and bytes above 0x7f are escaped. */
 static void json_name_child(void *arg) {
     program_invocation_short_name = (char *)arg;
-    hm_config cfg = quiet_cfg(16 * MIB);
+    hm_config cfg = tu_quiet_config(16 * MIB);
     hm_manager *mgr = hm_manager_new(&cfg);
     hm_heap *heap = hm_heap_new(mgr, 0);
     size_t n = hm_heap_stats_json(heap, stdout);
     fflush(stdout);
-    hm_heap_release(heap);
-    hm_manager_release(mgr);
+    tu_release(heap, mgr);
     _exit(n > 0 ? 0 : 3);
 }
 
@@ -233,7 +217,7 @@ static void json_wide_child(void *arg) {
     static char name[64];
     memset(name, 1, 63);
     program_invocation_short_name = name;
-    hm_config cfg = quiet_cfg(16 * MIB);
+    hm_config cfg = tu_quiet_config(16 * MIB);
     hm_manager *mgr = hm_manager_new(&cfg);
     const size_t w = (size_t)12345678901234567890ull;
     size_t limit = mgr->limit;
@@ -297,8 +281,7 @@ static void stats_json_child(void *arg) {
     hm_heap *heap = hm_heap_new(mgr, 0);
     for (int i = 0; i < 5; i++)
         hm_alloc(heap, 100); /* left for the release to free */
-    hm_heap_release(heap);
-    hm_manager_release(mgr);
+    tu_release(heap, mgr);
 }
 
 static void test_env_stats_json(void **state) {
@@ -453,7 +436,7 @@ static void test_malformed_values(void **state) {
 
 static void thresholds_child(void *arg) {
     int which = *(int *)arg;
-    hm_config c = quiet_cfg(100 * MIB);
+    hm_config c = tu_quiet_config(100 * MIB);
     if (which == 0) {
         c.low_pct = 90, c.neutral_pct = 95, c.high_pct = 50;
     } else if (which == 1) {
@@ -491,7 +474,7 @@ static void test_inconsistent_thresholds(void **state) {
 /* ---- the statistics file ----------------------------------------------------------------------
  */
 static void fifo_child(void *arg) {
-    hm_config c = quiet_cfg(16 * MIB);
+    hm_config c = tu_quiet_config(16 * MIB);
     c.stats_path = arg;
     hm_manager *mgr = hm_manager_new(&c);
     hm_manager_stats_print(mgr, NULL); /* must not block on a FIFO without a reader */

@@ -388,8 +388,7 @@ static void test_virtual_alloc_levels(void **state) {
 static void test_virtual_native_stats(void **state) {
     (void)state;
     hm_config cfg = tu_test_config(MIB);
-    hm_manager *mgr = hm_manager_new(&cfg);
-    assert_non_null(mgr);
+    hm_manager *mgr = tu_manager(&cfg);
     void *b = NULL;
     assert_int_equal(
         hm_virtual_alloc(mgr, NULL, 3 * GRAN, MEM_RESERVE, PAGE_READWRITE, eAppDomainCritical, &b),
@@ -679,8 +678,7 @@ static void test_virtual_alloc_low_address(void **state) {
 static void test_virtual_reserve_low_address(void **state) {
     (void)state;
     hm_config cfg = tu_test_config(64 * MIB);
-    hm_manager *mgr = hm_manager_new(&cfg);
-    assert_non_null(mgr);
+    hm_manager *mgr = tu_manager(&cfg);
     static const uintptr_t addrs[] = {1, 0x1000, 0xF000, 0xFFFF};
     for (size_t i = 0; i < TU_ARRAY_SIZE(addrs); i++) {
         void *p = GARBAGE;

@@ -27,8 +27,7 @@
 static char g_static_buf[4096];
 
 static hm_heap *new_heap(unsigned flags) {
-    hm_heap *h = hm_heap_new(NULL, flags);
-    assert_non_null(h);
+    hm_heap *h = tu_heap(NULL, flags);
     return h;
 }
 

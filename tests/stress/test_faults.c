@@ -209,8 +209,7 @@ static void test_all_faults_random(void **state) {
 static void test_native_enomem(void **state) {
     (void)state;
     hm_manager *mgr = hm_manager_new(NULL);
-    hm_heap *h = hm_heap_new(mgr, HM_HEAP_THREADSAFE);
-    assert_non_null(h);
+    hm_heap *h = tu_heap(mgr, HM_HEAP_THREADSAFE);
     hm_test_os_faults(HM_OS_MMAP, 1, 0, 5); /* every mmap fails */
     size_t nulls = 0;
     for (int i = 0; i < 50; i++) {
@@ -229,8 +228,7 @@ static void test_native_enomem(void **state) {
     assert_non_null(p);
     memset(p, 1, 5u << 20);
     hm_free(p);
-    hm_heap_release(h);
-    hm_manager_release(mgr);
+    tu_release(h, mgr);
 }
 
 TU_TEST_MAIN(test_mmap_faults, test_munmap_faults, test_madvise_faults, test_mprotect_faults,

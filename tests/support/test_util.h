@@ -65,14 +65,26 @@
                      #expected);                                                                   \
     } while (0)
 
+/* The default configuration with a `limit` of bytes and nothing printed or written: no statistics
+ * at release, no JSON, no file, not verbose, no checked mode. */
+static inline hm_config tu_quiet_config(size_t limit) {
+    hm_config c;
+    hm_config_init(&c);
+    c.limit = limit;
+    c.print_stats = false;
+    c.stats_json = false;
+    c.stats_path = NULL;
+    c.verbose = false;
+    c.checked = false;
+    return c;
+}
+
 /* A manager configuration independent of the environment: `limit` bytes, no reserves, no wait
  * for process-critical requests, thresholds 90/80/50 %, notifications at most every 10 ms, no
  * fault injection (seed 1), memory given back at once (no purge delay, no segment cache: the
  * committed figures follow frees exactly), no statistics, no checked mode. */
 static inline hm_config tu_test_config(size_t limit) {
-    hm_config c;
-    hm_config_init(&c);
-    c.limit = limit;
+    hm_config c = tu_quiet_config(limit);
     c.reserve_appdomain = 0;
     c.reserve_process = 0;
     c.process_wait_ms = 0;
@@ -87,12 +99,26 @@ static inline hm_config tu_test_config(size_t limit) {
     c.fault_seed = 1;
     c.purge_delay_ms = 0;
     c.segment_cache = 0;
-    c.print_stats = false;
-    c.stats_json = false;
-    c.stats_path = NULL;
-    c.verbose = false;
-    c.checked = false;
     return c;
+}
+
+/* A manager of `cfg` (NULL: the environment's), and a heap of `flags` on `mgr` (NULL: the
+ * process's shared manager), that must be made; tu_release gives both back, heap first. */
+static inline hm_manager *tu_manager(const hm_config *cfg) {
+    hm_manager *mgr = hm_manager_new(cfg);
+    if (mgr == NULL) fail_msg("hm_manager_new returned NULL");
+    return mgr;
+}
+
+static inline hm_heap *tu_heap(hm_manager *mgr, unsigned flags) {
+    hm_heap *h = hm_heap_new(mgr, flags);
+    if (h == NULL) fail_msg("hm_heap_new(%p, 0x%x) returned NULL", (void *)mgr, flags);
+    return h;
+}
+
+static inline void tu_release(hm_heap *heap, hm_manager *mgr) {
+    hm_heap_release(heap);
+    hm_manager_release(mgr);
 }
 
 /* An IHostMalloc that hostmalloc did not make: every allocation is refused (E_OUTOFMEMORY),
