@@ -1025,9 +1025,7 @@ static void test_release_frees_live_blocks(void **state) {
 
 static void test_executable_instance(void **state) {
     (void)state;
-#if !defined(__x86_64__)
-    skip(); /* the machine code below is x86-64 */
-#endif
+    TU_SKIP_UNLESS_X86_64();
     IHostMemoryManager *mgr = new_manager();
     static const size_t sizes[] = {6, 16, 100, 4096, 100000, (size_t)5 << 20};
     static const DWORD types[] = {MALLOC_EXECUTABLE, MALLOC_EXECUTABLE | MALLOC_THREADSAFE};

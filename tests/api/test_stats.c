@@ -138,8 +138,7 @@ static void test_json_heap_and_manager(void **state) {
     hm_manager_stats(mgr, &ms);
 
     char path[] = "/tmp/hm-json-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
+    int fd = tu_mkstemp(path);
     FILE *f = fdopen(fd, "w");
     size_t n1 = hm_heap_stats_json(heap, f);
     size_t n2 = hm_manager_stats_json(mgr, f);
@@ -188,12 +187,8 @@ static void json_name_child(void *arg) {
 static void test_json_program_name_escaped(void **state) {
     (void)state;
     char path[] = "/tmp/hm-json-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    fflush(stdout);
-    int saved = dup(1);
-    dup2(fd, 1);
-    close(fd);
+    int fd = tu_mkstemp(path);
+    int saved = tu_stdout_to(fd);
     static char name[] = "a\"b\\c\nd\xc3\xa9\x7f";
     tu_child_result res;
     int rc = tu_run_child(json_name_child, name, &res);
@@ -244,12 +239,8 @@ static void test_json_widest_report_whole(void **state) {
     assert_int_equal(_hm_snprintf(one, 0, "%s", "abc"), 0);
     assert_int_equal(one[0], 'x');
     char path[] = "/tmp/hm-json-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    fflush(stdout);
-    int saved = dup(1);
-    dup2(fd, 1);
-    close(fd);
+    int fd = tu_mkstemp(path);
+    int saved = tu_stdout_to(fd);
     tu_child_result res;
     int rc = tu_run_child(json_wide_child, NULL, &res);
     dup2(saved, 1);
@@ -287,8 +278,7 @@ static void stats_json_child(void *arg) {
 static void test_env_stats_json(void **state) {
     (void)state;
     char path[] = "/tmp/hm-json-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
+    int fd = tu_mkstemp(path);
     close(fd);
     tu_child_result res;
     assert_int_equal(tu_run_child(stats_json_child, path, &res), 0);

@@ -71,45 +71,28 @@ static void msg_child(void *arg) {
     msg_case *c = arg;
     hm_heap *h = hm_heap_default();
     char *p = hm_alloc(h, c->size), *q = hm_alloc(h, c->size);
-    char hex[40];
-    snprintf(hex, sizeof hex, "%p", (void *)p);
-    switch (c->what) {
-    case 0:
-    case 2:
-        hm_free(p);
-        fprintf(stderr, "hostmalloc: double free: block %s of %zu bytes\n", hex, hm_usable_size(q));
-        fflush(stderr);
-        hm_free(p);
-        break;
-    case 1: {
-        size_t usable = hm_usable_size(q);
-        hm_free(p);
-        hm_free(q);
-        fprintf(stderr, "hostmalloc: double free: block %s of %zu bytes\n", hex, usable);
-        fflush(stderr);
-        hm_free(p);
-        break;
-    }
-    case 5: {
-        size_t usable = hm_usable_size(p);
-        hm_free(p);
-        fprintf(stderr, "hostmalloc: double free: block %s of %zu bytes\n", hex, usable);
-        fflush(stderr);
-        (void)!hm_realloc(h, p, c->size / 2 + 1); /* would fit in place */
-        break;
-    }
-    case 3:
+    /* the usable size the double-free message names: of the block freed twice, which (case 5)
+     * is p, else a block of the same size (q, read before it is freed in case 1) */
+    size_t usable = hm_usable_size(c->what == 5 ? p : q);
+    if (c->what == 0 || c->what == 1 || c->what == 2 || c->what == 5) hm_free(p);
+    if (c->what == 1) hm_free(q);
+    /* the line hostmalloc must write, first written by the child itself */
+    if (c->what == 3)
         fprintf(stderr, "hostmalloc: realloc(): pointer not allocated by hostmalloc: 0x1\n");
-        fflush(stderr);
+    else if (c->what == 4)
+        fprintf(stderr, "hostmalloc: realloc(): pointer is not the start of a block: %p\n",
+                (void *)(p + 8));
+    else
+        fprintf(stderr, "hostmalloc: double free: block %p of %zu bytes\n", (void *)p, usable);
+    fflush(stderr);
+    if (c->what == 3)
         (void)!hm_realloc(h, (void *)1, 10);
-        break;
-    case 4:
-        snprintf(hex, sizeof hex, "%p", (void *)(p + 8));
-        fprintf(stderr, "hostmalloc: realloc(): pointer is not the start of a block: %s\n", hex);
-        fflush(stderr);
+    else if (c->what == 4)
         (void)!hm_realloc(h, p + 8, 10);
-        break;
-    }
+    else if (c->what == 5)
+        (void)!hm_realloc(h, p, c->size / 2 + 1); /* would fit in place */
+    else
+        hm_free(p);
 }
 
 /* `got` is the one line `want` (n bytes, no newline), or (checked mode, HM_CHECKED=1) that line

@@ -34,9 +34,7 @@ static void call_in_child(void *p) {
 
 static void test_data_instance_not_executable(void **state) {
     (void)state;
-#if !defined(__x86_64__)
-    skip(); /* the machine code below is x86-64 */
-#endif
+    TU_SKIP_UNLESS_X86_64();
     IHostMemoryManager *mgr = new_manager();
     static const DWORD types[] = {0, MALLOC_THREADSAFE};
     for (size_t t = 0; t < TU_ARRAY_SIZE(types); t++) {

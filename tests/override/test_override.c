@@ -485,8 +485,7 @@ static void test_env_stats(void **state) {
 static void test_env_stats_json(void **state) {
     (void)state;
     char path[] = "/tmp/hm-override-json-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
+    int fd = tu_mkstemp(path);
     close(fd);
     const char *env[] = {"HM_STATS", "json", "HM_STATS_FILE", path, NULL, NULL};
     char out[4096];
@@ -546,8 +545,7 @@ static void test_malloc_info(void **state) {
     for (int i = 0; i < N; i++)
         assert_non_null(p[i] = malloc(5000));
     char path[] = "/tmp/hm-malloc-info-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
+    int fd = tu_mkstemp(path);
     FILE *f = fdopen(fd, "w");
     assert_int_equal(malloc_info(0, f), 0);
     errno = 0;

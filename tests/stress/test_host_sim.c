@@ -33,7 +33,7 @@
  *
  * Usage: test_host_sim [seconds]   (length of the COM workload, default 1.5)
  * Exit status: 0 when every check passed, 1 otherwise. */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE
 
 #include <hostmalloc/hostmalloc.h>
 
@@ -49,6 +49,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "test_util.h"
 
 /* ---- Workload parameters --------------------------------------------------------------------- */
 #define N_THREADS      4       /* managed threads (the finalizer thread comes on top) */
@@ -1031,9 +1033,7 @@ static uint64_t budget_demo(void) {
     uint64_t failures = 0;
     char t1[64], t2[64], t3[64];
 
-    hm_config cfg;
-    hm_config_init(&cfg);
-    cfg.limit = B_LIMIT;
+    hm_config cfg = tu_quiet_config(B_LIMIT);
     cfg.reserve_appdomain = B_RESERVE_AD;
     cfg.reserve_process = B_RESERVE_PROC;
     cfg.notify_interval_ms = B_NOTIFY_MS;

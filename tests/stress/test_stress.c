@@ -69,19 +69,9 @@ static void report(const char *fmt, ...) {
     va_end(ap);
 }
 
-/* ---- pattern
- * ------------------------------------------------------------------------------------- Word 0 of a
- * block holds size ^ key(address); byte i >= 8 is byte (i % 8) of key ^ (i / 8) * golden. A block
- * can thus be checked knowing only its address. */
-static inline uint64_t key_of(const void *p) {
-    uint64_t x = (uint64_t)(uintptr_t)p;
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return x;
-}
+/* ---- pattern ------------------------------------------------------------------------------------
+ * Word 0 of a block holds size ^ key(address); byte i >= 8 is byte (i % 8) of key ^ (i / 8) *
+ * golden. A block can thus be checked knowing only its address. */
 
 static inline uint64_t word_at(uint64_t key, size_t w) {
     return key ^ ((uint64_t)w * 0x9E3779B97F4A7C15ull);
@@ -124,7 +114,7 @@ static size_t check_range(const unsigned char *p, uint64_t key, size_t from, siz
 
 static void fill_block(void *block, size_t size) {
     unsigned char *p = block;
-    uint64_t key = key_of(p);
+    uint64_t key = tu_key_of(p);
     uint64_t head = (uint64_t)size ^ key;
     memcpy(p, &head, 8);
     if (size <= PARTIAL_ABOVE) {
@@ -138,7 +128,7 @@ static void fill_block(void *block, size_t size) {
 /* Check a block known only by its address; returns its size (0 on a mismatch, reported). */
 static size_t check_block(const void *block, const char *when) {
     const unsigned char *p = block;
-    uint64_t key = key_of(p), head;
+    uint64_t key = tu_key_of(p), head;
     memcpy(&head, p, 8);
     size_t size = (size_t)(head ^ key);
     if (size < 8 || size > ((size_t)4 << 20)) {

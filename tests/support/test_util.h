@@ -34,6 +34,8 @@
 
 #include <cmocka.h>
 
+#include "tu_pattern.h"
+
 /* TU_SLOW_BUILD: built with AddressSanitizer or ThreadSanitizer, or without optimization (the
  * debug leg), where every mapping and memory access costs many times more; long randomized
  * tests then run fewer operations. */
@@ -347,6 +349,23 @@ static inline int tu_python_check(const char *kind, const char *path, const char
     while (waitpid(pid, &st, 0) < 0)
         if (errno != EINTR) return -1;
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* mkstemp(path) that must work: the open descriptor of the new file. */
+static inline int tu_mkstemp(char *path) {
+    int fd = mkstemp(path);
+    if (fd < 0) fail_msg("mkstemp(%s): %s", path, strerror(errno));
+    return fd;
+}
+
+/* Send this process's stdout to `fd` (closed here): returns a copy of the old stdout, for
+ * dup2(saved, 1) when done. */
+static inline int tu_stdout_to(int fd) {
+    fflush(stdout);
+    int saved = dup(1);
+    dup2(fd, 1);
+    close(fd);
+    return saved;
 }
 
 /* Remove every HM_* variable from the environment (a child that tests the options starts from
