@@ -178,21 +178,7 @@ static void test_cxx_calls_c_manager(void **state) {
 
     peer_log_reset();
     r[0] = IHostMemoryManager_QueryInterface(o, IID_IHostMemoryManager, &peer_out);
-    r[1] = IHostMemoryManager_AddRef(o);
-    r[2] = IHostMemoryManager_Release(o);
-    r[3] = IHostMemoryManager_CreateMalloc(o, MALLOC_EXECUTABLE, &peer_malloc_out);
-    r[4] = IHostMemoryManager_VirtualAlloc(o, peer_file, PEER_SIZE2, MEM_COMMIT | MEM_RESERVE,
-                                           PAGE_READWRITE, eTaskCritical, &peer_out);
-    r[5] = IHostMemoryManager_VirtualFree(o, peer_file, PEER_SIZE2, MEM_RELEASE);
-    r[6] =
-        IHostMemoryManager_VirtualQuery(o, peer_file, &peer_mbi, sizeof(peer_mbi), &peer_size_out);
-    r[7] =
-        IHostMemoryManager_VirtualProtect(o, peer_file, PEER_SIZE2, PAGE_READONLY, &peer_dword_out);
-    r[8] = IHostMemoryManager_GetMemoryLoad(o, &peer_dword_out, &peer_size_out);
-    r[9] = IHostMemoryManager_RegisterMemoryNotificationCallback(o, cb);
-    r[10] = IHostMemoryManager_NeedsVirtualAddressSpace(o, peer_file, PEER_SIZE);
-    r[11] = IHostMemoryManager_AcquiredVirtualAddressSpace(o, peer_file, PEER_SIZE2);
-    r[12] = IHostMemoryManager_ReleasedVirtualAddressSpace(o, peer_file);
+    PEER_MANAGER_MACRO_CALLS(o, cb, r);
     check_log("C++ macros -> C IHostMemoryManager", manager_calls(cb), o, r, 0x200, 0x200);
 }
 

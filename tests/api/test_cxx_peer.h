@@ -57,6 +57,28 @@ void peer_call_manager(IHostMemoryManager *o, ICLRMemoryNotificationCallback *cb
                        int64_t results[13]);
 void peer_call_callback(ICLRMemoryNotificationCallback *o, int64_t results[4]);
 
+/* Slots 1 to 12 of IHostMemoryManager `o` through the IHostMemoryManager_... macros, results in
+ * r[1..12]: one text, compiled as C by peer_call_manager and as C++ by test_cxx (slot 0,
+ * QueryInterface, takes the IID by pointer in C and by reference in C++: each writes its own). */
+#define PEER_MANAGER_MACRO_CALLS(o, cb, r)                                                         \
+    do {                                                                                           \
+        r[1] = IHostMemoryManager_AddRef(o);                                                       \
+        r[2] = IHostMemoryManager_Release(o);                                                      \
+        r[3] = IHostMemoryManager_CreateMalloc(o, MALLOC_EXECUTABLE, &peer_malloc_out);            \
+        r[4] = IHostMemoryManager_VirtualAlloc(o, peer_file, PEER_SIZE2, MEM_COMMIT | MEM_RESERVE, \
+                                               PAGE_READWRITE, eTaskCritical, &peer_out);          \
+        r[5] = IHostMemoryManager_VirtualFree(o, peer_file, PEER_SIZE2, MEM_RELEASE);              \
+        r[6] = IHostMemoryManager_VirtualQuery(o, peer_file, &peer_mbi, sizeof(peer_mbi),          \
+                                               &peer_size_out);                                    \
+        r[7] = IHostMemoryManager_VirtualProtect(o, peer_file, PEER_SIZE2, PAGE_READONLY,          \
+                                                 &peer_dword_out);                                 \
+        r[8] = IHostMemoryManager_GetMemoryLoad(o, &peer_dword_out, &peer_size_out);               \
+        r[9] = IHostMemoryManager_RegisterMemoryNotificationCallback(o, cb);                       \
+        r[10] = IHostMemoryManager_NeedsVirtualAddressSpace(o, peer_file, PEER_SIZE);              \
+        r[11] = IHostMemoryManager_AcquiredVirtualAddressSpace(o, peer_file, PEER_SIZE2);          \
+        r[12] = IHostMemoryManager_ReleasedVirtualAddressSpace(o, peer_file);                      \
+    } while (0)
+
 #ifdef __cplusplus
 }
 #endif
