@@ -485,8 +485,7 @@ static void test_env_stats(void **state) {
 static void test_env_stats_json(void **state) {
     (void)state;
     char path[] = "/tmp/hm-override-json-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
+    int fd = tu_mkstemp(path);
     close(fd);
     const char *env[] = {"HM_STATS", "json", "HM_STATS_FILE", path, NULL, NULL};
     char out[4096];
@@ -546,8 +545,7 @@ static void test_malloc_info(void **state) {
     for (int i = 0; i < N; i++)
         assert_non_null(p[i] = malloc(5000));
     char path[] = "/tmp/hm-malloc-info-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
+    int fd = tu_mkstemp(path);
     FILE *f = fdopen(fd, "w");
     assert_int_equal(malloc_info(0, f), 0);
     errno = 0;
@@ -641,24 +639,9 @@ int main(int argc, char **argv) {
         free(p);
         return 0;
     }
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_enomem),
-        cmocka_unit_test(test_posix_memalign),
-        cmocka_unit_test(test_aligned_variants),
-        cmocka_unit_test(test_realloc_and_friends),
-        cmocka_unit_test(test_mallinfo_trim),
-        cmocka_unit_test(test_misuse_aborts),
-        cmocka_unit_test(test_double_free_exact_message),
-        cmocka_unit_test(test_fork_while_threads_allocate),
-        cmocka_unit_test(test_blocks_outlive_thread),
-        cmocka_unit_test(test_env_limit),
-        cmocka_unit_test(test_env_stats),
-        cmocka_unit_test(test_env_stats_json),
-        cmocka_unit_test(test_env_verbose),
-        cmocka_unit_test(test_env_unknown_name),
-        cmocka_unit_test(test_malloc_info),
-        cmocka_unit_test(test_malloc_stats),
-        cmocka_unit_test(test_env_checked),
-    };
-    return TU_MAIN(tests);
+    TU_RUN_TESTS(test_enomem, test_posix_memalign, test_aligned_variants, test_realloc_and_friends,
+                 test_mallinfo_trim, test_misuse_aborts, test_double_free_exact_message,
+                 test_fork_while_threads_allocate, test_blocks_outlive_thread, test_env_limit,
+                 test_env_stats, test_env_stats_json, test_env_verbose, test_env_unknown_name,
+                 test_malloc_info, test_malloc_stats, test_env_checked);
 }

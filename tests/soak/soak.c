@@ -50,6 +50,8 @@
 #include <hostmalloc/hosting.h>
 #include <hostmalloc/hostmalloc.h>
 
+#include "tu_pattern.h"
+
 #define KIB ((size_t)1024)
 #define MIB ((size_t)1024 * 1024)
 
@@ -251,18 +253,8 @@ static atomic_int g_workers_done;
  * tail bytes a byte of the key ^ index. Blocks are at least 16 bytes. */
 #define GOLD 0x9e3779b97f4a7c15ull
 
-static uint64_t key_of(const void *p) {
-    uint64_t x = (uint64_t)(uintptr_t)p;
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return x;
-}
-
 static void stamp(void *p, size_t size, const inst_t *in) {
-    uint64_t k = key_of(p), *w = (uint64_t *)p;
+    uint64_t k = tu_key_of(p), *w = (uint64_t *)p;
     size_t nw = size / 8;
     w[0] = size ^ k;
     w[1] = (uint64_t)(uintptr_t)in ^ (k * GOLD);
@@ -282,7 +274,7 @@ static bool inst_valid(const inst_t *in) {
 
 /* Check the pattern of the block at `p`; give its size and instance. */
 static bool verify(const void *p, size_t *size_out, inst_t **inst_out) {
-    const uint64_t k = key_of(p), *w = (const uint64_t *)p;
+    const uint64_t k = tu_key_of(p), *w = (const uint64_t *)p;
     size_t size = (size_t)(w[0] ^ k);
     inst_t *in = (inst_t *)(uintptr_t)(w[1] ^ (k * GOLD));
     if (size < 16 || size > 64 * MIB || !inst_valid(in)) {
@@ -491,7 +483,7 @@ static void push(worker_t *w, void *p) {
 }
 
 static bool is_threadsafe_block(const void *p) {
-    const uint64_t k = key_of(p), *wd = (const uint64_t *)p;
+    const uint64_t k = tu_key_of(p), *wd = (const uint64_t *)p;
     const inst_t *in = (const inst_t *)(uintptr_t)(wd[1] ^ (k * GOLD));
     return inst_valid(in) && in->threadsafe;
 }
