@@ -76,9 +76,10 @@ static inline char *page_after(char *p, size_t n) {
     return (char *)opaque((void *)((end | (MISUSE_PAGE - 1)) + 1));
 }
 
-/* the result of a call that must fail with errno `want` */
-static inline int refused(const void *result, int err, int want) {
-    if (result != NULL) return MISUSE_MISSED;
+/* the result of a call that must fail with errno `want` (through opaque(): a compiler may
+ * otherwise drop an allocation whose result is only compared with NULL, as if it succeeded) */
+static inline int refused(void *result, int err, int want) {
+    if (opaque(result) != NULL) return MISUSE_MISSED;
     return err == want ? MISUSE_REFUSED : MISUSE_WRONG_ERROR;
 }
 

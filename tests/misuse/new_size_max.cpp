@@ -6,7 +6,7 @@
 
 int main() {
     try {
-        void *p = ::operator new(opaque_size(SIZE_MAX));
+        void *p = opaque(::operator new(opaque_size(SIZE_MAX)));
         ::operator delete(p);
         return MISUSE_MISSED;
     } catch (const std::bad_alloc &) {
