@@ -44,6 +44,8 @@ test-fresh:
 	  CMAKE_ARGS="-DHM_WERROR=ON -DCMAKE_DISABLE_FIND_PACKAGE_cmocka=ON"
 	@test ! -e build-fresh/tests || { echo "test-fresh: tests configured without cmocka"; exit 1; }
 
+# Every CTest test but the soak test (test-soak runs it), the misuse suite (label misuse,
+# tests/misuse: both modes against their expectations) included.
 test-release:
 	cmake -S . -B $(BUILD) $(GENERATOR) -DCMAKE_BUILD_TYPE=Release -DHM_WERROR=ON $(CMAKE_ARGS)
 	cmake --build $(BUILD)

@@ -1,0 +1,13 @@
+/* SPDX-License-Identifier: MIT */
+/* uaf_write_small_8.c: byte 8 of a freed 128-byte block written, then a block of that size
+ * allocated (and freed): the allocation that hands the slot out again is where a check can
+ * see the write. */
+#include "misuse.h"
+
+int main(void) {
+    char *p = xmalloc(128);
+    free(opaque(p));
+    write_byte(p + 8, 0x41);
+    free(xmalloc(128));
+    return MISUSE_MISSED;
+}
