@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* com.h: what the two COM objects share. The COM door uses the public native API only. */
+/* doors/com/com.h: what the two COM objects share. The COM door uses the public native API only. */
 #ifndef HM_COM_H
 #define HM_COM_H
 

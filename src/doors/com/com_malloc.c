@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* doors/com/malloc.c: the IHostMalloc object. It only translates: argument checks, HRESULTs,
+/* doors/com/com_malloc.c: the IHostMalloc object. It only translates: argument checks, HRESULTs,
  * reference counting; the heap does the work. The object itself lives in the process default heap.
  *
  * Alloc and Free are the one place where the COM door uses the engine's internal header:

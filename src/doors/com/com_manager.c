@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* manager.c: the IHostMemoryManager object over an hm_manager.
+/* doors/com/com_manager.c: the IHostMemoryManager object over an hm_manager.
  *
  * CreateMalloc hands out IHostMalloc instances, each over a heap of its own; each instance
  * holds a reference on this object, so the manager lives while any instance does. Every other

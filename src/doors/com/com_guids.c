@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* guids.c: the interface identifiers of the hosting interfaces (docs/CONTRACT.md). */
-#include "manager/manager.h"
+/* doors/com/com_guids.c: the interface identifiers of the hosting interfaces (docs/CONTRACT.md). */
+#include "hostmalloc/hostmalloc.h"
+#include "hostmalloc/hosting.h"
 
 HM_API const IID IID_IUnknown = {
     0x00000000, 0x0000, 0x0000, {0xC0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x46}};
