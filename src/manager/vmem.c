@@ -438,6 +438,21 @@ static bool query_region(hm_vmem_t *vm, uintptr_t addr, MEMORY_BASIC_INFORMATION
     return false;
 }
 
+/* The kernel shows neighbouring mappings with the same protection as one (a reservation of
+ * ours beside a thread's PROT_NONE guard page, say): what the OS says of an address outside our
+ * regions ends where one of them begins. */
+static void clip_to_foreign(hm_vmem_t *vm, uintptr_t a, hm_os_mapping_t *m) {
+    size_t used = atomic_load_explicit(&vm->used, memory_order_acquire);
+    for (size_t i = 0; i < used; i++) {
+        vm_region_t *r = &vm->slots[i];
+        uintptr_t base = atomic_load_explicit(&r->base, memory_order_acquire);
+        uintptr_t end = base + atomic_load_explicit(&r->size, memory_order_relaxed);
+        if (base == 0) continue;
+        if (end <= a && end > m->start) m->start = end;
+        if (base > a && base < m->end) m->end = base;
+    }
+}
+
 size_t hm_virtual_query(hm_manager *mgr, const void *addr, MEMORY_BASIC_INFORMATION *info,
                         size_t len) {
     if (info == NULL || len < sizeof(MEMORY_BASIC_INFORMATION)) return 0;
@@ -452,6 +467,7 @@ size_t hm_virtual_query(hm_manager *mgr, const void *addr, MEMORY_BASIC_INFORMAT
     hm_os_mapping_t m;
     uintptr_t page = a & ~(uintptr_t)(VM_PAGE - 1);
     bool mapped = _hm_os_query(a, &m);
+    if (vm != NULL) clip_to_foreign(vm, a, &m);
     info->BaseAddress = (void *)page;
     info->RegionSize = m.end - page;
     if (mapped) {

@@ -400,6 +400,7 @@ static hm_noinline void *with_reclaim(hm_arena_t *a, hm_theap_t *th, try_fn fn, 
                                       int level) {
     bool refused;
     void *p;
+    hm_assert_full(_hm_budget_valid(&a->budget));
     /* 1. what is empty: this thread's pages (the last of each size class too), those of
      *    sub-heaps left by exited threads in every heap of the arena, the cache */
     if (th != NULL) _hm_theap_collect(th, true, true);
@@ -426,6 +427,7 @@ static hm_noinline void *with_reclaim(hm_arena_t *a, hm_theap_t *th, try_fn fn, 
         }
     }
     _hm_budget_refused(&a->budget, level);
+    hm_assert_full(_hm_budget_valid(&a->budget));
     return NULL;
 }
 
@@ -501,9 +503,12 @@ bool _hm_theap_valid(const hm_theap_t *th) {
         const hm_page_t *prev = NULL;
         for (const hm_page_t *pg = queue->first; pg != NULL; prev = pg, pg = pg->next) {
             const hm_segment_t *seg = _hm_segment_of(pg);
-            if (pg->prev != prev || pg->bin != q || pg->in_full || seg->theap != th ||
-                (pg->is_head != 0) != (pg == queue->first) || !_hm_page_valid(pg))
-                return false;
+            if (pg->prev != prev) return false;
+            if (pg->bin != q) return false;
+            if (pg->in_full) return false;
+            if (seg->theap != th) return false;
+            if ((pg->is_head != 0) != (pg == queue->first)) return false;
+            if (!_hm_page_valid(pg)) return false;
         }
         if (queue->last != prev) return false;
     }

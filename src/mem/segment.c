@@ -389,10 +389,12 @@ hm_segment_t *_hm_segment_alloc(hm_theap_t *th, hm_segment_kind_t kind, int leve
     atomic_store_explicit(&seg->tid, (heap->flags & HM_HEAP_THREADSAFE) ? th->tid : HM_TID_ANY,
                           memory_order_release);
     HM_LIST_PUSH(th->segs[kind], seg, next, prev); /* into the sub-heap's segment list */
+    hm_assert_full(_hm_segment_valid(seg));
     return seg;
 }
 
 void _hm_segment_free(hm_segment_t *seg) {
+    hm_assert_full(_hm_segment_valid(seg) && seg->used_pages == 0);
     hm_theap_t *th = seg->theap;
     HM_LIST_REMOVE(th->segs[seg->kind], seg, next, prev);
     /* empty pages of this segment no longer count as the theap's purge candidates */
@@ -642,7 +644,9 @@ bool _hm_segment_valid(const hm_segment_t *seg) {
         }
         if (pg->committed) committed += i == 0 ? 0 : ((size_t)1 << shift);
     }
-    /* page 0 (the header's) is counted in full; the others as they were committed */
+    /* the pages past 0 are counted as they were committed; page 0 in full, plus its header
+     * once more when the segment came back from the cache decommitted (the header stayed
+     * counted and page 0 was committed again: the count errs high, never low) */
     return used == seg->used_pages && committed <= seg->committed &&
-           seg->committed <= committed + ((size_t)1 << shift);
+           seg->committed <= committed + ((size_t)1 << shift) + _hm_segment_header_size(n);
 }
