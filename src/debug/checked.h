@@ -112,8 +112,8 @@ void _hm_checked_bad_link(hm_page_t *pg, hm_block_t *b);
 hm_inline void *_hm_checked_alloc_try(hm_heap *heap, size_t size, int level) {
 #if !HM_TOOLS
     /* the TLS lookup of _hm_theap_get spelled out, as in _hm_alloc_fast: one test covers the
-     * cache hit and the size (through a helper returning NULL on a miss: 2 instructions more a
-     * pair, callgrind) */
+     * cache hit and the size (a helper returning NULL on a miss costs more: docs/DESIGN-NOTES.md,
+     * "Checked mode has pages, a header and fast paths of its own") */
     uint64_t id = atomic_load_explicit(&heap->id, memory_order_relaxed);
     hm_tls_entry_t *e = &_hm_tls_cache[id & (HM_TLS_WAYS - 1)];
     if (hm_likely(e->id == id && size <= HM_DIRECT_MAX - HM_CHECKED_EXTRA)) {

@@ -11,8 +11,8 @@
  * threads push onto `thread_free` with one compare-and-swap. When `free` runs dry the owner
  * moves `thread_free` into it (collect). mimalloc's third list, `local_free`, is left out:
  * it exists to force the owner through the generic path regularly, but it also sends every
- * alloc after a free on an otherwise empty page there (an alloc/free pair loop measured 114
- * instructions with it, see docs/DESIGN-NOTES.md). A page that is completely handed
+ * alloc after a free on an otherwise empty page there (docs/DESIGN-NOTES.md, "Free lists: two,
+ * not three"). A page that is completely handed
  * out leaves its queue ("full") so the generic path never scans it; the first remote free
  * into a full page (tag FULL -> NOTIFIED on thread_free) pushes the page onto the sub-heap's
  * `pending` stack, and the owner puts such pages back into their queues. A NOTIFIED page is

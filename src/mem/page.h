@@ -113,8 +113,9 @@ hm_inline hm_result _hm_page_free(hm_segment_t *seg, hm_page_t *pg, void *p) {
     hm_tool_hide(b, 2 * sizeof(hm_block_t));
     pg->free = b;
     pg->used = used - 1;
-    /* the page is now empty and allocation has moved on from it: give it back now, so that
-     * a thread that frees and then idles holds no empty pages */
+    /* the page is now empty and allocation has moved on from it: while memory is short it is
+     * retired at once, so that a thread that frees and then idles holds nothing another
+     * thread's request needs; otherwise it stays for reuse (_hm_page_emptied) */
     if (hm_unlikely(used == 1) && !pg->is_head) return _hm_page_emptied(pg, seg);
     return HM_OK;
 }

@@ -1,8 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* prim_linux.c: everything hostmalloc asks of the OS, in one place (Linux x86-64).
- *
- * The rest of the engine calls only the _hm_os_* functions and the metadata allocator
- * below; nothing here calls malloc. */
+/* os/linux.c: everything hostmalloc asks of the kernel, in one place (Linux x86-64): the
+ * functions of os/os.h but the metadata allocator (meta.c). Nothing here calls malloc. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>

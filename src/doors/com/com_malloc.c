@@ -2,8 +2,7 @@
 /* doors/com/com_malloc.c: the IHostMalloc object. It only translates: argument checks, HRESULTs,
  * reference counting; the heap does the work. The object itself lives in the process default heap.
  *
- * Alloc and Free are the one place where the COM door uses the engine's internal header:
- * they inline the engine's own fast paths (_hm_alloc_fast, _hm_heap_free_fast, defined once
+ * Alloc and Free inline the engine's own fast paths (_hm_alloc_fast, _hm_heap_free_fast, defined once
  * in mem/alloc.h and used by the native door too) instead of calling hm_alloc_level and
  * hm_heap_free, which saves a call per operation (docs/DESIGN-NOTES.md, "The COM door"). */
 #include "com.h"
