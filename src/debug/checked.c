@@ -12,8 +12,8 @@
 
 /* A checked block of page `pg`: its header's fields are named when its size is plausible (an
  * underrun usually breaks only the tag, the last field). */
-static void report_checked(const hm_arena_t *a, int kind, const hm_page_t *pg, const void *p,
-                           const hm_chk_hdr_t *h) {
+static hm_cold void report_checked(const hm_arena_t *a, int kind, const hm_page_t *pg,
+                                   const void *p, const hm_chk_hdr_t *h) {
     char msg[512];
     if (h->size <= pg->block_size - HM_CHECKED_EXTRA)
         _hm_snprintf(msg, sizeof msg,
@@ -96,28 +96,35 @@ void *_hm_checked_alloc_slow(hm_heap *heap, size_t size, int level) {
     return NULL;
 }
 
-hm_result _hm_checked_free_check(hm_page_t *pg, hm_block_t *b) {
+/* A bad free of checked block `b`: reported, and the block quarantined (never reused). */
+static hm_cold hm_result checked_free_bad(hm_page_t *pg, hm_block_t *b, int err) {
     hm_chk_hdr_t *h = _hm_chk_hdr(b);
-    hm_segment_t *seg = _hm_segment_of(pg);
+    uint64_t c = _hm_chk_canary(b);
+    report_checked(_hm_segment_of(pg)->arena, err, pg, b, h);
+    if (h->tag != HM_CHK_FREED(c)) h->tag = HM_CHK_QUAR(c);
+    return HM_ERR_NOT_BLOCK;
+}
+
+static hm_result checked_free(hm_page_t *pg, hm_block_t *b, bool link) {
+    hm_chk_hdr_t *h = _hm_chk_hdr(b);
     uint64_t c = _hm_chk_canary(b);
     hm_tool_access(h, sizeof *h);
     uint32_t tag = h->tag;
-    int err = 0;
-    if (tag == HM_CHK_FREED(c) || tag == HM_CHK_QUAR(c)) {
-        err = HM_ERROR_DOUBLE_FREE;
-    } else if (tag != HM_CHK_LIVE(c, h->size) || h->size > pg->block_size - HM_CHECKED_EXTRA) {
-        err = HM_ERROR_UNDERRUN;
-    } else if (!_hm_debug_back_intact(b, h->size, c)) {
-        err = HM_ERROR_OVERRUN;
-    }
-    if (err != 0) {
-        report_checked(seg->arena, err, pg, b, h);
-        if (tag != HM_CHK_FREED(c)) h->tag = HM_CHK_QUAR(c); /* never reused */
-        return HM_ERR_NOT_BLOCK;
-    }
+    if (hm_unlikely(tag == HM_CHK_FREED(c) || tag == HM_CHK_QUAR(c)))
+        return checked_free_bad(pg, b, HM_ERROR_DOUBLE_FREE);
+    if (hm_unlikely(tag != HM_CHK_LIVE(c, h->size) || h->size > pg->block_size - HM_CHECKED_EXTRA))
+        return checked_free_bad(pg, b, HM_ERROR_UNDERRUN);
+    if (hm_unlikely(!_hm_debug_back_intact(b, h->size, c)))
+        return checked_free_bad(pg, b, HM_ERROR_OVERRUN);
     h->tag = HM_CHK_FREED(c);
     hm_tool_access(b, HM_CHECKED_FILL);
     _hm_chk_fill((uint8_t *)b);
+    hm_tool_free(b);
+    if (link) {
+        hm_tool_access(b, 2 * sizeof(hm_block_t));
+        _hm_chk_set_link((uint8_t *)b, pg->free);
+        hm_tool_hide(b, 2 * sizeof(hm_block_t));
+    }
     return HM_OK;
 }
 
@@ -149,7 +156,7 @@ static const hm_page_kind_t checked_kind = {
     .header = HM_CHECKED_HEADER,
     .min_slot = HM_CHECKED_MIN,
     .carve = checked_carve,
-    .free_check = _hm_checked_free_check,
+    .free = checked_free,
     .set_link = checked_set_link,
     .link_intact = checked_link_intact,
     .bad_link = _hm_checked_bad_link,

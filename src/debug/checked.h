@@ -94,9 +94,6 @@ void *_hm_checked_alloc_slow(hm_heap *heap, size_t size, int level);
 void *_hm_alloc_slow_any(hm_heap *heap, size_t size, int level);
 /* Register the checked page kind (from _hm_debug_init). */
 void _hm_checked_register(void);
-/* Check a checked block being freed (owner or not): HM_OK and the block marked freed and
- * filled, or an error that was reported (the block is left alone, never reused). */
-hm_result _hm_checked_free_check(hm_page_t *pg, hm_block_t *b);
 /* Validate the link of a block popped from a checked page (pg->free now holds it), its
  * header and fill, and write its header and back canary. False (reported; the list cut
  * there) when the block may not be handed out: its tag says it is live or quarantined, or is

@@ -282,17 +282,9 @@ static void debug_double_free_held(const hm_segment_t *seg, const void *p) {
     _hm_debug_report(seg->arena, HM_ERROR_DOUBLE_FREE, p, h);
 }
 
-/* The 8 bytes right after a block's `size` requested bytes: still its canary `c`? */
-bool _hm_debug_back_intact(const void *b, size_t size, uint64_t c) {
-    uint64_t back;
-    hm_tool_access((const uint8_t *)b + size, sizeof back);
-    memcpy(&back, (const uint8_t *)b + size, sizeof back);
-    return back == c;
-}
-
 /* ---- free of a debug block
  * ----------------------------------------------------------------------------------- */
-static hm_result debug_free_check(hm_page_t *pg, hm_block_t *b) {
+static hm_result debug_free(hm_page_t *pg, hm_block_t *b, bool link) {
     hm_dbg_hdr_t *h = _hm_debug_hdr(b);
     hm_segment_t *seg = _hm_segment_of(pg);
     const hm_arena_t *a = seg->arena;
@@ -315,13 +307,19 @@ static hm_result debug_free_check(hm_page_t *pg, hm_block_t *b) {
     if ((h->flags & DBG_CHECKED) && fill > DBG_CHECKED_FILL) fill = DBG_CHECKED_FILL;
     if (fill > sizeof(hm_block_t))
         memset((uint8_t *)b + sizeof(hm_block_t), DBG_FILL, fill - sizeof(hm_block_t));
+    hm_tool_free(b);
+    if (link) {
+        hm_tool_access(b, sizeof(hm_block_t));
+        b->next = pg->free; /* a plain link: the header's state says freed */
+        hm_tool_hide(b, sizeof(hm_block_t));
+    }
     return HM_OK;
 }
 
 static const hm_page_kind_t debug_kind = {
     .header = HM_DEBUG_HEADER,
     .carve = debug_carve,
-    .free_check = debug_free_check,
+    .free = debug_free,
     .size = debug_size,
     .double_free_held = debug_double_free_held,
 };

@@ -46,7 +46,12 @@ hm_theap_t *_hm_debug_theap(hm_heap *heap, int *level);
 uint64_t _hm_debug_canary(const void *p);
 hm_dbg_hdr_t *_hm_debug_hdr(const void *p);
 /* The 8 bytes right after a block's `size` requested bytes: still its canary `c`? */
-bool _hm_debug_back_intact(const void *b, size_t size, uint64_t c);
+hm_inline bool _hm_debug_back_intact(const void *b, size_t size, uint64_t c) {
+    uint64_t back;
+    hm_tool_access((const uint8_t *)b + size, sizeof back);
+    __builtin_memcpy(&back, (const uint8_t *)b + size, sizeof back);
+    return back == c;
+}
 /* Report misuse of debug block `p` (header `h`) to the arena's error sink. */
 void _hm_debug_report(const hm_arena_t *a, int kind, const void *p, const hm_dbg_hdr_t *h);
 /* What a report calls an HM_ERROR_* kind. */

@@ -299,10 +299,11 @@ void _hm_theap_process_pending(hm_theap_t *th) {
 
 hm_result _hm_page_free_remote(hm_page_t *pg, hm_segment_t *seg, hm_block_t *b) {
     if (hm_unlikely(pg->kind != HM_PAGE_PLAIN)) {
-        hm_result r = _hm_page_kinds[pg->kind]->free_check(pg, b);
+        hm_result r = _hm_page_kinds[pg->kind]->free(pg, b, false);
         if (r != HM_OK) return r;
+    } else {
+        hm_tool_free(b);
     }
-    hm_tool_free(b);
     hm_tool_access(b, sizeof(hm_block_t));
     uintptr_t old = atomic_load_explicit(&pg->thread_free, memory_order_relaxed);
     uintptr_t tag;
@@ -425,26 +426,31 @@ void _hm_report_double_free(const hm_segment_t *seg, const void *p, size_t size)
 hm_result _hm_page_free_slow(hm_page_t *pg, hm_segment_t *seg, hm_block_t *b) {
     hm_assert_full(_hm_page_valid(pg));
     if (pg->kind != HM_PAGE_PLAIN) {
-        hm_result r = _hm_page_kinds[pg->kind]->free_check(pg, b);
+        /* the kind checks the block and, on a page, links it in its own format */
+        hm_result r = _hm_page_kinds[pg->kind]->free(pg, b, !pg->is_huge);
         if (r != HM_OK) return r; /* reported; the block is left as it is, never reused */
-    } else if (!pg->is_huge) {
-        hm_tool_access(b, 2 * sizeof(hm_block_t));
-        if (_hm_mark_get(b) == pg && _hm_page_block_is_free(pg, b)) {
-            _hm_report_double_free(seg, b, pg->block_size);
-            return HM_ERR_NOT_BLOCK;
-        }
-    }
-    hm_tool_free(b);
-    if (pg->is_huge) {
-        if (pg->kind != HM_PAGE_PLAIN)
+        if (pg->is_huge) {
             _hm_huge_hold(seg); /* a second free must be known */
-        else
+            return HM_OK;
+        }
+    } else {
+        if (!pg->is_huge) {
+            hm_tool_access(b, 2 * sizeof(hm_block_t));
+            if (_hm_mark_get(b) == pg && _hm_page_block_is_free(pg, b)) {
+                _hm_report_double_free(seg, b, pg->block_size);
+                return HM_ERR_NOT_BLOCK;
+            }
+        }
+        hm_tool_free(b);
+        if (pg->is_huge) {
             _hm_huge_free(seg);
-        return HM_OK;
+            return HM_OK;
+        }
+        hm_tool_access(b, 2 * sizeof(hm_block_t));
+        b->next = pg->free;
+        _hm_mark_set(b, pg);
+        hm_tool_hide(b, 2 * sizeof(hm_block_t));
     }
-    hm_tool_access(b, 2 * sizeof(hm_block_t));
-    set_link(pg, b, pg->free);
-    hm_tool_hide(b, 2 * sizeof(hm_block_t));
     pg->free = b;
     pg->used--;
     if (_hm_page_in_full(pg)) {
