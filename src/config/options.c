@@ -104,17 +104,13 @@ static const hm_option_t k_options[] = {
 };
 #define N_OPTIONS (sizeof k_options / sizeof k_options[0])
 
-static void say(const char *msg, size_t n) {
-    _hm_write_stderr(msg, n);
-}
-
 /* One line on stderr (no allocation) for an HM_* value that cannot be used; it is ignored.
  * "hostmalloc: ignoring <what> HM_X=<value><why>" */
 static void warn_value(const char *what, const char *name, const char *value, const char *why) {
     char msg[320];
     size_t n =
         _hm_snprintf(msg, sizeof msg, "hostmalloc: ignoring %s%s=%s%s\n", what, name, value, why);
-    say(msg, n);
+    _hm_write_stderr(msg, n);
 }
 
 /* ASCII, case-insensitive (strcasecmp may consult the locale). */
@@ -322,7 +318,7 @@ static void check_unknown_names(void) {
                 ? _hm_snprintf(msg, sizeof msg,
                                "hostmalloc: unknown option %s (did you mean %s?)\n", name, best)
                 : _hm_snprintf(msg, sizeof msg, "hostmalloc: unknown option %s (ignored)\n", name);
-        say(msg, m);
+        _hm_write_stderr(msg, m);
     }
 }
 
@@ -343,7 +339,7 @@ static uint32_t config_env(hm_config *cfg, bool warn, uint32_t *ignored) {
                 size_t n = _hm_snprintf(msg, sizeof msg,
                                         "hostmalloc: ignoring %s in a setuid or setgid program\n",
                                         o->name);
-                say(msg, n);
+                _hm_write_stderr(msg, n);
             }
             continue;
         }
@@ -453,7 +449,7 @@ void _hm_config_print(const hm_config *cfg, size_t limit, const void *mgr, bool 
                                   "hostmalloc: configuration of the process manager, %s\n", who)
                    : _hm_snprintf(line, sizeof line,
                                   "hostmalloc: configuration of manager %p, %s\n", mgr, who);
-    say(line, n);
+    _hm_write_stderr(line, n);
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const hm_option_t *o = &k_options[i];
         char value[224];
@@ -471,7 +467,7 @@ void _hm_config_print(const hm_config *cfg, size_t limit, const void *mgr, bool 
         n += _hm_snprintf(line + n, sizeof line - n, "%s", value);
         n = pad_to(line, sizeof line, n, 72);
         n += _hm_snprintf(line + n, sizeof line - n, "%s\n", from);
-        say(line, n);
+        _hm_write_stderr(line, n);
     }
 }
 
@@ -484,20 +480,20 @@ void _hm_config_check(const hm_config *c, size_t limit) {
         n = _hm_snprintf(msg, sizeof msg,
                          "hostmalloc: low_pct (HM_LOW_PCT) %u is not within 1..100; using 90\n",
                          c->low_pct);
-        say(msg, n);
+        _hm_write_stderr(msg, n);
     } else if (c->neutral_pct >= c->low_pct) {
         n = _hm_snprintf(msg, sizeof msg,
                          "hostmalloc: inconsistent thresholds: neutral_pct (HM_NEUTRAL_PCT) %u is "
                          "not below low_pct (HM_LOW_PCT) %u; using %u\n",
                          c->neutral_pct, c->low_pct, c->low_pct);
-        say(msg, n);
+        _hm_write_stderr(msg, n);
     }
     if (c->high_pct >= c->neutral_pct && c->neutral_pct != 0) {
         n = _hm_snprintf(msg, sizeof msg,
                          "hostmalloc: inconsistent thresholds: high_pct (HM_HIGH_PCT) %u is not "
                          "below neutral_pct (HM_NEUTRAL_PCT) %u\n",
                          c->high_pct, c->neutral_pct);
-        say(msg, n);
+        _hm_write_stderr(msg, n);
     }
     size_t reserves = c->reserve_appdomain + c->reserve_process;
     if (reserves < c->reserve_process || reserves >= limit) {
@@ -506,6 +502,6 @@ void _hm_config_check(const hm_config *c, size_t limit) {
                          "bytes) leave nothing of the limit (%zu bytes) to task-critical "
                          "requests\n",
                          c->reserve_appdomain, c->reserve_process, limit);
-        say(msg, n);
+        _hm_write_stderr(msg, n);
     }
 }

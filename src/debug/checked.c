@@ -37,7 +37,7 @@ void _hm_checked_bad_link(hm_page_t *pg, hm_block_t *b) {
     hm_tool_access(h, sizeof *h);
     report_checked(seg->arena, HM_ERROR_WRITE_AFTER_FREE, pg, b, h);
     hm_tool_access(b, 2 * sizeof *b);
-    _hm_chk_set_link((uint8_t *)b, NULL);
+    _hm_chk_set_link(b, NULL);
 }
 
 bool _hm_checked_on_alloc(hm_theap_t *th, hm_page_t *pg, void *p, size_t size, bool no_abort) {
@@ -122,7 +122,7 @@ static hm_result checked_free(hm_page_t *pg, hm_block_t *b, bool link) {
     hm_tool_free(b);
     if (link) {
         hm_tool_access(b, 2 * sizeof(hm_block_t));
-        _hm_chk_set_link((uint8_t *)b, pg->free);
+        _hm_chk_set_link(b, pg->free);
         hm_tool_hide(b, 2 * sizeof(hm_block_t));
     }
     return HM_OK;
@@ -144,21 +144,13 @@ static size_t checked_size(const hm_page_t *pg, const void *p) {
 }
 
 /* ---- the checked page kind (page.h) ---------------------------------------------------------- */
-static void checked_set_link(hm_block_t *b, hm_block_t *next) {
-    _hm_chk_set_link((uint8_t *)b, next);
-}
-
-static bool checked_link_intact(const hm_block_t *b, const hm_block_t *next) {
-    return _hm_chk_link_intact((const uint8_t *)b, next);
-}
-
 static const hm_page_kind_t checked_kind = {
     .header = HM_CHECKED_HEADER,
     .min_slot = HM_CHECKED_MIN,
     .carve = checked_carve,
     .free = checked_free,
-    .set_link = checked_set_link,
-    .link_intact = checked_link_intact,
+    .set_link = _hm_chk_set_link,
+    .link_intact = _hm_chk_link_intact,
     .bad_link = _hm_checked_bad_link,
     .size = checked_size,
 };

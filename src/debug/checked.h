@@ -59,13 +59,15 @@ hm_inline uint64_t _hm_chk_canary(const void *p) {
  * The fill is one 16-byte store, checked with one 16-byte load of the same bytes (a load
  * spanning two stores could not be forwarded from them: a block freed and taken back at once,
  * as in `pairs`, would wait for the stores to retire). */
-hm_inline void _hm_chk_set_link(uint8_t *b, const hm_block_t *next) {
+hm_inline void _hm_chk_set_link(hm_block_t *blk, hm_block_t *next) {
+    uint8_t *b = (uint8_t *)blk;
     __builtin_memcpy(b, &next, sizeof next);
     uint64_t w = (uint64_t)(uintptr_t)next ^ _hm_chk_canary(b);
     __builtin_memcpy(b + 8, &w, 8);
 }
 /* Is the link of freed block `b` the one its check word says? */
-hm_inline bool _hm_chk_link_intact(const uint8_t *b, const hm_block_t *next) {
+hm_inline bool _hm_chk_link_intact(const hm_block_t *blk, const hm_block_t *next) {
+    const uint8_t *b = (const uint8_t *)blk;
     uint64_t w;
     __builtin_memcpy(&w, b + 8, 8);
     return w == ((uint64_t)(uintptr_t)next ^ _hm_chk_canary(b));
@@ -82,7 +84,7 @@ hm_inline void _hm_chk_fill(uint8_t *u) {
  * whose link is `next`. */
 hm_inline void _hm_chk_make_freed(uint8_t *b, const hm_block_t *next) {
     _hm_chk_hdr(b)->tag = HM_CHK_FREED(_hm_chk_canary(b));
-    _hm_chk_set_link(b, next);
+    _hm_chk_set_link((hm_block_t *)b, (hm_block_t *)next);
     _hm_chk_fill(b);
 }
 
@@ -111,8 +113,8 @@ hm_inline void *_hm_checked_alloc_try(hm_heap *heap, size_t size, int level) {
     /* the TLS lookup of _hm_theap_get spelled out, as in _hm_alloc_fast: one test covers the
      * cache hit and the size (a helper returning NULL on a miss costs more: docs/DESIGN-NOTES.md,
      * "Checked mode has pages, a header and fast paths of its own") */
-    uint64_t id = atomic_load_explicit(&heap->id, memory_order_relaxed);
-    hm_tls_entry_t *e = &_hm_tls_cache[id & (HM_TLS_WAYS - 1)];
+    uint64_t id;
+    hm_tls_entry_t *e = _hm_tls_slot(heap, &id);
     if (hm_likely(e->id == id && size <= HM_DIRECT_MAX - HM_CHECKED_EXTRA)) {
         hm_theap_t *th = e->th;
         hm_page_t *pg = th->cdirect[(size + HM_CHECKED_EXTRA + 15) >> 4];

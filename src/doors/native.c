@@ -12,7 +12,7 @@
 
 /* ---- heaps -------------------------------------------------------------------------------- */
 hm_heap *hm_heap_new(hm_manager *mgr, unsigned flags) {
-    if (mgr == NULL) mgr = _hm_manager_default();
+    if (mgr == NULL) mgr = hm_manager_default();
     if (mgr == NULL) return NULL;
     hm_heap *heap = _hm_heap_create(&mgr->arena, flags);
     if (heap == NULL) return NULL;

@@ -27,11 +27,11 @@
 static hm_heap *_Atomic g_heap;
 
 static void fork_prepare(void) {
-    _hm_arena_fork(&_hm_manager_default()->arena, atomic_load(&g_heap), 0);
+    _hm_arena_fork(&hm_manager_default()->arena, atomic_load(&g_heap), 0);
 }
 
 static void fork_release(void) {
-    _hm_arena_fork(&_hm_manager_default()->arena, atomic_load(&g_heap), 1);
+    _hm_arena_fork(&hm_manager_default()->arena, atomic_load(&g_heap), 1);
 }
 
 static hm_noinline hm_heap *heap_init(void) {

@@ -51,13 +51,9 @@ static void default_init(void) {
     announce(&default_mgr);
 }
 
-hm_manager *_hm_manager_default(void) {
+hm_manager *hm_manager_default(void) {
     pthread_once(&default_once, default_init);
     return &default_mgr;
-}
-
-hm_manager *hm_manager_default(void) {
-    return _hm_manager_default();
 }
 
 size_t hm_manager_limit(hm_manager *mgr) {

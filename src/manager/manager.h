@@ -52,8 +52,6 @@ struct hm_manager {
 };
 
 /* ---- manager.c ------------------------------------------------------------------------------ */
-/* The process manager (hm_manager_default without the public door). */
-hm_manager *_hm_manager_default(void);
 /* The manager of a heap. */
 hm_inline hm_manager *_hm_manager_of(const hm_heap *heap) {
     return (hm_manager *)(void *)heap->arena;

@@ -57,8 +57,8 @@ hm_inline hm_result _hm_block_lookup_fast(const void *p, hm_segment_t **segp, hm
  * checked mode, which lives above this layer). */
 hm_inline void *_hm_alloc_fast(hm_heap *heap, size_t size, int level,
                                void *(*slow)(hm_heap *, size_t, int)) {
-    uint64_t id = atomic_load_explicit(&heap->id, memory_order_relaxed);
-    hm_tls_entry_t *e = &_hm_tls_cache[id & (HM_TLS_WAYS - 1)];
+    uint64_t id;
+    hm_tls_entry_t *e = _hm_tls_slot(heap, &id);
     if (hm_likely(e->id == id && size <= HM_DIRECT_MAX)) {
         hm_theap_t *th = e->th;
         hm_page_t *pg = th->direct[(size + 15) >> 4];

@@ -128,9 +128,9 @@ static bool rec_add(hm_heap *heap, uint64_t id, hm_theap_t *th) {
 }
 
 hm_theap_t *_hm_theap_get_slow(hm_heap *heap) {
-    uint64_t id = atomic_load_explicit(&heap->id, memory_order_relaxed);
+    uint64_t id;
+    hm_tls_entry_t *slot = _hm_tls_slot(heap, &id);
     if (hm_unlikely(id == HM_HEAP_ID_DEAD)) _hm_fatal("use of a released heap:", heap);
-    hm_tls_entry_t *slot = &_hm_tls_cache[id & (HM_TLS_WAYS - 1)];
     if (heap->single != NULL) {
         /* a serialized heap: one sub-heap for whichever thread calls; cache it so the fast
          * path is the same as for thread-safe heaps (never recorded: no thread owns it) */
@@ -344,8 +344,8 @@ void hm_heap_collect(hm_heap *heap, bool force) {
         _hm_theap_collect(heap->single, force, force);
         pthread_mutex_unlock(&heap->lock);
     } else {
-        uint64_t id = atomic_load_explicit(&heap->id, memory_order_relaxed);
-        hm_tls_entry_t *e = &_hm_tls_cache[id & (HM_TLS_WAYS - 1)];
+        uint64_t id;
+        hm_tls_entry_t *e = _hm_tls_slot(heap, &id);
         hm_theap_t *mine = e->id == id ? e->th : NULL;
         if (mine == NULL && tls_rec != NULL) {
             for (size_t i = 0; i < tls_rec->count; i++)

@@ -32,11 +32,17 @@ typedef struct hm_tls_entry_s {
     hm_theap_t *th;
 } hm_tls_entry_t;
 extern __thread hm_tls_entry_t _hm_tls_cache[HM_TLS_WAYS];
+/* The calling thread's cache entry for `heap`, its id in *id: the entry is the heap's sub-heap
+ * when its id is *id (ids are never reused, so a stale entry never matches). */
+hm_inline hm_tls_entry_t *_hm_tls_slot(const hm_heap *heap, uint64_t *id) {
+    *id = atomic_load_explicit(&((hm_heap *)heap)->id, memory_order_relaxed);
+    return &_hm_tls_cache[*id & (HM_TLS_WAYS - 1)];
+}
 /* The calling thread's sub-heap of `heap`, created or adopted on first use; NULL on OOM. */
 hm_theap_t *_hm_theap_get_slow(hm_heap *heap);
 hm_inline hm_theap_t *_hm_theap_get(hm_heap *heap) {
-    uint64_t id = atomic_load_explicit(&heap->id, memory_order_relaxed);
-    hm_tls_entry_t *e = &_hm_tls_cache[id & (HM_TLS_WAYS - 1)];
+    uint64_t id;
+    hm_tls_entry_t *e = _hm_tls_slot(heap, &id);
     if (hm_likely(e->id == id)) return e->th;
     return _hm_theap_get_slow(heap);
 }
