@@ -287,6 +287,15 @@ static inline const char *tu_status_str(int status, char *buf, size_t len) {
                      (res)->err);                                                                  \
     } while (0)
 
+/* Assert that the child exited with status 0; `what` names it in the failure message. */
+#define tu_assert_child_exited0(res, what)                                                         \
+    do {                                                                                           \
+        char tu_sbuf_[96];                                                                         \
+        if (!WIFEXITED((res)->status) || WEXITSTATUS((res)->status) != 0)                          \
+            fail_msg("%s %s; stderr: %s", (what),                                                  \
+                     tu_status_str((res)->status, tu_sbuf_, sizeof(tu_sbuf_)), (res)->err);        \
+    } while (0)
+
 /* `m` is one line that starts "hostmalloc: " (the form of every report of the library). */
 static inline int tu_one_line(const char *m) {
     size_t n = strlen(m);
@@ -299,6 +308,14 @@ static inline int tu_one_line(const char *m) {
 static inline void tu_expect_abort(tu_child_fn fn, void *arg, tu_child_result *res) {
     assert_int_equal(tu_run_child(fn, arg, res), 0);
     tu_assert_child_signaled(res, SIGABRT);
+}
+
+/* Run fn(arg) in a child (tu_run_child) that must exit 0 (`what` names it when it does not);
+ * `res` gets what it wrote, for the caller's checks. */
+static inline void tu_expect_exit0(tu_child_fn fn, void *arg, tu_child_result *res,
+                                   const char *what) {
+    assert_int_equal(tu_run_child(fn, arg, res), 0);
+    tu_assert_child_exited0(res, what);
 }
 
 /* ---- crashes in threads ---------------------------------------------------------------------
