@@ -56,6 +56,22 @@ static_assert(std::is_same<decltype(hm_create_host_memory_manager),
 
 #define U(x) ((uintptr_t)(x))
 
+// QueryInterface, AddRef and Release (slots 0 to 2) of a C++ peer object: each logs the whole
+// object and returns base + slot.
+#define PEER_CXX_IUNKNOWN(base)                                                                    \
+    HRESULT STDMETHODCALLTYPE QueryInterface(REFIID riid, void **ppv) override {                   \
+        peer_log_add(0, this, 2, U(&riid), U(ppv));                                                \
+        return (base);                                                                             \
+    }                                                                                              \
+    ULONG STDMETHODCALLTYPE AddRef() override {                                                    \
+        peer_log_add(1, this, 0);                                                                  \
+        return (base) + 1;                                                                         \
+    }                                                                                              \
+    ULONG STDMETHODCALLTYPE Release() override {                                                   \
+        peer_log_add(2, this, 0);                                                                  \
+        return (base) + 2;                                                                         \
+    }
+
 // ---- the log of peer calls -------------------------------------------------------------------
 struct Expect {
     int slot;
@@ -146,11 +162,7 @@ static void test_cxx_calls_c_malloc(void **state) {
     // the call macros in the C++ form are the same calls
     peer_log_reset();
     r[0] = IHostMalloc_QueryInterface(o, IID_IHostMalloc, &peer_out);
-    r[1] = IHostMalloc_AddRef(o);
-    r[2] = IHostMalloc_Release(o);
-    r[3] = IHostMalloc_Alloc(o, PEER_SIZE, eAppDomainCritical, &peer_out);
-    r[4] = IHostMalloc_DebugAlloc(o, PEER_SIZE, eProcessCritical, peer_file, PEER_LINE, &peer_out);
-    r[5] = IHostMalloc_Free(o, peer_file);
+    PEER_MALLOC_MACRO_CALLS(o, r);
     check_log("C++ macros -> C IHostMalloc", malloc_calls(), o, r, 0x100, 0x100);
 }
 
@@ -196,9 +208,7 @@ static void test_cxx_calls_c_callback(void **state) {
     peer_log_reset();
     r[0] = ICLRMemoryNotificationCallback_QueryInterface(o, IID_ICLRMemoryNotificationCallback,
                                                          &peer_out);
-    r[1] = ICLRMemoryNotificationCallback_AddRef(o);
-    r[2] = ICLRMemoryNotificationCallback_Release(o);
-    r[3] = ICLRMemoryNotificationCallback_OnMemoryNotification(o, eMemoryAvailableNeutral);
+    PEER_CALLBACK_MACRO_CALLS(o, r);
     check_log("C++ macros -> C ICLRMemoryNotificationCallback", callback_calls(), o, r, 0x300,
               0x300);
 }
@@ -209,18 +219,7 @@ static void test_cxx_calls_c_callback(void **state) {
 // the compiler's this-adjusting thunks. Every method logs the whole object.
 class CxxBoth final : public IHostMalloc, public ICLRMemoryNotificationCallback {
   public:
-    HRESULT STDMETHODCALLTYPE QueryInterface(REFIID riid, void **ppv) override {
-        peer_log_add(0, this, 2, U(&riid), U(ppv));
-        return 0x400;
-    }
-    ULONG STDMETHODCALLTYPE AddRef() override {
-        peer_log_add(1, this, 0);
-        return 0x401;
-    }
-    ULONG STDMETHODCALLTYPE Release() override {
-        peer_log_add(2, this, 0);
-        return 0x402;
-    }
+    PEER_CXX_IUNKNOWN(0x400)
     HRESULT STDMETHODCALLTYPE Alloc(SIZE_T cb, EMemoryCriticalLevel level, void **pp) override {
         peer_log_add(3, this, 3, U(cb), U(level), U(pp));
         return 0x403;
@@ -244,18 +243,7 @@ class CxxBoth final : public IHostMalloc, public ICLRMemoryNotificationCallback 
 class CxxManager : public IHostMemoryManager {
   public:
     virtual ~CxxManager() {}
-    HRESULT STDMETHODCALLTYPE QueryInterface(REFIID riid, void **ppv) override {
-        peer_log_add(0, this, 2, U(&riid), U(ppv));
-        return 0x500;
-    }
-    ULONG STDMETHODCALLTYPE AddRef() override {
-        peer_log_add(1, this, 0);
-        return 0x501;
-    }
-    ULONG STDMETHODCALLTYPE Release() override {
-        peer_log_add(2, this, 0);
-        return 0x502;
-    }
+    PEER_CXX_IUNKNOWN(0x500)
     HRESULT STDMETHODCALLTYPE CreateMalloc(DWORD type, IHostMalloc **pp) override {
         peer_log_add(3, this, 2, U(type), U(pp));
         return 0x503;
