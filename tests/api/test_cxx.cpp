@@ -146,14 +146,19 @@ static void check_log(const char *what, const std::vector<Expect> &calls, const 
 }
 
 // ---- C++ calling objects made in C -----------------------------------------------------------
+// Empties the log, then calls slots 0 to 2 of `o` as C++ methods (results in r[0..2]).
+template <class I> static void cxx_unknown_calls(I *o, const IID &iid, int64_t *r) {
+    peer_log_reset();
+    r[0] = o->QueryInterface(iid, &peer_out);
+    r[1] = o->AddRef();
+    r[2] = o->Release();
+}
+
 static void test_cxx_calls_c_malloc(void **state) {
     (void)state;
     IHostMalloc *o = peer_c_malloc();
     int64_t r[6];
-    peer_log_reset();
-    r[0] = o->QueryInterface(IID_IHostMalloc, &peer_out);
-    r[1] = o->AddRef();
-    r[2] = o->Release();
+    cxx_unknown_calls(o, IID_IHostMalloc, r);
     r[3] = o->Alloc(PEER_SIZE, eAppDomainCritical, &peer_out);
     r[4] = o->DebugAlloc(PEER_SIZE, eProcessCritical, peer_file, PEER_LINE, &peer_out);
     r[5] = o->Free(peer_file);
@@ -171,10 +176,7 @@ static void test_cxx_calls_c_manager(void **state) {
     IHostMemoryManager *o = peer_c_manager();
     ICLRMemoryNotificationCallback *cb = peer_c_callback();
     int64_t r[13];
-    peer_log_reset();
-    r[0] = o->QueryInterface(IID_IHostMemoryManager, &peer_out);
-    r[1] = o->AddRef();
-    r[2] = o->Release();
+    cxx_unknown_calls(o, IID_IHostMemoryManager, r);
     r[3] = o->CreateMalloc(MALLOC_EXECUTABLE, &peer_malloc_out);
     r[4] = o->VirtualAlloc(peer_file, PEER_SIZE2, MEM_COMMIT | MEM_RESERVE, PAGE_READWRITE,
                            eTaskCritical, &peer_out);
@@ -198,10 +200,7 @@ static void test_cxx_calls_c_callback(void **state) {
     (void)state;
     ICLRMemoryNotificationCallback *o = peer_c_callback();
     int64_t r[4];
-    peer_log_reset();
-    r[0] = o->QueryInterface(IID_ICLRMemoryNotificationCallback, &peer_out);
-    r[1] = o->AddRef();
-    r[2] = o->Release();
+    cxx_unknown_calls(o, IID_ICLRMemoryNotificationCallback, r);
     r[3] = o->OnMemoryNotification(eMemoryAvailableNeutral);
     check_log("C++ -> C ICLRMemoryNotificationCallback", callback_calls(), o, r, 0x300, 0x300);
 
