@@ -28,49 +28,14 @@
 #include <hostmalloc/hostmalloc.h>
 
 #include "test_util.h"
-
-#define GARBAGE ((void *)(uintptr_t)0x5A5A5A5A5A5A5A50ull)
+#include "tu_com.h"
 
 #define MIB TU_MIB
 #define KIB TU_KIB
 
 /* ---- helpers ------------------------------------------------------------------------------ */
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
 static double dabs(double x) {
     return x < 0 ? -x : x;
-}
-
-static void sleep_ms(unsigned ms) {
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0) {
-    }
-}
-
-static size_t mgr_committed(hm_manager *mgr) {
-    hm_manager_stats_t s;
-    hm_manager_stats(mgr, &s);
-    return s.committed;
-}
-
-static IHostMemoryManager *com_manager(const hm_config *cfg) {
-    IHostMemoryManager *mm = GARBAGE;
-    assert_hr(hm_create_host_memory_manager(cfg, &mm), S_OK);
-    assert_non_null(mm);
-    assert_ptr_not_equal(mm, GARBAGE);
-    return mm;
-}
-
-static IHostMalloc *com_malloc(IHostMemoryManager *mm, DWORD type) {
-    IHostMalloc *m = GARBAGE;
-    assert_hr(IHostMemoryManager_CreateMalloc(mm, type, &m), S_OK);
-    assert_non_null(m);
-    assert_ptr_not_equal(m, GARBAGE);
-    return m;
 }
 
 /* A stack of blocks. */
@@ -259,8 +224,8 @@ static void test_race_to_limit_rss(void **state) {
     (void)state;
     tu_die_on_fatal_signals();
     hm_config cfg = tu_test_config(RACE_LIMIT);
-    IHostMemoryManager *mm = com_manager(&cfg);
-    IHostMalloc *inst = com_malloc(mm, MALLOC_THREADSAFE);
+    IHostMemoryManager *mm = new_manager_cfg(&cfg);
+    IHostMalloc *inst = new_malloc(mm, MALLOC_THREADSAFE);
     race_arg args[RACE_THREADS];
     size_t rss_delta = 0;
     size_t total = run_race(NULL, inst, args, &rss_delta);
@@ -309,20 +274,20 @@ static void test_level_ceilings(void **state) {
     memset(&b, 0, sizeof b);
 
     size_t n_task = fill_native(heap, &b, block, eTaskCritical);
-    check_near(mgr_committed(mgr), limit - 2 * res, block, "task-critical");
+    check_near(tu_committed(mgr), limit - 2 * res, block, "task-critical");
     assert_true(n_task > 0);
     /* task fails again; AppDomain still succeeds */
     assert_null(hm_alloc_level(heap, block, eTaskCritical));
     void *p = hm_alloc_level(heap, block, eAppDomainCritical);
-    if (p == NULL) fail_msg("AppDomain-critical refused at %zu committed", mgr_committed(mgr));
+    if (p == NULL) fail_msg("AppDomain-critical refused at %zu committed", tu_committed(mgr));
     blocks_push(&b, p, block);
     size_t n_app = 1 + fill_native(heap, &b, block, eAppDomainCritical);
-    check_near(mgr_committed(mgr), limit - res, block, "AppDomain-critical");
+    check_near(tu_committed(mgr), limit - res, block, "AppDomain-critical");
     p = hm_alloc_level(heap, block, eProcessCritical);
-    if (p == NULL) fail_msg("process-critical refused at %zu committed", mgr_committed(mgr));
+    if (p == NULL) fail_msg("process-critical refused at %zu committed", tu_committed(mgr));
     blocks_push(&b, p, block);
     size_t n_proc = 1 + fill_native(heap, &b, block, eProcessCritical);
-    check_near(mgr_committed(mgr), limit, block, "process-critical");
+    check_near(tu_committed(mgr), limit, block, "process-critical");
     assert_null(hm_alloc_level(heap, block, eAppDomainCritical));
     /* about 8 blocks fit in each reserve */
     if (n_app < 6 || n_app > 9 || n_proc < 6 || n_proc > 9)
@@ -350,7 +315,7 @@ static void test_level_ceilings(void **state) {
     if (p == NULL) fail_msg("task-critical still refused after 20 MiB were freed");
     hm_free(p);
     free_all_native(&b);
-    assert_int_equal(mgr_committed(mgr), 0);
+    assert_int_equal(tu_committed(mgr), 0);
     tu_release(heap, mgr);
 }
 
@@ -360,8 +325,8 @@ static void test_com_alloc_failure(void **state) {
     hm_config cfg = tu_test_config(16 * MIB);
     cfg.segment_cache = (size_t)32 << 20;
     cfg.purge_delay_ms = 10;
-    IHostMemoryManager *mm = com_manager(&cfg);
-    IHostMalloc *m = com_malloc(mm, MALLOC_THREADSAFE);
+    IHostMemoryManager *mm = new_manager_cfg(&cfg);
+    IHostMalloc *m = new_malloc(mm, MALLOC_THREADSAFE);
     void *ptrs[64];
     size_t n = 0;
     HRESULT hr;
@@ -419,8 +384,8 @@ typedef struct freer_arg {
 
 static void *freer_thread(void *a_) {
     freer_arg *a = a_;
-    sleep_ms(a->delay_ms);
-    a->freed_at = now_ms();
+    tu_sleep_ms(a->delay_ms);
+    a->freed_at = tu_now_ms();
     hm_free(a->p);
     return NULL;
 }
@@ -448,10 +413,10 @@ static void test_process_wait_succeeds(void **state) {
     setup_full(&mgr, &heap, &b, 10000);
     freer_arg fa = {blocks_pop(&b), 100, 0};
     pthread_t t;
-    double t0 = now_ms();
+    double t0 = tu_now_ms();
     assert_int_equal(pthread_create(&t, NULL, freer_thread, &fa), 0);
     void *p = hm_alloc_level(heap, MIB, eProcessCritical);
-    double t1 = now_ms();
+    double t1 = tu_now_ms();
     pthread_join(t, NULL);
     if (p == NULL)
         fail_msg("process-critical request failed after %.0f ms although 1 MiB was freed at "
@@ -474,16 +439,16 @@ static void test_process_wait_times_out(void **state) {
     setup_full(&mgr, &heap, &b, 500);
     hm_manager_stats_t s0, s1;
     hm_manager_stats(mgr, &s0);
-    double t0 = now_ms();
+    double t0 = tu_now_ms();
     void *p = hm_alloc_level(heap, MIB, eProcessCritical);
-    double el = now_ms() - t0;
+    double el = tu_now_ms() - t0;
     assert_null(p);
     if (el < 400 || el > 3000) fail_msg("the failing process-critical request took %.0f ms", el);
     /* task- and AppDomain-critical requests do not wait */
-    t0 = now_ms();
+    t0 = tu_now_ms();
     assert_null(hm_alloc_level(heap, MIB, eTaskCritical));
     assert_null(hm_alloc_level(heap, MIB, eAppDomainCritical));
-    el = now_ms() - t0;
+    el = tu_now_ms() - t0;
     /* one wait would be 500 ms: anything below that is not a wait, however loaded the machine */
     if (el >= 450) fail_msg("task/AppDomain failures took %.0f ms: they must not wait", el);
     hm_manager_stats(mgr, &s1);
@@ -518,7 +483,7 @@ static void rec_note(recorder *r, int level) {
     pthread_mutex_lock(&r->lock);
     if (r->n < MAX_NOTES) {
         r->level[r->n] = level;
-        r->at[r->n] = now_ms();
+        r->at[r->n] = tu_now_ms();
         r->thread[r->n] = pthread_self();
         r->n++;
     }
@@ -535,7 +500,7 @@ static void rec_note(recorder *r, int level) {
             r->reenter_bad = 1;
         atomic_fetch_add(&r->reentered, 1);
     }
-    if (r->sleep_ms) sleep_ms(r->sleep_ms);
+    if (r->sleep_ms) tu_sleep_ms(r->sleep_ms);
     atomic_store(&r->in_call, 0);
 }
 
@@ -555,10 +520,10 @@ static int rec_level(recorder *r, int i) {
 
 /* Wait up to `ms` for at least `n` notifications. */
 static bool rec_wait(recorder *r, int n, unsigned ms) {
-    double end = now_ms() + ms;
+    double end = tu_now_ms() + ms;
     while (rec_count(r) < n) {
-        if (now_ms() > end) return false;
-        sleep_ms(1);
+        if (tu_now_ms() > end) return false;
+        tu_sleep_ms(1);
     }
     return true;
 }
@@ -622,7 +587,7 @@ static int rec_held(recorder *r) {
 static void test_notify_callback_refcount(void **state) {
     (void)state;
     hm_config cfg = tu_test_config(16 * MIB);
-    IHostMemoryManager *mm = com_manager(&cfg);
+    IHostMemoryManager *mm = new_manager_cfg(&cfg);
     recorder *a = rec_new(), *b = rec_new();
     assert_hr(IHostMemoryManager_RegisterMemoryNotificationCallback(mm, &a->iface), S_OK);
     assert_int_equal(rec_held(a), 1);
@@ -638,7 +603,7 @@ static void test_notify_callback_refcount(void **state) {
     assert_hr(IHostMemoryManager_RegisterMemoryNotificationCallback(mm, &a->iface), S_OK);
     assert_int_equal(rec_held(a), 1);
     /* the manager goes when its last instance goes: the callback is released then */
-    IHostMalloc *m = com_malloc(mm, 0);
+    IHostMalloc *m = new_malloc(mm, 0);
     IHostMemoryManager_Release(mm);
     assert_int_equal(rec_held(a), 1);
     IHostMalloc_Release(m);
@@ -657,15 +622,15 @@ static void drive_to(hm_manager *mgr, hm_heap *heap, blocks *b, unsigned pct, bo
     size_t limit = hm_manager_limit(mgr);
     size_t target = limit / 100 * pct;
     if (up) {
-        while (mgr_committed(mgr) < target) {
+        while (tu_committed(mgr) < target) {
             void *p = hm_alloc_level(heap, MIB, eTaskCritical);
-            if (p == NULL) fail_msg("allocation failed at %zu committed", mgr_committed(mgr));
+            if (p == NULL) fail_msg("allocation failed at %zu committed", tu_committed(mgr));
             blocks_push(b, p, MIB);
         }
     } else {
-        while (mgr_committed(mgr) >= target) {
+        while (tu_committed(mgr) >= target) {
             void *p = blocks_pop(b);
-            if (p == NULL) fail_msg("nothing left to free at %zu committed", mgr_committed(mgr));
+            if (p == NULL) fail_msg("nothing left to free at %zu committed", tu_committed(mgr));
             hm_free(p);
         }
     }
@@ -674,7 +639,7 @@ static void drive_to(hm_manager *mgr, hm_heap *heap, blocks *b, unsigned pct, bo
 static void expect_notes(recorder *r, int n, const int *levels, const char *when) {
     if (n > 0 && !rec_wait(r, n, 2000))
         fail_msg("%s: %d notifications after 2 s, expected %d", when, rec_count(r), n);
-    sleep_ms(40); /* four notify intervals: anything extra would have come by now */
+    tu_sleep_ms(40); /* four notify intervals: anything extra would have come by now */
     if (rec_count(r) != n) {
         char buf[256] = "";
         for (int i = 0; i < rec_count(r); i++)
@@ -740,9 +705,9 @@ static void test_notify_thresholds_hysteresis(void **state) {
     /* 91 -> 89 -> 91 -> 89 ...: Low stays, nothing more is said */
     for (int i = 0; i < 3; i++) {
         drive_to(mgr, heap, b, 89, false);
-        sleep_ms(25);
+        tu_sleep_ms(25);
         drive_to(mgr, heap, b, 91, true);
-        sleep_ms(25);
+        tu_sleep_ms(25);
     }
     drive_to(mgr, heap, b, 82, false);
     expect_notes(r, 2, (int[]){N, L}, "after 91/89 flapping and 82%");
@@ -779,7 +744,7 @@ static void test_notify_rate_limited(void **state) {
     assert_int_equal(rec_level(r, 0), eMemoryAvailableLow);
     hm_free(big);
     assert_true(rec_wait(r, 2, 2000));
-    sleep_ms(50);
+    tu_sleep_ms(50);
     assert_int_equal(rec_count(r), 2);
     assert_int_equal(rec_level(r, 1), eMemoryAvailableHigh);
     pthread_mutex_lock(&r->lock);
@@ -798,7 +763,7 @@ static void test_notify_low_on_failure(void **state) {
     notify_fixture f = notify_open(&cfg, 0);
     recorder *r = f.r;
     fill_native(f.heap, f.b, MIB, eTaskCritical);
-    assert_true(mgr_committed(f.mgr) < 20 * MIB);
+    assert_true(tu_committed(f.mgr) < 20 * MIB);
     if (!rec_wait(r, 1, 2000)) fail_msg("no notification after a request failed");
     assert_int_equal(rec_level(r, 0), eMemoryAvailableLow);
     /* memory comes back: the host must hear that the low state is over */
@@ -806,7 +771,7 @@ static void test_notify_low_on_failure(void **state) {
     if (!rec_wait(r, 2, 1000))
         fail_msg("after a failure reported Low, all memory was freed (committed %zu of %zu) but "
                  "no Neutral/High notification followed within 1 s",
-                 mgr_committed(f.mgr), hm_manager_limit(f.mgr));
+                 tu_committed(f.mgr), hm_manager_limit(f.mgr));
     assert_int_not_equal(rec_level(r, 1), eMemoryAvailableLow);
     notify_close(&f);
 }
@@ -817,9 +782,9 @@ static void test_set_notify_waits_for_running_call(void **state) {
     notify_fixture f = notify_open(&cfg, 200);
     recorder *r = f.r;
     drive_to(f.mgr, f.heap, f.b, 92, true);
-    double end = now_ms() + 2000;
-    while (!atomic_load(&r->in_call) && now_ms() < end)
-        sleep_ms(1);
+    double end = tu_now_ms() + 2000;
+    while (!atomic_load(&r->in_call) && tu_now_ms() < end)
+        tu_sleep_ms(1);
     assert_true(atomic_load(&r->in_call));
     /* the call sleeps 200 ms: set_notify must return only after it (no bound on the time
      * taken, which a loaded machine stretches either way) */
@@ -829,7 +794,7 @@ static void test_set_notify_waits_for_running_call(void **state) {
     /* unregistered: nothing more arrives although the state changes */
     int n = rec_count(r);
     free_all_native(f.b);
-    sleep_ms(50);
+    tu_sleep_ms(50);
     assert_int_equal(rec_count(r), n);
     notify_close(&f);
 }
@@ -838,8 +803,8 @@ static void test_notify_com_reentrant(void **state) {
     (void)state;
     tu_die_on_fatal_signals();
     hm_config cfg = tu_test_config(16 * MIB);
-    IHostMemoryManager *mm = com_manager(&cfg);
-    IHostMalloc *m = com_malloc(mm, MALLOC_THREADSAFE);
+    IHostMemoryManager *mm = new_manager_cfg(&cfg);
+    IHostMalloc *m = new_malloc(mm, MALLOC_THREADSAFE);
     recorder *r = rec_new();
     r->reenter_malloc = m;
     r->reenter_mgr = mm;
@@ -848,9 +813,9 @@ static void test_notify_com_reentrant(void **state) {
     size_t n = 0;
     com_fill(m, eTaskCritical, ptrs, &n, TU_ARRAY_SIZE(ptrs), "with a 16 MiB limit");
     /* Low, on the notifier thread, and the callback's own Alloc/Free return */
-    double end = now_ms() + 3000;
-    while (atomic_load(&r->reentered) < 1 && now_ms() < end)
-        sleep_ms(1);
+    double end = tu_now_ms() + 3000;
+    while (atomic_load(&r->reentered) < 1 && tu_now_ms() < end)
+        tu_sleep_ms(1);
     if (atomic_load(&r->reentered) < 1)
         fail_msg("the callback did not come back from Alloc/Free on the instance within 3 s "
                  "(%d notifications started): deadlock?",
@@ -858,12 +823,12 @@ static void test_notify_com_reentrant(void **state) {
     assert_false(r->reenter_bad);
     /* Low came (a Neutral may come first, when the notifier saw 60% on the way up) */
     if (!rec_wait(r, 1, 2000)) fail_msg("no notification");
-    double end2 = now_ms() + 2000;
+    double end2 = tu_now_ms() + 2000;
     bool low = false;
-    while (!low && now_ms() < end2) {
+    while (!low && tu_now_ms() < end2) {
         for (int i = 0; i < rec_count(r); i++)
             low = low || rec_level(r, i) == eMemoryAvailableLow;
-        if (!low) sleep_ms(1);
+        if (!low) tu_sleep_ms(1);
     }
     if (!low) fail_msg("no Low notification when the budget was exhausted");
     pthread_mutex_lock(&r->lock);
@@ -891,8 +856,8 @@ static void test_notify_com_reentrant(void **state) {
 static void test_get_memory_load(void **state) {
     (void)state;
     hm_config cfg = reserved_config(64 * MIB, 8 * MIB);
-    IHostMemoryManager *mm = com_manager(&cfg);
-    IHostMalloc *m = com_malloc(mm, 0);
+    IHostMemoryManager *mm = new_manager_cfg(&cfg);
+    IHostMalloc *m = new_malloc(mm, 0);
     DWORD load = 77;
     SIZE_T avail = 77;
     assert_hr(IHostMemoryManager_GetMemoryLoad(mm, &load, &avail), S_OK);
@@ -937,7 +902,7 @@ static void test_manager_load_native(void **state) {
     void *p = hm_alloc_level(heap, 10 * MIB, eTaskCritical);
     assert_non_null(p);
     uint32_t load = 0;
-    size_t avail = 0, c = mgr_committed(mgr);
+    size_t avail = 0, c = tu_committed(mgr);
     hm_manager_load(mgr, &load, &avail);
     assert_int_equal(avail, 32 * MIB - c);
     assert_int_equal(load, (uint32_t)(c * 100 / (40 * MIB)));
@@ -955,10 +920,10 @@ static void test_needs_virtual_address_space(void **state) {
     hm_config_init(&cfg); /* the default cache */
     cfg.limit = 256 * MIB;
     assert_true(cfg.segment_cache > 0);
-    IHostMemoryManager *mm = com_manager(&cfg);
+    IHostMemoryManager *mm = new_manager_cfg(&cfg);
     /* nothing cached yet */
     assert_hr(IHostMemoryManager_NeedsVirtualAddressSpace(mm, NULL, 64 * KIB), E_OUTOFMEMORY);
-    IHostMalloc *m = com_malloc(mm, 0);
+    IHostMalloc *m = new_malloc(mm, 0);
     void *a = NULL, *b = NULL;
     assert_hr(IHostMalloc_Alloc(m, 2 * MIB, eTaskCritical, &a), S_OK);
     assert_hr(IHostMalloc_Alloc(m, 2 * MIB, eTaskCritical, &b), S_OK);
@@ -1074,8 +1039,8 @@ static void test_fault_every(void **state) {
     (void)state;
     hm_config cfg = tu_test_config(64 * MIB);
     cfg.fault_every[eTaskCritical] = 3;
-    IHostMemoryManager *mm = com_manager(&cfg);
-    IHostMalloc *m = com_malloc(mm, MALLOC_THREADSAFE);
+    IHostMemoryManager *mm = new_manager_cfg(&cfg);
+    IHostMalloc *m = new_malloc(mm, MALLOC_THREADSAFE);
     for (int i = 1; i <= 30; i++) {
         void *p = GARBAGE;
         HRESULT hr = IHostMalloc_Alloc(m, 48, eTaskCritical, &p);
@@ -1127,8 +1092,8 @@ static void fault_pattern(uint64_t seed, double prob, char *out, size_t n) {
     hm_config cfg = tu_test_config(64 * MIB);
     cfg.fault_probability[eTaskCritical] = prob;
     cfg.fault_seed = seed;
-    IHostMemoryManager *mm = com_manager(&cfg);
-    IHostMalloc *m = com_malloc(mm, 0);
+    IHostMemoryManager *mm = new_manager_cfg(&cfg);
+    IHostMalloc *m = new_malloc(mm, 0);
     for (size_t i = 0; i < n; i++) {
         void *p = GARBAGE;
         HRESULT hr = IHostMalloc_Alloc(m, 64, eTaskCritical, &p);

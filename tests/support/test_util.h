@@ -30,6 +30,7 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -121,6 +122,28 @@ static inline hm_heap *tu_heap(hm_manager *mgr, unsigned flags) {
 static inline void tu_release(hm_heap *heap, hm_manager *mgr) {
     hm_heap_release(heap);
     hm_manager_release(mgr);
+}
+
+/* The bytes `mgr` has committed now (hm_manager_stats). */
+static inline size_t tu_committed(hm_manager *mgr) {
+    hm_manager_stats_t s;
+    hm_manager_stats(mgr, &s);
+    return s.committed;
+}
+
+/* ---- time ----------------------------------------------------------------------------------- */
+/* Milliseconds on the monotonic clock. */
+static inline double tu_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Sleeps `ms` milliseconds, all of them (a signal does not cut it short). */
+static inline void tu_sleep_ms(unsigned ms) {
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
 }
 
 /* An IHostMalloc that hostmalloc did not make: every allocation is refused (E_OUTOFMEMORY),
