@@ -33,24 +33,7 @@
 #define CONST_VTBL const
 #define STDMETHODCALLTYPE
 
-typedef int32_t HRESULT;
-#define _HRESULT_DEFINED
-typedef uint32_t DWORD;
-#define _DWORD_DEFINED
-typedef uint32_t ULONG;
-#define _ULONG_DEFINED
-typedef unsigned long SIZE_T;
-typedef void *LPVOID;
-#define _LPVOID_DEFINED
-typedef struct _GUID {
-    uint32_t Data1;
-    uint16_t Data2;
-    uint16_t Data3;
-    uint8_t Data4[8];
-} GUID;
-#define GUID_DEFINED
-typedef GUID IID;
-#define _IID_DEFINED
+#include "pal_types.h" /* HRESULT, DWORD, ULONG, SIZE_T, LPVOID, GUID, IID */
 #ifdef __cplusplus
 #define REFIID const IID &
 #else
@@ -60,6 +43,17 @@ typedef GUID IID;
 #define S_OK       ((HRESULT)0L)
 #define E_FAIL     ((HRESULT)0x80004005L)
 #define FAILED(hr) (((HRESULT)(hr)) < 0)
+
+/* What every C vtable opens with, and the call macros of those slots: written once here, where
+ * MIDL output spells them out for each interface. */
+#define MIDL_STYLE_IUNKNOWN_SLOTS(I)                                                               \
+    HRESULT(STDMETHODCALLTYPE *QueryInterface)(I * This, REFIID riid, void **ppvObject);           \
+    ULONG(STDMETHODCALLTYPE *AddRef)(I * This);                                                    \
+    ULONG(STDMETHODCALLTYPE *Release)(I * This);
+#define MIDL_STYLE_QUERYINTERFACE(This, riid, ppvObject)                                           \
+    ((This)->lpVtbl->QueryInterface(This, riid, ppvObject))
+#define MIDL_STYLE_ADDREF(This)  ((This)->lpVtbl->AddRef(This))
+#define MIDL_STYLE_RELEASE(This) ((This)->lpVtbl->Release(This))
 
 /* ---- unknwn.h ----------------------------------------------------------------------------------
  */
@@ -82,19 +76,16 @@ IUnknown {
 #else
 typedef struct IUnknownVtbl {
     BEGIN_INTERFACE
-    HRESULT(STDMETHODCALLTYPE *QueryInterface)(IUnknown *This, REFIID riid, void **ppvObject);
-    ULONG(STDMETHODCALLTYPE *AddRef)(IUnknown *This);
-    ULONG(STDMETHODCALLTYPE *Release)(IUnknown *This);
+    MIDL_STYLE_IUNKNOWN_SLOTS(IUnknown)
     END_INTERFACE
 } IUnknownVtbl;
 interface IUnknown {
     CONST_VTBL struct IUnknownVtbl *lpVtbl;
 };
 #ifdef COBJMACROS
-#define IUnknown_QueryInterface(This, riid, ppvObject)                                             \
-    ((This)->lpVtbl->QueryInterface(This, riid, ppvObject))
-#define IUnknown_AddRef(This)  ((This)->lpVtbl->AddRef(This))
-#define IUnknown_Release(This) ((This)->lpVtbl->Release(This))
+#define IUnknown_QueryInterface MIDL_STYLE_QUERYINTERFACE
+#define IUnknown_AddRef         MIDL_STYLE_ADDREF
+#define IUnknown_Release        MIDL_STYLE_RELEASE
 #endif
 #endif
 #endif
@@ -144,10 +135,7 @@ ICLRMemoryNotificationCallback : public IUnknown {
 #else
 typedef struct ICLRMemoryNotificationCallbackVtbl {
     BEGIN_INTERFACE
-    HRESULT(STDMETHODCALLTYPE *QueryInterface)
-    (ICLRMemoryNotificationCallback *This, REFIID riid, void **ppvObject);
-    ULONG(STDMETHODCALLTYPE *AddRef)(ICLRMemoryNotificationCallback *This);
-    ULONG(STDMETHODCALLTYPE *Release)(ICLRMemoryNotificationCallback *This);
+    MIDL_STYLE_IUNKNOWN_SLOTS(ICLRMemoryNotificationCallback)
     HRESULT(STDMETHODCALLTYPE *OnMemoryNotification)
     (ICLRMemoryNotificationCallback *This, EMemoryAvailable eMemoryAvailable);
     END_INTERFACE
@@ -156,10 +144,9 @@ interface ICLRMemoryNotificationCallback {
     CONST_VTBL struct ICLRMemoryNotificationCallbackVtbl *lpVtbl;
 };
 #ifdef COBJMACROS
-#define ICLRMemoryNotificationCallback_QueryInterface(This, riid, ppvObject)                       \
-    ((This)->lpVtbl->QueryInterface(This, riid, ppvObject))
-#define ICLRMemoryNotificationCallback_AddRef(This)  ((This)->lpVtbl->AddRef(This))
-#define ICLRMemoryNotificationCallback_Release(This) ((This)->lpVtbl->Release(This))
+#define ICLRMemoryNotificationCallback_QueryInterface MIDL_STYLE_QUERYINTERFACE
+#define ICLRMemoryNotificationCallback_AddRef         MIDL_STYLE_ADDREF
+#define ICLRMemoryNotificationCallback_Release        MIDL_STYLE_RELEASE
 #define ICLRMemoryNotificationCallback_OnMemoryNotification(This, eMemoryAvailable)                \
     ((This)->lpVtbl->OnMemoryNotification(This, eMemoryAvailable))
 #endif
@@ -182,9 +169,7 @@ IHostMalloc : public IUnknown {
 #else
 typedef struct IHostMallocVtbl {
     BEGIN_INTERFACE
-    HRESULT(STDMETHODCALLTYPE *QueryInterface)(IHostMalloc *This, REFIID riid, void **ppvObject);
-    ULONG(STDMETHODCALLTYPE *AddRef)(IHostMalloc *This);
-    ULONG(STDMETHODCALLTYPE *Release)(IHostMalloc *This);
+    MIDL_STYLE_IUNKNOWN_SLOTS(IHostMalloc)
     HRESULT(STDMETHODCALLTYPE *Alloc)
     (IHostMalloc *This, SIZE_T cbSize, EMemoryCriticalLevel eCriticalLevel, void **ppMem);
     HRESULT(STDMETHODCALLTYPE *DebugAlloc)
@@ -197,10 +182,9 @@ interface IHostMalloc {
     CONST_VTBL struct IHostMallocVtbl *lpVtbl;
 };
 #ifdef COBJMACROS
-#define IHostMalloc_QueryInterface(This, riid, ppvObject)                                          \
-    ((This)->lpVtbl->QueryInterface(This, riid, ppvObject))
-#define IHostMalloc_AddRef(This)  ((This)->lpVtbl->AddRef(This))
-#define IHostMalloc_Release(This) ((This)->lpVtbl->Release(This))
+#define IHostMalloc_QueryInterface MIDL_STYLE_QUERYINTERFACE
+#define IHostMalloc_AddRef         MIDL_STYLE_ADDREF
+#define IHostMalloc_Release        MIDL_STYLE_RELEASE
 #define IHostMalloc_Alloc(This, cbSize, eCriticalLevel, ppMem)                                     \
     ((This)->lpVtbl->Alloc(This, cbSize, eCriticalLevel, ppMem))
 #define IHostMalloc_DebugAlloc(This, cbSize, eCriticalLevel, pszFileName, iLineNo, ppMem)          \
@@ -246,10 +230,7 @@ IHostMemoryManager : public IUnknown {
 #else
 typedef struct IHostMemoryManagerVtbl {
     BEGIN_INTERFACE
-    HRESULT(STDMETHODCALLTYPE *QueryInterface)
-    (IHostMemoryManager *This, REFIID riid, void **ppvObject);
-    ULONG(STDMETHODCALLTYPE *AddRef)(IHostMemoryManager *This);
-    ULONG(STDMETHODCALLTYPE *Release)(IHostMemoryManager *This);
+    MIDL_STYLE_IUNKNOWN_SLOTS(IHostMemoryManager)
     HRESULT(STDMETHODCALLTYPE *CreateMalloc)
     (IHostMemoryManager *This, DWORD dwMallocType, IHostMalloc **ppMalloc);
     HRESULT(STDMETHODCALLTYPE *VirtualAlloc)
@@ -278,10 +259,9 @@ interface IHostMemoryManager {
     CONST_VTBL struct IHostMemoryManagerVtbl *lpVtbl;
 };
 #ifdef COBJMACROS
-#define IHostMemoryManager_QueryInterface(This, riid, ppvObject)                                   \
-    ((This)->lpVtbl->QueryInterface(This, riid, ppvObject))
-#define IHostMemoryManager_AddRef(This)  ((This)->lpVtbl->AddRef(This))
-#define IHostMemoryManager_Release(This) ((This)->lpVtbl->Release(This))
+#define IHostMemoryManager_QueryInterface MIDL_STYLE_QUERYINTERFACE
+#define IHostMemoryManager_AddRef         MIDL_STYLE_ADDREF
+#define IHostMemoryManager_Release        MIDL_STYLE_RELEASE
 #define IHostMemoryManager_CreateMalloc(This, dwMallocType, ppMalloc)                              \
     ((This)->lpVtbl->CreateMalloc(This, dwMallocType, ppMalloc))
 #define IHostMemoryManager_VirtualAlloc(This, pAddress, dwSize, flAllocationType, flProtect,       \

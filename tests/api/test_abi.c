@@ -3,8 +3,8 @@
  *
  * Type sizes, structure layouts, vtable slot order, HRESULT and enumeration values, the IIDs
  * exported by the library (byte-exact), and the MIDL call macros (that each dispatches through
- * the right slot with its arguments in order). Reference: docs/CONTRACT.md; the C++ form is
- * checked by test_cxx.cpp. */
+ * the right slot with its arguments in order, on the logging objects of test_cxx_peer.c).
+ * Reference: docs/CONTRACT.md; the C++ form is checked by test_cxx.cpp. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -16,6 +16,7 @@
 #include <hostmalloc/hosting.h>
 #include <hostmalloc/hostmalloc.h>
 
+#include "test_cxx_peer.h"
 #include "test_util.h"
 
 /* ---- sizes ---------------------------------------------------------------------------------- */
@@ -214,201 +215,97 @@ static void test_iid_values(void **state) {
     assert_memory_equal(&IID_IHostMalloc, malloc_bytes, 16);
 }
 
-/* ---- call macros ---------------------------------------------------------------------------- */
-/* A fake object per interface records the slot called and the arguments it received. */
-static struct {
-    int slot;
-    const void *self;
-    uintptr_t args[7];
-} last;
-
-static void record(int slot, const void *self, int nargs, ...) {
-    va_list ap;
-    memset(&last, 0, sizeof(last));
-    last.slot = slot;
-    last.self = self;
-    va_start(ap, nargs);
-    for (int i = 0; i < nargs; i++)
-        last.args[i] = va_arg(ap, uintptr_t);
-    va_end(ap);
-}
+/* ---- call macros ----------------------------------------------------------------------------- */
+/* The logging objects of test_cxx_peer.c (one per interface, each method logs its slot, its
+ * object and its arguments, and returns base + slot) called through each macro in turn. */
 
 #define U(x) ((uintptr_t)(x))
 
-static HRESULT m_qi(IHostMalloc *t, REFIID r, void **p) {
-    record(0, t, 2, U(r), U(p));
-    return 0x100;
-}
-static ULONG m_addref(IHostMalloc *t) {
-    record(1, t, 0);
-    return 0x101;
-}
-static ULONG m_release(IHostMalloc *t) {
-    record(2, t, 0);
-    return 0x102;
-}
-static HRESULT m_alloc(IHostMalloc *t, SIZE_T cb, EMemoryCriticalLevel l, void **pp) {
-    record(3, t, 3, U(cb), U(l), U(pp));
-    return 0x103;
-}
-static HRESULT m_debugalloc(IHostMalloc *t, SIZE_T cb, EMemoryCriticalLevel l, char *f, int line,
-                            void **pp) {
-    record(4, t, 5, U(cb), U(l), U(f), U(line), U(pp));
-    return 0x104;
-}
-static HRESULT m_free(IHostMalloc *t, void *p) {
-    record(5, t, 1, U(p));
-    return 0x105;
-}
+/* Calls `expr` with the log emptied first. */
+#define LOGGED(expr) (peer_log_reset(), (expr))
 
-static HRESULT g_qi(IHostMemoryManager *t, REFIID r, void **p) {
-    record(0, t, 2, U(r), U(p));
-    return 0x200;
-}
-static ULONG g_addref(IHostMemoryManager *t) {
-    record(1, t, 0);
-    return 0x201;
-}
-static ULONG g_release(IHostMemoryManager *t) {
-    record(2, t, 0);
-    return 0x202;
-}
-static HRESULT g_create(IHostMemoryManager *t, DWORD type, IHostMalloc **pp) {
-    record(3, t, 2, U(type), U(pp));
-    return 0x203;
-}
-static HRESULT g_valloc(IHostMemoryManager *t, void *a, SIZE_T s, DWORD ty, DWORD pr,
-                        EMemoryCriticalLevel l, void **pp) {
-    record(4, t, 6, U(a), U(s), U(ty), U(pr), U(l), U(pp));
-    return 0x204;
-}
-static HRESULT g_vfree(IHostMemoryManager *t, LPVOID a, SIZE_T s, DWORD ty) {
-    record(5, t, 3, U(a), U(s), U(ty));
-    return 0x205;
-}
-static HRESULT g_vquery(IHostMemoryManager *t, void *a, void *b, SIZE_T len, SIZE_T *r) {
-    record(6, t, 4, U(a), U(b), U(len), U(r));
-    return 0x206;
-}
-static HRESULT g_vprotect(IHostMemoryManager *t, void *a, SIZE_T s, DWORD pr, DWORD *old) {
-    record(7, t, 4, U(a), U(s), U(pr), U(old));
-    return 0x207;
-}
-static HRESULT g_load(IHostMemoryManager *t, DWORD *l, SIZE_T *av) {
-    record(8, t, 2, U(l), U(av));
-    return 0x208;
-}
-static HRESULT g_register(IHostMemoryManager *t, ICLRMemoryNotificationCallback *cb) {
-    record(9, t, 1, U(cb));
-    return 0x209;
-}
-static HRESULT g_needs(IHostMemoryManager *t, LPVOID a, SIZE_T s) {
-    record(10, t, 2, U(a), U(s));
-    return 0x20A;
-}
-static HRESULT g_acquired(IHostMemoryManager *t, LPVOID a, SIZE_T s) {
-    record(11, t, 2, U(a), U(s));
-    return 0x20B;
-}
-static HRESULT g_released(IHostMemoryManager *t, LPVOID a) {
-    record(12, t, 1, U(a));
-    return 0x20C;
-}
-
-static HRESULT c_qi(ICLRMemoryNotificationCallback *t, REFIID r, void **p) {
-    record(0, t, 2, U(r), U(p));
-    return 0x300;
-}
-static ULONG c_addref(ICLRMemoryNotificationCallback *t) {
-    record(1, t, 0);
-    return 0x301;
-}
-static ULONG c_release(ICLRMemoryNotificationCallback *t) {
-    record(2, t, 0);
-    return 0x302;
-}
-static HRESULT c_notify(ICLRMemoryNotificationCallback *t, EMemoryAvailable a) {
-    record(3, t, 1, U(a));
-    return 0x303;
-}
-
-static void expect_call(int slot, const void *self, long long ret, long long expected_ret) {
+/* The call just made (LOGGED) was one call, of slot `slot` on `self`, that returned
+ * expected_ret; its arguments. */
+static const uintptr_t *expect_call(int slot, const void *self, long long ret,
+                                    long long expected_ret) {
     assert_int_equal(ret, expected_ret);
-    assert_int_equal(last.slot, slot);
-    assert_ptr_equal(last.self, self);
+    assert_int_equal(peer_log_len, 1);
+    assert_int_equal(peer_log[0].slot, slot);
+    assert_ptr_equal(peer_log[0].self, self);
+    return peer_log[0].args;
 }
 
 static void test_call_macros(void **state) {
     (void)state;
-    static const IHostMallocVtbl mv = {m_qi, m_addref, m_release, m_alloc, m_debugalloc, m_free};
-    static const IHostMemoryManagerVtbl gv = {g_qi,    g_addref,   g_release,  g_create, g_valloc,
-                                              g_vfree, g_vquery,   g_vprotect, g_load,   g_register,
-                                              g_needs, g_acquired, g_released};
-    static const ICLRMemoryNotificationCallbackVtbl cv = {c_qi, c_addref, c_release, c_notify};
-    IHostMalloc m = {&mv};
-    IHostMemoryManager g = {&gv};
-    ICLRMemoryNotificationCallback c = {&cv};
+    IHostMalloc *m = peer_c_malloc();
+    IHostMemoryManager *g = peer_c_manager();
+    ICLRMemoryNotificationCallback *c = peer_c_callback();
     void *pv = NULL;
     char file[] = "file.c";
     DWORD dw = 0;
     SIZE_T sz = 0;
     IHostMalloc *pm = NULL;
     MEMORY_BASIC_INFORMATION mbi;
+    const uintptr_t *a;
 
-    expect_call(0, &m, IHostMalloc_QueryInterface(&m, &IID_IHostMalloc, &pv), 0x100);
-    assert_true(last.args[0] == U(&IID_IHostMalloc) && last.args[1] == U(&pv));
-    expect_call(1, &m, IHostMalloc_AddRef(&m), 0x101);
-    expect_call(2, &m, IHostMalloc_Release(&m), 0x102);
-    expect_call(3, &m, IHostMalloc_Alloc(&m, 777, eAppDomainCritical, &pv), 0x103);
-    assert_true(last.args[0] == 777 && last.args[1] == eAppDomainCritical &&
-                last.args[2] == U(&pv));
-    expect_call(4, &m, IHostMalloc_DebugAlloc(&m, 55, eProcessCritical, file, 99, &pv), 0x104);
-    assert_true(last.args[0] == 55 && last.args[1] == eProcessCritical && last.args[2] == U(file) &&
-                last.args[3] == 99 && last.args[4] == U(&pv));
-    expect_call(5, &m, IHostMalloc_Free(&m, file), 0x105);
-    assert_true(last.args[0] == U(file));
+    a = expect_call(0, m, LOGGED(IHostMalloc_QueryInterface(m, &IID_IHostMalloc, &pv)), 0x100);
+    assert_true(a[0] == U(&IID_IHostMalloc) && a[1] == U(&pv));
+    expect_call(1, m, LOGGED(IHostMalloc_AddRef(m)), 0x101);
+    expect_call(2, m, LOGGED(IHostMalloc_Release(m)), 0x102);
+    a = expect_call(3, m, LOGGED(IHostMalloc_Alloc(m, 777, eAppDomainCritical, &pv)), 0x103);
+    assert_true(a[0] == 777 && a[1] == eAppDomainCritical && a[2] == U(&pv));
+    a = expect_call(4, m, LOGGED(IHostMalloc_DebugAlloc(m, 55, eProcessCritical, file, 99, &pv)),
+                    0x104);
+    assert_true(a[0] == 55 && a[1] == eProcessCritical && a[2] == U(file) && a[3] == 99 &&
+                a[4] == U(&pv));
+    a = expect_call(5, m, LOGGED(IHostMalloc_Free(m, file)), 0x105);
+    assert_true(a[0] == U(file));
 
-    expect_call(0, &g, IHostMemoryManager_QueryInterface(&g, &IID_IUnknown, &pv), 0x200);
-    assert_true(last.args[0] == U(&IID_IUnknown) && last.args[1] == U(&pv));
-    expect_call(1, &g, IHostMemoryManager_AddRef(&g), 0x201);
-    expect_call(2, &g, IHostMemoryManager_Release(&g), 0x202);
-    expect_call(3, &g, IHostMemoryManager_CreateMalloc(&g, MALLOC_EXECUTABLE, &pm), 0x203);
-    assert_true(last.args[0] == MALLOC_EXECUTABLE && last.args[1] == U(&pm));
-    expect_call(4, &g,
-                IHostMemoryManager_VirtualAlloc(&g, file, 4096, MEM_COMMIT | MEM_RESERVE,
-                                                PAGE_READWRITE, eTaskCritical, &pv),
-                0x204);
-    assert_true(last.args[0] == U(file) && last.args[1] == 4096 &&
-                last.args[2] == (MEM_COMMIT | MEM_RESERVE) && last.args[3] == PAGE_READWRITE &&
-                last.args[4] == eTaskCritical && last.args[5] == U(&pv));
-    expect_call(5, &g, IHostMemoryManager_VirtualFree(&g, file, 8192, MEM_RELEASE), 0x205);
-    assert_true(last.args[0] == U(file) && last.args[1] == 8192 && last.args[2] == MEM_RELEASE);
-    expect_call(6, &g, IHostMemoryManager_VirtualQuery(&g, file, &mbi, sizeof(mbi), &sz), 0x206);
-    assert_true(last.args[0] == U(file) && last.args[1] == U(&mbi) && last.args[2] == sizeof(mbi) &&
-                last.args[3] == U(&sz));
-    expect_call(7, &g, IHostMemoryManager_VirtualProtect(&g, file, 12288, PAGE_READONLY, &dw),
-                0x207);
-    assert_true(last.args[0] == U(file) && last.args[1] == 12288 && last.args[2] == PAGE_READONLY &&
-                last.args[3] == U(&dw));
-    expect_call(8, &g, IHostMemoryManager_GetMemoryLoad(&g, &dw, &sz), 0x208);
-    assert_true(last.args[0] == U(&dw) && last.args[1] == U(&sz));
-    expect_call(9, &g, IHostMemoryManager_RegisterMemoryNotificationCallback(&g, &c), 0x209);
-    assert_true(last.args[0] == U(&c));
-    expect_call(10, &g, IHostMemoryManager_NeedsVirtualAddressSpace(&g, file, 1234), 0x20A);
-    assert_true(last.args[0] == U(file) && last.args[1] == 1234);
-    expect_call(11, &g, IHostMemoryManager_AcquiredVirtualAddressSpace(&g, file, 5678), 0x20B);
-    assert_true(last.args[0] == U(file) && last.args[1] == 5678);
-    expect_call(12, &g, IHostMemoryManager_ReleasedVirtualAddressSpace(&g, file), 0x20C);
-    assert_true(last.args[0] == U(file));
+    a = expect_call(0, g, LOGGED(IHostMemoryManager_QueryInterface(g, &IID_IUnknown, &pv)), 0x200);
+    assert_true(a[0] == U(&IID_IUnknown) && a[1] == U(&pv));
+    expect_call(1, g, LOGGED(IHostMemoryManager_AddRef(g)), 0x201);
+    expect_call(2, g, LOGGED(IHostMemoryManager_Release(g)), 0x202);
+    a = expect_call(3, g, LOGGED(IHostMemoryManager_CreateMalloc(g, MALLOC_EXECUTABLE, &pm)),
+                    0x203);
+    assert_true(a[0] == MALLOC_EXECUTABLE && a[1] == U(&pm));
+    a = expect_call(4, g,
+                    LOGGED(IHostMemoryManager_VirtualAlloc(g, file, 4096, MEM_COMMIT | MEM_RESERVE,
+                                                           PAGE_READWRITE, eTaskCritical, &pv)),
+                    0x204);
+    assert_true(a[0] == U(file) && a[1] == 4096 && a[2] == (MEM_COMMIT | MEM_RESERVE) &&
+                a[3] == PAGE_READWRITE && a[4] == eTaskCritical && a[5] == U(&pv));
+    a = expect_call(5, g, LOGGED(IHostMemoryManager_VirtualFree(g, file, 8192, MEM_RELEASE)),
+                    0x205);
+    assert_true(a[0] == U(file) && a[1] == 8192 && a[2] == MEM_RELEASE);
+    a = expect_call(6, g, LOGGED(IHostMemoryManager_VirtualQuery(g, file, &mbi, sizeof(mbi), &sz)),
+                    0x206);
+    assert_true(a[0] == U(file) && a[1] == U(&mbi) && a[2] == sizeof(mbi) && a[3] == U(&sz));
+    a = expect_call(
+        7, g, LOGGED(IHostMemoryManager_VirtualProtect(g, file, 12288, PAGE_READONLY, &dw)), 0x207);
+    assert_true(a[0] == U(file) && a[1] == 12288 && a[2] == PAGE_READONLY && a[3] == U(&dw));
+    a = expect_call(8, g, LOGGED(IHostMemoryManager_GetMemoryLoad(g, &dw, &sz)), 0x208);
+    assert_true(a[0] == U(&dw) && a[1] == U(&sz));
+    a = expect_call(9, g, LOGGED(IHostMemoryManager_RegisterMemoryNotificationCallback(g, c)),
+                    0x209);
+    assert_true(a[0] == U(c));
+    a = expect_call(10, g, LOGGED(IHostMemoryManager_NeedsVirtualAddressSpace(g, file, 1234)),
+                    0x20A);
+    assert_true(a[0] == U(file) && a[1] == 1234);
+    a = expect_call(11, g, LOGGED(IHostMemoryManager_AcquiredVirtualAddressSpace(g, file, 5678)),
+                    0x20B);
+    assert_true(a[0] == U(file) && a[1] == 5678);
+    a = expect_call(12, g, LOGGED(IHostMemoryManager_ReleasedVirtualAddressSpace(g, file)), 0x20C);
+    assert_true(a[0] == U(file));
 
-    expect_call(0, &c, ICLRMemoryNotificationCallback_QueryInterface(&c, &IID_IUnknown, &pv),
-                0x300);
-    assert_true(last.args[0] == U(&IID_IUnknown) && last.args[1] == U(&pv));
-    expect_call(1, &c, ICLRMemoryNotificationCallback_AddRef(&c), 0x301);
-    expect_call(2, &c, ICLRMemoryNotificationCallback_Release(&c), 0x302);
-    expect_call(3, &c, ICLRMemoryNotificationCallback_OnMemoryNotification(&c, eMemoryAvailableLow),
-                0x303);
-    assert_true(last.args[0] == eMemoryAvailableLow);
+    a = expect_call(
+        0, c, LOGGED(ICLRMemoryNotificationCallback_QueryInterface(c, &IID_IUnknown, &pv)), 0x300);
+    assert_true(a[0] == U(&IID_IUnknown) && a[1] == U(&pv));
+    expect_call(1, c, LOGGED(ICLRMemoryNotificationCallback_AddRef(c)), 0x301);
+    expect_call(2, c, LOGGED(ICLRMemoryNotificationCallback_Release(c)), 0x302);
+    a = expect_call(
+        3, c, LOGGED(ICLRMemoryNotificationCallback_OnMemoryNotification(c, eMemoryAvailableLow)),
+        0x303);
+    assert_true(a[0] == eMemoryAvailableLow);
 }
 
 /* The header can follow a PAL/Windows header that already defined the base types and HRESULTs:

@@ -11,24 +11,7 @@
 #include <stddef.h>
 
 /* ---- a minimal "PAL" ----------------------------------------------------------------------- */
-typedef int32_t HRESULT;
-#define _HRESULT_DEFINED
-typedef uint32_t DWORD;
-#define _DWORD_DEFINED
-typedef uint32_t ULONG;
-#define _ULONG_DEFINED
-typedef unsigned long SIZE_T; /* the PAL spelling of size_t on LP64 */
-typedef void *LPVOID;
-#define _LPVOID_DEFINED
-typedef struct _GUID {
-    uint32_t Data1;
-    uint16_t Data2;
-    uint16_t Data3;
-    uint8_t Data4[8];
-} GUID;
-#define GUID_DEFINED
-typedef GUID IID;
-#define _IID_DEFINED
+#include "pal_types.h" /* HRESULT, DWORD, ULONG, SIZE_T, LPVOID, GUID, IID */
 #define S_OK                   ((HRESULT)0L)
 #define S_FALSE                ((HRESULT)1L)
 #define E_POINTER              ((HRESULT)0x80004003L)

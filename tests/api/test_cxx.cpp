@@ -56,6 +56,22 @@ static_assert(std::is_same<decltype(hm_create_host_memory_manager),
 
 #define U(x) ((uintptr_t)(x))
 
+// QueryInterface, AddRef and Release (slots 0 to 2) of a C++ peer object: each logs the whole
+// object and returns base + slot.
+#define PEER_CXX_IUNKNOWN(base)                                                                    \
+    HRESULT STDMETHODCALLTYPE QueryInterface(REFIID riid, void **ppv) override {                   \
+        peer_log_add(0, this, 2, U(&riid), U(ppv));                                                \
+        return (base);                                                                             \
+    }                                                                                              \
+    ULONG STDMETHODCALLTYPE AddRef() override {                                                    \
+        peer_log_add(1, this, 0);                                                                  \
+        return (base) + 1;                                                                         \
+    }                                                                                              \
+    ULONG STDMETHODCALLTYPE Release() override {                                                   \
+        peer_log_add(2, this, 0);                                                                  \
+        return (base) + 2;                                                                         \
+    }
+
 // ---- the log of peer calls -------------------------------------------------------------------
 struct Expect {
     int slot;
@@ -130,14 +146,19 @@ static void check_log(const char *what, const std::vector<Expect> &calls, const 
 }
 
 // ---- C++ calling objects made in C -----------------------------------------------------------
+// Empties the log, then calls slots 0 to 2 of `o` as C++ methods (results in r[0..2]).
+template <class I> static void cxx_unknown_calls(I *o, const IID &iid, int64_t *r) {
+    peer_log_reset();
+    r[0] = o->QueryInterface(iid, &peer_out);
+    r[1] = o->AddRef();
+    r[2] = o->Release();
+}
+
 static void test_cxx_calls_c_malloc(void **state) {
     (void)state;
     IHostMalloc *o = peer_c_malloc();
     int64_t r[6];
-    peer_log_reset();
-    r[0] = o->QueryInterface(IID_IHostMalloc, &peer_out);
-    r[1] = o->AddRef();
-    r[2] = o->Release();
+    cxx_unknown_calls(o, IID_IHostMalloc, r);
     r[3] = o->Alloc(PEER_SIZE, eAppDomainCritical, &peer_out);
     r[4] = o->DebugAlloc(PEER_SIZE, eProcessCritical, peer_file, PEER_LINE, &peer_out);
     r[5] = o->Free(peer_file);
@@ -146,11 +167,7 @@ static void test_cxx_calls_c_malloc(void **state) {
     // the call macros in the C++ form are the same calls
     peer_log_reset();
     r[0] = IHostMalloc_QueryInterface(o, IID_IHostMalloc, &peer_out);
-    r[1] = IHostMalloc_AddRef(o);
-    r[2] = IHostMalloc_Release(o);
-    r[3] = IHostMalloc_Alloc(o, PEER_SIZE, eAppDomainCritical, &peer_out);
-    r[4] = IHostMalloc_DebugAlloc(o, PEER_SIZE, eProcessCritical, peer_file, PEER_LINE, &peer_out);
-    r[5] = IHostMalloc_Free(o, peer_file);
+    PEER_MALLOC_MACRO_CALLS(o, r);
     check_log("C++ macros -> C IHostMalloc", malloc_calls(), o, r, 0x100, 0x100);
 }
 
@@ -159,10 +176,7 @@ static void test_cxx_calls_c_manager(void **state) {
     IHostMemoryManager *o = peer_c_manager();
     ICLRMemoryNotificationCallback *cb = peer_c_callback();
     int64_t r[13];
-    peer_log_reset();
-    r[0] = o->QueryInterface(IID_IHostMemoryManager, &peer_out);
-    r[1] = o->AddRef();
-    r[2] = o->Release();
+    cxx_unknown_calls(o, IID_IHostMemoryManager, r);
     r[3] = o->CreateMalloc(MALLOC_EXECUTABLE, &peer_malloc_out);
     r[4] = o->VirtualAlloc(peer_file, PEER_SIZE2, MEM_COMMIT | MEM_RESERVE, PAGE_READWRITE,
                            eTaskCritical, &peer_out);
@@ -186,19 +200,14 @@ static void test_cxx_calls_c_callback(void **state) {
     (void)state;
     ICLRMemoryNotificationCallback *o = peer_c_callback();
     int64_t r[4];
-    peer_log_reset();
-    r[0] = o->QueryInterface(IID_ICLRMemoryNotificationCallback, &peer_out);
-    r[1] = o->AddRef();
-    r[2] = o->Release();
+    cxx_unknown_calls(o, IID_ICLRMemoryNotificationCallback, r);
     r[3] = o->OnMemoryNotification(eMemoryAvailableNeutral);
     check_log("C++ -> C ICLRMemoryNotificationCallback", callback_calls(), o, r, 0x300, 0x300);
 
     peer_log_reset();
     r[0] = ICLRMemoryNotificationCallback_QueryInterface(o, IID_ICLRMemoryNotificationCallback,
                                                          &peer_out);
-    r[1] = ICLRMemoryNotificationCallback_AddRef(o);
-    r[2] = ICLRMemoryNotificationCallback_Release(o);
-    r[3] = ICLRMemoryNotificationCallback_OnMemoryNotification(o, eMemoryAvailableNeutral);
+    PEER_CALLBACK_MACRO_CALLS(o, r);
     check_log("C++ macros -> C ICLRMemoryNotificationCallback", callback_calls(), o, r, 0x300,
               0x300);
 }
@@ -209,18 +218,7 @@ static void test_cxx_calls_c_callback(void **state) {
 // the compiler's this-adjusting thunks. Every method logs the whole object.
 class CxxBoth final : public IHostMalloc, public ICLRMemoryNotificationCallback {
   public:
-    HRESULT STDMETHODCALLTYPE QueryInterface(REFIID riid, void **ppv) override {
-        peer_log_add(0, this, 2, U(&riid), U(ppv));
-        return 0x400;
-    }
-    ULONG STDMETHODCALLTYPE AddRef() override {
-        peer_log_add(1, this, 0);
-        return 0x401;
-    }
-    ULONG STDMETHODCALLTYPE Release() override {
-        peer_log_add(2, this, 0);
-        return 0x402;
-    }
+    PEER_CXX_IUNKNOWN(0x400)
     HRESULT STDMETHODCALLTYPE Alloc(SIZE_T cb, EMemoryCriticalLevel level, void **pp) override {
         peer_log_add(3, this, 3, U(cb), U(level), U(pp));
         return 0x403;
@@ -244,18 +242,7 @@ class CxxBoth final : public IHostMalloc, public ICLRMemoryNotificationCallback 
 class CxxManager : public IHostMemoryManager {
   public:
     virtual ~CxxManager() {}
-    HRESULT STDMETHODCALLTYPE QueryInterface(REFIID riid, void **ppv) override {
-        peer_log_add(0, this, 2, U(&riid), U(ppv));
-        return 0x500;
-    }
-    ULONG STDMETHODCALLTYPE AddRef() override {
-        peer_log_add(1, this, 0);
-        return 0x501;
-    }
-    ULONG STDMETHODCALLTYPE Release() override {
-        peer_log_add(2, this, 0);
-        return 0x502;
-    }
+    PEER_CXX_IUNKNOWN(0x500)
     HRESULT STDMETHODCALLTYPE CreateMalloc(DWORD type, IHostMalloc **pp) override {
         peer_log_add(3, this, 2, U(type), U(pp));
         return 0x503;

@@ -36,20 +36,25 @@ void peer_log_add(int slot, const void *self, int nargs, ...) {
 
 #define U(x) ((uintptr_t)(x))
 
+/* QueryInterface, AddRef and Release (slots 0 to 2) of interface I for the object `pre`_obj:
+ * each logs itself and returns base + slot. */
+#define PEER_C_IUNKNOWN(pre, I, base)                                                              \
+    static HRESULT STDMETHODCALLTYPE pre##_qi(I *t, REFIID r, void **p) {                          \
+        peer_log_add(0, t, 2, U(r), U(p));                                                         \
+        return (base);                                                                             \
+    }                                                                                              \
+    static ULONG STDMETHODCALLTYPE pre##_addref(I *t) {                                            \
+        peer_log_add(1, t, 0);                                                                     \
+        return (base) + 1;                                                                         \
+    }                                                                                              \
+    static ULONG STDMETHODCALLTYPE pre##_release(I *t) {                                           \
+        peer_log_add(2, t, 0);                                                                     \
+        return (base) + 2;                                                                         \
+    }
+
 /* ---- IHostMalloc ------------------------------------------------------------------------------
  */
-static HRESULT STDMETHODCALLTYPE m_qi(IHostMalloc *t, REFIID r, void **p) {
-    peer_log_add(0, t, 2, U(r), U(p));
-    return 0x100;
-}
-static ULONG STDMETHODCALLTYPE m_addref(IHostMalloc *t) {
-    peer_log_add(1, t, 0);
-    return 0x101;
-}
-static ULONG STDMETHODCALLTYPE m_release(IHostMalloc *t) {
-    peer_log_add(2, t, 0);
-    return 0x102;
-}
+PEER_C_IUNKNOWN(m, IHostMalloc, 0x100)
 static HRESULT STDMETHODCALLTYPE m_alloc(IHostMalloc *t, SIZE_T cb, EMemoryCriticalLevel l,
                                          void **pp) {
     peer_log_add(3, t, 3, U(cb), U(l), U(pp));
@@ -73,18 +78,7 @@ IHostMalloc *peer_c_malloc(void) {
 
 /* ---- IHostMemoryManager -----------------------------------------------------------------------
  */
-static HRESULT STDMETHODCALLTYPE g_qi(IHostMemoryManager *t, REFIID r, void **p) {
-    peer_log_add(0, t, 2, U(r), U(p));
-    return 0x200;
-}
-static ULONG STDMETHODCALLTYPE g_addref(IHostMemoryManager *t) {
-    peer_log_add(1, t, 0);
-    return 0x201;
-}
-static ULONG STDMETHODCALLTYPE g_release(IHostMemoryManager *t) {
-    peer_log_add(2, t, 0);
-    return 0x202;
-}
+PEER_C_IUNKNOWN(g, IHostMemoryManager, 0x200)
 static HRESULT STDMETHODCALLTYPE g_create(IHostMemoryManager *t, DWORD type, IHostMalloc **pp) {
     peer_log_add(3, t, 2, U(type), U(pp));
     return 0x203;
@@ -140,18 +134,7 @@ IHostMemoryManager *peer_c_manager(void) {
 
 /* ---- ICLRMemoryNotificationCallback -----------------------------------------------------------
  */
-static HRESULT STDMETHODCALLTYPE c_qi(ICLRMemoryNotificationCallback *t, REFIID r, void **p) {
-    peer_log_add(0, t, 2, U(r), U(p));
-    return 0x300;
-}
-static ULONG STDMETHODCALLTYPE c_addref(ICLRMemoryNotificationCallback *t) {
-    peer_log_add(1, t, 0);
-    return 0x301;
-}
-static ULONG STDMETHODCALLTYPE c_release(ICLRMemoryNotificationCallback *t) {
-    peer_log_add(2, t, 0);
-    return 0x302;
-}
+PEER_C_IUNKNOWN(c, ICLRMemoryNotificationCallback, 0x300)
 static HRESULT STDMETHODCALLTYPE c_notify(ICLRMemoryNotificationCallback *t, EMemoryAvailable a) {
     peer_log_add(3, t, 1, U(a));
     return 0x303;
@@ -166,11 +149,7 @@ ICLRMemoryNotificationCallback *peer_c_callback(void) {
 /* ---- calling every slot through the C macros ------------------------------------------------- */
 void peer_call_malloc(IHostMalloc *o, int64_t r[6]) {
     r[0] = IHostMalloc_QueryInterface(o, &IID_IHostMalloc, &peer_out);
-    r[1] = IHostMalloc_AddRef(o);
-    r[2] = IHostMalloc_Release(o);
-    r[3] = IHostMalloc_Alloc(o, PEER_SIZE, eAppDomainCritical, &peer_out);
-    r[4] = IHostMalloc_DebugAlloc(o, PEER_SIZE, eProcessCritical, peer_file, PEER_LINE, &peer_out);
-    r[5] = IHostMalloc_Free(o, peer_file);
+    PEER_MALLOC_MACRO_CALLS(o, r);
 }
 
 void peer_call_manager(IHostMemoryManager *o, ICLRMemoryNotificationCallback *cb, int64_t r[13]) {
@@ -181,7 +160,5 @@ void peer_call_manager(IHostMemoryManager *o, ICLRMemoryNotificationCallback *cb
 void peer_call_callback(ICLRMemoryNotificationCallback *o, int64_t r[4]) {
     r[0] = ICLRMemoryNotificationCallback_QueryInterface(o, &IID_ICLRMemoryNotificationCallback,
                                                          &peer_out);
-    r[1] = ICLRMemoryNotificationCallback_AddRef(o);
-    r[2] = ICLRMemoryNotificationCallback_Release(o);
-    r[3] = ICLRMemoryNotificationCallback_OnMemoryNotification(o, eMemoryAvailableNeutral);
+    PEER_CALLBACK_MACRO_CALLS(o, r);
 }

@@ -5,7 +5,8 @@
  * whose C vtables log every call (peer_c_*), which the C++ test calls as C++ objects; and it
  * calls every slot of an object through the C call macros (peer_call_*), which the C++ test
  * hands C++ objects. Either way the log says which slot ran with which arguments, so a slot
- * out of order or an argument out of place shows. */
+ * out of order or an argument out of place shows. test_abi calls the C objects through the
+ * C macros one slot at a time, with arguments of its own. */
 #ifndef HOSTMALLOC_TEST_CXX_PEER_H
 #define HOSTMALLOC_TEST_CXX_PEER_H
 
@@ -57,9 +58,26 @@ void peer_call_manager(IHostMemoryManager *o, ICLRMemoryNotificationCallback *cb
                        int64_t results[13]);
 void peer_call_callback(ICLRMemoryNotificationCallback *o, int64_t results[4]);
 
-/* Slots 1 to 12 of IHostMemoryManager `o` through the IHostMemoryManager_... macros, results in
- * r[1..12]: one text, compiled as C by peer_call_manager and as C++ by test_cxx (slot 0,
+/* The slots after QueryInterface of `o` through the call macros (IHostMalloc_... and so on),
+ * results in r[1..]: one text each, compiled as C by peer_call_* and as C++ by test_cxx (slot 0,
  * QueryInterface, takes the IID by pointer in C and by reference in C++: each writes its own). */
+#define PEER_MALLOC_MACRO_CALLS(o, r)                                                              \
+    do {                                                                                           \
+        r[1] = IHostMalloc_AddRef(o);                                                              \
+        r[2] = IHostMalloc_Release(o);                                                             \
+        r[3] = IHostMalloc_Alloc(o, PEER_SIZE, eAppDomainCritical, &peer_out);                     \
+        r[4] = IHostMalloc_DebugAlloc(o, PEER_SIZE, eProcessCritical, peer_file, PEER_LINE,        \
+                                      &peer_out);                                                  \
+        r[5] = IHostMalloc_Free(o, peer_file);                                                     \
+    } while (0)
+
+#define PEER_CALLBACK_MACRO_CALLS(o, r)                                                            \
+    do {                                                                                           \
+        r[1] = ICLRMemoryNotificationCallback_AddRef(o);                                           \
+        r[2] = ICLRMemoryNotificationCallback_Release(o);                                          \
+        r[3] = ICLRMemoryNotificationCallback_OnMemoryNotification(o, eMemoryAvailableNeutral);    \
+    } while (0)
+
 #define PEER_MANAGER_MACRO_CALLS(o, cb, r)                                                         \
     do {                                                                                           \
         r[1] = IHostMemoryManager_AddRef(o);                                                       \

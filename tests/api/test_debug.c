@@ -1484,11 +1484,7 @@ static void child_env_checked(void *arg) {
 static void test_checked_from_environment(void **state) {
     (void)state;
     tu_child_result res;
-    assert_int_equal(tu_run_child(child_env_checked, NULL, &res), 0);
-    char buf[96];
-    if (!WIFEXITED(res.status) || WEXITSTATUS(res.status) != 0)
-        fail_msg("HM_CHECKED=1 child %s (exit code = failed step); stderr: %s",
-                 tu_status_str(res.status, buf, sizeof buf), res.err);
+    tu_expect_exit0(child_env_checked, NULL, &res, "HM_CHECKED=1 child (exit code = failed step)");
 }
 
 /* ---- 6. the error sink ----------------------------------------------------------------------- */
@@ -1524,10 +1520,7 @@ static void child_default_sink(void *arg) {
 static void test_error_sink_default_stderr(void **state) {
     (void)state;
     tu_child_result res;
-    assert_int_equal(tu_run_child(child_default_sink, NULL, &res), 0);
-    char buf[96];
-    if (!WIFEXITED(res.status) || WEXITSTATUS(res.status) != 0)
-        fail_msg("child %s; stderr: %s", tu_status_str(res.status, buf, sizeof buf), res.err);
+    tu_expect_exit0(child_default_sink, NULL, &res, "child");
     /* exactly two lines, in order */
     const char *l2 = strchr(res.err, '\n');
     if (l2 == NULL || strncmp(res.err, "hostmalloc: buffer overrun", 26) != 0 ||

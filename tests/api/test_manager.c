@@ -28,49 +28,14 @@
 #include <hostmalloc/hostmalloc.h>
 
 #include "test_util.h"
-
-#define GARBAGE ((void *)(uintptr_t)0x5A5A5A5A5A5A5A50ull)
+#include "tu_com.h"
 
 #define MIB TU_MIB
 #define KIB TU_KIB
 
 /* ---- helpers ------------------------------------------------------------------------------ */
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
 static double dabs(double x) {
     return x < 0 ? -x : x;
-}
-
-static void sleep_ms(unsigned ms) {
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0) {
-    }
-}
-
-static size_t mgr_committed(hm_manager *mgr) {
-    hm_manager_stats_t s;
-    hm_manager_stats(mgr, &s);
-    return s.committed;
-}
-
-static IHostMemoryManager *com_manager(const hm_config *cfg) {
-    IHostMemoryManager *mm = GARBAGE;
-    assert_hr(hm_create_host_memory_manager(cfg, &mm), S_OK);
-    assert_non_null(mm);
-    assert_ptr_not_equal(mm, GARBAGE);
-    return mm;
-}
-
-static IHostMalloc *com_malloc(IHostMemoryManager *mm, DWORD type) {
-    IHostMalloc *m = GARBAGE;
-    assert_hr(IHostMemoryManager_CreateMalloc(mm, type, &m), S_OK);
-    assert_non_null(m);
-    assert_ptr_not_equal(m, GARBAGE);
-    return m;
 }
 
 /* A stack of blocks. */
@@ -113,6 +78,43 @@ static void free_all_native(blocks *b) {
     void *p;
     while ((p = blocks_pop(b)) != NULL)
         hm_free(p);
+}
+
+/* The test configuration with `reserve` for each of the AppDomain and process reserves. */
+static hm_config reserved_config(size_t limit, size_t reserve) {
+    hm_config cfg = tu_test_config(limit);
+    cfg.reserve_appdomain = reserve;
+    cfg.reserve_process = reserve;
+    return cfg;
+}
+
+/* The statistics' `requests` and `failures` by level (of a heap or of the manager: `who`) are
+ * exactly `want_req` and `want_fail`. */
+static void expect_level_counts(const char *who, const size_t *requests, const size_t *failures,
+                                const size_t *want_req, const size_t *want_fail) {
+    for (int l = 0; l < 3; l++)
+        if (requests[l] != want_req[l] || failures[l] != want_fail[l])
+            fail_msg("%s level %d: %zu requests, %zu failures; expected %zu and %zu", who, l,
+                     requests[l], failures[l], want_req[l], want_fail[l]);
+}
+
+/* Allocates 1 MiB blocks at `level` on the COM instance into ptrs[*n], ptrs[*n + 1], ... until
+ * one is refused; more than `cap` in all fails the test (`what` says why there should be a
+ * refusal). */
+static void com_fill(IHostMalloc *m, EMemoryCriticalLevel level, void **ptrs, size_t *n, size_t cap,
+                     const char *what) {
+    for (;;) {
+        void *p = NULL;
+        if (IHostMalloc_Alloc(m, MIB, level, &p) != S_OK) return;
+        if (*n == cap) fail_msg("no failure %s", what);
+        ptrs[(*n)++] = p;
+    }
+}
+
+/* Frees ptrs[*n - 1] down to ptrs[0] on the COM instance; each Free must succeed. */
+static void com_free_all(IHostMalloc *m, void **ptrs, size_t *n) {
+    while (*n > 0)
+        assert_hr(IHostMalloc_Free(m, ptrs[--*n]), S_OK);
 }
 
 /* ==== 1. the budget: 8 threads race to the limit ============================================= */
@@ -222,8 +224,8 @@ static void test_race_to_limit_rss(void **state) {
     (void)state;
     tu_die_on_fatal_signals();
     hm_config cfg = tu_test_config(RACE_LIMIT);
-    IHostMemoryManager *mm = com_manager(&cfg);
-    IHostMalloc *inst = com_malloc(mm, MALLOC_THREADSAFE);
+    IHostMemoryManager *mm = new_manager_cfg(&cfg);
+    IHostMalloc *inst = new_malloc(mm, MALLOC_THREADSAFE);
     race_arg args[RACE_THREADS];
     size_t rss_delta = 0;
     size_t total = run_race(NULL, inst, args, &rss_delta);
@@ -264,9 +266,7 @@ static void check_near(size_t committed, size_t ceiling, size_t block, const cha
 static void test_level_ceilings(void **state) {
     (void)state;
     const size_t limit = 64 * MIB, res = 8 * MIB, block = MIB;
-    hm_config cfg = tu_test_config(limit);
-    cfg.reserve_appdomain = res;
-    cfg.reserve_process = res;
+    hm_config cfg = reserved_config(limit, res);
     hm_manager *mgr = tu_manager(&cfg);
     assert_int_equal(hm_manager_limit(mgr), limit);
     hm_heap *heap = tu_heap(mgr, 0);
@@ -274,20 +274,20 @@ static void test_level_ceilings(void **state) {
     memset(&b, 0, sizeof b);
 
     size_t n_task = fill_native(heap, &b, block, eTaskCritical);
-    check_near(mgr_committed(mgr), limit - 2 * res, block, "task-critical");
+    check_near(tu_committed(mgr), limit - 2 * res, block, "task-critical");
     assert_true(n_task > 0);
     /* task fails again; AppDomain still succeeds */
     assert_null(hm_alloc_level(heap, block, eTaskCritical));
     void *p = hm_alloc_level(heap, block, eAppDomainCritical);
-    if (p == NULL) fail_msg("AppDomain-critical refused at %zu committed", mgr_committed(mgr));
+    if (p == NULL) fail_msg("AppDomain-critical refused at %zu committed", tu_committed(mgr));
     blocks_push(&b, p, block);
     size_t n_app = 1 + fill_native(heap, &b, block, eAppDomainCritical);
-    check_near(mgr_committed(mgr), limit - res, block, "AppDomain-critical");
+    check_near(tu_committed(mgr), limit - res, block, "AppDomain-critical");
     p = hm_alloc_level(heap, block, eProcessCritical);
-    if (p == NULL) fail_msg("process-critical refused at %zu committed", mgr_committed(mgr));
+    if (p == NULL) fail_msg("process-critical refused at %zu committed", tu_committed(mgr));
     blocks_push(&b, p, block);
     size_t n_proc = 1 + fill_native(heap, &b, block, eProcessCritical);
-    check_near(mgr_committed(mgr), limit, block, "process-critical");
+    check_near(tu_committed(mgr), limit, block, "process-critical");
     assert_null(hm_alloc_level(heap, block, eAppDomainCritical));
     /* about 8 blocks fit in each reserve */
     if (n_app < 6 || n_app > 9 || n_proc < 6 || n_proc > 9)
@@ -298,19 +298,12 @@ static void test_level_ceilings(void **state) {
     hm_heap_stats(heap, &hs);
     size_t want_req[3] = {n_task + 2, n_app + 2, n_proc + 1};
     size_t want_fail[3] = {2, 2, 1};
-    for (int l = 0; l < 3; l++) {
-        if (hs.requests[l] != want_req[l] || hs.failures[l] != want_fail[l])
-            fail_msg("heap level %d: %zu requests, %zu failures; expected %zu and %zu", l,
-                     hs.requests[l], hs.failures[l], want_req[l], want_fail[l]);
-    }
+    expect_level_counts("heap", hs.requests, hs.failures, want_req, want_fail);
     hm_manager_stats_t ms;
     hm_manager_stats(mgr, &ms);
-    for (int l = 0; l < 3; l++) {
-        if (ms.requests[l] != want_req[l] || ms.failures[l] != want_fail[l])
-            fail_msg("manager level %d: %zu requests, %zu failures; expected %zu and %zu", l,
-                     ms.requests[l], ms.failures[l], want_req[l], want_fail[l]);
+    expect_level_counts("manager", ms.requests, ms.failures, want_req, want_fail);
+    for (int l = 0; l < 3; l++)
         assert_int_equal(ms.faults_injected[l], 0);
-    }
     assert_int_equal(hs.huge_blocks, b.n);
     assert_true(hs.committed >= b.n * block);
     assert_int_equal(ms.committed, hs.committed);
@@ -322,7 +315,7 @@ static void test_level_ceilings(void **state) {
     if (p == NULL) fail_msg("task-critical still refused after 20 MiB were freed");
     hm_free(p);
     free_all_native(&b);
-    assert_int_equal(mgr_committed(mgr), 0);
+    assert_int_equal(tu_committed(mgr), 0);
     tu_release(heap, mgr);
 }
 
@@ -332,8 +325,8 @@ static void test_com_alloc_failure(void **state) {
     hm_config cfg = tu_test_config(16 * MIB);
     cfg.segment_cache = (size_t)32 << 20;
     cfg.purge_delay_ms = 10;
-    IHostMemoryManager *mm = com_manager(&cfg);
-    IHostMalloc *m = com_malloc(mm, MALLOC_THREADSAFE);
+    IHostMemoryManager *mm = new_manager_cfg(&cfg);
+    IHostMalloc *m = new_malloc(mm, MALLOC_THREADSAFE);
     void *ptrs[64];
     size_t n = 0;
     HRESULT hr;
@@ -377,8 +370,7 @@ static void test_com_alloc_failure(void **state) {
         assert_hr(IHostMalloc_Alloc(m, 100, eTaskCritical, &p), S_OK);
         assert_hr(IHostMalloc_Free(m, p), S_OK);
     }
-    while (n > 0)
-        assert_hr(IHostMalloc_Free(m, ptrs[--n]), S_OK);
+    com_free_all(m, ptrs, &n);
     IHostMalloc_Release(m);
     IHostMemoryManager_Release(mm);
 }
@@ -392,8 +384,8 @@ typedef struct freer_arg {
 
 static void *freer_thread(void *a_) {
     freer_arg *a = a_;
-    sleep_ms(a->delay_ms);
-    a->freed_at = now_ms();
+    tu_sleep_ms(a->delay_ms);
+    a->freed_at = tu_now_ms();
     hm_free(a->p);
     return NULL;
 }
@@ -421,10 +413,10 @@ static void test_process_wait_succeeds(void **state) {
     setup_full(&mgr, &heap, &b, 10000);
     freer_arg fa = {blocks_pop(&b), 100, 0};
     pthread_t t;
-    double t0 = now_ms();
+    double t0 = tu_now_ms();
     assert_int_equal(pthread_create(&t, NULL, freer_thread, &fa), 0);
     void *p = hm_alloc_level(heap, MIB, eProcessCritical);
-    double t1 = now_ms();
+    double t1 = tu_now_ms();
     pthread_join(t, NULL);
     if (p == NULL)
         fail_msg("process-critical request failed after %.0f ms although 1 MiB was freed at "
@@ -447,16 +439,16 @@ static void test_process_wait_times_out(void **state) {
     setup_full(&mgr, &heap, &b, 500);
     hm_manager_stats_t s0, s1;
     hm_manager_stats(mgr, &s0);
-    double t0 = now_ms();
+    double t0 = tu_now_ms();
     void *p = hm_alloc_level(heap, MIB, eProcessCritical);
-    double el = now_ms() - t0;
+    double el = tu_now_ms() - t0;
     assert_null(p);
     if (el < 400 || el > 3000) fail_msg("the failing process-critical request took %.0f ms", el);
     /* task- and AppDomain-critical requests do not wait */
-    t0 = now_ms();
+    t0 = tu_now_ms();
     assert_null(hm_alloc_level(heap, MIB, eTaskCritical));
     assert_null(hm_alloc_level(heap, MIB, eAppDomainCritical));
-    el = now_ms() - t0;
+    el = tu_now_ms() - t0;
     /* one wait would be 500 ms: anything below that is not a wait, however loaded the machine */
     if (el >= 450) fail_msg("task/AppDomain failures took %.0f ms: they must not wait", el);
     hm_manager_stats(mgr, &s1);
@@ -491,7 +483,7 @@ static void rec_note(recorder *r, int level) {
     pthread_mutex_lock(&r->lock);
     if (r->n < MAX_NOTES) {
         r->level[r->n] = level;
-        r->at[r->n] = now_ms();
+        r->at[r->n] = tu_now_ms();
         r->thread[r->n] = pthread_self();
         r->n++;
     }
@@ -508,7 +500,7 @@ static void rec_note(recorder *r, int level) {
             r->reenter_bad = 1;
         atomic_fetch_add(&r->reentered, 1);
     }
-    if (r->sleep_ms) sleep_ms(r->sleep_ms);
+    if (r->sleep_ms) tu_sleep_ms(r->sleep_ms);
     atomic_store(&r->in_call, 0);
 }
 
@@ -528,10 +520,10 @@ static int rec_level(recorder *r, int i) {
 
 /* Wait up to `ms` for at least `n` notifications. */
 static bool rec_wait(recorder *r, int n, unsigned ms) {
-    double end = now_ms() + ms;
+    double end = tu_now_ms() + ms;
     while (rec_count(r) < n) {
-        if (now_ms() > end) return false;
-        sleep_ms(1);
+        if (tu_now_ms() > end) return false;
+        tu_sleep_ms(1);
     }
     return true;
 }
@@ -595,7 +587,7 @@ static int rec_held(recorder *r) {
 static void test_notify_callback_refcount(void **state) {
     (void)state;
     hm_config cfg = tu_test_config(16 * MIB);
-    IHostMemoryManager *mm = com_manager(&cfg);
+    IHostMemoryManager *mm = new_manager_cfg(&cfg);
     recorder *a = rec_new(), *b = rec_new();
     assert_hr(IHostMemoryManager_RegisterMemoryNotificationCallback(mm, &a->iface), S_OK);
     assert_int_equal(rec_held(a), 1);
@@ -611,7 +603,7 @@ static void test_notify_callback_refcount(void **state) {
     assert_hr(IHostMemoryManager_RegisterMemoryNotificationCallback(mm, &a->iface), S_OK);
     assert_int_equal(rec_held(a), 1);
     /* the manager goes when its last instance goes: the callback is released then */
-    IHostMalloc *m = com_malloc(mm, 0);
+    IHostMalloc *m = new_malloc(mm, 0);
     IHostMemoryManager_Release(mm);
     assert_int_equal(rec_held(a), 1);
     IHostMalloc_Release(m);
@@ -630,15 +622,15 @@ static void drive_to(hm_manager *mgr, hm_heap *heap, blocks *b, unsigned pct, bo
     size_t limit = hm_manager_limit(mgr);
     size_t target = limit / 100 * pct;
     if (up) {
-        while (mgr_committed(mgr) < target) {
+        while (tu_committed(mgr) < target) {
             void *p = hm_alloc_level(heap, MIB, eTaskCritical);
-            if (p == NULL) fail_msg("allocation failed at %zu committed", mgr_committed(mgr));
+            if (p == NULL) fail_msg("allocation failed at %zu committed", tu_committed(mgr));
             blocks_push(b, p, MIB);
         }
     } else {
-        while (mgr_committed(mgr) >= target) {
+        while (tu_committed(mgr) >= target) {
             void *p = blocks_pop(b);
-            if (p == NULL) fail_msg("nothing left to free at %zu committed", mgr_committed(mgr));
+            if (p == NULL) fail_msg("nothing left to free at %zu committed", tu_committed(mgr));
             hm_free(p);
         }
     }
@@ -647,7 +639,7 @@ static void drive_to(hm_manager *mgr, hm_heap *heap, blocks *b, unsigned pct, bo
 static void expect_notes(recorder *r, int n, const int *levels, const char *when) {
     if (n > 0 && !rec_wait(r, n, 2000))
         fail_msg("%s: %d notifications after 2 s, expected %d", when, rec_count(r), n);
-    sleep_ms(40); /* four notify intervals: anything extra would have come by now */
+    tu_sleep_ms(40); /* four notify intervals: anything extra would have come by now */
     if (rec_count(r) != n) {
         char buf[256] = "";
         for (int i = 0; i < rec_count(r); i++)
@@ -659,22 +651,52 @@ static void expect_notes(recorder *r, int n, const int *levels, const char *when
             fail_msg("%s: notification %d is %d, expected %d", when, i, rec_level(r, i), levels[i]);
 }
 
+/* The fixture of the tests of hm_manager_set_notify: a native manager with one heap, a recorder
+ * registered as its notification function, and the blocks a test drives the budget with. */
+typedef struct notify_fixture {
+    hm_manager *mgr;
+    hm_heap *heap;
+    recorder *r;
+    blocks *b;
+} notify_fixture;
+
+/* `call_ms`: how long each notification call sleeps */
+static notify_fixture notify_open(const hm_config *cfg, unsigned call_ms) {
+    notify_fixture f;
+    f.mgr = tu_manager(cfg);
+    f.heap = tu_heap(f.mgr, 0);
+    f.r = rec_new();
+    f.r->sleep_ms = call_ms;
+    assert_true(hm_manager_set_notify(f.mgr, rec_fn, f.r));
+    f.b = calloc(1, sizeof *f.b);
+    assert_non_null(f.b);
+    return f;
+}
+
+/* Unregisters (again, where the test did), frees the blocks left and releases it all. */
+static void notify_close(notify_fixture *f) {
+    assert_true(hm_manager_set_notify(f->mgr, NULL, NULL));
+    free_all_native(f->b);
+    free(f->b);
+    tu_release(f->heap, f->mgr);
+    rec_free(f->r);
+}
+
 static void test_notify_thresholds_hysteresis(void **state) {
     (void)state;
     hm_config cfg = tu_test_config(100 * MIB);
-    hm_manager *mgr = tu_manager(&cfg);
-    hm_heap *heap = tu_heap(mgr, 0);
-    recorder *r = rec_new();
-    assert_true(hm_manager_set_notify(mgr, rec_fn, r));
-    static blocks b;
-    memset(&b, 0, sizeof b);
+    notify_fixture f = notify_open(&cfg, 0);
+    hm_manager *mgr = f.mgr;
+    hm_heap *heap = f.heap;
+    recorder *r = f.r;
+    blocks *b = f.b;
     const int L = eMemoryAvailableLow, N = eMemoryAvailableNeutral, H = eMemoryAvailableHigh;
 
     /* High -> 85% (Neutral zone): one Neutral */
-    drive_to(mgr, heap, &b, 85, true);
+    drive_to(mgr, heap, b, 85, true);
     expect_notes(r, 1, (int[]){N}, "at 85%");
     /* crossing 90%: Low, on another thread */
-    drive_to(mgr, heap, &b, 91, true);
+    drive_to(mgr, heap, b, 91, true);
     expect_notes(r, 2, (int[]){N, L}, "at 91%");
     pthread_mutex_lock(&r->lock);
     bool same = pthread_equal(r->thread[1], pthread_self());
@@ -682,52 +704,47 @@ static void test_notify_thresholds_hysteresis(void **state) {
     if (same) fail_msg("the notification ran on the allocating thread");
     /* 91 -> 89 -> 91 -> 89 ...: Low stays, nothing more is said */
     for (int i = 0; i < 3; i++) {
-        drive_to(mgr, heap, &b, 89, false);
-        sleep_ms(25);
-        drive_to(mgr, heap, &b, 91, true);
-        sleep_ms(25);
+        drive_to(mgr, heap, b, 89, false);
+        tu_sleep_ms(25);
+        drive_to(mgr, heap, b, 91, true);
+        tu_sleep_ms(25);
     }
-    drive_to(mgr, heap, &b, 82, false);
+    drive_to(mgr, heap, b, 82, false);
     expect_notes(r, 2, (int[]){N, L}, "after 91/89 flapping and 82%");
     /* below neutral_pct: Neutral */
-    drive_to(mgr, heap, &b, 79, false);
+    drive_to(mgr, heap, b, 79, false);
     expect_notes(r, 3, (int[]){N, L, N}, "at 79%");
     /* below high_pct: High; back up to 55% (< high_pct + 10): still High */
-    drive_to(mgr, heap, &b, 49, false);
+    drive_to(mgr, heap, b, 49, false);
     expect_notes(r, 4, (int[]){N, L, N, H}, "at 49%");
-    drive_to(mgr, heap, &b, 55, true);
-    drive_to(mgr, heap, &b, 49, false);
-    drive_to(mgr, heap, &b, 55, true);
+    drive_to(mgr, heap, b, 55, true);
+    drive_to(mgr, heap, b, 49, false);
+    drive_to(mgr, heap, b, 55, true);
     expect_notes(r, 4, (int[]){N, L, N, H}, "after 49/55 flapping");
-    drive_to(mgr, heap, &b, 61, true);
+    drive_to(mgr, heap, b, 61, true);
     expect_notes(r, 5, (int[]){N, L, N, H, N}, "at 61%");
     hm_manager_stats_t s;
     hm_manager_stats(mgr, &s);
     if (s.notifications[L] != 1 || s.notifications[N] != 3 || s.notifications[H] != 1)
         fail_msg("stats count %zu Low, %zu Neutral, %zu High notifications; expected 1, 3, 1",
                  s.notifications[L], s.notifications[N], s.notifications[H]);
-    assert_true(hm_manager_set_notify(mgr, NULL, NULL));
-    free_all_native(&b);
-    tu_release(heap, mgr);
-    rec_free(r);
+    notify_close(&f);
 }
 
 static void test_notify_rate_limited(void **state) {
     (void)state;
     hm_config cfg = tu_test_config(32 * MIB);
     cfg.notify_interval_ms = 300;
-    hm_manager *mgr = tu_manager(&cfg);
-    hm_heap *heap = tu_heap(mgr, 0);
-    recorder *r = rec_new();
-    assert_true(hm_manager_set_notify(mgr, rec_fn, r));
+    notify_fixture f = notify_open(&cfg, 0);
+    recorder *r = f.r;
     /* one commit takes the budget from High to Low, one free from Low to High */
-    void *big = hm_alloc_level(heap, 30 * MIB, eTaskCritical);
+    void *big = hm_alloc_level(f.heap, 30 * MIB, eTaskCritical);
     assert_non_null(big);
     assert_true(rec_wait(r, 1, 2000));
     assert_int_equal(rec_level(r, 0), eMemoryAvailableLow);
     hm_free(big);
     assert_true(rec_wait(r, 2, 2000));
-    sleep_ms(50);
+    tu_sleep_ms(50);
     assert_int_equal(rec_count(r), 2);
     assert_int_equal(rec_level(r, 1), eMemoryAvailableHigh);
     pthread_mutex_lock(&r->lock);
@@ -735,9 +752,7 @@ static void test_notify_rate_limited(void **state) {
     pthread_mutex_unlock(&r->lock);
     if (gap < 280) fail_msg("two notifications %.0f ms apart with a 300 ms interval", gap);
     if (gap > 1000) fail_msg("the second notification came %.0f ms late", gap);
-    assert_true(hm_manager_set_notify(mgr, NULL, NULL));
-    tu_release(heap, mgr);
-    rec_free(r);
+    notify_close(&f);
 }
 
 static void test_notify_low_on_failure(void **state) {
@@ -745,79 +760,62 @@ static void test_notify_low_on_failure(void **state) {
     /* task-critical ceiling 16 MiB of 64: a failure while committed is far below low_pct */
     hm_config cfg = tu_test_config(64 * MIB);
     cfg.reserve_appdomain = 48 * MIB;
-    hm_manager *mgr = tu_manager(&cfg);
-    hm_heap *heap = tu_heap(mgr, 0);
-    recorder *r = rec_new();
-    assert_true(hm_manager_set_notify(mgr, rec_fn, r));
-    static blocks b;
-    memset(&b, 0, sizeof b);
-    fill_native(heap, &b, MIB, eTaskCritical);
-    assert_true(mgr_committed(mgr) < 20 * MIB);
+    notify_fixture f = notify_open(&cfg, 0);
+    recorder *r = f.r;
+    fill_native(f.heap, f.b, MIB, eTaskCritical);
+    assert_true(tu_committed(f.mgr) < 20 * MIB);
     if (!rec_wait(r, 1, 2000)) fail_msg("no notification after a request failed");
     assert_int_equal(rec_level(r, 0), eMemoryAvailableLow);
     /* memory comes back: the host must hear that the low state is over */
-    free_all_native(&b);
+    free_all_native(f.b);
     if (!rec_wait(r, 2, 1000))
         fail_msg("after a failure reported Low, all memory was freed (committed %zu of %zu) but "
                  "no Neutral/High notification followed within 1 s",
-                 mgr_committed(mgr), hm_manager_limit(mgr));
+                 tu_committed(f.mgr), hm_manager_limit(f.mgr));
     assert_int_not_equal(rec_level(r, 1), eMemoryAvailableLow);
-    assert_true(hm_manager_set_notify(mgr, NULL, NULL));
-    tu_release(heap, mgr);
-    rec_free(r);
+    notify_close(&f);
 }
 
 static void test_set_notify_waits_for_running_call(void **state) {
     (void)state;
     hm_config cfg = tu_test_config(16 * MIB);
-    hm_manager *mgr = tu_manager(&cfg);
-    hm_heap *heap = tu_heap(mgr, 0);
-    recorder *r = rec_new();
-    r->sleep_ms = 200;
-    assert_true(hm_manager_set_notify(mgr, rec_fn, r));
-    static blocks b;
-    memset(&b, 0, sizeof b);
-    drive_to(mgr, heap, &b, 92, true);
-    double end = now_ms() + 2000;
-    while (!atomic_load(&r->in_call) && now_ms() < end)
-        sleep_ms(1);
+    notify_fixture f = notify_open(&cfg, 200);
+    recorder *r = f.r;
+    drive_to(f.mgr, f.heap, f.b, 92, true);
+    double end = tu_now_ms() + 2000;
+    while (!atomic_load(&r->in_call) && tu_now_ms() < end)
+        tu_sleep_ms(1);
     assert_true(atomic_load(&r->in_call));
     /* the call sleeps 200 ms: set_notify must return only after it (no bound on the time
      * taken, which a loaded machine stretches either way) */
-    assert_true(hm_manager_set_notify(mgr, NULL, NULL));
+    assert_true(hm_manager_set_notify(f.mgr, NULL, NULL));
     if (atomic_load(&r->in_call))
         fail_msg("hm_manager_set_notify(NULL) returned while the old function was running");
     /* unregistered: nothing more arrives although the state changes */
     int n = rec_count(r);
-    free_all_native(&b);
-    sleep_ms(50);
+    free_all_native(f.b);
+    tu_sleep_ms(50);
     assert_int_equal(rec_count(r), n);
-    tu_release(heap, mgr);
-    rec_free(r);
+    notify_close(&f);
 }
 
 static void test_notify_com_reentrant(void **state) {
     (void)state;
     tu_die_on_fatal_signals();
     hm_config cfg = tu_test_config(16 * MIB);
-    IHostMemoryManager *mm = com_manager(&cfg);
-    IHostMalloc *m = com_malloc(mm, MALLOC_THREADSAFE);
+    IHostMemoryManager *mm = new_manager_cfg(&cfg);
+    IHostMalloc *m = new_malloc(mm, MALLOC_THREADSAFE);
     recorder *r = rec_new();
     r->reenter_malloc = m;
     r->reenter_mgr = mm;
     assert_hr(IHostMemoryManager_RegisterMemoryNotificationCallback(mm, &r->iface), S_OK);
     void *ptrs[64];
     size_t n = 0;
-    for (;;) {
-        void *p = NULL;
-        if (IHostMalloc_Alloc(m, MIB, eTaskCritical, &p) != S_OK) break;
-        if (n == TU_ARRAY_SIZE(ptrs)) fail_msg("no failure with a 16 MiB limit");
-        ptrs[n++] = p;
-    }
+    com_fill(m, eTaskCritical, ptrs, &n, TU_ARRAY_SIZE(ptrs), "with a 16 MiB limit");
     /* Low, on the notifier thread, and the callback's own Alloc/Free return */
-    double end = now_ms() + 3000;
-    while (atomic_load(&r->reentered) < 1 && now_ms() < end)
-        sleep_ms(1);
+    double end = tu_now_ms() + 3000;
+    while (atomic_load(&r->reentered) < 1 && tu_now_ms() < end)
+        tu_sleep_ms(1);
     if (atomic_load(&r->reentered) < 1)
         fail_msg("the callback did not come back from Alloc/Free on the instance within 3 s "
                  "(%d notifications started): deadlock?",
@@ -825,12 +823,12 @@ static void test_notify_com_reentrant(void **state) {
     assert_false(r->reenter_bad);
     /* Low came (a Neutral may come first, when the notifier saw 60% on the way up) */
     if (!rec_wait(r, 1, 2000)) fail_msg("no notification");
-    double end2 = now_ms() + 2000;
+    double end2 = tu_now_ms() + 2000;
     bool low = false;
-    while (!low && now_ms() < end2) {
+    while (!low && tu_now_ms() < end2) {
         for (int i = 0; i < rec_count(r); i++)
             low = low || rec_level(r, i) == eMemoryAvailableLow;
-        if (!low) sleep_ms(1);
+        if (!low) tu_sleep_ms(1);
     }
     if (!low) fail_msg("no Low notification when the budget was exhausted");
     pthread_mutex_lock(&r->lock);
@@ -840,15 +838,13 @@ static void test_notify_com_reentrant(void **state) {
     pthread_mutex_unlock(&r->lock);
     assert_false(same);
     /* the main thread keeps working meanwhile */
-    while (n > 0)
-        assert_hr(IHostMalloc_Free(m, ptrs[--n]), S_OK);
+    com_free_all(m, ptrs, &n);
     for (int i = 0; i < 8; i++) {
         void *p = NULL;
         assert_hr(IHostMalloc_Alloc(m, MIB, eTaskCritical, &p), S_OK);
         ptrs[n++] = p;
     }
-    while (n > 0)
-        assert_hr(IHostMalloc_Free(m, ptrs[--n]), S_OK);
+    com_free_all(m, ptrs, &n);
     IHostMalloc_Release(m);
     IHostMemoryManager_Release(mm);
     /* the manager is gone: every reference it took is given back */
@@ -859,11 +855,9 @@ static void test_notify_com_reentrant(void **state) {
 /* ==== 6. GetMemoryLoad ======================================================================== */
 static void test_get_memory_load(void **state) {
     (void)state;
-    hm_config cfg = tu_test_config(64 * MIB);
-    cfg.reserve_appdomain = 8 * MIB;
-    cfg.reserve_process = 8 * MIB;
-    IHostMemoryManager *mm = com_manager(&cfg);
-    IHostMalloc *m = com_malloc(mm, 0);
+    hm_config cfg = reserved_config(64 * MIB, 8 * MIB);
+    IHostMemoryManager *mm = new_manager_cfg(&cfg);
+    IHostMalloc *m = new_malloc(mm, 0);
     DWORD load = 77;
     SIZE_T avail = 77;
     assert_hr(IHostMemoryManager_GetMemoryLoad(mm, &load, &avail), S_OK);
@@ -878,23 +872,12 @@ static void test_get_memory_load(void **state) {
     /* past the task-critical ceiling: available is 0, never "negative" */
     void *ptrs[64];
     size_t n = 0;
-    for (EMemoryCriticalLevel l = eTaskCritical; l <= eAppDomainCritical; l++) {
-        for (;;) {
-            void *p = NULL;
-            if (IHostMalloc_Alloc(m, MIB, l, &p) != S_OK) break;
-            if (n == TU_ARRAY_SIZE(ptrs)) fail_msg("no failure");
-            ptrs[n++] = p;
-        }
-    }
+    for (EMemoryCriticalLevel l = eTaskCritical; l <= eAppDomainCritical; l++)
+        com_fill(m, l, ptrs, &n, TU_ARRAY_SIZE(ptrs), "with a 64 MiB limit");
     assert_hr(IHostMemoryManager_GetMemoryLoad(mm, &load, &avail), S_OK);
     assert_int_equal(avail, 0);
     if (load < 80 || load > 88) fail_msg("load %u%% with about 56 of 64 MiB committed", load);
-    for (;;) {
-        void *p = NULL;
-        if (IHostMalloc_Alloc(m, MIB, eProcessCritical, &p) != S_OK) break;
-        if (n == TU_ARRAY_SIZE(ptrs)) fail_msg("no failure");
-        ptrs[n++] = p;
-    }
+    com_fill(m, eProcessCritical, ptrs, &n, TU_ARRAY_SIZE(ptrs), "with a 64 MiB limit");
     assert_hr(IHostMemoryManager_GetMemoryLoad(mm, &load, &avail), S_OK);
     assert_int_equal(avail, 0);
     if (load < 92 || load > 100) fail_msg("load %u%% with the budget full", load);
@@ -902,8 +885,7 @@ static void test_get_memory_load(void **state) {
     assert_hr(IHostMemoryManager_GetMemoryLoad(mm, NULL, &avail), E_POINTER);
     assert_hr(IHostMemoryManager_GetMemoryLoad(mm, &load, NULL), E_POINTER);
     assert_hr(IHostMemoryManager_GetMemoryLoad(mm, NULL, NULL), E_POINTER);
-    while (n > 0)
-        assert_hr(IHostMalloc_Free(m, ptrs[--n]), S_OK);
+    com_free_all(m, ptrs, &n);
     assert_hr(IHostMalloc_Free(m, big), S_OK);
     assert_hr(IHostMemoryManager_GetMemoryLoad(mm, &load, &avail), S_OK);
     assert_int_equal(load, 0);
@@ -914,15 +896,13 @@ static void test_get_memory_load(void **state) {
 
 static void test_manager_load_native(void **state) {
     (void)state;
-    hm_config cfg = tu_test_config(40 * MIB);
-    cfg.reserve_appdomain = 4 * MIB;
-    cfg.reserve_process = 4 * MIB;
+    hm_config cfg = reserved_config(40 * MIB, 4 * MIB);
     hm_manager *mgr = tu_manager(&cfg);
     hm_heap *heap = tu_heap(mgr, 0);
     void *p = hm_alloc_level(heap, 10 * MIB, eTaskCritical);
     assert_non_null(p);
     uint32_t load = 0;
-    size_t avail = 0, c = mgr_committed(mgr);
+    size_t avail = 0, c = tu_committed(mgr);
     hm_manager_load(mgr, &load, &avail);
     assert_int_equal(avail, 32 * MIB - c);
     assert_int_equal(load, (uint32_t)(c * 100 / (40 * MIB)));
@@ -940,10 +920,10 @@ static void test_needs_virtual_address_space(void **state) {
     hm_config_init(&cfg); /* the default cache */
     cfg.limit = 256 * MIB;
     assert_true(cfg.segment_cache > 0);
-    IHostMemoryManager *mm = com_manager(&cfg);
+    IHostMemoryManager *mm = new_manager_cfg(&cfg);
     /* nothing cached yet */
     assert_hr(IHostMemoryManager_NeedsVirtualAddressSpace(mm, NULL, 64 * KIB), E_OUTOFMEMORY);
-    IHostMalloc *m = com_malloc(mm, 0);
+    IHostMalloc *m = new_malloc(mm, 0);
     void *a = NULL, *b = NULL;
     assert_hr(IHostMalloc_Alloc(m, 2 * MIB, eTaskCritical, &a), S_OK);
     assert_hr(IHostMalloc_Alloc(m, 2 * MIB, eTaskCritical, &b), S_OK);
@@ -1046,10 +1026,7 @@ static void test_address_space_callbacks(void **state) {
     (void)state;
     int what = 0;
     tu_child_result res;
-    assert_int_equal(tu_run_child(com_stats_child, &what, &res), 0);
-    char sb[96];
-    if (!WIFEXITED(res.status) || WEXITSTATUS(res.status) != 0)
-        fail_msg("child %s; stderr: %s", tu_status_str(res.status, sb, sizeof sb), res.err);
+    tu_expect_exit0(com_stats_child, &what, &res, "child");
     if (strstr(res.err, "hostmalloc manager") == NULL)
         fail_msg("no manager statistics printed: %s", res.err);
     if (strstr(res.err, "runtime-mapped 2.0 MiB") == NULL)
@@ -1062,8 +1039,8 @@ static void test_fault_every(void **state) {
     (void)state;
     hm_config cfg = tu_test_config(64 * MIB);
     cfg.fault_every[eTaskCritical] = 3;
-    IHostMemoryManager *mm = com_manager(&cfg);
-    IHostMalloc *m = com_malloc(mm, MALLOC_THREADSAFE);
+    IHostMemoryManager *mm = new_manager_cfg(&cfg);
+    IHostMalloc *m = new_malloc(mm, MALLOC_THREADSAFE);
     for (int i = 1; i <= 30; i++) {
         void *p = GARBAGE;
         HRESULT hr = IHostMalloc_Alloc(m, 48, eTaskCritical, &p);
@@ -1115,8 +1092,8 @@ static void fault_pattern(uint64_t seed, double prob, char *out, size_t n) {
     hm_config cfg = tu_test_config(64 * MIB);
     cfg.fault_probability[eTaskCritical] = prob;
     cfg.fault_seed = seed;
-    IHostMemoryManager *mm = com_manager(&cfg);
-    IHostMalloc *m = com_malloc(mm, 0);
+    IHostMemoryManager *mm = new_manager_cfg(&cfg);
+    IHostMalloc *m = new_malloc(mm, 0);
     for (size_t i = 0; i < n; i++) {
         void *p = GARBAGE;
         HRESULT hr = IHostMalloc_Alloc(m, 64, eTaskCritical, &p);
@@ -1192,10 +1169,7 @@ static void test_fault_counted_com(void **state) {
     (void)state;
     int what = 1; /* 20 task Allocs with fault_every 4: 5 injected */
     tu_child_result res;
-    assert_int_equal(tu_run_child(com_stats_child, &what, &res), 0);
-    char sb[96];
-    if (!WIFEXITED(res.status) || WEXITSTATUS(res.status) != 0)
-        fail_msg("child %s; stderr: %s", tu_status_str(res.status, sb, sizeof sb), res.err);
+    tu_expect_exit0(com_stats_child, &what, &res, "child");
     if (strstr(res.err, "injected 5, 0, 0") == NULL)
         fail_msg("expected 5 injected task-critical faults in: %s", res.err);
     if (strstr(res.err, "failures:      task 5,") == NULL)
@@ -1222,10 +1196,7 @@ static void test_stats_counts(void **state) {
         assert_non_null(b.p[i]);
     hm_heap_stats_t hs;
     hm_heap_stats(heap, &hs);
-    assert_int_equal(hs.requests[0], 5);
-    assert_int_equal(hs.requests[1], 7);
-    assert_int_equal(hs.requests[2], 9);
-    assert_int_equal(hs.failures[0] + hs.failures[1] + hs.failures[2], 0);
+    expect_level_counts("heap", hs.requests, hs.failures, (size_t[]){5, 7, 9}, (size_t[]){0, 0, 0});
     assert_int_equal(hs.live_blocks, 21);
     /* two task-critical failures: a request above the task ceiling, twice */
     assert_null(hm_alloc_level(heap, 30 * MIB, eTaskCritical));
@@ -1233,19 +1204,11 @@ static void test_stats_counts(void **state) {
     void *p = hm_alloc_level(heap, 40 * MIB, eAppDomainCritical);
     assert_null(p); /* above the limit itself */
     hm_heap_stats(heap, &hs);
-    assert_int_equal(hs.requests[0], 7);
-    assert_int_equal(hs.failures[0], 2);
-    assert_int_equal(hs.requests[1], 8);
-    assert_int_equal(hs.failures[1], 1);
-    assert_int_equal(hs.failures[2], 0);
+    const size_t want_req[3] = {7, 8, 9}, want_fail[3] = {2, 1, 0};
+    expect_level_counts("heap", hs.requests, hs.failures, want_req, want_fail);
     hm_manager_stats_t ms;
     hm_manager_stats(mgr, &ms);
-    assert_int_equal(ms.requests[0], 7);
-    assert_int_equal(ms.requests[1], 8);
-    assert_int_equal(ms.requests[2], 9);
-    assert_int_equal(ms.failures[0], 2);
-    assert_int_equal(ms.failures[1], 1);
-    assert_int_equal(ms.failures[2], 0);
+    expect_level_counts("manager", ms.requests, ms.failures, want_req, want_fail);
     assert_int_equal(ms.heaps, 1);
     assert_int_equal(ms.limit, 32 * MIB);
     assert_int_equal(ms.committed, hs.committed);
@@ -1316,17 +1279,12 @@ static void hm_stats_env_child(void *arg) {
 static void test_hm_stats_env(void **state) {
     (void)state;
     tu_child_result res;
-    char sb[96];
-    assert_int_equal(tu_run_child(hm_stats_env_child, (void *)"1", &res), 0);
-    if (!WIFEXITED(res.status) || WEXITSTATUS(res.status) != 0)
-        fail_msg("child %s; stderr: %s", tu_status_str(res.status, sb, sizeof sb), res.err);
+    tu_expect_exit0(hm_stats_env_child, (void *)"1", &res, "HM_STATS=1 child");
     if (strstr(res.err, "hostmalloc manager") == NULL || strstr(res.err, "25165824") == NULL)
         fail_msg("HM_STATS=1: no manager statistics on stderr at release: '%s'", res.err);
     if (strstr(res.err, "hostmalloc heap") == NULL)
         fail_msg("HM_STATS=1: no heap statistics on stderr at heap release: '%s'", res.err);
-    assert_int_equal(tu_run_child(hm_stats_env_child, (void *)"0", &res), 0);
-    if (!WIFEXITED(res.status) || WEXITSTATUS(res.status) != 0)
-        fail_msg("child %s; stderr: %s", tu_status_str(res.status, sb, sizeof sb), res.err);
+    tu_expect_exit0(hm_stats_env_child, (void *)"0", &res, "HM_STATS=0 child");
     if (strstr(res.err, "hostmalloc manager") != NULL)
         fail_msg("HM_STATS=0 printed statistics: %s", res.err);
 }
@@ -1423,27 +1381,26 @@ static void env_child(void *arg) {
     }
 }
 
+/* env_child(which) in a child that must exit 0 (its exit code names the field it found wrong) */
+static void run_env_child(int which, tu_child_result *res) {
+    assert_int_equal(tu_run_child(env_child, &which, res), 0);
+    if (WIFEXITED(res->status) && WEXITSTATUS(res->status) == 50)
+        fail_msg("HM_FAULT_EVERY=18446744073709551617 (2^64 + 1) was accepted as fault_every = 1 "
+                 "(the digits wrap around) instead of being ignored as malformed");
+    tu_assert_child_exited0(res, "child (exit codes name the field: see env_child)");
+}
+
 static void test_env_config(void **state) {
     (void)state;
-    int which = 0;
     tu_child_result res;
-    char sb[96];
-    assert_int_equal(tu_run_child(env_child, &which, &res), 0);
-    if (!WIFEXITED(res.status) || WEXITSTATUS(res.status) != 0)
-        fail_msg("child %s (exit codes name the field: see env_child); stderr: %s",
-                 tu_status_str(res.status, sb, sizeof sb), res.err);
+    run_env_child(0, &res);
     if (strstr(res.err, "malformed") != NULL) fail_msg("valid values reported: %s", res.err);
 }
 
 static void test_env_malformed(void **state) {
     (void)state;
-    int which = 1;
     tu_child_result res;
-    char sb[96];
-    assert_int_equal(tu_run_child(env_child, &which, &res), 0);
-    if (!WIFEXITED(res.status) || WEXITSTATUS(res.status) != 0)
-        fail_msg("child %s (exit codes name the field: see env_child); stderr: %s",
-                 tu_status_str(res.status, sb, sizeof sb), res.err);
+    run_env_child(1, &res);
     static const char *const want[] = {"HM_LIMIT=12Q",       "HM_PROCESS_WAIT=abc",
                                        "HM_FAULT_EVERY=1,2", "HM_FAULT_PROB=1.5",
                                        "HM_FAULT_SEED=9999", "HM_SEGMENT_CACHE=-5"};
@@ -1454,16 +1411,8 @@ static void test_env_malformed(void **state) {
 
 static void test_env_out_of_range(void **state) {
     (void)state;
-    int which = 2;
     tu_child_result res;
-    char sb[96];
-    assert_int_equal(tu_run_child(env_child, &which, &res), 0);
-    if (WIFEXITED(res.status) && WEXITSTATUS(res.status) == 50)
-        fail_msg("HM_FAULT_EVERY=18446744073709551617 (2^64 + 1) was accepted as fault_every = 1 "
-                 "(the digits wrap around) instead of being ignored as malformed");
-    if (!WIFEXITED(res.status) || WEXITSTATUS(res.status) != 0)
-        fail_msg("child %s (exit codes name the field: see env_child); stderr: %s",
-                 tu_status_str(res.status, sb, sizeof sb), res.err);
+    run_env_child(2, &res);
     if (strstr(res.err, "HM_FAULT_EVERY=4294967296") == NULL)
         fail_msg("no message about HM_FAULT_EVERY=4294967296: '%s'", res.err);
 }

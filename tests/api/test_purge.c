@@ -19,30 +19,25 @@
 #define MIB  ((size_t)1 << 20)
 #define NBLK 8192 /* blocks of 1 KiB: 8 MiB, 128 small pages */
 
-static hm_manager *new_mgr(unsigned delay_ms) {
+/* The default configuration with a purge delay of `delay_ms`, no reserves, and a `limit` (0:
+ * the default's). */
+static hm_config purge_config(unsigned delay_ms, size_t limit) {
     hm_config c;
     hm_config_init(&c);
     c.purge_delay_ms = delay_ms;
+    if (limit != 0) c.limit = limit;
     c.reserve_appdomain = 0;
     c.reserve_process = 0;
-    hm_manager *mgr = tu_manager(&c);
-    return mgr;
+    return c;
 }
 
-static size_t committed(hm_manager *mgr) {
-    hm_manager_stats_t s;
-    hm_manager_stats(mgr, &s);
-    return s.committed;
+static hm_manager *new_mgr(unsigned delay_ms) {
+    hm_config c = purge_config(delay_ms, 0);
+    return tu_manager(&c);
 }
 
 static size_t purges(hm_manager *mgr) {
     return atomic_load(&mgr->arena.purge_calls);
-}
-
-static void sleep_ms(unsigned ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0) {
-    }
 }
 
 /* A thread that allocates NBLK blocks of 1 KiB, writes them, frees them all and exits. */
@@ -77,7 +72,7 @@ static void test_exit_keeps_pages_warm(void **state) {
     hm_heap *heap = tu_heap(mgr, HM_HEAP_THREADSAFE);
     size_t p0 = purges(mgr);
     run_churn(heap);
-    size_t after_first = committed(mgr);
+    size_t after_first = tu_committed(mgr);
     if (after_first < 4 * MIB)
         fail_msg(
             "the exited thread's 8 MiB of pages were given back at its exit: %zu KiB committed",
@@ -87,13 +82,13 @@ static void test_exit_keeps_pages_warm(void **state) {
         run_churn(heap);
     /* the same working set again and again: served from what the first thread left */
     assert_int_equal(purges(mgr), p0);
-    if (committed(mgr) > after_first + MIB)
+    if (tu_committed(mgr) > after_first + MIB)
         fail_msg("threads re-created over the same working set committed %zu KiB more",
-                 (committed(mgr) - after_first) / KIB);
+                 (tu_committed(mgr) - after_first) / KIB);
     /* and an explicit trim gives all of it back at once (the emptied segments are unmapped) */
     hm_manager_trim(mgr);
-    if (committed(mgr) > 512 * KIB)
-        fail_msg("after hm_manager_trim, %zu KiB stay committed", committed(mgr) / KIB);
+    if (tu_committed(mgr) > 512 * KIB)
+        fail_msg("after hm_manager_trim, %zu KiB stay committed", tu_committed(mgr) / KIB);
     tu_release(heap, mgr);
 }
 
@@ -105,8 +100,9 @@ static void test_exit_no_delay_gives_back(void **state) {
     size_t p0 = purges(mgr);
     run_churn(heap);
     assert_true(purges(mgr) > p0);
-    if (committed(mgr) > MIB)
-        fail_msg("delay 0: %zu KiB stay committed after the thread's exit", committed(mgr) / KIB);
+    if (tu_committed(mgr) > MIB)
+        fail_msg("delay 0: %zu KiB stay committed after the thread's exit",
+                 tu_committed(mgr) / KIB);
     tu_release(heap, mgr);
 }
 
@@ -114,12 +110,7 @@ static void test_exit_no_delay_gives_back(void **state) {
  * delay. */
 static void test_exit_under_pressure_gives_back(void **state) {
     (void)state;
-    hm_config c;
-    hm_config_init(&c);
-    c.purge_delay_ms = 600000;
-    c.limit = 64 * MIB;
-    c.reserve_appdomain = 0;
-    c.reserve_process = 0;
+    hm_config c = purge_config(600000, 64 * MIB);
     c.process_wait_ms = 0;
     c.low_pct = 40; /* Low from 25.6 MiB committed */
     c.neutral_pct = 30;
@@ -128,13 +119,13 @@ static void test_exit_under_pressure_gives_back(void **state) {
     hm_heap *heap = tu_heap(mgr, HM_HEAP_THREADSAFE);
     void *big = hm_alloc(heap, 28 * MIB); /* held: the manager stays Low */
     assert_non_null(big);
-    size_t before = committed(mgr);
+    size_t before = tu_committed(mgr);
     size_t p0 = purges(mgr);
     run_churn(heap);
     assert_true(purges(mgr) > p0);
-    if (committed(mgr) > before + MIB)
+    if (tu_committed(mgr) > before + MIB)
         fail_msg("under pressure an exited thread left %zu KiB committed",
-                 (committed(mgr) - before) / KIB);
+                 (tu_committed(mgr) - before) / KIB);
     hm_free(big);
     tu_release(heap, mgr);
 }
@@ -157,13 +148,13 @@ static void test_purge_is_batched(void **state) {
     for (int i = 0; i < 2048; i++)
         hm_free(b[i]);
     free(b);
-    size_t p0 = purges(mgr), c0 = committed(mgr);
+    size_t p0 = purges(mgr), c0 = tu_committed(mgr);
     hm_heap_collect(heap, true);
     size_t calls = purges(mgr) - p0;
     if (calls == 0 || calls > 3)
         fail_msg("32 neighbouring empty pages took %zu decommit calls", calls);
-    if (c0 - committed(mgr) < MIB)
-        fail_msg("the collect gave back only %zu KiB", (c0 - committed(mgr)) / KIB);
+    if (c0 - tu_committed(mgr) < MIB)
+        fail_msg("the collect gave back only %zu KiB", (c0 - tu_committed(mgr)) / KIB);
     hm_free(keep);
     tu_release(heap, mgr);
 }
@@ -177,15 +168,15 @@ static void test_idle_memory_ages_out(void **state) {
     void *warm = hm_alloc(heap, 2048);
     assert_non_null(warm);
     hm_free(warm);
-    size_t start = committed(mgr);
+    size_t start = tu_committed(mgr);
     run_churn(heap);
-    size_t held = committed(mgr);
+    size_t held = tu_committed(mgr);
     assert_true(held > start + 4 * MIB);
     size_t p0 = purges(mgr);
     /* light activity: blocks over 1 KiB take the slow path, whose maintenance runs every 64
      * calls and at most every delay/4 ms; keep it up well past the delay */
     for (int round = 0; round < 40; round++) {
-        sleep_ms(10);
+        tu_sleep_ms(10);
         for (int i = 0; i < 256; i++) {
             void *p = hm_alloc(heap, 2048);
             assert_non_null(p);
@@ -193,9 +184,9 @@ static void test_idle_memory_ages_out(void **state) {
         }
     }
     assert_true(purges(mgr) > p0);
-    if (committed(mgr) > start + MIB)
+    if (tu_committed(mgr) > start + MIB)
         fail_msg("%zu KiB of an exited thread's memory stayed committed past the delay",
-                 (committed(mgr) - start) / KIB);
+                 (tu_committed(mgr) - start) / KIB);
     tu_release(heap, mgr);
 }
 
@@ -208,7 +199,7 @@ static void test_huge_blocks_reused_warm(void **state) {
     assert_non_null(p);
     memset(p, 1, 20 * MIB);
     hm_free(p);
-    size_t c0 = committed(mgr), p0 = purges(mgr);
+    size_t c0 = tu_committed(mgr), p0 = purges(mgr);
     for (int i = 0; i < 20; i++) {
         size_t sz = (size_t)(15 + i % 6) * MIB; /* 15..20 MiB: fit the cached 20 MiB block */
         p = hm_alloc(heap, sz);
@@ -217,7 +208,7 @@ static void test_huge_blocks_reused_warm(void **state) {
         hm_free(p);
     }
     assert_int_equal(purges(mgr), p0);
-    assert_int_equal(committed(mgr), c0);
+    assert_int_equal(tu_committed(mgr), c0);
     hm_manager_stats_t s;
     hm_manager_stats(mgr, &s);
     assert_true(s.cached >= 20 * MIB);
@@ -227,12 +218,7 @@ static void test_huge_blocks_reused_warm(void **state) {
 /* The cache of a manager with a budget holds at most an eighth of its limit. */
 static void test_cache_bounded_by_limit(void **state) {
     (void)state;
-    hm_config c;
-    hm_config_init(&c);
-    c.purge_delay_ms = 600000;
-    c.limit = 128 * MIB; /* cache at most 16 MiB, below the 256 MiB default */
-    c.reserve_appdomain = 0;
-    c.reserve_process = 0;
+    hm_config c = purge_config(600000, 128 * MIB); /* cache at most 16 MiB, below 256 MiB */
     hm_manager *mgr = tu_manager(&c);
     hm_heap *heap = tu_heap(mgr, 0);
     void *p[6];

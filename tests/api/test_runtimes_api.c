@@ -14,11 +14,6 @@
 
 #define MIB TU_MIB
 
-static void sleep_ms(unsigned ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* ---- the heap of an instance ---------------------------------------------------------------- */
 static void test_malloc_heap(void **state) {
     (void)state;
@@ -428,7 +423,7 @@ static void test_low_not_held_back(void **state) {
     /* the other states still respect the interval: going back to High says nothing yet */
     hm_free(b);
     hm_free(a);
-    sleep_ms(100);
+    tu_sleep_ms(100);
     assert_int_equal(rec_count_level(&r, eMemoryAvailableHigh), 0);
     assert_true(hm_manager_set_notify(mgr, NULL, NULL));
     tu_release(h, mgr);

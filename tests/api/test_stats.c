@@ -195,8 +195,7 @@ static void test_json_program_name_escaped(void **state) {
     dup2(saved, 1);
     close(saved);
     assert_int_equal(rc, 0);
-    if (!WIFEXITED(res.status) || WEXITSTATUS(res.status) != 0)
-        fail_msg("child exit %d: %s", res.status, res.err);
+    tu_assert_child_exited0(&res, "child");
     rc = tu_python_check("json", path,
                          "len(docs) == 1 and d['program'] == 'a' + chr(34) + 'b' + chr(92) + "
                          "'c' + chr(10) + 'd' + chr(0xc3) + chr(0xa9) + chr(0x7f)");
@@ -246,8 +245,7 @@ static void test_json_widest_report_whole(void **state) {
     dup2(saved, 1);
     close(saved);
     assert_int_equal(rc, 0);
-    if (!WIFEXITED(res.status) || WEXITSTATUS(res.status) != 0)
-        fail_msg("child exit %d (3: the report was refused): %s", res.status, res.err);
+    tu_assert_child_exited0(&res, "child (3: the report was refused)");
     rc = tu_python_check("json", path,
                          "len(docs) == 1 and d['program'] == chr(1) * 63 and "
                          "d['manager']['limit'] == 12345678901234567890 and "
@@ -281,9 +279,7 @@ static void test_env_stats_json(void **state) {
     int fd = tu_mkstemp(path);
     close(fd);
     tu_child_result res;
-    assert_int_equal(tu_run_child(stats_json_child, path, &res), 0);
-    if (!WIFEXITED(res.status) || WEXITSTATUS(res.status) != 0)
-        fail_msg("child exit %d: %s", res.status, res.err);
+    tu_expect_exit0(stats_json_child, path, &res, "child");
     int rc = tu_python_check("json", path,
                              "len(docs) == 2 and docs[0]['report'] == 'heap' and "
                              "docs[0]['heap']['live_blocks'] == 5 and "
@@ -329,9 +325,7 @@ static bool line_has(const char *text, const char *name, const char *a, const ch
 static void test_verbose_configuration(void **state) {
     (void)state;
     tu_child_result res;
-    assert_int_equal(tu_run_child(verbose_child, NULL, &res), 0);
-    if (!WIFEXITED(res.status) || WEXITSTATUS(res.status) != 0)
-        fail_msg("child exit %d: %s", res.status, res.err);
+    tu_expect_exit0(verbose_child, NULL, &res, "child");
     static const char *const names[] = {"HM_LIMIT",           "HM_RESERVE_APPDOMAIN",
                                         "HM_RESERVE_PROCESS", "HM_PROCESS_WAIT",
                                         "HM_LOW_PCT",         "HM_NEUTRAL_PCT",
@@ -373,9 +367,7 @@ static void env_child(void *arg) {
 }
 
 static void run_env(const char *const *kv, tu_child_result *res) {
-    assert_int_equal(tu_run_child(env_child, (void *)kv, res), 0);
-    if (!WIFEXITED(res->status) || WEXITSTATUS(res->status) != 0)
-        fail_msg("child exit %d: %s", res->status, res->err);
+    tu_expect_exit0(env_child, (void *)kv, res, "child");
 }
 
 static void test_unknown_name_warning(void **state) {
@@ -453,9 +445,7 @@ static void test_inconsistent_thresholds(void **state) {
         NULL};
     for (int which = 0; which < 4; which++) {
         tu_child_result res;
-        assert_int_equal(tu_run_child(thresholds_child, &which, &res), 0);
-        if (!WIFEXITED(res.status) || WEXITSTATUS(res.status) != 0)
-            fail_msg("child exit %d: %s", res.status, res.err);
+        tu_expect_exit0(thresholds_child, &which, &res, "child");
         if (want[which] != NULL ? strcmp(res.err, want[which]) != 0 : res.err[0] != '\0')
             fail_msg("case %d: stderr '%s'", which, res.err);
     }

@@ -3,9 +3,5 @@
 #include "misuse.h"
 
 int main(void) {
-    char *p = xmalloc(16384), *q = xmalloc(16384);
-    free(opaque(p));
-    free(opaque(q));
-    free(opaque(p));
-    return MISUSE_MISSED;
+    return double_free_pqp(16384);
 }

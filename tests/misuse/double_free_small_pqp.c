@@ -4,9 +4,5 @@
 #include "misuse.h"
 
 int main(void) {
-    char *p = xmalloc(32), *q = xmalloc(32);
-    free(opaque(p));
-    free(opaque(q));
-    free(opaque(p));
-    return MISUSE_MISSED;
+    return double_free_pqp(32);
 }

@@ -83,4 +83,25 @@ static inline int refused(void *result, int err, int want) {
     return err == want ? MISUSE_REFUSED : MISUSE_WRONG_ERROR;
 }
 
+/* the shapes several programs share, which differ only by a size or an offset */
+
+/* byte `offset` of a freed `size`-byte block written, then a block of that size allocated (and
+ * freed): the allocation that hands the slot out again is where a check can see the write */
+static inline int uaf_write_then_reuse(size_t size, size_t offset) {
+    char *p = xmalloc(size);
+    free(opaque(p));
+    write_byte(p + offset, 0x41);
+    free(xmalloc(size));
+    return MISUSE_MISSED;
+}
+
+/* p, q, p with two `size`-byte blocks: the second free of p does not follow the first */
+static inline int double_free_pqp(size_t size) {
+    char *p = xmalloc(size), *q = xmalloc(size);
+    free(opaque(p));
+    free(opaque(q));
+    free(opaque(p));
+    return MISUSE_MISSED;
+}
+
 #endif

@@ -5,9 +5,5 @@
 #include "misuse.h"
 
 int main(void) {
-    char *p = xmalloc(128);
-    free(opaque(p));
-    write_byte(p + 65, 0x41);
-    free(xmalloc(128));
-    return MISUSE_MISSED;
+    return uaf_write_then_reuse(128, 65);
 }

@@ -862,6 +862,28 @@ static void start(worker_t *w, void *(*fn)(void *)) {
     }
 }
 
+/* 4 MiB of virtual memory reserved, committed, written and released through m's door (COM or
+ * native); a refusal for lack of memory is allowed, any other error fails. */
+static void virtual_round_trip(mgr_t *m) {
+    void *p = NULL;
+    const size_t size = 4 * MIB;
+    const DWORD type = MEM_RESERVE | MEM_COMMIT;
+    /* each door's result as a number, with what success and "out of memory" are on it */
+    long rc =
+        m->com ? (long)IHostMemoryManager_VirtualAlloc(m->mm, NULL, size, type, PAGE_READWRITE,
+                                                       eTaskCritical, &p)
+               : (long)hm_virtual_alloc(m->nm, NULL, size, type, PAGE_READWRITE, eTaskCritical, &p);
+    const long ok = m->com ? (long)S_OK : (long)HM_OK;
+    const long nomem = m->com ? (long)E_OUTOFMEMORY : (long)HM_ERR_NOMEM;
+    const char *door = m->com ? "VirtualAlloc" : "hm_virtual_alloc";
+    if (rc == nomem) return;
+    if (rc != ok) fail("%s: %ld", door, rc);
+    memset(p, 0x77, size);
+    rc = m->com ? (long)IHostMemoryManager_VirtualFree(m->mm, p, 0, MEM_RELEASE)
+                : (long)hm_virtual_free(m->nm, p, 0, MEM_RELEASE);
+    if (rc != ok) fail("%s's free: %ld", door, rc);
+}
+
 static void run_round(uint64_t seed, size_t baseline, round_result *res) {
     double t0 = g_round_start = now_s();
     rng_t r = rng_seed(seed);
@@ -963,31 +985,8 @@ static void run_round(uint64_t seed, size_t baseline, round_result *res) {
              mib(rss), mib(baseline), mib(committed), LIVE_SLACK / MIB);
 
     /* some virtual memory, through both doors */
-    for (int i = 0; i < g_nmgrs; i++) {
-        mgr_t *m = &g_mgrs[i];
-        void *p = NULL;
-        if (m->com) {
-            HRESULT hr = IHostMemoryManager_VirtualAlloc(
-                m->mm, NULL, 4 * MIB, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE, eTaskCritical, &p);
-            if (hr == S_OK) {
-                memset(p, 0x77, 4 * MIB);
-                hr = IHostMemoryManager_VirtualFree(m->mm, p, 0, MEM_RELEASE);
-                if (hr != S_OK) fail("VirtualFree: hr %#x", (unsigned)hr);
-            } else if (hr != E_OUTOFMEMORY) {
-                fail("VirtualAlloc: hr %#x", (unsigned)hr);
-            }
-        } else {
-            hm_result e = hm_virtual_alloc(m->nm, NULL, 4 * MIB, MEM_RESERVE | MEM_COMMIT,
-                                           PAGE_READWRITE, eTaskCritical, &p);
-            if (e == HM_OK) {
-                memset(p, 0x77, 4 * MIB);
-                e = hm_virtual_free(m->nm, p, 0, MEM_RELEASE);
-                if (e != HM_OK) fail("hm_virtual_free: %d", (int)e);
-            } else if (e != HM_ERR_NOMEM) {
-                fail("hm_virtual_alloc: %d", (int)e);
-            }
-        }
-    }
+    for (int i = 0; i < g_nmgrs; i++)
+        virtual_round_trip(&g_mgrs[i]);
 
     release_managers(&r, res);
 

@@ -179,25 +179,16 @@ static void survive(unsigned ops_mask, unsigned every, double prob, uint64_t see
                   ops_mask, (size_t)injected, t.allocs, t.oom, t.vallocs, t.voom);
 }
 
-static void test_mmap_faults(void **state) {
-    (void)state;
-    survive(HM_OS_MMAP, 0, 0.2, 11);
-}
-
-static void test_munmap_faults(void **state) {
-    (void)state;
-    survive(HM_OS_MUNMAP, 2, 0, 12);
-}
-
-static void test_madvise_faults(void **state) {
-    (void)state;
-    survive(HM_OS_MADVISE, 0, 0.5, 13);
-}
-
-static void test_mprotect_faults(void **state) {
-    (void)state;
-    survive(HM_OS_MPROTECT, 3, 0, 14);
-}
+/* One test per OS call: survive(ops, every, probability, seed). */
+#define SURVIVE_TEST(name, ops, every, probability, seed)                                          \
+    static void name(void **state) {                                                               \
+        (void)state;                                                                               \
+        survive(ops, every, probability, seed);                                                    \
+    }
+SURVIVE_TEST(test_mmap_faults, HM_OS_MMAP, 0, 0.2, 11)
+SURVIVE_TEST(test_munmap_faults, HM_OS_MUNMAP, 2, 0, 12)
+SURVIVE_TEST(test_madvise_faults, HM_OS_MADVISE, 0, 0.5, 13)
+SURVIVE_TEST(test_mprotect_faults, HM_OS_MPROTECT, 3, 0, 14)
 
 static void test_all_faults_random(void **state) {
     (void)state;

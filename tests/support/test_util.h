@@ -30,6 +30,7 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -121,6 +122,28 @@ static inline hm_heap *tu_heap(hm_manager *mgr, unsigned flags) {
 static inline void tu_release(hm_heap *heap, hm_manager *mgr) {
     hm_heap_release(heap);
     hm_manager_release(mgr);
+}
+
+/* The bytes `mgr` has committed now (hm_manager_stats). */
+static inline size_t tu_committed(hm_manager *mgr) {
+    hm_manager_stats_t s;
+    hm_manager_stats(mgr, &s);
+    return s.committed;
+}
+
+/* ---- time ----------------------------------------------------------------------------------- */
+/* Milliseconds on the monotonic clock. */
+static inline double tu_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Sleeps `ms` milliseconds, all of them (a signal does not cut it short). */
+static inline void tu_sleep_ms(unsigned ms) {
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
 }
 
 /* An IHostMalloc that hostmalloc did not make: every allocation is refused (E_OUTOFMEMORY),
@@ -287,6 +310,15 @@ static inline const char *tu_status_str(int status, char *buf, size_t len) {
                      (res)->err);                                                                  \
     } while (0)
 
+/* Assert that the child exited with status 0; `what` names it in the failure message. */
+#define tu_assert_child_exited0(res, what)                                                         \
+    do {                                                                                           \
+        char tu_sbuf_[96];                                                                         \
+        if (!WIFEXITED((res)->status) || WEXITSTATUS((res)->status) != 0)                          \
+            fail_msg("%s %s; stderr: %s", (what),                                                  \
+                     tu_status_str((res)->status, tu_sbuf_, sizeof(tu_sbuf_)), (res)->err);        \
+    } while (0)
+
 /* `m` is one line that starts "hostmalloc: " (the form of every report of the library). */
 static inline int tu_one_line(const char *m) {
     size_t n = strlen(m);
@@ -299,6 +331,14 @@ static inline int tu_one_line(const char *m) {
 static inline void tu_expect_abort(tu_child_fn fn, void *arg, tu_child_result *res) {
     assert_int_equal(tu_run_child(fn, arg, res), 0);
     tu_assert_child_signaled(res, SIGABRT);
+}
+
+/* Run fn(arg) in a child (tu_run_child) that must exit 0 (`what` names it when it does not);
+ * `res` gets what it wrote, for the caller's checks. */
+static inline void tu_expect_exit0(tu_child_fn fn, void *arg, tu_child_result *res,
+                                   const char *what) {
+    assert_int_equal(tu_run_child(fn, arg, res), 0);
+    tu_assert_child_exited0(res, what);
 }
 
 /* ---- crashes in threads ---------------------------------------------------------------------
