@@ -505,6 +505,10 @@ static hm_page_t *page_fresh(hm_theap_t *th, size_t bin, int level) {
         if (pg != &seg->pages[0] && th->free_committed_pages > 0) th->free_committed_pages--;
     } else {
         size_t full = (size_t)1 << seg->page_shift;
+        /* page 0 is uncommitted only in a segment taken back from the cache after its tail was
+         * decommitted (segment_decommit_tail): its header's bytes are all the segment counts,
+         * and page 0 is the first page it hands out. Page 0 is counted in full, once. */
+        if (pg == &seg->pages[0] && seg->committed < full) full -= seg->committed;
         if (!_hm_theap_commit(th, full, level)) {
             if (seg->used_pages == 0) _hm_segment_free(seg);
             return NULL; /* refused: the reclaim loop (heap.c) takes it from here */
