@@ -644,9 +644,8 @@ bool _hm_segment_valid(const hm_segment_t *seg) {
         }
         if (pg->committed) committed += i == 0 ? 0 : ((size_t)1 << shift);
     }
-    /* the pages past 0 are counted as they were committed; page 0 in full, plus its header
-     * once more when the segment came back from the cache decommitted (the header stayed
-     * counted and page 0 was committed again: the count errs high, never low) */
+    /* the pages past 0 are counted as they were committed, page 0 in full (or only its header,
+     * in a segment taken back decommitted from the cache until page 0 serves again) */
     return used == seg->used_pages && committed <= seg->committed &&
-           seg->committed <= committed + ((size_t)1 << shift) + _hm_segment_header_size(n);
+           seg->committed <= committed + ((size_t)1 << shift);
 }

@@ -1157,6 +1157,32 @@ static void test_checked_byte_precise_overrun(void **state) {
     sink_free(s);
 }
 
+/* A checked manager whose instances also inject faults (their own Alloc wraps the plain
+ * one): every block they hand out is still a checked block, whose misuse is caught. */
+static void test_checked_with_faults(void **state) {
+    (void)state;
+    sink *s = sink_new();
+    hm_config c = config_for(s, true);
+    c.fault_every[eProcessCritical] = 1000000; /* on, but never reached here */
+    IHostMemoryManager *mgr = NULL;
+    assert_int_equal(hm_create_host_memory_manager(&c, &mgr), S_OK);
+    IHostMalloc *m = NULL;
+    assert_int_equal(IHostMemoryManager_CreateMalloc(mgr, MALLOC_THREADSAFE, &m), S_OK);
+    static const size_t sizes[] = {1, 16, 100, 5000, 70000};
+    for (size_t i = 0; i < TU_ARRAY_SIZE(sizes); i++) {
+        size_t n = sizes[i];
+        char what[64];
+        snprintf(what, sizeof what, "a faulty checked instance's block of %zu bytes", n);
+        void *p = com_alloc(m, n);
+        if (hm_usable_size(p) != n) fail_msg("%s: usable size %zu", what, hm_usable_size(p));
+        flip(p, (ptrdiff_t)n);
+        com_free_bad(m, p, what);
+        sink_expect(s, HM_ERROR_OVERRUN, p, "overrun", what);
+    }
+    com_done(m, mgr);
+    sink_free(s);
+}
+
 /* Allocate blocks of `size` until `p` comes back (at most 20000 tries); frees the others. */
 static bool realloc_until(hm_heap *h, IHostMalloc *m, void *p, size_t size) {
     enum { MAX = 20000 };
@@ -1780,11 +1806,12 @@ static void test_default_mode_no_debug_pages(void **state) {
     sink_free(s);
 }
 
-TU_TEST_MAIN(test_debug_block_records_site, test_debug_block_canaries_and_fill,
-             test_walk_every_live_block, test_leak_report_groups_sites, test_leak_report_on_release,
-             test_leak_report_long_file, test_misuse_broken_canary, test_misuse_double_free,
-             test_checked_double_free_detected, test_checked_byte_precise_overrun,
-             test_checked_write_after_free, test_checked_header_damage, test_checked_64k_on_pages,
+TU_TEST_MAIN(test_checked_with_faults, test_debug_block_records_site,
+             test_debug_block_canaries_and_fill, test_walk_every_live_block,
+             test_leak_report_groups_sites, test_leak_report_on_release, test_leak_report_long_file,
+             test_misuse_broken_canary, test_misuse_double_free, test_checked_double_free_detected,
+             test_checked_byte_precise_overrun, test_checked_write_after_free,
+             test_checked_header_damage, test_checked_64k_on_pages,
              test_checked_link_write_never_followed, test_checked_remote_link_write,
              test_checked_aligned, test_checked_huge_quarantine_trim, test_checked_from_environment,
              test_error_sink_default_stderr, test_error_sink_custom_arg,

@@ -2,8 +2,8 @@
 /* doors/com/com_malloc.c: the IHostMalloc object. It only translates: argument checks, HRESULTs,
  * reference counting; the heap does the work. The object itself lives in the process default heap.
  *
- * Alloc and Free inline the engine's own fast paths (_hm_alloc_fast, _hm_heap_free_fast, defined once
- * in mem/alloc.h and used by the native door too) instead of calling hm_alloc_level and
+ * Alloc and Free inline the engine's own fast paths (_hm_alloc_fast, _hm_heap_free_fast, defined
+ * once in mem/alloc.h and used by the native door too) instead of calling hm_alloc_level and
  * hm_heap_free, which saves a call per operation (docs/DESIGN-NOTES.md, "The COM door"). */
 #include "com.h"
 #include "manager/manager.h"
@@ -55,9 +55,10 @@ static HRESULT STDMETHODCALLTYPE m_alloc(IHostMalloc *This, SIZE_T cbSize,
         *ppMem = NULL;
         return E_INVALIDARG;
     }
-    /* the COM door reports misuse found on the way and goes on (HM_LEVEL_NO_ABORT) */
-    void *p =
-        _hm_alloc_fast(self_of(This)->heap, cbSize, (int)level | HM_LEVEL_NO_ABORT, _hm_alloc_slow);
+    /* the COM door reports misuse found on the way and goes on (HM_LEVEL_NO_ABORT); the heap
+     * may be checked (an instance with fault injection has this Alloc under its own) */
+    void *p = _hm_alloc_fast(self_of(This)->heap, cbSize, (int)level | HM_LEVEL_NO_ABORT,
+                             _hm_alloc_slow_any);
     *ppMem = p;
     return p != NULL ? S_OK : E_OUTOFMEMORY;
 }
