@@ -363,19 +363,23 @@ void hm_heap_collect(hm_heap *heap, bool force) {
 
 /* ---- fork -------------------------------------------------------------------------------------
  * The locks of an arena and one of its heaps, in the order normal use takes them (the heap
- * pool, the arena's heap list, the heap, the segment cache, metadata), so that a child never
- * inherits a lock owned by a thread it does not have. Sub-heaps of the parent's other threads
- * stay owned by threads that do not exist in the child: their blocks can still be freed there
- * (remote frees). */
+ * pool, the arena's heap list, the heap, the segment cache, the budget's events, metadata), so that
+ * a child never inherits a lock owned by a thread it does not have. Sub-heaps of the parent's other
+ * threads stay owned by threads that do not exist in the child: their blocks can still be freed
+ * there (remote frees). */
 void _hm_arena_fork(hm_arena_t *a, hm_heap *heap, int phase) {
     if (phase == 0) {
         pthread_mutex_lock(&heap_pool_lock);
         pthread_mutex_lock(&a->heaps_lock);
         if (heap != NULL) pthread_mutex_lock(&heap->lock);
         pthread_mutex_lock(&a->cache_lock);
+        pthread_mutex_lock(&a->budget.changed.lock); /* (leaf locks: held only to post) */
+        pthread_mutex_lock(&a->budget.given.lock);
         _hm_meta_fork(0);
     } else {
         _hm_meta_fork(1);
+        pthread_mutex_unlock(&a->budget.given.lock);
+        pthread_mutex_unlock(&a->budget.changed.lock);
         pthread_mutex_unlock(&a->cache_lock);
         if (heap != NULL) pthread_mutex_unlock(&heap->lock);
         pthread_mutex_unlock(&a->heaps_lock);
