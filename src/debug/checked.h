@@ -149,14 +149,9 @@ hm_inline void *_hm_checked_alloc_try(hm_heap *heap, size_t size, int level) {
     return NULL;
 }
 
-/* Free into a checked heap; anything unusual (another thread, a full page, a bad block, a
- * DebugAlloc or huge block) goes the generic way, which checks and reports. */
-hm_inline hm_result _hm_checked_free_fast(hm_heap *heap, void *p) {
-    hm_segment_t *seg;
-    hm_page_t *pg;
-    if (hm_unlikely(_hm_block_lookup_fast(p, &seg, &pg) != HM_OK))
-        return _hm_heap_free_slow(heap, p);
-    if (hm_unlikely(seg->heap != heap)) return HM_ERR_OTHER_HEAP;
+/* Free block `p` of a checked heap's page; anything unusual (another thread, a full page, a
+ * bad block, a DebugAlloc or huge block) goes the generic way, which checks and reports. */
+hm_inline hm_result _hm_checked_page_free(hm_segment_t *seg, hm_page_t *pg, void *p) {
 #if !HM_TOOLS
     uintptr_t tid = atomic_load_explicit(&seg->tid, memory_order_relaxed);
     if (hm_likely(pg->kind == HM_PAGE_CHECKED && !pg->in_full &&
@@ -182,6 +177,11 @@ hm_inline hm_result _hm_checked_free_fast(hm_heap *heap, void *p) {
     }
 #endif
     return _hm_page_free(seg, pg, p);
+}
+
+/* Free into a checked heap. */
+hm_inline hm_result _hm_checked_free_fast(hm_heap *heap, void *p) {
+    return _hm_heap_free_with(heap, p, _hm_checked_page_free);
 }
 
 #endif /* HM_DEBUG_CHECKED_H */

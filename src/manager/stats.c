@@ -242,24 +242,29 @@ static size_t json_end(char *buf, size_t cap, size_t n) {
     return n + 1 < cap ? n : 0;
 }
 
+/* One JSON document: the head naming `kind`, the heap's or the manager's fields (one of `h` and
+ * `m`), the end; then to `out` or the statistics sink of `mgr`. */
+static size_t json_doc(hm_manager *mgr, FILE *out, const char *kind, const hm_heap_stats_t *h,
+                       const hm_manager_stats_t *m) {
+    char buf[JSON_CAP];
+    size_t n = json_head(buf, sizeof buf, kind);
+    n = h != NULL ? json_heap(buf, sizeof buf, n, h) : json_manager(buf, sizeof buf, n, m);
+    n = json_end(buf, sizeof buf, n);
+    return n != 0 ? emit(mgr, out, buf, n) : 0;
+}
+
 size_t hm_heap_stats_json(hm_heap *heap, FILE *out) {
     if (heap == NULL) return 0;
     hm_heap_stats_t s;
     hm_heap_stats(heap, &s);
-    char buf[JSON_CAP];
-    size_t n = json_head(buf, sizeof buf, "heap");
-    n = json_end(buf, sizeof buf, json_heap(buf, sizeof buf, n, &s));
-    return n != 0 ? emit(_hm_manager_of(heap), out, buf, n) : 0;
+    return json_doc(_hm_manager_of(heap), out, "heap", &s, NULL);
 }
 
 size_t hm_manager_stats_json(hm_manager *mgr, FILE *out) {
     if (mgr == NULL) return 0;
     hm_manager_stats_t s;
     hm_manager_stats(mgr, &s);
-    char buf[JSON_CAP];
-    size_t n = json_head(buf, sizeof buf, "manager");
-    n = json_end(buf, sizeof buf, json_manager(buf, sizeof buf, n, &s));
-    return n != 0 ? emit(mgr, out, buf, n) : 0;
+    return json_doc(mgr, out, "manager", NULL, &s);
 }
 
 /* ---- HM_STATS ------------------------------------------------------------------------------ */

@@ -404,13 +404,20 @@ hm_result hm_virtual_protect(hm_manager *mgr, void *addr, size_t size, uint32_t 
     return res;
 }
 
+/* A region's base (0: a free slot) and size, as a reader without the lock sees them. */
+static uintptr_t region_bounds(vm_region_t *r, size_t *size) {
+    uintptr_t base = atomic_load_explicit(&r->base, memory_order_acquire);
+    *size = atomic_load_explicit(&r->size, memory_order_relaxed);
+    return base;
+}
+
 /* Reader: no lock. */
 static bool query_region(hm_vmem_t *vm, uintptr_t addr, MEMORY_BASIC_INFORMATION *info) {
     size_t used = atomic_load_explicit(&vm->used, memory_order_acquire);
     for (size_t i = 0; i < used; i++) {
         vm_region_t *r = &vm->slots[i];
-        uintptr_t base = atomic_load_explicit(&r->base, memory_order_acquire);
-        size_t size = atomic_load_explicit(&r->size, memory_order_relaxed);
+        size_t size;
+        uintptr_t base = region_bounds(r, &size);
         if (base == 0 || addr < base || addr - base >= size) continue;
         size_t idx = (addr - base) / VM_PAGE, npages = size / VM_PAGE;
         for (;;) {
@@ -444,9 +451,8 @@ static bool query_region(hm_vmem_t *vm, uintptr_t addr, MEMORY_BASIC_INFORMATION
 static void clip_to_foreign(hm_vmem_t *vm, uintptr_t a, hm_os_mapping_t *m) {
     size_t used = atomic_load_explicit(&vm->used, memory_order_acquire);
     for (size_t i = 0; i < used; i++) {
-        vm_region_t *r = &vm->slots[i];
-        uintptr_t base = atomic_load_explicit(&r->base, memory_order_acquire);
-        uintptr_t end = base + atomic_load_explicit(&r->size, memory_order_relaxed);
+        size_t size;
+        uintptr_t base = region_bounds(&vm->slots[i], &size), end = base + size;
         if (base == 0) continue;
         if (end <= a && end > m->start) m->start = end;
         if (base > a && base < m->end) m->end = base;

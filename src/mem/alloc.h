@@ -76,14 +76,22 @@ hm_inline void *_hm_alloc_fast(hm_heap *heap, size_t size, int level,
     return slow(heap, size, level);
 }
 
-/* Free `p` if it is the start of a live block of `heap` (never aborts). */
-hm_inline hm_result _hm_heap_free_fast(hm_heap *heap, void *p) {
+/* Free `p` if it is the start of a live block of `heap` (never aborts): `page_free` frees a
+ * block of the heap's standard pages (_hm_page_free, or checked mode's inline free, which falls
+ * back on it); everything else goes to the slow path. */
+hm_inline hm_result _hm_heap_free_with(hm_heap *heap, void *p,
+                                       hm_result (*page_free)(hm_segment_t *, hm_page_t *,
+                                                              void *)) {
     hm_segment_t *seg;
     hm_page_t *pg;
     if (hm_unlikely(_hm_block_lookup_fast(p, &seg, &pg) != HM_OK))
         return _hm_heap_free_slow(heap, p);
     if (hm_unlikely(seg->heap != heap)) return HM_ERR_OTHER_HEAP;
-    return _hm_page_free(seg, pg, p);
+    return page_free(seg, pg, p);
+}
+
+hm_inline hm_result _hm_heap_free_fast(hm_heap *heap, void *p) {
+    return _hm_heap_free_with(heap, p, _hm_page_free);
 }
 
 #endif /* HM_MEM_ALLOC_H */

@@ -21,23 +21,16 @@ static hm_com_malloc_t *self_of(IHostMalloc *This) {
 }
 
 static HRESULT STDMETHODCALLTYPE m_query_interface(IHostMalloc *This, REFIID riid, void **ppv) {
-    if (ppv == NULL) return E_POINTER;
-    *ppv = NULL;
-    if (riid == NULL) return E_POINTER;
-    if (!hm_iid_equal(riid, &IID_IUnknown) && !hm_iid_equal(riid, &IID_IHostMalloc))
-        return E_NOINTERFACE;
-    atomic_fetch_add_explicit(&self_of(This)->refs, 1, memory_order_relaxed);
-    *ppv = This;
-    return S_OK;
+    return hm_com_query(This, &self_of(This)->refs, &IID_IHostMalloc, riid, ppv);
 }
 
 static ULONG STDMETHODCALLTYPE m_add_ref(IHostMalloc *This) {
-    return atomic_fetch_add_explicit(&self_of(This)->refs, 1, memory_order_relaxed) + 1;
+    return hm_com_add_ref(&self_of(This)->refs);
 }
 
 static ULONG STDMETHODCALLTYPE m_release(IHostMalloc *This) {
     hm_com_malloc_t *self = self_of(This);
-    ULONG n = atomic_fetch_sub_explicit(&self->refs, 1, memory_order_acq_rel) - 1;
+    ULONG n = hm_com_drop(&self->refs);
     if (n == 0) {
         IHostMemoryManager *owner = self->owner;
         hm_heap_report_leaks(self->heap, NULL); /* live DebugAlloc blocks, to the error sink */

@@ -24,23 +24,16 @@ static hm_com_manager_t *self_of(IHostMemoryManager *This) {
 
 static HRESULT STDMETHODCALLTYPE mm_query_interface(IHostMemoryManager *This, REFIID riid,
                                                     void **ppv) {
-    if (ppv == NULL) return E_POINTER;
-    *ppv = NULL;
-    if (riid == NULL) return E_POINTER;
-    if (!hm_iid_equal(riid, &IID_IUnknown) && !hm_iid_equal(riid, &IID_IHostMemoryManager))
-        return E_NOINTERFACE;
-    atomic_fetch_add_explicit(&self_of(This)->refs, 1, memory_order_relaxed);
-    *ppv = This;
-    return S_OK;
+    return hm_com_query(This, &self_of(This)->refs, &IID_IHostMemoryManager, riid, ppv);
 }
 
 static ULONG STDMETHODCALLTYPE mm_add_ref(IHostMemoryManager *This) {
-    return atomic_fetch_add_explicit(&self_of(This)->refs, 1, memory_order_relaxed) + 1;
+    return hm_com_add_ref(&self_of(This)->refs);
 }
 
 static ULONG STDMETHODCALLTYPE mm_release(IHostMemoryManager *This) {
     hm_com_manager_t *self = self_of(This);
-    ULONG n = atomic_fetch_sub_explicit(&self->refs, 1, memory_order_acq_rel) - 1;
+    ULONG n = hm_com_drop(&self->refs);
     if (n == 0) {
         /* stop notifications first: after this no call of the trampoline starts */
         hm_manager_set_notify(self->mgr, NULL, NULL);
