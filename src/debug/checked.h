@@ -149,9 +149,10 @@ hm_inline void *_hm_checked_alloc_try(hm_heap *heap, size_t size, int level) {
     return NULL;
 }
 
-/* Free block `p` of a checked heap's page; anything unusual (another thread, a full page, a
- * bad block, a DebugAlloc or huge block) goes the generic way, which checks and reports. */
-hm_inline hm_result _hm_checked_page_free(hm_segment_t *seg, hm_page_t *pg, void *p) {
+/* The fast path of a free of block `p` of a checked heap's page (HM_FREED, or what is left:
+ * HM_FREE_*); anything unusual (another thread, a full page, a bad block, a DebugAlloc or huge
+ * block) goes the generic way, whose slow path checks and reports. */
+hm_inline int _hm_checked_page_free_try(hm_segment_t *seg, hm_page_t *pg, void *p) {
 #if !HM_TOOLS
     uintptr_t tid = atomic_load_explicit(&seg->tid, memory_order_relaxed);
     if (hm_likely(pg->kind == HM_PAGE_CHECKED && !pg->in_full &&
@@ -171,17 +172,12 @@ hm_inline hm_result _hm_checked_page_free(hm_segment_t *seg, hm_page_t *pg, void
                 _hm_chk_fill(p);
                 pg->free = (hm_block_t *)p;
                 pg->used--;
-                return HM_OK;
+                return HM_FREED;
             }
         }
     }
 #endif
-    return _hm_page_free(seg, pg, p);
-}
-
-/* Free into a checked heap. */
-hm_inline hm_result _hm_checked_free_fast(hm_heap *heap, void *p) {
-    return _hm_heap_free_with(heap, p, _hm_checked_page_free);
+    return _hm_page_free_try(seg, pg, p);
 }
 
 #endif /* HM_DEBUG_CHECKED_H */

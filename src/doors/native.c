@@ -87,17 +87,16 @@ void *hm_alloc_aligned(hm_heap *heap, size_t size, size_t alignment) {
 }
 
 void hm_free(void *p) {
-    hm_segment_t *seg;
-    hm_page_t *pg;
-    if (hm_unlikely(_hm_block_lookup_fast(p, &seg, &pg) != HM_OK)) {
-        if (p != NULL) _hm_free_slow(p);
-        return;
-    }
-    if (hm_unlikely(_hm_page_free(seg, pg, p) != HM_OK)) abort(); /* reported already */
+    _hm_free_any(p);
 }
 
 hm_result hm_heap_free(hm_heap *heap, void *p) {
-    return _hm_heap_free_fast(heap, p);
+    hm_segment_t *seg;
+    hm_page_t *pg;
+    if (hm_unlikely(_hm_block_lookup_fast(p, &seg, &pg) != HM_OK))
+        return _hm_heap_free_slow(heap, p);
+    if (hm_unlikely(seg->heap != heap)) return HM_ERR_OTHER_HEAP;
+    return _hm_page_free(seg, pg, p);
 }
 
 size_t hm_usable_size(const void *p) {

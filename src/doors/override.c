@@ -37,12 +37,13 @@ static void fork_release(void) {
 static hm_noinline hm_heap *heap_init(void) {
     hm_heap *h = hm_heap_default();
     if (h == NULL) _hm_fatal("cannot create the process heap", NULL);
-    /* once, and never from inside malloc's first initialisation: pthread_atfork may allocate */
+    _hm_heap_pin(h); /* malloc finds this thread's sub-heap of it with one TLS load */
+    atomic_store_explicit(&g_heap, h, memory_order_release);
+    /* once; pthread_atfork may allocate, which finds the heap made by now */
     static _Atomic(int) registered;
     int expected = 0;
     if (atomic_compare_exchange_strong(&registered, &expected, 1))
         pthread_atfork(fork_prepare, fork_release, fork_release);
-    atomic_store_explicit(&g_heap, h, memory_order_release);
     return h;
 }
 
@@ -53,12 +54,25 @@ hm_inline hm_heap *heap(void) {
 }
 
 /* ---- C ---------------------------------------------------------------------------------- */
+/* Everything malloc's fast path leaves: the process heap made, the thread's sub-heap pinned,
+ * large sizes, empty pages, checked mode. */
+static hm_noinline void *malloc_slow(size_t size) {
+    hm_heap *h = heap();
+    if (_hm_tls_pinned == NULL) _hm_theap_pinned(h);
+    return _hm_alloc_slow_any(h, size, eProcessCritical);
+}
+
 HM_EXPORT void *malloc(size_t size) {
-    return _hm_alloc_fast(heap(), size, eProcessCritical, _hm_alloc_slow_any);
+    hm_theap_t *th = _hm_tls_pinned;
+    if (hm_likely(th != NULL && size <= HM_DIRECT_MAX)) {
+        void *p = _hm_theap_pop(th, size, eProcessCritical);
+        if (hm_likely(p != NULL)) return p;
+    }
+    return malloc_slow(size);
 }
 
 HM_EXPORT void free(void *p) {
-    hm_free(p);
+    _hm_free_any(p);
 }
 
 HM_EXPORT void *calloc(size_t count, size_t size) {

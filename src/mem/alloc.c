@@ -56,19 +56,11 @@ void *_hm_alloc_slow(hm_heap *heap, size_t size, int level) {
         return NULL;
     }
     if ((unsigned)level > eProcessCritical) level = eProcessCritical;
+    /* the sub-heap was not in the thread's cache: its direct page may have a block */
+    void *p = size <= HM_DIRECT_MAX ? _hm_theap_pop(th, size, level) : NULL;
+    if (p != NULL) return p;
     th->requests[level]++;
-    void *p;
-    hm_page_t *pg = size <= HM_DIRECT_MAX ? th->direct[(size + 15) >> 4] : NULL;
-    if (pg != NULL && pg->free != NULL) {
-        hm_block_t *b = pg->free;
-        hm_tool_access(b, 2 * sizeof(hm_block_t));
-        pg->free = b->next;
-        _hm_mark_set(b, NULL); /* live: unmarked */
-        pg->used++;
-        p = b;
-    } else {
-        p = theap_alloc_slow(th, size, HM_ALIGN, level);
-    }
+    p = theap_alloc_slow(th, size, HM_ALIGN, level);
     if (p != NULL) hm_tool_alloc(p, size);
     return p;
 }
@@ -139,6 +131,10 @@ void _hm_free_slow(void *p) {
     if (r == HM_ERR_NOT_BLOCK && _hm_huge_freed_at(p)) abort(); /* reported */
     if (r != HM_OK) free_invalid(p, r);
     if (_hm_page_free(seg, pg, p) != HM_OK) abort(); /* a check of its kind failed: reported */
+}
+
+void _hm_free_rest_or_abort(hm_segment_t *seg, hm_page_t *pg, void *p, int what) {
+    if (_hm_page_free_rest(seg, pg, p, what) != HM_OK) abort(); /* reported already */
 }
 
 hm_result _hm_heap_free_slow(hm_heap *heap, void *p) {

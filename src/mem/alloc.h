@@ -52,6 +52,21 @@ hm_inline hm_result _hm_block_lookup_fast(const void *p, hm_segment_t **segp, hm
     return HM_OK;
 }
 
+/* A block of `size` (at most HM_DIRECT_MAX) bytes from sub-heap `th`'s direct page, or NULL
+ * when that page has none at hand. `level` (0..2) is counted; 3 is counted nowhere. */
+hm_inline void *_hm_theap_pop(hm_theap_t *th, size_t size, int level) {
+    hm_page_t *pg = th->direct[(size + 15) >> 4];
+    hm_block_t *b = pg->free;
+    if (hm_unlikely(b == NULL)) return NULL;
+    hm_tool_access(b, 2 * sizeof(hm_block_t));
+    pg->free = b->next;
+    _hm_mark_set(b, NULL); /* live: unmarked */
+    pg->used++;
+    th->requests[level & 3]++;
+    hm_tool_alloc(b, size);
+    return b;
+}
+
 /* Allocate `size` bytes at `level` (0..2; 3 is counted nowhere) from `heap`; what the direct
  * table cannot serve goes to `slow` (a door passes its own: a checked heap's allocations go to
  * checked mode, which lives above this layer). */
@@ -60,38 +75,46 @@ hm_inline void *_hm_alloc_fast(hm_heap *heap, size_t size, int level,
     uint64_t id;
     hm_tls_entry_t *e = _hm_tls_slot(heap, &id);
     if (hm_likely(e->id == id && size <= HM_DIRECT_MAX)) {
-        hm_theap_t *th = e->th;
-        hm_page_t *pg = th->direct[(size + 15) >> 4];
-        hm_block_t *b = pg->free;
-        if (hm_likely(b != NULL)) {
-            hm_tool_access(b, 2 * sizeof(hm_block_t));
-            pg->free = b->next;
-            _hm_mark_set(b, NULL); /* live: unmarked */
-            pg->used++;
-            th->requests[level & 3]++;
-            hm_tool_alloc(b, size);
-            return b;
-        }
+        void *p = _hm_theap_pop(e->th, size, level);
+        if (hm_likely(p != NULL)) return p;
     }
     return slow(heap, size, level);
 }
 
-/* Free `p` if it is the start of a live block of `heap` (never aborts): `page_free` frees a
- * block of the heap's standard pages (_hm_page_free, or checked mode's inline free, which falls
- * back on it); everything else goes to the slow path. */
-hm_inline hm_result _hm_heap_free_with(hm_heap *heap, void *p,
-                                       hm_result (*page_free)(hm_segment_t *, hm_page_t *,
-                                                              void *)) {
+/* The slow path `what` of a free of any heap's block (hm_free): aborts with a message on misuse
+ * (a check of the block's kind failed: it reported). */
+void _hm_free_rest_or_abort(hm_segment_t *seg, hm_page_t *pg, void *p, int what);
+
+/* Free `p`, a block of any heap (hm_free, the malloc door's free): aborts on misuse. Every slow
+ * path is a tail call, so the fast path needs no stack frame. */
+hm_inline void _hm_free_any(void *p) {
     hm_segment_t *seg;
     hm_page_t *pg;
-    if (hm_unlikely(_hm_block_lookup_fast(p, &seg, &pg) != HM_OK))
-        return _hm_heap_free_slow(heap, p);
-    if (hm_unlikely(seg->heap != heap)) return HM_ERR_OTHER_HEAP;
-    return page_free(seg, pg, p);
+    if (hm_unlikely(_hm_block_lookup_fast(p, &seg, &pg) != HM_OK)) {
+        if (p != NULL) _hm_free_slow(p);
+        return;
+    }
+    int what = _hm_page_free_try(seg, pg, p);
+    if (hm_unlikely(what != HM_FREED)) _hm_free_rest_or_abort(seg, pg, p, what);
 }
 
-hm_inline hm_result _hm_heap_free_fast(hm_heap *heap, void *p) {
-    return _hm_heap_free_with(heap, p, _hm_page_free);
+/* Free `p` if it is the start of a live block of `heap` (never aborts), with the door's own
+ * answers: `try_free` is the page's fast path (_hm_page_free_try, or checked mode's, which falls
+ * back on it); `ok` when it freed the block, `other` for another heap's block, and otherwise
+ * whatever the door's `slow` (the lookup failed: NULL, huge and bad pointers) or `rest` (what
+ * try_free left, HM_FREE_*) answer. With constant arguments every slow exit is a tail call and
+ * the fast path needs no stack frame. */
+hm_inline int32_t _hm_heap_free_as(hm_heap *heap, void *p,
+                                   int (*try_free)(hm_segment_t *, hm_page_t *, void *), int32_t ok,
+                                   int32_t other, int32_t (*slow)(hm_heap *, void *),
+                                   int32_t (*rest)(hm_segment_t *, hm_page_t *, void *, int)) {
+    hm_segment_t *seg;
+    hm_page_t *pg;
+    if (hm_unlikely(_hm_block_lookup_fast(p, &seg, &pg) != HM_OK)) return slow(heap, p);
+    if (hm_unlikely(seg->heap != heap)) return other;
+    int what = try_free(seg, pg, p);
+    if (hm_likely(what == HM_FREED)) return ok;
+    return rest(seg, pg, p, what);
 }
 
 #endif /* HM_MEM_ALLOC_H */

@@ -34,6 +34,25 @@
 #include "mem/heap.h"
 
 __thread hm_tls_entry_t _hm_tls_cache[HM_TLS_WAYS] __attribute__((tls_model("initial-exec")));
+__thread hm_theap_t *_hm_tls_pinned __attribute__((tls_model("initial-exec")));
+static hm_heap *pinned_heap;
+
+void _hm_heap_pin(hm_heap *heap) {
+    __atomic_store_n(&pinned_heap, heap, __ATOMIC_RELEASE);
+}
+
+hm_theap_t *_hm_theap_pinned(hm_heap *heap) {
+    hm_theap_t *th = _hm_theap_get(heap);
+    if (th != NULL && heap == __atomic_load_n(&pinned_heap, __ATOMIC_ACQUIRE)) _hm_tls_pinned = th;
+    return th;
+}
+
+/* Remember `th` as the thread's sub-heap of `heap` (id `id`) in its cache slot `slot`. */
+static void tls_remember(hm_tls_entry_t *slot, hm_heap *heap, uint64_t id, hm_theap_t *th) {
+    slot->id = id;
+    slot->th = th;
+    if (heap == __atomic_load_n(&pinned_heap, __ATOMIC_ACQUIRE)) _hm_tls_pinned = th;
+}
 
 /* Every sub-heap this thread owns. */
 typedef struct hm_thread_rec_s {
@@ -134,16 +153,14 @@ hm_theap_t *_hm_theap_get_slow(hm_heap *heap) {
     if (heap->single != NULL) {
         /* a serialized heap: one sub-heap for whichever thread calls; cache it so the fast
          * path is the same as for thread-safe heaps (never recorded: no thread owns it) */
-        slot->id = id;
-        slot->th = heap->single;
+        tls_remember(slot, heap, id, heap->single);
         return heap->single;
     }
     hm_thread_rec_t *rec = tls_rec;
     if (rec != NULL) {
         for (size_t i = 0; i < rec->count; i++) {
             if (rec->e[i].heap == heap && rec->e[i].id == id) {
-                slot->id = id;
-                slot->th = rec->e[i].th;
+                tls_remember(slot, heap, id, rec->e[i].th);
                 return rec->e[i].th;
             }
         }
@@ -168,12 +185,12 @@ hm_theap_t *_hm_theap_get_slow(hm_heap *heap) {
     if (th == NULL) return NULL;
     /* Fill the cache slot first: rec_add may call pthread_setspecific, which allocates (with
      * malloc, i.e. with us, under the override) once a process has many keys. */
-    slot->id = id;
-    slot->th = th;
+    tls_remember(slot, heap, id, th);
     if (!rec_add(heap, id, th)) {
         /* cannot remember it: give it back for the next thread */
         slot->id = 0;
         slot->th = NULL;
+        if (_hm_tls_pinned == th) _hm_tls_pinned = NULL;
         pthread_mutex_lock(&heap->lock);
         theap_set_owner(th, HM_TID_NONE);
         th->abandoned = true;
@@ -213,6 +230,7 @@ static void thread_exit(void *arg) {
         pthread_mutex_unlock(&heap->lock);
     }
     memset(_hm_tls_cache, 0, sizeof _hm_tls_cache);
+    _hm_tls_pinned = NULL;
     tls_rec = NULL;
     _hm_meta_free(rec, sizeof(hm_thread_rec_t) + rec->cap * sizeof(rec->e[0]));
 }

@@ -40,6 +40,14 @@ hm_inline hm_tls_entry_t *_hm_tls_slot(const hm_heap *heap, uint64_t *id) {
 }
 /* The calling thread's sub-heap of `heap`, created or adopted on first use; NULL on OOM. */
 hm_theap_t *_hm_theap_get_slow(hm_heap *heap);
+/* The thread's sub-heap of the one pinned heap (the malloc door's process heap): a single TLS
+ * load finds it. NULL until the thread's first _hm_theap_get_slow of that heap, and again once
+ * the thread exits. */
+extern __thread hm_theap_t *_hm_tls_pinned;
+/* Pin `heap` (once, before its first use; never released while pinned). */
+void _hm_heap_pin(hm_heap *heap);
+/* The thread's sub-heap of the pinned `heap`, put in _hm_tls_pinned; NULL on OOM. */
+hm_theap_t *_hm_theap_pinned(hm_heap *heap);
 hm_inline hm_theap_t *_hm_theap_get(hm_heap *heap) {
     uint64_t id;
     hm_tls_entry_t *e = _hm_tls_slot(heap, &id);

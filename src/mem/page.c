@@ -465,6 +465,20 @@ hm_result _hm_page_free_slow(hm_page_t *pg, hm_segment_t *seg, hm_block_t *b) {
     return HM_OK;
 }
 
+hm_result _hm_page_free_rest(hm_segment_t *seg, hm_page_t *pg, void *p, int what) {
+    hm_block_t *b = p;
+    switch (what) {
+    case HM_FREE_REMOTE:
+        return _hm_page_free_remote(pg, seg, b);
+    case HM_FREE_SLOW:
+        return _hm_page_free_slow(pg, seg, b);
+    case HM_FREE_MARKED:
+        return _hm_page_free_marked(pg, seg, b);
+    default:
+        return _hm_page_emptied(pg, seg);
+    }
+}
+
 hm_result _hm_page_emptied(hm_page_t *pg, hm_segment_t *seg) {
     /* Only while memory is short: then the page goes back at once (decommitted: see
      * page_retire), so that a thread that frees and goes idle holds nothing another thread's

@@ -93,21 +93,32 @@ void _hm_theap_purge(hm_theap_t *th, uint32_t now, bool force);
 bool _hm_page_valid(const hm_page_t *pg);
 
 /* ---- the free fast path ------------------------------------------------------------------- */
-/* Free block `p` of `seg`/`pg` (a block start: the caller looked it up), inline for the fast
- * paths: the owner pushes onto the page's free list, another thread onto thread_free; a full,
- * huge or non-plain page, and a block with the free mark, go the slow way. */
-hm_inline hm_result _hm_page_free(hm_segment_t *seg, hm_page_t *pg, void *p) {
+/* What the free fast path left to do (_hm_page_free_try). */
+enum {
+    HM_FREED = 0,    /* done */
+    HM_FREE_REMOTE,  /* another thread's page: push onto its thread_free */
+    HM_FREE_SLOW,    /* a full, huge or non-plain page (HM_USED_SLOW) */
+    HM_FREE_MARKED,  /* the block carries the free mark: a double free, or the program's bytes */
+    HM_FREE_EMPTIED, /* freed, and the page is now empty behind the allocation head */
+};
+
+/* The owner's free of block `p` of `seg`/`pg` (a block start: the caller looked it up), inline
+ * for the fast paths: push onto the page's free list, or say which slow path is left. */
+hm_inline int _hm_page_free_try(hm_segment_t *seg, hm_page_t *pg, void *p) {
     hm_block_t *b = (hm_block_t *)p;
     uintptr_t tid = atomic_load_explicit(&seg->tid, memory_order_relaxed);
+    /* the owner first: one compare on the common path (the empty asm keeps the compiler from
+     * testing HM_TID_ANY, the serialized heaps' owner, before it) */
     if (hm_unlikely(tid != _hm_thread_id())) {
-        if (tid != HM_TID_ANY) return _hm_page_free_remote(pg, seg, b);
+        __asm__("" : "+r"(tid));
+        if (tid != HM_TID_ANY) return HM_FREE_REMOTE;
     }
     uint32_t used = pg->used;
     /* negative: HM_USED_SLOW (a full page out of its queue, a huge page, a debug page) */
-    if (hm_unlikely((int32_t)used < 0)) return _hm_page_free_slow(pg, seg, b);
+    if (hm_unlikely((int32_t)used < 0)) return HM_FREE_SLOW;
     hm_tool_access(b, 2 * sizeof(hm_block_t));
     /* marked: free already, unless the program wrote the mark itself (the slow path knows) */
-    if (hm_unlikely(_hm_mark_get(b) == pg)) return _hm_page_free_marked(pg, seg, b);
+    if (hm_unlikely(_hm_mark_get(b) == pg)) return HM_FREE_MARKED;
     hm_tool_free(b);
     hm_tool_access(b, 2 * sizeof(hm_block_t));
     b->next = pg->free;
@@ -118,8 +129,18 @@ hm_inline hm_result _hm_page_free(hm_segment_t *seg, hm_page_t *pg, void *p) {
     /* the page is now empty and allocation has moved on from it: while memory is short it is
      * retired at once, so that a thread that frees and then idles holds nothing another
      * thread's request needs; otherwise it stays for reuse (_hm_page_emptied) */
-    if (hm_unlikely(used == 1) && !pg->is_head) return _hm_page_emptied(pg, seg);
-    return HM_OK;
+    if (hm_unlikely(used == 1) && !pg->is_head) return HM_FREE_EMPTIED;
+    return HM_FREED;
+}
+
+/* The slow path `what` (HM_FREE_*) of a free of block `p`. */
+hm_result _hm_page_free_rest(hm_segment_t *seg, hm_page_t *pg, void *p, int what);
+
+/* Free block `p` of `seg`/`pg`: the fast path, then what it left. */
+hm_inline hm_result _hm_page_free(hm_segment_t *seg, hm_page_t *pg, void *p) {
+    int what = _hm_page_free_try(seg, pg, p);
+    if (hm_likely(what == HM_FREED)) return HM_OK;
+    return _hm_page_free_rest(seg, pg, p, what);
 }
 
 #endif /* HM_MEM_PAGE_H */

@@ -2,7 +2,7 @@
 /* doors/com/com_malloc.c: the IHostMalloc object. It only translates: argument checks, HRESULTs,
  * reference counting; the heap does the work. The object itself lives in the process default heap.
  *
- * Alloc and Free inline the engine's own fast paths (_hm_alloc_fast, _hm_heap_free_fast, defined
+ * Alloc and Free inline the engine's own fast paths (_hm_alloc_fast, _hm_heap_free_as, defined
  * once in mem/alloc.h and used by the native door too) instead of calling hm_alloc_level and
  * hm_heap_free, which saves a call per operation (docs/DESIGN-NOTES.md, "The COM door"). */
 #include "com.h"
@@ -71,8 +71,18 @@ static HRESULT STDMETHODCALLTYPE m_debug_alloc(IHostMalloc *This, SIZE_T cbSize,
     return p != NULL ? S_OK : E_OUTOFMEMORY;
 }
 
+/* The slow halves of Free, with the COM door's answers. */
+static hm_noinline HRESULT free_slow(hm_heap *heap, void *p) {
+    return _hm_heap_free_slow(heap, p) == HM_OK ? S_OK : HOST_E_INVALIDOPERATION;
+}
+
+static hm_noinline HRESULT free_rest(hm_segment_t *seg, hm_page_t *pg, void *p, int what) {
+    return _hm_page_free_rest(seg, pg, p, what) == HM_OK ? S_OK : HOST_E_INVALIDOPERATION;
+}
+
 static HRESULT STDMETHODCALLTYPE m_free(IHostMalloc *This, void *pMem) {
-    return _hm_heap_free_fast(self_of(This)->heap, pMem) == HM_OK ? S_OK : HOST_E_INVALIDOPERATION;
+    return _hm_heap_free_as(self_of(This)->heap, pMem, _hm_page_free_try, S_OK,
+                            HOST_E_INVALIDOPERATION, free_slow, free_rest);
 }
 
 static const IHostMallocVtbl malloc_vtbl = {
@@ -103,8 +113,8 @@ static HRESULT STDMETHODCALLTYPE m_alloc_checked(IHostMalloc *This, SIZE_T cbSiz
 }
 
 static HRESULT STDMETHODCALLTYPE m_free_checked(IHostMalloc *This, void *pMem) {
-    return _hm_checked_free_fast(self_of(This)->heap, pMem) == HM_OK ? S_OK
-                                                                     : HOST_E_INVALIDOPERATION;
+    return _hm_heap_free_as(self_of(This)->heap, pMem, _hm_checked_page_free_try, S_OK,
+                            HOST_E_INVALIDOPERATION, free_slow, free_rest);
 }
 
 static const IHostMallocVtbl malloc_vtbl_checked = {
