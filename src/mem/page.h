@@ -48,7 +48,7 @@ void _hm_page_kind_set(unsigned kind, const hm_page_kind_t *k);
 extern hm_page_t _hm_page_empty;
 /* The page containing p (p inside seg). */
 hm_inline hm_page_t *_hm_page_of(hm_segment_t *seg, const void *p) {
-    return &seg->pages[((uintptr_t)p - (uintptr_t)seg) >> seg->page_shift];
+    return seg->page_of[((uintptr_t)p & HM_SEGMENT_MASK) >> HM_SMALL_PAGE_SHIFT];
 }
 void _hm_theap_init_queues(hm_theap_t *th);
 /* Point the direct table of queue `qbin` at the queue's first page. */

@@ -320,6 +320,14 @@ static hm_segment_t *cache_take(hm_arena_t *a, size_t min_size, size_t max_size,
 }
 
 /* ---- standard segments ------------------------------------------------------------------- */
+/* Fill the segment's page_of table from its geometry (page_shift; a huge segment: one page). */
+static void segment_map_pages(hm_segment_t *seg) {
+    for (size_t i = 0; i < sizeof seg->page_of / sizeof seg->page_of[0]; i++)
+        seg->page_of[i] = seg->kind == HM_SEG_HUGE
+                              ? &seg->pages[0]
+                              : &seg->pages[i >> (seg->page_shift - HM_SMALL_PAGE_SHIFT)];
+}
+
 static void segment_init_pages(hm_segment_t *seg, hm_segment_kind_t kind, bool fresh) {
     size_t n = kind == HM_SEG_SMALL ? HM_SMALL_PAGES : HM_MEDIUM_PAGES;
     uint32_t shift = kind == HM_SEG_SMALL ? HM_SMALL_PAGE_SHIFT : HM_MEDIUM_PAGE_SHIFT;
@@ -349,6 +357,7 @@ static void segment_init_pages(hm_segment_t *seg, hm_segment_kind_t kind, bool f
         /* the header lives in page 0, which the caller counted as committed */
         seg->pages[0].committed = 1;
     }
+    segment_map_pages(seg);
 }
 
 hm_segment_t *_hm_segment_alloc(hm_theap_t *th, hm_segment_kind_t kind, int level) {
@@ -487,6 +496,7 @@ hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align, int leve
     seg->exec = exec;
     seg->kind = HM_SEG_HUGE;
     seg->page_shift = HM_SEGMENT_SHIFT + 20; /* every interior offset maps to page 0 */
+    segment_map_pages(seg);
     seg->page_count = 1;
     seg->used_pages = 1;
     seg->aligned_huge = aligned_huge;

@@ -216,6 +216,9 @@ struct hm_segment_s {
     uint32_t expire;        /* when cached: time to decommit (ms, wraps) */
     hm_segment_t *next;     /* in the theap's segment list / the heap's huge list / cache */
     hm_segment_t *prev;
+    /* the page of each 64 KiB of the segment's first 4 MiB: a free finds its page with one
+     * load, whatever the page size (a huge segment's entries all name its one page) */
+    hm_page_t *page_of[HM_SEGMENT_SIZE >> HM_SMALL_PAGE_SHIFT];
     hm_page_t pages[]; /* page_count entries */
 };
 
