@@ -69,8 +69,7 @@ static size_t blocks_in_segments(const hm_theap_t *th) {
 static void test_fill_until_refused(void **state) {
     (void)state;
     unit_env_t env;
-    unit_open(&env, LIMIT, 60000, 0);
-    hm_theap_t *th = env.th;
+    hm_theap_t *th = unit_open(&env, LIMIT, 60000, 0);
     static void *p[MAXBLOCKS];
     uint32_t epoch = atomic_load(&env.arena.collect_epoch);
     uint32_t changed = _hm_event_seq(&env.arena.budget.changed);
@@ -132,8 +131,7 @@ static void remote_free(void **blocks, size_t n) {
 static void test_own_empty_pages(void **state) {
     (void)state;
     unit_env_t env;
-    unit_open(&env, LIMIT, 60000, 0);
-    hm_theap_t *th = env.th;
+    hm_theap_t *th = unit_open(&env, LIMIT, 60000, 0);
     static void *p[MAXBLOCKS];
     size_t bin = _hm_bin_of(BIN_A_SIZE);
     size_t n = fill(&env, bin, p);
@@ -205,8 +203,8 @@ static void *leaver_main(void *arg) {
 static void test_abandoned_sub_heaps(void **state) {
     (void)state;
     unit_env_t env;
-    unit_open(&env, LIMIT, 60000, 0); /* this thread's sub-heap is made: none to adopt later */
-    hm_theap_t *th = env.th;
+    hm_theap_t *th =
+        unit_open(&env, LIMIT, 60000, 0); /* this thread's sub-heap is made: none to adopt later */
     leaver_t lv = {env.heap, 0, {NULL, NULL}, 0};
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, leaver_main, &lv), 0);
@@ -272,8 +270,7 @@ static void test_cache_purged(void **state) {
     unit_env_t env;
     /* the cache keeps at most an eighth of the limit, and a segment maps 4 MiB: 32 MiB */
     const size_t limit = 32 * MIB;
-    unit_open(&env, limit, 60000, 64 * MIB);
-    hm_theap_t *th = env.th;
+    hm_theap_t *th = unit_open(&env, limit, 60000, 64 * MIB);
     cache_one_segment(&env);
     /* 31 MiB and a header page: more than what is left */
     hm_segment_t *seg = _hm_theap_alloc_huge(th, limit - MIB, HM_ALIGN, eTaskCritical);
