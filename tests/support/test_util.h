@@ -105,6 +105,15 @@ static inline hm_config tu_test_config(size_t limit) {
     return c;
 }
 
+/* tu_test_config with `appdomain` and `process` bytes set aside as the AppDomain- and
+ * process-critical reserves. */
+static inline hm_config tu_reserve_config(size_t limit, size_t appdomain, size_t process) {
+    hm_config c = tu_test_config(limit);
+    c.reserve_appdomain = appdomain;
+    c.reserve_process = process;
+    return c;
+}
+
 /* A manager of `cfg` (NULL: the environment's), and a heap of `flags` on `mgr` (NULL: the
  * process's shared manager), that must be made; tu_release gives both back, heap first. */
 static inline hm_manager *tu_manager(const hm_config *cfg) {
@@ -425,6 +434,16 @@ static inline void tu_clear_hm_env(void) {
             again = 1;
             break;
         }
+    }
+}
+
+/* Set each "NAME=value" of `vars` (up to a NULL) in the environment. */
+static inline void tu_setenv_all(const char *const *vars) {
+    for (size_t i = 0; vars[i] != NULL; i++) {
+        char name[64];
+        size_t n = strcspn(vars[i], "=");
+        snprintf(name, sizeof name, "%.*s", (int)n, vars[i]);
+        setenv(name, vars[i][n] == '=' ? vars[i] + n + 1 : "", 1);
     }
 }
 
