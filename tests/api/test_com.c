@@ -820,9 +820,7 @@ static void test_com_double_free_after_remote_free(void **state) {
     IHostMalloc *m = new_malloc(mgr, MALLOC_THREADSAFE);
     void *keep = must_alloc(m, 32, eTaskCritical); /* the page stays in use */
     remote_free_arg a = {m, must_alloc(m, 32, eTaskCritical), E_FAIL};
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, remote_free, &a), 0);
-    assert_int_equal(pthread_join(t, NULL), 0);
+    tu_run_thread(remote_free, &a);
     assert_hr(a.hr, S_OK);
     expect_double_free(m, &s, a.p, "owner frees a block another thread freed");
     expect_distinct(m, 32, 40, "after the remote double free");

@@ -774,9 +774,7 @@ static void test_cross_thread_free(void **state) {
         memset(blocks[i], 7, sz);
     }
     xfree_ctx c = {blocks, N, h, 0};
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, xfree_thread, &c), 0);
-    pthread_join(th, NULL);
+    tu_run_thread(xfree_thread, &c);
     assert_int_equal(c.bad, 0);
     hm_heap_collect(h, true);
     hm_heap_stats_t st;

@@ -18,8 +18,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -348,6 +350,40 @@ static inline void tu_expect_exit0(tu_child_fn fn, void *arg, tu_child_result *r
                                    const char *what) {
     assert_int_equal(tu_run_child(fn, arg, res), 0);
     tu_assert_child_exited0(res, what);
+}
+
+/* ---- other threads -------------------------------------------------------------------------- */
+/* Run fn(arg) in a thread of its own and wait for it to end. */
+static inline void tu_run_thread(void *(*fn)(void *), void *arg) {
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, fn, arg), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+}
+
+/* Frees by a thread that does not own the blocks: free_one(ctx, block) is how one block is
+ * freed, and says whether the door accepted it. */
+typedef bool (*tu_free_fn)(void *ctx, void *p);
+
+typedef struct tu_remote_frees {
+    tu_free_fn free_one;
+    void *ctx;
+    void *const *blocks;
+    size_t n, refused;
+} tu_remote_frees;
+
+static inline void *tu_remote_frees_main(void *arg) {
+    tu_remote_frees *a = (tu_remote_frees *)arg;
+    for (size_t i = 0; i < a->n; i++)
+        a->refused += !a->free_one(a->ctx, a->blocks[i]);
+    return NULL;
+}
+
+/* Free blocks[0..n) from another thread (tu_run_thread); each free must be accepted. */
+static inline void tu_free_in_thread(tu_free_fn free_one, void *ctx, void *const *blocks,
+                                     size_t n) {
+    tu_remote_frees a = {free_one, ctx, blocks, n, 0};
+    tu_run_thread(tu_remote_frees_main, &a);
+    if (a.refused != 0) fail_msg("%zu of %zu frees by another thread refused", a.refused, n);
 }
 
 /* ---- crashes in threads ---------------------------------------------------------------------

@@ -170,28 +170,6 @@ static void test_free_owner_and_mark(void **state) {
 
 /* ---- other threads' frees ---------------------------------------------------------------------
  */
-typedef struct {
-    void **blocks;
-    int n;
-    hm_result r[16];
-} remote_t;
-
-static void *remote_free_main(void *arg) {
-    remote_t *rm = arg;
-    for (int i = 0; i < rm->n; i++)
-        rm->r[i] = unit_free(rm->blocks[i]); /* not the owner: the atomic list */
-    return NULL;
-}
-
-static void remote_free(void **blocks, int n) {
-    remote_t rm = {blocks, n, {0}};
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, remote_free_main, &rm), 0);
-    assert_int_equal(pthread_join(t, NULL), 0);
-    for (int i = 0; i < n; i++)
-        assert_int_equal(rm.r[i], HM_OK);
-}
-
 static void test_free_remote_then_collect(void **state) {
     (void)state;
     unit_env_t env;
@@ -203,7 +181,7 @@ static void test_free_remote_then_collect(void **state) {
     hm_segment_t *seg;
     hm_page_t *pg = unit_page_of(p[0], &seg);
     void *far[5] = {p[2], p[4], p[6], p[8], p[10]};
-    remote_free(far, 5);
+    unit_free_remote(far, 5);
     /* pushed on thread_free: still counted as used until the owner collects */
     assert_int_equal(pg->used, 20);
     assert_int_not_equal(atomic_load(&pg->thread_free) & ~HM_TF_MASK, 0);
@@ -324,7 +302,7 @@ static void test_full_page_remote_free(void **state) {
     hm_page_t *pb = unit_page_of(b, NULL);
     assert_true(pa->in_full);
 
-    remote_free(&a[1], 2);
+    unit_free_remote(&a[1], 2);
     assert_ptr_equal(atomic_load(&th->pending), pa);
     assert_int_equal(atomic_load(&pa->thread_free) & HM_TF_MASK, HM_TF_NOTIFIED);
     assert_true(pa->in_full); /* until the owner looks */

@@ -106,25 +106,6 @@ static void test_fill_until_refused(void **state) {
 
 /* ---- step 1: what is empty ----------------------------------------------------------------------
  */
-typedef struct {
-    void **blocks;
-    size_t n;
-} remote_t;
-
-static void *remote_free_main(void *arg) {
-    remote_t *rm = arg;
-    for (size_t i = 0; i < rm->n; i++)
-        if (unit_free(rm->blocks[i]) != HM_OK) abort();
-    return NULL;
-}
-
-static void remote_free(void **blocks, size_t n) {
-    remote_t rm = {blocks, n};
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, remote_free_main, &rm), 0);
-    assert_int_equal(pthread_join(t, NULL), 0);
-}
-
 /* The budget is full of this thread's pages, emptied by another thread's frees that nobody
  * collected yet: a request of another class is refused at first, and the loop's collection of
  * this thread's pages makes room for it. */
@@ -148,7 +129,7 @@ static void test_own_empty_pages(void **state) {
     assert_int_equal(th->collect_epoch, atomic_load(&env.arena.collect_epoch));
     assert_int_equal(unit_committed(&env), LIMIT);
 
-    remote_free(p, n); /* every page empty, but only on the lists of other threads' frees */
+    unit_free_remote(p, n); /* every page empty, but only on the lists of other threads' frees */
     assert_int_equal(unit_committed(&env), LIMIT);
 
     void *q = _hm_theap_alloc_block(th, _hm_bin_of(BIN_B_SIZE), eTaskCritical);
@@ -206,9 +187,7 @@ static void test_abandoned_sub_heaps(void **state) {
     hm_theap_t *th =
         unit_open(&env, LIMIT, 60000, 0); /* this thread's sub-heap is made: none to adopt later */
     leaver_t lv = {env.heap, 0, {NULL, NULL}, 0};
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, leaver_main, &lv), 0);
-    assert_int_equal(pthread_join(t, NULL), 0);
+    tu_run_thread(leaver_main, &lv);
     assert_non_null(lv.keep[0]);
     assert_non_null(lv.keep[1]);
     /* the leaver's sub-heap: abandoned, its empty pages retired but still committed */

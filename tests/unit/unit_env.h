@@ -112,6 +112,17 @@ static inline hm_result unit_free(void *p) {
     return _hm_page_free(seg, pg, p);
 }
 
+static inline bool unit_free_ok(void *ctx, void *p) {
+    (void)ctx;
+    return unit_free(p) == HM_OK;
+}
+
+/* Free blocks[0..n) from another thread: not the owner, so onto the pages' lists of other
+ * threads' frees. */
+static inline void unit_free_remote(void *const *blocks, size_t n) {
+    tu_free_in_thread(unit_free_ok, NULL, blocks, n);
+}
+
 /* Segments in th's list of `kind`. */
 static inline size_t unit_segments(const hm_theap_t *th, hm_segment_kind_t kind) {
     size_t n = 0;
