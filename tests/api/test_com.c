@@ -33,20 +33,7 @@ static const EMemoryCriticalLevel k_levels[LEVELS] = {eTaskCritical, eAppDomainC
                                                       eProcessCritical};
 
 /* The sizes every allocation test walks through. */
-static const size_t k_sizes[] = {0,       1,       2,       3,
-                                 4,       5,       6,       7,
-                                 8,       9,       10,      11,
-                                 12,      13,      14,      15,
-                                 16,      17,      24,      31,
-                                 32,      33,      48,      63,
-                                 64,      65,      100,     127,
-                                 128,     129,     255,     256,
-                                 257,     500,     1000,    1024,
-                                 2047,    4095,    4096,    4097,
-                                 8191,    8192,    8193,    12345,
-                                 32768,   65535,   65536,   65537,
-                                 100000,  262144,  1 << 20, (1 << 20) + 1,
-                                 3 << 20, 4 << 20, 8 << 20, (size_t)64 << 20};
+static const size_t k_sizes[] = {TU_ALLOC_SIZES};
 
 /* ---- helpers ----------------------------------------------------------------------------------
  */
@@ -112,6 +99,12 @@ static void test_create_manager(void **state) {
 
 /* ---- CreateMalloc
  * -------------------------------------------------------------------------------- */
+/* Release inst[0..n), each its last reference. */
+static void release_all(IHostMalloc *const *inst, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(IHostMalloc_Release(inst[i]), 0);
+}
+
 static void test_create_malloc_flags(void **state) {
     (void)state;
     IHostMemoryManager *mgr = new_manager();
@@ -128,8 +121,7 @@ static void test_create_malloc_flags(void **state) {
     for (int t = 0; t < 4; t++)
         assert_ptr_not_equal(again, inst[t]);
     assert_int_equal(IHostMalloc_Release(again), 0);
-    for (int t = 0; t < 4; t++)
-        assert_int_equal(IHostMalloc_Release(inst[t]), 0);
+    release_all(inst, 4);
     assert_int_equal(IHostMemoryManager_Release(mgr), 0);
 }
 
@@ -807,16 +799,8 @@ static void test_com_double_free_full_page(void **state) {
 
 /* A block freed by another thread (waiting on its page's list of remote frees), then freed
  * again by the owner: a double free. */
-typedef struct {
-    IHostMalloc *m;
-    void *p;
-    HRESULT hr;
-} remote_free_arg;
-
-static void *remote_free(void *arg) {
-    remote_free_arg *a = arg;
-    a->hr = IHostMalloc_Free(a->m, a->p);
-    return NULL;
+static bool com_freed(void *m, void *p) {
+    return IHostMalloc_Free((IHostMalloc *)m, p) == S_OK;
 }
 
 static void test_com_double_free_after_remote_free(void **state) {
@@ -825,10 +809,9 @@ static void test_com_double_free_after_remote_free(void **state) {
     IHostMemoryManager *mgr = df_manager(&s);
     IHostMalloc *m = new_malloc(mgr, MALLOC_THREADSAFE);
     void *keep = must_alloc(m, 32, eTaskCritical); /* the page stays in use */
-    remote_free_arg a = {m, must_alloc(m, 32, eTaskCritical), E_FAIL};
-    tu_run_thread(remote_free, &a);
-    assert_hr(a.hr, S_OK);
-    expect_double_free(m, &s, a.p, "owner frees a block another thread freed");
+    void *p = must_alloc(m, 32, eTaskCritical);
+    tu_free_in_thread(com_freed, m, &p, 1);
+    expect_double_free(m, &s, p, "owner frees a block another thread freed");
     expect_distinct(m, 32, 40, "after the remote double free");
     must_free(m, keep);
     assert_int_equal(IHostMalloc_Release(m), 0);
@@ -932,9 +915,8 @@ static void test_free_other_instance(void **state) {
     for (int a = 0; a < 4; a++)
         for (int b = 0; b < 4; b++)
             if (a != b) free_across(inst[a], inst[b], "a block of another instance");
-    IHostMalloc_Release(twin);
-    for (int t = 0; t < 4; t++)
-        IHostMalloc_Release(inst[t]);
+    assert_int_equal(IHostMalloc_Release(twin), 0);
+    release_all(inst, 4);
     IHostMemoryManager_Release(mgr);
 }
 

@@ -58,6 +58,16 @@
 
 #define TU_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
+/* The sizes the allocation tests of every door walk through (`{TU_ALLOC_SIZES}`): each from 0
+ * to 17, both sides of the small and medium class and page edges, and huge blocks up to 64 MiB
+ * (all of them live at once come to about 120 MiB). */
+#define TU_ALLOC_SIZES                                                                             \
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 24, 31, 32, 33, 48, 63, 64, 65,  \
+        100, 127, 128, 129, 255, 256, 257, 500, 1000, 1024, 2000, 2047, 4095, 4096, 4097, 8191,    \
+        8192, 8193, 10000, 12345, 16384, 32767, 32768, 65535, 65536, 65537, 100000, 131072,        \
+        262144, 262145, 1 << 20, (1 << 20) + 1, 2 << 20, 3 << 20, 4 << 20, 5 << 20, 8 << 20,       \
+        (size_t)32 << 20, (size_t)64 << 20
+
 /* HRESULTs in messages, and an exact-HRESULT assertion (the runtime tests `hr == S_OK`). */
 #include <hostmalloc/hostmalloc.h>
 #define HR(hr) ((unsigned)(uint32_t)(hr))
