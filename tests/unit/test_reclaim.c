@@ -301,6 +301,14 @@ static void give_huge(void *arg) {
     _hm_huge_free(arg); /* from any thread: the huge block's free takes the same path */
 }
 
+/* The fixture (no purge delay, no cache) with process-critical requests that wait up to
+ * `wait_ms` for memory. */
+static void open_waiting(unit_env_t *env, unsigned wait_ms) {
+    hm_config c = unit_config(env, LIMIT, 0, 0);
+    c.process_wait_ms = wait_ms;
+    unit_open_cfg(env, &c);
+}
+
 /* A huge block leaves less than a medium page of the budget. */
 static hm_segment_t *almost_full(unit_env_t *env) {
     size_t size = LIMIT - _hm_segment_header_size(1) - SMALL_PAGE;
@@ -313,9 +321,7 @@ static hm_segment_t *almost_full(unit_env_t *env) {
 static void test_process_critical_waits(void **state) {
     (void)state;
     unit_env_t env;
-    hm_config c = unit_config(&env, LIMIT, 0, 0);
-    c.process_wait_ms = 30000; /* a bound nobody reaches: the rescuer gives at once */
-    unit_open_cfg(&env, &c);
+    open_waiting(&env, 30000); /* a bound nobody reaches: the rescuer gives at once */
     hm_segment_t *big = almost_full(&env);
     rescuer_t r = {&env, shortages(&env), give_huge, big, false};
     pthread_t t;
@@ -337,9 +343,7 @@ static void test_process_critical_waits(void **state) {
 static void test_others_do_not_wait(void **state) {
     (void)state;
     unit_env_t env;
-    hm_config c = unit_config(&env, LIMIT, 0, 0);
-    c.process_wait_ms = 10000; /* each of the four would take that long if it waited */
-    unit_open_cfg(&env, &c);
+    open_waiting(&env, 10000); /* each of the four would take that long if it waited */
     hm_segment_t *big = almost_full(&env);
     double t0 = now_ms();
     assert_null(_hm_theap_alloc_block(env.th, _hm_bin_of(BIN_B_SIZE), eTaskCritical));
@@ -361,9 +365,7 @@ static void test_others_do_not_wait(void **state) {
 static void test_process_critical_wait_ends(void **state) {
     (void)state;
     unit_env_t env;
-    hm_config c = unit_config(&env, LIMIT, 0, 0);
-    c.process_wait_ms = 30;
-    unit_open_cfg(&env, &c);
+    open_waiting(&env, 30);
     hm_segment_t *big = almost_full(&env);
     assert_null(_hm_theap_alloc_block(env.th, _hm_bin_of(BIN_B_SIZE), eProcessCritical));
     assert_false(_hm_arena_commit(&env.arena, MIB, eProcessCritical));
@@ -415,9 +417,7 @@ static void give_budget(void *arg) {
 static void test_arena_commit_waits(void **state) {
     (void)state;
     unit_env_t env;
-    hm_config c = unit_config(&env, LIMIT, 0, 0);
-    c.process_wait_ms = 30000;
-    unit_open_cfg(&env, &c);
+    open_waiting(&env, 30000);
     assert_true(_hm_arena_commit(&env.arena, LIMIT, eProcessCritical));
     rescuer_t r = {&env, shortages(&env), give_budget, &env, false};
     pthread_t t;
