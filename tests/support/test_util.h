@@ -8,6 +8,11 @@
  * - tu_unmapped_address(), tu_prot_none_region(): addresses no allocator may touch.
  * - tu_python_check(): parse a JSON or XML output file with python3 and check an expression.
  * - tu_clear_hm_env(): start a child from an environment without HM_* variables.
+ * - tu_setenv_all(): set a list of "NAME=value" variables.
+ * - tu_test_config(), tu_reserve_config(): configurations independent of the environment.
+ * - tu_run_thread(), tu_free_in_thread(): a function in a thread of its own; blocks freed by a
+ *   thread that does not own them.
+ * - TU_ALLOC_SIZES: the sizes every allocation test walks through.
  * - TU_TEST_MAIN(test_a, test_b, ...): the common main of the cmocka programs: an optional
  *   argument selects one test by its exact name (CTest registers every test function of a
  *   program on its own).
