@@ -33,20 +33,7 @@ static const EMemoryCriticalLevel k_levels[LEVELS] = {eTaskCritical, eAppDomainC
                                                       eProcessCritical};
 
 /* The sizes every allocation test walks through. */
-static const size_t k_sizes[] = {0,       1,       2,       3,
-                                 4,       5,       6,       7,
-                                 8,       9,       10,      11,
-                                 12,      13,      14,      15,
-                                 16,      17,      24,      31,
-                                 32,      33,      48,      63,
-                                 64,      65,      100,     127,
-                                 128,     129,     255,     256,
-                                 257,     500,     1000,    1024,
-                                 2047,    4095,    4096,    4097,
-                                 8191,    8192,    8193,    12345,
-                                 32768,   65535,   65536,   65537,
-                                 100000,  262144,  1 << 20, (1 << 20) + 1,
-                                 3 << 20, 4 << 20, 8 << 20, (size_t)64 << 20};
+static const size_t k_sizes[] = {TU_ALLOC_SIZES};
 
 /* ---- helpers ----------------------------------------------------------------------------------
  */
@@ -112,6 +99,12 @@ static void test_create_manager(void **state) {
 
 /* ---- CreateMalloc
  * -------------------------------------------------------------------------------- */
+/* Release inst[0..n), each its last reference. */
+static void release_all(IHostMalloc *const *inst, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(IHostMalloc_Release(inst[i]), 0);
+}
+
 static void test_create_malloc_flags(void **state) {
     (void)state;
     IHostMemoryManager *mgr = new_manager();
@@ -128,8 +121,7 @@ static void test_create_malloc_flags(void **state) {
     for (int t = 0; t < 4; t++)
         assert_ptr_not_equal(again, inst[t]);
     assert_int_equal(IHostMalloc_Release(again), 0);
-    for (int t = 0; t < 4; t++)
-        assert_int_equal(IHostMalloc_Release(inst[t]), 0);
+    release_all(inst, 4);
     assert_int_equal(IHostMemoryManager_Release(mgr), 0);
 }
 
@@ -164,34 +156,33 @@ static const IID k_iid_manager = {
     0x7BC698D1, 0xF9E3, 0x4460, {0x9C, 0xDE, 0xD0, 0x42, 0x48, 0xE9, 0xFA, 0x25}};
 static const IID k_iid_random = {
     0x12345678, 0x9ABC, 0xDEF0, {0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88}};
-/* IHostMalloc's IID with one bit flipped in each part: still no match. */
-static const IID k_iid_malloc_d1 = {
-    0x1831991D, 0xCC53, 0x4A31, {0xB2, 0x18, 0x04, 0xE9, 0x10, 0x44, 0x64, 0x79}};
-static const IID k_iid_malloc_d4 = {
-    0x1831991C, 0xCC53, 0x4A31, {0xB2, 0x18, 0x04, 0xE9, 0x10, 0x44, 0x64, 0x78}};
+
+/* `iid` with one bit flipped, in Data1 or in the last byte of Data4: no longer a match. */
+static IID iid_flipped(IID iid, bool in_data4) {
+    if (in_data4)
+        iid.Data4[7] ^= 1;
+    else
+        iid.Data1 ^= 1;
+    return iid;
+}
 
 typedef HRESULT (*qi_fn)(void *self, REFIID riid, void **ppv);
 typedef ULONG (*ref_fn)(void *self);
 
-/* Typed thunks, so the generic helpers below call each method through its own type. */
-static HRESULT mgr_qi(void *s, REFIID riid, void **ppv) {
-    return IHostMemoryManager_QueryInterface((IHostMemoryManager *)s, riid, ppv);
-}
-static ULONG mgr_addref(void *s) {
-    return IHostMemoryManager_AddRef((IHostMemoryManager *)s);
-}
-static ULONG mgr_release(void *s) {
-    return IHostMemoryManager_Release((IHostMemoryManager *)s);
-}
-static HRESULT mal_qi(void *s, REFIID riid, void **ppv) {
-    return IHostMalloc_QueryInterface((IHostMalloc *)s, riid, ppv);
-}
-static ULONG mal_addref(void *s) {
-    return IHostMalloc_AddRef((IHostMalloc *)s);
-}
-static ULONG mal_release(void *s) {
-    return IHostMalloc_Release((IHostMalloc *)s);
-}
+/* Typed thunks, so the generic helpers below call each method through its own type:
+ * <prefix>_qi, <prefix>_addref and <prefix>_release of interface `iface`. */
+#define UNK_THUNKS(prefix, iface)                                                                  \
+    static HRESULT prefix##_qi(void *s, REFIID riid, void **ppv) {                                 \
+        return iface##_QueryInterface((iface *)s, riid, ppv);                                      \
+    }                                                                                              \
+    static ULONG prefix##_addref(void *s) {                                                        \
+        return iface##_AddRef((iface *)s);                                                         \
+    }                                                                                              \
+    static ULONG prefix##_release(void *s) {                                                       \
+        return iface##_Release((iface *)s);                                                        \
+    }
+UNK_THUNKS(mgr, IHostMemoryManager)
+UNK_THUNKS(mal, IHostMalloc)
 
 /* One object seen through its IUnknown slots (the first three of every vtable). */
 typedef struct unk {
@@ -258,18 +249,41 @@ static void qi_bad_pointers(const unk *o, const IID *own) {
                  o->name, HR(hr));
 }
 
+/* Every IID asked of every object: the object's own (`own`: QI_MANAGER or QI_MALLOC), IUnknown
+ * and their copies must succeed, all others must fail. */
+enum { QI_MANAGER = 1, QI_MALLOC = 2, QI_ANY = 3 };
+
+static void qi_all(const unk *o, unsigned own) {
+    const IID d1 = iid_flipped(k_iid_malloc, false), d4 = iid_flipped(k_iid_malloc, true);
+    const struct {
+        const IID *iid;
+        const char *name;
+        unsigned of;
+    } cases[] = {
+        {&IID_IUnknown, "IID_IUnknown", QI_ANY},
+        {&k_iid_unknown, "a copy of IID_IUnknown", QI_ANY},
+        {&IID_IHostMemoryManager, "IID_IHostMemoryManager", QI_MANAGER},
+        {&k_iid_manager, "a copy of IID_IHostMemoryManager", QI_MANAGER},
+        {&IID_IHostMalloc, "IID_IHostMalloc", QI_MALLOC},
+        {&k_iid_malloc, "a copy of IID_IHostMalloc", QI_MALLOC},
+        {&IID_ICLRMemoryNotificationCallback, "IID_ICLRMemoryNotificationCallback", 0},
+        {&k_iid_random, "a random IID", 0},
+        {&d1, "IID_IHostMalloc with Data1 changed", 0},
+        {&d4, "IID_IHostMalloc with Data4[7] changed", 0},
+    };
+    for (size_t i = 0; i < TU_ARRAY_SIZE(cases); i++) {
+        if (cases[i].of & own)
+            qi_must_succeed(o, cases[i].iid, cases[i].name, 1);
+        else
+            qi_must_fail(o, cases[i].iid, cases[i].name, 1);
+    }
+}
+
 static void test_query_interface_manager(void **state) {
     (void)state;
     IHostMemoryManager *mgr = new_manager();
     unk o = {mgr, mgr_qi, mgr_addref, mgr_release, "IHostMemoryManager"};
-    qi_must_succeed(&o, &IID_IUnknown, "IID_IUnknown", 1);
-    qi_must_succeed(&o, &IID_IHostMemoryManager, "IID_IHostMemoryManager", 1);
-    qi_must_succeed(&o, &k_iid_unknown, "a copy of IID_IUnknown", 1);
-    qi_must_succeed(&o, &k_iid_manager, "a copy of IID_IHostMemoryManager", 1);
-    qi_must_fail(&o, &IID_IHostMalloc, "IID_IHostMalloc", 1);
-    qi_must_fail(&o, &IID_ICLRMemoryNotificationCallback, "IID_ICLRMemoryNotificationCallback", 1);
-    qi_must_fail(&o, &k_iid_random, "a random IID", 1);
-    qi_must_fail(&o, &k_iid_malloc_d1, "IID_IHostMalloc with Data1 changed", 1);
+    qi_all(&o, QI_MANAGER);
     qi_bad_pointers(&o, &IID_IHostMemoryManager);
     assert_refcount(IHostMemoryManager, mgr, 1);
 
@@ -287,16 +301,7 @@ static void test_query_interface_malloc(void **state) {
     for (DWORD t = 0; t < 4; t++) {
         IHostMalloc *m = new_malloc(mgr, t);
         unk o = {m, mal_qi, mal_addref, mal_release, "IHostMalloc"};
-        qi_must_succeed(&o, &IID_IUnknown, "IID_IUnknown", 1);
-        qi_must_succeed(&o, &IID_IHostMalloc, "IID_IHostMalloc", 1);
-        qi_must_succeed(&o, &k_iid_unknown, "a copy of IID_IUnknown", 1);
-        qi_must_succeed(&o, &k_iid_malloc, "a copy of IID_IHostMalloc", 1);
-        qi_must_fail(&o, &IID_IHostMemoryManager, "IID_IHostMemoryManager", 1);
-        qi_must_fail(&o, &IID_ICLRMemoryNotificationCallback, "IID_ICLRMemoryNotificationCallback",
-                     1);
-        qi_must_fail(&o, &k_iid_random, "a random IID", 1);
-        qi_must_fail(&o, &k_iid_malloc_d1, "IID_IHostMalloc with Data1 changed", 1);
-        qi_must_fail(&o, &k_iid_malloc_d4, "IID_IHostMalloc with Data4[7] changed", 1);
+        qi_all(&o, QI_MALLOC);
         qi_bad_pointers(&o, &IID_IHostMalloc);
         assert_refcount(IHostMalloc, m, 1);
         assert_int_equal(IHostMalloc_Release(m), 0);
@@ -445,15 +450,20 @@ static void alloc_sizes(IHostMalloc *m, int debug) {
     }
 }
 
-static void test_alloc_sizes(void **state) {
-    (void)state;
+/* fn(m, debug) on an instance of each of the four types, all of one manager. */
+static void on_each_type(void (*fn)(IHostMalloc *m, int debug), int debug) {
     IHostMemoryManager *mgr = new_manager();
     for (DWORD t = 0; t < 4; t++) {
         IHostMalloc *m = new_malloc(mgr, t);
-        alloc_sizes(m, 0);
+        fn(m, debug);
         IHostMalloc_Release(m);
     }
     IHostMemoryManager_Release(mgr);
+}
+
+static void test_alloc_sizes(void **state) {
+    (void)state;
+    on_each_type(alloc_sizes, 0);
 }
 
 static void zero_size_unique(IHostMalloc *m, int debug) {
@@ -530,13 +540,7 @@ static void alloc_bad_args(IHostMalloc *m, int debug) {
 
 static void test_alloc_bad_args(void **state) {
     (void)state;
-    IHostMemoryManager *mgr = new_manager();
-    for (DWORD t = 0; t < 4; t++) {
-        IHostMalloc *m = new_malloc(mgr, t);
-        alloc_bad_args(m, 0);
-        IHostMalloc_Release(m);
-    }
-    IHostMemoryManager_Release(mgr);
+    on_each_type(alloc_bad_args, 0);
 }
 
 /* ---- DebugAlloc
@@ -583,13 +587,7 @@ static void test_debug_alloc(void **state) {
 
 static void test_debug_alloc_bad_args(void **state) {
     (void)state;
-    IHostMemoryManager *mgr = new_manager();
-    for (DWORD t = 0; t < 4; t++) {
-        IHostMalloc *m = new_malloc(mgr, t);
-        alloc_bad_args(m, 1);
-        IHostMalloc_Release(m);
-    }
-    IHostMemoryManager_Release(mgr);
+    on_each_type(alloc_bad_args, 1);
 }
 
 /* ---- Free
@@ -801,16 +799,8 @@ static void test_com_double_free_full_page(void **state) {
 
 /* A block freed by another thread (waiting on its page's list of remote frees), then freed
  * again by the owner: a double free. */
-typedef struct {
-    IHostMalloc *m;
-    void *p;
-    HRESULT hr;
-} remote_free_arg;
-
-static void *remote_free(void *arg) {
-    remote_free_arg *a = arg;
-    a->hr = IHostMalloc_Free(a->m, a->p);
-    return NULL;
+static bool com_freed(void *m, void *p) {
+    return IHostMalloc_Free((IHostMalloc *)m, p) == S_OK;
 }
 
 static void test_com_double_free_after_remote_free(void **state) {
@@ -819,12 +809,9 @@ static void test_com_double_free_after_remote_free(void **state) {
     IHostMemoryManager *mgr = df_manager(&s);
     IHostMalloc *m = new_malloc(mgr, MALLOC_THREADSAFE);
     void *keep = must_alloc(m, 32, eTaskCritical); /* the page stays in use */
-    remote_free_arg a = {m, must_alloc(m, 32, eTaskCritical), E_FAIL};
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, remote_free, &a), 0);
-    assert_int_equal(pthread_join(t, NULL), 0);
-    assert_hr(a.hr, S_OK);
-    expect_double_free(m, &s, a.p, "owner frees a block another thread freed");
+    void *p = must_alloc(m, 32, eTaskCritical);
+    tu_free_in_thread(com_freed, m, &p, 1);
+    expect_double_free(m, &s, p, "owner frees a block another thread freed");
     expect_distinct(m, 32, 40, "after the remote double free");
     must_free(m, keep);
     assert_int_equal(IHostMalloc_Release(m), 0);
@@ -928,9 +915,8 @@ static void test_free_other_instance(void **state) {
     for (int a = 0; a < 4; a++)
         for (int b = 0; b < 4; b++)
             if (a != b) free_across(inst[a], inst[b], "a block of another instance");
-    IHostMalloc_Release(twin);
-    for (int t = 0; t < 4; t++)
-        IHostMalloc_Release(inst[t]);
+    assert_int_equal(IHostMalloc_Release(twin), 0);
+    release_all(inst, 4);
     IHostMemoryManager_Release(mgr);
 }
 

@@ -55,12 +55,6 @@ static int my_tid(void) {
     return (int)syscall(SYS_gettid);
 }
 
-static void run_thread(void *(*fn)(void *), void *arg) {
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, fn, arg), 0);
-    assert_int_equal(pthread_join(t, NULL), 0);
-}
-
 /* Flip every bit of one byte: whatever the canary holds there, it no longer matches. */
 static void flip(void *p, ptrdiff_t off) {
     unsigned char *b = (unsigned char *)p + off;
@@ -420,7 +414,7 @@ static void test_debug_block_records_site(void **state) {
     /* the thread: a block of another thread and one of this thread, both with a broken back
      * canary; each report names the site, the sequence number and the allocating thread */
     thread_alloc ta = {h, NULL, 48, "thread_site.c", 77, NULL, 0};
-    run_thread(thread_debug_alloc, &ta);
+    tu_run_thread(thread_debug_alloc, &ta);
     assert_non_null(ta.p);
     assert_int_not_equal(ta.tid, my_tid());
     void *mine = debug_alloc(h, 48, "thread_site.c", 78);
@@ -615,7 +609,7 @@ static void test_walk_every_live_block(void **state) {
     }
     /* blocks of another thread (which has exited since) */
     walk_thread wt = {h, &b[n], 40};
-    run_thread(thread_walk_alloc, &wt);
+    tu_run_thread(thread_walk_alloc, &wt);
     for (size_t i = 0; i < wt.n; i++)
         assert_non_null(b[n + i].p);
     n += wt.n;
@@ -638,7 +632,7 @@ static void test_walk_every_live_block(void **state) {
      * which the walk reads; debug blocks are marked freed by the free itself. hm_heap_stats,
      * by contrast, still counts them as live until the owner collects (checked below). */
     walk_thread ft = {h, b, n};
-    run_thread(thread_walk_free, &ft);
+    tu_run_thread(thread_walk_free, &ft);
     size_t remote = 0;
     for (size_t i = 1; i < n; i += 4)
         remote += (i % 3 != 0); /* those not freed locally already */
@@ -1354,17 +1348,8 @@ static void test_checked_link_write_never_followed(void **state) {
 
 /* The same write into a block freed by another thread: the owner walks that list when it
  * collects it, stops at the damaged link and reports (never following the written value). */
-typedef struct remote_free_arg {
-    IHostMalloc *m;
-    void **blocks;
-    int n;
-} remote_free_arg;
-
-static void *remote_free_all(void *arg) {
-    remote_free_arg *a = arg;
-    for (int i = 0; i < a->n; i++)
-        if (IHostMalloc_Free(a->m, a->blocks[i]) != S_OK) abort();
-    return NULL;
+static bool com_freed(void *m, void *p) {
+    return IHostMalloc_Free((IHostMalloc *)m, p) == S_OK;
 }
 
 static void remote_link_write(bool cycle) {
@@ -1376,10 +1361,7 @@ static void remote_link_write(bool cycle) {
     void *b[K];
     for (int i = 0; i < K; i++)
         b[i] = com_alloc(m, SZ);
-    remote_free_arg a = {m, b, K};
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, remote_free_all, &a), 0);
-    assert_int_equal(pthread_join(t, NULL), 0);
+    tu_free_in_thread(com_freed, m, b, K);
     /* the remote list is b[2] -> b[1] -> b[0]: damage the link of b[2] (or of b[1], into a
      * cycle b[1] -> b[1]) */
     void *decoy = cycle ? b[1] : (void *)(g_decoy + 64);
@@ -1647,8 +1629,8 @@ static void test_error_sink_silent_when_correct(void **state) {
             com_free_ok(m, w[i]);
         }
         silent_thread t1 = {hc, NULL, v + N / 2, N / 2}, t2 = {NULL, m, w + N / 2, N / 2};
-        run_thread(thread_free_all, &t1);
-        run_thread(thread_free_all, &t2);
+        tu_run_thread(thread_free_all, &t1);
+        tu_run_thread(thread_free_all, &t2);
         hm_heap_collect(hc, false);
         hm_heap_collect(hd, false);
     }
@@ -1706,18 +1688,18 @@ static void test_remote_free_checked(void **state) {
         flip(a, (ptrdiff_t)n);
         flip(b, -1);
         remote_free t = {.com = m, .p = {a}, .n = 1};
-        run_thread(thread_remote_free, &t);
+        tu_run_thread(thread_remote_free, &t);
         if (t.hr[0] != HOST_E_INVALIDOPERATION)
             fail_msg("%zu bytes: remote Free of an overrun block returned 0x%08x", n, HR(t.hr[0]));
         sink_expect(s, HM_ERROR_OVERRUN, a, "remote.c:10 ", "remote overrun (COM)");
         t = (remote_free){.com = m, .p = {b}, .n = 1};
-        run_thread(thread_remote_free, &t);
+        tu_run_thread(thread_remote_free, &t);
         assert_int_equal(t.hr[0], HOST_E_INVALIDOPERATION);
         sink_expect(s, HM_ERROR_UNDERRUN, b, "remote.c:11 ", "remote underrun (COM)");
         /* a good remote free, then a second one (not for huge blocks: their double free is
          * test_checked_double_free_detected's case, where it is not reported) */
         t = (remote_free){.com = m, .p = {c, c}, .n = n <= 60000 ? 2 : 1};
-        run_thread(thread_remote_free, &t);
+        tu_run_thread(thread_remote_free, &t);
         assert_int_equal(t.hr[0], S_OK);
         if (t.n == 2) {
             assert_int_equal(t.hr[1], HOST_E_INVALIDOPERATION);
@@ -1734,7 +1716,7 @@ static void test_remote_free_checked(void **state) {
         tu_fill(keep, n, 9);
         flip(x, (ptrdiff_t)n);
         t = (remote_free){.heap = h, .p = {x, y}, .n = 2};
-        run_thread(thread_remote_free, &t);
+        tu_run_thread(thread_remote_free, &t);
         assert_int_equal(t.r[0], HM_ERR_NOT_BLOCK);
         assert_int_equal(t.r[1], HM_OK);
         snprintf(site, sizeof site, "remote.c:20 (#");
@@ -1746,7 +1728,7 @@ static void test_remote_free_checked(void **state) {
     }
     /* a block of a thread that has exited, overrun, freed here */
     thread_alloc ta = {NULL, m, 100, "remote_thread.c", 30, NULL, 0};
-    run_thread(thread_debug_alloc, &ta);
+    tu_run_thread(thread_debug_alloc, &ta);
     assert_non_null(ta.p);
     flip(ta.p, 100);
     com_free_bad(m, ta.p, "overrun block of an exited thread");

@@ -80,14 +80,6 @@ static void free_all_native(blocks *b) {
         hm_free(p);
 }
 
-/* The test configuration with `reserve` for each of the AppDomain and process reserves. */
-static hm_config reserved_config(size_t limit, size_t reserve) {
-    hm_config cfg = tu_test_config(limit);
-    cfg.reserve_appdomain = reserve;
-    cfg.reserve_process = reserve;
-    return cfg;
-}
-
 /* The statistics' `requests` and `failures` by level (of a heap or of the manager: `who`) are
  * exactly `want_req` and `want_fail`. */
 static void expect_level_counts(const char *who, const size_t *requests, const size_t *failures,
@@ -266,7 +258,7 @@ static void check_near(size_t committed, size_t ceiling, size_t block, const cha
 static void test_level_ceilings(void **state) {
     (void)state;
     const size_t limit = 64 * MIB, res = 8 * MIB, block = MIB;
-    hm_config cfg = reserved_config(limit, res);
+    hm_config cfg = tu_reserve_config(limit, res, res);
     hm_manager *mgr = tu_manager(&cfg);
     assert_int_equal(hm_manager_limit(mgr), limit);
     hm_heap *heap = tu_heap(mgr, 0);
@@ -855,7 +847,7 @@ static void test_notify_com_reentrant(void **state) {
 /* ==== 6. GetMemoryLoad ======================================================================== */
 static void test_get_memory_load(void **state) {
     (void)state;
-    hm_config cfg = reserved_config(64 * MIB, 8 * MIB);
+    hm_config cfg = tu_reserve_config(64 * MIB, 8 * MIB, 8 * MIB);
     IHostMemoryManager *mm = new_manager_cfg(&cfg);
     IHostMalloc *m = new_malloc(mm, 0);
     DWORD load = 77;
@@ -896,7 +888,7 @@ static void test_get_memory_load(void **state) {
 
 static void test_manager_load_native(void **state) {
     (void)state;
-    hm_config cfg = reserved_config(40 * MIB, 4 * MIB);
+    hm_config cfg = tu_reserve_config(40 * MIB, 4 * MIB, 4 * MIB);
     hm_manager *mgr = tu_manager(&cfg);
     hm_heap *heap = tu_heap(mgr, 0);
     void *p = hm_alloc_level(heap, 10 * MIB, eTaskCritical);
@@ -1306,20 +1298,22 @@ static void env_child(void *arg) {
     hm_config_init(&d);
     hm_config c;
     if (which == 0) {
-        setenv("HM_LIMIT", "512M", 1);
-        setenv("HM_RESERVE_APPDOMAIN", "16MiB", 1);
-        setenv("HM_RESERVE_PROCESS", "8192k", 1);
-        setenv("HM_PROCESS_WAIT", "250", 1);
-        setenv("HM_LOW_PCT", "85", 1);
-        setenv("HM_NEUTRAL_PCT", "70", 1);
-        setenv("HM_HIGH_PCT", "40", 1);
-        setenv("HM_NOTIFY_INTERVAL", "50", 1);
-        setenv("HM_FAULT_EVERY", "1,2,3", 1);
-        setenv("HM_FAULT_PROB", "0.5,0,0.25", 1);
-        setenv("HM_FAULT_SEED", "77", 1);
-        setenv("HM_PURGE_DELAY", "0", 1);
-        setenv("HM_SEGMENT_CACHE", "1G", 1);
-        setenv("HM_STATS", "1", 1);
+        static const char *const valid[] = {"HM_LIMIT=512M",
+                                            "HM_RESERVE_APPDOMAIN=16MiB",
+                                            "HM_RESERVE_PROCESS=8192k",
+                                            "HM_PROCESS_WAIT=250",
+                                            "HM_LOW_PCT=85",
+                                            "HM_NEUTRAL_PCT=70",
+                                            "HM_HIGH_PCT=40",
+                                            "HM_NOTIFY_INTERVAL=50",
+                                            "HM_FAULT_EVERY=1,2,3",
+                                            "HM_FAULT_PROB=0.5,0,0.25",
+                                            "HM_FAULT_SEED=77",
+                                            "HM_PURGE_DELAY=0",
+                                            "HM_SEGMENT_CACHE=1G",
+                                            "HM_STATS=1",
+                                            NULL};
+        tu_setenv_all(valid);
         hm_config_init(&c);
         if (c.limit != (size_t)512 << 20) _exit(20);
         if (c.reserve_appdomain != 16 * MIB) _exit(21);
@@ -1347,13 +1341,12 @@ static void env_child(void *arg) {
         if (mgr == NULL || hm_manager_limit(mgr) != (size_t)3 << 30) _exit(33);
         hm_manager_release(mgr);
     } else if (which == 1) {
-        setenv("HM_LIMIT", "12Q", 1);
-        setenv("HM_RESERVE_PROCESS", "", 1);
-        setenv("HM_PROCESS_WAIT", "abc", 1);
-        setenv("HM_FAULT_EVERY", "1,2", 1);
-        setenv("HM_FAULT_PROB", "1.5", 1);
-        setenv("HM_FAULT_SEED", "99999999999999999999999", 1);
-        setenv("HM_SEGMENT_CACHE", "-5", 1);
+        static const char *const malformed[] = {
+            "HM_LIMIT=12Q",        "HM_RESERVE_PROCESS=",
+            "HM_PROCESS_WAIT=abc", "HM_FAULT_EVERY=1,2",
+            "HM_FAULT_PROB=1.5",   "HM_FAULT_SEED=99999999999999999999999",
+            "HM_SEGMENT_CACHE=-5", NULL};
+        tu_setenv_all(malformed);
         hm_config_init(&c);
         if (c.limit != d.limit) _exit(40);
         if (c.reserve_process != d.reserve_process) _exit(41);
@@ -1364,9 +1357,10 @@ static void env_child(void *arg) {
         if (c.segment_cache != d.segment_cache) _exit(45);
     } else {
         /* out of range, by wrapping around 2^64 (2^64 + 1) or just above 32 bits */
-        setenv("HM_FAULT_EVERY", "18446744073709551617", 1);
-        setenv("HM_NOTIFY_INTERVAL", "18446744073709551617", 1);
-        setenv("HM_LIMIT", "18446744073709551617", 1);
+        static const char *const wrapping[] = {"HM_FAULT_EVERY=18446744073709551617",
+                                               "HM_NOTIFY_INTERVAL=18446744073709551617",
+                                               "HM_LIMIT=18446744073709551617", NULL};
+        tu_setenv_all(wrapping);
         hm_config_init(&c);
         for (int l = 0; l < 3; l++)
             if (c.fault_every[l] != 0) _exit(50);

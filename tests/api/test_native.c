@@ -25,17 +25,7 @@
 
 #include "test_util.h"
 
-static const size_t k_sizes[] = {0,       1,       2,       7,
-                                 8,       9,       15,      16,
-                                 17,      24,      32,      33,
-                                 48,      64,      65,      100,
-                                 127,     128,     129,     255,
-                                 256,     257,     500,     1000,
-                                 1024,    2000,    4095,    4096,
-                                 4097,    8192,    10000,   16384,
-                                 32767,   65536,   65537,   100000,
-                                 131072,  262145,  1 << 20, 2 << 20,
-                                 4 << 20, 5 << 20, 8 << 20, (size_t)32 << 20};
+static const size_t k_sizes[] = {TU_ALLOC_SIZES};
 
 static const size_t k_impossible[] = {
     SIZE_MAX,     SIZE_MAX - 15,   SIZE_MAX - 4095, (size_t)PTRDIFF_MAX + 1,
@@ -774,9 +764,7 @@ static void test_cross_thread_free(void **state) {
         memset(blocks[i], 7, sz);
     }
     xfree_ctx c = {blocks, N, h, 0};
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, xfree_thread, &c), 0);
-    pthread_join(th, NULL);
+    tu_run_thread(xfree_thread, &c);
     assert_int_equal(c.bad, 0);
     hm_heap_collect(h, true);
     hm_heap_stats_t st;

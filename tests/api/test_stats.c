@@ -122,6 +122,29 @@ static void test_manager_report_full(void **state) {
 
 /* ---- JSON -------------------------------------------------------------------------------------
  */
+/* Parse the JSON lines at `path` with python3 and check `expr` on them (tu_python_check), then
+ * remove the file; `about` says what a false `expr` means. */
+static void json_file_check(const char *path, const char *expr, const char *about) {
+    int rc = tu_python_check("json", path, expr);
+    unlink(path);
+    if (rc != 0) fail_msg("%s (python3 exit %d)", about, rc);
+}
+
+/* Run fn(arg) in a child that must exit 0 (`what` names it when it does not) with its stdout
+ * sent to a new temporary file, then check the JSON it wrote there (json_file_check). */
+static void json_child_check(tu_child_fn fn, void *arg, const char *what, const char *expr,
+                             const char *about) {
+    char path[] = "/tmp/hm-json-XXXXXX";
+    int saved = tu_stdout_to(tu_mkstemp(path));
+    tu_child_result res;
+    int rc = tu_run_child(fn, arg, &res);
+    dup2(saved, 1);
+    close(saved);
+    assert_int_equal(rc, 0);
+    tu_assert_child_exited0(&res, what);
+    json_file_check(path, expr, about);
+}
+
 static void test_json_heap_and_manager(void **state) {
     (void)state;
     hm_config cfg = tu_quiet_config(64 * MIB);
@@ -160,10 +183,7 @@ static void test_json_heap_and_manager(void **state) {
         "set(d['manager']['notifications']) == {'low', 'neutral', 'high'}",
         (int)getpid(), HOSTMALLOC_VERSION_MAJOR, HOSTMALLOC_VERSION_MINOR, HOSTMALLOC_VERSION_PATCH,
         hs.live_blocks, hs.live_bytes, hs.committed, 64 * MIB, ms.committed);
-    int rc = tu_python_check("json", path, expr);
-    unlink(path);
-    if (rc != 0)
-        fail_msg("the JSON reports do not parse or hold other figures (python3 exit %d)", rc);
+    json_file_check(path, expr, "the JSON reports do not parse or hold other figures");
     assert_int_equal(hs.live_blocks, 11);
     for (int i = 0; i < 10; i++)
         hm_free(p[i]);
@@ -186,21 +206,11 @@ static void json_name_child(void *arg) {
 
 static void test_json_program_name_escaped(void **state) {
     (void)state;
-    char path[] = "/tmp/hm-json-XXXXXX";
-    int fd = tu_mkstemp(path);
-    int saved = tu_stdout_to(fd);
     static char name[] = "a\"b\\c\nd\xc3\xa9\x7f";
-    tu_child_result res;
-    int rc = tu_run_child(json_name_child, name, &res);
-    dup2(saved, 1);
-    close(saved);
-    assert_int_equal(rc, 0);
-    tu_assert_child_exited0(&res, "child");
-    rc = tu_python_check("json", path,
-                         "len(docs) == 1 and d['program'] == 'a' + chr(34) + 'b' + chr(92) + "
-                         "'c' + chr(10) + 'd' + chr(0xc3) + chr(0xa9) + chr(0x7f)");
-    unlink(path);
-    if (rc != 0) fail_msg("the program name is not escaped (python3 exit %d)", rc);
+    json_child_check(json_name_child, name, "child",
+                     "len(docs) == 1 and d['program'] == 'a' + chr(34) + 'b' + chr(92) + "
+                     "'c' + chr(10) + 'd' + chr(0xc3) + chr(0xa9) + chr(0x7f)",
+                     "the program name is not escaped");
 }
 
 /* The widest manager report there can be (every counter 20 digits, a program name of 63
@@ -237,23 +247,12 @@ static void test_json_widest_report_whole(void **state) {
     char one[1] = {'x'};
     assert_int_equal(_hm_snprintf(one, 0, "%s", "abc"), 0);
     assert_int_equal(one[0], 'x');
-    char path[] = "/tmp/hm-json-XXXXXX";
-    int fd = tu_mkstemp(path);
-    int saved = tu_stdout_to(fd);
-    tu_child_result res;
-    int rc = tu_run_child(json_wide_child, NULL, &res);
-    dup2(saved, 1);
-    close(saved);
-    assert_int_equal(rc, 0);
-    tu_assert_child_exited0(&res, "child (3: the report was refused)");
-    rc = tu_python_check("json", path,
-                         "len(docs) == 1 and d['program'] == chr(1) * 63 and "
-                         "d['manager']['limit'] == 12345678901234567890 and "
-                         "d['manager']['runtime_mapped'] == 12345678901234567890 and "
-                         "d['manager']['notifications']['high'] == 12345678901234567890");
-    unlink(path);
-    if (rc != 0)
-        fail_msg("the widest manager report is not a whole document (python3 exit %d)", rc);
+    json_child_check(json_wide_child, NULL, "child (3: the report was refused)",
+                     "len(docs) == 1 and d['program'] == chr(1) * 63 and "
+                     "d['manager']['limit'] == 12345678901234567890 and "
+                     "d['manager']['runtime_mapped'] == 12345678901234567890 and "
+                     "d['manager']['notifications']['high'] == 12345678901234567890",
+                     "the widest manager report is not a whole document");
 }
 
 /* HM_STATS=json: the reports at a heap's release and a manager's end are JSON lines in the
@@ -280,13 +279,12 @@ static void test_env_stats_json(void **state) {
     close(fd);
     tu_child_result res;
     tu_expect_exit0(stats_json_child, path, &res, "child");
-    int rc = tu_python_check("json", path,
-                             "len(docs) == 2 and docs[0]['report'] == 'heap' and "
-                             "docs[0]['heap']['live_blocks'] == 5 and "
-                             "docs[0]['heap']['requests']['process'] == 5 and "
-                             "d['report'] == 'manager' and d['manager']['limit'] == 33554432");
-    unlink(path);
-    if (rc != 0) fail_msg("HM_STATS=json wrote other documents (python3 exit %d)", rc);
+    json_file_check(path,
+                    "len(docs) == 2 and docs[0]['report'] == 'heap' and "
+                    "docs[0]['heap']['live_blocks'] == 5 and "
+                    "docs[0]['heap']['requests']['process'] == 5 and "
+                    "d['report'] == 'manager' and d['manager']['limit'] == 33554432",
+                    "HM_STATS=json wrote other documents");
 }
 
 /* ---- HM_VERBOSE ---------------------------------------------------------------------------------
@@ -356,9 +354,7 @@ static void test_verbose_configuration(void **state) {
  * ------------------------------------------------------------------------------------ */
 static void env_child(void *arg) {
     tu_clear_hm_env();
-    const char *const *kv = arg;
-    for (int i = 0; kv[i] != NULL; i += 2)
-        setenv(kv[i], kv[i + 1], 1);
+    tu_setenv_all(arg);
     hm_config c;
     hm_config_init(&c);
     /* report what was read, for the parent to check */
@@ -366,15 +362,14 @@ static void env_child(void *arg) {
             c.stats_json, c.checked, c.low_pct, c.limit);
 }
 
-static void run_env(const char *const *kv, tu_child_result *res) {
-    tu_expect_exit0(env_child, (void *)kv, res, "child");
+static void run_env(const char *const *vars, tu_child_result *res) {
+    tu_expect_exit0(env_child, (void *)vars, res, "child");
 }
 
 static void test_unknown_name_warning(void **state) {
     (void)state;
     tu_child_result res;
-    const char *kv[] = {"HM_LIMT", "1G",       "HM_STAT", "1", "HM_FROBNICATE",
-                        "1",       "HM_LIMIT", "2G",      NULL};
+    const char *kv[] = {"HM_LIMT=1G", "HM_STAT=1", "HM_FROBNICATE=1", "HM_LIMIT=2G", NULL};
     run_env(kv, &res);
     if (strstr(res.err, "hostmalloc: unknown option HM_LIMT (did you mean HM_LIMIT?)\n") == NULL ||
         strstr(res.err, "hostmalloc: unknown option HM_STAT (did you mean HM_STATS?)\n") == NULL ||
@@ -382,7 +377,7 @@ static void test_unknown_name_warning(void **state) {
         fail_msg("unknown-name warnings:\n%s", res.err);
     assert_non_null(strstr(res.err, "limit=2147483648"));
     /* known names only: not a word */
-    const char *ok[] = {"HM_LIMIT", "2G", "HM_STATS", "0", NULL};
+    const char *ok[] = {"HM_LIMIT=2G", "HM_STATS=0", NULL};
     run_env(ok, &res);
     if (strstr(res.err, "hostmalloc:") != NULL) fail_msg("warned about valid options: %s", res.err);
 }
@@ -390,7 +385,7 @@ static void test_unknown_name_warning(void **state) {
 static void test_malformed_values(void **state) {
     (void)state;
     tu_child_result res;
-    const char *bad[] = {"HM_STATS", "maybe", "HM_CHECKED", "perhaps", "HM_LOW_PCT", "150", NULL};
+    const char *bad[] = {"HM_STATS=maybe", "HM_CHECKED=perhaps", "HM_LOW_PCT=150", NULL};
     run_env(bad, &res);
     if (strstr(res.err, "hostmalloc: ignoring malformed HM_STATS=maybe\n") == NULL ||
         strstr(res.err, "hostmalloc: ignoring malformed HM_CHECKED=perhaps\n") == NULL ||
@@ -399,17 +394,17 @@ static void test_malformed_values(void **state) {
         strstr(res.err, "read: stats=0 json=0 checked=0 low=90 ") == NULL)
         fail_msg("malformed values: %s", res.err);
     /* level lists: three values or one, each with a digit */
-    const char *lists[] = {"HM_FAULT_EVERY", "1,2,3,", "HM_FAULT_PROB", ".", NULL};
+    const char *lists[] = {"HM_FAULT_EVERY=1,2,3,", "HM_FAULT_PROB=.", NULL};
     run_env(lists, &res);
     if (strstr(res.err, "hostmalloc: ignoring malformed HM_FAULT_EVERY=1,2,3,\n") == NULL ||
         strstr(res.err, "hostmalloc: ignoring malformed HM_FAULT_PROB=.\n") == NULL)
         fail_msg("malformed level lists: %s", res.err);
-    const char *good[] = {"HM_STATS", "JSON", "HM_CHECKED", "Yes", NULL};
+    const char *good[] = {"HM_STATS=JSON", "HM_CHECKED=Yes", NULL};
     run_env(good, &res);
     if (strstr(res.err, "hostmalloc:") != NULL ||
         strstr(res.err, "read: stats=1 json=1 checked=1") == NULL)
         fail_msg("valid spellings: %s", res.err);
-    const char *off[] = {"HM_STATS", "off", "HM_CHECKED", "0", NULL};
+    const char *off[] = {"HM_STATS=off", "HM_CHECKED=0", NULL};
     run_env(off, &res);
     if (strstr(res.err, "hostmalloc:") != NULL ||
         strstr(res.err, "read: stats=0 json=0 checked=0") == NULL)

@@ -8,6 +8,11 @@
  * - tu_unmapped_address(), tu_prot_none_region(): addresses no allocator may touch.
  * - tu_python_check(): parse a JSON or XML output file with python3 and check an expression.
  * - tu_clear_hm_env(): start a child from an environment without HM_* variables.
+ * - tu_setenv_all(): set a list of "NAME=value" variables.
+ * - tu_test_config(), tu_reserve_config(): configurations independent of the environment.
+ * - tu_run_thread(), tu_free_in_thread(): a function in a thread of its own; blocks freed by a
+ *   thread that does not own them.
+ * - TU_ALLOC_SIZES: the sizes every allocation test walks through.
  * - TU_TEST_MAIN(test_a, test_b, ...): the common main of the cmocka programs: an optional
  *   argument selects one test by its exact name (CTest registers every test function of a
  *   program on its own).
@@ -18,8 +23,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -55,6 +62,16 @@
 #define TU_MIB ((size_t)1024 * 1024)
 
 #define TU_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The sizes the allocation tests of every door walk through (`{TU_ALLOC_SIZES}`): each from 0
+ * to 17, both sides of the small and medium class and page edges, and huge blocks up to 64 MiB
+ * (all of them live at once come to about 120 MiB). */
+#define TU_ALLOC_SIZES                                                                             \
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 24, 31, 32, 33, 48, 63, 64, 65,  \
+        100, 127, 128, 129, 255, 256, 257, 500, 1000, 1024, 2000, 2047, 4095, 4096, 4097, 8191,    \
+        8192, 8193, 10000, 12345, 16384, 32767, 32768, 65535, 65536, 65537, 100000, 131072,        \
+        262144, 262145, 1 << 20, (1 << 20) + 1, 2 << 20, 3 << 20, 4 << 20, 5 << 20, 8 << 20,       \
+        (size_t)32 << 20, (size_t)64 << 20
 
 /* HRESULTs in messages, and an exact-HRESULT assertion (the runtime tests `hr == S_OK`). */
 #include <hostmalloc/hostmalloc.h>
@@ -102,6 +119,15 @@ static inline hm_config tu_test_config(size_t limit) {
     c.fault_seed = 1;
     c.purge_delay_ms = 0;
     c.segment_cache = 0;
+    return c;
+}
+
+/* tu_test_config with `appdomain` and `process` bytes set aside as the AppDomain- and
+ * process-critical reserves. */
+static inline hm_config tu_reserve_config(size_t limit, size_t appdomain, size_t process) {
+    hm_config c = tu_test_config(limit);
+    c.reserve_appdomain = appdomain;
+    c.reserve_process = process;
     return c;
 }
 
@@ -341,6 +367,40 @@ static inline void tu_expect_exit0(tu_child_fn fn, void *arg, tu_child_result *r
     tu_assert_child_exited0(res, what);
 }
 
+/* ---- other threads -------------------------------------------------------------------------- */
+/* Run fn(arg) in a thread of its own and wait for it to end. */
+static inline void tu_run_thread(void *(*fn)(void *), void *arg) {
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, fn, arg), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+}
+
+/* Frees by a thread that does not own the blocks: free_one(ctx, block) is how one block is
+ * freed, and says whether the door accepted it. */
+typedef bool (*tu_free_fn)(void *ctx, void *p);
+
+typedef struct tu_remote_frees {
+    tu_free_fn free_one;
+    void *ctx;
+    void *const *blocks;
+    size_t n, refused;
+} tu_remote_frees;
+
+static inline void *tu_remote_frees_main(void *arg) {
+    tu_remote_frees *a = (tu_remote_frees *)arg;
+    for (size_t i = 0; i < a->n; i++)
+        a->refused += !a->free_one(a->ctx, a->blocks[i]);
+    return NULL;
+}
+
+/* Free blocks[0..n) from another thread (tu_run_thread); each free must be accepted. */
+static inline void tu_free_in_thread(tu_free_fn free_one, void *ctx, void *const *blocks,
+                                     size_t n) {
+    tu_remote_frees a = {free_one, ctx, blocks, n, 0};
+    tu_run_thread(tu_remote_frees_main, &a);
+    if (a.refused != 0) fail_msg("%zu of %zu frees by another thread refused", a.refused, n);
+}
+
 /* ---- crashes in threads ---------------------------------------------------------------------
  * cmocka's handler for SIGSEGV & co. long-jumps back into the test runner, which is undefined
  * from another thread (the program then dies without a word). Threaded tests call this first:
@@ -425,6 +485,16 @@ static inline void tu_clear_hm_env(void) {
             again = 1;
             break;
         }
+    }
+}
+
+/* Set each "NAME=value" of `vars` (up to a NULL) in the environment. */
+static inline void tu_setenv_all(const char *const *vars) {
+    for (size_t i = 0; vars[i] != NULL; i++) {
+        char name[64];
+        size_t n = strcspn(vars[i], "=");
+        snprintf(name, sizeof name, "%.*s", (int)n, vars[i]);
+        setenv(name, vars[i][n] == '=' ? vars[i] + n + 1 : "", 1);
     }
 }
 

@@ -22,9 +22,7 @@
 /* A configuration with the given reserves and thresholds, nothing else of it matters here. */
 static hm_config cfg_of(size_t res_appdomain, size_t res_process, unsigned low, unsigned neutral,
                         unsigned high) {
-    hm_config c = tu_test_config(LIMIT);
-    c.reserve_appdomain = res_appdomain;
-    c.reserve_process = res_process;
+    hm_config c = tu_reserve_config(LIMIT, res_appdomain, res_process);
     c.low_pct = low;
     c.neutral_pct = neutral;
     c.high_pct = high;

@@ -65,8 +65,7 @@ static int cmp_ptr(const void *a, const void *b) {
 static void test_blocks_from_page(void **state) {
     (void)state;
     unit_env_t env;
-    unit_open(&env, LIMIT, 0, 0);
-    hm_theap_t *th = env.th;
+    hm_theap_t *th = unit_open(&env, LIMIT, 0, 0);
     size_t bin = _hm_bin_of(48);
     assert_int_equal(_hm_bin_size(bin), 48);
     enum { N = 200 };
@@ -112,7 +111,6 @@ static void test_blocks_from_page(void **state) {
         assert_int_equal(unit_free(p[i]), HM_OK);
     assert_int_equal(pg->used, 0);
     assert_true(_hm_page_valid(pg));
-    assert_true(_hm_theap_valid(th));
     unit_close(&env);
 }
 
@@ -121,8 +119,7 @@ static void test_blocks_from_page(void **state) {
 static void test_free_owner_and_mark(void **state) {
     (void)state;
     unit_env_t env;
-    unit_open(&env, LIMIT, 0, 0);
-    hm_theap_t *th = env.th;
+    hm_theap_t *th = unit_open(&env, LIMIT, 0, 0);
     size_t bin = _hm_bin_of(100);
     void *p[10];
     for (int i = 0; i < 10; i++)
@@ -168,39 +165,15 @@ static void test_free_owner_and_mark(void **state) {
     for (int i = 0; i < 10; i++)
         if (i != 3) assert_int_equal(unit_free(p[i]), HM_OK);
     assert_int_equal(pg->used, 0);
-    assert_true(_hm_theap_valid(th));
     unit_close(&env);
 }
 
 /* ---- other threads' frees ---------------------------------------------------------------------
  */
-typedef struct {
-    void **blocks;
-    int n;
-    hm_result r[16];
-} remote_t;
-
-static void *remote_free_main(void *arg) {
-    remote_t *rm = arg;
-    for (int i = 0; i < rm->n; i++)
-        rm->r[i] = unit_free(rm->blocks[i]); /* not the owner: the atomic list */
-    return NULL;
-}
-
-static void remote_free(void **blocks, int n) {
-    remote_t rm = {blocks, n, {0}};
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, remote_free_main, &rm), 0);
-    assert_int_equal(pthread_join(t, NULL), 0);
-    for (int i = 0; i < n; i++)
-        assert_int_equal(rm.r[i], HM_OK);
-}
-
 static void test_free_remote_then_collect(void **state) {
     (void)state;
     unit_env_t env;
-    unit_open(&env, LIMIT, 0, 0);
-    hm_theap_t *th = env.th;
+    hm_theap_t *th = unit_open(&env, LIMIT, 0, 0);
     size_t bin = _hm_bin_of(256);
     void *p[20];
     for (int i = 0; i < 20; i++)
@@ -208,7 +181,7 @@ static void test_free_remote_then_collect(void **state) {
     hm_segment_t *seg;
     hm_page_t *pg = unit_page_of(p[0], &seg);
     void *far[5] = {p[2], p[4], p[6], p[8], p[10]};
-    remote_free(far, 5);
+    unit_free_remote(far, 5);
     /* pushed on thread_free: still counted as used until the owner collects */
     assert_int_equal(pg->used, 20);
     assert_int_not_equal(atomic_load(&pg->thread_free) & ~HM_TF_MASK, 0);
@@ -250,7 +223,6 @@ static void test_free_remote_then_collect(void **state) {
     for (int i = 0; i < 20; i++)
         assert_int_equal(unit_free(p[i]), HM_OK);
     assert_int_equal(pg->used, 0);
-    assert_true(_hm_theap_valid(th));
     unit_close(&env);
 }
 
@@ -276,8 +248,7 @@ static hm_page_t *fill_first_page(hm_theap_t *th, size_t bin, void **blocks, siz
 static void test_full_page_owner_free(void **state) {
     (void)state;
     unit_env_t env;
-    unit_open(&env, LIMIT, 0, 0);
-    hm_theap_t *th = env.th;
+    hm_theap_t *th = unit_open(&env, LIMIT, 0, 0);
     size_t bin = _hm_bin_of(HM_SMALL_MAX); /* 8 KiB: a handful a page */
     void *a[16];
     size_t na;
@@ -314,7 +285,6 @@ static void test_full_page_owner_free(void **state) {
     for (size_t i = 1; i < na; i++)
         assert_int_equal(unit_free(a[i]), HM_OK);
     assert_int_equal(unit_free(b), HM_OK);
-    assert_true(_hm_theap_valid(th));
     unit_close(&env);
 }
 
@@ -323,8 +293,7 @@ static void test_full_page_owner_free(void **state) {
 static void test_full_page_remote_free(void **state) {
     (void)state;
     unit_env_t env;
-    unit_open(&env, LIMIT, 0, 0);
-    hm_theap_t *th = env.th;
+    hm_theap_t *th = unit_open(&env, LIMIT, 0, 0);
     size_t bin = _hm_bin_of(HM_SMALL_MAX);
     void *a[16];
     size_t na;
@@ -333,7 +302,7 @@ static void test_full_page_remote_free(void **state) {
     hm_page_t *pb = unit_page_of(b, NULL);
     assert_true(pa->in_full);
 
-    remote_free(&a[1], 2);
+    unit_free_remote(&a[1], 2);
     assert_ptr_equal(atomic_load(&th->pending), pa);
     assert_int_equal(atomic_load(&pa->thread_free) & HM_TF_MASK, HM_TF_NOTIFIED);
     assert_true(pa->in_full); /* until the owner looks */
@@ -356,7 +325,6 @@ static void test_full_page_remote_free(void **state) {
         assert_int_equal(unit_free(a[i]), HM_OK);
     assert_int_equal(unit_free(b), HM_OK);
     assert_int_equal(unit_free(c), HM_OK);
-    assert_true(_hm_theap_valid(th));
     unit_close(&env);
 }
 
@@ -366,8 +334,7 @@ static void test_collect_retires_empty(void **state) {
     (void)state;
     unit_env_t env;
     /* a long purge delay: a retired page stays committed until a collection purges it */
-    unit_open(&env, LIMIT, 60000, 0);
-    hm_theap_t *th = env.th;
+    hm_theap_t *th = unit_open(&env, LIMIT, 60000, 0);
     size_t bin = _hm_bin_of(HM_SMALL_MAX), bin2 = _hm_bin_of(64);
     enum { N = 30 };
     void *p[N];
@@ -418,7 +385,6 @@ static void test_collect_retires_empty(void **state) {
     void *again = _hm_theap_alloc_block(th, bin, eTaskCritical);
     assert_non_null(again);
     assert_int_equal(unit_free(again), HM_OK);
-    assert_true(_hm_theap_valid(th));
     unit_close(&env);
 }
 
@@ -426,8 +392,7 @@ static void test_collect_retires_empty(void **state) {
 static void test_medium_pages(void **state) {
     (void)state;
     unit_env_t env;
-    unit_open(&env, LIMIT, 0, 0);
-    hm_theap_t *th = env.th;
+    hm_theap_t *th = unit_open(&env, LIMIT, 0, 0);
     size_t bin = _hm_bin_of(HM_MEDIUM_MAX);
     void *p[6];
     for (int i = 0; i < 6; i++) {

@@ -69,8 +69,7 @@ static size_t blocks_in_segments(const hm_theap_t *th) {
 static void test_fill_until_refused(void **state) {
     (void)state;
     unit_env_t env;
-    unit_open(&env, LIMIT, 60000, 0);
-    hm_theap_t *th = env.th;
+    hm_theap_t *th = unit_open(&env, LIMIT, 60000, 0);
     static void *p[MAXBLOCKS];
     uint32_t epoch = atomic_load(&env.arena.collect_epoch);
     uint32_t changed = _hm_event_seq(&env.arena.budget.changed);
@@ -107,33 +106,13 @@ static void test_fill_until_refused(void **state) {
 
 /* ---- step 1: what is empty ----------------------------------------------------------------------
  */
-typedef struct {
-    void **blocks;
-    size_t n;
-} remote_t;
-
-static void *remote_free_main(void *arg) {
-    remote_t *rm = arg;
-    for (size_t i = 0; i < rm->n; i++)
-        if (unit_free(rm->blocks[i]) != HM_OK) abort();
-    return NULL;
-}
-
-static void remote_free(void **blocks, size_t n) {
-    remote_t rm = {blocks, n};
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, remote_free_main, &rm), 0);
-    assert_int_equal(pthread_join(t, NULL), 0);
-}
-
 /* The budget is full of this thread's pages, emptied by another thread's frees that nobody
  * collected yet: a request of another class is refused at first, and the loop's collection of
  * this thread's pages makes room for it. */
 static void test_own_empty_pages(void **state) {
     (void)state;
     unit_env_t env;
-    unit_open(&env, LIMIT, 60000, 0);
-    hm_theap_t *th = env.th;
+    hm_theap_t *th = unit_open(&env, LIMIT, 60000, 0);
     static void *p[MAXBLOCKS];
     size_t bin = _hm_bin_of(BIN_A_SIZE);
     size_t n = fill(&env, bin, p);
@@ -150,7 +129,7 @@ static void test_own_empty_pages(void **state) {
     assert_int_equal(th->collect_epoch, atomic_load(&env.arena.collect_epoch));
     assert_int_equal(unit_committed(&env), LIMIT);
 
-    remote_free(p, n); /* every page empty, but only on the lists of other threads' frees */
+    unit_free_remote(p, n); /* every page empty, but only on the lists of other threads' frees */
     assert_int_equal(unit_committed(&env), LIMIT);
 
     void *q = _hm_theap_alloc_block(th, _hm_bin_of(BIN_B_SIZE), eTaskCritical);
@@ -205,12 +184,10 @@ static void *leaver_main(void *arg) {
 static void test_abandoned_sub_heaps(void **state) {
     (void)state;
     unit_env_t env;
-    unit_open(&env, LIMIT, 60000, 0); /* this thread's sub-heap is made: none to adopt later */
-    hm_theap_t *th = env.th;
+    hm_theap_t *th =
+        unit_open(&env, LIMIT, 60000, 0); /* this thread's sub-heap is made: none to adopt later */
     leaver_t lv = {env.heap, 0, {NULL, NULL}, 0};
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, leaver_main, &lv), 0);
-    assert_int_equal(pthread_join(t, NULL), 0);
+    tu_run_thread(leaver_main, &lv);
     assert_non_null(lv.keep[0]);
     assert_non_null(lv.keep[1]);
     /* the leaver's sub-heap: abandoned, its empty pages retired but still committed */
@@ -272,8 +249,7 @@ static void test_cache_purged(void **state) {
     unit_env_t env;
     /* the cache keeps at most an eighth of the limit, and a segment maps 4 MiB: 32 MiB */
     const size_t limit = 32 * MIB;
-    unit_open(&env, limit, 60000, 64 * MIB);
-    hm_theap_t *th = env.th;
+    hm_theap_t *th = unit_open(&env, limit, 60000, 64 * MIB);
     cache_one_segment(&env);
     /* 31 MiB and a header page: more than what is left */
     hm_segment_t *seg = _hm_theap_alloc_huge(th, limit - MIB, HM_ALIGN, eTaskCritical);
@@ -325,6 +301,14 @@ static void give_huge(void *arg) {
     _hm_huge_free(arg); /* from any thread: the huge block's free takes the same path */
 }
 
+/* The fixture (no purge delay, no cache) with process-critical requests that wait up to
+ * `wait_ms` for memory. */
+static void open_waiting(unit_env_t *env, unsigned wait_ms) {
+    hm_config c = unit_config(env, LIMIT, 0, 0);
+    c.process_wait_ms = wait_ms;
+    unit_open_cfg(env, &c);
+}
+
 /* A huge block leaves less than a medium page of the budget. */
 static hm_segment_t *almost_full(unit_env_t *env) {
     size_t size = LIMIT - _hm_segment_header_size(1) - SMALL_PAGE;
@@ -337,9 +321,7 @@ static hm_segment_t *almost_full(unit_env_t *env) {
 static void test_process_critical_waits(void **state) {
     (void)state;
     unit_env_t env;
-    hm_config c = unit_config(&env, LIMIT, 0, 0);
-    c.process_wait_ms = 30000; /* a bound nobody reaches: the rescuer gives at once */
-    unit_open_cfg(&env, &c);
+    open_waiting(&env, 30000); /* a bound nobody reaches: the rescuer gives at once */
     hm_segment_t *big = almost_full(&env);
     rescuer_t r = {&env, shortages(&env), give_huge, big, false};
     pthread_t t;
@@ -361,9 +343,7 @@ static void test_process_critical_waits(void **state) {
 static void test_others_do_not_wait(void **state) {
     (void)state;
     unit_env_t env;
-    hm_config c = unit_config(&env, LIMIT, 0, 0);
-    c.process_wait_ms = 10000; /* each of the four would take that long if it waited */
-    unit_open_cfg(&env, &c);
+    open_waiting(&env, 10000); /* each of the four would take that long if it waited */
     hm_segment_t *big = almost_full(&env);
     double t0 = now_ms();
     assert_null(_hm_theap_alloc_block(env.th, _hm_bin_of(BIN_B_SIZE), eTaskCritical));
@@ -385,9 +365,7 @@ static void test_others_do_not_wait(void **state) {
 static void test_process_critical_wait_ends(void **state) {
     (void)state;
     unit_env_t env;
-    hm_config c = unit_config(&env, LIMIT, 0, 0);
-    c.process_wait_ms = 30;
-    unit_open_cfg(&env, &c);
+    open_waiting(&env, 30);
     hm_segment_t *big = almost_full(&env);
     assert_null(_hm_theap_alloc_block(env.th, _hm_bin_of(BIN_B_SIZE), eProcessCritical));
     assert_false(_hm_arena_commit(&env.arena, MIB, eProcessCritical));
@@ -439,9 +417,7 @@ static void give_budget(void *arg) {
 static void test_arena_commit_waits(void **state) {
     (void)state;
     unit_env_t env;
-    hm_config c = unit_config(&env, LIMIT, 0, 0);
-    c.process_wait_ms = 30000;
-    unit_open_cfg(&env, &c);
+    open_waiting(&env, 30000);
     assert_true(_hm_arena_commit(&env.arena, LIMIT, eProcessCritical));
     rescuer_t r = {&env, shortages(&env), give_budget, &env, false};
     pthread_t t;

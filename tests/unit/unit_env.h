@@ -47,8 +47,8 @@ static inline hm_config unit_config(unit_env_t *env, size_t limit, unsigned purg
     return c;
 }
 
-/* An arena of `cfg` (its limit), a thread-safe heap, this thread's sub-heap. */
-static inline void unit_open_cfg(unit_env_t *env, const hm_config *cfg) {
+/* An arena of `cfg` (its limit), a thread-safe heap, this thread's sub-heap (returned). */
+static inline hm_theap_t *unit_open_cfg(unit_env_t *env, const hm_config *cfg) {
     memset(env, 0, sizeof *env);
     hm_config c = *cfg;
     c.on_error_arg = &env->errors; /* the copy the arena keeps points at this env */
@@ -59,16 +59,19 @@ static inline void unit_open_cfg(unit_env_t *env, const hm_config *cfg) {
     assert_non_null(env->th);
     assert_true(_hm_theap_valid(env->th));
     assert_int_equal(_hm_budget_committed(&env->arena.budget), 0);
+    return env->th;
 }
 
-static inline void unit_open(unit_env_t *env, size_t limit, unsigned purge_delay_ms,
-                             size_t segment_cache) {
+static inline hm_theap_t *unit_open(unit_env_t *env, size_t limit, unsigned purge_delay_ms,
+                                    size_t segment_cache) {
     hm_config c = unit_config(env, limit, purge_delay_ms, segment_cache);
-    unit_open_cfg(env, &c);
+    return unit_open_cfg(env, &c);
 }
 
-/* Release the heap and the arena: every committed byte must come back to the budget. */
+/* Release the heap and the arena. Whatever a test did, this thread's sub-heap must still hold
+ * its invariants, and every committed byte must come back to the budget. */
 static inline void unit_close(unit_env_t *env) {
+    assert_true(_hm_theap_valid(env->th));
     _hm_heap_destroy(env->heap);
     _hm_held_clear(&env->arena);
     _hm_cache_purge(&env->arena, true);
@@ -107,6 +110,17 @@ static inline hm_result unit_free(void *p) {
     hm_segment_t *seg;
     hm_page_t *pg = unit_page_of(p, &seg);
     return _hm_page_free(seg, pg, p);
+}
+
+static inline bool unit_free_ok(void *ctx, void *p) {
+    (void)ctx;
+    return unit_free(p) == HM_OK;
+}
+
+/* Free blocks[0..n) from another thread: not the owner, so onto the pages' lists of other
+ * threads' frees. */
+static inline void unit_free_remote(void *const *blocks, size_t n) {
+    tu_free_in_thread(unit_free_ok, NULL, blocks, n);
 }
 
 /* Segments in th's list of `kind`. */
