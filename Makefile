@@ -44,6 +44,8 @@ test-fresh:
 	  CMAKE_ARGS="-DHM_WERROR=ON -DCMAKE_DISABLE_FIND_PACKAGE_cmocka=ON"
 	@test ! -e build-fresh/tests || { echo "test-fresh: tests configured without cmocka"; exit 1; }
 
+# Every CTest test but the soak test (test-soak runs it), the misuse suite (label misuse,
+# tests/misuse: both modes against their expectations) included.
 test-release:
 	cmake -S . -B $(BUILD) $(GENERATOR) -DCMAKE_BUILD_TYPE=Release -DHM_WERROR=ON $(CMAKE_ARGS)
 	cmake --build $(BUILD)
@@ -71,7 +73,7 @@ test-tools:
 	cd build-vg && ctest --output-on-failure -L tools
 	@# the COM door's tests with the client requests compiled in, default and checked mode:
 	@# memcheck must find nothing in the annotations themselves
-	cd build-vg && for c in 0 1; do HM_CHECKED=$$c $(VALGRIND) tests/test_com >valgrind.log 2>&1 || \
+	cd build-vg && for c in 0 1; do HM_CHECKED=$$c $(VALGRIND) tests/api/test_com >valgrind.log 2>&1 || \
 	  { echo "test_com under valgrind (HM_VALGRIND=ON, HM_CHECKED=$$c) failed"; cat valgrind.log; exit 1; }; \
 	  done; rm -f valgrind.log
 	cmake -S . -B build-poison $(GENERATOR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHM_WERROR=ON \
@@ -99,7 +101,7 @@ test-valgrind:
 	  sed -n 's/^ *Test *#[0-9]*: \(test_\(com\|native\|abi\)\.[A-Za-z0-9_]*\)$$/\1/p'); \
 	test -n "$$names" || { echo "test-valgrind: no tests found"; exit 1; }; \
 	n=0; failed=0; for t in $$names; do n=$$((n + 1)); \
-	  if ! $(VALGRIND) tests/$${t%%.*} $${t#*.} >valgrind.log 2>&1; then \
+	  if ! $(VALGRIND) tests/api/$${t%%.*} $${t#*.} >valgrind.log 2>&1; then \
 	    failed=$$((failed + 1)); echo "FAILED under valgrind: $$t"; cat valgrind.log; fi; \
 	done; rm -f valgrind.log; echo "test-valgrind: $$n tests, $$failed failed"; test $$failed -eq 0
 

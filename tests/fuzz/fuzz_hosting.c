@@ -629,6 +629,26 @@ static void expect_rejected(mgr_t *m, inst_t *in, void *p, const char *what) {
     (void)reports_df;
 }
 
+/* The lists of an instance's blocks other_block() picks from. */
+enum other_list { OTHER_LIVE, OTHER_QUARANTINED, OTHER_STALE };
+
+/* A block from list `which` of an instance other than `in`, of either manager: of the first
+ * instance from `sel` on whose list is not empty; NULL when none has one. */
+static void *other_block(const inst_t *in, uint8_t sel, uint64_t r, enum other_list which) {
+    for (int k = 0; k < MAX_MGRS * MAX_INST; k++) {
+        int idx = (sel + k) % (MAX_MGRS * MAX_INST);
+        const inst_t *o = &M[idx / MAX_INST].inst[idx % MAX_INST];
+        size_t n = which == OTHER_LIVE          ? o->nblocks
+                   : which == OTHER_QUARANTINED ? o->nquar
+                                                : o->nstale;
+        if (o->com == NULL || o == in || n == 0) continue;
+        return which == OTHER_LIVE          ? o->blocks[r % n].p
+               : which == OTHER_QUARANTINED ? o->quar[r % n]
+                                            : o->stale[r % n];
+    }
+    return NULL;
+}
+
 static void op_free_foreign(mgr_t *m, input_t *inp) {
     inst_t *in = pick_inst(m, in_u8(inp));
     uint8_t kind = in_u8(inp), sel = in_u8(inp);
@@ -656,12 +676,7 @@ static void op_free_foreign(mgr_t *m, input_t *inp) {
     case 3:
     case 4: {
         /* a live block of another instance, of this manager or the other one */
-        for (int k = 0; k < MAX_MGRS * MAX_INST && p == NULL; k++) {
-            int idx = (sel + k) % (MAX_MGRS * MAX_INST);
-            inst_t *o = &M[idx / MAX_INST].inst[idx % MAX_INST];
-            if (o->com == NULL || o == in || o->nblocks == 0) continue;
-            p = o->blocks[r % o->nblocks].p;
-        }
+        p = other_block(in, sel, r, OTHER_LIVE);
         what = "a block of another instance";
         break;
     }
@@ -681,12 +696,7 @@ static void op_free_foreign(mgr_t *m, input_t *inp) {
         break;
     case 7:
         /* a quarantined block of another instance */
-        for (int k = 0; k < MAX_MGRS * MAX_INST && p == NULL; k++) {
-            int idx = (sel + k) % (MAX_MGRS * MAX_INST);
-            inst_t *o = &M[idx / MAX_INST].inst[idx % MAX_INST];
-            if (o->com == NULL || o == in || o->nquar == 0) continue;
-            p = o->quar[r % o->nquar];
-        }
+        p = other_block(in, sel, r, OTHER_QUARANTINED);
         what = "a quarantined block of another instance";
         break;
     case 8:
@@ -701,12 +711,7 @@ static void op_free_foreign(mgr_t *m, input_t *inp) {
         break;
     default:
         /* a stale block of another instance (freed, no allocation there since) */
-        for (int k = 0; k < MAX_MGRS * MAX_INST && p == NULL; k++) {
-            int idx = (sel + k) % (MAX_MGRS * MAX_INST);
-            inst_t *o = &M[idx / MAX_INST].inst[idx % MAX_INST];
-            if (o->com == NULL || o == in || o->nstale == 0) continue;
-            p = o->stale[r % o->nstale];
-        }
+        p = other_block(in, sel, r, OTHER_STALE);
         what = "a freed block of another instance";
         break;
     }

@@ -485,8 +485,7 @@ static void test_env_stats(void **state) {
 static void test_env_stats_json(void **state) {
     (void)state;
     char path[] = "/tmp/hm-override-json-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
+    int fd = tu_mkstemp(path);
     close(fd);
     const char *env[] = {"HM_STATS", "json", "HM_STATS_FILE", path, NULL, NULL};
     char out[4096];
@@ -507,17 +506,21 @@ static void test_env_stats_json(void **state) {
     if (rc != 0) fail_msg("HM_STATS=json: python3 exit %d", rc);
 }
 
+/* `out` (what the child wrote) starts with before, the child's pid, after. */
+static bool starts_with_pid(const char *out, const char *before, const char *after) {
+    char head[128];
+    snprintf(head, sizeof head, "%s%d%s", before, (int)g_child, after);
+    return strncmp(out, head, strlen(head)) == 0;
+}
+
 /* HM_VERBOSE=1: the configuration of the process manager at the first allocation. */
 static void test_env_verbose(void **state) {
     (void)state;
     const char *env[] = {"HM_VERBOSE", "1", "HM_PURGE_DELAY", "0", NULL, NULL};
     char out[8192];
     assert_int_equal(run_self("--noop", env, out, sizeof out), 0);
-    char head[96];
-    snprintf(head, sizeof head, "hostmalloc: configuration of the process manager, pid %d (",
-             (int)g_child);
-    if (strncmp(out, head, strlen(head)) != 0 || strstr(out, "HM_STATS_FILE") == NULL ||
-        strstr(out, "HM_CHECKED") == NULL)
+    if (!starts_with_pid(out, "hostmalloc: configuration of the process manager, pid ", " (") ||
+        strstr(out, "HM_STATS_FILE") == NULL || strstr(out, "HM_CHECKED") == NULL)
         fail_msg("HM_VERBOSE=1 printed '%s'", out);
     const char *l = strstr(out, "hostmalloc:   HM_PURGE_DELAY ");
     const char *end = l != NULL ? strchr(l, '\n') : NULL;
@@ -546,8 +549,7 @@ static void test_malloc_info(void **state) {
     for (int i = 0; i < N; i++)
         assert_non_null(p[i] = malloc(5000));
     char path[] = "/tmp/hm-malloc-info-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
+    int fd = tu_mkstemp(path);
     FILE *f = fdopen(fd, "w");
     assert_int_equal(malloc_info(0, f), 0);
     errno = 0;
@@ -581,11 +583,8 @@ static void test_malloc_stats(void **state) {
     const char *env[] = {NULL, NULL};
     char out[4096];
     assert_int_equal(run_self("--malloc-stats", env, out, sizeof out), 0);
-    char head[96];
-    snprintf(head, sizeof head, "hostmalloc malloc statistics, pid %d (test_override):\n",
-             (int)g_child);
-    if (strncmp(out, head, strlen(head)) != 0 || strstr(out, "  in use:     ") == NULL ||
-        strstr(out, " in 1") == NULL)
+    if (!starts_with_pid(out, "hostmalloc malloc statistics, pid ", " (test_override):\n") ||
+        strstr(out, "  in use:     ") == NULL || strstr(out, " in 1") == NULL)
         fail_msg("malloc_stats printed '%s'", out);
 }
 
@@ -641,24 +640,9 @@ int main(int argc, char **argv) {
         free(p);
         return 0;
     }
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_enomem),
-        cmocka_unit_test(test_posix_memalign),
-        cmocka_unit_test(test_aligned_variants),
-        cmocka_unit_test(test_realloc_and_friends),
-        cmocka_unit_test(test_mallinfo_trim),
-        cmocka_unit_test(test_misuse_aborts),
-        cmocka_unit_test(test_double_free_exact_message),
-        cmocka_unit_test(test_fork_while_threads_allocate),
-        cmocka_unit_test(test_blocks_outlive_thread),
-        cmocka_unit_test(test_env_limit),
-        cmocka_unit_test(test_env_stats),
-        cmocka_unit_test(test_env_stats_json),
-        cmocka_unit_test(test_env_verbose),
-        cmocka_unit_test(test_env_unknown_name),
-        cmocka_unit_test(test_malloc_info),
-        cmocka_unit_test(test_malloc_stats),
-        cmocka_unit_test(test_env_checked),
-    };
-    return TU_MAIN(tests);
+    TU_RUN_TESTS(test_enomem, test_posix_memalign, test_aligned_variants, test_realloc_and_friends,
+                 test_mallinfo_trim, test_misuse_aborts, test_double_free_exact_message,
+                 test_fork_while_threads_allocate, test_blocks_outlive_thread, test_env_limit,
+                 test_env_stats, test_env_stats_json, test_env_verbose, test_env_unknown_name,
+                 test_malloc_info, test_malloc_stats, test_env_checked);
 }

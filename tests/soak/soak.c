@@ -50,6 +50,8 @@
 #include <hostmalloc/hosting.h>
 #include <hostmalloc/hostmalloc.h>
 
+#include "tu_pattern.h"
+
 #define KIB ((size_t)1024)
 #define MIB ((size_t)1024 * 1024)
 
@@ -251,18 +253,8 @@ static atomic_int g_workers_done;
  * tail bytes a byte of the key ^ index. Blocks are at least 16 bytes. */
 #define GOLD 0x9e3779b97f4a7c15ull
 
-static uint64_t key_of(const void *p) {
-    uint64_t x = (uint64_t)(uintptr_t)p;
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return x;
-}
-
 static void stamp(void *p, size_t size, const inst_t *in) {
-    uint64_t k = key_of(p), *w = (uint64_t *)p;
+    uint64_t k = tu_key_of(p), *w = (uint64_t *)p;
     size_t nw = size / 8;
     w[0] = size ^ k;
     w[1] = (uint64_t)(uintptr_t)in ^ (k * GOLD);
@@ -282,7 +274,7 @@ static bool inst_valid(const inst_t *in) {
 
 /* Check the pattern of the block at `p`; give its size and instance. */
 static bool verify(const void *p, size_t *size_out, inst_t **inst_out) {
-    const uint64_t k = key_of(p), *w = (const uint64_t *)p;
+    const uint64_t k = tu_key_of(p), *w = (const uint64_t *)p;
     size_t size = (size_t)(w[0] ^ k);
     inst_t *in = (inst_t *)(uintptr_t)(w[1] ^ (k * GOLD));
     if (size < 16 || size > 64 * MIB || !inst_valid(in)) {
@@ -491,7 +483,7 @@ static void push(worker_t *w, void *p) {
 }
 
 static bool is_threadsafe_block(const void *p) {
-    const uint64_t k = key_of(p), *wd = (const uint64_t *)p;
+    const uint64_t k = tu_key_of(p), *wd = (const uint64_t *)p;
     const inst_t *in = (const inst_t *)(uintptr_t)(wd[1] ^ (k * GOLD));
     return inst_valid(in) && in->threadsafe;
 }
@@ -870,6 +862,28 @@ static void start(worker_t *w, void *(*fn)(void *)) {
     }
 }
 
+/* 4 MiB of virtual memory reserved, committed, written and released through m's door (COM or
+ * native); a refusal for lack of memory is allowed, any other error fails. */
+static void virtual_round_trip(mgr_t *m) {
+    void *p = NULL;
+    const size_t size = 4 * MIB;
+    const DWORD type = MEM_RESERVE | MEM_COMMIT;
+    /* each door's result as a number, with what success and "out of memory" are on it */
+    long rc =
+        m->com ? (long)IHostMemoryManager_VirtualAlloc(m->mm, NULL, size, type, PAGE_READWRITE,
+                                                       eTaskCritical, &p)
+               : (long)hm_virtual_alloc(m->nm, NULL, size, type, PAGE_READWRITE, eTaskCritical, &p);
+    const long ok = m->com ? (long)S_OK : (long)HM_OK;
+    const long nomem = m->com ? (long)E_OUTOFMEMORY : (long)HM_ERR_NOMEM;
+    const char *door = m->com ? "VirtualAlloc" : "hm_virtual_alloc";
+    if (rc == nomem) return;
+    if (rc != ok) fail("%s: %ld", door, rc);
+    memset(p, 0x77, size);
+    rc = m->com ? (long)IHostMemoryManager_VirtualFree(m->mm, p, 0, MEM_RELEASE)
+                : (long)hm_virtual_free(m->nm, p, 0, MEM_RELEASE);
+    if (rc != ok) fail("%s's free: %ld", door, rc);
+}
+
 static void run_round(uint64_t seed, size_t baseline, round_result *res) {
     double t0 = g_round_start = now_s();
     rng_t r = rng_seed(seed);
@@ -971,31 +985,8 @@ static void run_round(uint64_t seed, size_t baseline, round_result *res) {
              mib(rss), mib(baseline), mib(committed), LIVE_SLACK / MIB);
 
     /* some virtual memory, through both doors */
-    for (int i = 0; i < g_nmgrs; i++) {
-        mgr_t *m = &g_mgrs[i];
-        void *p = NULL;
-        if (m->com) {
-            HRESULT hr = IHostMemoryManager_VirtualAlloc(
-                m->mm, NULL, 4 * MIB, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE, eTaskCritical, &p);
-            if (hr == S_OK) {
-                memset(p, 0x77, 4 * MIB);
-                hr = IHostMemoryManager_VirtualFree(m->mm, p, 0, MEM_RELEASE);
-                if (hr != S_OK) fail("VirtualFree: hr %#x", (unsigned)hr);
-            } else if (hr != E_OUTOFMEMORY) {
-                fail("VirtualAlloc: hr %#x", (unsigned)hr);
-            }
-        } else {
-            hm_result e = hm_virtual_alloc(m->nm, NULL, 4 * MIB, MEM_RESERVE | MEM_COMMIT,
-                                           PAGE_READWRITE, eTaskCritical, &p);
-            if (e == HM_OK) {
-                memset(p, 0x77, 4 * MIB);
-                e = hm_virtual_free(m->nm, p, 0, MEM_RELEASE);
-                if (e != HM_OK) fail("hm_virtual_free: %d", (int)e);
-            } else if (e != HM_ERR_NOMEM) {
-                fail("hm_virtual_alloc: %d", (int)e);
-            }
-        }
-    }
+    for (int i = 0; i < g_nmgrs; i++)
+        virtual_round_trip(&g_mgrs[i]);
 
     release_managers(&r, res);
 

@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: MIT */
+/* debug/checked.c: checked mode's full paths (its fast paths are inline in checked.h), its
+ * reports, and the checked page kind (mem/page.h). The layout of a checked block: checked.h.
+ *
+ * Everything unusual leaves the fast paths for these functions, which check everything and
+ * report through the arena's error sink; they never allocate. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "debug/debug.h"
+
+/* A checked block of page `pg`: its header's fields are named when its size is plausible (an
+ * underrun usually breaks only the tag, the last field). */
+static hm_cold void report_checked(const hm_arena_t *a, int kind, const hm_page_t *pg,
+                                   const void *p, const hm_chk_hdr_t *h) {
+    char msg[512];
+    if (h->size <= pg->block_size - HM_CHECKED_EXTRA)
+        _hm_snprintf(msg, sizeof msg,
+                     "hostmalloc: %s: block %p of %zu bytes (allocation #%zu, thread %d)\n",
+                     _hm_debug_kind_name(kind), p, (size_t)h->size, (size_t)h->seq, (int)h->tid);
+    else
+        _hm_snprintf(msg, sizeof msg, "hostmalloc: %s: block %p (its header was overwritten)\n",
+                     _hm_debug_kind_name(kind), p);
+    _hm_report(&a->cfg, kind, p, msg);
+}
+
+/* ---- checked blocks ------------------------------------------------------------------------ */
+void *_hm_checked_alloc(hm_heap *heap, size_t size, int level) {
+    void *p = _hm_checked_alloc_try(heap, size, level);
+    return hm_likely(p != NULL) ? p : _hm_checked_alloc_slow(heap, size, level);
+}
+
+void _hm_checked_bad_link(hm_page_t *pg, hm_block_t *b) {
+    hm_segment_t *seg = _hm_segment_of(pg);
+    hm_chk_hdr_t *h = _hm_chk_hdr(b);
+    hm_tool_access(h, sizeof *h);
+    report_checked(seg->arena, HM_ERROR_WRITE_AFTER_FREE, pg, b, h);
+    hm_tool_access(b, 2 * sizeof *b);
+    _hm_chk_set_link(b, NULL);
+}
+
+bool _hm_checked_on_alloc(hm_theap_t *th, hm_page_t *pg, void *p, size_t size, bool no_abort) {
+    hm_chk_hdr_t *h = _hm_chk_hdr(p);
+    uint64_t c = _hm_chk_canary(p);
+    hm_tool_access(h, sizeof *h);
+    uint32_t tag = h->tag;
+    /* the slot's previous block: its link (now pg->free) against its check word, its state
+     * and its fill */
+    hm_tool_access(p, HM_CHECKED_FILL);
+    bool usable = tag == HM_CHK_FREED(c); /* a freed block (slots are carved freed) */
+    bool bad = !usable || !_hm_chk_link_intact(p, pg->free) || !_hm_chk_fill_ok(p);
+    if (bad) pg->free = NULL; /* never follow it: the blocks past it are lost */
+    if (bad) {
+        report_checked(th->heap->arena, HM_ERROR_WRITE_AFTER_FREE, pg, p, h);
+        if (!no_abort) abort(); /* the malloc-style doors stop here; COM goes on */
+    }
+    if (!usable) {
+        /* live or quarantined (a damaged link led here), or no state at all: not ours to
+         * hand out. Its owner keeps it; the page no longer counts it as handed out twice. */
+        pg->used--;
+        return false;
+    }
+    uint64_t who = th->checked_who + 1;
+    if ((uint32_t)who == 0) who = who - ((uint64_t)1 << 32) + 1; /* wrapped: keep the thread */
+    th->checked_who = who;
+    h->seq = (uint32_t)who;
+    h->tid = (uint32_t)(who >> 32);
+    h->size = (uint32_t)size;
+    h->tag = HM_CHK_LIVE(c, size);
+    hm_tool_access((uint8_t *)p + size, sizeof c);
+    memcpy((uint8_t *)p + size, &c, sizeof c); /* byte-precise: right after the last byte */
+    return true;
+}
+
+void *_hm_checked_alloc_slow(hm_heap *heap, size_t size, int level) {
+    bool no_abort = (level & HM_LEVEL_NO_ABORT) != 0;
+    _hm_debug_init();
+    if (size > HM_CHECKED_MAX) return _hm_debug_alloc(heap, size, level, NULL, 0); /* huge */
+    hm_theap_t *th = _hm_debug_theap(heap, &level);
+    if (th == NULL) return NULL;
+    size_t slot =
+        size + HM_CHECKED_EXTRA < HM_CHECKED_MIN ? HM_CHECKED_MIN : size + HM_CHECKED_EXTRA;
+    /* a block that may not be handed out cuts its list: the next try finds another */
+    for (int tries = 0; tries < 64; tries++) {
+        void *p = _hm_theap_alloc_block(th, HM_QUEUE_CHECKED + _hm_bin_of(slot), level);
+        if (p == NULL) break;
+        hm_segment_t *seg = _hm_segment_of(p);
+        if (_hm_checked_on_alloc(th, _hm_page_of(seg, p), p, size, no_abort)) {
+            hm_tool_alloc(p, size);
+            return p;
+        }
+    }
+    th->failures[level]++;
+    errno = ENOMEM;
+    return NULL;
+}
+
+/* A bad free of checked block `b`: reported, and the block quarantined (never reused). */
+static hm_cold hm_result checked_free_bad(hm_page_t *pg, hm_block_t *b, int err) {
+    hm_chk_hdr_t *h = _hm_chk_hdr(b);
+    uint64_t c = _hm_chk_canary(b);
+    report_checked(_hm_segment_of(pg)->arena, err, pg, b, h);
+    if (h->tag != HM_CHK_FREED(c)) h->tag = HM_CHK_QUAR(c);
+    return HM_ERR_NOT_BLOCK;
+}
+
+static hm_result checked_free(hm_page_t *pg, hm_block_t *b, bool link) {
+    hm_chk_hdr_t *h = _hm_chk_hdr(b);
+    uint64_t c = _hm_chk_canary(b);
+    hm_tool_access(h, sizeof *h);
+    uint32_t tag = h->tag;
+    if (hm_unlikely(tag == HM_CHK_FREED(c) || tag == HM_CHK_QUAR(c)))
+        return checked_free_bad(pg, b, HM_ERROR_DOUBLE_FREE);
+    if (hm_unlikely(tag != HM_CHK_LIVE(c, h->size) || h->size > pg->block_size - HM_CHECKED_EXTRA))
+        return checked_free_bad(pg, b, HM_ERROR_UNDERRUN);
+    if (hm_unlikely(!_hm_debug_back_intact(b, h->size, c)))
+        return checked_free_bad(pg, b, HM_ERROR_OVERRUN);
+    h->tag = HM_CHK_FREED(c);
+    hm_tool_access(b, HM_CHECKED_FILL);
+    _hm_chk_fill((uint8_t *)b);
+    hm_tool_free(b);
+    if (link) {
+        hm_tool_access(b, 2 * sizeof(hm_block_t));
+        _hm_chk_set_link(b, pg->free);
+        hm_tool_hide(b, 2 * sizeof(hm_block_t));
+    }
+    return HM_OK;
+}
+
+static void checked_carve(hm_page_t *pg, uint8_t *p, size_t n, hm_block_t *last_next) {
+    size_t stride = pg->block_size;
+    for (size_t i = 0; i < n; i++, p += stride) {
+        hm_tool_access(p - HM_CHECKED_HEADER, HM_CHECKED_HEADER + HM_CHECKED_FILL);
+        _hm_chk_make_freed(p, i + 1 < n ? (hm_block_t *)(p + stride) : last_next);
+        hm_tool_hide(p - HM_CHECKED_HEADER, HM_CHECKED_HEADER + HM_CHECKED_FILL);
+    }
+}
+
+static size_t checked_size(const hm_page_t *pg, const void *p) {
+    /* never past the slot, even when an underrun wrote the size */
+    size_t n = _hm_chk_hdr(p)->size, room = pg->block_size - HM_CHECKED_EXTRA;
+    return n < room ? n : room;
+}
+
+/* ---- the checked page kind (page.h) ---------------------------------------------------------- */
+static const hm_page_kind_t checked_kind = {
+    .header = HM_CHECKED_HEADER,
+    .min_slot = HM_CHECKED_MIN,
+    .carve = checked_carve,
+    .free = checked_free,
+    .set_link = _hm_chk_set_link,
+    .link_intact = _hm_chk_link_intact,
+    .bad_link = _hm_checked_bad_link,
+    .size = checked_size,
+};
+
+void _hm_checked_register(void) {
+    _hm_page_kind_set(HM_PAGE_CHECKED, &checked_kind);
+}
+
+void *_hm_alloc_slow_any(hm_heap *heap, size_t size, int level) {
+    /* a checked heap feeds no plain fast path: every allocation of it lands here */
+    if (hm_unlikely(heap->checked)) return _hm_checked_alloc(heap, size, level);
+    return _hm_alloc_slow(heap, size, level);
+}

@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: MIT */
+/* doors/native.c: the native door: the hm_* functions of hostmalloc.h that allocate, free,
+ * resize and look up blocks, and that make and release heaps. They put the layers below
+ * together: the fast paths of mem/alloc.h inline, checked mode's slow path for heaps that are
+ * checked (debug), the manager's fault injection for hm_realloc_level, the manager's statistics
+ * and the debug walk at a heap's release. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "manager/manager.h"
+
+/* ---- heaps -------------------------------------------------------------------------------- */
+hm_heap *hm_heap_new(hm_manager *mgr, unsigned flags) {
+    if (mgr == NULL) mgr = hm_manager_default();
+    if (mgr == NULL) return NULL;
+    hm_heap *heap = _hm_heap_create(&mgr->arena, flags);
+    if (heap == NULL) return NULL;
+    if (heap->checked) _hm_debug_init(); /* the secret of its blocks' canaries */
+    hm_manager_retain(mgr);
+    return heap;
+}
+
+#if HM_TOOLS
+static bool tool_forget(const hm_block_info_t *info, void *arg) {
+    (void)arg;
+    hm_tool_free(info->ptr);
+    return true;
+}
+#endif
+
+void hm_heap_release(hm_heap *heap) {
+    if (heap == NULL) return;
+    hm_manager *mgr = _hm_manager_of(heap);
+    if (mgr->arena.cfg.print_stats) _hm_stats_report_heap(heap);
+#if HM_TOOLS
+    hm_heap_walk(heap, tool_forget, NULL); /* the live blocks go with the heap: tell the tool */
+#endif
+    _hm_heap_destroy(heap);
+    hm_manager_release(mgr);
+}
+
+static pthread_once_t default_heap_once = PTHREAD_ONCE_INIT;
+static hm_heap *default_heap;
+
+static void default_heap_init(void) {
+    default_heap = hm_heap_new(NULL, HM_HEAP_THREADSAFE);
+}
+
+hm_heap *hm_heap_default(void) {
+    pthread_once(&default_heap_once, default_heap_init);
+    return default_heap;
+}
+
+/* The manager of a heap, for hosts that start from an IHostMalloc (docs/RUNTIMES.md). */
+hm_manager *hm_heap_manager(hm_heap *heap) {
+    return heap != NULL ? _hm_manager_of(heap) : NULL;
+}
+
+/* ---- blocks -------------------------------------------------------------------------------- */
+void *hm_alloc_level(hm_heap *heap, size_t size, EMemoryCriticalLevel level) {
+    return _hm_alloc_fast(heap, size, (int)level, _hm_alloc_slow_any);
+}
+
+void *hm_alloc(hm_heap *heap, size_t size) {
+    return hm_alloc_level(heap, size, eProcessCritical);
+}
+
+void *hm_calloc(hm_heap *heap, size_t count, size_t size) {
+    size_t total;
+    if (__builtin_mul_overflow(count, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *p = hm_alloc(heap, total);
+    if (p != NULL) memset(p, 0, total);
+    return p;
+}
+
+void *hm_alloc_aligned(hm_heap *heap, size_t size, size_t alignment) {
+    if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (alignment <= HM_ALIGN) return hm_alloc(heap, size);
+    return _hm_alloc_aligned(heap, size, alignment, eProcessCritical);
+}
+
+void hm_free(void *p) {
+    _hm_free_any(p);
+}
+
+hm_result hm_heap_free(hm_heap *heap, void *p) {
+    hm_segment_t *seg;
+    hm_page_t *pg;
+    if (hm_unlikely(_hm_block_lookup_fast(p, &seg, &pg) != HM_OK))
+        return _hm_heap_free_slow(heap, p);
+    if (hm_unlikely(seg->heap != heap)) return HM_ERR_OTHER_HEAP;
+    return _hm_page_free(seg, pg, p);
+}
+
+size_t hm_usable_size(const void *p) {
+    if (p == NULL) return 0;
+    hm_segment_t *seg;
+    hm_page_t *pg;
+    hm_result r = _hm_block_lookup(p, &seg, &pg);
+    if (hm_unlikely(r != HM_OK))
+        _hm_fatal(r == HM_ERR_NOT_OWNED ? "usable_size(): pointer not allocated by hostmalloc:"
+                                        : "usable_size(): pointer is not the start of a block:",
+                  p);
+    size_t usable = _hm_block_usable(seg, pg, p); /* a block with a header: what was asked */
+    if (pg->kind == HM_PAGE_PLAIN)
+        hm_tool_access((void *)p, usable); /* whoever asks may use all of it: tell the tool */
+    return usable;
+}
+
+hm_heap *hm_heap_of(const void *p) {
+    if (p == NULL) return NULL;
+    hm_segment_t *seg;
+    hm_page_t *pg;
+    if (_hm_block_lookup(p, &seg, &pg) != HM_OK) return NULL;
+    return seg->heap;
+}
+
+void *hm_realloc(hm_heap *heap, void *p, size_t size) {
+    if (p == NULL) return hm_alloc(heap, size);
+    hm_segment_t *seg;
+    hm_page_t *pg;
+    hm_result r = _hm_block_lookup(p, &seg, &pg);
+    if (hm_unlikely(r != HM_OK)) {
+        if (r == HM_ERR_NOT_BLOCK && _hm_huge_freed_at(p)) abort(); /* reported */
+        _hm_fatal(r == HM_ERR_NOT_OWNED ? "realloc(): pointer not allocated by hostmalloc:"
+                                        : "realloc(): pointer is not the start of a block:",
+                  p);
+    }
+    _hm_realloc_check_freed(p, seg, pg);
+    size_t usable = hm_usable_size(p);
+    bool debug = pg->kind != HM_PAGE_PLAIN;
+    /* a debug block always moves: its size and back canary are exact */
+    if (!debug && size <= usable && size >= usable / 2 && seg->heap == heap) return p;
+    void *n = hm_alloc(heap, size);
+    if (n == NULL) return NULL;
+    size_t copy = size < usable ? size : usable;
+    hm_tool_access(p, copy); /* the slack past the requested bytes is the engine's to read */
+    memcpy(n, p, copy);
+    hm_free(p);
+    return n;
+}
+
+/* ---- for runtime hooks (docs/RUNTIMES.md) --------------------------------------------------- */
+void *hm_realloc_level(hm_heap *heap, void *p, size_t size, EMemoryCriticalLevel level) {
+    if ((unsigned)level > (unsigned)eProcessCritical) level = eProcessCritical;
+    hm_manager *mgr = _hm_manager_of(heap);
+    if (p == NULL) {
+        if (hm_unlikely(mgr->faults_on) && hm_manager_fault(mgr, level)) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        return hm_alloc_level(heap, size, level);
+    }
+    if (size == 0) {
+        hm_free(p);
+        return NULL;
+    }
+    size_t usable = hm_usable_size(p); /* aborts on a bad pointer */
+    hm_segment_t *seg;
+    hm_page_t *pg;
+    bool debug = _hm_block_lookup(p, &seg, &pg) == HM_OK && pg->kind != HM_PAGE_PLAIN;
+    if (!debug) _hm_realloc_check_freed(p, seg, pg);
+    /* a debug block always moves: its size and back canary are exact */
+    if (!debug && size <= usable && size >= usable / 2 && seg->heap == heap) return p;
+    void *n = NULL;
+    /* only a request for more is one the budget or fault injection may refuse */
+    bool grow = size > usable;
+    if (!(grow && hm_unlikely(mgr->faults_on) && hm_manager_fault(mgr, level)))
+        n = hm_alloc_level(heap, size, level);
+    if (n == NULL) {
+        /* a shrink never fails: the block stays as it is (a debug block keeps its recorded
+         * size and canary, so its checks still hold) */
+        if (!grow) return p;
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t copy = size < usable ? size : usable;
+    hm_tool_access(p, copy); /* the slack past the requested bytes is the engine's to read */
+    memcpy(n, p, copy);
+    hm_free(p);
+    return n;
+}
+
+hm_result hm_heap_block(hm_heap *heap, const void *p, size_t *usable) {
+    if (p == NULL) return HM_ERR_NOT_OWNED;
+    hm_segment_t *seg;
+    hm_page_t *pg;
+    hm_result r = _hm_block_lookup(p, &seg, &pg);
+    if (r != HM_OK) return r;
+    if (seg->heap != heap) return HM_ERR_OTHER_HEAP;
+    if (usable != NULL) {
+        *usable = _hm_block_usable(seg, pg, p);
+        if (pg->kind == HM_PAGE_PLAIN) hm_tool_access((void *)p, *usable); /* all of it is theirs */
+    }
+    return HM_OK;
+}

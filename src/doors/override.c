@@ -1,0 +1,327 @@
+/* SPDX-License-Identifier: MIT */
+/* doors/override.c: hostmalloc as the process malloc (libhostmalloc-override.so).
+ *
+ * Every C and C++ allocation entry point of the process, on the process default heap of the
+ * same engine. Preloaded (LD_PRELOAD) or linked first, it serves the very first allocation:
+ * the default heap is created on first use (pthread_once, mmap, no malloc), thread-local
+ * storage is the initial-exec kind a preloaded library gets statically, and nothing here calls
+ * a function that could allocate before the heap exists.
+ *
+ * A pointer hostmalloc never handed out (free, realloc or malloc_usable_size of a stack,
+ * static, foreign-mapped or interior pointer) aborts with one `hostmalloc: ` line on stderr,
+ * in every mode: there is no error to return, and going on would corrupt memory.
+ *
+ * fork: the global locks (metadata, heap pool, the default manager's cache and heap list, the
+ * default heap's lock) are taken before fork and released after it in both processes, so the
+ * child never inherits a lock held by a thread that does not exist there. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <malloc.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "manager/manager.h"
+
+#define HM_EXPORT __attribute__((visibility("default")))
+
+static hm_heap *_Atomic g_heap;
+
+static void fork_prepare(void) {
+    _hm_arena_fork(&hm_manager_default()->arena, atomic_load(&g_heap), 0);
+}
+
+static void fork_release(void) {
+    _hm_arena_fork(&hm_manager_default()->arena, atomic_load(&g_heap), 1);
+}
+
+static hm_noinline hm_heap *heap_init(void) {
+    hm_heap *h = hm_heap_default();
+    if (h == NULL) _hm_fatal("cannot create the process heap", NULL);
+    _hm_heap_pin(h); /* malloc finds this thread's sub-heap of it with one TLS load */
+    atomic_store_explicit(&g_heap, h, memory_order_release);
+    /* once; pthread_atfork may allocate, which finds the heap made by now */
+    static _Atomic(int) registered;
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&registered, &expected, 1))
+        pthread_atfork(fork_prepare, fork_release, fork_release);
+    return h;
+}
+
+hm_inline hm_heap *heap(void) {
+    hm_heap *h = atomic_load_explicit(&g_heap, memory_order_relaxed);
+    if (hm_unlikely(h == NULL)) h = heap_init();
+    return h;
+}
+
+/* ---- C ---------------------------------------------------------------------------------- */
+/* Everything malloc's fast path leaves: the process heap made, the thread's sub-heap pinned,
+ * large sizes, empty pages, checked mode. */
+static hm_noinline void *malloc_slow(size_t size) {
+    hm_heap *h = heap();
+    if (_hm_tls_pinned == NULL) _hm_theap_pinned(h);
+    return _hm_alloc_slow_any(h, size, eProcessCritical);
+}
+
+HM_EXPORT void *malloc(size_t size) {
+    hm_theap_t *th = _hm_tls_pinned;
+    if (hm_likely(th != NULL && size <= HM_DIRECT_MAX)) {
+        void *p = _hm_theap_pop(th, size, eProcessCritical);
+        if (hm_likely(p != NULL)) return p;
+    }
+    return malloc_slow(size);
+}
+
+HM_EXPORT void free(void *p) {
+    _hm_free_any(p);
+}
+
+HM_EXPORT void *calloc(size_t count, size_t size) {
+    return hm_calloc(heap(), count, size);
+}
+
+HM_EXPORT void *realloc(void *p, size_t size) {
+    return hm_realloc(heap(), p, size);
+}
+
+HM_EXPORT void *reallocarray(void *p, size_t count, size_t size) {
+    size_t total;
+    if (__builtin_mul_overflow(count, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return hm_realloc(heap(), p, total);
+}
+
+HM_EXPORT int posix_memalign(void **out, size_t alignment, size_t size) {
+    if (alignment < sizeof(void *) || (alignment & (alignment - 1)) != 0) return EINVAL;
+    int saved = errno;
+    void *p = hm_alloc_aligned(heap(), size, alignment);
+    if (p == NULL) {
+        errno = saved;
+        return ENOMEM;
+    }
+    *out = p;
+    return 0;
+}
+
+HM_EXPORT void *aligned_alloc(size_t alignment, size_t size) {
+    return hm_alloc_aligned(heap(), size, alignment); /* EINVAL for a non-power of two */
+}
+
+HM_EXPORT void *memalign(size_t alignment, size_t size) {
+    /* glibc rounds an alignment that is not a power of two up to the next one */
+    if (alignment != 0 && (alignment & (alignment - 1)) != 0) {
+        if (alignment > ((size_t)1 << 62)) {
+            errno = EINVAL;
+            return NULL;
+        }
+        alignment = (size_t)1 << (64 - __builtin_clzl(alignment));
+    }
+    if (alignment == 0) alignment = 1;
+    return hm_alloc_aligned(heap(), size, alignment);
+}
+
+HM_EXPORT void *valloc(size_t size) {
+    return hm_alloc_aligned(heap(), size, HM_OS_PAGE);
+}
+
+HM_EXPORT void *pvalloc(size_t size) {
+    if (size > SIZE_MAX - HM_OS_PAGE) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t rounded = (size + HM_OS_PAGE - 1) & ~(size_t)(HM_OS_PAGE - 1);
+    return hm_alloc_aligned(heap(), rounded == 0 ? HM_OS_PAGE : rounded, HM_OS_PAGE);
+}
+
+HM_EXPORT size_t malloc_usable_size(void *p) {
+    return hm_usable_size(p);
+}
+
+HM_EXPORT void free_sized(void *p, size_t size) {
+    (void)size;
+    hm_free(p);
+}
+
+HM_EXPORT void free_aligned_sized(void *p, size_t alignment, size_t size) {
+    (void)alignment;
+    (void)size;
+    hm_free(p);
+}
+
+HM_EXPORT void cfree(void *p) {
+    hm_free(p);
+}
+
+HM_EXPORT struct mallinfo2 mallinfo2(void) {
+    struct mallinfo2 mi;
+    memset(&mi, 0, sizeof mi);
+    hm_heap_stats_t s;
+    hm_heap_stats(heap(), &s);
+    mi.arena = s.committed;     /* bytes held from the OS */
+    mi.uordblks = s.live_bytes; /* in use */
+    mi.fordblks = s.committed > s.live_bytes ? s.committed - s.live_bytes : 0; /* free */
+    mi.hblks = s.huge_blocks;
+    mi.usmblks = s.peak_committed;
+    return mi;
+}
+
+HM_EXPORT struct mallinfo mallinfo(void) {
+    struct mallinfo2 m2 = mallinfo2();
+    struct mallinfo mi;
+    memset(&mi, 0, sizeof mi);
+    mi.arena = (int)(m2.arena > INT32_MAX ? INT32_MAX : m2.arena);
+    mi.uordblks = (int)(m2.uordblks > INT32_MAX ? INT32_MAX : m2.uordblks);
+    mi.fordblks = (int)(m2.fordblks > INT32_MAX ? INT32_MAX : m2.fordblks);
+    mi.hblks = (int)m2.hblks;
+    mi.usmblks = (int)(m2.usmblks > INT32_MAX ? INT32_MAX : m2.usmblks);
+    return mi;
+}
+
+HM_EXPORT int malloc_trim(size_t pad) {
+    (void)pad;
+    hm_heap_stats_t before, after;
+    hm_heap_stats(heap(), &before);
+    hm_heap_collect(heap(), true);
+    hm_heap_stats(heap(), &after);
+    return after.committed < before.committed;
+}
+
+/* ---- C++ -------------------------------------------------------------------------------------
+ * operator new must throw std::bad_alloc (after asking the new-handler) when it cannot serve.
+ * A C++ program links libstdc++, which exports std::get_new_handler and std::__throw_bad_alloc:
+ * they are taken as weak references, so this C library needs no C++ runtime of its own. */
+typedef void (*new_handler_t)(void);
+extern new_handler_t _ZSt15get_new_handlerv(void) __attribute__((weak));
+extern void _ZSt17__throw_bad_allocv(void) __attribute__((weak, noreturn));
+
+static hm_noinline void *new_fail(size_t size, size_t align, bool nothrow) {
+    for (;;) {
+        new_handler_t h = _ZSt15get_new_handlerv != NULL ? _ZSt15get_new_handlerv() : NULL;
+        if (h == NULL) {
+            if (nothrow) return NULL;
+            if (_ZSt17__throw_bad_allocv != NULL) _ZSt17__throw_bad_allocv();
+            _hm_fatal("operator new: out of memory and no C++ runtime to throw bad_alloc", NULL);
+        }
+        h();
+        void *p =
+            align <= HM_ALIGN ? hm_alloc(heap(), size) : hm_alloc_aligned(heap(), size, align);
+        if (p != NULL) return p;
+    }
+}
+
+hm_inline void *new_impl(size_t size) {
+    void *p = _hm_alloc_fast(heap(), size, eProcessCritical, _hm_alloc_slow_any);
+    if (hm_unlikely(p == NULL)) p = new_fail(size, HM_ALIGN, false);
+    return p;
+}
+
+hm_inline void *new_nothrow(size_t size) {
+    void *p = _hm_alloc_fast(heap(), size, eProcessCritical, _hm_alloc_slow_any);
+    if (hm_unlikely(p == NULL)) p = new_fail(size, HM_ALIGN, true);
+    return p;
+}
+
+static void *new_aligned(size_t size, size_t align, bool nothrow) {
+    void *p = NULL;
+    if (align != 0 && (align & (align - 1)) == 0)
+        p = hm_alloc_aligned(heap(), size, align);
+    else if (!nothrow)
+        _hm_fatal("operator new: alignment is not a power of two", NULL);
+    if (p == NULL && align != 0 && (align & (align - 1)) == 0) p = new_fail(size, align, nothrow);
+    return p;
+}
+
+/* operator new / new[] (size_t), nothrow, aligned, aligned nothrow */
+HM_EXPORT void *_Znwm(size_t n) {
+    return new_impl(n);
+}
+HM_EXPORT void *_Znam(size_t n) {
+    return new_impl(n);
+}
+HM_EXPORT void *_ZnwmRKSt9nothrow_t(size_t n, const void *t) {
+    (void)t;
+    return new_nothrow(n);
+}
+HM_EXPORT void *_ZnamRKSt9nothrow_t(size_t n, const void *t) {
+    (void)t;
+    return new_nothrow(n);
+}
+HM_EXPORT void *_ZnwmSt11align_val_t(size_t n, size_t a) {
+    return new_aligned(n, a, false);
+}
+HM_EXPORT void *_ZnamSt11align_val_t(size_t n, size_t a) {
+    return new_aligned(n, a, false);
+}
+HM_EXPORT void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const void *t) {
+    (void)t;
+    return new_aligned(n, a, true);
+}
+HM_EXPORT void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const void *t) {
+    (void)t;
+    return new_aligned(n, a, true);
+}
+
+/* operator delete / delete[]: plain, sized, nothrow, aligned, sized aligned, aligned nothrow */
+HM_EXPORT void _ZdlPv(void *p) {
+    hm_free(p);
+}
+HM_EXPORT void _ZdaPv(void *p) {
+    hm_free(p);
+}
+HM_EXPORT void _ZdlPvm(void *p, size_t n) {
+    (void)n;
+    hm_free(p);
+}
+HM_EXPORT void _ZdaPvm(void *p, size_t n) {
+    (void)n;
+    hm_free(p);
+}
+HM_EXPORT void _ZdlPvRKSt9nothrow_t(void *p, const void *t) {
+    (void)t;
+    hm_free(p);
+}
+HM_EXPORT void _ZdaPvRKSt9nothrow_t(void *p, const void *t) {
+    (void)t;
+    hm_free(p);
+}
+HM_EXPORT void _ZdlPvSt11align_val_t(void *p, size_t a) {
+    (void)a;
+    hm_free(p);
+}
+HM_EXPORT void _ZdaPvSt11align_val_t(void *p, size_t a) {
+    (void)a;
+    hm_free(p);
+}
+HM_EXPORT void _ZdlPvmSt11align_val_t(void *p, size_t n, size_t a) {
+    (void)n, (void)a;
+    hm_free(p);
+}
+HM_EXPORT void _ZdaPvmSt11align_val_t(void *p, size_t n, size_t a) {
+    (void)n, (void)a;
+    hm_free(p);
+}
+HM_EXPORT void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *p, size_t a, const void *t) {
+    (void)a, (void)t;
+    hm_free(p);
+}
+HM_EXPORT void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t a, const void *t) {
+    (void)a, (void)t;
+    hm_free(p);
+}
+
+/* ---- statistics ---------------------------------------------------------------------------- */
+/* glibc's malloc_info(3) and malloc_stats(3) would describe glibc's (unused) arenas: zeros. */
+HM_EXPORT int malloc_info(int options, FILE *fp) {
+    return _hm_stats_malloc_info(heap(), hm_manager_default(), options, fp);
+}
+
+HM_EXPORT void malloc_stats(void) {
+    _hm_stats_report_malloc(heap(), hm_manager_default(), false);
+}
+
+__attribute__((destructor)) static void override_exit(void) {
+    hm_heap *h = atomic_load_explicit(&g_heap, memory_order_relaxed);
+    if (h != NULL && hm_manager_default()->arena.cfg.print_stats)
+        _hm_stats_report_malloc(h, hm_manager_default(), true);
+}

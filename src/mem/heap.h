@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/* mem/heap.h: arenas, heaps, per-thread sub-heaps and the one reclaim loop (heap.c). Below:
+ * page. */
+#ifndef HM_MEM_HEAP_H
+#define HM_MEM_HEAP_H
+
+#include "mem/page.h"
+
+/* ---- arenas -------------------------------------------------------------------------------- */
+/* An arena for `cfg` (copied) whose budget has `limit`. */
+void _hm_arena_init(hm_arena_t *a, const hm_config *cfg, size_t limit);
+/* Give everything the arena still holds back to the OS (its heaps are gone). */
+void _hm_arena_destroy(hm_arena_t *a);
+/* Collect the sub-heaps of exited threads in every heap of the arena: their empty pages are
+ * retired and decommitted, their empty segments go to the cache. */
+void _hm_arena_collect_abandoned(hm_arena_t *a);
+/* Count `bytes` that belong to no heap (VirtualAlloc) at `level`, reclaiming and waiting as an
+ * allocation would. False: refused, nothing counted. */
+bool _hm_arena_commit(hm_arena_t *a, size_t bytes, int level);
+/* fork: 0 before (take the locks of `a` and of `heap`, which may be NULL), 1 after (release). */
+void _hm_arena_fork(hm_arena_t *a, hm_heap *heap, int phase);
+
+/* ---- heaps --------------------------------------------------------------------------------- */
+/* A heap of `a` (flags HM_HEAP_*); NULL on bad flags or out of metadata. */
+hm_heap *_hm_heap_create(hm_arena_t *a, unsigned flags);
+/* Unmap every segment of the heap (its live blocks go with it) and retire it. */
+void _hm_heap_destroy(hm_heap *heap);
+
+/* ---- sub-heaps ----------------------------------------------------------------------------- */
+typedef struct hm_tls_entry_s {
+    uint64_t id;
+    hm_theap_t *th;
+} hm_tls_entry_t;
+extern __thread hm_tls_entry_t _hm_tls_cache[HM_TLS_WAYS];
+/* The calling thread's cache entry for `heap`, its id in *id: the entry is the heap's sub-heap
+ * when its id is *id (ids are never reused, so a stale entry never matches). */
+hm_inline hm_tls_entry_t *_hm_tls_slot(const hm_heap *heap, uint64_t *id) {
+    *id = atomic_load_explicit(&((hm_heap *)heap)->id, memory_order_relaxed);
+    return &_hm_tls_cache[*id & (HM_TLS_WAYS - 1)];
+}
+/* The calling thread's sub-heap of `heap`, created or adopted on first use; NULL on OOM. */
+hm_theap_t *_hm_theap_get_slow(hm_heap *heap);
+/* The thread's sub-heap of the one pinned heap (the malloc door's process heap): a single TLS
+ * load finds it. NULL until the thread's first _hm_theap_get_slow of that heap, and again once
+ * the thread exits. */
+extern __thread hm_theap_t *_hm_tls_pinned;
+/* Pin `heap` (once, before its first use; never released while pinned). */
+void _hm_heap_pin(hm_heap *heap);
+/* The thread's sub-heap of the pinned `heap`, put in _hm_tls_pinned; NULL on OOM. */
+hm_theap_t *_hm_theap_pinned(hm_heap *heap);
+hm_inline hm_theap_t *_hm_theap_get(hm_heap *heap) {
+    uint64_t id;
+    hm_tls_entry_t *e = _hm_tls_slot(heap, &id);
+    if (hm_likely(e->id == id)) return e->th;
+    return _hm_theap_get_slow(heap);
+}
+
+/* ---- allocation through the reclaim loop ---------------------------------------------------- */
+/* A block of queue `bin` (page.h) at `level` (0..2): the page-level path, with the sub-heap's
+ * upkeep first (pending pages, the arena's collect epoch, periodic maintenance) and the reclaim
+ * loop when the budget refuses. NULL (nothing changed) when nothing helped. */
+void *_hm_theap_alloc_block(hm_theap_t *th, size_t bin, int level);
+/* A huge segment (segment.h) through the reclaim loop. */
+hm_segment_t *_hm_theap_alloc_huge(hm_theap_t *th, size_t size, size_t align, int level);
+
+/* The invariants of a sub-heap: its queues (links, bins, heads; every page valid) and its
+ * segment lists (links, kinds; every segment valid). Owner only. */
+bool _hm_theap_valid(const hm_theap_t *th);
+
+#endif /* HM_MEM_HEAP_H */

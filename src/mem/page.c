@@ -1,0 +1,745 @@
+/* SPDX-License-Identifier: MIT */
+/* mem/page.c: size classes, pages and their free lists, page kinds, the page-level allocation
+ * path.
+ *
+ * Size classes ("bins"): sizes are counted in 16-byte units w. Bins 1..16 are exact (16 to
+ * 256 bytes); above that each doubling is split into 8 bins, so a block is at most 1/8
+ * larger than the request (internal waste under 12.5 %). Bins 1..56 (up to 8 KiB) use 64 KiB
+ * pages, bins 57..80 (up to 64 KiB) 128 KiB pages; larger blocks are huge (segment.c).
+ *
+ * A page's free lists: the owner allocates from and frees into `free`; other
+ * threads push onto `thread_free` with one compare-and-swap. When `free` runs dry the owner
+ * moves `thread_free` into it (collect). mimalloc's third list, `local_free`, is left out:
+ * it exists to force the owner through the generic path regularly, but it also sends every
+ * alloc after a free on an otherwise empty page there (docs/DESIGN-NOTES.md, "Free lists: two,
+ * not three"). A page that is completely handed
+ * out leaves its queue ("full") so the generic path never scans it; the first remote free
+ * into a full page (tag FULL -> NOTIFIED on thread_free) pushes the page onto the sub-heap's
+ * `pending` stack, and the owner puts such pages back into their queues. A NOTIFIED page is
+ * never retired until the owner has seen it on the stack, so the remote thread's push always
+ * refers to a page of this sub-heap.
+ *
+ * An empty page stays in place while it is the only page of its size class (alloc/free churn
+ * must not thrash); otherwise it is retired to its segment, kept committed for the purge delay,
+ * then decommitted. A segment whose pages are all retired goes back to the arena's cache.
+ *
+ * Page kinds. A page serves plain blocks, or blocks with a header in front (DebugAlloc blocks,
+ * checked-mode blocks) whose format the debug layer owns: it registers a kind (page.h) with the
+ * header size, how to carve slots, how to check a free, and the link format of its free lists.
+ * Plain pages never look at it; the other kinds are reached only from paths that are already
+ * slow (their pages carry HM_USED_SLOW, so every free of theirs leaves the fast path). */
+#include <string.h>
+
+#include "mem/page.h"
+
+/* The page with no free block: every direct slot and empty queue starts at it, so the fast
+ * path needs no NULL test. Never written. */
+hm_page_t _hm_page_empty;
+
+const hm_page_kind_t *_hm_page_kinds[3];
+
+void _hm_page_kind_set(unsigned kind, const hm_page_kind_t *k) {
+    hm_assert(kind != HM_PAGE_PLAIN && kind < 3);
+    __atomic_store_n(&_hm_page_kinds[kind], k, __ATOMIC_RELEASE);
+}
+
+/* Write the free-list link of `b`: in the kind's format, else plain with the free mark. */
+hm_inline void set_link(const hm_page_t *pg, hm_block_t *b, hm_block_t *next) {
+    if (hm_likely(pg->kind == HM_PAGE_PLAIN)) {
+        b->next = next;
+        _hm_mark_set(b, pg); /* free, wherever it waits */
+    } else if (_hm_page_kinds[pg->kind]->set_link != NULL) {
+        _hm_page_kinds[pg->kind]->set_link(b, next);
+    } else {
+        b->next = next;
+    }
+}
+
+/* ---- size classes ------------------------------------------------------------------------ */
+size_t _hm_bin_of(size_t size) {
+    size_t w = (size + 15) >> 4;
+    if (w <= 1) return 1;
+    if (w <= 16) return w;
+    w--;
+    unsigned b = 63u - (unsigned)__builtin_clzl(w);
+    return ((size_t)b << 3) + ((w >> (b - 3)) & 7) - 15;
+}
+
+size_t _hm_bin_size(size_t bin) {
+    if (bin <= 16) return bin * 16;
+    size_t k = bin + 15;
+    size_t b = k >> 3, r = k & 7;
+    return ((8 + r + 1) << (b - 3)) * 16;
+}
+
+/* direct slot range of each bin up to HM_DIRECT_MAX: slots [first[bin], first[bin+1]) */
+static uint8_t direct_bin[HM_DIRECT_COUNT];
+static pthread_once_t direct_once = PTHREAD_ONCE_INIT;
+
+static void direct_init(void) {
+    for (size_t w = 0; w < HM_DIRECT_COUNT; w++)
+        direct_bin[w] = (uint8_t)_hm_bin_of(w * 16);
+}
+
+void _hm_theap_init_queues(hm_theap_t *th) {
+    pthread_once(&direct_once, direct_init);
+    for (size_t i = 0; i < HM_DIRECT_COUNT; i++)
+        th->direct[i] = th->cdirect[i] = &_hm_page_empty;
+    for (size_t i = 0; i < HM_QUEUE_COUNT; i++)
+        th->queues[i].first = th->queues[i].last = NULL;
+}
+
+void _hm_direct_update(hm_theap_t *th, size_t qbin) {
+    /* plain queues feed `direct`, checked ones `cdirect`; debug queues no fast path. A checked
+     * heap's plain pages (aligned blocks) never feed the fast path, where every allocation
+     * must be a checked one. */
+    hm_page_t **table;
+    size_t bin;
+    if (qbin >= HM_QUEUE_CHECKED) {
+        table = th->cdirect;
+        bin = qbin - HM_QUEUE_CHECKED;
+    } else if (qbin < HM_QUEUE_DEBUG && !th->heap->checked) {
+        table = th->direct;
+        bin = qbin;
+    } else {
+        return;
+    }
+    if (bin > direct_bin[HM_DIRECT_COUNT - 1]) return;
+    /* checked slots have a least size: that bin serves every smaller slot */
+    size_t min_bin =
+        table == th->cdirect ? _hm_bin_of(_hm_page_kinds[HM_PAGE_CHECKED]->min_slot) : 0;
+    if (bin < min_bin) return;
+    hm_page_t *pg = th->queues[qbin].first;
+    if (pg == NULL) pg = &_hm_page_empty;
+    /* bins grow with the slot index: find the run of slots of this bin */
+    size_t w = bin <= 16 ? bin : 16;
+    while (w < HM_DIRECT_COUNT && direct_bin[w] < bin)
+        w++;
+    for (; w < HM_DIRECT_COUNT && direct_bin[w] == bin; w++)
+        table[w] = pg;
+    if (bin == 1) table[0] = pg;
+    if (bin == min_bin)
+        for (w = 0; w < _hm_bin_size(min_bin) / 16; w++)
+            table[w] = pg;
+}
+
+/* ---- queues ------------------------------------------------------------------------------ */
+static void queue_remove(hm_theap_t *th, hm_page_t *pg) {
+    hm_page_queue_t *q = &th->queues[pg->bin];
+    bool was_first = q->first == pg;
+    if (pg->prev)
+        pg->prev->next = pg->next;
+    else
+        q->first = pg->next;
+    if (pg->next)
+        pg->next->prev = pg->prev;
+    else
+        q->last = pg->prev;
+    pg->next = pg->prev = NULL;
+    pg->is_head = 0;
+    if (was_first) {
+        if (q->first != NULL) q->first->is_head = 1;
+        _hm_direct_update(th, pg->bin);
+    }
+}
+
+static void queue_push_front(hm_theap_t *th, hm_page_t *pg) {
+    hm_page_queue_t *q = &th->queues[pg->bin];
+    pg->prev = NULL;
+    pg->next = q->first;
+    if (q->first) {
+        q->first->prev = pg;
+        q->first->is_head = 0;
+    } else {
+        q->last = pg;
+    }
+    q->first = pg;
+    pg->is_head = 1;
+    _hm_direct_update(th, pg->bin);
+}
+
+static void queue_push_back(hm_theap_t *th, hm_page_t *pg) {
+    hm_page_queue_t *q = &th->queues[pg->bin];
+    if (q->first == NULL) {
+        queue_push_front(th, pg);
+        return;
+    }
+    pg->next = NULL;
+    pg->prev = q->last;
+    q->last->next = pg;
+    q->last = pg;
+    pg->is_head = 0;
+}
+
+static void queue_move_front(hm_theap_t *th, hm_page_t *pg) {
+    if (th->queues[pg->bin].first == pg) return;
+    queue_remove(th, pg);
+    queue_push_front(th, pg);
+}
+
+/* ---- free lists -------------------------------------------------------------------------- */
+void _hm_page_collect(hm_page_t *pg) {
+    uintptr_t old = atomic_load_explicit(&pg->thread_free, memory_order_relaxed);
+    if ((old & ~HM_TF_MASK) == 0) return;
+    while (!atomic_compare_exchange_weak_explicit(&pg->thread_free, &old, old & HM_TF_MASK,
+                                                  memory_order_acquire, memory_order_relaxed)) {
+    }
+    hm_block_t *head = (hm_block_t *)(old & ~HM_TF_MASK);
+    if (head == NULL) return;
+    uint32_t n = 1;
+    hm_block_t *tail = head;
+    hm_tool_access(tail, sizeof(hm_block_t));
+    /* kinds whose links carry a check have every link checked before it is followed */
+    const hm_page_kind_t *k = pg->kind != HM_PAGE_PLAIN ? _hm_page_kinds[pg->kind] : NULL;
+    bool checked = k != NULL && k->link_intact != NULL;
+    uint32_t live = _hm_page_live(pg);
+    while (tail->next != NULL) {
+        hm_block_t *next = tail->next;
+        if (hm_unlikely(checked)) {
+            hm_tool_access(tail, 2 * sizeof(hm_block_t));
+            if (n >= live || !k->link_intact(tail, next)) {
+                /* a freed block was written at its link or its check (or the list is longer
+                 * than the page's count: a cycle): keep what came before */
+                k->bad_link(pg, tail);
+                break;
+            }
+        }
+        hm_tool_hide(tail, sizeof(hm_block_t));
+        tail = next;
+        hm_tool_access(tail, sizeof(hm_block_t));
+        n++;
+    }
+
+    if (k != NULL && k->set_link != NULL) {
+        hm_tool_access(tail, 2 * sizeof(hm_block_t));
+        k->set_link(tail, pg->free);
+        hm_tool_hide(tail, 2 * sizeof(hm_block_t));
+    } else {
+        tail->next = pg->free; /* (a plain block from thread_free carries its mark already) */
+        hm_tool_hide(tail, sizeof(hm_block_t));
+    }
+    pg->free = head;
+    hm_assert(_hm_page_live(pg) >= n);
+    pg->used -= n;
+}
+
+/* Carve more blocks of the page into its free list: a few KiB at a time, so that a page
+ * touches its memory only as it is used. */
+static void page_extend(hm_page_t *pg) {
+    uint32_t left = pg->reserved - pg->capacity;
+    if (left == 0) return;
+    uint32_t n = (uint32_t)(16384 / pg->block_size);
+    if (n < 4) n = 4;
+    if (n > left) n = left;
+    uint8_t *p = pg->start + (size_t)pg->capacity * pg->block_size;
+    hm_block_t *first = (hm_block_t *)p;
+    if (pg->kind != HM_PAGE_PLAIN) {
+        _hm_page_kinds[pg->kind]->carve(pg, p, n, pg->free); /* in the kind's format */
+    } else {
+        /* plain slots are carved free, so with the free mark: freeing one that was never
+         * handed out is refused like any second free */
+        for (uint32_t i = 0; i + 1 < n; i++) {
+            ((hm_block_t *)p)->next = (hm_block_t *)(p + pg->block_size);
+            _hm_mark_set(p, pg);
+            p += pg->block_size;
+        }
+        ((hm_block_t *)p)->next = pg->free;
+        _hm_mark_set(p, pg);
+    }
+    pg->free = first;
+    pg->capacity += n;
+    _hm_page_set_area(pg, (size_t)pg->capacity * pg->block_size); /* frees valid up to here */
+}
+
+/* ---- full pages and the pending stack ---------------------------------------------------- */
+/* Take `pg` out of its queue because it has no free block. Returns false (and leaves it in
+ * place) when remote frees arrived meanwhile. */
+static bool page_to_full(hm_theap_t *th, hm_page_t *pg) {
+    uintptr_t old = atomic_load_explicit(&pg->thread_free, memory_order_relaxed);
+    for (;;) {
+        if ((old & ~HM_TF_MASK) != 0) return false;
+        if ((old & HM_TF_MASK) != HM_TF_NORMAL) break; /* NOTIFIED: already pending */
+        if (atomic_compare_exchange_weak_explicit(&pg->thread_free, &old, old | HM_TF_FULL,
+                                                  memory_order_release, memory_order_relaxed))
+            break;
+    }
+    queue_remove(th, pg);
+    pg->in_full = 1;
+    pg->used |= HM_USED_SLOW;
+    return true;
+}
+
+/* Put a full page back at the end of its queue (owner): allocation goes on in the current
+ * page, and the returning page fills up with frees before it is used again. */
+static void page_unfull(hm_theap_t *th, hm_page_t *pg) {
+    pg->in_full = 0;
+    if (pg->kind == HM_PAGE_PLAIN) pg->used &= ~HM_USED_SLOW;
+    uintptr_t old = atomic_load_explicit(&pg->thread_free, memory_order_relaxed);
+    while ((old & HM_TF_MASK) == HM_TF_FULL &&
+           !atomic_compare_exchange_weak_explicit(&pg->thread_free, &old,
+                                                  (old & ~HM_TF_MASK) | HM_TF_NORMAL,
+                                                  memory_order_relaxed, memory_order_relaxed)) {
+    }
+    queue_push_back(th, pg);
+}
+
+void _hm_theap_process_pending(hm_theap_t *th) {
+    hm_page_t *pg = atomic_exchange_explicit(&th->pending, NULL, memory_order_acquire);
+    while (pg != NULL) {
+        hm_page_t *next = atomic_load_explicit(&pg->pending_next, memory_order_relaxed);
+        uintptr_t old = atomic_load_explicit(&pg->thread_free, memory_order_relaxed);
+        while (!atomic_compare_exchange_weak_explicit(&pg->thread_free, &old,
+                                                      (old & ~HM_TF_MASK) | HM_TF_NORMAL,
+                                                      memory_order_acquire, memory_order_relaxed)) {
+        }
+        if (_hm_page_in_full(pg)) page_unfull(th, pg);
+        pg = next;
+    }
+}
+
+hm_result _hm_page_free_remote(hm_page_t *pg, hm_segment_t *seg, hm_block_t *b) {
+    if (hm_unlikely(pg->kind != HM_PAGE_PLAIN)) {
+        hm_result r = _hm_page_kinds[pg->kind]->free(pg, b, false);
+        if (r != HM_OK) return r;
+    } else {
+        hm_tool_free(b);
+    }
+    hm_tool_access(b, sizeof(hm_block_t));
+    uintptr_t old = atomic_load_explicit(&pg->thread_free, memory_order_relaxed);
+    uintptr_t tag;
+    do {
+        tag = old & HM_TF_MASK;
+        hm_tool_access(b, 2 * sizeof(hm_block_t));
+        set_link(pg, b, (hm_block_t *)(old & ~HM_TF_MASK));
+        hm_tool_hide(b, 2 * sizeof(hm_block_t));
+    } while (!atomic_compare_exchange_weak_explicit(
+        &pg->thread_free, &old, (uintptr_t)b | (tag == HM_TF_FULL ? HM_TF_NOTIFIED : tag),
+        memory_order_release, memory_order_relaxed));
+    if (hm_unlikely(tag == HM_TF_FULL)) {
+        /* first remote free into a full page: tell the owner */
+        hm_theap_t *th = seg->theap;
+        hm_page_t *head = atomic_load_explicit(&th->pending, memory_order_relaxed);
+        do {
+            atomic_store_explicit(&pg->pending_next, head, memory_order_relaxed);
+        } while (!atomic_compare_exchange_weak_explicit(
+            &th->pending, &head, pg, memory_order_release, memory_order_relaxed));
+    }
+    return HM_OK;
+}
+
+/* ---- page life cycle --------------------------------------------------------------------- */
+static size_t page_size_of(const hm_segment_t *seg, size_t idx) {
+    size_t ps = (size_t)1 << seg->page_shift;
+    if (idx == 0) ps -= _hm_segment_header_size(seg->page_count);
+    return ps;
+}
+
+/* Retire an empty page to its segment; the segment goes to the cache when all are empty. */
+static void page_retire(hm_theap_t *th, hm_page_t *pg, hm_segment_t *seg) {
+    if (!_hm_page_in_full(pg)) queue_remove(th, pg);
+    pg->in_full = 0;
+    pg->kind = HM_PAGE_PLAIN;
+    pg->free = NULL;
+    pg->block_size = 0;
+    _hm_page_set_area(pg, 0);
+    pg->used = 0;
+    pg->capacity = pg->reserved = 0;
+    atomic_store_explicit(&pg->thread_free, 0, memory_order_relaxed);
+    seg->used_pages--;
+    size_t idx = (size_t)(pg - seg->pages);
+    /* from the geometry: a debug page had its start moved past the first header */
+    pg->start = (uint8_t *)seg + (idx << seg->page_shift) +
+                (idx == 0 ? _hm_segment_header_size(seg->page_count) : 0);
+    if (idx != 0 && pg->committed) {
+        /* under pressure (Low) the memory goes back at once, not after the purge delay */
+        if (_hm_arena_purge_now(seg->arena)) {
+            _hm_segment_decommit(seg, pg->start, page_size_of(seg, idx));
+            pg->committed = 0;
+        } else {
+            pg->expire = 0; /* stamped by the next purge pass: no clock read per retire */
+            th->free_committed_pages++;
+        }
+    }
+    if (seg->used_pages == 0) {
+        _hm_segment_free(seg);
+        return;
+    }
+    /* a segment with a free page goes to the front of its list */
+    if (th->segs[seg->kind] != seg) {
+        HM_LIST_REMOVE(th->segs[seg->kind], seg, next, prev);
+        HM_LIST_PUSH(th->segs[seg->kind], seg, next, prev);
+    }
+}
+
+static bool page_retirable(hm_theap_t *th, hm_page_t *pg) {
+    if (_hm_page_live(pg) != 0) return false;
+    if ((atomic_load_explicit(&pg->thread_free, memory_order_acquire) & HM_TF_MASK) ==
+        HM_TF_NOTIFIED)
+        return false; /* still on the pending stack */
+    /* keep the only page of a size class: alloc/free churn must not thrash */
+    hm_page_queue_t *q = &th->queues[pg->bin];
+    return _hm_page_in_full(pg) || q->first != pg || q->last != pg;
+}
+
+/* Bounded walk of one list for `b`: at most `limit` links, each checked to be a block of the
+ * page before it is followed (a list damaged by a write after free is never wandered off). */
+static bool list_holds(const hm_page_t *pg, const hm_block_t *x, const hm_block_t *b,
+                       size_t limit) {
+    size_t area = _hm_page_area(pg);
+    for (size_t n = 0; x != NULL && n <= limit; n++) {
+        if (x == b) return true;
+        size_t off = (size_t)((const uint8_t *)x - pg->start);
+        if (off >= area || off * pg->div_magic >= pg->div_magic) return false;
+        hm_tool_access(x, sizeof(hm_block_t));
+        const hm_block_t *next = x->next;
+        hm_tool_hide(x, sizeof(hm_block_t));
+        x = next;
+    }
+    return false;
+}
+
+bool _hm_page_block_is_free(const hm_page_t *pg, const hm_block_t *b) {
+    /* the lists together hold at most the blocks carved so far */
+    if (list_holds(pg, pg->free, b, pg->capacity)) return true;
+    /* other threads only push in front of the snapshot: what follows it stays put */
+    uintptr_t tf = atomic_load_explicit(&((hm_page_t *)pg)->thread_free, memory_order_acquire);
+    return list_holds(pg, (const hm_block_t *)(tf & ~HM_TF_MASK), b, pg->capacity);
+}
+
+hm_result _hm_page_free_marked(hm_page_t *pg, hm_segment_t *seg, hm_block_t *b) {
+    if (_hm_page_block_is_free(pg, b)) {
+        _hm_report_double_free(seg, b, pg->block_size);
+        return HM_ERR_NOT_BLOCK; /* nothing changed */
+    }
+    /* the program wrote the mark into its own block: a normal free, unmarked first (the mark
+     * test is not repeated) */
+    _hm_mark_set(b, NULL);
+    return _hm_page_free(seg, pg, b);
+}
+
+void _hm_report_double_free(const hm_segment_t *seg, const void *p, size_t size) {
+    char msg[128];
+    _hm_snprintf(msg, sizeof msg, "hostmalloc: double free: block %p of %zu bytes\n", p, size);
+    _hm_report(&seg->arena->cfg, HM_ERROR_DOUBLE_FREE, p, msg);
+}
+
+hm_result _hm_page_free_slow(hm_page_t *pg, hm_segment_t *seg, hm_block_t *b) {
+    hm_assert_full(_hm_page_valid(pg));
+    if (pg->kind != HM_PAGE_PLAIN) {
+        /* the kind checks the block and, on a page, links it in its own format */
+        hm_result r = _hm_page_kinds[pg->kind]->free(pg, b, !pg->is_huge);
+        if (r != HM_OK) return r; /* reported; the block is left as it is, never reused */
+        if (pg->is_huge) {
+            _hm_huge_hold(seg); /* a second free must be known */
+            return HM_OK;
+        }
+    } else {
+        if (!pg->is_huge) {
+            hm_tool_access(b, 2 * sizeof(hm_block_t));
+            if (_hm_mark_get(b) == pg && _hm_page_block_is_free(pg, b)) {
+                _hm_report_double_free(seg, b, pg->block_size);
+                return HM_ERR_NOT_BLOCK;
+            }
+        }
+        hm_tool_free(b);
+        if (pg->is_huge) {
+            _hm_huge_free(seg);
+            return HM_OK;
+        }
+        hm_tool_access(b, 2 * sizeof(hm_block_t));
+        b->next = pg->free;
+        _hm_mark_set(b, pg);
+        hm_tool_hide(b, 2 * sizeof(hm_block_t));
+    }
+    pg->free = b;
+    pg->used--;
+    if (_hm_page_in_full(pg)) {
+        hm_theap_t *th = seg->theap;
+        /* a debug page is never retired from here: its freed headers must stay readable, so
+         * that a prompt second free is reported as the double free it is */
+        if (_hm_page_live(pg) != 0 || pg->kind != HM_PAGE_PLAIN)
+            page_unfull(th, pg);
+        else if (page_retirable(th, pg))
+            page_retire(th, pg, seg);
+    }
+    return HM_OK;
+}
+
+hm_result _hm_page_free_rest(hm_segment_t *seg, hm_page_t *pg, void *p, int what) {
+    hm_block_t *b = p;
+    switch (what) {
+    case HM_FREE_REMOTE:
+        return _hm_page_free_remote(pg, seg, b);
+    case HM_FREE_SLOW:
+        return _hm_page_free_slow(pg, seg, b);
+    case HM_FREE_MARKED:
+        return _hm_page_free_marked(pg, seg, b);
+    default:
+        return _hm_page_emptied(pg, seg);
+    }
+}
+
+hm_result _hm_page_emptied(hm_page_t *pg, hm_segment_t *seg) {
+    /* Only while memory is short: then the page goes back at once (decommitted: see
+     * page_retire), so that a thread that frees and goes idle holds nothing another thread's
+     * request needs. Otherwise it stays for reuse: retiring it would let the purge decommit
+     * memory the thread is likely to touch again (the `frag` benchmark paid 8 % in page faults). */
+    if (_hm_budget_pressure(&seg->arena->budget) != eMemoryAvailableLow) return HM_OK;
+    hm_theap_t *th = seg->theap;
+    if (page_retirable(th, pg)) page_retire(th, pg, seg);
+    return HM_OK;
+}
+
+/* A fresh page of `bin` from one of the theap's segments, or a new segment. */
+static hm_page_t *page_fresh(hm_theap_t *th, size_t bin, int level) {
+    unsigned kind_of_page = (unsigned)(bin / HM_BIN_COUNT); /* HM_PAGE_*: the queue's set */
+    size_t bs = _hm_bin_size(bin % HM_BIN_COUNT);
+    size_t header = kind_of_page != HM_PAGE_PLAIN ? _hm_page_kinds[kind_of_page]->header : 0;
+    hm_segment_kind_t kind = bs <= HM_SMALL_MAX ? HM_SEG_SMALL : HM_SEG_MEDIUM;
+    hm_segment_t *seg;
+    hm_page_t *pg;
+    seg = th->segs[kind];
+    if (seg == NULL || seg->used_pages == seg->page_count) {
+        seg = _hm_segment_alloc(th, kind, level);
+        if (seg == NULL) return NULL;
+    }
+    /* prefer a page that is still committed */
+    pg = NULL;
+    for (size_t i = 0; i < seg->page_count; i++) {
+        hm_page_t *c = &seg->pages[i];
+        if (c->block_size != 0) continue;
+        if (c->committed) {
+            pg = c;
+            break;
+        }
+        if (pg == NULL) pg = c;
+    }
+    hm_assert(pg != NULL);
+    if (pg->committed) {
+        if (pg != &seg->pages[0] && th->free_committed_pages > 0) th->free_committed_pages--;
+    } else {
+        size_t full = (size_t)1 << seg->page_shift;
+        /* page 0 is uncommitted only in a segment taken back from the cache after its tail was
+         * decommitted (segment_decommit_tail): its header's bytes are all the segment counts,
+         * and page 0 is the first page it hands out. Page 0 is counted in full, once. */
+        if (pg == &seg->pages[0] && seg->committed < full) full -= seg->committed;
+        if (!_hm_theap_commit(th, full, level)) {
+            if (seg->used_pages == 0) _hm_segment_free(seg);
+            return NULL; /* refused: the reclaim loop (heap.c) takes it from here */
+        }
+        seg->committed += full;
+        pg->committed = 1;
+    }
+    size_t idx = (size_t)(pg - seg->pages);
+    size_t psize = page_size_of(seg, idx);
+    pg->block_size = (uint32_t)bs;
+    pg->bin = (uint8_t)bin;
+    /* checked pages are coloured: their first block at one of 8 cache-line offsets (by page
+     * index), so that the first blocks of neighbouring pages, and the header, link and fill
+     * accesses the checks make around them, do not all share their address bits 0..11 */
+    size_t color = kind_of_page == HM_PAGE_CHECKED ? (idx & 7) * 64 : 0;
+    pg->reserved = (uint16_t)((psize - color) / bs);
+    /* from the geometry: a page that served as a debug page had its start moved */
+    pg->start = (uint8_t *)seg + (idx << seg->page_shift) +
+                (idx == 0 ? _hm_segment_header_size(seg->page_count) : 0) + color;
+    /* debug and checked pages: slot i is [start + i*bs, start + (i+1)*bs): its header first,
+     * then the user bytes; moving `start` past the first header makes the user pointers the
+     * block starts */
+    pg->kind = (uint8_t)kind_of_page;
+    pg->start += header;
+    _hm_page_set_area(pg, 0); /* grows as page_extend carves */
+    pg->div_magic = UINT64_MAX / bs + 1;
+    hm_tool_fresh(pg->start - header - color, psize); /* earlier lives forgotten */
+    pg->capacity = 0;
+    pg->used = 0;
+    pg->free = NULL;
+    if (header != 0) pg->used = HM_USED_SLOW; /* every free of a debug block is checked */
+    atomic_store_explicit(&pg->thread_free, 0, memory_order_relaxed);
+    seg->used_pages++;
+    if (seg->used_pages == seg->page_count && seg->next != NULL) {
+        /* full segments go to the back of the list */
+        hm_segment_t **list = &th->segs[kind];
+        if (seg->prev)
+            seg->prev->next = seg->next;
+        else
+            *list = seg->next;
+        seg->next->prev = seg->prev;
+        hm_segment_t *last = *list;
+        while (last->next)
+            last = last->next;
+        last->next = seg;
+        seg->prev = last;
+        seg->next = NULL;
+    }
+    queue_push_front(th, pg);
+    return pg;
+}
+
+/* Decommit the retired pages whose delay has passed (all of them when `force`). Neighbouring
+ * pages go in one call: a run of expired pages is one madvise, not one a page. */
+void _hm_theap_purge(hm_theap_t *th, uint32_t now, bool force) {
+    if (th->free_committed_pages == 0) return;
+    size_t left = 0;
+    for (int k = 0; k < 2; k++) {
+        for (hm_segment_t *seg = th->segs[k]; seg != NULL; seg = seg->next) {
+            if (seg->used_pages == seg->page_count) continue;
+            uint8_t *run = NULL; /* start of the run of pages to decommit */
+            size_t run_len = 0;
+            for (size_t i = 1; i < seg->page_count; i++) {
+                hm_page_t *pg = &seg->pages[i];
+                bool go = false;
+                if (pg->block_size == 0 && pg->committed) {
+                    if (!force && pg->expire == 0) {
+                        /* first seen empty: its delay starts now */
+                        uint32_t t = now + th->heap->arena->cfg.purge_delay_ms;
+                        pg->expire = t != 0 ? t : 1;
+                        left++;
+                    } else if (force || _hm_time_reached(now, pg->expire)) {
+                        go = true;
+                    } else {
+                        left++;
+                    }
+                }
+                if (go) {
+                    if (run == NULL) run = pg->start;
+                    run_len += page_size_of(seg, i);
+                    pg->committed = 0;
+                } else if (run != NULL) {
+                    _hm_segment_decommit(seg, run, run_len);
+                    run = NULL;
+                    run_len = 0;
+                }
+            }
+            if (run != NULL) _hm_segment_decommit(seg, run, run_len);
+        }
+    }
+    th->free_committed_pages = left;
+}
+
+/* Collect every page; retire the empty ones (all of them when `retire_all`, else all but the
+ * last of each size class); decommit retired pages whose delay has passed (all of them when
+ * `purge_all`). */
+void _hm_theap_collect(hm_theap_t *th, bool retire_all, bool purge_all) {
+    bool force = retire_all;
+    _hm_theap_process_pending(th);
+    for (size_t bin = 1; bin < HM_QUEUE_COUNT; bin++) {
+        hm_page_t *pg = th->queues[bin].first;
+        while (pg != NULL) {
+            hm_page_t *next = pg->next;
+            _hm_page_collect(pg);
+            if (_hm_page_live(pg) == 0 && (force || page_retirable(th, pg))) {
+                hm_segment_t *seg = _hm_segment_of(pg);
+                if ((atomic_load_explicit(&pg->thread_free, memory_order_acquire) & HM_TF_MASK) !=
+                    HM_TF_NOTIFIED)
+                    page_retire(th, pg, seg);
+            }
+            pg = next;
+        }
+    }
+    /* full pages are not in any queue: walk the segments for those with frees to collect */
+    for (int k = 0; k < 2; k++) {
+        hm_segment_t *seg = th->segs[k];
+        while (seg != NULL) {
+            hm_segment_t *nseg = seg->next;
+            for (size_t i = 0; i < seg->page_count && seg->used_pages > 0; i++) {
+                hm_page_t *pg = &seg->pages[i];
+                if (pg->block_size == 0 || !_hm_page_in_full(pg)) continue;
+                _hm_page_collect(pg);
+                if (pg->free != NULL) {
+                    if (_hm_page_live(pg) == 0 &&
+                        (atomic_load_explicit(&pg->thread_free, memory_order_acquire) &
+                         HM_TF_MASK) != HM_TF_NOTIFIED) {
+                        bool last = seg->used_pages == 1;
+                        page_retire(th, pg, seg); /* frees seg with its last page */
+                        if (last) break;
+                    } else {
+                        page_unfull(th, pg);
+                    }
+                }
+            }
+            seg = nseg;
+        }
+    }
+    _hm_theap_purge(th, _hm_clock_ms(), purge_all);
+}
+
+/* ---- the page-level allocation path --------------------------------------------------------- */
+void _hm_theap_retire_empty(hm_theap_t *th) {
+    for (size_t bin = 1; bin < HM_QUEUE_COUNT; bin++) {
+        hm_page_t *pg = th->queues[bin].first;
+        while (pg != NULL) {
+            hm_page_t *next = pg->next;
+            if (atomic_load_explicit(&pg->thread_free, memory_order_relaxed) & ~HM_TF_MASK)
+                _hm_page_collect(pg);
+            if (page_retirable(th, pg)) {
+                hm_segment_t *seg = _hm_segment_of(pg);
+                page_retire(th, pg, seg);
+            }
+            pg = next;
+        }
+    }
+}
+
+void *_hm_page_alloc(hm_theap_t *th, size_t bin, int level) {
+    hm_page_queue_t *q = &th->queues[bin];
+    hm_page_t *pg = q->first;
+    while (pg != NULL) {
+        hm_page_t *next = pg->next;
+        if (pg->free == NULL) _hm_page_collect(pg);
+        if (pg->free == NULL && pg->capacity < pg->reserved) page_extend(pg);
+        if (pg->free != NULL) {
+            queue_move_front(th, pg);
+            break;
+        }
+        if (!page_to_full(th, pg)) {
+            /* remote frees arrived between collect and the state change */
+            _hm_page_collect(pg);
+            if (pg->free != NULL) {
+                queue_move_front(th, pg);
+                break;
+            }
+        }
+        pg = next;
+    }
+    if (pg == NULL) {
+        pg = page_fresh(th, bin, level);
+        if (pg == NULL) return NULL;
+        page_extend(pg);
+    }
+    hm_block_t *b = pg->free;
+    hm_tool_access(b, sizeof(hm_block_t));
+    pg->free = b->next;
+    pg->used++;
+    if (pg->kind == HM_PAGE_PLAIN) {
+        hm_tool_access(b, 2 * sizeof(hm_block_t));
+        _hm_mark_set(b, NULL); /* live: unmarked (debug pages keep their fill there) */
+    }
+    return b;
+}
+
+/* ---- invariants ------------------------------------------------------------------------------ */
+bool _hm_page_valid(const hm_page_t *pg) {
+    if (pg->block_size == 0 || pg->is_huge) return true; /* retired or huge: nothing to walk */
+    if (pg->capacity > pg->reserved || pg->kind > HM_PAGE_CHECKED ||
+        _hm_page_area(pg) != (size_t)pg->capacity * pg->block_size ||
+        pg->div_magic != UINT64_MAX / pg->block_size + 1 || _hm_page_live(pg) > pg->capacity)
+        return false;
+    if (pg->kind != HM_PAGE_PLAIN && !(pg->used & HM_USED_SLOW)) return false;
+    if (pg->in_full != 0 && !(pg->used & HM_USED_SLOW)) return false;
+    /* A page of another kind may hold a damaged link on its list until its kind's checks meet
+     * it (a write after free, found when the block is handed out): only plain lists are walked,
+     * whose links the engine alone writes. */
+    if (pg->kind != HM_PAGE_PLAIN) return true;
+    /* the owner's list: blocks of the page, no more of them than are carved and not live */
+    size_t n = 0;
+    for (const hm_block_t *b = pg->free; b != NULL; n++) {
+        size_t off = (size_t)((const uint8_t *)b - pg->start);
+        if (n >= pg->capacity || off >= _hm_page_area(pg) || off % pg->block_size != 0)
+            return false;
+        hm_tool_access(b, sizeof *b);
+        const hm_block_t *next = b->next;
+        hm_tool_hide(b, sizeof *b);
+        b = next;
+    }
+    return n + _hm_page_live(pg) <= pg->capacity;
+}

@@ -1,0 +1,661 @@
+/* SPDX-License-Identifier: MIT */
+/* mem/segment.c: segments, the segment map, huge blocks and the arena's segment cache.
+ *
+ * A standard segment is 4 MiB at a 4 MiB boundary: its header (hm_segment_t and the page
+ * table) at the start, then pages of one size. The segment map has one bit per 4 MiB unit of
+ * the 48-bit address space (8 MiB, touched only where segments live) and is what
+ * every free consults first; it and the two maps below live in one read-only mapping reserved
+ * with the first segment, whose 4 KiB pages are made writable one by one as segments need
+ * them (a page of a map covers 128 GiB of address space, so a process has a handful). A huge
+ * segment holds one block; it is a mapping of any size
+ * whose first unit carries the header. A block aligned to 4 MiB or more cannot share its unit
+ * with the header, so its header sits one unit below it and a second map (the aligned map)
+ * marks the block's unit; only the slow path reads that map.
+ *
+ * Empty segments go to the arena's cache (newest first); a cached segment keeps its map bit
+ * (all its pages read as unused, so a stale pointer into it is still refused) and its memory
+ * is decommitted once the purge delay has passed.
+ *
+ * Commits are counted by the budget here, and only asked for: when the budget refuses, the
+ * function returns NULL with nothing changed, and the heap's reclaim loop decides what to do. */
+#include <string.h>
+#include <sys/mman.h>
+
+#include "mem/segment.h"
+
+/* ---- the maps ------------------------------------------------------------------------------
+ * Three maps of HM_MAP_WORDS words each, in one mapping: the segment map, the aligned map and
+ * the cover map (units inside a huge mapping that neither of the others marks: a pointer there
+ * is ours but no block). Reserved read-only (reads of untouched pages see zeros and cost no
+ * memory; a read-only private mapping is not charged under strict overcommit); a page is made
+ * writable before the first bit in it is set. Lock-free: two threads reserving at once keep
+ * the first mapping, and making a page writable twice is harmless. */
+#define MAP_SEG     0
+#define MAP_ALIGNED 1
+#define MAP_COVER   2
+#define MAP_BYTES   (HM_MAP_WORDS * sizeof(uint64_t))
+#define MAP_PAGES   (MAP_BYTES / HM_OS_PAGE)
+
+_Atomic(uint64_t) *_hm_segmap_base;
+size_t _hm_segmap_words; /* 0 until the maps are reserved */
+static _Atomic(uint64_t) *_Atomic maps_base;
+static _Atomic(uint64_t) map_writable_bits[3][MAP_PAGES / 64];
+
+static bool maps_reserve(void) {
+    _Atomic(uint64_t) *base = atomic_load_explicit(&maps_base, memory_order_acquire);
+    if (base == NULL) {
+        _Atomic(uint64_t) *mine = _hm_os_map_at(NULL, 3 * MAP_BYTES, PROT_READ);
+        if (mine == NULL) return false;
+        if (atomic_compare_exchange_strong(&maps_base, &base, mine))
+            base = mine;
+        else
+            _hm_os_unmap(mine, 3 * MAP_BYTES); /* another thread was first: use its maps */
+    }
+    /* every thread that gets here writes the same two values, the base first: a free that
+     * sees `words` set reads the base it goes with */
+    if (__atomic_load_n(&_hm_segmap_words, __ATOMIC_ACQUIRE) == 0) {
+        __atomic_store_n(&_hm_segmap_base, base, __ATOMIC_RELAXED);
+        __atomic_store_n(&_hm_segmap_words, HM_MAP_WORDS, __ATOMIC_RELEASE);
+    }
+    return true;
+}
+
+static _Atomic(uint64_t) *map_of(int which) {
+    _Atomic(uint64_t) *base = atomic_load_explicit(&maps_base, memory_order_acquire);
+    return base == NULL ? NULL : base + (size_t)which * HM_MAP_WORDS;
+}
+
+/* Make the page of map `which` that holds the bit of `unit` writable. */
+static bool map_prepare(int which, uintptr_t unit) {
+    if (!maps_reserve() || (unit >> HM_ADDR_BITS) != 0) return false;
+    size_t page = (unit >> (HM_SEGMENT_SHIFT + 6)) * sizeof(uint64_t) / HM_OS_PAGE;
+    _Atomic(uint64_t) *w = &map_writable_bits[which][page / 64];
+    uint64_t bit = (uint64_t)1 << (page % 64);
+    if (atomic_load_explicit(w, memory_order_acquire) & bit) return true;
+    if (_hm_os_make_writable((uint8_t *)map_of(which) + page * HM_OS_PAGE, HM_OS_PAGE) != 0)
+        return false;
+    atomic_fetch_or_explicit(w, bit, memory_order_release);
+    return true;
+}
+
+/* (map_prepare was called for the unit before its bit is first set) */
+static void map_set(int which, uintptr_t unit, bool on) {
+    _Atomic(uint64_t) *map = map_of(which);
+    uintptr_t idx = unit >> HM_SEGMENT_SHIFT;
+    uint64_t bit = (uint64_t)1 << (idx & 63);
+    if (on)
+        atomic_fetch_or_explicit(&map[idx >> 6], bit, memory_order_release);
+    else
+        atomic_fetch_and_explicit(&map[idx >> 6], ~bit, memory_order_release);
+}
+
+static bool map_get(int which, uintptr_t unit) {
+    _Atomic(uint64_t) *map = map_of(which);
+    uintptr_t idx = unit >> HM_SEGMENT_SHIFT;
+    if (map == NULL || unit >> HM_ADDR_BITS) return false;
+    return (atomic_load_explicit(&map[idx >> 6], memory_order_acquire) >> (idx & 63)) & 1;
+}
+
+/* Prepare the map pages a huge mapping of [base, base + size) will mark. */
+static bool maps_prepare_huge(uint8_t *base, size_t size, bool aligned_huge) {
+    uintptr_t first = (uintptr_t)base;
+    uintptr_t marked = aligned_huge ? first + HM_SEGMENT_SIZE : first;
+    for (uintptr_t u = first; u < first + size; u += HM_SEGMENT_SIZE) {
+        int which = u != marked ? MAP_COVER : aligned_huge ? MAP_ALIGNED : MAP_SEG;
+        if (!map_prepare(which, u)) return false;
+    }
+    return true;
+}
+
+bool _hm_unit_covered(uintptr_t unit) {
+    return map_get(MAP_COVER, unit);
+}
+
+/* Mark (or clear) the units of a huge mapping beyond the one holding its block start. */
+static void cover_set(const hm_segment_t *seg, bool on) {
+    uintptr_t first = (uintptr_t)seg->base;
+    uintptr_t end = first + seg->size;
+    uintptr_t marked = seg->aligned_huge ? first + HM_SEGMENT_SIZE : first;
+    for (uintptr_t u = first; u < end; u += HM_SEGMENT_SIZE)
+        if (u != marked) map_set(MAP_COVER, u, on);
+}
+
+hm_segment_t *_hm_aligned_huge_at(uintptr_t unit) {
+    if (!map_get(MAP_ALIGNED, unit)) return NULL;
+    return (hm_segment_t *)(unit - HM_SEGMENT_SIZE);
+}
+
+size_t _hm_segment_header_size(size_t page_count) {
+    size_t h = sizeof(hm_segment_t) + page_count * sizeof(hm_page_t);
+    return (h + HM_OS_PAGE - 1) & ~(size_t)(HM_OS_PAGE - 1);
+}
+
+/* ---- accounting ---------------------------------------------------------------------------- */
+/* Count `bytes` for `th`'s heap if its arena's budget lets `level` have them; a refusal is
+ * noted in th->refused (the reclaim loop reclaims only after one). */
+bool _hm_theap_commit(hm_theap_t *th, size_t bytes, int level) {
+    hm_heap *heap = th->heap;
+    hm_assert((unsigned)level <= eProcessCritical);
+    if (!_hm_budget_take(&heap->arena->budget, bytes, level)) {
+        th->refused = true;
+        return false;
+    }
+    _hm_heap_count(heap, bytes);
+    return true;
+}
+
+/* Give `bytes` back to the budget (and take them off `heap`'s count when not NULL). */
+static void uncommit(hm_heap *heap, hm_arena_t *arena, size_t bytes) {
+    if (bytes == 0) return;
+    if (heap != NULL) _hm_heap_uncount(heap, bytes);
+    _hm_budget_give(&arena->budget, bytes);
+}
+
+/* Every decommit of the engine's memory goes through here: counted for the statistics. */
+static void os_decommit(hm_arena_t *a, void *p, size_t size) {
+    _hm_os_decommit(p, size);
+    atomic_fetch_add_explicit(&a->purge_calls, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&a->purge_bytes, size, memory_order_relaxed);
+}
+
+void _hm_segment_decommit(hm_segment_t *seg, uint8_t *p, size_t size) {
+    os_decommit(seg->arena, p, size);
+    if (size > seg->committed) size = seg->committed;
+    seg->committed -= size;
+    uncommit(seg->heap, seg->arena, size);
+}
+
+/* Decommit everything but the header; release exactly what was counted beyond it. */
+static void segment_decommit_tail(hm_segment_t *seg) {
+    size_t h = _hm_segment_header_size(seg->page_count);
+    if (seg->committed <= h) return;
+    size_t counted = seg->committed - h;
+    uint8_t *from = (uint8_t *)seg + h;
+    os_decommit(seg->arena, from, (size_t)((uint8_t *)seg->base + seg->size - from));
+    seg->committed = h;
+    for (size_t i = 0; i < seg->page_count; i++)
+        seg->pages[i].committed = 0;
+    uncommit(seg->heap, seg->arena, counted);
+}
+
+/* ---- the cache --------------------------------------------------------------------------
+ * What it is for: a freed segment or huge block that is needed again soon is taken back warm
+ * (no mmap, no page faults, no zeroing by the kernel); one that is not is decommitted when its
+ * delay has passed and then costs address space only (and its header page), and is unmapped
+ * beyond the limits. The limit (HM_SEGMENT_CACHE, 256 MiB by default) bounds the memory the
+ * cache keeps committed; the address space it keeps is bounded by eight times that and by
+ * HM_CACHE_MAX_ENTRIES entries. It is large enough for a program that keeps replacing blocks
+ * of tens of MiB to find one of a fitting size, and for one with hundreds of huge blocks of
+ * 64..128 KiB (each a 4 MiB mapping with 132 KiB committed) to reuse their mappings instead of
+ * unmapping and mapping one per free; for a manager with a budget it is at most an eighth of
+ * the budget's limit (a cache holding most of a budget would set the pressure states off for
+ * memory nobody uses). While memory is short (Low) a segment put in the cache is decommitted
+ * at once. */
+static size_t cache_limit(const hm_arena_t *a) {
+    size_t lim = a->cfg.segment_cache;
+    if (a->budget.limit != 0 && a->budget.limit / 8 < lim) lim = a->budget.limit / 8;
+    return lim;
+}
+
+/* The ring of held huge blocks keeps at most twice this committed: the cache's limit, but not
+ * more than 32 MiB (docs/DESIGN-NOTES.md, "Held huge blocks"). */
+static size_t held_limit(const hm_arena_t *a) {
+    size_t lim = cache_limit(a);
+    return 2 * (lim < ((size_t)32 << 20) ? lim : ((size_t)32 << 20));
+}
+
+static void cache_unlink(hm_arena_t *a, hm_segment_t *seg) {
+    HM_LIST_REMOVE(a->cache, seg, next, prev);
+    atomic_store_explicit(&a->cache_count, a->cache_count - 1, memory_order_relaxed);
+    a->cache_bytes -= seg->size;
+    a->cache_committed -= seg->committed;
+}
+
+/* Decommit a cached segment (caller holds cache_lock). */
+static void cache_decommit(hm_arena_t *a, hm_segment_t *seg) {
+    size_t before = seg->committed;
+    segment_decommit_tail(seg);
+    a->cache_committed -= before - seg->committed;
+}
+
+/* Unmap a segment for good: map bits off, accounting undone. */
+void _hm_segment_unmap(hm_segment_t *seg) {
+    hm_arena_t *a = seg->arena;
+    if (seg->kind == HM_SEG_HUGE) cover_set(seg, false);
+    if (seg->aligned_huge) {
+        map_set(MAP_ALIGNED, (uintptr_t)seg + HM_SEGMENT_SIZE, false);
+    } else {
+        map_set(MAP_SEG, (uintptr_t)seg, false);
+    }
+    size_t committed = seg->committed;
+    hm_heap *heap = seg->heap;
+    void *base = seg->base;
+    size_t size = seg->size;
+    hm_tool_fresh(base, size); /* a tool's shadow outlives munmap: the next mapping is clean */
+    _hm_os_unmap(base, size);
+    uncommit(heap, a, committed);
+}
+
+static void cache_purge_locked(hm_arena_t *a, uint32_t now, bool force) {
+    /* Newest first: walk to the end, decommitting what has expired, unmapping what is over
+     * the limits: the memory kept committed, the address space kept, the entries. */
+    size_t limit = cache_limit(a);
+    /* the walk is done when something is over a limit, or at most every delay/4 ms for the
+     * expiries (a cache of hundreds of entries is not walked at every put) */
+    if (!force && a->cache_committed <= limit && a->cache_bytes <= 8 * limit &&
+        a->cache_count <= HM_CACHE_MAX_ENTRIES && !_hm_time_reached(now, a->cache_next_ms))
+        return;
+    a->cache_next_ms = now + a->cfg.purge_delay_ms / 4 + 1;
+    size_t kept = 0, kept_mapped = 0, n = 0;
+    hm_segment_t *seg = a->cache;
+    while (seg != NULL) {
+        hm_segment_t *next = seg->next;
+        if (!force && _hm_time_reached(now, seg->expire)) cache_decommit(a, seg);
+        if (force || kept + seg->committed > limit || kept_mapped + seg->size > 8 * limit ||
+            n >= HM_CACHE_MAX_ENTRIES) {
+            cache_unlink(a, seg);
+            _hm_segment_unmap(seg);
+        } else {
+            kept += seg->committed;
+            kept_mapped += seg->size;
+            n++;
+        }
+        seg = next;
+    }
+}
+
+void _hm_cache_purge(hm_arena_t *a, bool force) {
+    if (force) _hm_held_flush(a); /* memory is wanted: held blocks into the cache, then out */
+    pthread_mutex_lock(&a->cache_lock);
+    cache_purge_locked(a, _hm_clock_ms(), force);
+    pthread_mutex_unlock(&a->cache_lock);
+}
+
+/* Put an empty segment into the cache, or unmap it when caching is off. */
+static void cache_put(hm_segment_t *seg) {
+    hm_arena_t *a = seg->arena;
+    /* The heap no longer holds its committed bytes; the manager still does. */
+    if (seg->heap != NULL) {
+        hm_heap *heap = seg->heap;
+        atomic_fetch_sub_explicit(&heap->committed, seg->committed, memory_order_relaxed);
+    }
+    seg->heap = NULL;
+    seg->theap = NULL;
+    atomic_store_explicit(&seg->tid, HM_TID_NONE, memory_order_relaxed);
+    for (size_t i = 0; i < seg->page_count; i++) {
+        _hm_page_set_area(&seg->pages[i], 0);
+        seg->pages[i].block_size = 0;
+    }
+    if (seg->aligned_huge || cache_limit(a) == 0 || seg->size > cache_limit(a)) {
+        _hm_segment_unmap(seg);
+        return;
+    }
+    uint32_t now = _hm_clock_ms();
+    seg->expire = now + a->cfg.purge_delay_ms;
+    pthread_mutex_lock(&a->cache_lock);
+    HM_LIST_PUSH(a->cache, seg, next, prev);
+    atomic_store_explicit(&a->cache_count, a->cache_count + 1, memory_order_relaxed);
+    a->cache_bytes += seg->size;
+    a->cache_committed += seg->committed;
+    if (_hm_arena_purge_now(a)) cache_decommit(a, seg);
+    cache_purge_locked(a, now, false);
+    pthread_mutex_unlock(&a->cache_lock);
+}
+
+/* Take a cached segment of at least `min_size` bytes (at most 2x it) and of the right kind
+ * of mapping; NULL if none. */
+static hm_segment_t *cache_take(hm_arena_t *a, size_t min_size, size_t max_size, bool exec,
+                                bool huge) {
+    if (atomic_load_explicit(&a->cache_count, memory_order_relaxed) == 0) return NULL;
+    pthread_mutex_lock(&a->cache_lock);
+    hm_segment_t *seg = a->cache;
+    for (; seg != NULL; seg = seg->next) {
+        if (seg->exec == exec && (seg->kind == HM_SEG_HUGE) == huge && seg->size >= min_size &&
+            seg->size <= max_size)
+            break;
+    }
+    if (seg != NULL) cache_unlink(a, seg);
+    pthread_mutex_unlock(&a->cache_lock);
+    return seg;
+}
+
+/* ---- standard segments ------------------------------------------------------------------- */
+/* Fill the segment's page_of table from its geometry (page_shift; a huge segment: one page). */
+static void segment_map_pages(hm_segment_t *seg) {
+    for (size_t i = 0; i < sizeof seg->page_of / sizeof seg->page_of[0]; i++)
+        seg->page_of[i] = seg->kind == HM_SEG_HUGE
+                              ? &seg->pages[0]
+                              : &seg->pages[i >> (seg->page_shift - HM_SMALL_PAGE_SHIFT)];
+}
+
+static void segment_init_pages(hm_segment_t *seg, hm_segment_kind_t kind, bool fresh) {
+    size_t n = kind == HM_SEG_SMALL ? HM_SMALL_PAGES : HM_MEDIUM_PAGES;
+    uint32_t shift = kind == HM_SEG_SMALL ? HM_SMALL_PAGE_SHIFT : HM_MEDIUM_PAGE_SHIFT;
+    size_t h = _hm_segment_header_size(n);
+    bool new_mapping = fresh;
+    if (!fresh && seg->kind != (uint32_t)kind) {
+        /* A different page geometry: start from a clean, decommitted segment. */
+        segment_decommit_tail(seg);
+        fresh = true;
+    }
+    /* a segment that held a huge block has its page table where that block was (freed, so
+     * inaccessible to a tool): the table is metadata again */
+    hm_tool_access(seg->pages, n * sizeof(hm_page_t));
+    if (fresh) memset(seg->pages, 0, n * sizeof(hm_page_t));
+    seg->kind = kind;
+    seg->page_shift = shift;
+    seg->page_count = n;
+    seg->used_pages = 0;
+    for (size_t i = 0; i < n; i++) {
+        hm_page_t *pg = &seg->pages[i];
+        uint8_t committed = fresh ? 0 : pg->committed;
+        memset(pg, 0, sizeof *pg);
+        pg->committed = committed;
+        pg->start = (uint8_t *)seg + (i << shift) + (i == 0 ? h : 0);
+    }
+    if (new_mapping) {
+        /* the header lives in page 0, which the caller counted as committed */
+        seg->pages[0].committed = 1;
+    }
+    segment_map_pages(seg);
+}
+
+hm_segment_t *_hm_segment_alloc(hm_theap_t *th, hm_segment_kind_t kind, int level) {
+    hm_heap *heap = th->heap;
+    hm_arena_t *a = heap->arena;
+    bool exec = (heap->flags & HM_HEAP_EXECUTABLE) != 0;
+    hm_segment_t *seg = cache_take(a, HM_SEGMENT_SIZE, HM_SEGMENT_SIZE, exec, false);
+    if (seg != NULL) {
+        /* The cached committed bytes move back to this heap (the manager keeps them). */
+        seg->heap = heap;
+        _hm_heap_count(heap, seg->committed);
+        segment_init_pages(seg, kind, false);
+    } else {
+        size_t first_page = kind == HM_SEG_SMALL ? ((size_t)1 << HM_SMALL_PAGE_SHIFT)
+                                                 : ((size_t)1 << HM_MEDIUM_PAGE_SHIFT);
+        if (!_hm_theap_commit(th, first_page, level)) return NULL;
+        seg = _hm_os_map_aligned(HM_SEGMENT_SIZE, HM_SEGMENT_SIZE, exec);
+        if (seg != NULL && !map_prepare(MAP_SEG, (uintptr_t)seg)) {
+            _hm_os_unmap(seg, HM_SEGMENT_SIZE);
+            seg = NULL;
+        }
+        if (seg == NULL) {
+            uncommit(heap, heap->arena, first_page);
+            return NULL;
+        }
+        seg->base = (uint8_t *)seg;
+        seg->size = HM_SEGMENT_SIZE;
+        seg->exec = exec;
+        seg->arena = a;
+        seg->heap = heap;
+        seg->committed = first_page;
+        segment_init_pages(seg, kind, true);
+        map_set(MAP_SEG, (uintptr_t)seg, true);
+    }
+    seg->heap = heap;
+    seg->theap = th;
+    seg->aligned_huge = false;
+    atomic_store_explicit(&seg->tid, (heap->flags & HM_HEAP_THREADSAFE) ? th->tid : HM_TID_ANY,
+                          memory_order_release);
+    HM_LIST_PUSH(th->segs[kind], seg, next, prev); /* into the sub-heap's segment list */
+    hm_assert_full(_hm_segment_valid(seg));
+    return seg;
+}
+
+void _hm_segment_free(hm_segment_t *seg) {
+    hm_assert_full(_hm_segment_valid(seg) && seg->used_pages == 0);
+    hm_theap_t *th = seg->theap;
+    HM_LIST_REMOVE(th->segs[seg->kind], seg, next, prev);
+    /* empty pages of this segment no longer count as the theap's purge candidates */
+    for (size_t i = 0; i < seg->page_count; i++) {
+        hm_page_t *pg = &seg->pages[i];
+        if (pg->committed && pg->block_size == 0 && i != 0 && th->free_committed_pages > 0)
+            th->free_committed_pages--;
+    }
+    cache_put(seg);
+}
+
+/* ---- huge segments ------------------------------------------------------------------------ */
+hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align, int level) {
+    hm_heap *heap = th->heap;
+    hm_arena_t *a = heap->arena;
+    bool exec = (heap->flags & HM_HEAP_EXECUTABLE) != 0;
+    size_t h = _hm_segment_header_size(1);
+    if (size > HM_MAX_ALLOC - 2 * HM_SEGMENT_SIZE || align > HM_MAX_ALLOC / 4) return NULL;
+    size_t usable = (size + HM_OS_PAGE - 1) & ~(size_t)(HM_OS_PAGE - 1);
+    if (usable == 0) usable = HM_OS_PAGE;
+    bool aligned_huge = align >= HM_SEGMENT_SIZE;
+    size_t offset; /* of the block from the segment header */
+    if (aligned_huge)
+        offset = HM_SEGMENT_SIZE;
+    else
+        offset = align <= h ? h : align;
+    size_t need = offset + usable;
+    hm_segment_t *seg = NULL;
+    uint8_t *base = NULL;
+    size_t map_size = 0;
+    if (!aligned_huge) {
+        size_t units = (need + HM_SEGMENT_MASK) & ~HM_SEGMENT_MASK;
+        seg = cache_take(a, need, units + units / 2, exec, true);
+        if (seg != NULL) {
+            base = seg->base;
+            map_size = seg->size;
+            seg->heap = heap;
+            _hm_heap_count(heap, seg->committed);
+            /* account the part that will now be touched beyond what stays committed */
+            if (need > seg->committed) {
+                if (!_hm_theap_commit(th, need - seg->committed, level)) {
+                    /* give it back untouched */
+                    cache_put(seg);
+                    return NULL;
+                }
+                seg->committed = need;
+            }
+        }
+    }
+    if (seg == NULL) {
+        if (!_hm_theap_commit(th, h + usable, level)) return NULL;
+        if (aligned_huge) {
+            /* reserve so that a unit at `align` has one free unit below it for the header */
+            size_t total =
+                HM_SEGMENT_SIZE + align + ((usable + HM_SEGMENT_MASK) & ~HM_SEGMENT_MASK);
+            uint8_t *q = _hm_os_map_aligned(total, HM_SEGMENT_SIZE, exec);
+            if (q == NULL) {
+                uncommit(heap, heap->arena, h + usable);
+                return NULL;
+            }
+            uint8_t *blk =
+                (uint8_t *)(((uintptr_t)q + HM_SEGMENT_SIZE + align - 1) & ~(uintptr_t)(align - 1));
+            uint8_t *s = blk - HM_SEGMENT_SIZE;
+            if (s > q) _hm_os_unmap(q, (size_t)(s - q));
+            uint8_t *end = blk + ((usable + HM_SEGMENT_MASK) & ~HM_SEGMENT_MASK);
+            if (q + total > end) _hm_os_unmap(end, (size_t)(q + total - end));
+            base = s;
+            map_size = (size_t)(end - s);
+        } else {
+            map_size = (need + HM_SEGMENT_MASK) & ~HM_SEGMENT_MASK;
+            base = _hm_os_map_aligned(map_size, HM_SEGMENT_SIZE, exec);
+            if (base == NULL) {
+                uncommit(heap, heap->arena, h + usable);
+                return NULL;
+            }
+        }
+        if (!maps_prepare_huge(base, map_size, aligned_huge)) {
+            _hm_os_unmap(base, map_size);
+            uncommit(heap, heap->arena, h + usable);
+            return NULL;
+        }
+        seg = (hm_segment_t *)base;
+        seg->committed = h + usable;
+        seg->arena = a;
+        seg->heap = heap;
+    }
+    seg->base = base;
+    seg->size = map_size;
+    seg->huge_size = usable;
+    seg->exec = exec;
+    seg->kind = HM_SEG_HUGE;
+    seg->page_shift = HM_SEGMENT_SHIFT + 20; /* every interior offset maps to page 0 */
+    segment_map_pages(seg);
+    seg->page_count = 1;
+    seg->used_pages = 1;
+    seg->aligned_huge = aligned_huge;
+    seg->held = false;
+    seg->theap = th;
+    /* frees of huge blocks all take the same path, from any thread */
+    atomic_store_explicit(&seg->tid, HM_TID_ANY, memory_order_relaxed);
+    hm_page_t *pg = &seg->pages[0];
+    memset(pg, 0, sizeof *pg);
+    pg->start = (uint8_t *)seg + offset;
+    _hm_page_set_area(pg, 1); /* only offset 0 is a block start */
+    pg->div_magic = 1;
+    pg->block_size = 0;
+    pg->is_huge = 1;
+    pg->used = HM_USED_SLOW | 1; /* its free always takes the slow path */
+    pg->reserved = 1;
+    pg->capacity = 1;
+    pg->committed = 1;
+    pg->bin = 0;
+    /* huge segments are listed in the heap, so any thread can free them */
+    pthread_mutex_lock(&heap->lock);
+    HM_LIST_PUSH(heap->huge, seg, next, prev);
+    heap->huge_count++;
+    pthread_mutex_unlock(&heap->lock);
+    if (aligned_huge)
+        map_set(MAP_ALIGNED, (uintptr_t)seg + HM_SEGMENT_SIZE, true);
+    else
+        map_set(MAP_SEG, (uintptr_t)seg, true);
+    cover_set(seg, true);
+    return seg;
+}
+
+/* Take a huge segment out of its heap's list (caller: the block's free). */
+static void huge_unlink(hm_segment_t *seg) {
+    hm_heap *heap = seg->heap;
+    pthread_mutex_lock(&heap->lock);
+    HM_LIST_REMOVE(heap->huge, seg, next, prev);
+    heap->huge_count--;
+    pthread_mutex_unlock(&heap->lock);
+}
+
+/* ---- held huge blocks ----------------------------------------------------------------------
+ * A freed huge block of a page kind that asks for it (DebugAlloc blocks, and huge blocks of
+ * checked heaps: page.h) waits in a ring of HM_HELD_MAX segments before its memory is reused,
+ * so that a second free of it is known as the double free it is. Held segments stay committed
+ * (a block freed and allocated again at a high rate would otherwise pay a decommit, an unmap, a
+ * new mapping and its page faults each time); over held_limit the oldest give their memory
+ * back but the page of their header. An entry leaving the ring goes to the cache, whose rules
+ * apply. A forced purge of the cache (memory is wanted, or a trim) empties the ring first. */
+static void held_release(hm_segment_t *seg) {
+    seg->held = false;
+    cache_put(seg);
+}
+
+/* Decommit a held segment but the page holding its block's header (the state a second
+ * free reads). Returns the bytes given back. Caller holds cache_lock. */
+static size_t held_decommit(hm_segment_t *seg) {
+    hm_page_t *pg = &seg->pages[0];
+    uint8_t *keep_end =
+        (uint8_t *)(((uintptr_t)pg->start + HM_OS_PAGE - 1) & ~(uintptr_t)(HM_OS_PAGE - 1));
+    uint8_t *end = (uint8_t *)seg->base + seg->size;
+    size_t keep = (size_t)(keep_end - (uint8_t *)seg);
+    if (keep < _hm_segment_header_size(1)) keep = _hm_segment_header_size(1);
+    if (seg->committed <= keep || end <= keep_end) return 0;
+    os_decommit(seg->arena, keep_end, (size_t)(end - keep_end));
+    size_t give = seg->committed - keep;
+    seg->committed = keep;
+    uncommit(NULL, seg->arena, give);
+    return give;
+}
+
+void _hm_huge_hold(hm_segment_t *seg) {
+    hm_arena_t *a = seg->arena;
+    huge_unlink(seg);
+    hm_page_t *pg = &seg->pages[0];
+    atomic_fetch_sub_explicit(&seg->heap->committed, seg->committed, memory_order_relaxed);
+    seg->heap = NULL;         /* the manager holds it now */
+    _hm_page_set_area(pg, 0); /* no block starts here any more */
+    pg->used = 0;
+    seg->used_pages = 0;
+    seg->held = true;
+    pthread_mutex_lock(&a->cache_lock);
+    hm_segment_t **slot = &a->held[a->held_next];
+    hm_segment_t *out = *slot; /* the oldest leaves for the cache */
+    if (out != NULL) a->held_bytes -= out->committed;
+    *slot = seg;
+    a->held_bytes += seg->committed;
+    a->held_next = (a->held_next + 1) % HM_HELD_MAX;
+    /* over the byte limit: the oldest give their memory back (their headers stay) */
+    for (size_t k = 1; k < HM_HELD_MAX && a->held_bytes > held_limit(a); k++) {
+        hm_segment_t *q = a->held[(a->held_next + k - 1) % HM_HELD_MAX];
+        if (q != NULL && q != seg) a->held_bytes -= held_decommit(q);
+    }
+    /* a block larger than the limit by itself gives its memory back at once */
+    if (a->held_bytes > held_limit(a)) a->held_bytes -= held_decommit(seg);
+    pthread_mutex_unlock(&a->cache_lock);
+    if (out != NULL) held_release(out);
+}
+
+size_t _hm_held_mapped(hm_arena_t *a) {
+    size_t bytes = 0;
+    pthread_mutex_lock(&a->cache_lock);
+    for (size_t i = 0; i < HM_HELD_MAX; i++)
+        if (a->held[i] != NULL) bytes += a->held[i]->size;
+    pthread_mutex_unlock(&a->cache_lock);
+    return bytes;
+}
+
+void _hm_held_flush(hm_arena_t *a) {
+    hm_segment_t *out[HM_HELD_MAX];
+    size_t nout = 0;
+    pthread_mutex_lock(&a->cache_lock);
+    for (size_t i = 0; i < HM_HELD_MAX; i++) {
+        if (a->held[i] != NULL) out[nout++] = a->held[i];
+        a->held[i] = NULL;
+    }
+    a->held_bytes = 0;
+    pthread_mutex_unlock(&a->cache_lock);
+    for (size_t i = 0; i < nout; i++)
+        held_release(out[i]);
+}
+
+void _hm_held_clear(hm_arena_t *a) {
+    for (size_t i = 0; i < HM_HELD_MAX; i++) {
+        if (a->held[i] != NULL) _hm_segment_unmap(a->held[i]);
+        a->held[i] = NULL;
+    }
+    a->held_bytes = 0;
+}
+
+void _hm_huge_free(hm_segment_t *seg) {
+    huge_unlink(seg);
+    _hm_page_set_area(&seg->pages[0], 0); /* no block starts here any more */
+    seg->pages[0].used = 0;
+    seg->used_pages = 0;
+    cache_put(seg);
+}
+
+/* ---- invariants ------------------------------------------------------------------------------ */
+bool _hm_segment_valid(const hm_segment_t *seg) {
+    if (seg == NULL || ((uintptr_t)seg & HM_SEGMENT_MASK) != 0) return false;
+    if (!_hm_segmap_has((uintptr_t)seg) || seg->kind == HM_SEG_HUGE) return false;
+    size_t n = seg->kind == HM_SEG_SMALL ? HM_SMALL_PAGES : HM_MEDIUM_PAGES;
+    uint32_t shift = seg->kind == HM_SEG_SMALL ? HM_SMALL_PAGE_SHIFT : HM_MEDIUM_PAGE_SHIFT;
+    if (seg->page_count != n || seg->page_shift != shift || seg->size != HM_SEGMENT_SIZE ||
+        seg->base != (const uint8_t *)seg || seg->heap == NULL || seg->theap == NULL ||
+        seg->arena != seg->heap->arena || seg->committed > seg->size)
+        return false;
+    size_t used = 0, committed = 0;
+    for (size_t i = 0; i < n; i++) {
+        const hm_page_t *pg = &seg->pages[i];
+        if (pg->block_size != 0) {
+            used++;
+            if (!pg->committed || pg->capacity > pg->reserved) return false;
+        }
+        if (pg->committed) committed += i == 0 ? 0 : ((size_t)1 << shift);
+    }
+    /* the pages past 0 are counted as they were committed, page 0 in full (or only its header,
+     * in a segment taken back decommitted from the cache until page 0 serves again) */
+    return used == seg->used_pages && committed <= seg->committed &&
+           seg->committed <= committed + ((size_t)1 << shift);
+}

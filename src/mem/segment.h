@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: MIT */
+/* mem/segment.h: segments, the segment map, huge blocks, the arena's segment cache and its ring
+ * of held huge blocks (segment.c). Below: budget (through the types of mem/types.h). */
+#ifndef HM_MEM_SEGMENT_H
+#define HM_MEM_SEGMENT_H
+
+#include "mem/types.h"
+
+#define HM_MAP_WORDS (((size_t)1 << (HM_ADDR_BITS - HM_SEGMENT_SHIFT)) / 64)
+/* The segment map: HM_MAP_WORDS words, one bit per 4 MiB unit, in a read-only mapping reserved
+ * when the first segment is made (not in .bss: 8 MiB of address space, 24 with the two other
+ * maps, that neither VSZ nor strict overcommit should pay for in a process that never
+ * allocates). `_hm_segmap_words` is 0 until then, so every pointer reads as foreign; both
+ * variables are written once, the base first, and never change after. Two variables, not a
+ * struct: each is then one RIP-relative operand, and the check costs what a .bss array did.
+ * The length is read with acquire, paired with its release store: a thread that sees the length
+ * set sees the base (on x86-64 the acquire load is a plain `mov`, but the compare can no longer
+ * take the length as a memory operand: one instruction more a pair, docs/BENCHMARKS.md). */
+extern __attribute__((visibility("hidden"))) _Atomic(uint64_t) *_hm_segmap_base;
+extern __attribute__((visibility("hidden"))) size_t _hm_segmap_words;
+/* Is there a segment header at the 4 MiB unit of `p`? Any address, even a wild one. */
+hm_inline bool _hm_segmap_has(uintptr_t p) {
+    uintptr_t word = p >> (HM_SEGMENT_SHIFT + 6);
+    if (hm_unlikely(word >= __atomic_load_n(&_hm_segmap_words, __ATOMIC_ACQUIRE))) return false;
+    uint64_t w = atomic_load_explicit(&_hm_segmap_base[word], memory_order_relaxed);
+    return (w >> ((p >> HM_SEGMENT_SHIFT) & 63)) & 1;
+}
+/* The segment of any interior pointer of a standard segment (or of a huge one's first unit). */
+hm_inline hm_segment_t *_hm_segment_of(const void *p) {
+    return (hm_segment_t *)((uintptr_t)p & ~(uintptr_t)HM_SEGMENT_MASK);
+}
+/* Inside a huge mapping, but not at a unit where a block may start. */
+bool _hm_unit_covered(uintptr_t unit);
+/* The segment whose huge block starts at the 4 MiB unit `unit` (alignment >= 4 MiB), or NULL. */
+hm_segment_t *_hm_aligned_huge_at(uintptr_t unit);
+/* Bytes of a standard segment's header (hm_segment_t and its page table), page-rounded. */
+size_t _hm_segment_header_size(size_t page_count);
+
+/* Count `bytes` for th's heap if its arena's budget lets `level` (0..2) have them: true, or
+ * false with th->refused set and nothing counted. */
+bool _hm_theap_commit(hm_theap_t *th, size_t bytes, int level);
+
+/* A standard segment of `kind` for `th` from the arena's cache or the OS, linked first into
+ * th's list; NULL when the budget refuses (th->refused set) or the OS does. */
+hm_segment_t *_hm_segment_alloc(hm_theap_t *th, hm_segment_kind_t kind, int level);
+/* Give an empty standard segment back to its arena (cache or OS). Owner only. */
+void _hm_segment_free(hm_segment_t *seg);
+/* Unmap a segment for good (heap release, cache eviction): map bits off, accounting undone. */
+void _hm_segment_unmap(hm_segment_t *seg);
+/* Decommit a range of a segment and give its bytes back to the budget. */
+void _hm_segment_decommit(hm_segment_t *seg, uint8_t *p, size_t size);
+
+/* A huge segment holding one block of `size` bytes aligned to `align`, listed in th's heap;
+ * NULL when the budget refuses (th->refused set) or the OS does. */
+hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align, int level);
+/* The huge block of `seg` was freed: into the cache. */
+void _hm_huge_free(hm_segment_t *seg);
+/* The same, but held back in the ring first, so that a second free is known (page kinds that
+ * ask for it). */
+void _hm_huge_hold(hm_segment_t *seg);
+
+/* Trim the cache: decommit expired entries, evict what is over the limits; `force`: the held
+ * ring into the cache, then everything out. */
+void _hm_cache_purge(hm_arena_t *a, bool force);
+/* Bytes of address space the held ring keeps. */
+size_t _hm_held_mapped(hm_arena_t *a);
+/* Move every held segment to the cache (memory is wanted). */
+void _hm_held_flush(hm_arena_t *a);
+/* Unmap every held segment (the arena goes). */
+void _hm_held_clear(hm_arena_t *a);
+
+/* The invariants of a standard segment owned by a sub-heap: geometry, page states and the count
+ * of pages in use. HM_DEBUG > 1 runs it on slow paths. */
+bool _hm_segment_valid(const hm_segment_t *seg);
+
+#endif /* HM_MEM_SEGMENT_H */

@@ -1,0 +1,325 @@
+/* SPDX-License-Identifier: MIT */
+/* mem/types.h: the types of the mem layer, shared by its files (budget, segment, page, heap,
+ * alloc), and the tool annotations.
+ *
+ * Memory layout in one paragraph. The engine maps *segments*: 4 MiB regions at 4 MiB
+ * boundaries whose header (hm_segment) sits at the start, so the header of any interior
+ * pointer is found by masking. A process-wide bitmap with one bit per 4 MiB unit (the
+ * segment map) says whether a unit starts a hostmalloc segment: that is how a free decides,
+ * without touching the pointed-to memory, whether a pointer is ours. A standard segment is
+ * cut into pages of one size (64 KiB small pages or 128 KiB medium pages); each page serves
+ * one size class with two free lists: `free`, which the owner thread allocates from and frees
+ * into, and `thread_free` (atomic), which other threads push onto.
+ * A huge segment holds one block larger than the medium limit. Segments belong to a
+ * per-thread sub-heap (hm_theap) of a heap (hm_heap); heaps belong to an arena (hm_arena_t,
+ * the memory half of a manager), which holds the budget and caches empty segments. */
+#ifndef HM_MEM_TYPES_H
+#define HM_MEM_TYPES_H
+
+#include "mem/budget.h"
+#include "os/os.h"
+
+/* ---- Tool annotations (docs/DEBUG.md) --------------------------------------------------------
+ * HM_VALGRIND (CMake -DHM_VALGRIND=ON): memcheck client requests, so that valgrind sees blocks
+ * as heap blocks (overruns, use after free, leaks). HM_ASAN_POISON (with an AddressSanitizer
+ * build): freed blocks are poisoned, live ones unpoisoned to the byte. Off by default, and then
+ * every macro below compiles to nothing. */
+#if defined(HM_VALGRIND) && HM_VALGRIND
+#include <valgrind/memcheck.h>
+#include <valgrind/valgrind.h>
+#define hm_tool_alloc(p, size) _hm_tool_alloc((p), (size))
+#define hm_tool_free(p)        VALGRIND_FREELIKE_BLOCK((p), 0)
+#define hm_tool_access(p, n)   ((void)VALGRIND_MAKE_MEM_DEFINED((p), (n)))
+#define hm_tool_hide(p, n)     ((void)VALGRIND_MAKE_MEM_NOACCESS((p), (n)))
+#define hm_tool_fresh(p, n)    ((void)VALGRIND_MAKE_MEM_UNDEFINED((p), (n)))
+#define HM_TOOLS               1
+void _hm_tool_alloc(void *p, size_t size); /* the block, and its slack made inaccessible */
+#elif defined(HM_ASAN_POISON) && HM_ASAN_POISON
+#include <sanitizer/asan_interface.h>
+#define hm_tool_alloc(p, size) _hm_tool_alloc((p), (size))
+#define hm_tool_free(p)        _hm_tool_asan_free(p)
+#define hm_tool_access(p, n)   ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#define hm_tool_hide(p, n)     ASAN_POISON_MEMORY_REGION((p), (n))
+#define hm_tool_fresh(p, n)    ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#define HM_TOOLS               1
+void _hm_tool_asan_free(void *p);          /* poisons the whole block (alloc.c) */
+void _hm_tool_alloc(void *p, size_t size); /* unpoisons exactly the requested bytes */
+#else
+#define hm_tool_alloc(p, size) ((void)0)
+#define hm_tool_free(p)        ((void)0)
+#define hm_tool_access(p, n)   ((void)0)
+#define hm_tool_hide(p, n)     ((void)0)
+#define hm_tool_fresh(p, n)    ((void)0)
+#define HM_TOOLS               0
+#endif
+
+/* ---- Limits -------------------------------------------------------------------------------- */
+#define HM_SEGMENT_SHIFT     22 /* 4 MiB segments */
+#define HM_SEGMENT_SIZE      ((size_t)1 << HM_SEGMENT_SHIFT)
+#define HM_SEGMENT_MASK      (HM_SEGMENT_SIZE - 1)
+#define HM_SMALL_PAGE_SHIFT  16                                        /* 64 KiB */
+#define HM_MEDIUM_PAGE_SHIFT 17                                        /* 128 KiB */
+#define HM_SMALL_PAGES       (HM_SEGMENT_SIZE >> HM_SMALL_PAGE_SHIFT)  /* 64 */
+#define HM_MEDIUM_PAGES      (HM_SEGMENT_SIZE >> HM_MEDIUM_PAGE_SHIFT) /* 32 */
+#define HM_SMALL_MAX         ((size_t)8 * 1024)  /* largest block in small pages */
+#define HM_MEDIUM_MAX        ((size_t)64 * 1024) /* largest block in medium pages */
+#define HM_DIRECT_MAX        1024                /* sizes served by the direct page table */
+#define HM_DIRECT_COUNT      (HM_DIRECT_MAX / 16 + 1)
+/* bins 1..81: bin 80 holds HM_MEDIUM_MAX; bin 81 (72 KiB, one block to a medium page) serves
+ * only debug and checked blocks, whose header and canary take a block of 64 KiB past it */
+#define HM_BIN_COUNT      82
+#define HM_DEBUG_SLOT_MAX ((size_t)72 * 1024) /* largest debug or checked slot in a page */
+/* A sub-heap has three sets of queues, one a page kind: plain blocks, DebugAlloc blocks (a
+ * 48-byte header, debug.c) and checked-mode blocks (a 16-byte header, debug.c). A page's `bin`
+ * is its queue index: its size class plus the set's offset. */
+#define HM_QUEUE_DEBUG   HM_BIN_COUNT
+#define HM_QUEUE_CHECKED (2 * HM_BIN_COUNT)
+#define HM_QUEUE_COUNT   (3 * HM_BIN_COUNT)
+#define HM_ALIGN         16 /* every block is aligned to this */
+#define HM_ADDR_BITS     48 /* user space addresses we map below 2^48 */
+#define HM_MAX_ALLOC     ((size_t)PTRDIFF_MAX)
+#define HM_TLS_WAYS      8 /* direct-mapped per-thread cache of heap -> sub-heap */
+
+/* Thread ids: the thread pointer (%fs:0). HM_TID_ANY marks segments of a serialized heap
+ * (no MALLOC_THREADSAFE): every free there is treated as the owner's. HM_TID_NONE marks
+ * segments whose owner thread exited (abandoned): every free there is remote. */
+#define HM_TID_NONE ((uintptr_t)0)
+#define HM_TID_ANY  ((uintptr_t)1)
+
+hm_inline uintptr_t _hm_thread_id(void) {
+    uintptr_t tid;
+    __asm__("movq %%fs:0, %0" : "=r"(tid));
+    return tid;
+}
+
+/* ---- Core types ----------------------------------------------------------------------------- */
+typedef struct hm_block_s {
+    struct hm_block_s *next;
+} hm_block_t;
+
+/* The free mark of plain blocks (docs/DEBUG.md, "Default mode"). Word 1 of a block on a plain
+ * page's free lists holds the address of its page's descriptor; every allocation of a plain
+ * block clears it. A free that finds the mark set takes the slow path, which calls it a double
+ * free only if the block is really on one of the page's free lists: a program cannot make a
+ * legitimate free look like a double free, since no live block is on those lists. Blocks are
+ * at least 16 bytes, so every block has a word 1. */
+hm_inline void *_hm_mark_get(const void *b) {
+    void *m;
+    __builtin_memcpy(&m, (const uint8_t *)b + sizeof(void *), sizeof m);
+    return m;
+}
+hm_inline void _hm_mark_set(void *b, const void *m) {
+    __builtin_memcpy((uint8_t *)b + sizeof(void *), &m, sizeof m);
+}
+/* The mark of a block that may be live with its slack hidden from the tools (realloc reads it
+ * before it knows): the read is the allocator's, not the program's, so the tools look away and
+ * the value counts as defined. Without tools, the plain read. */
+#if defined(HM_VALGRIND) && HM_VALGRIND
+hm_inline void *_hm_mark_peek(const void *b) {
+    VALGRIND_DISABLE_ERROR_REPORTING;
+    void *m = _hm_mark_get(b);
+    VALGRIND_ENABLE_ERROR_REPORTING;
+    (void)VALGRIND_MAKE_MEM_DEFINED(&m, sizeof m);
+    return m;
+}
+#elif defined(HM_ASAN_POISON) && HM_ASAN_POISON
+__attribute__((no_sanitize_address)) static inline void *_hm_mark_peek(const void *b) {
+    return *(void *const *)(const void *)((const uint8_t *)b + sizeof(void *));
+}
+#else
+#define _hm_mark_peek(b) _hm_mark_get(b)
+#endif
+
+typedef struct hm_page_s hm_page_t;
+typedef struct hm_arena_s hm_arena_t;
+typedef struct hm_segment_s hm_segment_t;
+typedef struct hm_theap_s hm_theap_t;
+
+/* thread_free holds a block pointer with a state in its low 2 bits. */
+#define HM_TF_NORMAL   ((uintptr_t)0) /* page is in its bin queue */
+#define HM_TF_FULL     ((uintptr_t)1) /* owner moved the page out of its queue (no free block) */
+#define HM_TF_NOTIFIED ((uintptr_t)2) /* a remote free saw FULL and queued the page as pending */
+#define HM_TF_MASK     ((uintptr_t)3)
+
+struct hm_page_s {
+    /* hot: read by alloc and free fast paths */
+    hm_block_t *free; /* blocks to allocate from; the owner's frees go here (owner only) */
+    /* blocks handed out and not freed locally or collected, plus HM_USED_SLOW while the
+     * owner's frees must take the slow path (a page out of its queue as full, a huge page, a
+     * debug page): the free fast path tests one sign bit before it pushes */
+    uint32_t used;
+    uint32_t block_size; /* bytes per block; 0 when the page serves no size class */
+    uint8_t *start;      /* first block */
+    /* bytes of the block area carved so far (capacity * block_size): it grows while other
+     * threads' frees read it, hence atomic (relaxed: a plain load and store on x86-64) */
+    _Atomic(size_t) area;
+    uint64_t div_magic; /* UINT64_MAX / block_size + 1: off % size == 0 iff off*magic < magic */
+    /* warm */
+    uint8_t committed; /* the page's memory is committed (accounted) */
+    uint8_t is_huge;   /* the page of a huge segment */
+    uint8_t bin;       /* queue index: size class + HM_QUEUE_DEBUG / HM_QUEUE_CHECKED */
+    uint8_t in_full;   /* out of its queue as full (owner) */
+    uint8_t kind;      /* HM_PAGE_*: plain, or blocks with a header (page.h, "Page kinds") */
+    uint8_t is_head;   /* first of its queue: the page allocation goes on from (owner) */
+    uint8_t pad_[2];
+    uint16_t capacity; /* blocks carved into the free lists so far */
+    uint16_t reserved; /* blocks that fit in the page (at most 4096) */
+    uint32_t expire;   /* when an empty committed page may be decommitted (ms, wraps) */
+    _Atomic(uintptr_t) thread_free; /* other threads' frees + HM_TF_* state */
+    hm_page_t *next;                /* bin queue links (owner only) */
+    hm_page_t *prev;
+    hm_page_t *_Atomic pending_next; /* link in the theap's pending stack */
+};
+
+/* page kinds (hm_page_t.kind; page.h, "Page kinds") */
+#define HM_PAGE_PLAIN   0
+#define HM_PAGE_DEBUG   1 /* DebugAlloc blocks (and huge checked ones): 48-byte header */
+#define HM_PAGE_CHECKED 2 /* checked-mode blocks: 16-byte header */
+
+#define HM_USED_SLOW 0x80000000u
+hm_inline size_t _hm_page_area(const hm_page_t *pg) {
+    return atomic_load_explicit(&((hm_page_t *)pg)->area, memory_order_relaxed);
+}
+hm_inline void _hm_page_set_area(hm_page_t *pg, size_t area) {
+    atomic_store_explicit(&pg->area, area, memory_order_relaxed);
+}
+hm_inline bool _hm_page_in_full(const hm_page_t *pg) {
+    return pg->in_full != 0;
+}
+hm_inline uint32_t _hm_page_live(const hm_page_t *pg) {
+    return pg->used & ~HM_USED_SLOW;
+}
+
+typedef enum hm_segment_kind_e {
+    HM_SEG_SMALL = 0,
+    HM_SEG_MEDIUM = 1,
+    HM_SEG_HUGE = 2,
+} hm_segment_kind_t;
+
+struct hm_segment_s {
+    _Atomic(uintptr_t) tid; /* owner thread (HM_TID_*); read by every free */
+    uint32_t page_shift;    /* log2 of the page size (HM_SEGMENT_SHIFT for huge) */
+    uint32_t kind;          /* hm_segment_kind_t */
+    hm_heap *heap;          /* the heap of this segment (constant while it is in use) */
+    hm_theap_t *theap;      /* the sub-heap owning it (constant while it is in use) */
+    hm_arena_t *arena;      /* the arena that accounts and caches it */
+    uint8_t *base;          /* start of the mapping (== this, but for aligned huge blocks) */
+    size_t size;            /* bytes mapped from `base`: whole 4 MiB units, so no foreign
+                               mapping can share a unit with a segment */
+    size_t huge_size;       /* huge: usable bytes of the block (page multiple) */
+    size_t page_count;      /* pages in the segment */
+    size_t used_pages;      /* pages serving a size class */
+    size_t committed;       /* committed bytes counted for this segment */
+    bool exec;              /* executable mapping */
+    bool aligned_huge;      /* huge block at the next 4 MiB unit (alignment >= 4 MiB) */
+    bool held;              /* a freed huge block held back, so a second free is known */
+    uint32_t expire;        /* when cached: time to decommit (ms, wraps) */
+    hm_segment_t *next;     /* in the theap's segment list / the heap's huge list / cache */
+    hm_segment_t *prev;
+    /* the page of each 64 KiB of the segment's first 4 MiB: a free finds its page with one
+     * load, whatever the page size (a huge segment's entries all name its one page) */
+    hm_page_t *page_of[HM_SEGMENT_SIZE >> HM_SMALL_PAGE_SHIFT];
+    hm_page_t pages[]; /* page_count entries */
+};
+
+/* A queue of pages of one size class; `first` is the page being allocated from. */
+typedef struct hm_page_queue_s {
+    hm_page_t *first;
+    hm_page_t *last;
+} hm_page_queue_t;
+
+/* A per-thread sub-heap of a heap. Type-stable memory (never unmapped), so a stale pointer
+ * to one can be read safely; its `heap_id` says whether it is still what it was. */
+struct hm_theap_s {
+    hm_page_t *direct[HM_DIRECT_COUNT];     /* size/16 -> page to allocate from (fast path) */
+    hm_page_t *cdirect[HM_DIRECT_COUNT];    /* slot/16 -> checked page (checked fast path) */
+    hm_page_queue_t queues[HM_QUEUE_COUNT]; /* plain, debug and checked bins */
+    hm_heap *heap;
+    uint64_t heap_id;
+    uintptr_t tid;              /* owner thread, HM_TID_NONE when abandoned */
+    hm_page_t *_Atomic pending; /* full pages that received remote frees */
+    hm_segment_t *segs[2];      /* small and medium segments owned; those with a free
+                                   page first, full ones last */
+    uint64_t slow_calls;        /* generic-path calls, to pace purging */
+    uint32_t next_purge_ms;
+    size_t free_committed_pages; /* empty pages still committed (purge candidates) */
+    uint32_t collect_epoch;      /* the manager's epoch this sub-heap last collected for */
+    size_t requests[4];          /* allocations by level (owner only; index 3 unused) */
+    size_t failures[3];          /* allocations refused by level (owner only) */
+    uint64_t checked_who;        /* the last checked block's first header word: its number
+                                    (low half) and the owner's kernel thread id (high half) */
+    bool refused;                /* the budget refused a commit (segment.c; the reclaim loop) */
+    hm_theap_t *next;            /* in the heap's list of sub-heaps */
+    hm_theap_t *prev;
+    bool abandoned;
+};
+
+#define HM_HEAP_ID_DEAD UINT64_MAX /* id of a released heap: matches no cache entry */
+
+struct hm_heap {
+    _Atomic(uint64_t) id;    /* unique, never reused; HM_HEAP_ID_DEAD once released */
+    unsigned flags;          /* HM_HEAP_* */
+    bool checked;            /* every block is a debug block (hm_config.checked) */
+    _Atomic(bool) had_debug; /* a DebugAlloc block was made: a leak report has work to do */
+    hm_arena_t *arena;
+    pthread_mutex_t lock; /* guards the lists below (slow paths only) */
+    hm_theap_t *theaps;   /* every sub-heap, live or abandoned */
+    hm_segment_t *huge;   /* huge segments */
+    size_t huge_count;
+    hm_theap_t *single;        /* the one sub-heap of a serialized heap */
+    _Atomic(size_t) committed; /* bytes committed for this heap */
+    _Atomic(size_t) peak_committed;
+    hm_heap *next_free;  /* in the pool of released heap structs */
+    hm_heap *arena_next; /* in the arena's list of heaps (arena->heaps_lock) */
+    hm_heap *arena_prev;
+};
+
+#define HM_CACHE_MAX_ENTRIES 512 /* entries of the segment cache (segment.c) */
+#define HM_HELD_MAX          16  /* freed huge blocks held back (segment.c) */
+
+/* The memory of one manager: its configuration, its budget, its heaps and the segments it
+ * keeps for reuse. The manager layer embeds it (hm_manager starts with one). */
+typedef struct hm_arena_s {
+    hm_config cfg; /* read-only once the arena is made */
+    hm_budget_t budget;
+    _Atomic(uint32_t) collect_epoch;     /* bumped under pressure: every thread collects once */
+    _Atomic(size_t) retired_requests[3]; /* requests of heaps already released */
+    /* ---- heaps (heap.c) ---- */
+    pthread_mutex_t heaps_lock;
+    hm_heap *heaps;
+    size_t heap_count;
+    /* ---- segment cache (segment.c) ---- */
+    pthread_mutex_t cache_lock;  /* guards the cache and the held ring */
+    hm_segment_t *cache;         /* empty segments kept for reuse, newest first */
+    _Atomic(size_t) cache_count; /* entries; read without the lock as a hint */
+    size_t cache_bytes;          /* mapped bytes in the cache */
+    size_t cache_committed;      /* committed bytes of the segments in the cache */
+    uint32_t cache_next_ms;      /* when the cache is next walked for expired entries */
+    /* ---- freed huge blocks held back (segment.c), guarded by cache_lock ---- */
+    hm_segment_t *held[HM_HELD_MAX];
+    size_t held_next;
+    size_t held_bytes; /* committed bytes of the segments in it */
+    /* ---- what the engine gave back to the OS (madvise calls and their bytes) ---- */
+    _Atomic(size_t) purge_calls;
+    _Atomic(size_t) purge_bytes;
+} hm_arena_t;
+
+/* Memory is short (Low) or the delay is 0: what is emptied is decommitted at once. */
+hm_inline bool _hm_arena_purge_now(const hm_arena_t *a) {
+    return a->cfg.purge_delay_ms == 0 || _hm_budget_pressure(&a->budget) == eMemoryAvailableLow;
+}
+
+/* Count `bytes` as committed for `heap` (its peak too). */
+hm_inline void _hm_heap_count(hm_heap *heap, size_t bytes) {
+    size_t now = atomic_fetch_add_explicit(&heap->committed, bytes, memory_order_relaxed) + bytes;
+    size_t peak = atomic_load_explicit(&heap->peak_committed, memory_order_relaxed);
+    while (now > peak &&
+           !atomic_compare_exchange_weak_explicit(&heap->peak_committed, &peak, now,
+                                                  memory_order_relaxed, memory_order_relaxed)) {
+    }
+}
+hm_inline void _hm_heap_uncount(hm_heap *heap, size_t bytes) {
+    atomic_fetch_sub_explicit(&heap->committed, bytes, memory_order_relaxed);
+}
+
+#endif /* HM_MEM_TYPES_H */

@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: MIT */
+/* tests/death/test_debug_death.c: in checked mode (hm_config.checked or HM_CHECKED=1), misuse on
+ * the malloc door (hm_free, hm_alloc) is reported on stderr as one "hostmalloc: " line naming it
+ * and the program aborts: a double free, an overrun, an underrun, a write after free. Each
+ * misuse runs in a forked child; the COM door's report-and-go-on is tested in
+ * tests/api/test_debug.c. */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <hostmalloc/hostmalloc.h>
+
+#include "test_util.h"
+
+/* The misuse each child makes on the malloc door. */
+enum { DC_DOUBLE, DC_OVERRUN, DC_UNDERRUN, DC_ENV_DOUBLE, DC_WRITE_AFTER_FREE };
+
+/* Flip every bit of the byte at p + off (a canary or a header byte). */
+static void flip(void *p, ptrdiff_t off) {
+    unsigned char *b = (unsigned char *)p + off;
+    *b = (unsigned char)~*b;
+}
+
+static hm_heap *child_checked_heap(bool from_env) {
+    hm_config c;
+    if (from_env) setenv("HM_CHECKED", "1", 1);
+    hm_config_init(&c);
+    if (!from_env) c.checked = true;
+    c.on_error = NULL; /* the default sink: stderr */
+    hm_manager *mgr = hm_manager_new(&c);
+    hm_heap *h = mgr ? hm_heap_new(mgr, 0) : NULL;
+    if (h == NULL) _exit(3);
+    return h;
+}
+
+static void child_malloc_door(void *arg) {
+    int kase = *(const int *)arg;
+    hm_heap *h = child_checked_heap(kase == DC_ENV_DOUBLE);
+    unsigned char *p = hm_alloc(h, 100);
+    if (p == NULL) _exit(4);
+    memset(p, 1, 100);
+    switch (kase) {
+    case DC_DOUBLE:
+    case DC_ENV_DOUBLE:
+        hm_free(p);
+        hm_free(p);
+        break;
+    case DC_OVERRUN:
+        flip(p, 100);
+        hm_free(p);
+        break;
+    case DC_UNDERRUN:
+        flip(p, -1);
+        hm_free(p);
+        break;
+    case DC_WRITE_AFTER_FREE:
+        hm_free(p);
+        p[20] = 0; /* within the bytes [8, 32) checked mode fills and checks */
+        for (int i = 0; i < 20000; i++)
+            if (hm_alloc(h, 100) == p) break;
+        break;
+    }
+    _exit(0); /* not reached when the door aborts */
+}
+
+static void expect_abort_line(int kase, const char *name) {
+    tu_child_result res;
+    tu_expect_abort(child_malloc_door, &kase, &res);
+    if (!tu_one_line(res.err))
+        fail_msg("%s: stderr is not one 'hostmalloc: ' line: '%s'", name, res.err);
+    if (strstr(res.err, name) == NULL) fail_msg("%s: stderr '%s' does not name it", name, res.err);
+}
+
+static void test_checked_malloc_door_aborts(void **state) {
+    (void)state;
+    expect_abort_line(DC_DOUBLE, "double free");
+    expect_abort_line(DC_OVERRUN, "overrun");
+    expect_abort_line(DC_UNDERRUN, "underrun");
+    expect_abort_line(DC_ENV_DOUBLE, "double free");
+}
+
+/* hostmalloc.h, on_error: "the malloc door aborts after the report" for a write after free
+ * too (detected by hm_alloc when the slot is handed out again). */
+static void test_checked_malloc_door_write_after_free_aborts(void **state) {
+    (void)state;
+    expect_abort_line(DC_WRITE_AFTER_FREE, "write after free");
+}
+
+TU_TEST_MAIN(test_checked_malloc_door_aborts, test_checked_malloc_door_write_after_free_aborts)

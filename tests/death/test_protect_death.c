@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: MIT */
+/* tests/death/test_protect_death.c: what the hardware must refuse. Code in a block of a data
+ * instance (IHostMalloc without MALLOC_EXECUTABLE) must fault when called, and pages of
+ * VirtualAlloc must allow exactly what their protection says (read, write, execute), whether
+ * committed with it or changed by VirtualProtect. Each access runs in a forked child. */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <hostmalloc/hosting.h>
+#include <hostmalloc/hostmalloc.h>
+
+#include "test_util.h"
+#include "tu_com.h"
+#include "tu_vmem.h"
+
+#define MIB TU_MIB
+
+static void call_in_child(void *p) {
+    volatile int r = call_code(p);
+    (void)r;
+}
+
+static void test_data_instance_not_executable(void **state) {
+    (void)state;
+    TU_SKIP_UNLESS_X86_64();
+    IHostMemoryManager *mgr = new_manager();
+    static const DWORD types[] = {0, MALLOC_THREADSAFE};
+    for (size_t t = 0; t < TU_ARRAY_SIZE(types); t++) {
+        IHostMalloc *m = new_malloc(mgr, types[t]);
+        static const size_t sizes[] = {16, 5000, (size_t)5 << 20};
+        for (size_t s = 0; s < TU_ARRAY_SIZE(sizes); s++) {
+            unsigned char *p = must_alloc(m, sizes[s], eTaskCritical);
+            memcpy(p, k_ret42, sizeof(k_ret42));
+            tu_child_result res;
+            assert_int_equal(tu_run_child(call_in_child, p, &res), 0);
+            tu_assert_child_signaled(&res, SIGSEGV);
+            must_free(m, p);
+        }
+        IHostMalloc_Release(m);
+    }
+    IHostMemoryManager_Release(mgr);
+}
+
+typedef struct access_arg {
+    unsigned char *p;
+    int op; /* 0 read, 1 write, 2 execute */
+} access_arg;
+
+static void access_child(void *arg) {
+    access_arg *a = arg;
+    if (a->op == 0) {
+        volatile unsigned char v = *(volatile unsigned char *)a->p;
+        (void)v;
+    } else if (a->op == 1) {
+        *(volatile unsigned char *)(a->p + 1) = 0x90;
+    } else {
+        void (*fn)(void);
+        void *code = a->p;
+        memcpy(&fn, &code, sizeof fn);
+        fn();
+    }
+}
+
+typedef struct prot_case {
+    DWORD prot;
+    const char *name;
+    int read_ok, write_ok, exec_ok; /* 1 allowed, 0 must fault, -1 not checked */
+} prot_case;
+
+/* x86-64 cannot refuse reads of execute-only pages (without protection keys): not checked. */
+static const prot_case k_prot_cases[] = {
+    {PAGE_NOACCESS, "PAGE_NOACCESS", 0, 0, 0},
+    {PAGE_READONLY, "PAGE_READONLY", 1, 0, 0},
+    {PAGE_READWRITE, "PAGE_READWRITE", 1, 1, 0},
+    {PAGE_EXECUTE, "PAGE_EXECUTE", -1, 0, 1},
+    {PAGE_EXECUTE_READ, "PAGE_EXECUTE_READ", 1, 0, 1},
+    {PAGE_EXECUTE_READWRITE, "PAGE_EXECUTE_READWRITE", 1, 1, 1},
+};
+
+static void check_access(unsigned char *p, const prot_case *c, const char *how) {
+    static const char *const ops[] = {"read", "write", "execute"};
+    const int want[3] = {c->read_ok, c->write_ok, c->exec_ok};
+    for (int op = 0; op < 3; op++) {
+        if (want[op] < 0) continue;
+        access_arg a = {p, op};
+        tu_child_result res;
+        assert_int_equal(tu_run_child(access_child, &a, &res), 0);
+        char sb[96];
+        if (want[op]) {
+            if (!WIFEXITED(res.status) || WEXITSTATUS(res.status) != 0)
+                fail_msg("%s (%s): %s must work but the child %s", c->name, how, ops[op],
+                         tu_status_str(res.status, sb, sizeof sb));
+        } else if (!WIFSIGNALED(res.status) ||
+                   (WTERMSIG(res.status) != SIGSEGV && WTERMSIG(res.status) != SIGBUS)) {
+            fail_msg("%s (%s): %s must fault but the child %s", c->name, how, ops[op],
+                     tu_status_str(res.status, sb, sizeof sb));
+        }
+    }
+}
+
+static void test_protection_access(void **state) {
+    (void)state;
+    IHostMemoryManager *mm = vm_manager(64 * MIB);
+    for (size_t i = 0; i < TU_ARRAY_SIZE(k_prot_cases); i++) {
+        const prot_case *c = &k_prot_cases[i];
+        /* committed with the protection directly */
+        unsigned char *p = va_ok(mm, NULL, PG, MEM_COMMIT, c->prot);
+        expect_mbi(mm, p, MEM_COMMIT, c->prot, p, c->prot, PG, c->name);
+        if (c->read_ok == 1) assert_true(all_bytes(p, PG, 0));
+        if (c->exec_ok != 1) check_access(p, c, "committed so");
+        release_ok(mm, p);
+        /* committed read-write with a `ret`, then protected */
+        p = va_ok(mm, NULL, PG, MEM_COMMIT, PAGE_READWRITE);
+        memset(p, 0xC3, PG); /* ret */
+        DWORD old = 0;
+        assert_hr(IHostMemoryManager_VirtualProtect(mm, p, PG, c->prot, &old), S_OK);
+        assert_int_equal(old, PAGE_READWRITE);
+        expect_mbi(mm, p, MEM_COMMIT, c->prot, p, PAGE_READWRITE, PG, c->name);
+        check_access(p, c, "after VirtualProtect");
+        release_ok(mm, p);
+    }
+    IHostMemoryManager_Release(mm);
+}
+
+TU_TEST_MAIN(test_data_instance_not_executable, test_protection_access)

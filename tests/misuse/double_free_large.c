@@ -1,0 +1,10 @@
+/* SPDX-License-Identifier: MIT */
+/* double_free_large.c: a 100,000-byte block (larger than any page's blocks) freed twice. */
+#include "misuse.h"
+
+int main(void) {
+    char *p = xmalloc(100000);
+    free(opaque(p));
+    free(opaque(p));
+    return MISUSE_MISSED;
+}

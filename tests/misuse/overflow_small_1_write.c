@@ -1,0 +1,10 @@
+/* SPDX-License-Identifier: MIT */
+/* overflow_small_1_write.c: one byte written past a 24-byte block, then the block freed. */
+#include "misuse.h"
+
+int main(void) {
+    char *p = xmalloc(24);
+    write_byte(p + 24, 0x41);
+    free(opaque(p));
+    return MISUSE_MISSED;
+}

@@ -1,0 +1,10 @@
+/* SPDX-License-Identifier: MIT */
+/* underflow_small_1_write.c: the byte before a 24-byte block written, then the block freed. */
+#include "misuse.h"
+
+int main(void) {
+    char *p = xmalloc(24);
+    write_byte(p - 1, 0x41);
+    free(opaque(p));
+    return MISUSE_MISSED;
+}

@@ -1,0 +1,423 @@
+/* SPDX-License-Identifier: MIT */
+/* test_page.c: size classes and pages (mem/page.h), driven directly on a sub-heap of a heap of
+ * an arena: blocks carved from a page's free list, the owner's frees and other threads' frees
+ * and their collection, the free mark, a page that fills up (out of its queue) and comes back,
+ * empty pages retired by a collection. After each step the page and sub-heap invariants
+ * (_hm_page_valid, _hm_theap_valid) must hold, and the budget must count exactly the pages in
+ * use. */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "unit_env.h"
+
+#define LIMIT      (64 * MIB)
+#define SMALL_PAGE ((size_t)1 << HM_SMALL_PAGE_SHIFT)
+
+/* ---- size classes ---------------------------------------------------------------------------- */
+static void test_bins_round_trip(void **state) {
+    (void)state;
+    assert_int_equal(_hm_bin_of(0), 1);
+    assert_int_equal(_hm_bin_of(1), 1);
+    assert_int_equal(_hm_bin_size(1), 16);
+    assert_int_equal(_hm_bin_of(HM_SMALL_MAX), 56);
+    assert_int_equal(_hm_bin_of(HM_MEDIUM_MAX), 80);
+    assert_int_equal(_hm_bin_size(80), HM_MEDIUM_MAX);
+    assert_int_equal(_hm_bin_size(HM_BIN_COUNT - 1), HM_DEBUG_SLOT_MAX);
+    size_t prev = 0;
+    for (size_t bin = 1; bin < HM_BIN_COUNT; bin++) {
+        size_t bs = _hm_bin_size(bin);
+        if (bs <= prev)
+            fail_msg("bin %zu: %zu bytes, not above bin %zu's %zu", bin, bs, bin - 1, prev);
+        if (bs % HM_ALIGN != 0) fail_msg("bin %zu: %zu bytes, not a multiple of 16", bin, bs);
+        if (_hm_bin_of(bs) != bin)
+            fail_msg("bin %zu: _hm_bin_of(%zu) = %zu", bin, bs, _hm_bin_of(bs));
+        if (_hm_bin_of(prev + 1) != bin)
+            fail_msg("bin %zu: _hm_bin_of(%zu) = %zu", bin, prev + 1, _hm_bin_of(prev + 1));
+        prev = bs;
+    }
+    /* every size up to the medium limit: the smallest class that holds it, less than 1/8
+     * larger than the request once the classes are no longer exact (above 256 bytes) */
+    size_t last_bin = 1;
+    for (size_t size = 1; size <= HM_MEDIUM_MAX; size++) {
+        size_t bin = _hm_bin_of(size);
+        size_t bs = _hm_bin_size(bin);
+        if (bin < last_bin) fail_msg("_hm_bin_of is not monotone at %zu", size);
+        last_bin = bin;
+        if (bs < size) fail_msg("size %zu: bin %zu of %zu bytes", size, bin, bs);
+        if (bin > 1 && _hm_bin_size(bin - 1) >= size)
+            fail_msg("size %zu: bin %zu, but bin %zu holds it", size, bin, bin - 1);
+        if (size > 256 && (bs - size) * 8 >= size)
+            fail_msg("size %zu: bin of %zu bytes wastes 12.5 %% or more", size, bs);
+        if (size <= 256 && bs - size >= 16) fail_msg("size %zu: exact class of %zu", size, bs);
+    }
+    assert_true(_hm_bin_of(HM_MEDIUM_MAX + 1) > 80);
+}
+
+/* ---- blocks ---------------------------------------------------------------------------------- */
+static int cmp_ptr(const void *a, const void *b) {
+    uintptr_t x = (uintptr_t) * (void *const *)a, y = (uintptr_t) * (void *const *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Blocks of one class: distinct, in the page, aligned, counted; the budget counts the page. */
+static void test_blocks_from_page(void **state) {
+    (void)state;
+    unit_env_t env;
+    hm_theap_t *th = unit_open(&env, LIMIT, 0, 0);
+    size_t bin = _hm_bin_of(48);
+    assert_int_equal(_hm_bin_size(bin), 48);
+    enum { N = 200 };
+    void *p[N];
+    hm_page_t *pg = NULL;
+    for (int i = 0; i < N; i++) {
+        p[i] = i % 2 ? _hm_theap_alloc_block(th, bin, eTaskCritical)
+                     : _hm_page_alloc(th, bin, eTaskCritical);
+        assert_non_null(p[i]);
+        assert_true(tu_is_aligned(p[i], HM_ALIGN));
+        hm_segment_t *seg;
+        hm_page_t *q = unit_page_of(p[i], &seg);
+        if (pg == NULL) pg = q;
+        assert_ptr_equal(q, pg); /* 200 blocks of 48 bytes: all on the first page */
+        assert_true(_hm_segmap_has((uintptr_t)seg));
+        assert_ptr_equal(seg->theap, th);
+        assert_ptr_equal(seg->heap, env.heap);
+        assert_int_equal(pg->block_size, 48);
+        size_t off = (size_t)((uint8_t *)p[i] - pg->start);
+        assert_true(off < _hm_page_area(pg));
+        assert_int_equal(off % 48, 0);
+        assert_null(_hm_mark_get(p[i])); /* live: unmarked */
+        assert_false(_hm_page_block_is_free(pg, p[i]));
+        assert_int_equal(pg->used, i + 1);
+        memset(p[i], i, 48);
+    }
+    for (int i = 0; i < N; i++)
+        for (size_t k = 0; k < 48; k++)
+            assert_int_equal(((uint8_t *)p[i])[k], (uint8_t)i); /* no two overlap */
+    qsort(p, N, sizeof p[0], cmp_ptr);
+    for (int i = 1; i < N; i++)
+        assert_true((uintptr_t)p[i] >= (uintptr_t)p[i - 1] + 48);
+    assert_true(_hm_page_valid(pg));
+    assert_true(_hm_theap_valid(th));
+    assert_true(_hm_segment_valid(_hm_segment_of(pg)));
+    /* one small segment, its first page (with the header) the only one counted */
+    assert_int_equal(unit_committed(&env), SMALL_PAGE);
+    assert_int_equal(atomic_load(&env.heap->committed), SMALL_PAGE);
+    assert_int_equal(unit_queue_len(th, bin), 1);
+    assert_ptr_equal(th->queues[bin].first, pg);
+    assert_true(pg->is_head);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(unit_free(p[i]), HM_OK);
+    assert_int_equal(pg->used, 0);
+    assert_true(_hm_page_valid(pg));
+    unit_close(&env);
+}
+
+/* The owner's free: onto the page's list with the free mark, handed out again first; a second
+ * free is reported (and changes nothing); a mark the program wrote is no free. */
+static void test_free_owner_and_mark(void **state) {
+    (void)state;
+    unit_env_t env;
+    hm_theap_t *th = unit_open(&env, LIMIT, 0, 0);
+    size_t bin = _hm_bin_of(100);
+    void *p[10];
+    for (int i = 0; i < 10; i++)
+        assert_non_null(p[i] = _hm_theap_alloc_block(th, bin, eTaskCritical));
+    hm_segment_t *seg;
+    hm_page_t *pg = unit_page_of(p[5], &seg);
+    assert_int_equal(pg->used, 10);
+
+    assert_int_equal(_hm_page_free(seg, pg, p[5]), HM_OK);
+    assert_int_equal(pg->used, 9);
+    assert_ptr_equal(_hm_mark_get(p[5]), pg);
+    assert_ptr_equal(pg->free, p[5]);
+    assert_true(_hm_page_block_is_free(pg, p[5]));
+    for (int i = 0; i < 10; i++)
+        if (i != 5) assert_false(_hm_page_block_is_free(pg, p[i]));
+    assert_true(_hm_page_valid(pg));
+    assert_true(_hm_theap_valid(th));
+
+    /* a second free: reported to the arena's sink, nothing changed */
+    assert_int_equal(_hm_page_free(seg, pg, p[5]), HM_ERR_NOT_BLOCK);
+    assert_int_equal(env.errors.calls, 1);
+    assert_int_equal(env.errors.kind, HM_ERROR_DOUBLE_FREE);
+    assert_ptr_equal(env.errors.ptr, p[5]);
+    assert_true(tu_one_line(env.errors.message));
+    assert_int_equal(pg->used, 9);
+    assert_ptr_equal(pg->free, p[5]);
+    assert_true(_hm_page_valid(pg));
+
+    /* last freed, first handed out again: unmarked */
+    void *again = _hm_page_alloc(th, bin, eTaskCritical);
+    assert_ptr_equal(again, p[5]);
+    assert_null(_hm_mark_get(again));
+    assert_int_equal(pg->used, 10);
+
+    /* the program writes the page's address where the mark goes: still a normal free */
+    _hm_mark_set(p[3], pg);
+    assert_int_equal(_hm_page_free(seg, pg, p[3]), HM_OK);
+    assert_int_equal(env.errors.calls, 1);
+    assert_int_equal(pg->used, 9);
+    assert_true(_hm_page_block_is_free(pg, p[3]));
+    assert_true(_hm_page_valid(pg));
+
+    for (int i = 0; i < 10; i++)
+        if (i != 3) assert_int_equal(unit_free(p[i]), HM_OK);
+    assert_int_equal(pg->used, 0);
+    unit_close(&env);
+}
+
+/* ---- other threads' frees ---------------------------------------------------------------------
+ */
+static void test_free_remote_then_collect(void **state) {
+    (void)state;
+    unit_env_t env;
+    hm_theap_t *th = unit_open(&env, LIMIT, 0, 0);
+    size_t bin = _hm_bin_of(256);
+    void *p[20];
+    for (int i = 0; i < 20; i++)
+        assert_non_null(p[i] = _hm_theap_alloc_block(th, bin, eTaskCritical));
+    hm_segment_t *seg;
+    hm_page_t *pg = unit_page_of(p[0], &seg);
+    void *far[5] = {p[2], p[4], p[6], p[8], p[10]};
+    unit_free_remote(far, 5);
+    /* pushed on thread_free: still counted as used until the owner collects */
+    assert_int_equal(pg->used, 20);
+    assert_int_not_equal(atomic_load(&pg->thread_free) & ~HM_TF_MASK, 0);
+    for (int i = 0; i < 5; i++) {
+        assert_true(_hm_page_block_is_free(pg, far[i]));
+        assert_ptr_equal(_hm_mark_get(far[i]), pg);
+    }
+    assert_false(_hm_page_block_is_free(pg, p[3]));
+    assert_true(_hm_page_valid(pg));
+    /* the same push, called by the owner directly */
+    assert_int_equal(_hm_page_free_remote(pg, seg, p[12]), HM_OK);
+    assert_int_equal(pg->used, 20);
+    assert_true(_hm_page_block_is_free(pg, p[12]));
+
+    _hm_page_collect(pg);
+    assert_int_equal(pg->used, 14);
+    assert_int_equal(atomic_load(&pg->thread_free) & ~HM_TF_MASK, 0);
+    for (int i = 0; i < 5; i++)
+        assert_true(_hm_page_block_is_free(pg, far[i]));
+    assert_true(_hm_page_block_is_free(pg, p[12]));
+    assert_true(_hm_page_valid(pg));
+    assert_true(_hm_theap_valid(th));
+    _hm_page_collect(pg); /* nothing more: nothing changes */
+    assert_int_equal(pg->used, 14);
+
+    /* the collected blocks are handed out again, all six of them, each once */
+    void *q[6];
+    for (int i = 0; i < 6; i++) {
+        q[i] = _hm_page_alloc(th, bin, eTaskCritical);
+        assert_ptr_equal(unit_page_of(q[i], NULL), pg);
+        for (int k = 0; k < i; k++)
+            assert_ptr_not_equal(q[i], q[k]);
+        bool was_freed = q[i] == p[12];
+        for (int k = 0; k < 5; k++)
+            was_freed = was_freed || q[i] == far[k];
+        assert_true(was_freed);
+    }
+    assert_int_equal(pg->used, 20);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(unit_free(p[i]), HM_OK);
+    assert_int_equal(pg->used, 0);
+    unit_close(&env);
+}
+
+/* ---- a page filled up and given back ------------------------------------------------------------
+ */
+/* Allocate from `bin` until the page of the first block has handed out all it holds. */
+static hm_page_t *fill_first_page(hm_theap_t *th, size_t bin, void **blocks, size_t *n) {
+    blocks[0] = _hm_theap_alloc_block(th, bin, eTaskCritical);
+    assert_non_null(blocks[0]);
+    hm_page_t *pg = unit_page_of(blocks[0], NULL);
+    *n = 1;
+    while (_hm_page_live(pg) < pg->reserved) {
+        blocks[*n] = _hm_theap_alloc_block(th, bin, eTaskCritical);
+        assert_ptr_equal(unit_page_of(blocks[*n], NULL), pg);
+        (*n)++;
+    }
+    assert_null(pg->free);
+    assert_int_equal(pg->capacity, pg->reserved);
+    return pg;
+}
+
+/* Full: out of its queue, its frees on the slow path; the owner's free puts it back. */
+static void test_full_page_owner_free(void **state) {
+    (void)state;
+    unit_env_t env;
+    hm_theap_t *th = unit_open(&env, LIMIT, 0, 0);
+    size_t bin = _hm_bin_of(HM_SMALL_MAX); /* 8 KiB: a handful a page */
+    void *a[16];
+    size_t na;
+    hm_page_t *pa = fill_first_page(th, bin, a, &na);
+    assert_int_equal(na, pa->reserved);
+    assert_false(pa->in_full); /* still in its queue: nobody looked yet */
+    void *b = _hm_theap_alloc_block(th, bin, eTaskCritical);
+    hm_page_t *pb = unit_page_of(b, NULL);
+    assert_ptr_not_equal(pb, pa);
+    /* the next request found pa without a free block: out of its queue as full */
+    assert_true(pa->in_full);
+    assert_true(pa->used & HM_USED_SLOW);
+    assert_int_equal(_hm_page_live(pa), na);
+    assert_false(unit_in_queue(th, pa));
+    assert_ptr_equal(th->queues[bin].first, pb);
+    assert_int_equal(unit_queue_len(th, bin), 1);
+    assert_int_equal(atomic_load(&pa->thread_free) & HM_TF_MASK, HM_TF_FULL);
+    assert_true(_hm_page_valid(pa));
+    assert_true(_hm_theap_valid(th));
+    assert_int_equal(unit_committed(&env), 2 * SMALL_PAGE);
+
+    /* the owner frees one: the page is back, at the end of its queue, on the fast path */
+    assert_int_equal(unit_free(a[0]), HM_OK);
+    assert_false(pa->in_full);
+    assert_false(pa->used & HM_USED_SLOW);
+    assert_int_equal(pa->used, na - 1);
+    assert_true(unit_in_queue(th, pa));
+    assert_ptr_equal(th->queues[bin].first, pb);
+    assert_ptr_equal(th->queues[bin].last, pa);
+    assert_int_equal(atomic_load(&pa->thread_free) & HM_TF_MASK, HM_TF_NORMAL);
+    assert_true(_hm_page_valid(pa));
+    assert_true(_hm_theap_valid(th));
+
+    for (size_t i = 1; i < na; i++)
+        assert_int_equal(unit_free(a[i]), HM_OK);
+    assert_int_equal(unit_free(b), HM_OK);
+    unit_close(&env);
+}
+
+/* Full, then another thread frees into it: the page goes on the pending stack, and the owner's
+ * next request puts it back into its queue. */
+static void test_full_page_remote_free(void **state) {
+    (void)state;
+    unit_env_t env;
+    hm_theap_t *th = unit_open(&env, LIMIT, 0, 0);
+    size_t bin = _hm_bin_of(HM_SMALL_MAX);
+    void *a[16];
+    size_t na;
+    hm_page_t *pa = fill_first_page(th, bin, a, &na);
+    void *b = _hm_theap_alloc_block(th, bin, eTaskCritical);
+    hm_page_t *pb = unit_page_of(b, NULL);
+    assert_true(pa->in_full);
+
+    unit_free_remote(&a[1], 2);
+    assert_ptr_equal(atomic_load(&th->pending), pa);
+    assert_int_equal(atomic_load(&pa->thread_free) & HM_TF_MASK, HM_TF_NOTIFIED);
+    assert_true(pa->in_full); /* until the owner looks */
+    assert_true(_hm_theap_valid(th));
+
+    void *c = _hm_theap_alloc_block(th, bin, eTaskCritical);
+    assert_ptr_equal(unit_page_of(c, NULL), pb); /* allocation goes on in the current page */
+    assert_null(atomic_load(&th->pending));
+    assert_false(pa->in_full);
+    assert_true(unit_in_queue(th, pa));
+    assert_int_equal(atomic_load(&pa->thread_free) & HM_TF_MASK, HM_TF_NORMAL);
+    assert_int_equal(_hm_page_live(pa), na); /* the two frees wait on thread_free */
+    assert_true(_hm_page_valid(pa));
+    assert_true(_hm_theap_valid(th));
+    _hm_page_collect(pa);
+    assert_int_equal(pa->used, na - 2);
+
+    assert_int_equal(unit_free(a[0]), HM_OK);
+    for (size_t i = 3; i < na; i++)
+        assert_int_equal(unit_free(a[i]), HM_OK);
+    assert_int_equal(unit_free(b), HM_OK);
+    assert_int_equal(unit_free(c), HM_OK);
+    unit_close(&env);
+}
+
+/* ---- empty pages retired -----------------------------------------------------------------------
+ */
+static void test_collect_retires_empty(void **state) {
+    (void)state;
+    unit_env_t env;
+    /* a long purge delay: a retired page stays committed until a collection purges it */
+    hm_theap_t *th = unit_open(&env, LIMIT, 60000, 0);
+    size_t bin = _hm_bin_of(HM_SMALL_MAX), bin2 = _hm_bin_of(64);
+    enum { N = 30 };
+    void *p[N];
+    for (int i = 0; i < N; i++)
+        assert_non_null(p[i] = _hm_theap_alloc_block(th, bin, eTaskCritical));
+    void *small = _hm_theap_alloc_block(th, bin2, eTaskCritical);
+    assert_non_null(small);
+    size_t pages = unit_queue_len(th, bin); /* those not full; the full ones are out */
+    hm_segment_t *seg = _hm_segment_of(p[0]);
+    size_t used_pages = seg->used_pages;
+    assert_true(used_pages >= 5); /* 30 blocks of 8 KiB: at least 4 pages, and bin2's */
+    assert_int_equal(unit_committed(&env), used_pages * SMALL_PAGE);
+    (void)pages;
+
+    for (int i = 0; i < N; i++)
+        assert_int_equal(unit_free(p[i]), HM_OK);
+    assert_int_equal(unit_free(small), HM_OK);
+    assert_true(_hm_theap_valid(th));
+    /* nothing is short: emptied pages stay where they are, committed */
+    assert_int_equal(seg->used_pages, used_pages);
+    assert_int_equal(unit_committed(&env), used_pages * SMALL_PAGE);
+
+    /* a collection keeps the last page of each class, retires the others, still committed */
+    _hm_theap_collect(th, false, false);
+    assert_true(_hm_theap_valid(th));
+    assert_int_equal(unit_queue_len(th, bin), 1);
+    assert_int_equal(unit_queue_len(th, bin2), 1);
+    assert_int_equal(seg->used_pages, 2);
+    assert_int_equal(th->free_committed_pages, used_pages - 2 - (seg->pages[0].block_size == 0));
+    assert_int_equal(unit_committed(&env), used_pages * SMALL_PAGE);
+    for (size_t i = 0; i < seg->page_count; i++) {
+        hm_page_t *pg = &seg->pages[i];
+        if (pg->block_size == 0) assert_false(unit_in_queue(th, pg));
+        assert_true(_hm_page_valid(pg));
+    }
+
+    /* all of them, and purged: the segment is empty and goes (no cache): nothing counted */
+    _hm_theap_collect(th, true, true);
+    assert_true(_hm_theap_valid(th));
+    assert_int_equal(unit_queue_len(th, bin), 0);
+    assert_int_equal(unit_queue_len(th, bin2), 0);
+    assert_null(th->segs[HM_SEG_SMALL]);
+    assert_int_equal(th->free_committed_pages, 0);
+    assert_int_equal(unit_committed(&env), 0);
+    assert_int_equal(atomic_load(&env.heap->committed), 0);
+    assert_false(_hm_segmap_has((uintptr_t)seg));
+    /* and the sub-heap works on */
+    void *again = _hm_theap_alloc_block(th, bin, eTaskCritical);
+    assert_non_null(again);
+    assert_int_equal(unit_free(again), HM_OK);
+    unit_close(&env);
+}
+
+/* Medium classes come from medium segments (128 KiB pages); both kinds in one sub-heap. */
+static void test_medium_pages(void **state) {
+    (void)state;
+    unit_env_t env;
+    hm_theap_t *th = unit_open(&env, LIMIT, 0, 0);
+    size_t bin = _hm_bin_of(HM_MEDIUM_MAX);
+    void *p[6];
+    for (int i = 0; i < 6; i++) {
+        p[i] = _hm_theap_alloc_block(th, bin, eTaskCritical);
+        assert_non_null(p[i]);
+        hm_segment_t *seg;
+        hm_page_t *pg = unit_page_of(p[i], &seg);
+        assert_int_equal(seg->kind, HM_SEG_MEDIUM);
+        assert_int_equal(seg->page_shift, HM_MEDIUM_PAGE_SHIFT);
+        assert_int_equal(pg->block_size, HM_MEDIUM_MAX);
+        assert_true(tu_is_aligned(p[i], HM_ALIGN));
+        memset(p[i], 0xa5, HM_MEDIUM_MAX);
+        assert_true(_hm_page_valid(pg));
+        assert_true(_hm_segment_valid(seg));
+    }
+    assert_int_equal(unit_segments(th, HM_SEG_MEDIUM), 1);
+    assert_int_equal(unit_segments(th, HM_SEG_SMALL), 0);
+    assert_true(_hm_theap_valid(th));
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(unit_free(p[i]), HM_OK);
+    _hm_theap_collect(th, true, true);
+    assert_int_equal(unit_committed(&env), 0);
+    unit_close(&env);
+}
+
+TU_TEST_MAIN(test_bins_round_trip, test_blocks_from_page, test_free_owner_and_mark,
+             test_free_remote_then_collect, test_full_page_owner_free, test_full_page_remote_free,
+             test_collect_retires_empty, test_medium_pages)

@@ -1,0 +1,441 @@
+/* SPDX-License-Identifier: MIT */
+/* test_segment.c: segments (mem/segment.h), driven directly on a sub-heap of a heap of an
+ * arena: the segment map (which 4 MiB units are ours), standard segments made and given back,
+ * the arena's cache of empty segments (the same segment taken back, a forced purge giving
+ * exactly the cached bytes back to the budget), huge blocks at every alignment, the ring of held
+ * huge blocks and the report of a second free, and the segment invariants (_hm_segment_valid).
+ * What is asserted is what the engine controls: addresses, its maps, its budget's count. */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+
+#include "unit_env.h"
+
+#define LIMIT       (256 * MIB)
+#define SMALL_PAGE  ((size_t)1 << HM_SMALL_PAGE_SHIFT)
+#define MEDIUM_PAGE ((size_t)1 << HM_MEDIUM_PAGE_SHIFT)
+
+static int static_var;
+
+/* ---- the segment map ------------------------------------------------------------------------- */
+static void test_segmap(void **state) {
+    (void)state;
+    unit_env_t env;
+    unit_open(&env, LIMIT, 0, 0);
+    void *p = _hm_theap_alloc_block(env.th, _hm_bin_of(64), eTaskCritical);
+    assert_non_null(p);
+    uintptr_t seg = (uintptr_t)_hm_segment_of(p);
+    assert_int_equal(seg & HM_SEGMENT_MASK, 0);
+    /* the segment's start and every interior address */
+    assert_true(_hm_segmap_has(seg));
+    assert_true(_hm_segmap_has((uintptr_t)p));
+    assert_true(_hm_segmap_has(seg + HM_SEGMENT_SIZE / 2 + 3));
+    assert_true(_hm_segmap_has(seg + HM_SEGMENT_SIZE - 1));
+    /* what is not ours */
+    int stack_var = 0;
+    void *libc = malloc(64);
+    assert_non_null(libc);
+    assert_false(_hm_segmap_has((uintptr_t)&stack_var));
+    assert_false(_hm_segmap_has((uintptr_t)&static_var));
+    assert_false(_hm_segmap_has((uintptr_t)libc));
+    assert_false(_hm_segmap_has((uintptr_t)tu_unmapped_address()));
+    assert_false(_hm_segmap_has(0));
+    assert_false(_hm_segmap_has(1));
+    assert_false(_hm_segmap_has((uintptr_t)1 << HM_ADDR_BITS));       /* past the map */
+    assert_false(_hm_segmap_has(((uintptr_t)1 << HM_ADDR_BITS) - 1)); /* its last unit */
+    assert_false(_hm_segmap_has(UINTPTR_MAX));
+    assert_false(_hm_segmap_has((uintptr_t)0xdead00000000ull));
+    free(libc);
+    (void)stack_var;
+    /* a segment given back to the OS (no cache) is no longer ours */
+    assert_int_equal(unit_free(p), HM_OK);
+    _hm_theap_collect(env.th, true, true);
+    assert_null(env.th->segs[HM_SEG_SMALL]);
+    assert_false(_hm_segmap_has(seg));
+    assert_false(_hm_segmap_has(seg + HM_SEGMENT_SIZE / 2));
+    unit_close(&env);
+}
+
+/* ---- standard segments -------------------------------------------------------------------------
+ */
+static void test_segment_alloc_free(void **state) {
+    (void)state;
+    unit_env_t env;
+    hm_theap_t *th = unit_open(&env, LIMIT, 0, 0);
+    hm_segment_t *s = _hm_segment_alloc(th, HM_SEG_SMALL, eTaskCritical);
+    assert_non_null(s);
+    assert_int_equal((uintptr_t)s & HM_SEGMENT_MASK, 0);
+    assert_ptr_equal(th->segs[HM_SEG_SMALL], s);
+    assert_ptr_equal(s->theap, th);
+    assert_ptr_equal(s->heap, env.heap);
+    assert_ptr_equal(s->arena, &env.arena);
+    assert_int_equal(atomic_load(&s->tid), th->tid);
+    assert_int_equal(s->kind, HM_SEG_SMALL);
+    assert_int_equal(s->page_count, HM_SMALL_PAGES);
+    assert_int_equal(s->page_shift, HM_SMALL_PAGE_SHIFT);
+    assert_int_equal(s->used_pages, 0);
+    assert_int_equal(s->size, HM_SEGMENT_SIZE);
+    assert_true(s->pages[0].committed); /* the header's page */
+    assert_int_equal(s->committed, SMALL_PAGE);
+    assert_int_equal(unit_committed(&env), SMALL_PAGE);
+    assert_int_equal(atomic_load(&env.heap->committed), SMALL_PAGE);
+    assert_true(_hm_segmap_has((uintptr_t)s));
+    assert_true(_hm_segment_valid(s));
+    /* every page starts where the geometry says, the first one past the header */
+    assert_ptr_equal(s->pages[0].start, (uint8_t *)s + _hm_segment_header_size(HM_SMALL_PAGES));
+    for (size_t i = 1; i < s->page_count; i++)
+        assert_ptr_equal(s->pages[i].start, (uint8_t *)s + (i << HM_SMALL_PAGE_SHIFT));
+
+    hm_segment_t *m = _hm_segment_alloc(th, HM_SEG_MEDIUM, eTaskCritical);
+    assert_non_null(m);
+    assert_ptr_not_equal(m, s);
+    assert_ptr_equal(th->segs[HM_SEG_MEDIUM], m);
+    assert_int_equal(m->page_count, HM_MEDIUM_PAGES);
+    assert_int_equal(m->page_shift, HM_MEDIUM_PAGE_SHIFT);
+    assert_int_equal(m->committed, MEDIUM_PAGE);
+    assert_int_equal(unit_committed(&env), SMALL_PAGE + MEDIUM_PAGE);
+    assert_true(_hm_segment_valid(m));
+    assert_true(_hm_theap_valid(th));
+
+    /* no cache: given back to the OS, map bit and count with it */
+    _hm_segment_free(s);
+    assert_null(th->segs[HM_SEG_SMALL]);
+    assert_false(_hm_segmap_has((uintptr_t)s));
+    assert_int_equal(unit_committed(&env), MEDIUM_PAGE);
+    assert_int_equal(atomic_load(&env.arena.cache_count), 0);
+    _hm_segment_free(m);
+    assert_int_equal(unit_committed(&env), 0);
+    assert_int_equal(atomic_load(&env.heap->committed), 0);
+    unit_close(&env);
+}
+
+/* ---- the cache ----------------------------------------------------------------------------------
+ */
+/* A freed empty segment waits in the cache, still counted (by the arena, not the heap), and is
+ * the next segment handed out. */
+static void test_cache_takes_back(void **state) {
+    (void)state;
+    unit_env_t env;
+    hm_theap_t *th = unit_open(&env, LIMIT, 60000, 64 * MIB);
+    hm_segment_t *s = _hm_segment_alloc(th, HM_SEG_SMALL, eTaskCritical);
+    assert_non_null(s);
+    _hm_segment_free(s);
+    assert_null(th->segs[HM_SEG_SMALL]);
+    assert_int_equal(atomic_load(&env.arena.cache_count), 1);
+    assert_ptr_equal(env.arena.cache, s);
+    assert_int_equal(env.arena.cache_bytes, HM_SEGMENT_SIZE);
+    assert_int_equal(env.arena.cache_committed, SMALL_PAGE);
+    assert_int_equal(unit_committed(&env), SMALL_PAGE);     /* the arena keeps it */
+    assert_int_equal(atomic_load(&env.heap->committed), 0); /* the heap does not */
+    assert_true(_hm_segmap_has((uintptr_t)s)); /* still ours: stale pointers stay refused */
+    assert_null(s->theap);
+
+    hm_segment_t *again = _hm_segment_alloc(th, HM_SEG_SMALL, eTaskCritical);
+    assert_ptr_equal(again, s);
+    assert_int_equal(atomic_load(&env.arena.cache_count), 0);
+    assert_int_equal(env.arena.cache_committed, 0);
+    assert_int_equal(unit_committed(&env), SMALL_PAGE); /* nothing new was counted */
+    assert_int_equal(atomic_load(&env.heap->committed), SMALL_PAGE);
+    assert_ptr_equal(again->theap, th);
+    assert_true(_hm_segment_valid(again));
+    assert_true(_hm_theap_valid(th));
+    _hm_segment_free(again);
+    unit_close(&env);
+}
+
+/* `blocks` blocks of `bin` allocated and freed again, their pages retired but left committed,
+ * their (small) segments given to the cache. Returns the segment of the first block. */
+static hm_segment_t *segments_used_then_cached(unit_env_t *env, size_t bin, size_t blocks) {
+    hm_theap_t *th = env->th;
+    void **p = calloc(blocks, sizeof *p);
+    assert_non_null(p);
+    for (size_t i = 0; i < blocks; i++)
+        assert_non_null(p[i] = _hm_theap_alloc_block(th, bin, eTaskCritical));
+    hm_segment_t *seg = _hm_segment_of(p[0]);
+    for (size_t i = 0; i < blocks; i++)
+        assert_int_equal(unit_free(p[i]), HM_OK);
+    free(p);
+    size_t counted = 0;
+    for (hm_segment_t *s = th->segs[HM_SEG_SMALL]; s != NULL; s = s->next)
+        counted += s->committed;
+    _hm_theap_collect(th, true, false); /* retired, not purged: into the cache committed */
+    assert_null(th->segs[HM_SEG_SMALL]);
+    assert_int_equal(env->arena.cache_committed, counted);
+    return seg;
+}
+
+/* A forced purge empties the cache and gives exactly its committed bytes back. */
+static void test_cache_purge_exact(void **state) {
+    (void)state;
+    unit_env_t env;
+    hm_theap_t *th = unit_open(&env, LIMIT, 60000, 64 * MIB);
+    /* something that stays: a live block in a segment of its own kind */
+    void *live = _hm_theap_alloc_block(th, _hm_bin_of(HM_MEDIUM_MAX), eTaskCritical);
+    assert_non_null(live);
+    size_t live_bytes = unit_committed(&env);
+    assert_int_equal(live_bytes, MEDIUM_PAGE);
+    /* two small segments: 600 blocks of 8 KiB span both (a segment holds 511) */
+    hm_segment_t *s1 = segments_used_then_cached(&env, _hm_bin_of(HM_SMALL_MAX), 600);
+    assert_int_equal(atomic_load(&env.arena.cache_count), 2);
+    assert_ptr_not_equal(s1, NULL);
+    size_t cached = env.arena.cache_committed;
+    assert_true(cached > 2 * SMALL_PAGE); /* more than the two header pages */
+    assert_int_equal(unit_committed(&env), live_bytes + cached);
+
+    _hm_cache_purge(&env.arena, true);
+    assert_int_equal(atomic_load(&env.arena.cache_count), 0);
+    assert_null(env.arena.cache);
+    assert_int_equal(env.arena.cache_bytes, 0);
+    assert_int_equal(env.arena.cache_committed, 0);
+    assert_int_equal(unit_committed(&env), live_bytes); /* exactly the cached bytes went */
+    assert_false(_hm_segmap_has((uintptr_t)s1));
+    assert_true(_hm_theap_valid(th));
+    assert_int_equal(unit_free(live), HM_OK);
+    unit_close(&env);
+}
+
+/* A cached segment whose memory was decommitted (delay passed, or memory short) is taken back
+ * for a page of its own kind or of the other: either way its first page, once in use, is
+ * counted once, as on a fresh segment. */
+static void reuse_decommitted(hm_segment_kind_t first, hm_segment_kind_t then) {
+    unit_env_t env;
+    /* no purge delay: a segment put in the cache is decommitted at once */
+    hm_theap_t *th = unit_open(&env, LIMIT, 0, 64 * MIB);
+    size_t bin_of_kind[2] = {_hm_bin_of(64), _hm_bin_of(HM_MEDIUM_MAX)};
+    size_t page_of_kind[2] = {SMALL_PAGE, MEDIUM_PAGE};
+    void *p = _hm_theap_alloc_block(th, bin_of_kind[first], eTaskCritical);
+    assert_non_null(p);
+    hm_segment_t *seg = _hm_segment_of(p);
+    assert_int_equal(unit_committed(&env), page_of_kind[first]);
+    assert_int_equal(unit_free(p), HM_OK);
+    _hm_theap_collect(th, true, true);
+    assert_ptr_equal(env.arena.cache, seg);
+    /* only the header is left committed */
+    size_t h = _hm_segment_header_size(seg->page_count);
+    assert_int_equal(seg->committed, h);
+    assert_int_equal(unit_committed(&env), h);
+
+    void *q = _hm_theap_alloc_block(th, bin_of_kind[then], eTaskCritical);
+    assert_non_null(q);
+    assert_ptr_equal(_hm_segment_of(q), seg);
+    assert_int_equal(seg->kind, then);
+    assert_true(_hm_segment_valid(seg));
+    assert_true(_hm_theap_valid(th));
+    assert_int_equal(seg->committed, page_of_kind[then]);
+    assert_int_equal(unit_committed(&env), page_of_kind[then]);
+    assert_int_equal(atomic_load(&env.heap->committed), page_of_kind[then]);
+    memset(q, 0x5a, _hm_bin_size(bin_of_kind[then]));
+    assert_int_equal(unit_free(q), HM_OK);
+    unit_close(&env);
+}
+
+static void test_cache_reuse_decommitted_same_kind(void **state) {
+    (void)state;
+    reuse_decommitted(HM_SEG_SMALL, HM_SEG_SMALL);
+    reuse_decommitted(HM_SEG_MEDIUM, HM_SEG_MEDIUM);
+}
+
+static void test_cache_reuse_decommitted_other_kind(void **state) {
+    (void)state;
+    reuse_decommitted(HM_SEG_SMALL, HM_SEG_MEDIUM);
+    reuse_decommitted(HM_SEG_MEDIUM, HM_SEG_SMALL);
+}
+
+/* ---- huge blocks --------------------------------------------------------------------------------
+ */
+static bool in_huge_list(const hm_heap *heap, const hm_segment_t *seg) {
+    for (const hm_segment_t *s = heap->huge; s != NULL; s = s->next)
+        if (s == seg) return true;
+    return false;
+}
+
+static void test_huge_alignments(void **state) {
+    (void)state;
+    unit_env_t env;
+    hm_theap_t *th = unit_open(&env, LIMIT, 0, 0);
+    const size_t h1 = _hm_segment_header_size(1);
+    const size_t size = 5 * MIB + 123;
+    const size_t usable = (size + HM_OS_PAGE - 1) & ~(size_t)(HM_OS_PAGE - 1);
+    const size_t aligns[] = {16, 4096, 64 * KIB, 1 * MIB, 4 * MIB, 8 * MIB, 16 * MIB};
+    for (size_t i = 0; i < TU_ARRAY_SIZE(aligns); i++) {
+        size_t align = aligns[i];
+        hm_segment_t *seg = _hm_huge_alloc(th, size, align, eTaskCritical);
+        assert_non_null(seg);
+        uint8_t *p = seg->pages[0].start;
+        if (!tu_is_aligned(p, align)) fail_msg("huge block %p not aligned to %zu", p, align);
+        assert_int_equal(seg->kind, HM_SEG_HUGE);
+        assert_int_equal(seg->huge_size, usable);
+        assert_true(seg->pages[0].is_huge);
+        assert_int_equal(seg->aligned_huge, align >= HM_SEGMENT_SIZE);
+        assert_true(p + usable <= seg->base + seg->size);
+        assert_int_equal(seg->committed, h1 + usable);
+        assert_int_equal(unit_committed(&env), h1 + usable);
+        assert_int_equal(atomic_load(&env.heap->committed), h1 + usable);
+        assert_true(in_huge_list(env.heap, seg));
+        assert_int_equal(env.heap->huge_count, 1);
+        /* found from its block */
+        hm_segment_t *fs;
+        hm_page_t *fp;
+        assert_int_equal(_hm_block_lookup(p, &fs, &fp), HM_OK);
+        assert_ptr_equal(fs, seg);
+        assert_ptr_equal(fp, &seg->pages[0]);
+        assert_int_equal(_hm_block_lookup(p + 4096, &fs, &fp), HM_ERR_NOT_BLOCK);
+        if (seg->aligned_huge) {
+            /* the header sits one unit below the block: the aligned map marks the block's */
+            assert_false(_hm_segmap_has((uintptr_t)p));
+            assert_ptr_equal(_hm_aligned_huge_at((uintptr_t)p), seg);
+        } else {
+            assert_true(_hm_segmap_has((uintptr_t)seg));
+            assert_ptr_equal(_hm_segment_of(p), seg);
+        }
+        /* the units of the block beyond its first are ours, but no block starts there */
+        assert_true(
+            _hm_unit_covered(((uintptr_t)p & ~(uintptr_t)HM_SEGMENT_MASK) + HM_SEGMENT_SIZE));
+        memset(p, (int)i, usable);
+        assert_false(_hm_segment_valid(seg)); /* not a standard segment */
+
+        _hm_huge_free(seg); /* no cache: unmapped */
+        assert_int_equal(unit_committed(&env), 0);
+        assert_int_equal(env.heap->huge_count, 0);
+        assert_null(env.heap->huge);
+        assert_int_equal(_hm_block_lookup(p, &fs, &fp), HM_ERR_NOT_OWNED);
+        assert_false(
+            _hm_unit_covered(((uintptr_t)p & ~(uintptr_t)HM_SEGMENT_MASK) + HM_SEGMENT_SIZE));
+    }
+    unit_close(&env);
+}
+
+/* A freed huge block waits in the cache: a second free of it is reported, and the next block of
+ * a fitting size takes its segment back. */
+static void test_huge_cache_and_second_free(void **state) {
+    (void)state;
+    unit_env_t env;
+    hm_theap_t *th = unit_open(&env, LIMIT, 60000, 64 * MIB);
+    hm_segment_t *seg = _hm_huge_alloc(th, 5 * MIB, HM_ALIGN, eTaskCritical);
+    assert_non_null(seg);
+    void *p = seg->pages[0].start;
+    size_t committed = unit_committed(&env);
+    _hm_huge_free(seg);
+    assert_int_equal(atomic_load(&env.arena.cache_count), 1);
+    assert_int_equal(unit_committed(&env), committed); /* kept for reuse */
+    hm_segment_t *fs;
+    hm_page_t *fp;
+    assert_int_equal(_hm_block_lookup(p, &fs, &fp), HM_ERR_NOT_BLOCK);
+    assert_int_equal(env.errors.calls, 0);
+    assert_true(_hm_huge_freed_at(p));
+    assert_int_equal(env.errors.calls, 1);
+    assert_int_equal(env.errors.kind, HM_ERROR_DOUBLE_FREE);
+    assert_ptr_equal(env.errors.ptr, p);
+    assert_false(_hm_huge_freed_at((uint8_t *)p + 16)); /* not where a block started */
+    assert_int_equal(env.errors.calls, 1);
+
+    hm_segment_t *again = _hm_huge_alloc(th, 5 * MIB - 4096, HM_ALIGN, eTaskCritical);
+    assert_ptr_equal(again, seg);
+    assert_ptr_equal(again->pages[0].start, p);
+    assert_int_equal(atomic_load(&env.arena.cache_count), 0);
+    assert_false(_hm_huge_freed_at(p)); /* live again */
+    assert_int_equal(env.errors.calls, 1);
+    _hm_huge_free(again);
+    _hm_cache_purge(&env.arena, true);
+    assert_int_equal(unit_committed(&env), 0);
+    assert_false(_hm_huge_freed_at(p)); /* unmapped: not ours at all */
+    unit_close(&env);
+}
+
+/* Held huge blocks: a ring of HM_HELD_MAX; the oldest leaves for the cache; a second free of any
+ * of them is reported; a forced purge empties ring and cache. */
+static void test_huge_held_ring(void **state) {
+    (void)state;
+    unit_env_t env;
+    hm_theap_t *th = unit_open(&env, LIMIT, 60000, 64 * MIB);
+    hm_segment_t *segs[HM_HELD_MAX + 1];
+    void *blocks[HM_HELD_MAX + 1];
+    for (size_t i = 0; i <= HM_HELD_MAX; i++) {
+        segs[i] = _hm_huge_alloc(th, 100 * KIB, HM_ALIGN, eTaskCritical);
+        assert_non_null(segs[i]);
+        blocks[i] = segs[i]->pages[0].start;
+    }
+    size_t committed = unit_committed(&env);
+    for (size_t i = 0; i < HM_HELD_MAX; i++) {
+        _hm_huge_hold(segs[i]);
+        assert_true(segs[i]->held);
+        assert_null(segs[i]->heap);
+        assert_int_equal(_hm_held_mapped(&env.arena), (i + 1) * HM_SEGMENT_SIZE);
+    }
+    assert_int_equal(env.heap->huge_count, 1);
+    assert_int_equal(atomic_load(&env.arena.cache_count), 0);
+    assert_int_equal(unit_committed(&env), committed); /* held blocks stay committed */
+    for (size_t i = 0; i < HM_HELD_MAX; i++) {
+        int calls = env.errors.calls;
+        assert_true(_hm_huge_freed_at(blocks[i]));
+        assert_int_equal(env.errors.calls, calls + 1);
+        assert_int_equal(env.errors.kind, HM_ERROR_DOUBLE_FREE);
+        assert_ptr_equal(env.errors.ptr, blocks[i]);
+    }
+    /* one more: the oldest leaves the ring for the cache, where a second free is still known */
+    _hm_huge_hold(segs[HM_HELD_MAX]);
+    assert_false(segs[0]->held);
+    assert_int_equal(atomic_load(&env.arena.cache_count), 1);
+    assert_ptr_equal(env.arena.cache, segs[0]);
+    assert_int_equal(_hm_held_mapped(&env.arena), HM_HELD_MAX * HM_SEGMENT_SIZE);
+    int calls = env.errors.calls;
+    assert_true(_hm_huge_freed_at(blocks[0]));
+    assert_true(_hm_huge_freed_at(blocks[HM_HELD_MAX]));
+    assert_int_equal(env.errors.calls, calls + 2);
+    assert_int_equal(env.heap->huge_count, 0);
+
+    /* memory is wanted: the ring goes into the cache, and the cache out */
+    _hm_cache_purge(&env.arena, true);
+    assert_int_equal(_hm_held_mapped(&env.arena), 0);
+    assert_int_equal(atomic_load(&env.arena.cache_count), 0);
+    assert_int_equal(unit_committed(&env), 0);
+    calls = env.errors.calls;
+    for (size_t i = 0; i <= HM_HELD_MAX; i++)
+        assert_false(_hm_huge_freed_at(blocks[i]));
+    assert_int_equal(env.errors.calls, calls);
+    unit_close(&env);
+}
+
+/* ---- invariants
+ * ---------------------------------------------------------------------------------- */
+static void test_segment_valid(void **state) {
+    (void)state;
+    unit_env_t env;
+    hm_theap_t *th = unit_open(&env, LIMIT, 0, 0);
+    void *p = _hm_theap_alloc_block(th, _hm_bin_of(1000), eTaskCritical);
+    assert_non_null(p);
+    hm_segment_t *seg = _hm_segment_of(p);
+    assert_true(_hm_segment_valid(seg));
+    assert_false(_hm_segment_valid(NULL));
+    assert_false(_hm_segment_valid((const hm_segment_t *)((uint8_t *)seg + 4096)));
+    /* one field broken at a time, then restored */
+    seg->used_pages++;
+    assert_false(_hm_segment_valid(seg));
+    seg->used_pages--;
+    assert_true(_hm_segment_valid(seg));
+    seg->page_shift = HM_MEDIUM_PAGE_SHIFT;
+    assert_false(_hm_segment_valid(seg));
+    seg->page_shift = HM_SMALL_PAGE_SHIFT;
+    size_t c = seg->committed;
+    seg->committed = c + SMALL_PAGE; /* more counted than its pages */
+    assert_false(_hm_segment_valid(seg));
+    seg->committed = c;
+    hm_page_t *pg = _hm_page_of(seg, p);
+    uint16_t cap = pg->capacity;
+    pg->capacity = (uint16_t)(pg->reserved + 1);
+    assert_false(_hm_segment_valid(seg));
+    assert_false(_hm_page_valid(pg));
+    pg->capacity = cap;
+    pg->committed = 0;
+    assert_false(_hm_segment_valid(seg)); /* a page in use that is not committed */
+    pg->committed = 1;
+    assert_true(_hm_segment_valid(seg));
+    assert_true(_hm_theap_valid(th));
+    assert_int_equal(unit_free(p), HM_OK);
+    unit_close(&env);
+}
+
+TU_TEST_MAIN(test_segmap, test_segment_alloc_free, test_cache_takes_back, test_cache_purge_exact,
+             test_cache_reuse_decommitted_same_kind, test_cache_reuse_decommitted_other_kind,
+             test_huge_alignments, test_huge_cache_and_second_free, test_huge_held_ring,
+             test_segment_valid)
