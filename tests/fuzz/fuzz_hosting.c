@@ -136,48 +136,79 @@ static uint32_t check_cursor;
 static _Alignas(16) uint8_t static_buf[256];
 
 /* ---- patterns ----------------------------------------------------------------------------- */
-/* The pattern loops are the harness's own bookkeeping: left out of the coverage instrumentation
- * (a comparison callback per byte was most of the time an input took, and the branches of a
- * byte loop tell libFuzzer nothing about the library). ASan still checks their accesses. */
+/* The pattern code and the model's checks are the harness's own bookkeeping: left out of the
+ * coverage instrumentation (their branches tell libFuzzer nothing about the library, and a
+ * comparison callback per byte was most of the time an input took). noinline as well: a
+ * function inlined into an instrumented caller is instrumented with it. ASan still checks
+ * their accesses. */
 #if defined(__clang__) && __clang_major__ >= 13
-#define NO_COVERAGE __attribute__((no_sanitize("coverage")))
+#define NO_COVERAGE __attribute__((no_sanitize("coverage"), noinline))
 #else
-#define NO_COVERAGE
+#define NO_COVERAGE __attribute__((noinline))
 #endif
 
-NO_COVERAGE static uint8_t pat(uint32_t seed, size_t i) {
-    return (uint8_t)((seed * 0x9E3779B1u + (uint32_t)i * 0x45u) ^ (uint32_t)(i >> 9));
+/* A block's byte i is PT[(seed + i) % PT_PERIOD]: a slice of pattern bytes is one memcpy from
+ * the table (and one memcmp to check it) instead of a computed byte at a time. The table repeats
+ * its first PT_SLICE bytes past the period, so no slice wraps; the period is prime, so it lines
+ * up with no power-of-two stride or size. */
+#define PT_PERIOD 65521u
+#define PT_SLICE  4096u
+static uint8_t PT[PT_PERIOD + PT_SLICE];
+
+static void pattern_init(void) {
+    uint64_t x = 0x9E3779B97F4A7C15ull; /* fixed: the same table in every run */
+    for (size_t i = 0; i < PT_PERIOD; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        PT[i] = (uint8_t)(x >> 24);
+    }
+    memcpy(PT + PT_PERIOD, PT, PT_SLICE);
 }
 
-/* The bytes of a block that carry the pattern: all of the first 4 KiB and the last 256, and
- * 8 bytes every 4 KiB in between (every 64 KiB past 64 KiB, every MiB past 1 MiB), so that big
- * blocks cost few page faults: overlaps between blocks are checked by address anyway. */
-#define FOR_PATTERN_BYTES(n, i, body)                                                              \
+static const uint8_t *pat_at(uint32_t seed, size_t i) {
+    return &PT[(seed % PT_PERIOD + i % PT_PERIOD) % PT_PERIOD];
+}
+
+/* The slices of a block that carry the pattern: all of the first 4 KiB and the last 256 bytes,
+ * and 8 bytes every 4 KiB in between (every 64 KiB past 64 KiB, every MiB past 1 MiB), so that
+ * big blocks cost few page faults: overlaps between blocks are checked by address anyway. */
+#define FOR_PATTERN_SLICES(n, off, len, body)                                                      \
     do {                                                                                           \
         size_t n_ = (n), stride_ = n_ > MiB ? MiB : n_ > 65536 ? 65536 : 4096;                     \
-        size_t head_ = n_ < 4096 ? n_ : 4096;                                                      \
-        for (size_t i = 0; i < head_; i++)                                                         \
+        size_t head_ = n_ < PT_SLICE ? n_ : PT_SLICE;                                              \
+        size_t tail_ = n_ > 4096 + 256 ? n_ - 256 : head_;                                         \
+        size_t off, len;                                                                           \
+        off = 0, len = head_;                                                                      \
+        body;                                                                                      \
+        for (size_t o_ = 4096; o_ + 8 <= n_; o_ += stride_) {                                      \
+            off = o_, len = 8;                                                                     \
             body;                                                                                  \
-        for (size_t o_ = 4096; o_ + 8 <= n_; o_ += stride_)                                        \
-            for (size_t i = o_; i < o_ + 8; i++)                                                   \
-                body;                                                                              \
-        for (size_t i = n_ > 4096 + 256 ? n_ - 256 : head_; i < n_; i++)                           \
-            body;                                                                                  \
+        }                                                                                          \
+        off = tail_, len = n_ - tail_;                                                             \
+        body;                                                                                      \
     } while (0)
 
 NO_COVERAGE static void fill(const block_t *b) {
-    FOR_PATTERN_BYTES(b->size, i, b->p[i] = pat(b->seed, i));
+    FOR_PATTERN_SLICES(b->size, off, len, memcpy(b->p + off, pat_at(b->seed, off), len));
 }
 
-static void __attribute__((noinline, cold)) bad_byte(const block_t *b, size_t i, const char *when) {
-    CHECK(b->p[i] == pat(b->seed, i),
-          "%s: block %p of %zu bytes: byte %zu is 0x%02x, expected 0x%02x", when, (void *)b->p,
-          b->size, i, b->p[i], pat(b->seed, i));
+static void __attribute__((noinline, cold))
+bad_slice(const block_t *b, size_t off, size_t len, const char *when) {
+    for (size_t i = off; i < off + len; i++)
+        CHECK(b->p[i] == *pat_at(b->seed, i),
+              "%s: block %p of %zu bytes: byte %zu is 0x%02x, expected 0x%02x", when, (void *)b->p,
+              b->size, i, b->p[i], *pat_at(b->seed, i));
+}
+
+NO_COVERAGE static void check_slice(const block_t *b, size_t off, size_t len, const char *when) {
+    if (len != 0 && memcmp(b->p + off, pat_at(b->seed, off), len) != 0)
+        bad_slice(b, off, len, when);
 }
 
 /* Every pattern byte: before a Free, a Release, a walk, a canary change. */
 NO_COVERAGE static void check_block(const block_t *b, const char *when) {
-    FOR_PATTERN_BYTES(b->size, i, if (b->p[i] != pat(b->seed, i)) bad_byte(b, i, when));
+    FOR_PATTERN_SLICES(b->size, off, len, check_slice(b, off, len, when));
 }
 
 /* The first 256 and the last 64 bytes (where a free-list link, a mark or a neighbour's
@@ -185,10 +216,9 @@ NO_COVERAGE static void check_block(const block_t *b, const char *when) {
  * still found by the full check before the block's Free or its instance's Release. */
 NO_COVERAGE static void check_block_ends(const block_t *b, const char *when) {
     size_t n = b->size, head = n < 256 ? n : 256;
-    for (size_t i = 0; i < head; i++)
-        if (b->p[i] != pat(b->seed, i)) bad_byte(b, i, when);
-    for (size_t i = n > 4096 + 256 ? n - 64 : head; i < n; i++)
-        if (b->p[i] != pat(b->seed, i)) bad_byte(b, i, when);
+    check_slice(b, 0, head, when);
+    size_t tail = n > 4096 + 256 ? n - 64 : head;
+    check_slice(b, tail, n - tail, when);
 }
 
 NO_COVERAGE static void check_all_blocks(const inst_t *in, const char *when) {
@@ -293,7 +323,12 @@ static void check_heap_stats(const mgr_t *m, const inst_t *in) {
     (void)m;
 }
 
-NO_COVERAGE static void check_manager(mgr_t *m) {
+/* The manager's statistics against the model; with `heaps`, each instance's heap statistics too
+ * (hm_heap_stats reads every page of the heap: every HEAP_CHECK_EVERY operations, before an
+ * instance's Release and at the end of an input). */
+#define HEAP_CHECK_EVERY 8
+
+NO_COVERAGE static void check_manager(mgr_t *m, bool heaps) {
     hm_manager_stats_t s;
     hm_manager_stats(m->mgr, &s);
     CHECK(s.limit == m->cfg.limit, "limit %zu, configured %zu", s.limit, m->cfg.limit);
@@ -318,6 +353,7 @@ NO_COVERAGE static void check_manager(mgr_t *m) {
               "requests[%d] %zu, model %llu..%llu", l, s.requests[l],
               (unsigned long long)m->requests_min[l], (unsigned long long)m->requests_max[l]);
     }
+    if (!heaps) return;
     for (int i = 0; i < MAX_INST; i++) {
         const inst_t *in = &m->inst[i];
         if (in->com == NULL || in->heap == NULL) continue;
@@ -331,12 +367,13 @@ NO_COVERAGE static void check_manager(mgr_t *m) {
           s.committed);
 }
 
-/* After every operation: the statistics of both managers, and a few live blocks. */
-NO_COVERAGE static void check_after_op(void) {
+/* After every operation: the statistics of both managers (with their heaps' every
+ * HEAP_CHECK_EVERY operations), and a few live blocks. */
+NO_COVERAGE static void check_after_op(bool heaps) {
     for (int mi = 0; mi < MAX_MGRS; mi++) {
         mgr_t *m = &M[mi];
         if (m->com == NULL) continue;
-        check_manager(m);
+        check_manager(m, heaps);
         for (int i = 0; i < MAX_INST; i++) {
             inst_t *in = &m->inst[i];
             if (in->com == NULL || in->nblocks == 0) continue; /* stats: check_manager */
@@ -426,7 +463,7 @@ static void new_manager(int mi, input_t *in) {
 static void destroy_manager(int mi, bool manager_first, uint8_t order) {
     mgr_t *m = &M[mi];
     if (m->com == NULL) return;
-    check_manager(m);
+    check_manager(m, true);
     if (manager_first) {
         /* instances hold the manager: the host's Release leaves one reference per instance */
         ULONG n = IHostMemoryManager_Release(m->com);
@@ -817,6 +854,7 @@ static void release_instance(mgr_t *m, inst_t *in) {
     for (size_t k = 0; k < in->nblocks; k++)
         dbg += in->blocks[k].dbg_alloc;
     size_t leaks = m->reports[HM_ERROR_LEAK];
+    check_heap_stats(m, in); /* between the periodic checks too: see check_manager */
     if (in->heap != NULL) {
         size_t walked = hm_heap_walk(in->heap, NULL, NULL);
         CHECK(walked == in->nblocks, "heap walk found %zu blocks, model %zu", walked, in->nblocks);
@@ -1551,6 +1589,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         once = true;
         const char *t = getenv("FUZZ_HOSTING_TRACE");
         trace = t != NULL && *t == '1';
+        pattern_init();
         for (int i = 0; i < MAX_MGRS; i++) {
             CB[i].iface.lpVtbl = &cb_vtbl;
             atomic_init(&CB[i].refs, 1);
@@ -1561,7 +1600,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     new_manager(0, &in);
     for (int ops = 0; in.i < in.n && ops < 2000; ops++) {
         run_op(&in);
-        check_after_op();
+        check_after_op(ops % HEAP_CHECK_EVERY == HEAP_CHECK_EVERY - 1);
     }
     for (int mi = 0; mi < MAX_MGRS; mi++)
         destroy_manager(mi, false, 0);
