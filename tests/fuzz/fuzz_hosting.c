@@ -557,6 +557,20 @@ static void forget_stale(inst_t *in) {
     in->nstale = 0;
 }
 
+/* A new block at p: p is no longer a freed block of any instance (a huge segment goes back to
+ * the manager's cache, or its address to the OS, and another instance may be handed it). */
+NO_COVERAGE static void forget_stale_at(const void *p) {
+    for (int mi = 0; mi < MAX_MGRS; mi++)
+        for (int i = 0; i < MAX_INST; i++) {
+            inst_t *o = &M[mi].inst[i];
+            for (size_t k = 0; k < o->nstale;)
+                if (o->stale[k] == p)
+                    o->stale[k] = o->stale[--o->nstale];
+                else
+                    k++;
+        }
+}
+
 /* A new block overlaps no live block of any instance. */
 NO_COVERAGE static void check_no_overlap(void *p, size_t size) {
     for (int mi = 0; mi < MAX_MGRS; mi++)
@@ -619,6 +633,7 @@ static void op_alloc(mgr_t *m, input_t *inp, bool debug) {
     }
     CHECK(h == in->heap, "block %p of heap %p, instance's heap %p", p, (void *)h, (void *)in->heap);
     check_no_overlap(p, size);
+    forget_stale_at(p);
     block_t *b = &in->blocks[in->nblocks++];
     b->p = p;
     b->size = size;
