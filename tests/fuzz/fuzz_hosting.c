@@ -74,6 +74,7 @@ static uint64_t in_u64(input_t *in) {
 #define MAX_STALE   16
 #define MAX_QUAR    16
 #define MAX_REGIONS 6
+#define MAX_FREED   8   /* released regions remembered for double frees */
 #define MAX_PAGES   256 /* a region is at most 1 MiB */
 #define VPAGE       4096u
 #define GRANULE     65536u
@@ -122,6 +123,8 @@ typedef struct {
     size_t ceiling[3];
     inst_t inst[MAX_INST];
     region_t regions[MAX_REGIONS];
+    uint8_t *freed[MAX_FREED]; /* bases of released regions no region of this manager covers */
+    size_t nfreed;
     uint64_t fault_count[3]; /* requests seen by hm_manager_fault, per level */
     uint64_t faults_expected[3];
     uint64_t requests_min[3]; /* requests that certainly count in the statistics */
@@ -812,10 +815,15 @@ static void op_free_interior(mgr_t *m, input_t *inp) {
     check_block(b, "after an interior Free");
 }
 
+static void region_double_free(mgr_t *m, uint8_t sel);
+
 static void op_double_free(mgr_t *m, input_t *inp) {
     inst_t *in = pick_inst(m, in_u8(inp));
     uint8_t sel = in_u8(inp);
-    if (in == NULL) return;
+    if (in == NULL) {
+        region_double_free(m, sel);
+        return;
+    }
     if ((sel & 1) && in->nquar > 0) {
         void *p = in->quar[sel / 2 % in->nquar];
         size_t df = m->reports[HM_ERROR_DOUBLE_FREE];
@@ -825,7 +833,10 @@ static void op_double_free(mgr_t *m, input_t *inp) {
               m->reports[HM_ERROR_DOUBLE_FREE], df + 1);
         return;
     }
-    if (in->nstale == 0) return;
+    if (in->nstale == 0) {
+        region_double_free(m, sel); /* no block to free again: a region */
+        return;
+    }
     /* any freed block, in any order: the last, the first, one in between, again and again */
     void *p = in->stale[sel / 2 % in->nstale];
     /* still a slot of this heap's pages (its page not retired): the double free is reported */
@@ -1099,6 +1110,11 @@ static void op_vreserve(mgr_t *m, input_t *inp) {
     memset(g, 0, sizeof *g);
     g->base = p;
     g->size = (size + GRANULE - 1) & ~(size_t)(GRANULE - 1);
+    for (size_t k = 0; k < m->nfreed;) /* released addresses this region now covers */
+        if (m->freed[k] >= g->base && m->freed[k] < g->base + g->size)
+            m->freed[k] = m->freed[--m->nfreed];
+        else
+            k++;
     g->aprot = prot;
     for (int mi = 0; mi < MAX_MGRS; mi++)
         for (int r = 0; r < MAX_REGIONS; r++) {
@@ -1172,6 +1188,11 @@ static void op_vfree(mgr_t *m, input_t *inp) {
             check_page(g, i, "before MEM_RELEASE");
         hr = IHostMemoryManager_VirtualFree(m->com, g->base, 0, MEM_RELEASE);
         CHECK(hr == S_OK, "MEM_RELEASE of %p: 0x%08x", (void *)g->base, (unsigned)hr);
+        if (m->nfreed == MAX_FREED) { /* the oldest goes */
+            memmove(m->freed, m->freed + 1, (MAX_FREED - 1) * sizeof m->freed[0]);
+            m->nfreed--;
+        }
+        m->freed[m->nfreed++] = g->base;
         memset(g, 0, sizeof *g);
         break;
     }
@@ -1214,6 +1235,28 @@ static void op_vfree(mgr_t *m, input_t *inp) {
         break;
     }
     }
+}
+
+/* VirtualFree of a released region, again, in any order (p p, p q p, p q q p: op_double_free
+ * picks any remembered base): the address is no longer this manager's, HOST_E_INVALIDOPERATION,
+ * and nothing changes, whoever maps that address now (another manager's region, a heap
+ * segment, the OS). */
+static void region_double_free(mgr_t *m, uint8_t sel) {
+    if (m->nfreed == 0) return;
+    uint8_t *p = m->freed[sel / 2 % m->nfreed];
+    hm_manager_stats_t before, after;
+    hm_manager_stats(m->mgr, &before);
+    HRESULT hr = (sel & 1) ? IHostMemoryManager_VirtualFree(m->com, p, VPAGE, MEM_DECOMMIT)
+                           : IHostMemoryManager_VirtualFree(m->com, p, 0, MEM_RELEASE);
+    CHECK(hr == HOST_E_INVALIDOPERATION, "VirtualFree(%p, %s) of a released region: 0x%08x",
+          (void *)p, (sel & 1) ? "MEM_DECOMMIT" : "MEM_RELEASE", (unsigned)hr);
+    hm_manager_stats(m->mgr, &after);
+    CHECK(before.virtual_reserved == after.virtual_reserved &&
+              before.virtual_committed == after.virtual_committed &&
+              before.committed == after.committed,
+          "a refused VirtualFree changed reserved %zu -> %zu, committed %zu -> %zu",
+          before.virtual_reserved, after.virtual_reserved, before.virtual_committed,
+          after.virtual_committed);
 }
 
 static void op_vprotect(mgr_t *m, input_t *inp) {
@@ -1378,6 +1421,15 @@ static void op_vedge(mgr_t *m, input_t *inp) {
         CHECK((hr == E_INVALIDARG || (fault && hr == E_OUTOFMEMORY)) && p == NULL,
               "VirtualAlloc(%#lx, %zu, 0x%x): 0x%08x %p", (unsigned long)addr, size, (unsigned)type,
               (unsigned)hr, p);
+        if ((what % 6) == 0) {
+            /* VirtualFree there: never an address this manager handed out */
+            hr = IHostMemoryManager_VirtualFree(m->com, (void *)addr, 0, MEM_RELEASE);
+            CHECK(hr == HOST_E_INVALIDOPERATION, "VirtualFree(%#lx, MEM_RELEASE): 0x%08x",
+                  (unsigned long)addr, (unsigned)hr);
+            hr = IHostMemoryManager_VirtualFree(m->com, (void *)addr, size, MEM_DECOMMIT);
+            CHECK(hr == HOST_E_INVALIDOPERATION, "VirtualFree(%#lx, %zu, MEM_DECOMMIT): 0x%08x",
+                  (unsigned long)addr, size, (unsigned)hr);
+        }
         break;
     }
     case 2: {
@@ -1387,6 +1439,9 @@ static void op_vedge(mgr_t *m, input_t *inp) {
         hr = IHostMemoryManager_VirtualFree(m->com, g->base + off, wrap, MEM_DECOMMIT);
         CHECK(hr == E_INVALIDARG, "VirtualFree(%p + %zu, %zu, MEM_DECOMMIT): 0x%08x",
               (void *)g->base, off, wrap, (unsigned)hr);
+        hr = IHostMemoryManager_VirtualFree(m->com, g->base, wrap, MEM_RELEASE);
+        CHECK(hr == E_INVALIDARG, "VirtualFree(%p, %zu, MEM_RELEASE): 0x%08x", (void *)g->base,
+              wrap, (unsigned)hr);
         for (size_t i = 0; i < npages; i++)
             check_page(g, i, "after a refused wrapping decommit");
         break;
