@@ -1683,6 +1683,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     input_t in = {data, size, 0};
     release_walked = false;
+    check_cursor = 0; /* which blocks check_after_op looks at: the same for the same input */
     new_manager(0, &in);
     for (int ops = 0; in.i < in.n && ops < 2000; ops++) {
         run_op(&in);
