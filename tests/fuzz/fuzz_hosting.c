@@ -5,8 +5,9 @@
  * each with a budget, reserves, checked mode and fault injection read from the input) and up
  * to four IHostMalloc instances per manager. The harness keeps a model of everything it was
  * handed (live blocks with their size and fill pattern, quarantined debug blocks, VirtualAlloc
- * regions page by page, reference counts, expected fault injections) and after each operation
- * checks the contract of docs/API.md, docs/MEMORY-MANAGER.md and docs/DEBUG.md:
+ * regions page by page, reference counts, expected fault injections) and checks the contract of
+ * docs/API.md, docs/MEMORY-MANAGER.md and docs/DEBUG.md (each call's answer at once; what needs a
+ * whole heap or manager read at the points named below):
  *
  *   - results and out-parameters of every call (exact HRESULTs, *pp NULL on failure);
  *   - Alloc/DebugAlloc: S_OK, 16-byte aligned, writable, of this instance (hm_heap_of), or
@@ -15,13 +16,22 @@
  *   - Free of live blocks (S_OK), of foreign, interior, stale and quarantined pointers
  *     (HOST_E_INVALIDOPERATION, and nothing changes: payloads and statistics stay put);
  *     double frees of any block in any order (refused, reported while the slot is the heap's);
- *   - Virtual* below 64 KiB, beyond 2^47 and with sizes that wrap: E_INVALIDARG, nothing changed;
+ *   - VirtualFree of released regions in any order (HOST_E_INVALIDOPERATION, nothing changed);
+ *   - Virtual* below 64 KiB, beyond 2^47 and with sizes that wrap: E_INVALIDARG (VirtualFree
+ *     below 64 KiB: HOST_E_INVALIDOPERATION, not an address of the manager), nothing changed;
  *   - canary damage (overrun, underrun) is reported through on_error with the right kind;
- *   - the payload patterns of live blocks (a few after every operation, all before release);
- *   - hm_manager_stats: committed <= limit, heaps, virtual reserved/committed, injected
- *     faults; hm_heap_stats and hm_heap_walk against the model; GetMemoryLoad;
+ *   - the payload patterns of live blocks (the ends of a few after every operation, all of a
+ *     block before its Free, all of an instance's before its Release and a walk);
+ *   - hm_manager_stats (committed <= limit, heaps, virtual reserved/committed, injected faults,
+ *     request counts) and hm_heap_stats against the model: every STATS_CHECK_EVERY operations,
+ *     at the end of an input, and a heap's before its instance's Release; GetMemoryLoad;
+ *   - hm_heap_walk against the model: block by block on op_walk, the count at the first Release
+ *     of an input (a walk reads every slot of every page);
  *   - VirtualQuery against the page model (state, protection, run length), page contents
- *     (zero after a fresh commit, kept while committed).
+ *     (zero after a fresh commit, kept while committed; a sample of a commit's pages written).
+ *
+ * Per input, everything is new (managers, instances, the model), so an input gives the same
+ * result whatever ran before it; what keeps an input cheap is in docs/RELIABILITY.md.
  *
  * Input format: bytes are read in order; an exhausted input reads as zeros and ends the
  * program. The first bytes configure manager 0; then each operation is one opcode byte
