@@ -5,8 +5,9 @@
  * each with a budget, reserves, checked mode and fault injection read from the input) and up
  * to four IHostMalloc instances per manager. The harness keeps a model of everything it was
  * handed (live blocks with their size and fill pattern, quarantined debug blocks, VirtualAlloc
- * regions page by page, reference counts, expected fault injections) and after each operation
- * checks the contract of docs/API.md, docs/MEMORY-MANAGER.md and docs/DEBUG.md:
+ * regions page by page, reference counts, expected fault injections) and checks the contract of
+ * docs/API.md, docs/MEMORY-MANAGER.md and docs/DEBUG.md (each call's answer at once; what needs a
+ * whole heap or manager read at the points named below):
  *
  *   - results and out-parameters of every call (exact HRESULTs, *pp NULL on failure);
  *   - Alloc/DebugAlloc: S_OK, 16-byte aligned, writable, of this instance (hm_heap_of), or
@@ -15,13 +16,22 @@
  *   - Free of live blocks (S_OK), of foreign, interior, stale and quarantined pointers
  *     (HOST_E_INVALIDOPERATION, and nothing changes: payloads and statistics stay put);
  *     double frees of any block in any order (refused, reported while the slot is the heap's);
- *   - Virtual* below 64 KiB, beyond 2^47 and with sizes that wrap: E_INVALIDARG, nothing changed;
+ *   - VirtualFree of released regions in any order (HOST_E_INVALIDOPERATION, nothing changed);
+ *   - Virtual* below 64 KiB, beyond 2^47 and with sizes that wrap: E_INVALIDARG (VirtualFree
+ *     below 64 KiB: HOST_E_INVALIDOPERATION, not an address of the manager), nothing changed;
  *   - canary damage (overrun, underrun) is reported through on_error with the right kind;
- *   - the payload patterns of live blocks (a few after every operation, all before release);
- *   - hm_manager_stats: committed <= limit, heaps, virtual reserved/committed, injected
- *     faults; hm_heap_stats and hm_heap_walk against the model; GetMemoryLoad;
+ *   - the payload patterns of live blocks (the ends of a few after every operation, all of a
+ *     block before its Free, all of an instance's before its Release and a walk);
+ *   - hm_manager_stats (committed <= limit, heaps, virtual reserved/committed, injected faults,
+ *     request counts) and hm_heap_stats against the model: every STATS_CHECK_EVERY operations,
+ *     at the end of an input, and a heap's before its instance's Release; GetMemoryLoad;
+ *   - hm_heap_walk against the model: block by block on op_walk, the count at the first Release
+ *     of an input (a walk reads every slot of every page);
  *   - VirtualQuery against the page model (state, protection, run length), page contents
- *     (zero after a fresh commit, kept while committed).
+ *     (zero after a fresh commit, kept while committed; a sample of a commit's pages written).
+ *
+ * Per input, everything is new (managers, instances, the model), so an input gives the same
+ * result whatever ran before it; what keeps an input cheap is in docs/RELIABILITY.md.
  *
  * Input format: bytes are read in order; an exhausted input reads as zeros and ends the
  * program. The first bytes configure manager 0; then each operation is one opcode byte
@@ -74,6 +84,7 @@ static uint64_t in_u64(input_t *in) {
 #define MAX_STALE   16
 #define MAX_QUAR    16
 #define MAX_REGIONS 6
+#define MAX_FREED   8   /* released regions remembered for double frees */
 #define MAX_PAGES   256 /* a region is at most 1 MiB */
 #define VPAGE       4096u
 #define GRANULE     65536u
@@ -122,6 +133,8 @@ typedef struct {
     size_t ceiling[3];
     inst_t inst[MAX_INST];
     region_t regions[MAX_REGIONS];
+    uint8_t *freed[MAX_FREED]; /* bases of released regions no region of this manager covers */
+    size_t nfreed;
     uint64_t fault_count[3]; /* requests seen by hm_manager_fault, per level */
     uint64_t faults_expected[3];
     uint64_t requests_min[3]; /* requests that certainly count in the statistics */
@@ -136,48 +149,79 @@ static uint32_t check_cursor;
 static _Alignas(16) uint8_t static_buf[256];
 
 /* ---- patterns ----------------------------------------------------------------------------- */
-/* The pattern loops are the harness's own bookkeeping: left out of the coverage instrumentation
- * (a comparison callback per byte was most of the time an input took, and the branches of a
- * byte loop tell libFuzzer nothing about the library). ASan still checks their accesses. */
+/* The pattern code and the model's checks are the harness's own bookkeeping: left out of the
+ * coverage instrumentation (their branches tell libFuzzer nothing about the library, and a
+ * comparison callback per byte was most of the time an input took). noinline as well: a
+ * function inlined into an instrumented caller is instrumented with it. ASan still checks
+ * their accesses. */
 #if defined(__clang__) && __clang_major__ >= 13
-#define NO_COVERAGE __attribute__((no_sanitize("coverage")))
+#define NO_COVERAGE __attribute__((no_sanitize("coverage"), noinline))
 #else
-#define NO_COVERAGE
+#define NO_COVERAGE __attribute__((noinline))
 #endif
 
-NO_COVERAGE static uint8_t pat(uint32_t seed, size_t i) {
-    return (uint8_t)((seed * 0x9E3779B1u + (uint32_t)i * 0x45u) ^ (uint32_t)(i >> 9));
+/* A block's byte i is PT[(seed + i) % PT_PERIOD]: a slice of pattern bytes is one memcpy from
+ * the table (and one memcmp to check it) instead of a computed byte at a time. The table repeats
+ * its first PT_SLICE bytes past the period, so no slice wraps; the period is prime, so it lines
+ * up with no power-of-two stride or size. */
+#define PT_PERIOD 65521u
+#define PT_SLICE  4096u
+static uint8_t PT[PT_PERIOD + PT_SLICE];
+
+static void pattern_init(void) {
+    uint64_t x = 0x9E3779B97F4A7C15ull; /* fixed: the same table in every run */
+    for (size_t i = 0; i < PT_PERIOD; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        PT[i] = (uint8_t)(x >> 24);
+    }
+    memcpy(PT + PT_PERIOD, PT, PT_SLICE);
 }
 
-/* The bytes of a block that carry the pattern: all of the first 4 KiB and the last 256, and
- * 8 bytes every 4 KiB in between (every 64 KiB past 64 KiB, every MiB past 1 MiB), so that big
- * blocks cost few page faults: overlaps between blocks are checked by address anyway. */
-#define FOR_PATTERN_BYTES(n, i, body)                                                              \
+static const uint8_t *pat_at(uint32_t seed, size_t i) {
+    return &PT[(seed % PT_PERIOD + i % PT_PERIOD) % PT_PERIOD];
+}
+
+/* The slices of a block that carry the pattern: all of the first 4 KiB and the last 256 bytes,
+ * and 8 bytes every 4 KiB in between (every 64 KiB past 64 KiB, every MiB past 1 MiB), so that
+ * big blocks cost few page faults: overlaps between blocks are checked by address anyway. */
+#define FOR_PATTERN_SLICES(n, off, len, body)                                                      \
     do {                                                                                           \
         size_t n_ = (n), stride_ = n_ > MiB ? MiB : n_ > 65536 ? 65536 : 4096;                     \
-        size_t head_ = n_ < 4096 ? n_ : 4096;                                                      \
-        for (size_t i = 0; i < head_; i++)                                                         \
+        size_t head_ = n_ < PT_SLICE ? n_ : PT_SLICE;                                              \
+        size_t tail_ = n_ > 4096 + 256 ? n_ - 256 : head_;                                         \
+        size_t off, len;                                                                           \
+        off = 0, len = head_;                                                                      \
+        body;                                                                                      \
+        for (size_t o_ = 4096; o_ + 8 <= n_; o_ += stride_) {                                      \
+            off = o_, len = 8;                                                                     \
             body;                                                                                  \
-        for (size_t o_ = 4096; o_ + 8 <= n_; o_ += stride_)                                        \
-            for (size_t i = o_; i < o_ + 8; i++)                                                   \
-                body;                                                                              \
-        for (size_t i = n_ > 4096 + 256 ? n_ - 256 : head_; i < n_; i++)                           \
-            body;                                                                                  \
+        }                                                                                          \
+        off = tail_, len = n_ - tail_;                                                             \
+        body;                                                                                      \
     } while (0)
 
 NO_COVERAGE static void fill(const block_t *b) {
-    FOR_PATTERN_BYTES(b->size, i, b->p[i] = pat(b->seed, i));
+    FOR_PATTERN_SLICES(b->size, off, len, memcpy(b->p + off, pat_at(b->seed, off), len));
 }
 
-static void __attribute__((noinline, cold)) bad_byte(const block_t *b, size_t i, const char *when) {
-    CHECK(b->p[i] == pat(b->seed, i),
-          "%s: block %p of %zu bytes: byte %zu is 0x%02x, expected 0x%02x", when, (void *)b->p,
-          b->size, i, b->p[i], pat(b->seed, i));
+static void __attribute__((noinline, cold))
+bad_slice(const block_t *b, size_t off, size_t len, const char *when) {
+    for (size_t i = off; i < off + len; i++)
+        CHECK(b->p[i] == *pat_at(b->seed, i),
+              "%s: block %p of %zu bytes: byte %zu is 0x%02x, expected 0x%02x", when, (void *)b->p,
+              b->size, i, b->p[i], *pat_at(b->seed, i));
+}
+
+NO_COVERAGE static void check_slice(const block_t *b, size_t off, size_t len, const char *when) {
+    if (len != 0 && memcmp(b->p + off, pat_at(b->seed, off), len) != 0)
+        bad_slice(b, off, len, when);
 }
 
 /* Every pattern byte: before a Free, a Release, a walk, a canary change. */
 NO_COVERAGE static void check_block(const block_t *b, const char *when) {
-    FOR_PATTERN_BYTES(b->size, i, if (b->p[i] != pat(b->seed, i)) bad_byte(b, i, when));
+    FOR_PATTERN_SLICES(b->size, off, len, check_slice(b, off, len, when));
 }
 
 /* The first 256 and the last 64 bytes (where a free-list link, a mark or a neighbour's
@@ -185,10 +229,9 @@ NO_COVERAGE static void check_block(const block_t *b, const char *when) {
  * still found by the full check before the block's Free or its instance's Release. */
 NO_COVERAGE static void check_block_ends(const block_t *b, const char *when) {
     size_t n = b->size, head = n < 256 ? n : 256;
-    for (size_t i = 0; i < head; i++)
-        if (b->p[i] != pat(b->seed, i)) bad_byte(b, i, when);
-    for (size_t i = n > 4096 + 256 ? n - 64 : head; i < n; i++)
-        if (b->p[i] != pat(b->seed, i)) bad_byte(b, i, when);
+    check_slice(b, 0, head, when);
+    size_t tail = n > 4096 + 256 ? n - 64 : head;
+    check_slice(b, tail, n - tail, when);
 }
 
 NO_COVERAGE static void check_all_blocks(const inst_t *in, const char *when) {
@@ -293,6 +336,13 @@ static void check_heap_stats(const mgr_t *m, const inst_t *in) {
     (void)m;
 }
 
+/* The manager's statistics against the model, and each instance's heap statistics (which read
+ * every page of the heap): every STATS_CHECK_EVERY operations and at the end of an input, and a
+ * heap's before its instance's Release. In between, nothing is lost: what the model predicts
+ * (virtual bytes, faults, request counts) is exact or a bound at any point, and the peak
+ * catches a limit passed for a moment. */
+#define STATS_CHECK_EVERY 8
+
 NO_COVERAGE static void check_manager(mgr_t *m) {
     hm_manager_stats_t s;
     hm_manager_stats(m->mgr, &s);
@@ -331,12 +381,13 @@ NO_COVERAGE static void check_manager(mgr_t *m) {
           s.committed);
 }
 
-/* After every operation: the statistics of both managers, and a few live blocks. */
-NO_COVERAGE static void check_after_op(void) {
+/* After every operation: a few live blocks; every STATS_CHECK_EVERY operations, the statistics
+ * of both managers and their heaps. */
+NO_COVERAGE static void check_after_op(bool stats) {
     for (int mi = 0; mi < MAX_MGRS; mi++) {
         mgr_t *m = &M[mi];
         if (m->com == NULL) continue;
-        check_manager(m);
+        if (stats) check_manager(m);
         for (int i = 0; i < MAX_INST; i++) {
             inst_t *in = &m->inst[i];
             if (in->com == NULL || in->nblocks == 0) continue; /* stats: check_manager */
@@ -520,6 +571,20 @@ static void forget_stale(inst_t *in) {
     in->nstale = 0;
 }
 
+/* A new block at p: p is no longer a freed block of any instance (a huge segment goes back to
+ * the manager's cache, or its address to the OS, and another instance may be handed it). */
+NO_COVERAGE static void forget_stale_at(const void *p) {
+    for (int mi = 0; mi < MAX_MGRS; mi++)
+        for (int i = 0; i < MAX_INST; i++) {
+            inst_t *o = &M[mi].inst[i];
+            for (size_t k = 0; k < o->nstale;)
+                if (o->stale[k] == p)
+                    o->stale[k] = o->stale[--o->nstale];
+                else
+                    k++;
+        }
+}
+
 /* A new block overlaps no live block of any instance. */
 NO_COVERAGE static void check_no_overlap(void *p, size_t size) {
     for (int mi = 0; mi < MAX_MGRS; mi++)
@@ -582,6 +647,7 @@ static void op_alloc(mgr_t *m, input_t *inp, bool debug) {
     }
     CHECK(h == in->heap, "block %p of heap %p, instance's heap %p", p, (void *)h, (void *)in->heap);
     check_no_overlap(p, size);
+    forget_stale_at(p);
     block_t *b = &in->blocks[in->nblocks++];
     b->p = p;
     b->size = size;
@@ -759,10 +825,15 @@ static void op_free_interior(mgr_t *m, input_t *inp) {
     check_block(b, "after an interior Free");
 }
 
+static void region_double_free(mgr_t *m, uint8_t sel);
+
 static void op_double_free(mgr_t *m, input_t *inp) {
     inst_t *in = pick_inst(m, in_u8(inp));
     uint8_t sel = in_u8(inp);
-    if (in == NULL) return;
+    if (in == NULL) {
+        region_double_free(m, sel);
+        return;
+    }
     if ((sel & 1) && in->nquar > 0) {
         void *p = in->quar[sel / 2 % in->nquar];
         size_t df = m->reports[HM_ERROR_DOUBLE_FREE];
@@ -772,7 +843,10 @@ static void op_double_free(mgr_t *m, input_t *inp) {
               m->reports[HM_ERROR_DOUBLE_FREE], df + 1);
         return;
     }
-    if (in->nstale == 0) return;
+    if (in->nstale == 0) {
+        region_double_free(m, sel); /* no block to free again: a region */
+        return;
+    }
     /* any freed block, in any order: the last, the first, one in between, again and again */
     void *p = in->stale[sel / 2 % in->nstale];
     /* still a slot of this heap's pages (its page not retired): the double free is reported */
@@ -811,13 +885,19 @@ static void op_corrupt(mgr_t *m, input_t *inp) {
     in->quar[in->nquar++] = b.p;
 }
 
+static bool release_walked; /* this input's release walk is done */
+
 static void release_instance(mgr_t *m, inst_t *in) {
     check_all_blocks(in, "before Release");
     size_t dbg = 0;
     for (size_t k = 0; k < in->nblocks; k++)
         dbg += in->blocks[k].dbg_alloc;
     size_t leaks = m->reports[HM_ERROR_LEAK];
-    if (in->heap != NULL) {
+    check_heap_stats(m, in); /* between the periodic checks too: see check_manager */
+    if (in->heap != NULL && !release_walked) {
+        /* a walk reads every block slot of every page: once an input, at the first Release of
+         * an instance that has a heap (op_walk walks any heap at any point, block by block) */
+        release_walked = true;
         size_t walked = hm_heap_walk(in->heap, NULL, NULL);
         CHECK(walked == in->nblocks, "heap walk found %zu blocks, model %zu", walked, in->nblocks);
     }
@@ -983,11 +1063,17 @@ static region_t *pick_region(mgr_t *m, uint8_t sel) {
     return NULL;
 }
 
-/* Commit pages [first, first + n) in the model: fresh pages read as zero. */
+/* Commit pages [first, first + n) in the model: fresh pages read as zero. The first two pages
+ * of the range, its last and every 8th are read and written at once (a first write costs a page
+ * fault, up to 256 of them a commit otherwise); the others stay as they are, zero for a fresh
+ * page, which every later check_page of it (VirtualQuery, a refused call, the release)
+ * verifies. A page written before is checked and written again. */
 static void model_commit(region_t *g, size_t first, size_t n, uint8_t prot, uint8_t tag) {
     for (size_t i = first; i < first + n; i++) {
         if (g->prot[i] == 0) g->tag[i] = 0;
         g->prot[i] = prot;
+        size_t k = i - first;
+        if (!(k < 2 || k + 1 == n || k % 8 == 0) && g->tag[i] == 0) continue;
         check_page(g, i, "after a commit");
         write_page(g, i, (uint8_t)(tag + i));
     }
@@ -1034,6 +1120,11 @@ static void op_vreserve(mgr_t *m, input_t *inp) {
     memset(g, 0, sizeof *g);
     g->base = p;
     g->size = (size + GRANULE - 1) & ~(size_t)(GRANULE - 1);
+    for (size_t k = 0; k < m->nfreed;) /* released addresses this region now covers */
+        if (m->freed[k] >= g->base && m->freed[k] < g->base + g->size)
+            m->freed[k] = m->freed[--m->nfreed];
+        else
+            k++;
     g->aprot = prot;
     for (int mi = 0; mi < MAX_MGRS; mi++)
         for (int r = 0; r < MAX_REGIONS; r++) {
@@ -1107,6 +1198,11 @@ static void op_vfree(mgr_t *m, input_t *inp) {
             check_page(g, i, "before MEM_RELEASE");
         hr = IHostMemoryManager_VirtualFree(m->com, g->base, 0, MEM_RELEASE);
         CHECK(hr == S_OK, "MEM_RELEASE of %p: 0x%08x", (void *)g->base, (unsigned)hr);
+        if (m->nfreed == MAX_FREED) { /* the oldest goes */
+            memmove(m->freed, m->freed + 1, (MAX_FREED - 1) * sizeof m->freed[0]);
+            m->nfreed--;
+        }
+        m->freed[m->nfreed++] = g->base;
         memset(g, 0, sizeof *g);
         break;
     }
@@ -1149,6 +1245,28 @@ static void op_vfree(mgr_t *m, input_t *inp) {
         break;
     }
     }
+}
+
+/* VirtualFree of a released region, again, in any order (p p, p q p, p q q p: op_double_free
+ * picks any remembered base): the address is no longer this manager's, HOST_E_INVALIDOPERATION,
+ * and nothing changes, whoever maps that address now (another manager's region, a heap
+ * segment, the OS). */
+static void region_double_free(mgr_t *m, uint8_t sel) {
+    if (m->nfreed == 0) return;
+    uint8_t *p = m->freed[sel / 2 % m->nfreed];
+    hm_manager_stats_t before, after;
+    hm_manager_stats(m->mgr, &before);
+    HRESULT hr = (sel & 1) ? IHostMemoryManager_VirtualFree(m->com, p, VPAGE, MEM_DECOMMIT)
+                           : IHostMemoryManager_VirtualFree(m->com, p, 0, MEM_RELEASE);
+    CHECK(hr == HOST_E_INVALIDOPERATION, "VirtualFree(%p, %s) of a released region: 0x%08x",
+          (void *)p, (sel & 1) ? "MEM_DECOMMIT" : "MEM_RELEASE", (unsigned)hr);
+    hm_manager_stats(m->mgr, &after);
+    CHECK(before.virtual_reserved == after.virtual_reserved &&
+              before.virtual_committed == after.virtual_committed &&
+              before.committed == after.committed,
+          "a refused VirtualFree changed reserved %zu -> %zu, committed %zu -> %zu",
+          before.virtual_reserved, after.virtual_reserved, before.virtual_committed,
+          after.virtual_committed);
 }
 
 static void op_vprotect(mgr_t *m, input_t *inp) {
@@ -1215,8 +1333,10 @@ static void op_vquery(mgr_t *m, input_t *inp) {
     MEMORY_BASIC_INFORMATION mbi;
     SIZE_T res = 0;
     region_t *g = pick_region(m, sel);
-    if (g == NULL || (sel & 0xE0) == 0xE0) {
-        /* outside our regions: a stack page, or the unmapped first pages */
+    if ((sel & 0xE0) == 0xE0) {
+        /* outside our regions: a stack page, or the unmapped first pages (an answer read from
+         * /proc/self/maps: the most expensive call the harness makes, so only when chosen, not
+         * whenever there is no region to ask about) */
         _Alignas(16) uint8_t stack_buf[32];
         void *addr = (sel & 1) ? (void *)stack_buf : (void *)(uintptr_t)(4096 + off);
         HRESULT hr = IHostMemoryManager_VirtualQuery(m->com, addr, &mbi, sizeof mbi, &res);
@@ -1233,6 +1353,7 @@ static void op_vquery(mgr_t *m, input_t *inp) {
             CHECK(mbi.State == MEM_FREE, "VirtualQuery(%p): state 0x%x", addr, (unsigned)mbi.State);
         return;
     }
+    if (g == NULL) return;
     size_t npages = g->size / VPAGE, i = a % npages;
     HRESULT hr = IHostMemoryManager_VirtualQuery(m->com, g->base + i * VPAGE + off * 13, &mbi,
                                                  sizeof mbi + (off & 7), &res);
@@ -1310,6 +1431,15 @@ static void op_vedge(mgr_t *m, input_t *inp) {
         CHECK((hr == E_INVALIDARG || (fault && hr == E_OUTOFMEMORY)) && p == NULL,
               "VirtualAlloc(%#lx, %zu, 0x%x): 0x%08x %p", (unsigned long)addr, size, (unsigned)type,
               (unsigned)hr, p);
+        if ((what % 6) == 0) {
+            /* VirtualFree there: never an address this manager handed out */
+            hr = IHostMemoryManager_VirtualFree(m->com, (void *)addr, 0, MEM_RELEASE);
+            CHECK(hr == HOST_E_INVALIDOPERATION, "VirtualFree(%#lx, MEM_RELEASE): 0x%08x",
+                  (unsigned long)addr, (unsigned)hr);
+            hr = IHostMemoryManager_VirtualFree(m->com, (void *)addr, size, MEM_DECOMMIT);
+            CHECK(hr == HOST_E_INVALIDOPERATION, "VirtualFree(%#lx, %zu, MEM_DECOMMIT): 0x%08x",
+                  (unsigned long)addr, size, (unsigned)hr);
+        }
         break;
     }
     case 2: {
@@ -1319,6 +1449,9 @@ static void op_vedge(mgr_t *m, input_t *inp) {
         hr = IHostMemoryManager_VirtualFree(m->com, g->base + off, wrap, MEM_DECOMMIT);
         CHECK(hr == E_INVALIDARG, "VirtualFree(%p + %zu, %zu, MEM_DECOMMIT): 0x%08x",
               (void *)g->base, off, wrap, (unsigned)hr);
+        hr = IHostMemoryManager_VirtualFree(m->com, g->base, wrap, MEM_RELEASE);
+        CHECK(hr == E_INVALIDARG, "VirtualFree(%p, %zu, MEM_RELEASE): 0x%08x", (void *)g->base,
+              wrap, (unsigned)hr);
         for (size_t i = 0; i < npages; i++)
             check_page(g, i, "after a refused wrapping decommit");
         break;
@@ -1551,6 +1684,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         once = true;
         const char *t = getenv("FUZZ_HOSTING_TRACE");
         trace = t != NULL && *t == '1';
+        pattern_init();
         for (int i = 0; i < MAX_MGRS; i++) {
             CB[i].iface.lpVtbl = &cb_vtbl;
             atomic_init(&CB[i].refs, 1);
@@ -1558,10 +1692,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
     }
     input_t in = {data, size, 0};
+    release_walked = false;
+    check_cursor = 0; /* which blocks check_after_op looks at: the same for the same input */
     new_manager(0, &in);
     for (int ops = 0; in.i < in.n && ops < 2000; ops++) {
         run_op(&in);
-        check_after_op();
+        check_after_op(ops % STATS_CHECK_EVERY == STATS_CHECK_EVERY - 1);
     }
     for (int mi = 0; mi < MAX_MGRS; mi++)
         destroy_manager(mi, false, 0);

@@ -101,7 +101,8 @@ seeds['virtual'] = config(64) + op(VRESERVE, 40, 0, 0, 1, 0) + \
     op(VQUERY, 0, 5, 0) + op(VPROTECT, 0, 2, 1, 1) + op(VQUERY, 0, 2, 0) + \
     op(VPROTECT, 0, 1, 2, 2) + op(VRESET, 0, 3, 1) + op(VFREE, 0, 4, 3, 0) + \
     op(VQUERY, 0, 3, 0) + op(VCOMMIT, 0, 3, 1, 2, 2, 0, 0) + op(VFREE, 0, 3, 0, 0) + \
-    op(VFREE, 0, 2, 1, 0) + op(VFREE, 0, 0, 0, 0) + op(VQUERY, 0xE1, 0, 0)
+    op(VFREE, 0, 2, 1, 0) + op(VFREE, 0, 0, 0, 0) + op(VQUERY, 0xE1, 0, 0) + \
+    op(VQUERY, 0xE0, 0, 0x10)
 seeds['virtual_commit'] = config(8) + op(VRESERVE, 0, 1, 1, 5, 2) + \
     op(VRESERVE, 0xFF, 0, 2, 2, 0) + op(VRESERVE, 0x10, 0, 0x13, 4, 1) + \
     op(VCOMMIT, 2, 0, 63, 0x80, 0, 0x34, 0x12) + op(VCOMMIT, 2, 250, 20, 2, 2, 0, 0) + \
@@ -133,6 +134,19 @@ seeds['virtual_edges'] = config(64) + op(VRESERVE, 8, 0, 1, 2, 0) + \
                                 (4, 1, 3), (4, 2, 4), (5, 0, 0), (5, 0, 0xFFFF), (0x85, 0, 0),
                                 (0x85, 0, 0x1234))) + \
     op(VQUERY, 0, 0, 0) + op(VFREE, 0, 0, 0, 0)
+# VirtualFree of released regions, every order (p p, p q p, p q q p), MEM_RELEASE and
+# MEM_DECOMMIT; with no instance, then with one that has no freed block to free again
+seeds['double_free_virtual'] = config(64) + op(VRESERVE, 8, 0, 1, 2, 0) + \
+    op(VRESERVE, 4, 0, 0, 2, 0) + op(VFREE, 0, 0, 0, 0) + op(DOUBLE, 0, 0) + op(DOUBLE, 0, 1) + \
+    op(VFREE, 1, 1, 0, 0) + op(DOUBLE, 0, 0) + op(DOUBLE, 0, 2) + op(DOUBLE, 0, 3) + \
+    op(DOUBLE, 0, 0) + op(VRESERVE, 8, 0, 1, 2, 0) + op(DOUBLE, 0, 2) + op(CREATE, 1) + \
+    alloc(0, 64) + op(DOUBLE, 0, 0) + op(DOUBLE, 0, 3) + op(FREE, 0, 0) + op(DOUBLE, 0, 0)
+# a huge block freed by one instance and handed to another from the manager's segment cache:
+# the first's freed block is now the second's live one (a harness bug once: its Free through
+# the second instance was taken for a foreign free that should fail)
+seeds['stale_huge_reused'] = config(64, cache=2) + op(CREATE, 1) + op(CREATE, 1) + \
+    alloc(0, edge(15)) + op(FREE, 0, 0) + alloc(1, edge(15)) + op(FOREIGN, 1, 9, 0) + \
+    struct.pack('<Q', 0) + op(FREE, 1, 0)
 
 # Regression seeds: minimised inputs of library bugs the fuzzer found (kept verbatim).
 regressions = {
