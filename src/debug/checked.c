@@ -12,17 +12,22 @@
 
 /* A checked block of page `pg`: its header's fields are named when its size is plausible (an
  * underrun usually breaks only the tag, the last field). */
-static hm_cold void report_checked(const hm_arena_t *a, int kind, const hm_page_t *pg,
-                                   const void *p, const hm_chk_hdr_t *h) {
+static hm_cold void report_checked_as(const hm_arena_t *a, int kind, const char *what,
+                                      const hm_page_t *pg, const void *p, const hm_chk_hdr_t *h) {
     char msg[512];
     if (h->size <= pg->block_size - HM_CHECKED_EXTRA)
         _hm_snprintf(msg, sizeof msg,
-                     "hostmalloc: %s: block %p of %zu bytes (allocation #%zu, thread %d)\n",
-                     _hm_debug_kind_name(kind), p, (size_t)h->size, (size_t)h->seq, (int)h->tid);
+                     "hostmalloc: %s: block %p of %zu bytes (allocation #%zu, thread %d)\n", what,
+                     p, (size_t)h->size, (size_t)h->seq, (int)h->tid);
     else
         _hm_snprintf(msg, sizeof msg, "hostmalloc: %s: block %p (its header was overwritten)\n",
-                     _hm_debug_kind_name(kind), p);
+                     what, p);
     _hm_report(&a->cfg, kind, p, msg);
+}
+
+static hm_cold void report_checked(const hm_arena_t *a, int kind, const hm_page_t *pg,
+                                   const void *p, const hm_chk_hdr_t *h) {
+    report_checked_as(a, kind, _hm_debug_kind_name(kind), pg, p, h);
 }
 
 /* ---- checked blocks ------------------------------------------------------------------------ */
@@ -143,6 +148,20 @@ static size_t checked_size(const hm_page_t *pg, const void *p) {
     return n < room ? n : room;
 }
 
+static bool checked_freed(const hm_segment_t *seg, const hm_page_t *pg, const void *p,
+                          const char *call) {
+    hm_chk_hdr_t *h = _hm_chk_hdr(p);
+    uint64_t c = _hm_chk_canary(p);
+    hm_tool_access(h, sizeof *h);
+    if (h->tag != HM_CHK_FREED(c) && h->tag != HM_CHK_QUAR(c)) return false;
+    if (call != NULL) {
+        char what[96];
+        report_checked_as(seg->arena, HM_ERROR_BAD_POINTER,
+                          _hm_debug_freed_what(what, sizeof what, call), pg, p, h);
+    }
+    return true;
+}
+
 /* ---- the checked page kind (page.h) ---------------------------------------------------------- */
 static const hm_page_kind_t checked_kind = {
     .header = HM_CHECKED_HEADER,
@@ -153,6 +172,7 @@ static const hm_page_kind_t checked_kind = {
     .link_intact = _hm_chk_link_intact,
     .bad_link = _hm_checked_bad_link,
     .size = checked_size,
+    .freed = checked_freed,
 };
 
 void _hm_checked_register(void) {

@@ -127,19 +127,31 @@ const char *_hm_debug_kind_name(int kind) {
     }
 }
 
-void _hm_debug_report(const hm_arena_t *a, int kind, const void *p, const hm_dbg_hdr_t *h) {
+void _hm_debug_report_as(const hm_arena_t *a, int kind, const char *what, const void *p,
+                         const hm_dbg_hdr_t *h) {
     char msg[512];
     if (h->file != NULL)
         _hm_snprintf(msg, sizeof msg,
                      "hostmalloc: %s: block %p of %zu bytes, allocated at %s%s:%d (#%zu, thread "
                      "%d)\n",
-                     _hm_debug_kind_name(kind), p, h->size, _hm_debug_name_prefix(h->file),
-                     _hm_debug_name_tail(h->file), (int)h->line, (size_t)h->seq, (int)h->tid);
+                     what, p, h->size, _hm_debug_name_prefix(h->file), _hm_debug_name_tail(h->file),
+                     (int)h->line, (size_t)h->seq, (int)h->tid);
     else
         _hm_snprintf(msg, sizeof msg,
-                     "hostmalloc: %s: block %p of %zu bytes (allocation #%zu, thread %d)\n",
-                     _hm_debug_kind_name(kind), p, h->size, (size_t)h->seq, (int)h->tid);
+                     "hostmalloc: %s: block %p of %zu bytes (allocation #%zu, thread %d)\n", what,
+                     p, h->size, (size_t)h->seq, (int)h->tid);
     _hm_report(&a->cfg, kind, p, msg);
+}
+
+void _hm_debug_report(const hm_arena_t *a, int kind, const void *p, const hm_dbg_hdr_t *h) {
+    _hm_debug_report_as(a, kind, _hm_debug_kind_name(kind), p, h);
+}
+
+/* "<call> of a freed block", for reports of a freed block given to a call that needs a live
+ * one (on the stack of the caller: `buf` of `cap` bytes). */
+const char *_hm_debug_freed_what(char *buf, size_t cap, const char *call) {
+    _hm_snprintf(buf, cap, "%s of a freed block", call);
+    return buf;
 }
 
 /* ---- allocation ---------------------------------------------------------------------------- */
@@ -282,6 +294,20 @@ static void debug_double_free_held(const hm_segment_t *seg, const void *p) {
     _hm_debug_report(seg->arena, HM_ERROR_DOUBLE_FREE, p, h);
 }
 
+static bool debug_freed(const hm_segment_t *seg, const hm_page_t *pg, const void *p,
+                        const char *call) {
+    (void)pg;
+    hm_dbg_hdr_t *h = _hm_debug_hdr(p);
+    hm_tool_access(h, sizeof *h);
+    if (h->state != DBG_FREED && h->state != DBG_QUARANTINED) return false;
+    if (call != NULL) {
+        char what[96];
+        _hm_debug_report_as(seg->arena, HM_ERROR_BAD_POINTER,
+                            _hm_debug_freed_what(what, sizeof what, call), p, h);
+    }
+    return true;
+}
+
 /* ---- free of a debug block
  * ----------------------------------------------------------------------------------- */
 static hm_result debug_free(hm_page_t *pg, hm_block_t *b, bool link) {
@@ -322,6 +348,7 @@ static const hm_page_kind_t debug_kind = {
     .free = debug_free,
     .size = debug_size,
     .double_free_held = debug_double_free_held,
+    .freed = debug_freed,
 };
 
 static void debug_init(void) {

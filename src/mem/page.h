@@ -37,6 +37,10 @@ typedef struct hm_page_kind_s {
     /* A second free of the held huge block at `p` (segment.c keeps freed huge blocks of every
      * kind but the plain one): report it. */
     void (*double_free_held)(const hm_segment_t *seg, const void *p);
+    /* Is block `p` of `pg` (a block start of a page of the kind, or the block of a held huge
+     * segment) freed, or quarantined after a bad free? Reads its header only. When it is and
+     * `call` is not NULL, report "<call> of a freed block" naming the block. */
+    bool (*freed)(const hm_segment_t *seg, const hm_page_t *pg, const void *p, const char *call);
 } hm_page_kind_t;
 extern const hm_page_kind_t *_hm_page_kinds[3];
 /* Register `kind` (HM_PAGE_DEBUG or HM_PAGE_CHECKED). */

@@ -1232,7 +1232,7 @@ static void test_checked_write_after_free(void **state) {
              * allocation itself succeeds: on the COM door Alloc still returns S_OK) */
             unsigned char *p = com_alloc(m, n);
             com_free_ok(m, p);
-            p[where[wi]] = 0x42;
+            p[where[wi]] ^= 0x42; /* a change whatever the byte held (a link, a check word) */
             sink_expect_none(s, "a write after free, before reuse");
             if (!realloc_until(h, m, p, n)) fail_msg("%zu bytes: the slot never came back", n);
             snprintf(what, sizeof what, "COM: %zu bytes, byte %zu", n, where[wi]);
@@ -1511,6 +1511,37 @@ static void test_checked_from_environment(void **state) {
     (void)state;
     tu_child_result res;
     tu_expect_exit0(child_env_checked, NULL, &res, "HM_CHECKED=1 child (exit code = failed step)");
+}
+
+/* hm_heap_block tells a freed checked or DebugAlloc block from a live one (their headers say
+ * so): HM_ERR_NOT_BLOCK, with no report (the call only asks), on pages and for huge blocks. */
+static void test_checked_heap_block_freed(void **state) {
+    (void)state;
+    sink *s = sink_new();
+    hm_heap *h = new_heap(s, true);
+    hm_heap *d = new_heap(s, false);
+    static const size_t sizes[] = {1, 100, 65536, 200000, (size_t)3 << 20};
+    for (size_t i = 0; i < TU_ARRAY_SIZE(sizes); i++) {
+        size_t usable = 0;
+        void *p = must_alloc(h, sizes[i]);
+        assert_int_equal(hm_heap_block(h, p, &usable), HM_OK);
+        assert_int_equal(usable, sizes[i]);
+        heap_free_ok(h, p);
+        if (hm_heap_block(h, p, &usable) != HM_ERR_NOT_BLOCK)
+            fail_msg("checked block of %zu bytes, freed: hm_heap_block did not refuse it",
+                     sizes[i]);
+        void *q = hm_alloc_debug(d, sizes[i], eProcessCritical, __FILE__, __LINE__);
+        assert_non_null(q);
+        assert_int_equal(hm_heap_block(d, q, &usable), HM_OK);
+        heap_free_ok(d, q);
+        if (hm_heap_block(d, q, &usable) != HM_ERR_NOT_BLOCK)
+            fail_msg("DebugAlloc block of %zu bytes, freed: hm_heap_block did not refuse it",
+                     sizes[i]);
+    }
+    sink_expect_none(s, "hm_heap_block of freed blocks");
+    hm_heap_release(h);
+    hm_heap_release(d);
+    sink_free(s);
 }
 
 /* ---- 6. the error sink ----------------------------------------------------------------------- */
@@ -1813,7 +1844,7 @@ TU_TEST_MAIN(test_checked_with_faults, test_debug_block_records_site,
              test_checked_byte_precise_overrun, test_checked_write_after_free,
              test_checked_header_damage, test_checked_64k_on_pages,
              test_checked_link_write_never_followed, test_checked_remote_link_write,
-             test_checked_aligned, test_checked_huge_quarantine_trim, test_checked_from_environment,
-             test_error_sink_default_stderr, test_error_sink_custom_arg,
-             test_error_sink_silent_when_correct, test_remote_free_checked,
-             test_default_mode_no_debug_pages)
+             test_checked_aligned, test_checked_huge_quarantine_trim, test_checked_heap_block_freed,
+             test_checked_from_environment, test_error_sink_default_stderr,
+             test_error_sink_custom_arg, test_error_sink_silent_when_correct,
+             test_remote_free_checked, test_default_mode_no_debug_pages)

@@ -82,6 +82,53 @@ static void expect_abort_line(int kase, const char *name) {
     if (strstr(res.err, name) == NULL) fail_msg("%s: stderr '%s' does not name it", name, res.err);
 }
 
+/* hm_usable_size (malloc_usable_size on the malloc door) of a freed block: one line naming it,
+ * then abort; in checked mode on pages and for huge blocks, for DebugAlloc blocks, and in
+ * default mode for a plain block its owner can tell is free (on its page's free list). */
+typedef struct usable_case {
+    int mode; /* 0: checked, 1: DebugAlloc on a default heap, 2: plain on a default heap */
+    size_t size;
+} usable_case;
+
+static void child_usable_size_freed(void *arg) {
+    const usable_case *uc = arg;
+    hm_heap *h;
+    void *p;
+    if (uc->mode == 0) {
+        h = child_checked_heap(false);
+        p = hm_alloc(h, uc->size);
+    } else {
+        hm_config c;
+        hm_config_init(&c);
+        hm_manager *mgr = hm_manager_new(&c);
+        h = mgr ? hm_heap_new(mgr, 0) : NULL;
+        if (h == NULL) _exit(3);
+        p = uc->mode == 1 ? hm_alloc_debug(h, uc->size, eProcessCritical, "here.c", 7)
+                          : hm_alloc(h, uc->size);
+    }
+    if (p == NULL) _exit(4);
+    if (hm_usable_size(p) < uc->size) _exit(5);
+    hm_free(p);
+    (void)hm_usable_size(p);
+    _exit(0); /* not reached */
+}
+
+static void test_checked_usable_size_of_freed_aborts(void **state) {
+    (void)state;
+    static const usable_case cases[] = {
+        {0, 0},  {0, 32},     {0, 65536}, {0, 200000}, {0, (size_t)8 << 20},
+        {1, 32}, {1, 200000}, {2, 32},    {2, 20000},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tu_child_result res;
+        tu_expect_abort(child_usable_size_freed, (void *)&cases[i], &res);
+        if (!tu_one_line(res.err) || strstr(res.err, "usable size of a freed block") == NULL)
+            fail_msg("mode %d, %zu bytes: stderr is not one line naming the usable size of a "
+                     "freed block: '%s'",
+                     cases[i].mode, cases[i].size, res.err);
+    }
+}
+
 static void test_checked_malloc_door_aborts(void **state) {
     (void)state;
     expect_abort_line(DC_DOUBLE, "double free");
@@ -97,4 +144,5 @@ static void test_checked_malloc_door_write_after_free_aborts(void **state) {
     expect_abort_line(DC_WRITE_AFTER_FREE, "write after free");
 }
 
-TU_TEST_MAIN(test_checked_malloc_door_aborts, test_checked_malloc_door_write_after_free_aborts)
+TU_TEST_MAIN(test_checked_malloc_door_aborts, test_checked_malloc_door_write_after_free_aborts,
+             test_checked_usable_size_of_freed_aborts)
