@@ -226,6 +226,9 @@ enum {
     HM_ERROR_UNDERRUN = 4,         /* bytes before the block were written */
     HM_ERROR_WRITE_AFTER_FREE = 5, /* a freed block was written before it was reused */
     HM_ERROR_LEAK = 6,             /* a leak report (heap release with live DebugAlloc blocks) */
+    HM_ERROR_WRONG_SIZE = 7,       /* a sized free (the malloc override's free_sized, sized
+                                      operator delete) was given a size or an alignment the
+                                      block does not have */
 };
 
 /* Allocate like hm_alloc_level and remember where from: `file` (copied; may be NULL), `line`,

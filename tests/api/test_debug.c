@@ -151,6 +151,8 @@ static const char *kind_str(int kind) {
         return "WRITE_AFTER_FREE";
     case HM_ERROR_LEAK:
         return "LEAK";
+    case HM_ERROR_WRONG_SIZE:
+        return "WRONG_SIZE";
     default:
         return "?";
     }
