@@ -187,7 +187,6 @@ static void on_alloc(hm_heap *heap, void *p, size_t size, const char *file, int 
         }
         hm_tool_access(p, limit);
         const uint8_t *u = p;
-        if ((h->flags & DBG_CHECKED) && limit > DBG_CHECKED_FILL) limit = DBG_CHECKED_FILL;
         if (!fill_intact(u, limit)) {
             _hm_debug_report(heap->arena, HM_ERROR_WRITE_AFTER_FREE, p, h);
             if (!no_abort) abort(); /* the malloc-style doors stop here; COM goes on */
@@ -287,18 +286,25 @@ static size_t debug_size(const hm_page_t *pg, const void *p) {
     return _hm_debug_hdr(p)->size;
 }
 
-/* A second free of a held huge debug block: its header is still there to name it. */
-static void debug_double_free_held(const hm_segment_t *seg, const void *p) {
+/* The header of debug block p: of a held huge block, the copy its free left in the segment's
+ * note (the block's own pages are inaccessible or decommitted while it waits). */
+static const hm_dbg_hdr_t *debug_hdr_of(const hm_segment_t *seg, const void *p) {
+    _Static_assert(sizeof(hm_dbg_hdr_t) <= HM_SEGMENT_NOTE, "a debug header fits the note");
+    if (seg->held) return (const hm_dbg_hdr_t *)_hm_segment_note(seg);
     hm_dbg_hdr_t *h = _hm_debug_hdr(p);
     hm_tool_access(h, sizeof *h);
-    _hm_debug_report(seg->arena, HM_ERROR_DOUBLE_FREE, p, h);
+    return h;
+}
+
+/* A second free of a held huge debug block: the copy of its header names it. */
+static void debug_double_free_held(const hm_segment_t *seg, const void *p) {
+    _hm_debug_report(seg->arena, HM_ERROR_DOUBLE_FREE, p, debug_hdr_of(seg, p));
 }
 
 static bool debug_freed(const hm_segment_t *seg, const hm_page_t *pg, const void *p,
                         const char *call) {
     (void)pg;
-    hm_dbg_hdr_t *h = _hm_debug_hdr(p);
-    hm_tool_access(h, sizeof *h);
+    const hm_dbg_hdr_t *h = debug_hdr_of(seg, p);
     if (h->state != DBG_FREED && h->state != DBG_QUARANTINED) return false;
     if (call != NULL) {
         char what[96];
@@ -329,8 +335,10 @@ static hm_result debug_free(hm_page_t *pg, hm_block_t *b, bool link) {
         return HM_ERR_NOT_BLOCK;
     }
     h->state = DBG_FREED;
-    size_t fill = h->size;
-    if ((h->flags & DBG_CHECKED) && fill > DBG_CHECKED_FILL) fill = DBG_CHECKED_FILL;
+    /* a huge block is held next, its pages inaccessible: what a second free reads is kept in
+     * the segment's header page */
+    if (pg->is_huge) memcpy(_hm_segment_note(seg), h, sizeof *h);
+    size_t fill = pg->is_huge ? 0 : h->size; /* a huge block's pages fault instead */
     if (fill > sizeof(hm_block_t))
         memset((uint8_t *)b + sizeof(hm_block_t), DBG_FILL, fill - sizeof(hm_block_t));
     hm_tool_free(b);
@@ -344,6 +352,7 @@ static hm_result debug_free(hm_page_t *pg, hm_block_t *b, bool link) {
 
 static const hm_page_kind_t debug_kind = {
     .header = HM_DEBUG_HEADER,
+    .protect_held = true,
     .carve = debug_carve,
     .free = debug_free,
     .size = debug_size,

@@ -28,10 +28,8 @@ typedef struct hm_dbg_hdr_s {
 } hm_dbg_hdr_t;
 _Static_assert(sizeof(hm_dbg_hdr_t) == HM_DEBUG_HEADER, "debug header size");
 
-/* Huge checked-mode blocks (which have the 48-byte header) fill and check this many leading
- * bytes (object headers and the fields near them, where stale pointers write); DebugAlloc
- * blocks the whole block. Checked blocks on checked pages: checked.h. */
-#define DBG_CHECKED_FILL 64
+/* Huge blocks (DebugAlloc, and checked mode's, which have this header too) are not filled
+ * when freed: their pages are inaccessible while they are held (segment.c). */
 
 /* Start the layer (once): the secret of the canaries, the page kinds. Every entry point that
  * can make a debug or checked page calls it first. */

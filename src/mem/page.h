@@ -18,6 +18,10 @@ size_t _hm_bin_size(size_t bin);
 typedef struct hm_page_kind_s {
     size_t header;   /* bytes in front of each block in its slot */
     size_t min_slot; /* the least slot (cdirect of the checked kind serves smaller ones) */
+    /* A freed huge block of the kind is made inaccessible while it is held (the pages from the
+     * one holding its header to the end of the mapping): its free must have written what
+     * double_free_held and freed read into the segment's note (segment.h). */
+    bool protect_held;
     /* Carve `n` new slots of `pg` (the first block at `p`) into a free list in the kind's
      * format, linked in order, the last to `last_next`. */
     void (*carve)(hm_page_t *pg, uint8_t *p, size_t n, hm_block_t *last_next);

@@ -178,6 +178,31 @@ static void segment_decommit_tail(hm_segment_t *seg) {
     uncommit(seg->heap, seg->arena, counted);
 }
 
+/* ---- protected pages of huge segments --------------------------------------------------------
+ * A page kind may ask for pages of a huge segment to be inaccessible: a guard page after its
+ * block, and the whole block while the segment is held (page.h). They are made accessible
+ * again, in one call, before the segment goes to the cache: all of the mapping past the
+ * header page. */
+bool _hm_huge_protect(hm_segment_t *seg, uint8_t *from, size_t size) {
+    hm_assert(((uintptr_t)from & (HM_OS_PAGE - 1)) == 0 &&
+              from >= (uint8_t *)seg + _hm_segment_header_size(1) &&
+              from + size <= seg->base + seg->size);
+    if (size == 0 || _hm_os_protect(from, size, PROT_NONE) != 0) return false;
+    seg->guarded = true;
+    return true;
+}
+
+/* Make a guarded segment's pages accessible again: false when the OS refuses (the segment is
+ * then no use to anyone and is unmapped by the caller). */
+static bool huge_unprotect(hm_segment_t *seg) {
+    if (!seg->guarded) return true;
+    uint8_t *from = (uint8_t *)seg + _hm_segment_header_size(1);
+    int prot = PROT_READ | PROT_WRITE | (seg->exec ? PROT_EXEC : 0);
+    if (_hm_os_protect(from, (size_t)(seg->base + seg->size - from), prot) != 0) return false;
+    seg->guarded = false;
+    return true;
+}
+
 /* ---- the cache --------------------------------------------------------------------------
  * What it is for: a freed segment or huge block that is needed again soon is taken back warm
  * (no mmap, no page faults, no zeroing by the kernel); one that is not is decommitted when its
@@ -286,7 +311,8 @@ static void cache_put(hm_segment_t *seg) {
         _hm_page_set_area(&seg->pages[i], 0);
         seg->pages[i].block_size = 0;
     }
-    if (seg->aligned_huge || cache_limit(a) == 0 || seg->size > cache_limit(a)) {
+    if (seg->aligned_huge || cache_limit(a) == 0 || seg->size > cache_limit(a) ||
+        !huge_unprotect(seg)) {
         _hm_segment_unmap(seg);
         return;
     }
@@ -534,32 +560,35 @@ static void huge_unlink(hm_segment_t *seg) {
  * so that a second free of it is known as the double free it is. Held segments stay committed
  * (a block freed and allocated again at a high rate would otherwise pay a decommit, an unmap, a
  * new mapping and its page faults each time); over held_limit the oldest give their memory
- * back but the page of their header. An entry leaving the ring goes to the cache, whose rules
- * apply. A forced purge of the cache (memory is wanted, or a trim) empties the ring first. */
+ * back but their header page (the kind keeps what a second free reads in the segment's note),
+ * and the pages of a block whose kind asks for it are inaccessible while it waits. An entry
+ * leaving the ring goes to the cache (its pages made accessible again), whose rules apply. A forced
+ * purge of the cache (memory is wanted, or a trim) empties the ring first. */
 static void held_release(hm_segment_t *seg) {
     seg->held = false;
     cache_put(seg);
 }
 
-/* Decommit a held segment but the page holding its block's header (the state a second
- * free reads). Returns the bytes given back. Caller holds cache_lock. */
+/* Decommit a held segment but its header page (with the note its kind keeps: the state a
+ * second free reads). Returns the bytes given back. Caller holds cache_lock. */
 static size_t held_decommit(hm_segment_t *seg) {
-    hm_page_t *pg = &seg->pages[0];
-    uint8_t *keep_end =
-        (uint8_t *)(((uintptr_t)pg->start + HM_OS_PAGE - 1) & ~(uintptr_t)(HM_OS_PAGE - 1));
+    size_t keep = _hm_segment_header_size(1);
+    uint8_t *keep_end = (uint8_t *)seg + keep;
     uint8_t *end = (uint8_t *)seg->base + seg->size;
-    size_t keep = (size_t)(keep_end - (uint8_t *)seg);
-    if (keep < _hm_segment_header_size(1)) keep = _hm_segment_header_size(1);
     if (seg->committed <= keep || end <= keep_end) return 0;
-    os_decommit(seg->arena, keep_end, (size_t)(end - keep_end));
+    os_decommit(seg->arena, keep_end, (size_t)(end - keep_end)); /* inaccessible pages too */
     size_t give = seg->committed - keep;
     seg->committed = keep;
     uncommit(NULL, seg->arena, give);
     return give;
 }
 
-void _hm_huge_hold(hm_segment_t *seg) {
+void _hm_huge_hold(hm_segment_t *seg, uint8_t *protect_from) {
     hm_arena_t *a = seg->arena;
+    /* a read or a write of the freed block faults while it waits (a refusal of the OS leaves
+     * it accessible: the ring's other checks do not depend on it) */
+    if (protect_from != NULL)
+        (void)_hm_huge_protect(seg, protect_from, (size_t)(seg->base + seg->size - protect_from));
     huge_unlink(seg);
     hm_page_t *pg = &seg->pages[0];
     atomic_fetch_sub_explicit(&seg->heap->committed, seg->committed, memory_order_relaxed);

@@ -1466,6 +1466,51 @@ static void test_checked_huge_quarantine_trim(void **state) {
     sink_free(s);
 }
 
+/* Freed huge checked and DebugAlloc blocks are inaccessible while held (tests/death checks the
+ * faults); once they leave the ring for the cache their memory serves again, every byte of it
+ * writable, to checked blocks and to plain ones, and the manager's committed bytes come back
+ * to what they were. */
+static void test_checked_huge_held_then_reused(void **state) {
+    (void)state;
+    sink *s = sink_new();
+    enum { K = 24 }; /* more than the ring holds (16): the oldest go to the cache */
+    const size_t n = 300000;
+    for (int checked = 0; checked < 2; checked++) {
+        hm_config c = config_for(s, checked != 0);
+        hm_manager *mgr = tu_manager(&c);
+        hm_heap *h = tu_heap(mgr, HM_HEAP_THREADSAFE);
+        hm_manager_stats_t base, after;
+        hm_manager_stats(mgr, &base);
+        for (int round = 0; round < 3; round++) {
+            void *p[K];
+            for (int i = 0; i < K; i++) {
+                /* the default heap: DebugAlloc blocks, then plain ones in the same memory */
+                p[i] = checked || round != 1
+                           ? (checked ? must_alloc(h, n)
+                                      : hm_alloc_debug(h, n, eProcessCritical, "f.c", i))
+                           : must_alloc(h, n);
+                assert_non_null(p[i]);
+                memset(p[i], 0x5A, n); /* faults if memory of a held block came back guarded */
+            }
+            for (int i = 0; i < K; i++)
+                heap_free_ok(h, p[i]);
+            /* the most recent are held: a second free is still known */
+            if (checked || round != 1) {
+                assert_int_equal(hm_heap_free(h, p[K - 1]), HM_ERR_NOT_BLOCK);
+                sink_expect(s, HM_ERROR_DOUBLE_FREE, p[K - 1], "double free", "held huge block");
+            }
+        }
+        hm_manager_trim(mgr);
+        hm_manager_stats(mgr, &after);
+        if (after.committed != base.committed)
+            fail_msg("checked %d: committed %zu before, %zu after the rounds and a trim", checked,
+                     base.committed, after.committed);
+        tu_release(h, mgr);
+    }
+    sink_expect_none(s, "held and reused huge blocks");
+    sink_free(s);
+}
+
 /* HM_CHECKED=1 in the environment: hm_config_init turns checked mode on (in a child, so the
  * environment of the test runner stays as it was). Exit status: the failed step. */
 static void child_env_checked(void *arg) {
@@ -1847,6 +1892,7 @@ TU_TEST_MAIN(test_checked_with_faults, test_debug_block_records_site,
              test_checked_header_damage, test_checked_64k_on_pages,
              test_checked_link_write_never_followed, test_checked_remote_link_write,
              test_checked_aligned, test_checked_huge_quarantine_trim, test_checked_heap_block_freed,
-             test_checked_from_environment, test_error_sink_default_stderr,
-             test_error_sink_custom_arg, test_error_sink_silent_when_correct,
-             test_remote_free_checked, test_default_mode_no_debug_pages)
+             test_checked_huge_held_then_reused, test_checked_from_environment,
+             test_error_sink_default_stderr, test_error_sink_custom_arg,
+             test_error_sink_silent_when_correct, test_remote_free_checked,
+             test_default_mode_no_debug_pages)

@@ -129,6 +129,58 @@ static void test_checked_usable_size_of_freed_aborts(void **state) {
     }
 }
 
+/* A freed huge block (checked mode, DebugAlloc) is inaccessible while it is held: a read or a
+ * write of any of its bytes faults at once. */
+typedef struct held_case {
+    bool debug; /* a DebugAlloc block on a default heap, else a checked heap's block */
+    bool write;
+    size_t size, at;
+} held_case;
+
+static void child_touch_held(void *arg) {
+    const held_case *hc = arg;
+    hm_heap *h;
+    unsigned char *p;
+    if (!hc->debug) {
+        h = child_checked_heap(false);
+        p = hm_alloc(h, hc->size);
+    } else {
+        hm_config c;
+        hm_config_init(&c);
+        hm_manager *mgr = hm_manager_new(&c);
+        h = mgr ? hm_heap_new(mgr, 0) : NULL;
+        if (h == NULL) _exit(3);
+        p = hm_alloc_debug(h, hc->size, eProcessCritical, "here.c", 7);
+    }
+    if (p == NULL) _exit(4);
+    memset(p, 1, hc->size);
+    hm_free(p);
+    if (hc->write)
+        ((volatile unsigned char *)p)[hc->at] = 2;
+    else
+        (void)((volatile unsigned char *)p)[hc->at];
+    _exit(0); /* not reached */
+}
+
+static void test_checked_huge_freed_faults(void **state) {
+    (void)state;
+    static const held_case cases[] = {
+        {false, false, 200000, 0},     {false, true, 200000, 0},
+        {false, true, 200000, 199999}, {false, false, (size_t)8 << 20, 4 << 20},
+        {true, false, 100000, 0},      {true, true, 100000, 99999},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tu_child_result res;
+        assert_int_equal(tu_run_child(child_touch_held, (void *)&cases[i], &res), 0);
+        if (!WIFSIGNALED(res.status) || WTERMSIG(res.status) != SIGSEGV)
+            fail_msg("case %zu (%s, %s at %zu of %zu bytes): the freed block did not fault "
+                     "(status 0x%x, stderr '%s')",
+                     i, cases[i].debug ? "DebugAlloc" : "checked",
+                     cases[i].write ? "write" : "read", cases[i].at, cases[i].size, res.status,
+                     res.err);
+    }
+}
+
 static void test_checked_malloc_door_aborts(void **state) {
     (void)state;
     expect_abort_line(DC_DOUBLE, "double free");
@@ -145,4 +197,4 @@ static void test_checked_malloc_door_write_after_free_aborts(void **state) {
 }
 
 TU_TEST_MAIN(test_checked_malloc_door_aborts, test_checked_malloc_door_write_after_free_aborts,
-             test_checked_usable_size_of_freed_aborts)
+             test_checked_usable_size_of_freed_aborts, test_checked_huge_freed_faults)

@@ -365,7 +365,7 @@ static void test_huge_held_ring(void **state) {
     }
     size_t committed = unit_committed(&env);
     for (size_t i = 0; i < HM_HELD_MAX; i++) {
-        _hm_huge_hold(segs[i]);
+        _hm_huge_hold(segs[i], NULL);
         assert_true(segs[i]->held);
         assert_null(segs[i]->heap);
         assert_int_equal(_hm_held_mapped(&env.arena), (i + 1) * HM_SEGMENT_SIZE);
@@ -380,8 +380,17 @@ static void test_huge_held_ring(void **state) {
         assert_int_equal(env.errors.kind, HM_ERROR_DOUBLE_FREE);
         assert_ptr_equal(env.errors.ptr, blocks[i]);
     }
-    /* one more: the oldest leaves the ring for the cache, where a second free is still known */
-    _hm_huge_hold(segs[HM_HELD_MAX]);
+    /* one more, its block made inaccessible while held: the oldest leaves the ring for the
+     * cache, where a second free is still known */
+    uint8_t *from = (uint8_t *)blocks[HM_HELD_MAX];
+    hm_os_mapping_t m;
+    _hm_huge_hold(segs[HM_HELD_MAX], from);
+    assert_true(segs[HM_HELD_MAX]->guarded);
+    assert_true(_hm_os_query((uintptr_t)from, &m));
+    assert_false(m.read || m.write);
+    assert_true(m.end == (uintptr_t)segs[HM_HELD_MAX]->base + segs[HM_HELD_MAX]->size);
+    assert_true(_hm_os_query((uintptr_t)from - 1, &m)); /* the header page stays */
+    assert_true(m.read && m.write);
     assert_false(segs[0]->held);
     assert_int_equal(atomic_load(&env.arena.cache_count), 1);
     assert_ptr_equal(env.arena.cache, segs[0]);
@@ -392,6 +401,11 @@ static void test_huge_held_ring(void **state) {
     assert_int_equal(env.errors.calls, calls + 2);
     assert_int_equal(env.heap->huge_count, 0);
 
+    /* the ring into the cache: the protected block's pages are accessible again */
+    _hm_held_flush(&env.arena);
+    assert_false(segs[HM_HELD_MAX]->guarded);
+    assert_true(_hm_os_query((uintptr_t)from, &m));
+    assert_true(m.read && m.write);
     /* memory is wanted: the ring goes into the cache, and the cache out */
     _hm_cache_purge(&env.arena, true);
     assert_int_equal(_hm_held_mapped(&env.arena), 0);
