@@ -78,12 +78,125 @@ bool _hm_checked_on_alloc(hm_theap_t *th, hm_page_t *pg, void *p, size_t size, b
     return true;
 }
 
+/* ---- blocks of 0 bytes ------------------------------------------------------------------------
+ * malloc(0) in checked mode: an address in the heap's sealed segment (mem/segment.h), memory
+ * that faults when it is read or written, whatever the byte. A bit per slot says handed out;
+ * the search for a free slot goes on from the last one handed out (a slot comes back only
+ * after all the others were tried: a double free is known until then). When the segment is
+ * full or cannot be had, a 0-byte block on a checked page serves (its canary catches a write). */
+#define ZERO_BLOCK 16
+#define ZERO_SLOTS 32768 /* 512 KiB of addresses, a 4 KiB bitmap */
+#define ZERO_WORDS (ZERO_SLOTS / 64)
+typedef struct {
+    _Atomic(size_t) cursor;             /* where the next search starts */
+    _Atomic(uint64_t) live[ZERO_WORDS]; /* a bit per slot handed out */
+} zero_meta_t;
+
+static zero_meta_t *zero_meta(const hm_segment_t *seg) {
+    return (zero_meta_t *)_hm_segment_note(seg);
+}
+
+static void *zero_alloc(hm_theap_t *th, int level) {
+    hm_segment_t *seg =
+        _hm_heap_sealed(th, sizeof(zero_meta_t), ZERO_BLOCK, ZERO_SLOTS, HM_PAGE_ZERO, level);
+    if (seg == NULL) return NULL;
+    zero_meta_t *z = zero_meta(seg);
+    size_t start = atomic_load_explicit(&z->cursor, memory_order_relaxed) % ZERO_SLOTS;
+    /* word by word from the cursor's, the first one twice (its bits before the cursor last) */
+    for (size_t k = 0; k <= ZERO_WORDS; k++) {
+        size_t w = (start / 64 + k) % ZERO_WORDS;
+        uint64_t skip = k == 0 ? ((uint64_t)1 << (start % 64)) - 1 : 0;
+        uint64_t bits = atomic_load_explicit(&z->live[w], memory_order_relaxed);
+        while ((~bits & ~skip) != 0) {
+            unsigned b = (unsigned)__builtin_ctzll(~bits & ~skip);
+            if (atomic_compare_exchange_weak_explicit(&z->live[w], &bits, bits | (uint64_t)1 << b,
+                                                      memory_order_acq_rel, memory_order_relaxed)) {
+                size_t slot = w * 64 + b;
+                atomic_store_explicit(&z->cursor, (slot + 1) % ZERO_SLOTS, memory_order_relaxed);
+                return seg->pages[0].start + slot * ZERO_BLOCK;
+            }
+        }
+    }
+    return NULL; /* every slot handed out */
+}
+
+static hm_cold void report_zero(const hm_segment_t *seg, int kind, const char *what,
+                                const void *p) {
+    char msg[256];
+    _hm_snprintf(msg, sizeof msg, "hostmalloc: %s: block %p of 0 bytes\n", what, p);
+    _hm_report(&seg->arena->cfg, kind, p, msg);
+}
+
+/* the word and bit of block p's slot */
+static _Atomic(uint64_t) *zero_word(const hm_segment_t *seg, const void *p, uint64_t *bit) {
+    size_t slot = (size_t)((const uint8_t *)p - seg->pages[0].start) / ZERO_BLOCK;
+    *bit = (uint64_t)1 << (slot % 64);
+    return &zero_meta(seg)->live[slot / 64];
+}
+
+static hm_result zero_free(hm_page_t *pg, hm_block_t *b, bool link) {
+    (void)link;
+    const hm_segment_t *seg = _hm_segment_of(pg);
+    uint64_t bit;
+    _Atomic(uint64_t) *w = zero_word(seg, b, &bit);
+    if (atomic_fetch_and_explicit(w, ~bit, memory_order_acq_rel) & bit) return HM_OK;
+    /* not handed out: freed already (or never handed out), and nothing changed */
+    report_zero(seg, HM_ERROR_DOUBLE_FREE, _hm_debug_kind_name(HM_ERROR_DOUBLE_FREE), b);
+    return HM_ERR_NOT_BLOCK;
+}
+
+static bool zero_freed(const hm_segment_t *seg, const hm_page_t *pg, const void *p,
+                       const char *call) {
+    (void)pg;
+    uint64_t bit;
+    if (atomic_load_explicit(zero_word(seg, p, &bit), memory_order_acquire) & bit) return false;
+    if (call != NULL) {
+        char what[96];
+        report_zero(seg, HM_ERROR_BAD_POINTER, _hm_debug_freed_what(what, sizeof what, call), p);
+    }
+    return true;
+}
+
+static size_t zero_size(const hm_page_t *pg, const void *p) {
+    (void)pg, (void)p;
+    return 0;
+}
+
+static const hm_page_kind_t zero_kind = {
+    .sealed = true,
+    .free = zero_free,
+    .size = zero_size,
+    .freed = zero_freed,
+};
+
+size_t _hm_checked_zero_walk(hm_heap *heap, bool (*fn)(void *p, void *arg), void *arg) {
+    hm_segment_t *seg = atomic_load_explicit(&heap->sealed, memory_order_acquire);
+    if (seg == NULL) return 0;
+    zero_meta_t *z = zero_meta(seg);
+    size_t n = 0;
+    for (size_t w = 0; w < ZERO_WORDS; w++) {
+        uint64_t bits = atomic_load_explicit(&z->live[w], memory_order_acquire);
+        for (; bits != 0; bits &= bits - 1) {
+            n++;
+            void *p = seg->pages[0].start + (w * 64 + (size_t)__builtin_ctzll(bits)) * ZERO_BLOCK;
+            if (fn != NULL && !fn(p, arg)) return n;
+        }
+    }
+    return n;
+}
+
+/* ---- checked blocks: the slow path -------------------------------------------------------------
+ */
 void *_hm_checked_alloc_slow(hm_heap *heap, size_t size, int level) {
     bool no_abort = (level & HM_LEVEL_NO_ABORT) != 0;
     _hm_debug_init();
     if (size > HM_CHECKED_MAX) return _hm_debug_alloc(heap, size, level, NULL, 0); /* huge */
     hm_theap_t *th = _hm_debug_theap(heap, &level);
     if (th == NULL) return NULL;
+    if (size == 0) {
+        void *z = zero_alloc(th, level);
+        if (z != NULL) return z;
+    }
     size_t slot =
         size + HM_CHECKED_EXTRA < HM_CHECKED_MIN ? HM_CHECKED_MIN : size + HM_CHECKED_EXTRA;
     /* a block that may not be handed out cuts its list: the next try finds another */
@@ -177,6 +290,7 @@ static const hm_page_kind_t checked_kind = {
 
 void _hm_checked_register(void) {
     _hm_page_kind_set(HM_PAGE_CHECKED, &checked_kind);
+    _hm_page_kind_set(HM_PAGE_ZERO, &zero_kind);
 }
 
 void *_hm_alloc_slow_any(hm_heap *heap, size_t size, int level) {

@@ -94,8 +94,12 @@ void *_hm_checked_alloc(hm_heap *heap, size_t size, int level);
 void *_hm_checked_alloc_slow(hm_heap *heap, size_t size, int level);
 /* The slow path of a door whose heap may be checked: checked mode's, else the plain one. */
 void *_hm_alloc_slow_any(hm_heap *heap, size_t size, int level);
-/* Register the checked page kind (from _hm_debug_init). */
+/* Register the checked page kinds (from _hm_debug_init): checked blocks, and blocks of 0
+ * bytes (addresses in the heap's sealed segment, inaccessible). */
 void _hm_checked_register(void);
+/* Visit the live blocks of 0 bytes of checked heap `heap` (fn may be NULL; it returns false to
+ * stop); returns how many were visited. */
+size_t _hm_checked_zero_walk(hm_heap *heap, bool (*fn)(void *p, void *arg), void *arg);
 /* Validate the link of a block popped from a checked page (pg->free now holds it), its
  * header and fill, and write its header and back canary. False (reported; the list cut
  * there) when the block may not be handed out: its tag says it is live or quarantined, or is
@@ -115,7 +119,8 @@ hm_inline void *_hm_checked_alloc_try(hm_heap *heap, size_t size, int level) {
      * "Checked mode has pages, a header and fast paths of its own") */
     uint64_t id;
     hm_tls_entry_t *e = _hm_tls_slot(heap, &id);
-    if (hm_likely(e->id == id && size <= HM_DIRECT_MAX - HM_CHECKED_EXTRA)) {
+    /* size 0 wraps around and fails the test: the slow path gives it a block that faults */
+    if (hm_likely(e->id == id && size - 1 < HM_DIRECT_MAX - HM_CHECKED_EXTRA)) {
         hm_theap_t *th = e->th;
         hm_page_t *pg = th->cdirect[(size + HM_CHECKED_EXTRA + 15) >> 4];
         uint8_t *b = (uint8_t *)pg->free;

@@ -267,6 +267,7 @@ hm_heap *_hm_heap_create(hm_arena_t *a, unsigned flags) {
     heap->theaps = NULL;
     heap->huge = NULL;
     heap->huge_count = 0;
+    atomic_store_explicit(&heap->sealed, NULL, memory_order_relaxed);
     heap->single = NULL;
     heap->next_free = NULL;
     atomic_store_explicit(&heap->committed, 0, memory_order_relaxed);
@@ -326,6 +327,8 @@ void _hm_heap_destroy(hm_heap *heap) {
         _hm_segment_unmap(seg);
         seg = nseg;
     }
+    hm_segment_t *sealed = atomic_exchange_explicit(&heap->sealed, NULL, memory_order_acquire);
+    if (sealed != NULL) _hm_segment_unmap(sealed);
     heap->theaps = NULL;
     heap->huge = NULL;
     heap->single = NULL;
@@ -474,6 +477,21 @@ void *_hm_theap_alloc_block(hm_theap_t *th, size_t bin, int level) {
     if (hm_unlikely(p == NULL) && th->refused) p = with_reclaim(a, th, try_block, &bin, level);
     hm_assert_full(_hm_theap_valid(th));
     return p;
+}
+
+hm_segment_t *_hm_heap_sealed(hm_theap_t *th, size_t meta, size_t block, size_t count,
+                              unsigned kind, int level) {
+    hm_heap *heap = th->heap;
+    hm_segment_t *seg = atomic_load_explicit(&heap->sealed, memory_order_acquire);
+    if (hm_likely(seg != NULL)) return seg;
+    hm_segment_t *mine = _hm_segment_sealed_new(th, meta, block, count, kind, level);
+    if (mine == NULL) return NULL;
+    /* two threads made one at once: the first one stays */
+    if (atomic_compare_exchange_strong_explicit(&heap->sealed, &seg, mine, memory_order_acq_rel,
+                                                memory_order_acquire))
+        return mine;
+    _hm_segment_unmap(mine);
+    return seg;
 }
 
 hm_segment_t *_hm_theap_alloc_huge(hm_theap_t *th, size_t size, size_t align, int level) {

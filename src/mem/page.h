@@ -22,6 +22,9 @@ typedef struct hm_page_kind_s {
      * one holding its header to the end of the mapping): its free must have written what
      * double_free_held and freed read into the segment's note (segment.h). */
     bool protect_held;
+    /* The kind's blocks are addresses in a sealed segment (segment.h), no memory: page code
+     * neither links nor counts them, and the kind's free does all there is to do. */
+    bool sealed;
     /* Carve `n` new slots of `pg` (the first block at `p`) into a free list in the kind's
      * format, linked in order, the last to `last_next`. */
     void (*carve)(hm_page_t *pg, uint8_t *p, size_t n, hm_block_t *last_next);
@@ -46,8 +49,8 @@ typedef struct hm_page_kind_s {
      * `call` is not NULL, report "<call> of a freed block" naming the block. */
     bool (*freed)(const hm_segment_t *seg, const hm_page_t *pg, const void *p, const char *call);
 } hm_page_kind_t;
-extern const hm_page_kind_t *_hm_page_kinds[3];
-/* Register `kind` (HM_PAGE_DEBUG or HM_PAGE_CHECKED). */
+extern const hm_page_kind_t *_hm_page_kinds[HM_PAGE_KINDS];
+/* Register `kind` (HM_PAGE_DEBUG, HM_PAGE_CHECKED or HM_PAGE_ZERO). */
 void _hm_page_kind_set(unsigned kind, const hm_page_kind_t *k);
 
 /* ---- pages ------------------------------------------------------------------------------------

@@ -554,6 +554,47 @@ static void huge_unlink(hm_segment_t *seg) {
     pthread_mutex_unlock(&heap->lock);
 }
 
+/* ---- sealed segments ------------------------------------------------------------------------ */
+hm_segment_t *_hm_segment_sealed_new(hm_theap_t *th, size_t meta, size_t block, size_t count,
+                                     unsigned kind, int level) {
+    hm_heap *heap = th->heap;
+    size_t h = (HM_SEGMENT_NOTE_OFFSET + meta + HM_OS_PAGE - 1) & ~(size_t)(HM_OS_PAGE - 1);
+    if (h + block * count > HM_SEGMENT_SIZE) return NULL;
+    if (!_hm_theap_commit(th, h, level)) return NULL;
+    uint8_t *base = _hm_os_map_aligned(HM_SEGMENT_SIZE, HM_SEGMENT_SIZE, false);
+    if (base != NULL && (!map_prepare(MAP_SEG, (uintptr_t)base) ||
+                         _hm_os_protect(base + h, HM_SEGMENT_SIZE - h, PROT_NONE) != 0)) {
+        _hm_os_unmap(base, HM_SEGMENT_SIZE);
+        base = NULL;
+    }
+    if (base == NULL) {
+        uncommit(heap, heap->arena, h);
+        return NULL;
+    }
+    hm_segment_t *seg = (hm_segment_t *)base; /* fresh: zeroed */
+    seg->base = base;
+    seg->size = HM_SEGMENT_SIZE;
+    seg->arena = heap->arena;
+    seg->heap = heap;
+    seg->theap = NULL;
+    seg->committed = h;
+    seg->kind = HM_SEG_SEALED;
+    seg->page_shift = HM_SEGMENT_SHIFT + 20; /* every interior offset maps to page 0 */
+    seg->page_count = 1;
+    seg->used_pages = 1;
+    atomic_store_explicit(&seg->tid, HM_TID_ANY, memory_order_relaxed);
+    hm_page_t *pg = &seg->pages[0];
+    pg->start = base + h;
+    pg->block_size = (uint32_t)block;
+    pg->div_magic = UINT64_MAX / block + 1;
+    pg->kind = (uint8_t)kind;
+    pg->used = HM_USED_SLOW; /* every free leaves the fast path for the kind */
+    pg->committed = 1;
+    _hm_page_set_area(pg, block * count);
+    map_set(MAP_SEG, (uintptr_t)seg, true);
+    return seg;
+}
+
 /* ---- held huge blocks ----------------------------------------------------------------------
  * A freed huge block of a page kind that asks for it (DebugAlloc blocks, and huge blocks of
  * checked heaps: page.h) waits in a ring of HM_HELD_MAX segments before its memory is reused,

@@ -79,6 +79,17 @@ void _hm_huge_free(hm_segment_t *seg);
  * faults. */
 void _hm_huge_hold(hm_segment_t *seg, uint8_t *protect_from);
 
+/* A sealed segment: one unit whose one page's blocks are addresses in memory no one may touch
+ * (blocks of 0 bytes that fault when used). Its header page(s) hold hm_segment_t, its page and
+ * `meta` bytes for the page kind at the note's offset (zeroed), readable and writable; then
+ * `count` blocks of `block` bytes (a power of two, 16 at least), all inaccessible, and the
+ * rest of the unit likewise. Its page is of kind `kind`, which keeps the blocks' state (page.h,
+ * `sealed`); a free from any thread goes to it. It is in the segment map and in no list: its
+ * heap keeps it (heap.c) and unmaps it. NULL when the budget refuses (th->refused set) or the
+ * OS does. */
+hm_segment_t *_hm_segment_sealed_new(hm_theap_t *th, size_t meta, size_t block, size_t count,
+                                     unsigned kind, int level);
+
 /* Trim the cache: decommit expired entries, evict what is over the limits; `force`: the held
  * ring into the cache, then everything out. */
 void _hm_cache_purge(hm_arena_t *a, bool force);

@@ -175,6 +175,8 @@ struct hm_page_s {
 #define HM_PAGE_PLAIN   0
 #define HM_PAGE_DEBUG   1 /* DebugAlloc blocks (and huge checked ones): 48-byte header */
 #define HM_PAGE_CHECKED 2 /* checked-mode blocks: 16-byte header */
+#define HM_PAGE_ZERO    3 /* checked mode's blocks of 0 bytes: addresses in inaccessible memory */
+#define HM_PAGE_KINDS   4
 
 #define HM_USED_SLOW 0x80000000u
 hm_inline size_t _hm_page_area(const hm_page_t *pg) {
@@ -194,6 +196,7 @@ typedef enum hm_segment_kind_e {
     HM_SEG_SMALL = 0,
     HM_SEG_MEDIUM = 1,
     HM_SEG_HUGE = 2,
+    HM_SEG_SEALED = 3, /* blocks that are no memory (segment.h, _hm_segment_sealed_new) */
 } hm_segment_kind_t;
 
 struct hm_segment_s {
@@ -266,6 +269,9 @@ struct hm_heap {
     hm_theap_t *theaps;   /* every sub-heap, live or abandoned */
     hm_segment_t *huge;   /* huge segments */
     size_t huge_count;
+    /* the heap's sealed segment (segment.c; checked mode's blocks of 0 bytes), made on first
+     * use and unmapped with the heap */
+    hm_segment_t *_Atomic sealed;
     hm_theap_t *single;        /* the one sub-heap of a serialized heap */
     _Atomic(size_t) committed; /* bytes committed for this heap */
     _Atomic(size_t) peak_committed;

@@ -1145,7 +1145,9 @@ static void test_checked_byte_precise_overrun(void **state) {
             memset(ok, 0x77, n);
             door_free_ok(&d, ok);
             sink_expect_none(s, "a block written to its last byte");
-            /* one byte more is caught at free */
+            /* one byte more is caught at free (a block of 0 bytes faults at once instead:
+             * tests/death, test_checked_zero_block_faults) */
+            if (n == 0) continue;
             void *p = door_alloc(&d, n);
             memset(p, 0x77, n);
             flip(p, (ptrdiff_t)n);
@@ -1463,6 +1465,67 @@ static void test_checked_huge_quarantine_trim(void **state) {
         fail_msg("committed %zu -> %zu: the quarantine was not given back", before.committed,
                  after.committed);
     tu_release(h, mgr);
+    sink_free(s);
+}
+
+/* Blocks of 0 bytes of a checked heap, on both doors: distinct, freed once and reported the
+ * second time (nothing changes), resized like any block, counted by the statistics and walked;
+ * so many of them that they outgrow their sealed segment (then 0-byte blocks on checked pages
+ * serve, which are freed as well). tests/death: touching one faults. */
+static bool count_zero(const hm_block_info_t *info, void *arg) {
+    if (info->size == 0) ++*(size_t *)arg;
+    return true;
+}
+
+static void test_checked_zero_blocks(void **state) {
+    (void)state;
+    sink *s = sink_new();
+    IHostMemoryManager *mgr;
+    IHostMalloc *m = new_com(s, true, &mgr);
+    hm_heap *h = new_heap(s, true);
+    enum { N = 40000 }; /* more than the 32768 addresses of the sealed segment */
+    void **p = calloc(N, sizeof *p);
+    assert_non_null(p);
+    for (size_t i = 0; i < N; i++) {
+        p[i] = must_alloc(h, 0);
+        assert_int_equal(hm_usable_size(p[i]), 0);
+        assert_int_equal(hm_heap_block(h, p[i], NULL), HM_OK);
+    }
+    for (size_t i = 1; i < N; i++)
+        if (p[i] == p[i - 1]) fail_msg("two blocks of 0 bytes at %p", p[i]);
+    size_t zeros = 0;
+    hm_heap_walk(h, count_zero, &zeros);
+    assert_int_equal(zeros, N);
+    hm_heap_stats_t st;
+    hm_heap_stats(h, &st);
+    if (st.live_blocks < N) fail_msg("live blocks %zu, %d of 0 bytes", st.live_blocks, N);
+    for (size_t i = 0; i < N; i++)
+        heap_free_ok(h, p[i]);
+    sink_expect_none(s, "blocks of 0 bytes freed once");
+    heap_free_bad(h, p[0], "a block of 0 bytes freed twice");
+    sink_expect(s, HM_ERROR_DOUBLE_FREE, p[0], "double free", "a block of 0 bytes freed twice");
+    assert_int_equal(hm_heap_block(h, p[0], NULL), HM_ERR_NOT_BLOCK);
+    sink_expect_none(s, "hm_heap_block of a freed block of 0 bytes");
+    /* a resize of one, both ways */
+    void *z = must_alloc(h, 0);
+    char *q = hm_realloc(h, z, 100);
+    assert_non_null(q);
+    memset(q, 1, 100);
+    z = hm_realloc(h, q, 0);
+    assert_non_null(z);
+    assert_int_equal(hm_usable_size(z), 0);
+    heap_free_ok(h, z);
+    /* the COM door */
+    void *c = com_alloc(m, 0);
+    void *c2 = com_alloc(m, 0);
+    assert_true(c != c2);
+    com_free_ok(m, c);
+    com_free_ok(m, c2);
+    assert_int_equal(HR(IHostMalloc_Free(m, c)), HR(HOST_E_INVALIDOPERATION));
+    sink_expect(s, HM_ERROR_DOUBLE_FREE, c, "double free", "COM: a block of 0 bytes twice");
+    free(p);
+    com_done(m, mgr);
+    hm_heap_release(h);
     sink_free(s);
 }
 
@@ -1892,7 +1955,7 @@ TU_TEST_MAIN(test_checked_with_faults, test_debug_block_records_site,
              test_checked_header_damage, test_checked_64k_on_pages,
              test_checked_link_write_never_followed, test_checked_remote_link_write,
              test_checked_aligned, test_checked_huge_quarantine_trim, test_checked_heap_block_freed,
-             test_checked_huge_held_then_reused, test_checked_from_environment,
-             test_error_sink_default_stderr, test_error_sink_custom_arg,
-             test_error_sink_silent_when_correct, test_remote_free_checked,
-             test_default_mode_no_debug_pages)
+             test_checked_huge_held_then_reused, test_checked_zero_blocks,
+             test_checked_from_environment, test_error_sink_default_stderr,
+             test_error_sink_custom_arg, test_error_sink_silent_when_correct,
+             test_remote_free_checked, test_default_mode_no_debug_pages)

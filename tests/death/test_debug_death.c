@@ -181,6 +181,36 @@ static void test_checked_huge_freed_faults(void **state) {
     }
 }
 
+/* A block of 0 bytes of a checked heap faults when read or written, at any byte of its slot. */
+typedef struct zero_case {
+    bool write;
+    ptrdiff_t at;
+} zero_case;
+
+static void child_touch_zero(void *arg) {
+    const zero_case *zc = arg;
+    hm_heap *h = child_checked_heap(false);
+    unsigned char *keep = hm_alloc(h, 0), *p = hm_alloc(h, 0);
+    if (keep == NULL || p == NULL || keep == p) _exit(4);
+    if (zc->write)
+        ((volatile unsigned char *)p)[zc->at] = 2;
+    else
+        (void)((volatile unsigned char *)p)[zc->at];
+    _exit(0); /* not reached */
+}
+
+static void test_checked_zero_block_faults(void **state) {
+    (void)state;
+    static const zero_case cases[] = {{false, 0}, {true, 0}, {true, 15}, {false, -1}, {true, 16}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tu_child_result res;
+        assert_int_equal(tu_run_child(child_touch_zero, (void *)&cases[i], &res), 0);
+        if (!WIFSIGNALED(res.status) || WTERMSIG(res.status) != SIGSEGV)
+            fail_msg("%s at %td of a block of 0 bytes: no fault (status 0x%x, stderr '%s')",
+                     cases[i].write ? "write" : "read", cases[i].at, res.status, res.err);
+    }
+}
+
 static void test_checked_malloc_door_aborts(void **state) {
     (void)state;
     expect_abort_line(DC_DOUBLE, "double free");
@@ -197,4 +227,5 @@ static void test_checked_malloc_door_write_after_free_aborts(void **state) {
 }
 
 TU_TEST_MAIN(test_checked_malloc_door_aborts, test_checked_malloc_door_write_after_free_aborts,
-             test_checked_usable_size_of_freed_aborts, test_checked_huge_freed_faults)
+             test_checked_usable_size_of_freed_aborts, test_checked_huge_freed_faults,
+             test_checked_zero_block_faults)
