@@ -240,15 +240,21 @@ void *_hm_debug_alloc(hm_heap *heap, size_t size, int level, const char *file, i
     if (slot <= HM_DEBUG_SLOT_MAX) {
         p = _hm_theap_alloc_block(th, HM_QUEUE_DEBUG + _hm_bin_of(slot), level);
     } else {
-        /* a huge debug block: the header at the start of the block area */
-        hm_segment_t *seg = _hm_theap_alloc_huge(th, slot, HM_ALIGN, level);
+        /* a huge debug block: placed in its first pages so that its back canary ends where a
+         * guard page begins (within the 16 bytes of alignment), header in front; a linear
+         * overrun runs through the canary into the guard page and faults at once */
+        size_t body = (slot + 15 + HM_OS_PAGE - 1) & ~(size_t)(HM_OS_PAGE - 1);
+        hm_segment_t *seg = _hm_theap_alloc_huge(th, body + HM_OS_PAGE, HM_ALIGN, level);
         p = NULL;
         if (seg != NULL) {
             hm_page_t *pg = &seg->pages[0];
-            pg->start += HM_DEBUG_HEADER;
+            uint8_t *guard = pg->start + body;
+            p = (uint8_t *)((uintptr_t)(guard - sizeof(uint64_t) - size) & ~(uintptr_t)15);
+            pg->start = p;
             pg->kind = HM_PAGE_DEBUG;
-            seg->huge_size -= HM_DEBUG_HEADER;
-            p = pg->start;
+            seg->huge_size = (size_t)(guard - (uint8_t *)p);
+            /* a refusal of the OS leaves it without a guard; the canary still holds */
+            (void)_hm_huge_protect(seg, guard, HM_OS_PAGE);
         }
     }
     if (p == NULL) {

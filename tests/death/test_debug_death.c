@@ -181,6 +181,37 @@ static void test_checked_huge_freed_faults(void **state) {
     }
 }
 
+/* A huge checked (or DebugAlloc) block ends at a guard page: writing on past its end, byte by
+ * byte, faults within the canary and the 16 bytes of alignment. */
+static void child_overrun_huge(void *arg) {
+    const held_case *hc = arg;
+    hm_heap *h = child_checked_heap(false);
+    unsigned char *p = hc->debug ? hm_alloc_debug(h, hc->size, eProcessCritical, "here.c", 9)
+                                 : hm_alloc(h, hc->size);
+    if (p == NULL) _exit(4);
+    memset(p, 1, hc->size);
+    for (size_t k = 0; k < 24; k++)
+        ((volatile unsigned char *)p)[hc->size + k] = 2;
+    _exit(0); /* not reached */
+}
+
+static void test_checked_huge_overrun_faults(void **state) {
+    (void)state;
+    static const held_case cases[] = {
+        {false, true, 100000, 0},     {false, true, 100001, 0},
+        {false, true, 100008, 0},     {false, true, ((size_t)8 << 20) + 3, 0},
+        {true, true, 300000 + 11, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tu_child_result res;
+        assert_int_equal(tu_run_child(child_overrun_huge, (void *)&cases[i], &res), 0);
+        if (!WIFSIGNALED(res.status) || WTERMSIG(res.status) != SIGSEGV)
+            fail_msg("%s block of %zu bytes written on past its end: no fault (status 0x%x, "
+                     "stderr '%s')",
+                     cases[i].debug ? "DebugAlloc" : "checked", cases[i].size, res.status, res.err);
+    }
+}
+
 /* A block of 0 bytes of a checked heap faults when read or written, at any byte of its slot. */
 typedef struct zero_case {
     bool write;
@@ -228,4 +259,4 @@ static void test_checked_malloc_door_write_after_free_aborts(void **state) {
 
 TU_TEST_MAIN(test_checked_malloc_door_aborts, test_checked_malloc_door_write_after_free_aborts,
              test_checked_usable_size_of_freed_aborts, test_checked_huge_freed_faults,
-             test_checked_zero_block_faults)
+             test_checked_zero_block_faults, test_checked_huge_overrun_faults)
