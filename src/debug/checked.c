@@ -45,6 +45,67 @@ void _hm_checked_bad_link(hm_page_t *pg, hm_block_t *b) {
     _hm_chk_set_link(b, NULL);
 }
 
+/* User bytes [32, n) of a freed block: the fill, 16 bytes at a time (n: the slot past the
+ * header, a multiple of 16; blocks are 16-byte aligned). The check ors the differences and
+ * tests once. */
+static void fill_rest(uint8_t *u, size_t n) {
+    __m128i pat = _mm_set1_epi8((char)(HM_CHECKED_PAT & 0xFF));
+    for (size_t i = HM_CHECKED_FILL; i < n; i += 16)
+        _mm_store_si128((__m128i *)(u + i), pat);
+}
+
+static bool rest_intact(const uint8_t *u, size_t n) {
+    __m128i pat = _mm_set1_epi8((char)(HM_CHECKED_PAT & 0xFF)), diff = _mm_setzero_si128();
+    for (size_t i = HM_CHECKED_FILL; i < n; i += 16)
+        diff = _mm_or_si128(diff, _mm_xor_si128(_mm_load_si128((const __m128i *)(u + i)), pat));
+    return _mm_movemask_epi8(_mm_cmpeq_epi8(diff, _mm_setzero_si128())) == 0xFFFF;
+}
+
+void _hm_checked_fill_whole(hm_page_t *pg, uint8_t *p) {
+    size_t n = pg->block_size - HM_CHECKED_HEADER;
+    hm_tool_access(p + HM_CHECKED_FILL, n - HM_CHECKED_FILL);
+    fill_rest(p, n);
+    hm_tool_hide(p + HM_CHECKED_FILL, n - HM_CHECKED_FILL);
+    _hm_chk_hdr(p)->tag = HM_CHK_FREED_FULL(_hm_chk_canary(p));
+    pg->sample = (uint16_t)(_hm_chk_sample_every(pg->block_size) - 1);
+}
+
+/* The fast path's allocation when the block at the head of the size's checked page is one a
+ * sampled free filled whole: every check of the fast path and the rest of the fill; NULL when
+ * that is not the case or a check fails (the slow path then does everything and reports). */
+static void *alloc_full(hm_heap *heap, size_t size, int level) {
+#if !HM_TOOLS
+    uint64_t id;
+    hm_tls_entry_t *e = _hm_tls_slot(heap, &id);
+    if (e->id != id || size - 1 >= HM_DIRECT_MAX - HM_CHECKED_EXTRA) return NULL;
+    hm_theap_t *th = e->th;
+    hm_page_t *pg = th->cdirect[(size + HM_CHECKED_EXTRA + 15) >> 4];
+    uint8_t *b = (uint8_t *)pg->free;
+    if (b == NULL) return NULL;
+    uint64_t c = _hm_chk_canary(b);
+    if (_hm_chk_hdr(b)->tag != HM_CHK_FREED_FULL(c)) return NULL;
+    hm_block_t *next = ((hm_block_t *)b)->next;
+    uint64_t who = th->checked_who + 1;
+    if (!_hm_chk_link_intact((hm_block_t *)b, next) || !_hm_chk_fill_ok(b) ||
+        !rest_intact(b, pg->block_size - HM_CHECKED_HEADER) || (uint32_t)who == 0)
+        return NULL;
+    pg->free = next;
+    pg->used++;
+    th->requests[level & 3]++;
+    th->checked_who = who;
+    hm_chk_hdr_t *h = _hm_chk_hdr(b);
+    h->seq = (uint32_t)who;
+    h->tid = (uint32_t)(who >> 32);
+    h->size = (uint32_t)size;
+    h->tag = HM_CHK_LIVE(c, size);
+    memcpy(b + size, &c, sizeof c);
+    return b;
+#else
+    (void)heap, (void)size, (void)level; /* tool builds: every check in the slow path */
+    return NULL;
+#endif
+}
+
 bool _hm_checked_on_alloc(hm_theap_t *th, hm_page_t *pg, void *p, size_t size, bool no_abort) {
     hm_chk_hdr_t *h = _hm_chk_hdr(p);
     uint64_t c = _hm_chk_canary(p);
@@ -53,8 +114,14 @@ bool _hm_checked_on_alloc(hm_theap_t *th, hm_page_t *pg, void *p, size_t size, b
     /* the slot's previous block: its link (now pg->free) against its check word, its state
      * and its fill */
     hm_tool_access(p, HM_CHECKED_FILL);
-    bool usable = tag == HM_CHK_FREED(c); /* a freed block (slots are carved freed) */
+    bool usable = _hm_chk_is_freed(tag, c); /* a freed block (slots are carved freed) */
     bool bad = !usable || !_hm_chk_link_intact(p, pg->free) || !_hm_chk_fill_ok(p);
+    if (!bad && tag == HM_CHK_FREED_FULL(c)) {
+        /* a sampled free filled the whole slot: all of it must be intact */
+        size_t n = pg->block_size - HM_CHECKED_HEADER;
+        hm_tool_access((uint8_t *)p + HM_CHECKED_FILL, n - HM_CHECKED_FILL);
+        bad = !rest_intact(p, n);
+    }
     if (bad) pg->free = NULL; /* never follow it: the blocks past it are lost */
     if (bad) {
         report_checked(th->heap->arena, HM_ERROR_WRITE_AFTER_FREE, pg, p, h);
@@ -189,6 +256,8 @@ size_t _hm_checked_zero_walk(hm_heap *heap, bool (*fn)(void *p, void *arg), void
  */
 void *_hm_checked_alloc_slow(hm_heap *heap, size_t size, int level) {
     bool no_abort = (level & HM_LEVEL_NO_ABORT) != 0;
+    void *full = alloc_full(heap, size, level & 3);
+    if (full != NULL) return full;
     _hm_debug_init();
     if (size > HM_CHECKED_MAX) return _hm_debug_alloc(heap, size, level, NULL, 0); /* huge */
     hm_theap_t *th = _hm_debug_theap(heap, &level);
@@ -219,7 +288,7 @@ static hm_cold hm_result checked_free_bad(hm_page_t *pg, hm_block_t *b, int err)
     hm_chk_hdr_t *h = _hm_chk_hdr(b);
     uint64_t c = _hm_chk_canary(b);
     report_checked(_hm_segment_of(pg)->arena, err, pg, b, h);
-    if (h->tag != HM_CHK_FREED(c)) h->tag = HM_CHK_QUAR(c);
+    if (!_hm_chk_is_freed(h->tag, c)) h->tag = HM_CHK_QUAR(c);
     return HM_ERR_NOT_BLOCK;
 }
 
@@ -228,7 +297,7 @@ static hm_result checked_free(hm_page_t *pg, hm_block_t *b, bool link) {
     uint64_t c = _hm_chk_canary(b);
     hm_tool_access(h, sizeof *h);
     uint32_t tag = h->tag;
-    if (hm_unlikely(tag == HM_CHK_FREED(c) || tag == HM_CHK_QUAR(c)))
+    if (hm_unlikely(_hm_chk_is_freed(tag, c) || tag == HM_CHK_QUAR(c)))
         return checked_free_bad(pg, b, HM_ERROR_DOUBLE_FREE);
     if (hm_unlikely(tag != HM_CHK_LIVE(c, h->size) || h->size > pg->block_size - HM_CHECKED_EXTRA))
         return checked_free_bad(pg, b, HM_ERROR_UNDERRUN);
@@ -242,6 +311,11 @@ static hm_result checked_free(hm_page_t *pg, hm_block_t *b, bool link) {
         hm_tool_access(b, 2 * sizeof(hm_block_t));
         _hm_chk_set_link(b, pg->free);
         hm_tool_hide(b, 2 * sizeof(hm_block_t));
+        /* the owner's free (a free by another thread may not touch the page's count) */
+        if (hm_unlikely(pg->sample == 0))
+            _hm_checked_fill_whole(pg, (uint8_t *)b);
+        else
+            pg->sample--;
     }
     return HM_OK;
 }
@@ -266,7 +340,7 @@ static bool checked_freed(const hm_segment_t *seg, const hm_page_t *pg, const vo
     hm_chk_hdr_t *h = _hm_chk_hdr(p);
     uint64_t c = _hm_chk_canary(p);
     hm_tool_access(h, sizeof *h);
-    if (h->tag != HM_CHK_FREED(c) && h->tag != HM_CHK_QUAR(c)) return false;
+    if (!_hm_chk_is_freed(h->tag, c) && h->tag != HM_CHK_QUAR(c)) return false;
     if (call != NULL) {
         char what[96];
         report_checked_as(seg->arena, HM_ERROR_BAD_POINTER,

@@ -161,7 +161,8 @@ struct hm_page_s {
     uint8_t in_full;   /* out of its queue as full (owner) */
     uint8_t kind;      /* HM_PAGE_*: plain, or blocks with a header (page.h, "Page kinds") */
     uint8_t is_head;   /* first of its queue: the page allocation goes on from (owner) */
-    uint8_t pad_[2];
+    uint16_t sample;   /* checked pages: frees until the next one whose block is filled whole
+                          (debug/checked.h; owner only) */
     uint16_t capacity; /* blocks carved into the free lists so far */
     uint16_t reserved; /* blocks that fit in the page (at most 4096) */
     uint32_t expire;   /* when an empty committed page may be decommitted (ms, wraps) */

@@ -1248,6 +1248,46 @@ static void test_checked_write_after_free(void **state) {
     sink_free(s);
 }
 
+/* Writes after free past byte 32: one free in SAMPLE of a page's owner (the first of a fresh
+ * page among them) fills the whole slot, and the allocation that hands the block out again
+ * checks it all. A block freed, written at byte 150 and taken back 2 * SAMPLE times on a fresh
+ * page is reported exactly twice (frees 0 and SAMPLE); untouched, never. */
+#define SAMPLE 128 /* HM_CHECKED_SAMPLE (src/debug/checked.h), slots of up to 2 KiB */
+static void test_checked_write_after_free_sampled(void **state) {
+    (void)state;
+    sink *s = sink_new();
+    for (int write = 0; write < 2; write++) {
+        IHostMemoryManager *mgr;
+        IHostMalloc *m = new_com(s, true, &mgr);
+        unsigned char *p = com_alloc(m, 200);
+        size_t reports = 0;
+        for (int i = 0; i < 2 * SAMPLE; i++) {
+            com_free_ok(m, p);
+            if (write) p[150] ^= 0x42;
+            pthread_mutex_lock(&s->lock);
+            size_t before = s->total;
+            pthread_mutex_unlock(&s->lock);
+            unsigned char *q = com_alloc(m, 200);
+            assert_ptr_equal(q, p); /* the slot freed last comes back first */
+            pthread_mutex_lock(&s->lock);
+            if (s->total > before) {
+                reports++;
+                const sink_report *r = &s->r[s->kept - 1];
+                if (r->kind != HM_ERROR_WRITE_AFTER_FREE || r->ptr != p)
+                    fail_msg("cycle %d: a report of kind %s", i, kind_str(r->kind));
+            }
+            pthread_mutex_unlock(&s->lock);
+        }
+        com_free_ok(m, p);
+        com_done(m, mgr);
+        if (reports != (write ? 2u : 0u))
+            fail_msg("%s: %zu reports in %d cycles, expected %d", write ? "written" : "untouched",
+                     reports, 2 * SAMPLE, write ? 2 : 0);
+        sink_reset(s);
+    }
+    sink_free(s);
+}
+
 /* Damage to a checked block's size or tag (the 8 bytes before it) is an underrun, on both
  * doors; the block is quarantined (a later free is a double free). */
 static void test_checked_header_damage(void **state) {
@@ -1952,9 +1992,10 @@ TU_TEST_MAIN(test_checked_with_faults, test_debug_block_records_site,
              test_leak_report_groups_sites, test_leak_report_on_release, test_leak_report_long_file,
              test_misuse_broken_canary, test_misuse_double_free, test_checked_double_free_detected,
              test_checked_byte_precise_overrun, test_checked_write_after_free,
-             test_checked_header_damage, test_checked_64k_on_pages,
-             test_checked_link_write_never_followed, test_checked_remote_link_write,
-             test_checked_aligned, test_checked_huge_quarantine_trim, test_checked_heap_block_freed,
+             test_checked_write_after_free_sampled, test_checked_header_damage,
+             test_checked_64k_on_pages, test_checked_link_write_never_followed,
+             test_checked_remote_link_write, test_checked_aligned,
+             test_checked_huge_quarantine_trim, test_checked_heap_block_freed,
              test_checked_huge_held_then_reused, test_checked_zero_blocks,
              test_checked_from_environment, test_error_sink_default_stderr,
              test_error_sink_custom_arg, test_error_sink_silent_when_correct,
