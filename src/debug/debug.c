@@ -240,11 +240,11 @@ void *_hm_debug_alloc(hm_heap *heap, size_t size, int level, const char *file, i
     if (slot <= HM_DEBUG_SLOT_MAX) {
         p = _hm_theap_alloc_block(th, HM_QUEUE_DEBUG + _hm_bin_of(slot), level);
     } else {
-        /* a huge debug block: placed in its first pages so that its back canary ends where a
-         * guard page begins (within the 16 bytes of alignment), header in front; a linear
-         * overrun runs through the canary into the guard page and faults at once */
+        /* a huge debug block: placed in its first pages so that its back canary ends where
+         * its segment's guard page begins (within the 16 bytes of alignment), header in front;
+         * a linear overrun runs through the canary into the guard page and faults at once */
         size_t body = (slot + 15 + HM_OS_PAGE - 1) & ~(size_t)(HM_OS_PAGE - 1);
-        hm_segment_t *seg = _hm_theap_alloc_huge(th, body + HM_OS_PAGE, HM_ALIGN, level);
+        hm_segment_t *seg = _hm_theap_alloc_huge_guarded(th, body, level);
         p = NULL;
         if (seg != NULL) {
             hm_page_t *pg = &seg->pages[0];
@@ -253,8 +253,6 @@ void *_hm_debug_alloc(hm_heap *heap, size_t size, int level, const char *file, i
             pg->start = p;
             pg->kind = HM_PAGE_DEBUG;
             seg->huge_size = (size_t)(guard - (uint8_t *)p);
-            /* a refusal of the OS leaves it without a guard; the canary still holds */
-            (void)_hm_huge_protect(seg, guard, HM_OS_PAGE);
         }
     }
     if (p == NULL) {

@@ -443,7 +443,8 @@ static void *try_block(hm_theap_t *th, const size_t *bin, int level) {
 }
 
 static void *try_huge(hm_theap_t *th, const size_t *size_align, int level) {
-    return _hm_huge_alloc(th, size_align[0], size_align[1], level);
+    return size_align[2] ? _hm_huge_alloc_guarded(th, size_align[0], level)
+                         : _hm_huge_alloc(th, size_align[0], size_align[1], level);
 }
 
 /* A pass of maintenance every 64 slow-path calls: empty pages retired and, once their delay
@@ -494,13 +495,22 @@ hm_segment_t *_hm_heap_sealed(hm_theap_t *th, size_t meta, size_t block, size_t 
     return seg;
 }
 
-hm_segment_t *_hm_theap_alloc_huge(hm_theap_t *th, size_t size, size_t align, int level) {
+static hm_segment_t *theap_alloc_huge(hm_theap_t *th, size_t size, size_t align, bool guard,
+                                      int level) {
     hm_assert((unsigned)level <= eProcessCritical);
     th->refused = false;
-    hm_segment_t *seg = _hm_huge_alloc(th, size, align, level);
+    size_t arg[3] = {size, align, guard};
+    hm_segment_t *seg = try_huge(th, arg, level);
     if (hm_likely(seg != NULL) || !th->refused) return seg;
-    size_t arg[2] = {size, align};
     return with_reclaim(th->heap->arena, th, try_huge, arg, level);
+}
+
+hm_segment_t *_hm_theap_alloc_huge(hm_theap_t *th, size_t size, size_t align, int level) {
+    return theap_alloc_huge(th, size, align, false, level);
+}
+
+hm_segment_t *_hm_theap_alloc_huge_guarded(hm_theap_t *th, size_t size, int level) {
+    return theap_alloc_huge(th, size, HM_ALIGN, true, level);
 }
 
 static void *try_commit(hm_theap_t *th, const size_t *bytes, int level) {

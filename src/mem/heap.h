@@ -58,6 +58,8 @@ hm_segment_t *_hm_heap_sealed(hm_theap_t *th, size_t meta, size_t block, size_t 
                               unsigned kind, int level);
 /* A huge segment (segment.h) through the reclaim loop. */
 hm_segment_t *_hm_theap_alloc_huge(hm_theap_t *th, size_t size, size_t align, int level);
+/* The same with a guard page after the block (segment.h, _hm_huge_alloc_guarded). */
+hm_segment_t *_hm_theap_alloc_huge_guarded(hm_theap_t *th, size_t size, int level);
 
 /* The invariants of a sub-heap: its queues (links, bins, heads; every page valid) and its
  * segment lists (links, kinds; every segment valid). Owner only. */

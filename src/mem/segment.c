@@ -180,26 +180,31 @@ static void segment_decommit_tail(hm_segment_t *seg) {
 
 /* ---- protected pages of huge segments --------------------------------------------------------
  * A page kind may ask for pages of a huge segment to be inaccessible: a guard page after its
- * block, and the whole block while the segment is held (page.h). They are made accessible
- * again, in one call, before the segment goes to the cache: all of the mapping past the
- * header page. */
-bool _hm_huge_protect(hm_segment_t *seg, uint8_t *from, size_t size) {
-    hm_assert(((uintptr_t)from & (HM_OS_PAGE - 1)) == 0 &&
-              from >= (uint8_t *)seg + _hm_segment_header_size(1) &&
-              from + size <= seg->base + seg->size);
-    if (size == 0 || _hm_os_protect(from, size, PROT_NONE) != 0) return false;
-    seg->guarded = true;
-    return true;
+ * block, and the whole block while the segment is held (page.h). What is inaccessible is
+ * always one stretch, from seg->prot_none to the end of the mapping, so that every change is
+ * one mprotect that moves that boundary: a segment keeps it through the cache, and the next
+ * block made in it moves it to where that block ends (or to the end of its guard page). */
+static int prot_rw(const hm_segment_t *seg) {
+    return PROT_READ | PROT_WRITE | (seg->exec ? PROT_EXEC : 0);
 }
 
-/* Make a guarded segment's pages accessible again: false when the OS refuses (the segment is
- * then no use to anyone and is unmapped by the caller). */
-static bool huge_unprotect(hm_segment_t *seg) {
-    if (!seg->guarded) return true;
-    uint8_t *from = (uint8_t *)seg + _hm_segment_header_size(1);
-    int prot = PROT_READ | PROT_WRITE | (seg->exec ? PROT_EXEC : 0);
-    if (_hm_os_protect(from, (size_t)(seg->base + seg->size - from), prot) != 0) return false;
-    seg->guarded = false;
+/* Make [from, end of mapping) inaccessible (from: a page boundary past the header page). */
+static void huge_protect_from(hm_segment_t *seg, uint8_t *from) {
+    uint8_t *to = seg->prot_none != NULL ? seg->prot_none : seg->base + seg->size;
+    if (from >= to) return; /* inaccessible already */
+    if (_hm_os_protect(from, (size_t)(to - from), PROT_NONE) == 0) seg->prot_none = from;
+}
+
+/* The block of huge segment `seg` ends at `block_end`: its pages accessible, and with `guard`
+ * the rest of the mapping inaccessible (the guard page first). False when the OS will not
+ * make the block's pages accessible (the segment is then no use). */
+static bool huge_prepare(hm_segment_t *seg, uint8_t *block_end, bool guard) {
+    uint8_t *none = seg->prot_none;
+    if (none != NULL && none < block_end) {
+        if (_hm_os_protect(none, (size_t)(block_end - none), prot_rw(seg)) != 0) return false;
+        seg->prot_none = block_end < seg->base + seg->size ? block_end : NULL;
+    }
+    if (guard) huge_protect_from(seg, block_end);
     return true;
 }
 
@@ -311,8 +316,7 @@ static void cache_put(hm_segment_t *seg) {
         _hm_page_set_area(&seg->pages[i], 0);
         seg->pages[i].block_size = 0;
     }
-    if (seg->aligned_huge || cache_limit(a) == 0 || seg->size > cache_limit(a) ||
-        !huge_unprotect(seg)) {
+    if (seg->aligned_huge || cache_limit(a) == 0 || seg->size > cache_limit(a)) {
         _hm_segment_unmap(seg);
         return;
     }
@@ -433,7 +437,7 @@ void _hm_segment_free(hm_segment_t *seg) {
 }
 
 /* ---- huge segments ------------------------------------------------------------------------ */
-hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align, int level) {
+static hm_segment_t *huge_alloc(hm_theap_t *th, size_t size, size_t align, int level, bool guard) {
     hm_heap *heap = th->heap;
     hm_arena_t *a = heap->arena;
     bool exec = (heap->flags & HM_HEAP_EXECUTABLE) != 0;
@@ -448,12 +452,14 @@ hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align, int leve
     else
         offset = align <= h ? h : align;
     size_t need = offset + usable;
+    /* the mapping holds the guard page too (never touched: not counted) */
+    size_t room = need + (guard ? HM_OS_PAGE : 0);
     hm_segment_t *seg = NULL;
     uint8_t *base = NULL;
     size_t map_size = 0;
     if (!aligned_huge) {
-        size_t units = (need + HM_SEGMENT_MASK) & ~HM_SEGMENT_MASK;
-        seg = cache_take(a, need, units + units / 2, exec, true);
+        size_t units = (room + HM_SEGMENT_MASK) & ~HM_SEGMENT_MASK;
+        seg = cache_take(a, room, units + units / 2, exec, true);
         if (seg != NULL) {
             base = seg->base;
             map_size = seg->size;
@@ -490,7 +496,7 @@ hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align, int leve
             base = s;
             map_size = (size_t)(end - s);
         } else {
-            map_size = (need + HM_SEGMENT_MASK) & ~HM_SEGMENT_MASK;
+            map_size = (room + HM_SEGMENT_MASK) & ~HM_SEGMENT_MASK;
             base = _hm_os_map_aligned(map_size, HM_SEGMENT_SIZE, exec);
             if (base == NULL) {
                 uncommit(heap, heap->arena, h + usable);
@@ -518,6 +524,11 @@ hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align, int leve
     seg->aligned_huge = aligned_huge;
     seg->held = false;
     seg->theap = th;
+    /* a segment from the cache may have inaccessible pages where this block goes */
+    if (!huge_prepare(seg, (uint8_t *)seg + need, guard)) {
+        _hm_segment_unmap(seg);
+        return NULL;
+    }
     /* frees of huge blocks all take the same path, from any thread */
     atomic_store_explicit(&seg->tid, HM_TID_ANY, memory_order_relaxed);
     hm_page_t *pg = &seg->pages[0];
@@ -543,6 +554,14 @@ hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align, int leve
         map_set(MAP_SEG, (uintptr_t)seg, true);
     cover_set(seg, true);
     return seg;
+}
+
+hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align, int level) {
+    return huge_alloc(th, size, align, level, false);
+}
+
+hm_segment_t *_hm_huge_alloc_guarded(hm_theap_t *th, size_t size, int level) {
+    return huge_alloc(th, size, HM_ALIGN, level, true);
 }
 
 /* Take a huge segment out of its heap's list (caller: the block's free). */
@@ -603,7 +622,8 @@ hm_segment_t *_hm_segment_sealed_new(hm_theap_t *th, size_t meta, size_t block, 
  * new mapping and its page faults each time); over held_limit the oldest give their memory
  * back but their header page (the kind keeps what a second free reads in the segment's note),
  * and the pages of a block whose kind asks for it are inaccessible while it waits. An entry
- * leaving the ring goes to the cache (its pages made accessible again), whose rules apply. A forced
+ * leaving the ring goes to the cache, whose rules apply (its inaccessible pages stay so until
+ * a block made in it needs them). A forced
  * purge of the cache (memory is wanted, or a trim) empties the ring first. */
 static void held_release(hm_segment_t *seg) {
     seg->held = false;
@@ -626,14 +646,16 @@ static size_t held_decommit(hm_segment_t *seg) {
 
 void _hm_huge_hold(hm_segment_t *seg, uint8_t *protect_from) {
     hm_arena_t *a = seg->arena;
-    /* a read or a write of the freed block faults while it waits (a refusal of the OS leaves
-     * it accessible: the ring's other checks do not depend on it) */
-    if (protect_from != NULL)
-        (void)_hm_huge_protect(seg, protect_from, (size_t)(seg->base + seg->size - protect_from));
     huge_unlink(seg);
     hm_page_t *pg = &seg->pages[0];
     atomic_fetch_sub_explicit(&seg->heap->committed, seg->committed, memory_order_relaxed);
-    seg->heap = NULL;         /* the manager holds it now */
+    seg->heap = NULL; /* the manager holds it now */
+    /* a read or a write of the freed block faults while it waits (a refusal of the OS leaves it
+     * accessible: the ring's other checks do not depend on it). Not decommitted first: the next
+     * block made in the segment would pay a page fault for every page it touches, which cost
+     * more than the flush of other CPUs' TLBs the protection of resident pages costs
+     * (docs/DEBUG.md) */
+    if (protect_from != NULL) huge_protect_from(seg, protect_from);
     _hm_page_set_area(pg, 0); /* no block starts here any more */
     pg->used = 0;
     seg->used_pages = 0;

@@ -61,14 +61,13 @@ _Static_assert(sizeof(hm_segment_t) + sizeof(hm_page_t) <= HM_SEGMENT_NOTE_OFFSE
 hm_inline void *_hm_segment_note(const hm_segment_t *seg) {
     return (uint8_t *)seg + HM_SEGMENT_NOTE_OFFSET;
 }
-/* Make [from, from + size) of huge segment `seg` (page-aligned, past its header page, inside
- * its mapping) inaccessible; made accessible again when the segment goes to the cache. False
- * (nothing changed) when the OS refuses. */
-bool _hm_huge_protect(hm_segment_t *seg, uint8_t *from, size_t size);
-
 /* A huge segment holding one block of `size` bytes aligned to `align`, listed in th's heap;
  * NULL when the budget refuses (th->refused set) or the OS does. */
 hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align, int level);
+/* The same (aligned to HM_ALIGN), with an inaccessible guard page right after the block's
+ * usable bytes (page-rounded), so that an overrun faults at once (page kinds that ask for it:
+ * debug/debug.c). A refusal of the OS to protect leaves the block without it. */
+hm_segment_t *_hm_huge_alloc_guarded(hm_theap_t *th, size_t size, int level);
 /* The huge block of `seg` was freed: into the cache. */
 void _hm_huge_free(hm_segment_t *seg);
 /* The same, but held back in the ring first, so that a second free is known (page kinds that

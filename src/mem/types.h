@@ -214,12 +214,12 @@ struct hm_segment_s {
     size_t page_count;      /* pages in the segment */
     size_t used_pages;      /* pages serving a size class */
     size_t committed;       /* committed bytes counted for this segment */
+    uint8_t *prot_none;     /* huge: from here to the end of the mapping, PROT_NONE (a guard
+                               page after the block, or the block of a held segment); NULL:
+                               none. Made accessible again when the block needs it (segment.c) */
     bool exec;              /* executable mapping */
     bool aligned_huge;      /* huge block at the next 4 MiB unit (alignment >= 4 MiB) */
     bool held;              /* a freed huge block held back, so a second free is known */
-    bool guarded;           /* huge: pages past the header made inaccessible (a guard page
-                               after the block, or the block of a held segment): made
-                               accessible again before the segment is cached (segment.c) */
     uint32_t expire;        /* when cached: time to decommit (ms, wraps) */
     hm_segment_t *next;     /* in the theap's segment list / the heap's huge list / cache */
     hm_segment_t *prev;
