@@ -226,6 +226,9 @@ enum {
     HM_ERROR_UNDERRUN = 4,         /* bytes before the block were written */
     HM_ERROR_WRITE_AFTER_FREE = 5, /* a freed block was written before it was reused */
     HM_ERROR_LEAK = 6,             /* a leak report (heap release with live DebugAlloc blocks) */
+    HM_ERROR_WRONG_SIZE = 7,       /* a sized free (the malloc override's free_sized, sized
+                                      operator delete) was given a size or an alignment the
+                                      block does not have */
 };
 
 /* Allocate like hm_alloc_level and remember where from: `file` (copied; may be NULL), `line`,
@@ -254,7 +257,8 @@ HM_API size_t hm_heap_walk(hm_heap *heap, hm_walk_fn fn, void *arg);
 HM_API size_t hm_heap_report_leaks(hm_heap *heap, FILE *out);
 
 /* Bytes usable in the block at `p` (at least what was asked); 0 for NULL. Aborts when `p` is
- * not the start of a block. */
+ * not the start of a block, and (with a report) when it is a freed one: always in checked mode
+ * and for DebugAlloc blocks, and for a plain block as a double free is known (docs/DEBUG.md). */
 HM_API size_t hm_usable_size(const void *p);
 /* The heap `p` belongs to, or NULL when `p` is not the start of a hostmalloc block. */
 HM_API hm_heap *hm_heap_of(const void *p);
@@ -352,8 +356,9 @@ HM_API void *hm_realloc_level(hm_heap *heap, void *p, size_t size, EMemoryCritic
 /* Whether `p` is the start of a block of `heap`, without aborting: HM_OK (and its usable
  * size in `*usable` when `usable` is not NULL), HM_ERR_NOT_OWNED (not hostmalloc memory),
  * HM_ERR_NOT_BLOCK (hostmalloc memory, not the start of a block) or HM_ERR_OTHER_HEAP.
- * Decided from out-of-line metadata only; `p` is never read. Outside checked mode a freed
- * block whose slot is not reused yet is not told apart from a live one. NULL gives
+ * Decided from out-of-line metadata only; `p` is never read. A freed block of checked mode or
+ * of DebugAlloc gives HM_ERR_NOT_BLOCK (its header, in front of `p`, says so); outside them a
+ * freed block whose slot is not reused yet is not told apart from a live one. NULL gives
  * HM_ERR_NOT_OWNED. */
 HM_API hm_result hm_heap_block(hm_heap *heap, const void *p, size_t *usable);
 

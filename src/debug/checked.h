@@ -52,6 +52,23 @@ hm_inline uint64_t _hm_chk_canary(const void *p) {
 #define HM_CHK_LIVE(c, size) (((uint32_t)(c) ^ ((uint32_t)(size) << 1)) | 1u)
 #define HM_CHK_FREED(c)      (HM_CHK_BASE(c) ^ 0xFFFFFFFEu)
 #define HM_CHK_QUAR(c)       (HM_CHK_BASE(c) ^ 0x51554152u)
+/* freed, and the whole slot past the header filled (a sampled free: below) */
+#define HM_CHK_FREED_FULL(c) (HM_CHK_BASE(c) ^ 0xC6554C4Cu)
+hm_inline bool _hm_chk_is_freed(uint32_t tag, uint64_t c) {
+    return tag == HM_CHK_FREED(c) || tag == HM_CHK_FREED_FULL(c);
+}
+/* Sampled whole fills: one free of a page's owner in _hm_chk_sample_every(slot) (the first one
+ * of a fresh page included) fills the whole slot past the header, [32, slot - 16) of the user
+ * bytes too, and tags the block FREED_FULL; the allocation that hands it out again checks it
+ * all, out of line. The other frees fill [16, 32) as above. A write after free past byte 32 is
+ * caught for one freed block in 128 (slots of up to 2 KiB), or in slot / 16 (larger ones): the
+ * whole fill and its check then cost at most 16 bytes of each a free, on average. The rate is
+ * what keeps checked mode within 1.5x of the default door's time (docs/DEBUG.md): a whole fill
+ * writes, and its check reads, lines of a freed block the program may not have touched. */
+#define HM_CHECKED_SAMPLE 128
+hm_inline uint16_t _hm_chk_sample_every(size_t slot) {
+    return (uint16_t)(slot / 16 < HM_CHECKED_SAMPLE ? HM_CHECKED_SAMPLE : slot / 16);
+}
 /* A freed checked block's user bytes: [0, 8) the free-list link, [8, 16) its check word (the
  * link xor the block's canary), [16, 32) the 0xDF fill. Every write of a link on a checked page
  * writes the check word too (_hm_chk_set_link), so a link is validated exactly, with no page
@@ -94,8 +111,15 @@ void *_hm_checked_alloc(hm_heap *heap, size_t size, int level);
 void *_hm_checked_alloc_slow(hm_heap *heap, size_t size, int level);
 /* The slow path of a door whose heap may be checked: checked mode's, else the plain one. */
 void *_hm_alloc_slow_any(hm_heap *heap, size_t size, int level);
-/* Register the checked page kind (from _hm_debug_init). */
+/* Register the checked page kinds (from _hm_debug_init): checked blocks, and blocks of 0
+ * bytes (addresses in the heap's sealed segment, inaccessible). */
 void _hm_checked_register(void);
+/* Visit the live blocks of 0 bytes of checked heap `heap` (fn may be NULL; it returns false to
+ * stop); returns how many were visited. */
+size_t _hm_checked_zero_walk(hm_heap *heap, bool (*fn)(void *p, void *arg), void *arg);
+/* The sampled free of block `p` of `pg` (the owner's, its checks passed and its link, check
+ * word and fill written): fill the rest of its slot, tag it FREED_FULL, count the next sample. */
+void _hm_checked_fill_whole(hm_page_t *pg, uint8_t *p);
 /* Validate the link of a block popped from a checked page (pg->free now holds it), its
  * header and fill, and write its header and back canary. False (reported; the list cut
  * there) when the block may not be handed out: its tag says it is live or quarantined, or is
@@ -107,7 +131,8 @@ void _hm_checked_bad_link(hm_page_t *pg, hm_block_t *b);
 
 /* Allocate from a checked heap on the fast path: a block from the sub-heap's checked page of
  * the size, whose previous life passed its checks; NULL when that is not at hand (the caller
- * then takes _hm_checked_alloc_slow, which does everything and reports). */
+ * then takes _hm_checked_alloc_slow, which does everything and reports; a block a sampled free
+ * filled whole is checked there first, out of line, so that this path keeps its registers). */
 hm_inline void *_hm_checked_alloc_try(hm_heap *heap, size_t size, int level) {
 #if !HM_TOOLS
     /* the TLS lookup of _hm_theap_get spelled out, as in _hm_alloc_fast: one test covers the
@@ -115,7 +140,8 @@ hm_inline void *_hm_checked_alloc_try(hm_heap *heap, size_t size, int level) {
      * "Checked mode has pages, a header and fast paths of its own") */
     uint64_t id;
     hm_tls_entry_t *e = _hm_tls_slot(heap, &id);
-    if (hm_likely(e->id == id && size <= HM_DIRECT_MAX - HM_CHECKED_EXTRA)) {
+    /* size 0 wraps around and fails the test: the slow path gives it a block that faults */
+    if (hm_likely(e->id == id && size - 1 < HM_DIRECT_MAX - HM_CHECKED_EXTRA)) {
         hm_theap_t *th = e->th;
         hm_page_t *pg = th->cdirect[(size + HM_CHECKED_EXTRA + 15) >> 4];
         uint8_t *b = (uint8_t *)pg->free;
@@ -172,6 +198,11 @@ hm_inline int _hm_checked_page_free_try(hm_segment_t *seg, hm_page_t *pg, void *
                 _hm_chk_fill(p);
                 pg->free = (hm_block_t *)p;
                 pg->used--;
+                /* one `sub` in memory and a branch on its borrow (compilers load, subtract,
+                 * store and test: three instructions more on every free) */
+                bool due;
+                __asm__("subw $1, %[s]" : [s] "+m"(pg->sample), "=@ccc"(due));
+                if (hm_unlikely(due)) _hm_checked_fill_whole(pg, p);
                 return HM_FREED;
             }
         }

@@ -127,19 +127,31 @@ const char *_hm_debug_kind_name(int kind) {
     }
 }
 
-void _hm_debug_report(const hm_arena_t *a, int kind, const void *p, const hm_dbg_hdr_t *h) {
+void _hm_debug_report_as(const hm_arena_t *a, int kind, const char *what, const void *p,
+                         const hm_dbg_hdr_t *h) {
     char msg[512];
     if (h->file != NULL)
         _hm_snprintf(msg, sizeof msg,
                      "hostmalloc: %s: block %p of %zu bytes, allocated at %s%s:%d (#%zu, thread "
                      "%d)\n",
-                     _hm_debug_kind_name(kind), p, h->size, _hm_debug_name_prefix(h->file),
-                     _hm_debug_name_tail(h->file), (int)h->line, (size_t)h->seq, (int)h->tid);
+                     what, p, h->size, _hm_debug_name_prefix(h->file), _hm_debug_name_tail(h->file),
+                     (int)h->line, (size_t)h->seq, (int)h->tid);
     else
         _hm_snprintf(msg, sizeof msg,
-                     "hostmalloc: %s: block %p of %zu bytes (allocation #%zu, thread %d)\n",
-                     _hm_debug_kind_name(kind), p, h->size, (size_t)h->seq, (int)h->tid);
+                     "hostmalloc: %s: block %p of %zu bytes (allocation #%zu, thread %d)\n", what,
+                     p, h->size, (size_t)h->seq, (int)h->tid);
     _hm_report(&a->cfg, kind, p, msg);
+}
+
+void _hm_debug_report(const hm_arena_t *a, int kind, const void *p, const hm_dbg_hdr_t *h) {
+    _hm_debug_report_as(a, kind, _hm_debug_kind_name(kind), p, h);
+}
+
+/* "<call> of a freed block", for reports of a freed block given to a call that needs a live
+ * one (on the stack of the caller: `buf` of `cap` bytes). */
+const char *_hm_debug_freed_what(char *buf, size_t cap, const char *call) {
+    _hm_snprintf(buf, cap, "%s of a freed block", call);
+    return buf;
 }
 
 /* ---- allocation ---------------------------------------------------------------------------- */
@@ -175,7 +187,6 @@ static void on_alloc(hm_heap *heap, void *p, size_t size, const char *file, int 
         }
         hm_tool_access(p, limit);
         const uint8_t *u = p;
-        if ((h->flags & DBG_CHECKED) && limit > DBG_CHECKED_FILL) limit = DBG_CHECKED_FILL;
         if (!fill_intact(u, limit)) {
             _hm_debug_report(heap->arena, HM_ERROR_WRITE_AFTER_FREE, p, h);
             if (!no_abort) abort(); /* the malloc-style doors stop here; COM goes on */
@@ -229,15 +240,19 @@ void *_hm_debug_alloc(hm_heap *heap, size_t size, int level, const char *file, i
     if (slot <= HM_DEBUG_SLOT_MAX) {
         p = _hm_theap_alloc_block(th, HM_QUEUE_DEBUG + _hm_bin_of(slot), level);
     } else {
-        /* a huge debug block: the header at the start of the block area */
-        hm_segment_t *seg = _hm_theap_alloc_huge(th, slot, HM_ALIGN, level);
+        /* a huge debug block: placed in its first pages so that its back canary ends where
+         * its segment's guard page begins (within the 16 bytes of alignment), header in front;
+         * a linear overrun runs through the canary into the guard page and faults at once */
+        size_t body = (slot + 15 + HM_OS_PAGE - 1) & ~(size_t)(HM_OS_PAGE - 1);
+        hm_segment_t *seg = _hm_theap_alloc_huge_guarded(th, body, level);
         p = NULL;
         if (seg != NULL) {
             hm_page_t *pg = &seg->pages[0];
-            pg->start += HM_DEBUG_HEADER;
+            uint8_t *guard = pg->start + body;
+            p = (uint8_t *)((uintptr_t)(guard - sizeof(uint64_t) - size) & ~(uintptr_t)15);
+            pg->start = p;
             pg->kind = HM_PAGE_DEBUG;
-            seg->huge_size -= HM_DEBUG_HEADER;
-            p = pg->start;
+            seg->huge_size = (size_t)(guard - (uint8_t *)p);
         }
     }
     if (p == NULL) {
@@ -275,11 +290,32 @@ static size_t debug_size(const hm_page_t *pg, const void *p) {
     return _hm_debug_hdr(p)->size;
 }
 
-/* A second free of a held huge debug block: its header is still there to name it. */
-static void debug_double_free_held(const hm_segment_t *seg, const void *p) {
+/* The header of debug block p: of a held huge block, the copy its free left in the segment's
+ * note (the block's own pages are inaccessible or decommitted while it waits). */
+static const hm_dbg_hdr_t *debug_hdr_of(const hm_segment_t *seg, const void *p) {
+    _Static_assert(sizeof(hm_dbg_hdr_t) <= HM_SEGMENT_NOTE, "a debug header fits the note");
+    if (seg->held) return (const hm_dbg_hdr_t *)_hm_segment_note(seg);
     hm_dbg_hdr_t *h = _hm_debug_hdr(p);
     hm_tool_access(h, sizeof *h);
-    _hm_debug_report(seg->arena, HM_ERROR_DOUBLE_FREE, p, h);
+    return h;
+}
+
+/* A second free of a held huge debug block: the copy of its header names it. */
+static void debug_double_free_held(const hm_segment_t *seg, const void *p) {
+    _hm_debug_report(seg->arena, HM_ERROR_DOUBLE_FREE, p, debug_hdr_of(seg, p));
+}
+
+static bool debug_freed(const hm_segment_t *seg, const hm_page_t *pg, const void *p,
+                        const char *call) {
+    (void)pg;
+    const hm_dbg_hdr_t *h = debug_hdr_of(seg, p);
+    if (h->state != DBG_FREED && h->state != DBG_QUARANTINED) return false;
+    if (call != NULL) {
+        char what[96];
+        _hm_debug_report_as(seg->arena, HM_ERROR_BAD_POINTER,
+                            _hm_debug_freed_what(what, sizeof what, call), p, h);
+    }
+    return true;
 }
 
 /* ---- free of a debug block
@@ -303,8 +339,10 @@ static hm_result debug_free(hm_page_t *pg, hm_block_t *b, bool link) {
         return HM_ERR_NOT_BLOCK;
     }
     h->state = DBG_FREED;
-    size_t fill = h->size;
-    if ((h->flags & DBG_CHECKED) && fill > DBG_CHECKED_FILL) fill = DBG_CHECKED_FILL;
+    /* a huge block is held next, its pages inaccessible: what a second free reads is kept in
+     * the segment's header page */
+    if (pg->is_huge) memcpy(_hm_segment_note(seg), h, sizeof *h);
+    size_t fill = pg->is_huge ? 0 : h->size; /* a huge block's pages fault instead */
     if (fill > sizeof(hm_block_t))
         memset((uint8_t *)b + sizeof(hm_block_t), DBG_FILL, fill - sizeof(hm_block_t));
     hm_tool_free(b);
@@ -318,10 +356,12 @@ static hm_result debug_free(hm_page_t *pg, hm_block_t *b, bool link) {
 
 static const hm_page_kind_t debug_kind = {
     .header = HM_DEBUG_HEADER,
+    .protect_held = true,
     .carve = debug_carve,
     .free = debug_free,
     .size = debug_size,
     .double_free_held = debug_double_free_held,
+    .freed = debug_freed,
 };
 
 static void debug_init(void) {

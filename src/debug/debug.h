@@ -28,10 +28,8 @@ typedef struct hm_dbg_hdr_s {
 } hm_dbg_hdr_t;
 _Static_assert(sizeof(hm_dbg_hdr_t) == HM_DEBUG_HEADER, "debug header size");
 
-/* Huge checked-mode blocks (which have the 48-byte header) fill and check this many leading
- * bytes (object headers and the fields near them, where stale pointers write); DebugAlloc
- * blocks the whole block. Checked blocks on checked pages: checked.h. */
-#define DBG_CHECKED_FILL 64
+/* Huge blocks (DebugAlloc, and checked mode's, which have this header too) are not filled
+ * when freed: their pages are inaccessible while they are held (segment.c). */
 
 /* Start the layer (once): the secret of the canaries, the page kinds. Every entry point that
  * can make a debug or checked page calls it first. */
@@ -54,6 +52,12 @@ hm_inline bool _hm_debug_back_intact(const void *b, size_t size, uint64_t c) {
 }
 /* Report misuse of debug block `p` (header `h`) to the arena's error sink. */
 void _hm_debug_report(const hm_arena_t *a, int kind, const void *p, const hm_dbg_hdr_t *h);
+/* The same, the mistake named `what` (not the kind's name). */
+void _hm_debug_report_as(const hm_arena_t *a, int kind, const char *what, const void *p,
+                         const hm_dbg_hdr_t *h);
+/* "<call> of a freed block" in buf (cap bytes), returned: what a report of a freed block given
+ * to a call that needs a live one names. */
+const char *_hm_debug_freed_what(char *buf, size_t cap, const char *call);
 /* What a report calls an HM_ERROR_* kind. */
 const char *_hm_debug_kind_name(int kind);
 /* File names in report lines are cut to their last 300 bytes after a "..." prefix, so that

@@ -27,6 +27,13 @@ static void visit_debug(walk_t *w, void *p, const hm_dbg_hdr_t *h) {
     visit(w, &info);
 }
 
+static bool visit_zero(void *p, void *arg) {
+    walk_t *w = arg;
+    hm_block_info_t info = {p, 0, NULL, 0, 0, false};
+    visit(w, &info);
+    return !w->stop;
+}
+
 /* Mark the free blocks of a page in `freemap` (one bit a block; at most 4096 blocks). */
 static void mark(uint64_t *freemap, const hm_page_t *pg, const hm_block_t *b) {
     while (b != NULL) {
@@ -81,6 +88,7 @@ static size_t walk_locked(hm_heap *heap, walk_t *w) {
             }
         }
     }
+    if (!w->stop) _hm_checked_zero_walk(heap, visit_zero, w);
     for (hm_segment_t *seg = heap->huge; seg != NULL && !w->stop; seg = seg->next) {
         hm_page_t *pg = &seg->pages[0];
         if (pg->kind) {

@@ -99,19 +99,27 @@ hm_result hm_heap_free(hm_heap *heap, void *p) {
     return _hm_page_free(seg, pg, p);
 }
 
-size_t hm_usable_size(const void *p) {
-    if (p == NULL) return 0;
-    hm_segment_t *seg;
-    hm_page_t *pg;
-    hm_result r = _hm_block_lookup(p, &seg, &pg);
-    if (hm_unlikely(r != HM_OK))
-        _hm_fatal(r == HM_ERR_NOT_OWNED ? "usable_size(): pointer not allocated by hostmalloc:"
-                                        : "usable_size(): pointer is not the start of a block:",
-                  p);
+/* The usable size of live block p (of seg/pg), made accessible to the tools. */
+static size_t usable_of(hm_segment_t *seg, hm_page_t *pg, const void *p) {
     size_t usable = _hm_block_usable(seg, pg, p); /* a block with a header: what was asked */
     if (pg->kind == HM_PAGE_PLAIN)
         hm_tool_access((void *)p, usable); /* whoever asks may use all of it: tell the tool */
     return usable;
+}
+
+size_t hm_usable_size(const void *p) {
+    if (p == NULL) return 0;
+    hm_segment_t *seg = NULL;
+    hm_page_t *pg = NULL;
+    hm_result r = _hm_block_lookup(p, &seg, &pg);
+    /* a freed block is no block to size: reported (checked mode and DebugAlloc blocks always;
+     * a plain block when its owner can tell, as for a double free) */
+    if (hm_unlikely(_hm_block_freed(p, r, seg, pg, "usable size"))) abort();
+    if (hm_unlikely(r != HM_OK))
+        _hm_fatal(r == HM_ERR_NOT_OWNED ? "usable_size(): pointer not allocated by hostmalloc:"
+                                        : "usable_size(): pointer is not the start of a block:",
+                  p);
+    return usable_of(seg, pg, p);
 }
 
 hm_heap *hm_heap_of(const void *p) {
@@ -122,19 +130,25 @@ hm_heap *hm_heap_of(const void *p) {
     return seg->heap;
 }
 
-void *hm_realloc(hm_heap *heap, void *p, size_t size) {
-    if (p == NULL) return hm_alloc(heap, size);
-    hm_segment_t *seg;
-    hm_page_t *pg;
-    hm_result r = _hm_block_lookup(p, &seg, &pg);
+/* The block a resize frees: aborts with a report when p is no live block (a freed one is a
+ * double free). */
+static void realloc_lookup(void *p, hm_segment_t **seg, hm_page_t **pg) {
+    hm_result r = _hm_block_lookup(p, seg, pg);
     if (hm_unlikely(r != HM_OK)) {
         if (r == HM_ERR_NOT_BLOCK && _hm_huge_freed_at(p)) abort(); /* reported */
         _hm_fatal(r == HM_ERR_NOT_OWNED ? "realloc(): pointer not allocated by hostmalloc:"
                                         : "realloc(): pointer is not the start of a block:",
                   p);
     }
-    _hm_realloc_check_freed(p, seg, pg);
-    size_t usable = hm_usable_size(p);
+    _hm_realloc_check_freed(p, *seg, *pg);
+}
+
+void *hm_realloc(hm_heap *heap, void *p, size_t size) {
+    if (p == NULL) return hm_alloc(heap, size);
+    hm_segment_t *seg;
+    hm_page_t *pg;
+    realloc_lookup(p, &seg, &pg);
+    size_t usable = usable_of(seg, pg, p);
     bool debug = pg->kind != HM_PAGE_PLAIN;
     /* a debug block always moves: its size and back canary are exact */
     if (!debug && size <= usable && size >= usable / 2 && seg->heap == heap) return p;
@@ -162,11 +176,11 @@ void *hm_realloc_level(hm_heap *heap, void *p, size_t size, EMemoryCriticalLevel
         hm_free(p);
         return NULL;
     }
-    size_t usable = hm_usable_size(p); /* aborts on a bad pointer */
     hm_segment_t *seg;
     hm_page_t *pg;
-    bool debug = _hm_block_lookup(p, &seg, &pg) == HM_OK && pg->kind != HM_PAGE_PLAIN;
-    if (!debug) _hm_realloc_check_freed(p, seg, pg);
+    realloc_lookup(p, &seg, &pg);
+    size_t usable = usable_of(seg, pg, p);
+    bool debug = pg->kind != HM_PAGE_PLAIN;
     /* a debug block always moves: its size and back canary are exact */
     if (!debug && size <= usable && size >= usable / 2 && seg->heap == heap) return p;
     void *n = NULL;
@@ -195,9 +209,10 @@ hm_result hm_heap_block(hm_heap *heap, const void *p, size_t *usable) {
     hm_result r = _hm_block_lookup(p, &seg, &pg);
     if (r != HM_OK) return r;
     if (seg->heap != heap) return HM_ERR_OTHER_HEAP;
-    if (usable != NULL) {
-        *usable = _hm_block_usable(seg, pg, p);
-        if (pg->kind == HM_PAGE_PLAIN) hm_tool_access((void *)p, *usable); /* all of it is theirs */
-    }
+    /* a block with a header says whether it was freed (the header is the engine's, in front of
+     * p); a plain block's word at p is not read */
+    if (pg->kind != HM_PAGE_PLAIN && _hm_page_kinds[pg->kind]->freed(seg, pg, p, NULL))
+        return HM_ERR_NOT_BLOCK;
+    if (usable != NULL) *usable = usable_of(seg, pg, p);
     return HM_OK;
 }

@@ -138,15 +138,79 @@ HM_EXPORT size_t malloc_usable_size(void *p) {
     return hm_usable_size(p);
 }
 
-HM_EXPORT void free_sized(void *p, size_t size) {
-    (void)size;
+/* ---- sized frees ----------------------------------------------------------------------------
+ * free_sized, free_aligned_sized (C23; glibc 2.36 has neither, the override exports both) and
+ * the sized forms of operator delete are given the size (and alignment) the block was asked
+ * with. A block with a header (checked mode, DebugAlloc) recorded that size: any other size is
+ * reported. A plain block knows only its usable size: a size above it is reported (what
+ * default mode can tell, for a compare and a branch on the fast path: docs/DEBUG.md). An
+ * alignment is checked against the block's address (checked mode's aligned blocks are plain
+ * and record none). Every report names the call and aborts; every other mistake (no block, a
+ * double free) is reported as free reports it. */
+static hm_cold hm_noinline void wrong_size(const hm_segment_t *seg, const char *call, void *p,
+                                           size_t n, size_t have, bool exact) {
+    char msg[256];
+    _hm_snprintf(msg, sizeof msg,
+                 "hostmalloc: wrong size given to %s: %zu bytes for block %p of %zu %sbytes\n",
+                 call, n, p, have, exact ? "" : "usable ");
+    _hm_report(&seg->arena->cfg, HM_ERROR_WRONG_SIZE, p, msg);
+    abort();
+}
+
+static hm_cold hm_noinline void wrong_alignment(const hm_segment_t *seg, const char *call, void *p,
+                                                size_t align) {
+    char msg[256];
+    _hm_snprintf(msg, sizeof msg,
+                 "hostmalloc: wrong alignment given to %s: %zu for block %p (not aligned to it)\n",
+                 call, align, p);
+    _hm_report(&seg->arena->cfg, HM_ERROR_WRONG_SIZE, p, msg);
+    abort();
+}
+
+/* Everything the fast path of a sized free leaves: blocks with a header, sizes above a plain
+ * block's size, huge blocks, misaligned pointers, no block at all. */
+static hm_cold hm_noinline void free_sized_slow(void *p, size_t n, bool aligned, size_t align,
+                                                const char *call) {
+    if (p == NULL) return;
+    hm_segment_t *seg = NULL;
+    hm_page_t *pg = NULL;
+    hm_result r = _hm_block_lookup(p, &seg, &pg);
+    if (r == HM_OK && !_hm_block_freed(p, r, seg, pg, NULL)) {
+        size_t have = _hm_block_usable(seg, pg, p); /* with a header: the requested size */
+        bool exact = pg->kind != HM_PAGE_PLAIN;
+        if (exact ? n != have : n > have) wrong_size(seg, call, p, n, have, exact);
+        if (aligned &&
+            (align == 0 || (align & (align - 1)) != 0 || ((uintptr_t)p & (align - 1)) != 0))
+            wrong_alignment(seg, call, p, align);
+    }
     hm_free(p);
 }
 
+/* `align` 0: no alignment given (a constant in every caller: its tests fold away); else a
+ * power of two. */
+hm_inline void free_sized_impl(void *p, size_t n, size_t align, const char *call) {
+    hm_segment_t *seg;
+    hm_page_t *pg;
+    if (hm_unlikely(_hm_block_lookup_fast(p, &seg, &pg) != HM_OK || n > pg->block_size ||
+                    pg->kind != HM_PAGE_PLAIN ||
+                    (align != 0 && ((uintptr_t)p & (align - 1)) != 0))) {
+        free_sized_slow(p, n, align != 0, align, call);
+        return;
+    }
+    if (hm_unlikely(_hm_page_free(seg, pg, p) != HM_OK)) abort(); /* reported already */
+}
+
+HM_EXPORT void free_sized(void *p, size_t size) {
+    free_sized_impl(p, size, 0, "free_sized");
+}
+
 HM_EXPORT void free_aligned_sized(void *p, size_t alignment, size_t size) {
-    (void)alignment;
-    (void)size;
-    hm_free(p);
+    /* an alignment that is no power of two goes the slow way (p & (a - 1) is then no test of
+     * alignment), which reports it */
+    if (hm_unlikely(alignment == 0 || (alignment & (alignment - 1)) != 0))
+        free_sized_slow(p, size, true, alignment, "free_aligned_sized");
+    else
+        free_sized_impl(p, size, alignment, "free_aligned_sized");
 }
 
 HM_EXPORT void cfree(void *p) {
@@ -270,12 +334,10 @@ HM_EXPORT void _ZdaPv(void *p) {
     hm_free(p);
 }
 HM_EXPORT void _ZdlPvm(void *p, size_t n) {
-    (void)n;
-    hm_free(p);
+    free_sized_impl(p, n, 0, "operator delete");
 }
 HM_EXPORT void _ZdaPvm(void *p, size_t n) {
-    (void)n;
-    hm_free(p);
+    free_sized_impl(p, n, 0, "operator delete[]");
 }
 HM_EXPORT void _ZdlPvRKSt9nothrow_t(void *p, const void *t) {
     (void)t;
@@ -294,12 +356,16 @@ HM_EXPORT void _ZdaPvSt11align_val_t(void *p, size_t a) {
     hm_free(p);
 }
 HM_EXPORT void _ZdlPvmSt11align_val_t(void *p, size_t n, size_t a) {
-    (void)n, (void)a;
-    hm_free(p);
+    if (hm_unlikely(a == 0 || (a & (a - 1)) != 0)) /* not a power of two: reported */
+        free_sized_slow(p, n, true, a, "operator delete");
+    else
+        free_sized_impl(p, n, a, "operator delete");
 }
 HM_EXPORT void _ZdaPvmSt11align_val_t(void *p, size_t n, size_t a) {
-    (void)n, (void)a;
-    hm_free(p);
+    if (hm_unlikely(a == 0 || (a & (a - 1)) != 0))
+        free_sized_slow(p, n, true, a, "operator delete[]");
+    else
+        free_sized_impl(p, n, a, "operator delete[]");
 }
 HM_EXPORT void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *p, size_t a, const void *t) {
     (void)a, (void)t;

@@ -36,6 +36,7 @@ void _hm_stats_collect(hm_heap *heap, hm_heap_stats_t *out) {
             }
         }
     }
+    out->live_blocks += _hm_checked_zero_walk(heap, NULL, NULL); /* checked mode's malloc(0) */
     for (hm_segment_t *seg = heap->huge; seg != NULL; seg = seg->next) {
         out->huge_blocks++;
         out->live_blocks++;

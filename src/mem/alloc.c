@@ -111,12 +111,19 @@ static hm_cold void free_invalid(const void *p, hm_result r) {
  * block was freed, so freeing p again is a double free. Reported (to the segment's arena; a
  * held block of a kind with a header by its kind, which names it). Only segment headers are
  * read: the segment map says one is there. */
-bool _hm_huge_freed_at(const void *p) {
-    if (!_hm_segmap_has((uintptr_t)p)) return false;
+static const hm_segment_t *huge_freed_seg(const void *p) {
+    if (!_hm_segmap_has((uintptr_t)p)) return NULL;
     const hm_segment_t *seg = _hm_segment_of(p);
     const hm_page_t *pg = &seg->pages[0];
     if (seg->kind != HM_SEG_HUGE || seg->heap != NULL || pg->start != p || _hm_page_area(pg) != 0)
-        return false;
+        return NULL;
+    return seg;
+}
+
+bool _hm_huge_freed_at(const void *p) {
+    const hm_segment_t *seg = huge_freed_seg(p);
+    if (seg == NULL) return false;
+    const hm_page_t *pg = &seg->pages[0];
     if (seg->held && pg->kind != HM_PAGE_PLAIN)
         _hm_page_kinds[pg->kind]->double_free_held(seg, p);
     else
@@ -153,16 +160,54 @@ size_t _hm_block_usable(const hm_segment_t *seg, const hm_page_t *pg, const void
     return pg->is_huge ? seg->huge_size : pg->block_size;
 }
 
-/* A resize frees p: a block already free (its owner can tell, as in free) is a double free,
- * reported and aborted, never a block to hand back in place (it is still on its page's free
- * list: the next allocation would hand it out a second time). Every resize door calls it. */
+/* A plain block of a page, free already as its owner can tell (as in free: the mark, then the
+ * page's free lists; another thread cannot read them, and a huge block found is live). */
+static bool plain_freed(const hm_segment_t *seg, const hm_page_t *pg, const void *p) {
+    if (pg->is_huge || _hm_mark_peek(p) != pg) return false;
+    uintptr_t tid = atomic_load_explicit(&seg->tid, memory_order_relaxed);
+    return (tid == _hm_thread_id() || tid == HM_TID_ANY) && _hm_page_block_is_free(pg, p);
+}
+
+static hm_cold void report_freed_use(const hm_segment_t *seg, const void *p, size_t size,
+                                     const char *call) {
+    char msg[256];
+    _hm_snprintf(msg, sizeof msg, "hostmalloc: %s of a freed block: block %p of %zu bytes\n", call,
+                 p, size);
+    _hm_report(&seg->arena->cfg, HM_ERROR_BAD_POINTER, p, msg);
+}
+
+bool _hm_block_freed(const void *p, hm_result r, const hm_segment_t *seg, const hm_page_t *pg,
+                     const char *call) {
+    if (r == HM_ERR_NOT_BLOCK) {
+        seg = huge_freed_seg(p); /* held, or in the cache */
+        if (seg == NULL) return false;
+        pg = &seg->pages[0];
+        if (seg->held && pg->kind != HM_PAGE_PLAIN)
+            return _hm_page_kinds[pg->kind]->freed(seg, pg, p, call);
+        if (call != NULL) report_freed_use(seg, p, seg->huge_size, call);
+        return true;
+    }
+    if (r != HM_OK) return false;
+    if (pg->kind != HM_PAGE_PLAIN) return _hm_page_kinds[pg->kind]->freed(seg, pg, p, call);
+    if (!plain_freed(seg, pg, p)) return false;
+    if (call != NULL) report_freed_use(seg, p, pg->block_size, call);
+    return true;
+}
+
+/* A resize frees p: a block already free (its owner can tell, as in free; a block with a header
+ * says so itself) is a double free, reported and aborted, never a block to hand back in place
+ * (it is still on its page's free list: the next allocation would hand it out a second time)
+ * nor one to copy from. Every resize door calls it. */
 void _hm_realloc_check_freed(void *p, hm_segment_t *seg, hm_page_t *pg) {
-    if (pg->kind == HM_PAGE_PLAIN && !pg->is_huge && _hm_mark_peek(p) == pg) {
-        uintptr_t tid = atomic_load_explicit(&seg->tid, memory_order_relaxed);
-        if ((tid == _hm_thread_id() || tid == HM_TID_ANY) && _hm_page_block_is_free(pg, p)) {
-            _hm_report_double_free(seg, p, pg->block_size);
+    if (pg->kind != HM_PAGE_PLAIN) {
+        /* the kind's free reports the double free, naming the block, and changes nothing */
+        if (_hm_page_kinds[pg->kind]->freed(seg, pg, p, NULL)) {
+            (void)_hm_page_kinds[pg->kind]->free(pg, p, false);
             abort();
         }
+    } else if (plain_freed(seg, pg, p)) {
+        _hm_report_double_free(seg, p, pg->block_size);
+        abort();
     }
 }
 

@@ -29,6 +29,13 @@ void _hm_realloc_check_freed(void *p, hm_segment_t *seg, hm_page_t *pg);
 /* p is the block of a huge segment freed already (held, or waiting in the cache): report the
  * double free and return true. */
 bool _hm_huge_freed_at(const void *p);
+/* Was p freed? `r`, `seg` and `pg` are what _hm_block_lookup gave for p: a block of a page
+ * (plain: as its owner can tell from the free mark and the free lists, as in free; a kind with
+ * a header: its header says so), or a pointer refused as no block that is the block of a huge
+ * segment freed already (held, or in the cache). When it was and `call` is not NULL, report
+ * "<call> of a freed block" to the arena's error sink (kind HM_ERROR_BAD_POINTER). */
+bool _hm_block_freed(const void *p, hm_result r, const hm_segment_t *seg, const hm_page_t *pg,
+                     const char *call);
 
 /* Resolve p to its segment and page if p is the start of a live block of a segment with a
  * header in p's unit; HM_ERR_NOT_OWNED also when the unit has no header (see

@@ -285,6 +285,7 @@ hm_heap *_hm_heap_create(hm_arena_t *a, unsigned flags) {
     heap->theaps = NULL;
     heap->huge = NULL;
     heap->huge_count = 0;
+    atomic_store_explicit(&heap->sealed, NULL, memory_order_relaxed);
     heap->single = NULL;
     heap->next_free = NULL;
     atomic_store_explicit(&heap->committed, 0, memory_order_relaxed);
@@ -344,6 +345,8 @@ void _hm_heap_destroy(hm_heap *heap) {
         _hm_segment_unmap(seg);
         seg = nseg;
     }
+    hm_segment_t *sealed = atomic_exchange_explicit(&heap->sealed, NULL, memory_order_acquire);
+    if (sealed != NULL) _hm_segment_unmap(sealed);
     heap->theaps = NULL;
     heap->huge = NULL;
     heap->single = NULL;
@@ -458,7 +461,8 @@ static void *try_block(hm_theap_t *th, const size_t *bin, int level) {
 }
 
 static void *try_huge(hm_theap_t *th, const size_t *size_align, int level) {
-    return _hm_huge_alloc(th, size_align[0], size_align[1], level);
+    return size_align[2] ? _hm_huge_alloc_guarded(th, size_align[0], level)
+                         : _hm_huge_alloc(th, size_align[0], size_align[1], level);
 }
 
 /* A pass of maintenance every 64 slow-path calls: empty pages retired and, once their delay
@@ -494,13 +498,37 @@ void *_hm_theap_alloc_block(hm_theap_t *th, size_t bin, int level) {
     return p;
 }
 
-hm_segment_t *_hm_theap_alloc_huge(hm_theap_t *th, size_t size, size_t align, int level) {
+hm_segment_t *_hm_heap_sealed(hm_theap_t *th, size_t meta, size_t block, size_t count,
+                              unsigned kind, int level) {
+    hm_heap *heap = th->heap;
+    hm_segment_t *seg = atomic_load_explicit(&heap->sealed, memory_order_acquire);
+    if (hm_likely(seg != NULL)) return seg;
+    hm_segment_t *mine = _hm_segment_sealed_new(th, meta, block, count, kind, level);
+    if (mine == NULL) return NULL;
+    /* two threads made one at once: the first one stays */
+    if (atomic_compare_exchange_strong_explicit(&heap->sealed, &seg, mine, memory_order_acq_rel,
+                                                memory_order_acquire))
+        return mine;
+    _hm_segment_unmap(mine);
+    return seg;
+}
+
+static hm_segment_t *theap_alloc_huge(hm_theap_t *th, size_t size, size_t align, bool guard,
+                                      int level) {
     hm_assert((unsigned)level <= eProcessCritical);
     th->refused = false;
-    hm_segment_t *seg = _hm_huge_alloc(th, size, align, level);
+    size_t arg[3] = {size, align, guard};
+    hm_segment_t *seg = try_huge(th, arg, level);
     if (hm_likely(seg != NULL) || !th->refused) return seg;
-    size_t arg[2] = {size, align};
     return with_reclaim(th->heap->arena, th, try_huge, arg, level);
+}
+
+hm_segment_t *_hm_theap_alloc_huge(hm_theap_t *th, size_t size, size_t align, int level) {
+    return theap_alloc_huge(th, size, align, false, level);
+}
+
+hm_segment_t *_hm_theap_alloc_huge_guarded(hm_theap_t *th, size_t size, int level) {
+    return theap_alloc_huge(th, size, HM_ALIGN, true, level);
 }
 
 static void *try_commit(hm_theap_t *th, const size_t *bytes, int level) {

@@ -60,8 +60,14 @@ hm_inline hm_theap_t *_hm_theap_get(hm_heap *heap) {
  * upkeep first (pending pages, the arena's collect epoch, periodic maintenance) and the reclaim
  * loop when the budget refuses. NULL (nothing changed) when nothing helped. */
 void *_hm_theap_alloc_block(hm_theap_t *th, size_t bin, int level);
+/* th's heap's sealed segment (segment.h: its arguments), made on first use, or NULL when the
+ * budget or the OS refuses (no reclaim: the caller has another way). */
+hm_segment_t *_hm_heap_sealed(hm_theap_t *th, size_t meta, size_t block, size_t count,
+                              unsigned kind, int level);
 /* A huge segment (segment.h) through the reclaim loop. */
 hm_segment_t *_hm_theap_alloc_huge(hm_theap_t *th, size_t size, size_t align, int level);
+/* The same with a guard page after the block (segment.h, _hm_huge_alloc_guarded). */
+hm_segment_t *_hm_theap_alloc_huge_guarded(hm_theap_t *th, size_t size, int level);
 
 /* The invariants of a sub-heap: its queues (links, bins, heads; every page valid) and its
  * segment lists (links, kinds; every segment valid). Owner only. */

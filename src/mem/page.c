@@ -36,10 +36,10 @@
  * path needs no NULL test. Never written. */
 hm_page_t _hm_page_empty;
 
-const hm_page_kind_t *_hm_page_kinds[3];
+const hm_page_kind_t *_hm_page_kinds[HM_PAGE_KINDS];
 
 void _hm_page_kind_set(unsigned kind, const hm_page_kind_t *k) {
-    hm_assert(kind != HM_PAGE_PLAIN && kind < 3);
+    hm_assert(kind != HM_PAGE_PLAIN && kind < HM_PAGE_KINDS);
     __atomic_store_n(&_hm_page_kinds[kind], k, __ATOMIC_RELEASE);
 }
 
@@ -424,13 +424,20 @@ void _hm_report_double_free(const hm_segment_t *seg, const void *p, size_t size)
 }
 
 hm_result _hm_page_free_slow(hm_page_t *pg, hm_segment_t *seg, hm_block_t *b) {
+    /* blocks that are no memory (a sealed segment's): their kind keeps their state */
+    if (pg->kind != HM_PAGE_PLAIN && _hm_page_kinds[pg->kind]->sealed)
+        return _hm_page_kinds[pg->kind]->free(pg, b, false);
     hm_assert_full(_hm_page_valid(pg));
     if (pg->kind != HM_PAGE_PLAIN) {
         /* the kind checks the block and, on a page, links it in its own format */
-        hm_result r = _hm_page_kinds[pg->kind]->free(pg, b, !pg->is_huge);
+        const hm_page_kind_t *k = _hm_page_kinds[pg->kind];
+        hm_result r = k->free(pg, b, !pg->is_huge);
         if (r != HM_OK) return r; /* reported; the block is left as it is, never reused */
         if (pg->is_huge) {
-            _hm_huge_hold(seg); /* a second free must be known */
+            /* a second free must be known; the block's pages, its header's included (the kind
+             * keeps that in the note), inaccessible while it waits when the kind asks */
+            uint8_t *from = (uint8_t *)(((uintptr_t)b - k->header) & ~(uintptr_t)(HM_OS_PAGE - 1));
+            _hm_huge_hold(seg, k->protect_held ? from : NULL);
             return HM_OK;
         }
     } else {

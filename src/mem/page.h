@@ -18,6 +18,13 @@ size_t _hm_bin_size(size_t bin);
 typedef struct hm_page_kind_s {
     size_t header;   /* bytes in front of each block in its slot */
     size_t min_slot; /* the least slot (cdirect of the checked kind serves smaller ones) */
+    /* A freed huge block of the kind is made inaccessible while it is held (the pages from the
+     * one holding its header to the end of the mapping): its free must have written what
+     * double_free_held and freed read into the segment's note (segment.h). */
+    bool protect_held;
+    /* The kind's blocks are addresses in a sealed segment (segment.h), no memory: page code
+     * neither links nor counts them, and the kind's free does all there is to do. */
+    bool sealed;
     /* Carve `n` new slots of `pg` (the first block at `p`) into a free list in the kind's
      * format, linked in order, the last to `last_next`. */
     void (*carve)(hm_page_t *pg, uint8_t *p, size_t n, hm_block_t *last_next);
@@ -37,9 +44,13 @@ typedef struct hm_page_kind_s {
     /* A second free of the held huge block at `p` (segment.c keeps freed huge blocks of every
      * kind but the plain one): report it. */
     void (*double_free_held)(const hm_segment_t *seg, const void *p);
+    /* Is block `p` of `pg` (a block start of a page of the kind, or the block of a held huge
+     * segment) freed, or quarantined after a bad free? Reads its header only. When it is and
+     * `call` is not NULL, report "<call> of a freed block" naming the block. */
+    bool (*freed)(const hm_segment_t *seg, const hm_page_t *pg, const void *p, const char *call);
 } hm_page_kind_t;
-extern const hm_page_kind_t *_hm_page_kinds[3];
-/* Register `kind` (HM_PAGE_DEBUG or HM_PAGE_CHECKED). */
+extern const hm_page_kind_t *_hm_page_kinds[HM_PAGE_KINDS];
+/* Register `kind` (HM_PAGE_DEBUG, HM_PAGE_CHECKED or HM_PAGE_ZERO). */
 void _hm_page_kind_set(unsigned kind, const hm_page_kind_t *k);
 
 /* ---- pages ------------------------------------------------------------------------------------

@@ -178,6 +178,36 @@ static void segment_decommit_tail(hm_segment_t *seg) {
     uncommit(seg->heap, seg->arena, counted);
 }
 
+/* ---- protected pages of huge segments --------------------------------------------------------
+ * A page kind may ask for pages of a huge segment to be inaccessible: a guard page after its
+ * block, and the whole block while the segment is held (page.h). What is inaccessible is
+ * always one stretch, from seg->prot_none to the end of the mapping, so that every change is
+ * one mprotect that moves that boundary: a segment keeps it through the cache, and the next
+ * block made in it moves it to where that block ends (or to the end of its guard page). */
+static int prot_rw(const hm_segment_t *seg) {
+    return PROT_READ | PROT_WRITE | (seg->exec ? PROT_EXEC : 0);
+}
+
+/* Make [from, end of mapping) inaccessible (from: a page boundary past the header page). */
+static void huge_protect_from(hm_segment_t *seg, uint8_t *from) {
+    uint8_t *to = seg->prot_none != NULL ? seg->prot_none : seg->base + seg->size;
+    if (from >= to) return; /* inaccessible already */
+    if (_hm_os_protect(from, (size_t)(to - from), PROT_NONE) == 0) seg->prot_none = from;
+}
+
+/* The block of huge segment `seg` ends at `block_end`: its pages accessible, and with `guard`
+ * the rest of the mapping inaccessible (the guard page first). False when the OS will not
+ * make the block's pages accessible (the segment is then no use). */
+static bool huge_prepare(hm_segment_t *seg, uint8_t *block_end, bool guard) {
+    uint8_t *none = seg->prot_none;
+    if (none != NULL && none < block_end) {
+        if (_hm_os_protect(none, (size_t)(block_end - none), prot_rw(seg)) != 0) return false;
+        seg->prot_none = block_end < seg->base + seg->size ? block_end : NULL;
+    }
+    if (guard) huge_protect_from(seg, block_end);
+    return true;
+}
+
 /* ---- the cache --------------------------------------------------------------------------
  * What it is for: a freed segment or huge block that is needed again soon is taken back warm
  * (no mmap, no page faults, no zeroing by the kernel); one that is not is decommitted when its
@@ -323,7 +353,7 @@ static hm_segment_t *cache_take(hm_arena_t *a, size_t min_size, size_t max_size,
 /* Fill the segment's page_of table from its geometry (page_shift; a huge segment: one page). */
 static void segment_map_pages(hm_segment_t *seg) {
     for (size_t i = 0; i < sizeof seg->page_of / sizeof seg->page_of[0]; i++)
-        seg->page_of[i] = seg->kind == HM_SEG_HUGE
+        seg->page_of[i] = seg->page_shift >= HM_SEGMENT_SHIFT /* one page: huge, sealed */
                               ? &seg->pages[0]
                               : &seg->pages[i >> (seg->page_shift - HM_SMALL_PAGE_SHIFT)];
 }
@@ -416,7 +446,7 @@ void _hm_segment_free(hm_segment_t *seg) {
 }
 
 /* ---- huge segments ------------------------------------------------------------------------ */
-hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align, int level) {
+static hm_segment_t *huge_alloc(hm_theap_t *th, size_t size, size_t align, int level, bool guard) {
     hm_heap *heap = th->heap;
     hm_arena_t *a = heap->arena;
     bool exec = (heap->flags & HM_HEAP_EXECUTABLE) != 0;
@@ -431,12 +461,14 @@ hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align, int leve
     else
         offset = align <= h ? h : align;
     size_t need = offset + usable;
+    /* the mapping holds the guard page too (never touched: not counted) */
+    size_t room = need + (guard ? HM_OS_PAGE : 0);
     hm_segment_t *seg = NULL;
     uint8_t *base = NULL;
     size_t map_size = 0;
     if (!aligned_huge) {
-        size_t units = (need + HM_SEGMENT_MASK) & ~HM_SEGMENT_MASK;
-        seg = cache_take(a, need, units + units / 2, exec, true);
+        size_t units = (room + HM_SEGMENT_MASK) & ~HM_SEGMENT_MASK;
+        seg = cache_take(a, room, units + units / 2, exec, true);
         if (seg != NULL) {
             base = seg->base;
             map_size = seg->size;
@@ -473,7 +505,7 @@ hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align, int leve
             base = s;
             map_size = (size_t)(end - s);
         } else {
-            map_size = (need + HM_SEGMENT_MASK) & ~HM_SEGMENT_MASK;
+            map_size = (room + HM_SEGMENT_MASK) & ~HM_SEGMENT_MASK;
             base = _hm_os_map_aligned(map_size, HM_SEGMENT_SIZE, exec);
             if (base == NULL) {
                 uncommit(heap, heap->arena, h + usable);
@@ -502,6 +534,11 @@ hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align, int leve
     seg->aligned_huge = aligned_huge;
     seg->held = false;
     seg->theap = th;
+    /* a segment from the cache may have inaccessible pages where this block goes */
+    if (!huge_prepare(seg, (uint8_t *)seg + need, guard)) {
+        _hm_segment_unmap(seg);
+        return NULL;
+    }
     /* frees of huge blocks all take the same path, from any thread */
     atomic_store_explicit(&seg->tid, HM_TID_ANY, memory_order_relaxed);
     hm_page_t *pg = &seg->pages[0];
@@ -529,6 +566,14 @@ hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align, int leve
     return seg;
 }
 
+hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align, int level) {
+    return huge_alloc(th, size, align, level, false);
+}
+
+hm_segment_t *_hm_huge_alloc_guarded(hm_theap_t *th, size_t size, int level) {
+    return huge_alloc(th, size, HM_ALIGN, level, true);
+}
+
 /* Take a huge segment out of its heap's list (caller: the block's free). */
 static void huge_unlink(hm_segment_t *seg) {
     hm_heap *heap = seg->heap;
@@ -538,42 +583,90 @@ static void huge_unlink(hm_segment_t *seg) {
     pthread_mutex_unlock(&heap->lock);
 }
 
+/* ---- sealed segments ------------------------------------------------------------------------ */
+hm_segment_t *_hm_segment_sealed_new(hm_theap_t *th, size_t meta, size_t block, size_t count,
+                                     unsigned kind, int level) {
+    hm_heap *heap = th->heap;
+    size_t h = (HM_SEGMENT_NOTE_OFFSET + meta + HM_OS_PAGE - 1) & ~(size_t)(HM_OS_PAGE - 1);
+    if (h + block * count > HM_SEGMENT_SIZE) return NULL;
+    if (!_hm_theap_commit(th, h, level)) return NULL;
+    uint8_t *base = _hm_os_map_aligned(HM_SEGMENT_SIZE, HM_SEGMENT_SIZE, false);
+    if (base != NULL && (!map_prepare(MAP_SEG, (uintptr_t)base) ||
+                         _hm_os_protect(base + h, HM_SEGMENT_SIZE - h, PROT_NONE) != 0)) {
+        _hm_os_unmap(base, HM_SEGMENT_SIZE);
+        base = NULL;
+    }
+    if (base == NULL) {
+        uncommit(heap, heap->arena, h);
+        return NULL;
+    }
+    hm_segment_t *seg = (hm_segment_t *)base; /* fresh: zeroed */
+    seg->base = base;
+    seg->size = HM_SEGMENT_SIZE;
+    seg->arena = heap->arena;
+    seg->heap = heap;
+    seg->theap = NULL;
+    seg->committed = h;
+    seg->kind = HM_SEG_SEALED;
+    seg->page_shift = HM_SEGMENT_SHIFT + 20; /* every interior offset maps to page 0 */
+    seg->page_count = 1;
+    seg->used_pages = 1;
+    segment_map_pages(seg);
+    atomic_store_explicit(&seg->tid, HM_TID_ANY, memory_order_relaxed);
+    hm_page_t *pg = &seg->pages[0];
+    pg->start = base + h;
+    pg->block_size = (uint32_t)block;
+    pg->div_magic = UINT64_MAX / block + 1;
+    pg->kind = (uint8_t)kind;
+    pg->used = HM_USED_SLOW; /* every free leaves the fast path for the kind */
+    pg->committed = 1;
+    _hm_page_set_area(pg, block * count);
+    map_set(MAP_SEG, (uintptr_t)seg, true);
+    return seg;
+}
+
 /* ---- held huge blocks ----------------------------------------------------------------------
  * A freed huge block of a page kind that asks for it (DebugAlloc blocks, and huge blocks of
  * checked heaps: page.h) waits in a ring of HM_HELD_MAX segments before its memory is reused,
  * so that a second free of it is known as the double free it is. Held segments stay committed
  * (a block freed and allocated again at a high rate would otherwise pay a decommit, an unmap, a
  * new mapping and its page faults each time); over held_limit the oldest give their memory
- * back but the page of their header. An entry leaving the ring goes to the cache, whose rules
- * apply. A forced purge of the cache (memory is wanted, or a trim) empties the ring first. */
+ * back but their header page (the kind keeps what a second free reads in the segment's note),
+ * and the pages of a block whose kind asks for it are inaccessible while it waits. An entry
+ * leaving the ring goes to the cache, whose rules apply (its inaccessible pages stay so until
+ * a block made in it needs them). A forced
+ * purge of the cache (memory is wanted, or a trim) empties the ring first. */
 static void held_release(hm_segment_t *seg) {
     seg->held = false;
     cache_put(seg);
 }
 
-/* Decommit a held segment but the page holding its block's header (the state a second
- * free reads). Returns the bytes given back. Caller holds cache_lock. */
+/* Decommit a held segment but its header page (with the note its kind keeps: the state a
+ * second free reads). Returns the bytes given back. Caller holds cache_lock. */
 static size_t held_decommit(hm_segment_t *seg) {
-    hm_page_t *pg = &seg->pages[0];
-    uint8_t *keep_end =
-        (uint8_t *)(((uintptr_t)pg->start + HM_OS_PAGE - 1) & ~(uintptr_t)(HM_OS_PAGE - 1));
+    size_t keep = _hm_segment_header_size(1);
+    uint8_t *keep_end = (uint8_t *)seg + keep;
     uint8_t *end = (uint8_t *)seg->base + seg->size;
-    size_t keep = (size_t)(keep_end - (uint8_t *)seg);
-    if (keep < _hm_segment_header_size(1)) keep = _hm_segment_header_size(1);
     if (seg->committed <= keep || end <= keep_end) return 0;
-    os_decommit(seg->arena, keep_end, (size_t)(end - keep_end));
+    os_decommit(seg->arena, keep_end, (size_t)(end - keep_end)); /* inaccessible pages too */
     size_t give = seg->committed - keep;
     seg->committed = keep;
     uncommit(NULL, seg->arena, give);
     return give;
 }
 
-void _hm_huge_hold(hm_segment_t *seg) {
+void _hm_huge_hold(hm_segment_t *seg, uint8_t *protect_from) {
     hm_arena_t *a = seg->arena;
     huge_unlink(seg);
     hm_page_t *pg = &seg->pages[0];
     atomic_fetch_sub_explicit(&seg->heap->committed, seg->committed, memory_order_relaxed);
-    seg->heap = NULL;         /* the manager holds it now */
+    seg->heap = NULL; /* the manager holds it now */
+    /* a read or a write of the freed block faults while it waits (a refusal of the OS leaves it
+     * accessible: the ring's other checks do not depend on it). Not decommitted first: the next
+     * block made in the segment would pay a page fault for every page it touches, which cost
+     * more than the flush of other CPUs' TLBs the protection of resident pages costs
+     * (docs/DEBUG.md) */
+    if (protect_from != NULL) huge_protect_from(seg, protect_from);
     _hm_page_set_area(pg, 0); /* no block starts here any more */
     pg->used = 0;
     seg->used_pages = 0;

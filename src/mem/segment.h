@@ -50,14 +50,44 @@ void _hm_segment_unmap(hm_segment_t *seg);
 /* Decommit a range of a segment and give its bytes back to the budget. */
 void _hm_segment_decommit(hm_segment_t *seg, uint8_t *p, size_t size);
 
+/* A huge segment's note: HM_SEGMENT_NOTE bytes of its header page, past hm_segment_t and its
+ * one page, for the block's page kind: what a held block's kind must still read once the
+ * block's own pages are inaccessible or decommitted (page.h, `protect_held`). */
+#define HM_SEGMENT_NOTE 64
+#define HM_SEGMENT_NOTE_OFFSET                                                                     \
+    ((sizeof(hm_segment_t) + sizeof(hm_page_t) + 63) & ~(size_t)63) /* past its one page */
+_Static_assert(HM_SEGMENT_NOTE_OFFSET + HM_SEGMENT_NOTE <= HM_OS_PAGE,
+               "the note fits in a huge segment's header page");
+hm_inline void *_hm_segment_note(const hm_segment_t *seg) {
+    return (uint8_t *)seg + HM_SEGMENT_NOTE_OFFSET;
+}
 /* A huge segment holding one block of `size` bytes aligned to `align`, listed in th's heap;
  * NULL when the budget refuses (th->refused set) or the OS does. */
 hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align, int level);
+/* The same (aligned to HM_ALIGN), with an inaccessible guard page right after the block's
+ * usable bytes (page-rounded), so that an overrun faults at once (page kinds that ask for it:
+ * debug/debug.c). A refusal of the OS to protect leaves the block without it. */
+hm_segment_t *_hm_huge_alloc_guarded(hm_theap_t *th, size_t size, int level);
 /* The huge block of `seg` was freed: into the cache. */
 void _hm_huge_free(hm_segment_t *seg);
 /* The same, but held back in the ring first, so that a second free is known (page kinds that
- * ask for it). */
-void _hm_huge_hold(hm_segment_t *seg);
+ * ask for it; the kind keeps what a second free reads in the segment's note: the pages past
+ * the header page may be decommitted while it waits). With `protect_from` (a page boundary
+ * inside the mapping, past the header page), the pages from there to the end of the mapping
+ * are made inaccessible while the block is held, so that a read or a write of the freed block
+ * faults. */
+void _hm_huge_hold(hm_segment_t *seg, uint8_t *protect_from);
+
+/* A sealed segment: one unit whose one page's blocks are addresses in memory no one may touch
+ * (blocks of 0 bytes that fault when used). Its header page(s) hold hm_segment_t, its page and
+ * `meta` bytes for the page kind at the note's offset (zeroed), readable and writable; then
+ * `count` blocks of `block` bytes (a power of two, 16 at least), all inaccessible, and the
+ * rest of the unit likewise. Its page is of kind `kind`, which keeps the blocks' state (page.h,
+ * `sealed`); a free from any thread goes to it. It is in the segment map and in no list: its
+ * heap keeps it (heap.c) and unmaps it. NULL when the budget refuses (th->refused set) or the
+ * OS does. */
+hm_segment_t *_hm_segment_sealed_new(hm_theap_t *th, size_t meta, size_t block, size_t count,
+                                     unsigned kind, int level);
 
 /* Trim the cache: decommit expired entries, evict what is over the limits; `force`: the held
  * ring into the cache, then everything out. */

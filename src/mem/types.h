@@ -161,7 +161,8 @@ struct hm_page_s {
     uint8_t in_full;   /* out of its queue as full (owner) */
     uint8_t kind;      /* HM_PAGE_*: plain, or blocks with a header (page.h, "Page kinds") */
     uint8_t is_head;   /* first of its queue: the page allocation goes on from (owner) */
-    uint8_t pad_[2];
+    uint16_t sample;   /* checked pages: frees until the next one whose block is filled whole
+                          (debug/checked.h; owner only) */
     uint16_t capacity; /* blocks carved into the free lists so far */
     uint16_t reserved; /* blocks that fit in the page (at most 4096) */
     uint32_t expire;   /* when an empty committed page may be decommitted (ms, wraps) */
@@ -175,6 +176,8 @@ struct hm_page_s {
 #define HM_PAGE_PLAIN   0
 #define HM_PAGE_DEBUG   1 /* DebugAlloc blocks (and huge checked ones): 48-byte header */
 #define HM_PAGE_CHECKED 2 /* checked-mode blocks: 16-byte header */
+#define HM_PAGE_ZERO    3 /* checked mode's blocks of 0 bytes: addresses in inaccessible memory */
+#define HM_PAGE_KINDS   4
 
 #define HM_USED_SLOW 0x80000000u
 hm_inline size_t _hm_page_area(const hm_page_t *pg) {
@@ -194,6 +197,7 @@ typedef enum hm_segment_kind_e {
     HM_SEG_SMALL = 0,
     HM_SEG_MEDIUM = 1,
     HM_SEG_HUGE = 2,
+    HM_SEG_SEALED = 3, /* blocks that are no memory (segment.h, _hm_segment_sealed_new) */
 } hm_segment_kind_t;
 
 struct hm_segment_s {
@@ -210,6 +214,9 @@ struct hm_segment_s {
     size_t page_count;      /* pages in the segment */
     size_t used_pages;      /* pages serving a size class */
     size_t committed;       /* committed bytes counted for this segment */
+    uint8_t *prot_none;     /* huge: from here to the end of the mapping, PROT_NONE (a guard
+                               page after the block, or the block of a held segment); NULL:
+                               none. Made accessible again when the block needs it (segment.c) */
     bool exec;              /* executable mapping */
     bool aligned_huge;      /* huge block at the next 4 MiB unit (alignment >= 4 MiB) */
     bool held;              /* a freed huge block held back, so a second free is known */
@@ -266,6 +273,9 @@ struct hm_heap {
     hm_theap_t *theaps;   /* every sub-heap, live or abandoned */
     hm_segment_t *huge;   /* huge segments */
     size_t huge_count;
+    /* the heap's sealed segment (segment.c; checked mode's blocks of 0 bytes), made on first
+     * use and unmapped with the heap */
+    hm_segment_t *_Atomic sealed;
     hm_theap_t *single;        /* the one sub-heap of a serialized heap */
     _Atomic(size_t) committed; /* bytes committed for this heap */
     _Atomic(size_t) peak_committed;

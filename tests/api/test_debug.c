@@ -145,6 +145,8 @@ static const char *kind_str(int kind) {
         return "WRITE_AFTER_FREE";
     case HM_ERROR_LEAK:
         return "LEAK";
+    case HM_ERROR_WRONG_SIZE:
+        return "WRONG_SIZE";
     default:
         return "?";
     }
@@ -1137,7 +1139,9 @@ static void test_checked_byte_precise_overrun(void **state) {
             memset(ok, 0x77, n);
             door_free_ok(&d, ok);
             sink_expect_none(s, "a block written to its last byte");
-            /* one byte more is caught at free */
+            /* one byte more is caught at free (a block of 0 bytes faults at once instead:
+             * tests/death, test_checked_zero_block_faults) */
+            if (n == 0) continue;
             void *p = door_alloc(&d, n);
             memset(p, 0x77, n);
             flip(p, (ptrdiff_t)n);
@@ -1226,7 +1230,7 @@ static void test_checked_write_after_free(void **state) {
              * allocation itself succeeds: on the COM door Alloc still returns S_OK) */
             unsigned char *p = com_alloc(m, n);
             com_free_ok(m, p);
-            p[where[wi]] = 0x42;
+            p[where[wi]] ^= 0x42; /* a change whatever the byte held (a link, a check word) */
             sink_expect_none(s, "a write after free, before reuse");
             if (!realloc_until(h, m, p, n)) fail_msg("%zu bytes: the slot never came back", n);
             snprintf(what, sizeof what, "COM: %zu bytes, byte %zu", n, where[wi]);
@@ -1235,6 +1239,46 @@ static void test_checked_write_after_free(void **state) {
     }
     com_done(m, mgr);
     hm_heap_release(h);
+    sink_free(s);
+}
+
+/* Writes after free past byte 32: one free in SAMPLE of a page's owner (the first of a fresh
+ * page among them) fills the whole slot, and the allocation that hands the block out again
+ * checks it all. A block freed, written at byte 150 and taken back 2 * SAMPLE times on a fresh
+ * page is reported exactly twice (frees 0 and SAMPLE); untouched, never. */
+#define SAMPLE 128 /* HM_CHECKED_SAMPLE (src/debug/checked.h), slots of up to 2 KiB */
+static void test_checked_write_after_free_sampled(void **state) {
+    (void)state;
+    sink *s = sink_new();
+    for (int write = 0; write < 2; write++) {
+        IHostMemoryManager *mgr;
+        IHostMalloc *m = new_com(s, true, &mgr);
+        unsigned char *p = com_alloc(m, 200);
+        size_t reports = 0;
+        for (int i = 0; i < 2 * SAMPLE; i++) {
+            com_free_ok(m, p);
+            if (write) p[150] ^= 0x42;
+            pthread_mutex_lock(&s->lock);
+            size_t before = s->total;
+            pthread_mutex_unlock(&s->lock);
+            unsigned char *q = com_alloc(m, 200);
+            assert_ptr_equal(q, p); /* the slot freed last comes back first */
+            pthread_mutex_lock(&s->lock);
+            if (s->total > before) {
+                reports++;
+                const sink_report *r = &s->r[s->kept - 1];
+                if (r->kind != HM_ERROR_WRITE_AFTER_FREE || r->ptr != p)
+                    fail_msg("cycle %d: a report of kind %s", i, kind_str(r->kind));
+            }
+            pthread_mutex_unlock(&s->lock);
+        }
+        com_free_ok(m, p);
+        com_done(m, mgr);
+        if (reports != (write ? 2u : 0u))
+            fail_msg("%s: %zu reports in %d cycles, expected %d", write ? "written" : "untouched",
+                     reports, 2 * SAMPLE, write ? 2 : 0);
+        sink_reset(s);
+    }
     sink_free(s);
 }
 
@@ -1446,6 +1490,112 @@ static void test_checked_huge_quarantine_trim(void **state) {
     sink_free(s);
 }
 
+/* Blocks of 0 bytes of a checked heap, on both doors: distinct, freed once and reported the
+ * second time (nothing changes), resized like any block, counted by the statistics and walked;
+ * so many of them that they outgrow their sealed segment (then 0-byte blocks on checked pages
+ * serve, which are freed as well). tests/death: touching one faults. */
+static bool count_zero(const hm_block_info_t *info, void *arg) {
+    if (info->size == 0) ++*(size_t *)arg;
+    return true;
+}
+
+static void test_checked_zero_blocks(void **state) {
+    (void)state;
+    sink *s = sink_new();
+    IHostMemoryManager *mgr;
+    IHostMalloc *m = new_com(s, true, &mgr);
+    hm_heap *h = new_heap(s, true);
+    enum { N = 40000 }; /* more than the 32768 addresses of the sealed segment */
+    void **p = calloc(N, sizeof *p);
+    assert_non_null(p);
+    for (size_t i = 0; i < N; i++) {
+        p[i] = must_alloc(h, 0);
+        assert_int_equal(hm_usable_size(p[i]), 0);
+        assert_int_equal(hm_heap_block(h, p[i], NULL), HM_OK);
+    }
+    for (size_t i = 1; i < N; i++)
+        if (p[i] == p[i - 1]) fail_msg("two blocks of 0 bytes at %p", p[i]);
+    size_t zeros = 0;
+    hm_heap_walk(h, count_zero, &zeros);
+    assert_int_equal(zeros, N);
+    hm_heap_stats_t st;
+    hm_heap_stats(h, &st);
+    if (st.live_blocks < N) fail_msg("live blocks %zu, %d of 0 bytes", st.live_blocks, N);
+    for (size_t i = 0; i < N; i++)
+        heap_free_ok(h, p[i]);
+    sink_expect_none(s, "blocks of 0 bytes freed once");
+    heap_free_bad(h, p[0], "a block of 0 bytes freed twice");
+    sink_expect(s, HM_ERROR_DOUBLE_FREE, p[0], "double free", "a block of 0 bytes freed twice");
+    assert_int_equal(hm_heap_block(h, p[0], NULL), HM_ERR_NOT_BLOCK);
+    sink_expect_none(s, "hm_heap_block of a freed block of 0 bytes");
+    /* a resize of one, both ways */
+    void *z = must_alloc(h, 0);
+    char *q = hm_realloc(h, z, 100);
+    assert_non_null(q);
+    memset(q, 1, 100);
+    z = hm_realloc(h, q, 0);
+    assert_non_null(z);
+    assert_int_equal(hm_usable_size(z), 0);
+    heap_free_ok(h, z);
+    /* the COM door */
+    void *c = com_alloc(m, 0);
+    void *c2 = com_alloc(m, 0);
+    assert_true(c != c2);
+    com_free_ok(m, c);
+    com_free_ok(m, c2);
+    assert_int_equal(HR(IHostMalloc_Free(m, c)), HR(HOST_E_INVALIDOPERATION));
+    sink_expect(s, HM_ERROR_DOUBLE_FREE, c, "double free", "COM: a block of 0 bytes twice");
+    free(p);
+    com_done(m, mgr);
+    hm_heap_release(h);
+    sink_free(s);
+}
+
+/* Freed huge checked and DebugAlloc blocks are inaccessible while held (tests/death checks the
+ * faults); once they leave the ring for the cache their memory serves again, every byte of it
+ * writable, to checked blocks and to plain ones, and the manager's committed bytes come back
+ * to what they were. */
+static void test_checked_huge_held_then_reused(void **state) {
+    (void)state;
+    sink *s = sink_new();
+    enum { K = 24 }; /* more than the ring holds (16): the oldest go to the cache */
+    const size_t n = 300000;
+    for (int checked = 0; checked < 2; checked++) {
+        hm_config c = config_for(s, checked != 0);
+        hm_manager *mgr = tu_manager(&c);
+        hm_heap *h = tu_heap(mgr, HM_HEAP_THREADSAFE);
+        hm_manager_stats_t base, after;
+        hm_manager_stats(mgr, &base);
+        for (int round = 0; round < 3; round++) {
+            void *p[K];
+            for (int i = 0; i < K; i++) {
+                /* the default heap: DebugAlloc blocks, then plain ones in the same memory */
+                p[i] = checked || round != 1
+                           ? (checked ? must_alloc(h, n)
+                                      : hm_alloc_debug(h, n, eProcessCritical, "f.c", i))
+                           : must_alloc(h, n);
+                assert_non_null(p[i]);
+                memset(p[i], 0x5A, n); /* faults if memory of a held block came back guarded */
+            }
+            for (int i = 0; i < K; i++)
+                heap_free_ok(h, p[i]);
+            /* the most recent are held: a second free is still known */
+            if (checked || round != 1) {
+                assert_int_equal(hm_heap_free(h, p[K - 1]), HM_ERR_NOT_BLOCK);
+                sink_expect(s, HM_ERROR_DOUBLE_FREE, p[K - 1], "double free", "held huge block");
+            }
+        }
+        hm_manager_trim(mgr);
+        hm_manager_stats(mgr, &after);
+        if (after.committed != base.committed)
+            fail_msg("checked %d: committed %zu before, %zu after the rounds and a trim", checked,
+                     base.committed, after.committed);
+        tu_release(h, mgr);
+    }
+    sink_expect_none(s, "held and reused huge blocks");
+    sink_free(s);
+}
+
 /* HM_CHECKED=1 in the environment: hm_config_init turns checked mode on (in a child, so the
  * environment of the test runner stays as it was). Exit status: the failed step. */
 static void child_env_checked(void *arg) {
@@ -1493,6 +1643,37 @@ static void test_checked_from_environment(void **state) {
     (void)state;
     tu_child_result res;
     tu_expect_exit0(child_env_checked, NULL, &res, "HM_CHECKED=1 child (exit code = failed step)");
+}
+
+/* hm_heap_block tells a freed checked or DebugAlloc block from a live one (their headers say
+ * so): HM_ERR_NOT_BLOCK, with no report (the call only asks), on pages and for huge blocks. */
+static void test_checked_heap_block_freed(void **state) {
+    (void)state;
+    sink *s = sink_new();
+    hm_heap *h = new_heap(s, true);
+    hm_heap *d = new_heap(s, false);
+    static const size_t sizes[] = {1, 100, 65536, 200000, (size_t)3 << 20};
+    for (size_t i = 0; i < TU_ARRAY_SIZE(sizes); i++) {
+        size_t usable = 0;
+        void *p = must_alloc(h, sizes[i]);
+        assert_int_equal(hm_heap_block(h, p, &usable), HM_OK);
+        assert_int_equal(usable, sizes[i]);
+        heap_free_ok(h, p);
+        if (hm_heap_block(h, p, &usable) != HM_ERR_NOT_BLOCK)
+            fail_msg("checked block of %zu bytes, freed: hm_heap_block did not refuse it",
+                     sizes[i]);
+        void *q = hm_alloc_debug(d, sizes[i], eProcessCritical, __FILE__, __LINE__);
+        assert_non_null(q);
+        assert_int_equal(hm_heap_block(d, q, &usable), HM_OK);
+        heap_free_ok(d, q);
+        if (hm_heap_block(d, q, &usable) != HM_ERR_NOT_BLOCK)
+            fail_msg("DebugAlloc block of %zu bytes, freed: hm_heap_block did not refuse it",
+                     sizes[i]);
+    }
+    sink_expect_none(s, "hm_heap_block of freed blocks");
+    hm_heap_release(h);
+    hm_heap_release(d);
+    sink_free(s);
 }
 
 /* ---- 6. the error sink ----------------------------------------------------------------------- */
@@ -1793,9 +1974,11 @@ TU_TEST_MAIN(test_checked_with_faults, test_debug_block_records_site,
              test_leak_report_groups_sites, test_leak_report_on_release, test_leak_report_long_file,
              test_misuse_broken_canary, test_misuse_double_free, test_checked_double_free_detected,
              test_checked_byte_precise_overrun, test_checked_write_after_free,
-             test_checked_header_damage, test_checked_64k_on_pages,
-             test_checked_link_write_never_followed, test_checked_remote_link_write,
-             test_checked_aligned, test_checked_huge_quarantine_trim, test_checked_from_environment,
-             test_error_sink_default_stderr, test_error_sink_custom_arg,
-             test_error_sink_silent_when_correct, test_remote_free_checked,
-             test_default_mode_no_debug_pages)
+             test_checked_write_after_free_sampled, test_checked_header_damage,
+             test_checked_64k_on_pages, test_checked_link_write_never_followed,
+             test_checked_remote_link_write, test_checked_aligned,
+             test_checked_huge_quarantine_trim, test_checked_heap_block_freed,
+             test_checked_huge_held_then_reused, test_checked_zero_blocks,
+             test_checked_from_environment, test_error_sink_default_stderr,
+             test_error_sink_custom_arg, test_error_sink_silent_when_correct,
+             test_remote_free_checked, test_default_mode_no_debug_pages)

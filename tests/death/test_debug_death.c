@@ -82,6 +82,166 @@ static void expect_abort_line(int kase, const char *name) {
     if (strstr(res.err, name) == NULL) fail_msg("%s: stderr '%s' does not name it", name, res.err);
 }
 
+/* hm_usable_size (malloc_usable_size on the malloc door) of a freed block: one line naming it,
+ * then abort; in checked mode on pages and for huge blocks, for DebugAlloc blocks, and in
+ * default mode for a plain block its owner can tell is free (on its page's free list). */
+typedef struct usable_case {
+    int mode; /* 0: checked, 1: DebugAlloc on a default heap, 2: plain on a default heap */
+    size_t size;
+} usable_case;
+
+static void child_usable_size_freed(void *arg) {
+    const usable_case *uc = arg;
+    hm_heap *h;
+    void *p;
+    if (uc->mode == 0) {
+        h = child_checked_heap(false);
+        p = hm_alloc(h, uc->size);
+    } else {
+        hm_config c;
+        hm_config_init(&c);
+        hm_manager *mgr = hm_manager_new(&c);
+        h = mgr ? hm_heap_new(mgr, 0) : NULL;
+        if (h == NULL) _exit(3);
+        p = uc->mode == 1 ? hm_alloc_debug(h, uc->size, eProcessCritical, "here.c", 7)
+                          : hm_alloc(h, uc->size);
+    }
+    if (p == NULL) _exit(4);
+    if (hm_usable_size(p) < uc->size) _exit(5);
+    hm_free(p);
+    (void)hm_usable_size(p);
+    _exit(0); /* not reached */
+}
+
+static void test_checked_usable_size_of_freed_aborts(void **state) {
+    (void)state;
+    static const usable_case cases[] = {
+        {0, 0},  {0, 32},     {0, 65536}, {0, 200000}, {0, (size_t)8 << 20},
+        {1, 32}, {1, 200000}, {2, 32},    {2, 20000},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tu_child_result res;
+        tu_expect_abort(child_usable_size_freed, (void *)&cases[i], &res);
+        if (!tu_one_line(res.err) || strstr(res.err, "usable size of a freed block") == NULL)
+            fail_msg("mode %d, %zu bytes: stderr is not one line naming the usable size of a "
+                     "freed block: '%s'",
+                     cases[i].mode, cases[i].size, res.err);
+    }
+}
+
+/* A freed huge block (checked mode, DebugAlloc) is inaccessible while it is held: a read or a
+ * write of any of its bytes faults at once. */
+typedef struct held_case {
+    bool debug; /* a DebugAlloc block on a default heap, else a checked heap's block */
+    bool write;
+    size_t size, at;
+} held_case;
+
+static void child_touch_held(void *arg) {
+    const held_case *hc = arg;
+    hm_heap *h;
+    unsigned char *p;
+    if (!hc->debug) {
+        h = child_checked_heap(false);
+        p = hm_alloc(h, hc->size);
+    } else {
+        hm_config c;
+        hm_config_init(&c);
+        hm_manager *mgr = hm_manager_new(&c);
+        h = mgr ? hm_heap_new(mgr, 0) : NULL;
+        if (h == NULL) _exit(3);
+        p = hm_alloc_debug(h, hc->size, eProcessCritical, "here.c", 7);
+    }
+    if (p == NULL) _exit(4);
+    memset(p, 1, hc->size);
+    hm_free(p);
+    if (hc->write)
+        ((volatile unsigned char *)p)[hc->at] = 2;
+    else
+        (void)((volatile unsigned char *)p)[hc->at];
+    _exit(0); /* not reached */
+}
+
+static void test_checked_huge_freed_faults(void **state) {
+    (void)state;
+    static const held_case cases[] = {
+        {false, false, 200000, 0},     {false, true, 200000, 0},
+        {false, true, 200000, 199999}, {false, false, (size_t)8 << 20, 4 << 20},
+        {true, false, 100000, 0},      {true, true, 100000, 99999},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tu_child_result res;
+        assert_int_equal(tu_run_child(child_touch_held, (void *)&cases[i], &res), 0);
+        if (!WIFSIGNALED(res.status) || WTERMSIG(res.status) != SIGSEGV)
+            fail_msg("case %zu (%s, %s at %zu of %zu bytes): the freed block did not fault "
+                     "(status 0x%x, stderr '%s')",
+                     i, cases[i].debug ? "DebugAlloc" : "checked",
+                     cases[i].write ? "write" : "read", cases[i].at, cases[i].size, res.status,
+                     res.err);
+    }
+}
+
+/* A huge checked (or DebugAlloc) block ends at a guard page: writing on past its end, byte by
+ * byte, faults within the canary and the 16 bytes of alignment. */
+static void child_overrun_huge(void *arg) {
+    const held_case *hc = arg;
+    hm_heap *h = child_checked_heap(false);
+    unsigned char *p = hc->debug ? hm_alloc_debug(h, hc->size, eProcessCritical, "here.c", 9)
+                                 : hm_alloc(h, hc->size);
+    if (p == NULL) _exit(4);
+    memset(p, 1, hc->size);
+    for (size_t k = 0; k < 24; k++)
+        ((volatile unsigned char *)p)[hc->size + k] = 2;
+    _exit(0); /* not reached */
+}
+
+static void test_checked_huge_overrun_faults(void **state) {
+    (void)state;
+    static const held_case cases[] = {
+        {false, true, 100000, 0},     {false, true, 100001, 0},
+        {false, true, 100008, 0},     {false, true, ((size_t)8 << 20) + 3, 0},
+        {true, true, 300000 + 11, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tu_child_result res;
+        assert_int_equal(tu_run_child(child_overrun_huge, (void *)&cases[i], &res), 0);
+        if (!WIFSIGNALED(res.status) || WTERMSIG(res.status) != SIGSEGV)
+            fail_msg("%s block of %zu bytes written on past its end: no fault (status 0x%x, "
+                     "stderr '%s')",
+                     cases[i].debug ? "DebugAlloc" : "checked", cases[i].size, res.status, res.err);
+    }
+}
+
+/* A block of 0 bytes of a checked heap faults when read or written, at any byte of its slot. */
+typedef struct zero_case {
+    bool write;
+    ptrdiff_t at;
+} zero_case;
+
+static void child_touch_zero(void *arg) {
+    const zero_case *zc = arg;
+    hm_heap *h = child_checked_heap(false);
+    unsigned char *keep = hm_alloc(h, 0), *p = hm_alloc(h, 0);
+    if (keep == NULL || p == NULL || keep == p) _exit(4);
+    if (zc->write)
+        ((volatile unsigned char *)p)[zc->at] = 2;
+    else
+        (void)((volatile unsigned char *)p)[zc->at];
+    _exit(0); /* not reached */
+}
+
+static void test_checked_zero_block_faults(void **state) {
+    (void)state;
+    static const zero_case cases[] = {{false, 0}, {true, 0}, {true, 15}, {false, -1}, {true, 16}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tu_child_result res;
+        assert_int_equal(tu_run_child(child_touch_zero, (void *)&cases[i], &res), 0);
+        if (!WIFSIGNALED(res.status) || WTERMSIG(res.status) != SIGSEGV)
+            fail_msg("%s at %td of a block of 0 bytes: no fault (status 0x%x, stderr '%s')",
+                     cases[i].write ? "write" : "read", cases[i].at, res.status, res.err);
+    }
+}
+
 static void test_checked_malloc_door_aborts(void **state) {
     (void)state;
     expect_abort_line(DC_DOUBLE, "double free");
@@ -97,4 +257,6 @@ static void test_checked_malloc_door_write_after_free_aborts(void **state) {
     expect_abort_line(DC_WRITE_AFTER_FREE, "write after free");
 }
 
-TU_TEST_MAIN(test_checked_malloc_door_aborts, test_checked_malloc_door_write_after_free_aborts)
+TU_TEST_MAIN(test_checked_malloc_door_aborts, test_checked_malloc_door_write_after_free_aborts,
+             test_checked_usable_size_of_freed_aborts, test_checked_huge_freed_faults,
+             test_checked_zero_block_faults, test_checked_huge_overrun_faults)

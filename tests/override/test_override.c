@@ -603,6 +603,80 @@ static int checked_misuse(int kase) {
     return 0; /* not reached when the override aborts */
 }
 
+/* --sized K: sized frees (free_sized, free_aligned_sized; the override exports both). A size
+ * above the block's usable size is reported in every mode; checked mode knows the requested
+ * size and reports any other; an alignment that is no power of two, or one the block does not
+ * have, is reported. Exit 0: the sized frees went through. */
+extern void free_sized(void *p, size_t size);
+extern void free_aligned_sized(void *p, size_t alignment, size_t size);
+
+static int sized_misuse(int kase) {
+    char *volatile p = malloc(40);
+    char *volatile big = malloc(200000);
+    if (p == NULL || big == NULL) return 10;
+    switch (kase) {
+    case 0: /* correct sizes: never reported */
+        free_sized(p, 40);
+        free_sized(big, 200000);
+        free_sized(NULL, 12);
+        free_aligned_sized(aligned_alloc(64, 100), 64, 100);
+        free_aligned_sized(aligned_alloc(4096, 5000), 4096, 5000);
+        free_sized(malloc(0), 0);
+        free_sized(malloc((size_t)3 << 20), (size_t)3 << 20);
+        return 0;
+    case 1: /* smaller than asked, within the block (checked mode only) */
+        free_sized(p, 39);
+        return 0;
+    case 2: /* larger than asked, within the size class (checked mode only) */
+        free_sized(p, 41);
+        return 0;
+    case 3: /* larger than the block (every mode) */
+        free_sized(p, 4096);
+        return 0;
+    case 4: /* a huge block, larger than its usable size (every mode) */
+        free_sized(big, 200000 + 65536);
+        return 0;
+    case 5: /* a huge block, one byte less (checked mode only) */
+        free_sized(big, 199999);
+        return 0;
+    case 6: /* an alignment that is no power of two (every mode) */
+        free_aligned_sized(aligned_alloc(64, 64), 48, 64);
+        return 0;
+    }
+    return 11;
+}
+
+static void test_sized_free_checks(void **state) {
+    (void)state;
+    /* per case: caught in default mode, caught in checked mode; what the line says */
+    static const struct {
+        bool plain, checked;
+        const char *word;
+    } want[] = {
+        {false, false, ""},
+        {false, true, "wrong size given to free_sized: 39 bytes"},
+        {false, true, "wrong size given to free_sized: 41 bytes"},
+        {true, true, "wrong size given to free_sized: 4096 bytes"},
+        {true, true, "wrong size given to free_sized: 265536 bytes"},
+        {false, true, "wrong size given to free_sized: 199999 bytes"},
+        {true, true, "wrong alignment given to free_aligned_sized: 48"},
+    };
+    for (int k = 0; k < (int)TU_ARRAY_SIZE(want); k++) {
+        for (int checked = 0; checked < 2; checked++) {
+            const char *env[] = {"HM_CHECKED", checked ? "1" : "0", NULL, NULL};
+            char mode[32], out[4096];
+            snprintf(mode, sizeof mode, "--sized-%d", k);
+            int rc = run_self(mode, env, out, sizeof out);
+            bool caught = checked ? want[k].checked : want[k].plain;
+            if (caught
+                    ? rc != 128 + SIGABRT || !tu_one_line(out) || strstr(out, want[k].word) == NULL
+                    : rc != 0 || out[0] != '\0')
+                fail_msg("HM_CHECKED=%d %s: exit %d, stderr '%s' (expected %s)", checked, mode, rc,
+                         out, caught ? want[k].word : "exit 0 and no report");
+        }
+    }
+}
+
 static void test_env_checked(void **state) {
     (void)state;
     const char *env[] = {"HM_CHECKED", "1", NULL, NULL};
@@ -620,6 +694,7 @@ static void test_env_checked(void **state) {
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "--checked-double") == 0) return checked_misuse(0);
     if (argc > 1 && strcmp(argv[1], "--checked-overrun") == 0) return checked_misuse(1);
+    if (argc > 1 && strncmp(argv[1], "--sized-", 8) == 0) return sized_misuse(atoi(argv[1] + 8));
     if (argc > 1 && strcmp(argv[1], "--limit-probe") == 0) return limit_probe();
     if (argc > 1 && strcmp(argv[1], "--alloc-100") == 0) {
         for (int i = 0; i < 100; i++) { /* left live for the report at exit */
@@ -644,5 +719,5 @@ int main(int argc, char **argv) {
                  test_mallinfo_trim, test_misuse_aborts, test_double_free_exact_message,
                  test_fork_while_threads_allocate, test_blocks_outlive_thread, test_env_limit,
                  test_env_stats, test_env_stats_json, test_env_verbose, test_env_unknown_name,
-                 test_malloc_info, test_malloc_stats, test_env_checked);
+                 test_malloc_info, test_malloc_stats, test_env_checked, test_sized_free_checks);
 }

@@ -357,7 +357,7 @@ static void test_huge_held_ring(void **state) {
     }
     size_t committed = unit_committed(&env);
     for (size_t i = 0; i < HM_HELD_MAX; i++) {
-        _hm_huge_hold(segs[i]);
+        _hm_huge_hold(segs[i], NULL);
         assert_true(segs[i]->held);
         assert_null(segs[i]->heap);
         assert_int_equal(_hm_held_mapped(&env.arena), (i + 1) * HM_SEGMENT_SIZE);
@@ -372,8 +372,17 @@ static void test_huge_held_ring(void **state) {
         assert_int_equal(env.errors.kind, HM_ERROR_DOUBLE_FREE);
         assert_ptr_equal(env.errors.ptr, blocks[i]);
     }
-    /* one more: the oldest leaves the ring for the cache, where a second free is still known */
-    _hm_huge_hold(segs[HM_HELD_MAX]);
+    /* one more, its block made inaccessible while held: the oldest leaves the ring for the
+     * cache, where a second free is still known */
+    uint8_t *from = (uint8_t *)blocks[HM_HELD_MAX];
+    hm_os_mapping_t m;
+    _hm_huge_hold(segs[HM_HELD_MAX], from);
+    assert_ptr_equal(segs[HM_HELD_MAX]->prot_none, from);
+    assert_true(_hm_os_query((uintptr_t)from, &m));
+    assert_false(m.read || m.write);
+    assert_true(m.end == (uintptr_t)segs[HM_HELD_MAX]->base + segs[HM_HELD_MAX]->size);
+    assert_true(_hm_os_query((uintptr_t)from - 1, &m)); /* the header page stays */
+    assert_true(m.read && m.write);
     assert_false(segs[0]->held);
     assert_int_equal(atomic_load(&env.arena.cache_count), 1);
     assert_ptr_equal(env.arena.cache, segs[0]);
@@ -384,6 +393,9 @@ static void test_huge_held_ring(void **state) {
     assert_int_equal(env.errors.calls, calls + 2);
     assert_int_equal(env.heap->huge_count, 0);
 
+    /* the ring into the cache, where its pages stay inaccessible (test_huge_guard) */
+    _hm_held_flush(&env.arena);
+    assert_ptr_equal(segs[HM_HELD_MAX]->prot_none, from);
     /* memory is wanted: the ring goes into the cache, and the cache out */
     _hm_cache_purge(&env.arena, true);
     assert_int_equal(_hm_held_mapped(&env.arena), 0);
@@ -393,6 +405,48 @@ static void test_huge_held_ring(void **state) {
     for (size_t i = 0; i <= HM_HELD_MAX; i++)
         assert_false(_hm_huge_freed_at(blocks[i]));
     assert_int_equal(env.errors.calls, calls);
+    unit_close(&env);
+}
+
+/* A guarded huge block: the page after it inaccessible, the block's pages not. Held with its
+ * pages inaccessible, then in the cache (still inaccessible), then made again: exactly the new
+ * block's pages are accessible again (one boundary, moved each time), for a guarded block and
+ * for a plain one. */
+static void test_huge_guard(void **state) {
+    (void)state;
+    unit_env_t env;
+    unit_open(&env, LIMIT, 60000, 64 * MIB);
+    hm_theap_t *th = env.th;
+    hm_os_mapping_t m;
+    hm_segment_t *seg = _hm_huge_alloc_guarded(th, 100 * KIB, eTaskCritical);
+    assert_non_null(seg);
+    uint8_t *start = seg->pages[0].start, *end = start + seg->huge_size;
+    assert_int_equal(seg->huge_size, 100 * KIB);
+    assert_ptr_equal(seg->prot_none, end);
+    memset(start, 1, seg->huge_size);
+    assert_true(_hm_os_query((uintptr_t)end, &m));
+    assert_false(m.read || m.write);
+    assert_true(m.end == (uintptr_t)seg->base + seg->size);
+    _hm_huge_hold(seg, start);
+    assert_ptr_equal(seg->prot_none, start);
+    assert_true(_hm_os_query((uintptr_t)start, &m));
+    assert_false(m.read || m.write);
+    _hm_held_flush(&env.arena);
+    assert_ptr_equal(seg->prot_none, start); /* the cache keeps it so */
+    hm_segment_t *again = _hm_huge_alloc_guarded(th, 50 * KIB, eTaskCritical);
+    assert_ptr_equal(again, seg);
+    uint8_t *end2 = again->pages[0].start + again->huge_size;
+    assert_ptr_equal(again->prot_none, end2);
+    memset(again->pages[0].start, 1, again->huge_size);
+    assert_true(_hm_os_query((uintptr_t)end2, &m));
+    assert_false(m.read || m.write);
+    _hm_huge_free(again);
+    hm_segment_t *plain = _hm_huge_alloc(th, 200 * KIB, HM_ALIGN, eTaskCritical);
+    assert_ptr_equal(plain, seg);
+    memset(plain->pages[0].start, 1, plain->huge_size); /* all of it accessible again */
+    _hm_huge_free(plain);
+    _hm_cache_purge(&env.arena, true);
+    assert_int_equal(unit_committed(&env), 0);
     unit_close(&env);
 }
 
@@ -438,4 +492,4 @@ static void test_segment_valid(void **state) {
 TU_TEST_MAIN(test_segmap, test_segment_alloc_free, test_cache_takes_back, test_cache_purge_exact,
              test_cache_reuse_decommitted_same_kind, test_cache_reuse_decommitted_other_kind,
              test_huge_alignments, test_huge_cache_and_second_free, test_huge_held_ring,
-             test_segment_valid)
+             test_huge_guard, test_segment_valid)
