@@ -143,15 +143,21 @@ static void realloc_lookup(void *p, hm_segment_t **seg, hm_page_t **pg) {
     _hm_realloc_check_freed(p, *seg, *pg);
 }
 
-void *hm_realloc(hm_heap *heap, void *p, size_t size) {
-    if (p == NULL) return hm_alloc(heap, size);
+/* A resize of block `p` (aborts on a bad or freed one): true when it stays where it is; its
+ * usable size in *usable. A block with a header always moves: its size and back canary are
+ * exact. */
+static bool realloc_in_place(hm_heap *heap, void *p, size_t size, size_t *usable) {
     hm_segment_t *seg;
     hm_page_t *pg;
     realloc_lookup(p, &seg, &pg);
-    size_t usable = usable_of(seg, pg, p);
-    bool debug = pg->kind != HM_PAGE_PLAIN;
-    /* a debug block always moves: its size and back canary are exact */
-    if (!debug && size <= usable && size >= usable / 2 && seg->heap == heap) return p;
+    *usable = usable_of(seg, pg, p);
+    return pg->kind == HM_PAGE_PLAIN && size <= *usable && size >= *usable / 2 && seg->heap == heap;
+}
+
+void *hm_realloc(hm_heap *heap, void *p, size_t size) {
+    if (p == NULL) return hm_alloc(heap, size);
+    size_t usable;
+    if (realloc_in_place(heap, p, size, &usable)) return p;
     void *n = hm_alloc(heap, size);
     if (n == NULL) return NULL;
     size_t copy = size < usable ? size : usable;
@@ -176,13 +182,8 @@ void *hm_realloc_level(hm_heap *heap, void *p, size_t size, EMemoryCriticalLevel
         hm_free(p);
         return NULL;
     }
-    hm_segment_t *seg;
-    hm_page_t *pg;
-    realloc_lookup(p, &seg, &pg);
-    size_t usable = usable_of(seg, pg, p);
-    bool debug = pg->kind != HM_PAGE_PLAIN;
-    /* a debug block always moves: its size and back canary are exact */
-    if (!debug && size <= usable && size >= usable / 2 && seg->heap == heap) return p;
+    size_t usable;
+    if (realloc_in_place(heap, p, size, &usable)) return p;
     void *n = NULL;
     /* only a request for more is one the budget or fault injection may refuse */
     bool grow = size > usable;

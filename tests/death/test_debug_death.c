@@ -32,6 +32,16 @@ static void flip(void *p, ptrdiff_t off) {
     *b = (unsigned char)~*b;
 }
 
+/* A heap of a default (not checked) manager, in a child (exit 3 if it cannot be made). */
+static hm_heap *child_default_heap(void) {
+    hm_config c;
+    hm_config_init(&c);
+    hm_manager *mgr = hm_manager_new(&c);
+    hm_heap *h = mgr ? hm_heap_new(mgr, 0) : NULL;
+    if (h == NULL) _exit(3);
+    return h;
+}
+
 static hm_heap *child_checked_heap(bool from_env) {
     hm_config c;
     if (from_env) setenv("HM_CHECKED", "1", 1);
@@ -98,11 +108,7 @@ static void child_usable_size_freed(void *arg) {
         h = child_checked_heap(false);
         p = hm_alloc(h, uc->size);
     } else {
-        hm_config c;
-        hm_config_init(&c);
-        hm_manager *mgr = hm_manager_new(&c);
-        h = mgr ? hm_heap_new(mgr, 0) : NULL;
-        if (h == NULL) _exit(3);
+        h = child_default_heap();
         p = uc->mode == 1 ? hm_alloc_debug(h, uc->size, eProcessCritical, "here.c", 7)
                           : hm_alloc(h, uc->size);
     }
@@ -137,6 +143,21 @@ typedef struct held_case {
     size_t size, at;
 } held_case;
 
+/* Read or write byte `at` of `p` (which must fault), then exit 0 if it did not. */
+static void touch_and_exit(unsigned char *p, ptrdiff_t at, bool write) {
+    if (write)
+        ((volatile unsigned char *)p)[at] = 2;
+    else
+        (void)((volatile unsigned char *)p)[at];
+    _exit(0); /* not reached */
+}
+
+/* Run `fn(arg)` in a child: true when it died of SIGSEGV. */
+static bool child_faulted(tu_child_fn fn, const void *arg, tu_child_result *res) {
+    assert_int_equal(tu_run_child(fn, (void *)arg, res), 0);
+    return WIFSIGNALED(res->status) && WTERMSIG(res->status) == SIGSEGV;
+}
+
 static void child_touch_held(void *arg) {
     const held_case *hc = arg;
     hm_heap *h;
@@ -145,21 +166,13 @@ static void child_touch_held(void *arg) {
         h = child_checked_heap(false);
         p = hm_alloc(h, hc->size);
     } else {
-        hm_config c;
-        hm_config_init(&c);
-        hm_manager *mgr = hm_manager_new(&c);
-        h = mgr ? hm_heap_new(mgr, 0) : NULL;
-        if (h == NULL) _exit(3);
+        h = child_default_heap();
         p = hm_alloc_debug(h, hc->size, eProcessCritical, "here.c", 7);
     }
     if (p == NULL) _exit(4);
     memset(p, 1, hc->size);
     hm_free(p);
-    if (hc->write)
-        ((volatile unsigned char *)p)[hc->at] = 2;
-    else
-        (void)((volatile unsigned char *)p)[hc->at];
-    _exit(0); /* not reached */
+    touch_and_exit(p, hc->at, hc->write);
 }
 
 static void test_checked_huge_freed_faults(void **state) {
@@ -171,8 +184,7 @@ static void test_checked_huge_freed_faults(void **state) {
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         tu_child_result res;
-        assert_int_equal(tu_run_child(child_touch_held, (void *)&cases[i], &res), 0);
-        if (!WIFSIGNALED(res.status) || WTERMSIG(res.status) != SIGSEGV)
+        if (!child_faulted(child_touch_held, &cases[i], &res))
             fail_msg("case %zu (%s, %s at %zu of %zu bytes): the freed block did not fault "
                      "(status 0x%x, stderr '%s')",
                      i, cases[i].debug ? "DebugAlloc" : "checked",
@@ -204,8 +216,7 @@ static void test_checked_huge_overrun_faults(void **state) {
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         tu_child_result res;
-        assert_int_equal(tu_run_child(child_overrun_huge, (void *)&cases[i], &res), 0);
-        if (!WIFSIGNALED(res.status) || WTERMSIG(res.status) != SIGSEGV)
+        if (!child_faulted(child_overrun_huge, &cases[i], &res))
             fail_msg("%s block of %zu bytes written on past its end: no fault (status 0x%x, "
                      "stderr '%s')",
                      cases[i].debug ? "DebugAlloc" : "checked", cases[i].size, res.status, res.err);
@@ -223,11 +234,7 @@ static void child_touch_zero(void *arg) {
     hm_heap *h = child_checked_heap(false);
     unsigned char *keep = hm_alloc(h, 0), *p = hm_alloc(h, 0);
     if (keep == NULL || p == NULL || keep == p) _exit(4);
-    if (zc->write)
-        ((volatile unsigned char *)p)[zc->at] = 2;
-    else
-        (void)((volatile unsigned char *)p)[zc->at];
-    _exit(0); /* not reached */
+    touch_and_exit(p, zc->at, zc->write);
 }
 
 static void test_checked_zero_block_faults(void **state) {
@@ -235,8 +242,7 @@ static void test_checked_zero_block_faults(void **state) {
     static const zero_case cases[] = {{false, 0}, {true, 0}, {true, 15}, {false, -1}, {true, 16}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         tu_child_result res;
-        assert_int_equal(tu_run_child(child_touch_zero, (void *)&cases[i], &res), 0);
-        if (!WIFSIGNALED(res.status) || WTERMSIG(res.status) != SIGSEGV)
+        if (!child_faulted(child_touch_zero, &cases[i], &res))
             fail_msg("%s at %td of a block of 0 bytes: no fault (status 0x%x, stderr '%s')",
                      cases[i].write ? "write" : "read", cases[i].at, res.status, res.err);
     }
