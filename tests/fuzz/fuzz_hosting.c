@@ -866,7 +866,9 @@ static void op_corrupt(mgr_t *m, input_t *inp) {
     if (in == NULL || in->nblocks == 0 || in->nquar == MAX_QUAR) return;
     size_t k = k8 % in->nblocks;
     block_t b = in->blocks[k];
-    if (!b.debug) return;
+    /* a checked block of 0 bytes is an address in a PROT_NONE unit: no canary to damage (any
+     * touch faults, which the death tests check) */
+    if (!b.debug || (b.size == 0 && !b.dbg_alloc)) return;
     check_block(&b, "before damaging a canary");
     int kind;
     if (how & 1) {
