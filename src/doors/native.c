@@ -91,12 +91,8 @@ void hm_free(void *p) {
 }
 
 hm_result hm_heap_free(hm_heap *heap, void *p) {
-    hm_segment_t *seg;
-    hm_page_t *pg;
-    if (hm_unlikely(_hm_block_lookup_fast(p, &seg, &pg) != HM_OK))
-        return _hm_heap_free_slow(heap, p);
-    if (hm_unlikely(seg->heap != heap)) return HM_ERR_OTHER_HEAP;
-    return _hm_page_free(seg, pg, p);
+    return (hm_result)_hm_heap_free_as(heap, p, _hm_page_free_try, HM_OK, HM_ERR_OTHER_HEAP,
+                                       _hm_heap_free_slow, _hm_page_free_rest);
 }
 
 /* The usable size of live block p (of seg/pg), made accessible to the tools. */

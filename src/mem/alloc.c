@@ -144,7 +144,7 @@ void _hm_free_rest_or_abort(hm_segment_t *seg, hm_page_t *pg, void *p, int what)
     if (_hm_page_free_rest(seg, pg, p, what) != HM_OK) abort(); /* reported already */
 }
 
-hm_result _hm_heap_free_slow(hm_heap *heap, void *p) {
+int32_t _hm_heap_free_slow(hm_heap *heap, void *p) {
     if (p == NULL) return HM_OK;
     hm_segment_t *seg;
     hm_page_t *pg;

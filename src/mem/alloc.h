@@ -19,7 +19,8 @@ void *_hm_alloc_slow(hm_heap *heap, size_t size, int level);
 void *_hm_alloc_aligned(hm_heap *heap, size_t size, size_t alignment, int level);
 /* A free the fast path left: NULL, aligned huge blocks, freed huge blocks (a double free is
  * reported), bad pointers (an error, nothing reported). Never aborts. */
-hm_result _hm_heap_free_slow(hm_heap *heap, void *p);
+int32_t _hm_heap_free_slow(hm_heap *heap,
+                           void *p); /* an hm_result (the type of _hm_heap_free_as) */
 /* The same for a free of any heap's block (hm_free): aborts with a message on misuse. */
 void _hm_free_slow(void *p);
 /* The usable bytes of block `p` of `seg`/`pg` (for kinds with a header: the requested size). */
@@ -48,7 +49,7 @@ hm_inline hm_result _hm_block_lookup_fast(const void *p, hm_segment_t **segp, hm
     size_t off = (size_t)((const uint8_t *)p - pg->start);
     /* off >= area, with the relaxed load of `area` inside the compare: compilers keep an
      * atomic load a separate instruction, and this one is on every free (the free mark's
-     * test, _hm_free_block, was paid for with it; an aligned 8-byte load is atomic on x86-64) */
+     * test, _hm_page_free_try, was paid for with it; an aligned 8-byte load is atomic on x86-64) */
     bool outside;
     __asm__("cmpq %[area], %[off]"
             : "=@ccae"(outside)

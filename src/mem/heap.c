@@ -205,7 +205,7 @@ hm_theap_t *_hm_theap_get_slow(hm_heap *heap) {
  * segments from the cache) and finds them warm. Decommitting them here made every thread of a
  * pool that is re-created pay a page fault per page of its predecessor's memory. They are
  * given back like any other empty page, once their delay has passed, by the maintenance of any
- * live thread of the heap (_hm_heap_purge_abandoned); at once while memory is short. */
+ * live thread of the heap (heap_purge_abandoned); at once while memory is short. */
 static void theap_abandon(hm_theap_t *th) {
     _hm_theap_collect(th, true, _hm_arena_purge_now(th->heap->arena));
     theap_set_owner(th, HM_TID_NONE);

@@ -472,7 +472,7 @@ hm_result _hm_page_free_slow(hm_page_t *pg, hm_segment_t *seg, hm_block_t *b) {
     return HM_OK;
 }
 
-hm_result _hm_page_free_rest(hm_segment_t *seg, hm_page_t *pg, void *p, int what) {
+int32_t _hm_page_free_rest(hm_segment_t *seg, hm_page_t *pg, void *p, int what) {
     hm_block_t *b = p;
     switch (what) {
     case HM_FREE_REMOTE:

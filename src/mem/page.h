@@ -144,14 +144,15 @@ hm_inline int _hm_page_free_try(hm_segment_t *seg, hm_page_t *pg, void *p) {
     return HM_FREED;
 }
 
-/* The slow path `what` (HM_FREE_*) of a free of block `p`. */
-hm_result _hm_page_free_rest(hm_segment_t *seg, hm_page_t *pg, void *p, int what);
+/* The slow path `what` (HM_FREE_*) of a free of block `p`: an hm_result (int32_t, the type of
+ * _hm_heap_free_as's `rest`). */
+int32_t _hm_page_free_rest(hm_segment_t *seg, hm_page_t *pg, void *p, int what);
 
 /* Free block `p` of `seg`/`pg`: the fast path, then what it left. */
 hm_inline hm_result _hm_page_free(hm_segment_t *seg, hm_page_t *pg, void *p) {
     int what = _hm_page_free_try(seg, pg, p);
     if (hm_likely(what == HM_FREED)) return HM_OK;
-    return _hm_page_free_rest(seg, pg, p, what);
+    return (hm_result)_hm_page_free_rest(seg, pg, p, what);
 }
 
 #endif /* HM_MEM_PAGE_H */

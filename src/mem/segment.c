@@ -657,9 +657,9 @@ static size_t held_decommit(hm_segment_t *seg) {
 
 /* At most this many held blocks a second are made inaccessible in an arena: each costs an
  * mprotect, and with more than one thread a flush of the other CPUs' TLBs, then another when
- * the memory is reused. A program that frees huge blocks faster (the `mixed` benchmark, checked:
- * 1.76x the default door's time with every one protected) keeps the others readable while they
- * wait; they are held all the same, so a second free is still known (docs/DEBUG.md). */
+ * the memory is reused (docs/DEBUG.md has what it cost). A program that frees huge blocks faster
+ * keeps the others readable while they wait; they are held all the same, so a second free is
+ * still known. */
 #define HM_HELD_PROTECT_RATE 256
 
 static bool protect_allowed(hm_arena_t *a) {
