@@ -76,7 +76,7 @@ void _hm_checked_fill_whole(hm_page_t *pg, uint8_t *p) {
 static void *alloc_full(hm_heap *heap, size_t size, int level) {
 #if !HM_TOOLS
     uint64_t id;
-    hm_tls_entry_t *e = _hm_tls_slot(heap, &id);
+    hm_tls_fs_entry_t *e = _hm_tls_entry(heap, &id);
     if (e->id != id || size - 1 >= HM_DIRECT_MAX - HM_CHECKED_EXTRA) return NULL;
     hm_theap_t *th = e->th;
     hm_page_t *pg = th->cdirect[(size + HM_CHECKED_EXTRA + 15) >> 4];

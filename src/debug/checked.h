@@ -139,7 +139,7 @@ hm_inline void *_hm_checked_alloc_try(hm_heap *heap, size_t size, int level) {
      * cache hit and the size (a helper returning NULL on a miss costs more: docs/DESIGN-NOTES.md,
      * "Checked mode has pages, a header and fast paths of its own") */
     uint64_t id;
-    hm_tls_entry_t *e = _hm_tls_slot(heap, &id);
+    hm_tls_fs_entry_t *e = _hm_tls_entry(heap, &id);
     /* size 0 wraps around and fails the test: the slow path gives it a block that faults */
     if (hm_likely(e->id == id && size - 1 < HM_DIRECT_MAX - HM_CHECKED_EXTRA)) {
         hm_theap_t *th = e->th;

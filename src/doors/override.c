@@ -58,13 +58,13 @@ hm_inline hm_heap *heap(void) {
  * large sizes, empty pages, checked mode. */
 static hm_noinline void *malloc_slow(size_t size) {
     hm_heap *h = heap();
-    if (_hm_tls_pinned == NULL) _hm_theap_pinned(h);
+    if (_hm_tls_pinned == &_hm_theap_none) _hm_theap_pinned(h);
     return _hm_alloc_slow_any(h, size, eProcessCritical);
 }
 
 HM_EXPORT void *malloc(size_t size) {
     hm_theap_t *th = _hm_tls_pinned;
-    if (hm_likely(th != NULL && size <= HM_DIRECT_MAX)) {
+    if (hm_likely(size <= HM_DIRECT_MAX)) { /* th may be _hm_theap_none: no free block */
         void *p = _hm_theap_pop(th, size, eProcessCritical);
         if (hm_likely(p != NULL)) return p;
     }

@@ -46,15 +46,15 @@ hm_inline hm_result _hm_block_lookup_fast(const void *p, hm_segment_t **segp, hm
     hm_segment_t *seg = (hm_segment_t *)((uintptr_t)p & ~(uintptr_t)HM_SEGMENT_MASK);
     hm_page_t *pg = _hm_page_of(seg, p);
     __asm__("" : "+r"(pg)); /* compute the page address once (gcc 12 otherwise does it twice) */
-    size_t off = (size_t)((const uint8_t *)p - pg->start);
-    /* off >= area, with the relaxed load of `area` inside the compare: compilers keep an
-     * atomic load a separate instruction, and this one is on every free (the free mark's
-     * test, _hm_page_free_try, was paid for with it; an aligned 8-byte load is atomic on x86-64) */
+    /* a block start of the carved area: one product and one compare (types.h, _hm_block_check),
+     * with the relaxed load of the key inside the compare (compilers keep an atomic load a
+     * separate instruction; an aligned 8-byte load is atomic on x86-64) */
+    uint64_t key = (uint64_t)((const uint8_t *)p - pg->start) * pg->div_magic;
     bool outside;
-    __asm__("cmpq %[area], %[off]"
+    __asm__("cmpq %[lim], %[key]"
             : "=@ccae"(outside)
-            : [area] "m"(*(const size_t *)&pg->area), [off] "r"(off));
-    if (hm_unlikely(outside || off * pg->div_magic >= pg->div_magic)) return HM_ERR_NOT_BLOCK;
+            : [lim] "m"(*(const uint64_t *)&pg->area_key), [key] "r"(key));
+    if (hm_unlikely(outside)) return HM_ERR_NOT_BLOCK;
     *segp = seg;
     *pagep = pg;
     return HM_OK;
@@ -81,7 +81,7 @@ hm_inline void *_hm_theap_pop(hm_theap_t *th, size_t size, int level) {
 hm_inline void *_hm_alloc_fast(hm_heap *heap, size_t size, int level,
                                void *(*slow)(hm_heap *, size_t, int)) {
     uint64_t id;
-    hm_tls_entry_t *e = _hm_tls_slot(heap, &id);
+    hm_tls_fs_entry_t *e = _hm_tls_entry(heap, &id);
     if (hm_likely(e->id == id && size <= HM_DIRECT_MAX)) {
         void *p = _hm_theap_pop(e->th, size, level);
         if (hm_likely(p != NULL)) return p;

@@ -34,7 +34,13 @@
 #include "mem/heap.h"
 
 __thread hm_tls_entry_t _hm_tls_cache[HM_TLS_WAYS] __attribute__((tls_model("initial-exec")));
-__thread hm_theap_t *_hm_tls_pinned __attribute__((tls_model("initial-exec")));
+/* No sub-heap yet (or any more): its direct table points at pages with no free block, so the
+ * malloc door's fast path needs no test of its own for it and falls through to its slow path. */
+hm_theap_t _hm_theap_none = {
+    .direct = {[0 ... HM_DIRECT_COUNT - 1] = &_hm_page_empty},
+    .cdirect = {[0 ... HM_DIRECT_COUNT - 1] = &_hm_page_empty},
+};
+__thread hm_theap_t *_hm_tls_pinned __attribute__((tls_model("initial-exec"))) = &_hm_theap_none;
 static hm_heap *pinned_heap;
 
 void _hm_heap_pin(hm_heap *heap) {
@@ -190,7 +196,7 @@ hm_theap_t *_hm_theap_get_slow(hm_heap *heap) {
         /* cannot remember it: give it back for the next thread */
         slot->id = 0;
         slot->th = NULL;
-        if (_hm_tls_pinned == th) _hm_tls_pinned = NULL;
+        if (_hm_tls_pinned == th) _hm_tls_pinned = &_hm_theap_none;
         pthread_mutex_lock(&heap->lock);
         theap_set_owner(th, HM_TID_NONE);
         th->abandoned = true;
@@ -230,7 +236,7 @@ static void thread_exit(void *arg) {
         pthread_mutex_unlock(&heap->lock);
     }
     memset(_hm_tls_cache, 0, sizeof _hm_tls_cache);
-    _hm_tls_pinned = NULL;
+    _hm_tls_pinned = &_hm_theap_none;
     tls_rec = NULL;
     _hm_meta_free(rec, sizeof(hm_thread_rec_t) + rec->cap * sizeof(rec->e[0]));
 }
@@ -290,7 +296,9 @@ hm_heap *_hm_heap_create(hm_arena_t *a, unsigned flags) {
     heap->next_free = NULL;
     atomic_store_explicit(&heap->committed, 0, memory_order_relaxed);
     atomic_store_explicit(&heap->peak_committed, 0, memory_order_relaxed);
-    atomic_store_explicit(&heap->id, atomic_fetch_add(&next_heap_id, 1), memory_order_release);
+    uint64_t id = atomic_fetch_add(&next_heap_id, 1);
+    heap->tls_off = _hm_tls_offset(id);
+    atomic_store_explicit(&heap->id, id, memory_order_release);
     if (!(flags & HM_HEAP_THREADSAFE)) {
         hm_theap_t *th = theap_new(heap, HM_TID_ANY);
         if (th == NULL) {

@@ -38,11 +38,45 @@ hm_inline hm_tls_entry_t *_hm_tls_slot(const hm_heap *heap, uint64_t *id) {
     *id = atomic_load_explicit(&((hm_heap *)heap)->id, memory_order_relaxed);
     return &_hm_tls_cache[*id & (HM_TLS_WAYS - 1)];
 }
+/* The same entry for the fast paths, addressed from the thread pointer with the offset the heap
+ * keeps (the cache is in static TLS, initial-exec: the offset is the same in every thread), so
+ * that finding it takes no address arithmetic. A heap made while another thread reads its
+ * offset can only send that reader to an entry whose id cannot match. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define HM_TLS_FS 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define HM_TLS_FS 0
+#endif
+#endif
+#ifndef HM_TLS_FS
+#define HM_TLS_FS 1
+#endif
+#if HM_TLS_FS
+typedef const hm_tls_entry_t __seg_fs hm_tls_fs_entry_t;
+/* (as an fs-relative address) */
+#define HM_TLS_AT(off) ((hm_tls_fs_entry_t *)(off))
+#else
+/* Sanitizers instrument fs-relative loads as if they were plain addresses: there the entry is
+ * reached through an ordinary pointer. */
+typedef const hm_tls_entry_t hm_tls_fs_entry_t;
+#define HM_TLS_AT(off) ((hm_tls_fs_entry_t *)(_hm_thread_id() + (off)))
+#endif
+hm_inline hm_tls_fs_entry_t *_hm_tls_entry(const hm_heap *heap, uint64_t *id) {
+    *id = atomic_load_explicit(&((hm_heap *)heap)->id, memory_order_relaxed);
+    return HM_TLS_AT(heap->tls_off);
+}
+/* The offset from the thread pointer of the calling thread's cache entry for heap id `id`. */
+hm_inline uintptr_t _hm_tls_offset(uint64_t id) {
+    return (uintptr_t)&_hm_tls_cache[id & (HM_TLS_WAYS - 1)] - _hm_thread_id();
+}
 /* The calling thread's sub-heap of `heap`, created or adopted on first use; NULL on OOM. */
 hm_theap_t *_hm_theap_get_slow(hm_heap *heap);
 /* The thread's sub-heap of the one pinned heap (the malloc door's process heap): a single TLS
- * load finds it. NULL until the thread's first _hm_theap_get_slow of that heap, and again once
- * the thread exits. */
+ * load finds it. &_hm_theap_none until the thread's first _hm_theap_get_slow of that heap, and
+ * again once the thread exits: a sub-heap whose direct table has no free block anywhere, so that
+ * the fast path (_hm_theap_pop) needs no test for it. */
+extern hm_theap_t _hm_theap_none;
 extern __thread hm_theap_t *_hm_tls_pinned;
 /* Pin `heap` (once, before its first use; never released while pinned). */
 void _hm_heap_pin(hm_heap *heap);
@@ -50,7 +84,7 @@ void _hm_heap_pin(hm_heap *heap);
 hm_theap_t *_hm_theap_pinned(hm_heap *heap);
 hm_inline hm_theap_t *_hm_theap_get(hm_heap *heap) {
     uint64_t id;
-    hm_tls_entry_t *e = _hm_tls_slot(heap, &id);
+    hm_tls_fs_entry_t *e = _hm_tls_entry(heap, &id);
     if (hm_likely(e->id == id)) return e->th;
     return _hm_theap_get_slow(heap);
 }

@@ -555,7 +555,7 @@ static hm_page_t *page_fresh(hm_theap_t *th, size_t bin, int level) {
     pg->kind = (uint8_t)kind_of_page;
     pg->start += header;
     _hm_page_set_area(pg, 0); /* grows as page_extend carves */
-    pg->div_magic = UINT64_MAX / bs + 1;
+    pg->div_magic = _hm_div_magic(bs);
     hm_tool_fresh(pg->start - header - color, psize); /* earlier lives forgotten */
     pg->capacity = 0;
     pg->used = 0;
@@ -729,7 +729,10 @@ bool _hm_page_valid(const hm_page_t *pg) {
     if (pg->block_size == 0 || pg->is_huge) return true; /* retired or huge: nothing to walk */
     if (pg->capacity > pg->reserved || pg->kind > HM_PAGE_CHECKED ||
         _hm_page_area(pg) != (size_t)pg->capacity * pg->block_size ||
-        pg->div_magic != UINT64_MAX / pg->block_size + 1 || _hm_page_live(pg) > pg->capacity)
+        pg->div_magic != _hm_div_magic(pg->block_size) ||
+        atomic_load_explicit(&((hm_page_t *)pg)->area_key, memory_order_relaxed) !=
+            (uint64_t)_hm_page_area(pg) * pg->div_magic ||
+        _hm_page_live(pg) > pg->capacity)
         return false;
     if (pg->kind != HM_PAGE_PLAIN && !(pg->used & HM_USED_SLOW)) return false;
     if (pg->in_full != 0 && !(pg->used & HM_USED_SLOW)) return false;

@@ -120,7 +120,7 @@ hm_inline int _hm_page_free_try(hm_segment_t *seg, hm_page_t *pg, void *p) {
     uintptr_t tid = atomic_load_explicit(&seg->tid, memory_order_relaxed);
     /* the owner first: one compare on the common path (the empty asm keeps the compiler from
      * testing HM_TID_ANY, the serialized heaps' owner, before it) */
-    if (hm_unlikely(tid != _hm_thread_id())) {
+    if (hm_unlikely(!_hm_is_thread(tid))) {
         __asm__("" : "+r"(tid));
         if (tid != HM_TID_ANY) return HM_FREE_REMOTE;
     }

@@ -24,76 +24,92 @@
 #include "mem/segment.h"
 
 /* ---- the maps ------------------------------------------------------------------------------
- * Three maps of HM_MAP_WORDS words each, in one mapping: the segment map, the aligned map and
- * the cover map (units inside a huge mapping that neither of the others marks: a pointer there
- * is ours but no block). Reserved read-only (reads of untouched pages see zeros and cost no
- * memory; a read-only private mapping is not charged under strict overcommit); a page is made
- * writable before the first bit in it is set. Lock-free: two threads reserving at once keep
- * the first mapping, and making a page writable twice is harmless. */
-#define MAP_SEG     0
-#define MAP_ALIGNED 1
-#define MAP_COVER   2
-#define MAP_BYTES   (HM_MAP_WORDS * sizeof(uint64_t))
-#define MAP_PAGES   (MAP_BYTES / HM_OS_PAGE)
+ * Three maps in one mapping: the segment map (a byte per 4 MiB unit: segment.h), then the
+ * aligned map and the cover map (a bit per unit: units inside a huge mapping that neither of the
+ * others marks, where a pointer is ours but no block). Reserved read-only (reads of untouched
+ * pages see zeros and cost no memory; a read-only private mapping is not charged under strict
+ * overcommit); a page is made writable before the first entry in it is set. Lock-free: two
+ * threads reserving at once keep the first mapping, and making a page writable twice is
+ * harmless. */
+#define MAP_SEG      0
+#define MAP_ALIGNED  1
+#define MAP_COVER    2
+#define MAP_SEG_SIZE HM_MAP_UNITS                      /* bytes of the segment map */
+#define MAP_BIT_SIZE (HM_MAP_WORDS * sizeof(uint64_t)) /* bytes of each bit map */
+#define MAP_ALL_SIZE (MAP_SEG_SIZE + 2 * MAP_BIT_SIZE) /* the one mapping */
+#define MAP_PAGES    (MAP_SEG_SIZE / HM_OS_PAGE)       /* pages of the largest map */
 
-_Atomic(uint64_t) *_hm_segmap_base;
-size_t _hm_segmap_words; /* 0 until the maps are reserved */
-static _Atomic(uint64_t) *_Atomic maps_base;
+const uint8_t *_hm_segmap_base;
+size_t _hm_segmap_units; /* 0 until the maps are reserved */
+static uint8_t *_Atomic maps_base;
 static _Atomic(uint64_t) map_writable_bits[3][MAP_PAGES / 64];
 
 static bool maps_reserve(void) {
-    _Atomic(uint64_t) *base = atomic_load_explicit(&maps_base, memory_order_acquire);
+    uint8_t *base = atomic_load_explicit(&maps_base, memory_order_acquire);
     if (base == NULL) {
-        _Atomic(uint64_t) *mine = _hm_os_map_at(NULL, 3 * MAP_BYTES, PROT_READ);
+        uint8_t *mine = _hm_os_map_at(NULL, MAP_ALL_SIZE, PROT_READ);
         if (mine == NULL) return false;
         if (atomic_compare_exchange_strong(&maps_base, &base, mine))
             base = mine;
         else
-            _hm_os_unmap(mine, 3 * MAP_BYTES); /* another thread was first: use its maps */
+            _hm_os_unmap(mine, MAP_ALL_SIZE); /* another thread was first: use its maps */
     }
     /* every thread that gets here writes the same two values, the base first: a free that
-     * sees `words` set reads the base it goes with */
-    if (__atomic_load_n(&_hm_segmap_words, __ATOMIC_ACQUIRE) == 0) {
+     * sees `units` set reads the base it goes with */
+    if (__atomic_load_n(&_hm_segmap_units, __ATOMIC_ACQUIRE) == 0) {
         __atomic_store_n(&_hm_segmap_base, base, __ATOMIC_RELAXED);
-        __atomic_store_n(&_hm_segmap_words, HM_MAP_WORDS, __ATOMIC_RELEASE);
+        __atomic_store_n(&_hm_segmap_units, HM_MAP_UNITS, __ATOMIC_RELEASE);
     }
     return true;
 }
 
-static _Atomic(uint64_t) *map_of(int which) {
-    _Atomic(uint64_t) *base = atomic_load_explicit(&maps_base, memory_order_acquire);
-    return base == NULL ? NULL : base + (size_t)which * HM_MAP_WORDS;
+static uint8_t *map_of(int which) {
+    uint8_t *base = atomic_load_explicit(&maps_base, memory_order_acquire);
+    if (base == NULL) return NULL;
+    return which == MAP_SEG ? base : base + MAP_SEG_SIZE + (size_t)(which - 1) * MAP_BIT_SIZE;
 }
 
-/* Make the page of map `which` that holds the bit of `unit` writable. */
+/* The byte of map `which` that holds the entry of `unit`. */
+static size_t map_byte(int which, uintptr_t unit) {
+    uintptr_t idx = unit >> HM_SEGMENT_SHIFT;
+    return which == MAP_SEG ? idx : (idx >> 6) * sizeof(uint64_t);
+}
+
+/* Make the page of map `which` that holds the entry of `unit` writable. */
 static bool map_prepare(int which, uintptr_t unit) {
     if (!maps_reserve() || (unit >> HM_ADDR_BITS) != 0) return false;
-    size_t page = (unit >> (HM_SEGMENT_SHIFT + 6)) * sizeof(uint64_t) / HM_OS_PAGE;
+    size_t page = map_byte(which, unit) / HM_OS_PAGE;
     _Atomic(uint64_t) *w = &map_writable_bits[which][page / 64];
     uint64_t bit = (uint64_t)1 << (page % 64);
     if (atomic_load_explicit(w, memory_order_acquire) & bit) return true;
-    if (_hm_os_make_writable((uint8_t *)map_of(which) + page * HM_OS_PAGE, HM_OS_PAGE) != 0)
-        return false;
+    if (_hm_os_make_writable(map_of(which) + page * HM_OS_PAGE, HM_OS_PAGE) != 0) return false;
     atomic_fetch_or_explicit(w, bit, memory_order_release);
     return true;
 }
 
-/* (map_prepare was called for the unit before its bit is first set) */
+/* (map_prepare was called for the unit before its entry is first set) */
 static void map_set(int which, uintptr_t unit, bool on) {
-    _Atomic(uint64_t) *map = map_of(which);
+    uint8_t *map = map_of(which);
     uintptr_t idx = unit >> HM_SEGMENT_SHIFT;
+    if (which == MAP_SEG) {
+        __atomic_store_n(&map[idx], on ? 1 : 0, __ATOMIC_RELEASE);
+        return;
+    }
+    _Atomic(uint64_t) *words = (_Atomic(uint64_t) *)map;
     uint64_t bit = (uint64_t)1 << (idx & 63);
     if (on)
-        atomic_fetch_or_explicit(&map[idx >> 6], bit, memory_order_release);
+        atomic_fetch_or_explicit(&words[idx >> 6], bit, memory_order_release);
     else
-        atomic_fetch_and_explicit(&map[idx >> 6], ~bit, memory_order_release);
+        atomic_fetch_and_explicit(&words[idx >> 6], ~bit, memory_order_release);
 }
 
 static bool map_get(int which, uintptr_t unit) {
-    _Atomic(uint64_t) *map = map_of(which);
+    uint8_t *map = map_of(which);
     uintptr_t idx = unit >> HM_SEGMENT_SHIFT;
     if (map == NULL || unit >> HM_ADDR_BITS) return false;
-    return (atomic_load_explicit(&map[idx >> 6], memory_order_acquire) >> (idx & 63)) & 1;
+    if (which == MAP_SEG) return __atomic_load_n(&map[idx], __ATOMIC_ACQUIRE) != 0;
+    _Atomic(uint64_t) *words = (_Atomic(uint64_t) *)map;
+    return (atomic_load_explicit(&words[idx >> 6], memory_order_acquire) >> (idx & 63)) & 1;
 }
 
 /* Prepare the map pages a huge mapping of [base, base + size) will mark. */
@@ -544,8 +560,8 @@ static hm_segment_t *huge_alloc(hm_theap_t *th, size_t size, size_t align, int l
     hm_page_t *pg = &seg->pages[0];
     memset(pg, 0, sizeof *pg);
     pg->start = (uint8_t *)seg + offset;
-    _hm_page_set_area(pg, 1); /* only offset 0 is a block start */
     pg->div_magic = 1;
+    _hm_page_set_area(pg, 1); /* only offset 0 is a block start */
     pg->block_size = 0;
     pg->is_huge = 1;
     pg->used = HM_USED_SLOW | 1; /* its free always takes the slow path */
@@ -616,7 +632,7 @@ hm_segment_t *_hm_segment_sealed_new(hm_theap_t *th, size_t meta, size_t block, 
     hm_page_t *pg = &seg->pages[0];
     pg->start = base + h;
     pg->block_size = (uint32_t)block;
-    pg->div_magic = UINT64_MAX / block + 1;
+    pg->div_magic = _hm_div_magic(block);
     pg->kind = (uint8_t)kind;
     pg->used = HM_USED_SLOW; /* every free leaves the fast path for the kind */
     pg->committed = 1;

@@ -7,23 +7,31 @@
 #include "mem/types.h"
 
 #define HM_MAP_WORDS (((size_t)1 << (HM_ADDR_BITS - HM_SEGMENT_SHIFT)) / 64)
-/* The segment map: HM_MAP_WORDS words, one bit per 4 MiB unit, in a read-only mapping reserved
- * when the first segment is made (not in .bss: 8 MiB of address space, 24 with the two other
- * maps, that neither VSZ nor strict overcommit should pay for in a process that never
- * allocates). `_hm_segmap_words` is 0 until then, so every pointer reads as foreign; both
- * variables are written once, the base first, and never change after. Two variables, not a
- * struct: each is then one RIP-relative operand, and the check costs what a .bss array did.
- * The length is read with acquire, paired with its release store: a thread that sees the length
- * set sees the base (on x86-64 the acquire load is a plain `mov`, but the compare can no longer
- * take the length as a memory operand: one instruction more a pair, docs/BENCHMARKS.md). */
-extern __attribute__((visibility("hidden"))) _Atomic(uint64_t) *_hm_segmap_base;
-extern __attribute__((visibility("hidden"))) size_t _hm_segmap_words;
-/* Is there a segment header at the 4 MiB unit of `p`? Any address, even a wild one. */
+#define HM_MAP_UNITS ((size_t)1 << (HM_ADDR_BITS - HM_SEGMENT_SHIFT))
+/* The segment map: a byte per 4 MiB unit (HM_MAP_UNITS bytes), non-zero where a segment header
+ * is, in a read-only mapping reserved when the first segment is made (not in .bss: address space
+ * that neither VSZ nor strict overcommit should pay for in a process that never allocates; a
+ * read-only private mapping is not charged, and its untouched pages read as zeros). A byte, not
+ * a bit: the test of every free is then one compare with memory (docs/DESIGN-NOTES.md, "The
+ * segment map"). `_hm_segmap_units` is 0 until the map is reserved, so every pointer reads as
+ * foreign; both variables are written once, the base first, and never change after. Two
+ * variables, not a struct: each is then one RIP-relative operand. */
+extern __attribute__((visibility("hidden"))) const uint8_t *_hm_segmap_base;
+extern __attribute__((visibility("hidden"))) size_t _hm_segmap_units;
+/* Is there a segment header at the 4 MiB unit of `p`? Any address, even a wild one. The bound
+ * is compared in memory and the base loaded after it, each in a volatile asm: the compiler keeps
+ * them in that order (the base is read only once the bound says it is set; x86-64 loads are not
+ * reordered with each other), and the compare needs no load of its own. */
 hm_inline bool _hm_segmap_has(uintptr_t p) {
-    uintptr_t word = p >> (HM_SEGMENT_SHIFT + 6);
-    if (hm_unlikely(word >= __atomic_load_n(&_hm_segmap_words, __ATOMIC_ACQUIRE))) return false;
-    uint64_t w = atomic_load_explicit(&_hm_segmap_base[word], memory_order_relaxed);
-    return (w >> ((p >> HM_SEGMENT_SHIFT) & 63)) & 1;
+    uintptr_t unit = p >> HM_SEGMENT_SHIFT;
+    bool outside;
+    __asm__ volatile("cmpq %[n], %[u]"
+                     : "=@ccae"(outside)
+                     : [n] "m"(_hm_segmap_units), [u] "r"(unit));
+    if (hm_unlikely(outside)) return false;
+    const uint8_t *base;
+    __asm__ volatile("movq %[b], %[r]" : [r] "=r"(base) : [b] "m"(_hm_segmap_base));
+    return base[unit] != 0;
 }
 /* The segment of any interior pointer of a standard segment (or of a huge one's first unit). */
 hm_inline hm_segment_t *_hm_segment_of(const void *p) {

@@ -76,7 +76,7 @@ void _hm_tool_alloc(void *p, size_t size); /* unpoisons exactly the requested by
 #define HM_QUEUE_CHECKED (2 * HM_BIN_COUNT)
 #define HM_QUEUE_COUNT   (3 * HM_BIN_COUNT)
 #define HM_ALIGN         16 /* every block is aligned to this */
-#define HM_ADDR_BITS     48 /* user space addresses we map below 2^48 */
+#define HM_ADDR_BITS     47 /* user space: Linux maps below 2^47 unless asked for more */
 #define HM_MAX_ALLOC     ((size_t)PTRDIFF_MAX)
 #define HM_TLS_WAYS      8 /* direct-mapped per-thread cache of heap -> sub-heap */
 
@@ -90,6 +90,12 @@ hm_inline uintptr_t _hm_thread_id(void) {
     uintptr_t tid;
     __asm__("movq %%fs:0, %0" : "=r"(tid));
     return tid;
+}
+/* tid == _hm_thread_id(), compared in memory (one instruction on every free). */
+hm_inline bool _hm_is_thread(uintptr_t tid) {
+    bool eq;
+    __asm__("cmpq %%fs:0, %1" : "=@cce"(eq) : "r"(tid));
+    return eq;
 }
 
 /* ---- Core types ----------------------------------------------------------------------------- */
@@ -153,7 +159,11 @@ struct hm_page_s {
     /* bytes of the block area carved so far (capacity * block_size): it grows while other
      * threads' frees read it, hence atomic (relaxed: a plain load and store on x86-64) */
     _Atomic(size_t) area;
-    uint64_t div_magic; /* UINT64_MAX / block_size + 1: off % size == 0 iff off*magic < magic */
+    /* _hm_div_magic(block_size): for |off| below 4 MiB, off is a multiple of block_size iff
+     * off * div_magic < div_magic (mod 2^64), and a block start of the carved area iff
+     * off * div_magic < area_key (_hm_block_check) */
+    uint64_t div_magic;
+    _Atomic(uint64_t) area_key; /* area * div_magic (mod 2^64), set with area */
     /* warm */
     uint8_t committed; /* the page's memory is committed (accounted) */
     uint8_t is_huge;   /* the page of a huge segment */
@@ -183,8 +193,23 @@ struct hm_page_s {
 hm_inline size_t _hm_page_area(const hm_page_t *pg) {
     return atomic_load_explicit(&((hm_page_t *)pg)->area, memory_order_relaxed);
 }
+/* Set the carved area (div_magic set already): relaxed, read by other threads' frees. */
 hm_inline void _hm_page_set_area(hm_page_t *pg, size_t area) {
     atomic_store_explicit(&pg->area, area, memory_order_relaxed);
+    atomic_store_explicit(&pg->area_key, (uint64_t)area * pg->div_magic, memory_order_relaxed);
+}
+/* The multiplier of a page of blocks of `size` bytes (16 <= size < 2^32): floor(2^64 / size)
+ * + 1, so that size * magic = 2^64 + e with 0 < e <= size. A multiple k * size then maps to
+ * k * e (small, growing with k) and any other offset below 4 MiB to at least magic (above
+ * 2^32): one product tells a block start of the first `area` bytes from anything else
+ * (docs/DESIGN-NOTES.md, "The free fast path"). */
+hm_inline uint64_t _hm_div_magic(size_t size) {
+    return UINT64_MAX / size + 1 + ((size & (size - 1)) == 0 ? 1 : 0);
+}
+/* Is `off` (p - start; a pointer of the page's segment) the start of a carved block? */
+hm_inline bool _hm_block_check(const hm_page_t *pg, size_t off) {
+    return off * pg->div_magic <
+           atomic_load_explicit(&((hm_page_t *)pg)->area_key, memory_order_relaxed);
 }
 hm_inline bool _hm_page_in_full(const hm_page_t *pg) {
     return pg->in_full != 0;
@@ -264,7 +289,10 @@ struct hm_theap_s {
 #define HM_HEAP_ID_DEAD UINT64_MAX /* id of a released heap: matches no cache entry */
 
 struct hm_heap {
-    _Atomic(uint64_t) id;    /* unique, never reused; HM_HEAP_ID_DEAD once released */
+    _Atomic(uint64_t) id; /* unique, never reused; HM_HEAP_ID_DEAD once released */
+    /* where the calling thread's cache entry for this heap is, as an offset from the thread
+     * pointer (heap.h, _hm_tls_entry): the same in every thread */
+    uintptr_t tls_off;
     unsigned flags;          /* HM_HEAP_* */
     bool checked;            /* every block is a debug block (hm_config.checked) */
     _Atomic(bool) had_debug; /* a DebugAlloc block was made: a leak report has work to do */

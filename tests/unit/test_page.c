@@ -55,6 +55,56 @@ static void test_bins_round_trip(void **state) {
     assert_true(_hm_bin_of(HM_MEDIUM_MAX + 1) > 80);
 }
 
+/* ---- the block check of every free (types.h, _hm_block_check) ------------------------------
+ * One product and one compare must say exactly "a block start of the carved area" for every
+ * offset a free can give it: anywhere in a 4 MiB segment around the page, for every size class,
+ * a page carved not at all, by one block and in full, and for a huge block's page. */
+static bool block_ref(int64_t off, size_t area, size_t bs) {
+    return off >= 0 && (size_t)off < area && (size_t)off % bs == 0;
+}
+
+static void check_offsets(hm_page_t *pg, size_t bs, int64_t from, int64_t to, int64_t step) {
+    size_t area = _hm_page_area(pg);
+    for (int64_t off = from; off < to; off += step)
+        if (_hm_block_check(pg, (size_t)off) != block_ref(off, area, bs))
+            fail_msg("block size %zu, area %zu: offset %lld judged %d", bs, area, (long long)off,
+                     (int)_hm_block_check(pg, (size_t)off));
+}
+
+static void test_block_check(void **state) {
+    (void)state;
+    const int64_t seg = (int64_t)HM_SEGMENT_SIZE;
+    for (size_t bin = 1; bin < HM_BIN_COUNT; bin++) {
+        size_t bs = _hm_bin_size(bin);
+        size_t page = bs <= HM_SMALL_MAX ? SMALL_PAGE : (size_t)1 << HM_MEDIUM_PAGE_SHIFT;
+        size_t full = page / bs;
+        size_t caps[3] = {0, 1, full};
+        hm_page_t pg;
+        memset(&pg, 0, sizeof pg);
+        pg.block_size = (uint32_t)bs;
+        pg.div_magic = _hm_div_magic(bs);
+        for (int c = 0; c < 3; c++) {
+            _hm_page_set_area(&pg, caps[c] * bs);
+            int64_t area = (int64_t)(caps[c] * bs);
+            /* every offset in and around the page */
+            check_offsets(&pg, bs, -2 * (int64_t)bs - 64, area + 2 * (int64_t)bs + 64, 1);
+            /* both sides of every multiple of the size within a segment, before and after */
+            for (int64_t m = -seg; m <= seg; m += (int64_t)bs)
+                check_offsets(&pg, bs, m - 1, m + 2, 1);
+        }
+    }
+    /* a huge block's page: offset 0 only */
+    hm_page_t pg;
+    memset(&pg, 0, sizeof pg);
+    pg.div_magic = 1;
+    _hm_page_set_area(&pg, 1);
+    assert_true(_hm_block_check(&pg, 0));
+    const size_t far[] = {1,          16,         4096, HM_SEGMENT_SIZE - 1, HM_SEGMENT_SIZE,
+                          (size_t)-1, (size_t)-16};
+    for (size_t i = 0; i < sizeof far / sizeof far[0]; i++)
+        assert_false(_hm_block_check(&pg, far[i]));
+}
+
 /* ---- blocks ---------------------------------------------------------------------------------- */
 static int cmp_ptr(const void *a, const void *b) {
     uintptr_t x = (uintptr_t) * (void *const *)a, y = (uintptr_t) * (void *const *)b;
@@ -418,6 +468,6 @@ static void test_medium_pages(void **state) {
     unit_close(&env);
 }
 
-TU_TEST_MAIN(test_bins_round_trip, test_blocks_from_page, test_free_owner_and_mark,
-             test_free_remote_then_collect, test_full_page_owner_free, test_full_page_remote_free,
-             test_collect_retires_empty, test_medium_pages)
+TU_TEST_MAIN(test_bins_round_trip, test_block_check, test_blocks_from_page,
+             test_free_owner_and_mark, test_free_remote_then_collect, test_full_page_owner_free,
+             test_full_page_remote_free, test_collect_retires_empty, test_medium_pages)

@@ -12,6 +12,11 @@ typedef struct hm_com_malloc_s {
     IHostMalloc iface; /* first: the interface pointer is the object pointer */
     _Atomic(uint32_t) refs;
     hm_heap *heap;
+    /* the heap's id and TLS entry offset (mem/heap.h, _hm_tls_entry), copied: they do not
+     * change while the instance owns the heap, and Alloc then finds its sub-heap without
+     * reading the heap */
+    uint64_t heap_id;
+    uintptr_t tls_off;
     hm_manager *mgr;
     IHostMemoryManager *owner; /* holds one reference: the manager lives while we do */
 } hm_com_malloc_t;
@@ -41,6 +46,17 @@ static ULONG STDMETHODCALLTYPE m_release(IHostMalloc *This) {
     return n;
 }
 
+/* What Alloc's fast path leaves, with its arguments checked: out of line and called last, so
+ * that the fast path keeps nothing across a call and needs no stack frame. The COM door reports
+ * misuse found on the way and goes on (HM_LEVEL_NO_ABORT); the heap may be checked (an
+ * instance with fault injection has Alloc under its own). */
+static hm_noinline HRESULT m_alloc_slow(IHostMalloc *This, SIZE_T cbSize, unsigned level,
+                                        void **ppMem) {
+    void *p = _hm_alloc_slow_any(self_of(This)->heap, cbSize, (int)level | HM_LEVEL_NO_ABORT);
+    *ppMem = p;
+    return p != NULL ? S_OK : E_OUTOFMEMORY;
+}
+
 static HRESULT STDMETHODCALLTYPE m_alloc(IHostMalloc *This, SIZE_T cbSize,
                                          EMemoryCriticalLevel level, void **ppMem) {
     if (ppMem == NULL) return E_POINTER;
@@ -48,12 +64,16 @@ static HRESULT STDMETHODCALLTYPE m_alloc(IHostMalloc *This, SIZE_T cbSize,
         *ppMem = NULL;
         return E_INVALIDARG;
     }
-    /* the COM door reports misuse found on the way and goes on (HM_LEVEL_NO_ABORT); the heap
-     * may be checked (an instance with fault injection has this Alloc under its own) */
-    void *p = _hm_alloc_fast(self_of(This)->heap, cbSize, (int)level | HM_LEVEL_NO_ABORT,
-                             _hm_alloc_slow_any);
-    *ppMem = p;
-    return p != NULL ? S_OK : E_OUTOFMEMORY;
+    hm_com_malloc_t *self = self_of(This);
+    hm_tls_fs_entry_t *e = HM_TLS_AT(self->tls_off);
+    if (hm_likely(e->id == self->heap_id && cbSize <= HM_DIRECT_MAX)) {
+        void *p = _hm_theap_pop(e->th, cbSize, (int)level);
+        if (hm_likely(p != NULL)) {
+            *ppMem = p;
+            return S_OK;
+        }
+    }
+    return m_alloc_slow(This, cbSize, (unsigned)level, ppMem);
 }
 
 static HRESULT STDMETHODCALLTYPE m_debug_alloc(IHostMalloc *This, SIZE_T cbSize,
@@ -160,6 +180,8 @@ HRESULT _hm_com_malloc_new(IHostMemoryManager *owner, hm_manager *mgr, DWORD typ
         hm_free(self);
         return E_OUTOFMEMORY;
     }
+    self->heap_id = atomic_load_explicit(&self->heap->id, memory_order_relaxed);
+    self->tls_off = self->heap->tls_off;
     /* fault injection wraps the generic entry points, which serve checked heaps too */
     self->iface.lpVtbl = hm_manager_faults_enabled(mgr) ? &malloc_vtbl_faulty
                          : self->heap->checked          ? &malloc_vtbl_checked
