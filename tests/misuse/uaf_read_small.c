@@ -1,11 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* uaf_read_small.c: the first 32 bytes of a freed 128-byte block read. */
+/* uaf_read_small.c: bytes [16, 128) of a freed 128-byte block read, after the program wrote its
+ * data there: wiped when none of the data is left (misuse.h, uaf_read). */
 #include "misuse.h"
 
 int main(void) {
-    char *p = xmalloc(128);
-    free(opaque(p));
-    volatile int v = read_bytes(p, 32);
-    (void)v;
-    return MISUSE_MISSED;
+    return uaf_read(128);
 }
