@@ -64,9 +64,9 @@ hm_inline bool _hm_chk_is_freed(uint32_t tag, uint64_t c) {
  * all, out of line. The other frees fill the user bytes (_hm_chk_wipe), of which only [16, 32)
  * is checked when the slot is handed out again. A write after free past byte 32 is
  * caught for one freed block in 128 (slots of up to 2 KiB), or in slot / 16 (larger ones): the
- * whole fill and its check then cost at most 16 bytes of each a free, on average. The rate is
- * what keeps checked mode within 1.5x of the default door's time (docs/DEBUG.md): a whole fill
- * writes, and its check reads, lines of a freed block the program may not have touched. */
+ * whole fill and its check then cost at most 16 bytes of each a free, on average. The rate
+ * keeps the whole checks a small part of checked mode's time (docs/DEBUG.md): a whole check
+ * reads lines of a freed block the program may not have touched. */
 #define HM_CHECKED_SAMPLE 128
 hm_inline uint16_t _hm_chk_sample_every(size_t slot) {
     return (uint16_t)(slot / 16 < HM_CHECKED_SAMPLE ? HM_CHECKED_SAMPLE : slot / 16);
@@ -110,8 +110,8 @@ hm_inline void _hm_chk_fill(uint8_t *u) {
  * last, so that the 16-byte load that checks it (_hm_chk_fill_ok) is forwarded from one store
  * when the block is taken back at once. Compilers turn a plain loop of equal stores into
  * `rep stos` or a call of memset, both slow to start (the C library's memset, called for
- * every block above 64 bytes, made `window` about 4x slower than this loop): the empty asm
- * keeps the loop a loop. */
+ * every block above 64 bytes, made `window` several times slower than this loop): the empty
+ * asm keeps the loop a loop. */
 hm_inline void _hm_chk_wipe(uint8_t *u, size_t size) {
     __m128i pat = _mm_set1_epi8((char)(HM_CHECKED_PAT & 0xFF));
     size_t end = size > HM_CHECKED_FILL ? size : HM_CHECKED_FILL;
