@@ -7,7 +7,8 @@
 #   scripts/deps.sh test    + g++, ninja, cmocka, pkg-config, valgrind, clang (sanitizers,
 #                           fuzzing), clang-format, groff, the runtimes the adapters of
 #                           runtimes/ host and their test suites
-#   scripts/deps.sh bench   + the peer allocators (mimalloc, jemalloc, tcmalloc), valgrind, the
+#   scripts/deps.sh bench   + the peer allocators (mimalloc, jemalloc, tcmalloc; Scudo, of
+#                           compiler-rt, for the misuse suite's comparison runs), valgrind, the
 #                           runtimes of bench/runtimes.sh
 # A tool already on PATH counts for its package (cc for gcc, c++ for g++, ninja for
 # ninja-build), so a machine that has them some other way needs nothing from apt-get. Without
@@ -25,7 +26,8 @@ test) required+=(g++ ninja-build pkg-config libcmocka-dev valgrind clang clang-f
       liblua5.4-dev lua5.4 lua-lpeg lua-cjson lua-dkjson libsqlite3-dev python3.11-dev
       libpython3.11-testsuite) ;; # runtimes/
 bench) required+=(g++ ninja-build pkg-config valgrind strace libmimalloc-dev libjemalloc-dev
-      libgoogle-perftools-dev liblua5.4-dev lua5.4 libsqlite3-dev sqlite3 python3.11-dev) ;;
+      libgoogle-perftools-dev libclang-rt-dev liblua5.4-dev lua5.4 libsqlite3-dev sqlite3
+      python3.11-dev) ;;
 *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac
 have() {

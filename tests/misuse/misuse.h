@@ -10,7 +10,12 @@
  * Every pointer a mistake uses passes through opaque(): the compiler then cannot know that it
  * was freed, lies on the stack or points past its block, so it neither warns about the mistake
  * nor optimises it away (the programs need no -Wno-... option), and what happens is what the
- * allocator does. */
+ * allocator does.
+ *
+ * A read of freed memory cannot be stopped without making that memory inaccessible, but an
+ * allocator can make it harmless: when it overwrote the block at its free, the read finds none
+ * of the program's data. The programs that read a freed block tell that apart (MISUSE_WIPED)
+ * from a read that found the data still there (missed). */
 #ifndef MISUSE_H
 #define MISUSE_H
 
@@ -24,6 +29,7 @@ enum {
     MISUSE_WRONG_ERROR = 3, /* the call failed, but not with the documented error */
     MISUSE_BROKEN = 4,      /* the set-up failed (a correct allocation returned NULL): no result */
     MISUSE_ABSENT = 5,      /* this malloc has no such function (free_sized before glibc 2.42) */
+    MISUSE_WIPED = 6,       /* a read of freed memory found none of the program's data there */
 };
 
 #define MISUSE_PAGE 4096u
@@ -93,6 +99,30 @@ static inline int uaf_write_then_reuse(size_t size, size_t offset) {
     write_byte(p + offset, 0x41);
     free(xmalloc(size));
     return MISUSE_MISSED;
+}
+
+/* The bytes uaf_read writes and reads back: [16, 128) of the block, past the 16 bytes a free
+ * list's link (and hostmalloc's free mark or check word) may take, so that a wipe is told only
+ * when the whole range changed. Byte i holds 0x10 + (i * 7) % 64: values no allocator's fill
+ * pattern or zeroing uses, and no byte equal to its neighbour. */
+#define MISUSE_DATA_FROM 16u
+#define MISUSE_DATA_TO   128u
+static inline int misuse_data(size_t i) {
+    return 0x10 + (int)((i * 7) % 64);
+}
+
+/* A `size`-byte block (at least MISUSE_DATA_TO) given the program's data, freed, and read
+ * back: MISUSE_WIPED when not one byte of it is left, else MISUSE_MISSED (the read leaked at
+ * least part of what the block held). */
+static inline int uaf_read(size_t size) {
+    char *p = xmalloc(size);
+    for (size_t i = MISUSE_DATA_FROM; i < MISUSE_DATA_TO; i++)
+        write_byte(p + i, misuse_data(i));
+    free(opaque(p));
+    size_t kept = 0;
+    for (size_t i = MISUSE_DATA_FROM; i < MISUSE_DATA_TO; i++)
+        kept += read_byte(p + i) == misuse_data(i);
+    return kept == 0 ? MISUSE_WIPED : MISUSE_MISSED;
 }
 
 /* p, q, p with two `size`-byte blocks: the second free of p does not follow the first */

@@ -4,16 +4,22 @@
 # happened with expectations.txt (docs/DEBUG.md, "Misuse suite").
 #
 # usage: run.sh <libhostmalloc-override.so> <dir of the programs> <mode>
-#   mode default: the override preloaded, HM_CHECKED=0
-#   mode checked: the override preloaded, HM_CHECKED=1
-#   mode glibc:   no preload (the .so is not used): the C library's malloc, for comparison only;
-#                 scored leniently (any fatal signal counts as caught), never fails
+#   mode default:        the override preloaded, HM_CHECKED=0
+#   mode checked:        the override preloaded, HM_CHECKED=1
+#   mode glibc:          no preload (the override is not used): the C library's malloc
+#   mode peer:<lib.so>:  <lib.so> preloaded in place of the override: another allocator
+# glibc and peer:<lib.so> are for comparison only: scored leniently (the allocator's own
+# messages are not hostmalloc's: any abort, fatal signal or exit status that is not one of the
+# programs' own counts as caught, and so does a request refused with another error than the
+# documented one), never compared with expectations.txt, never failing.
 #
 # An outcome is one of:
 #   abort    SIGABRT with exactly one line on stderr, which starts "hostmalloc: " (and holds the
 #            text written after "abort:" in the expectation)
 #   fault    SIGSEGV or SIGBUS
 #   error    the call failed with the documented error (the program exits 2)
+#   wiped    a read of freed memory found none of the program's data there (it exits 6): the
+#            freed block was overwritten, so the read could not leak what it held
 #   missed   the program went on after its mistake and exited 0
 # and anything else (another exit status or signal, a report without an abort, a "hostmalloc: "
 # line with an outcome other than abort) is reported as it is and matches no expectation.
@@ -23,20 +29,24 @@
 # when any outcome differs from its expectation: a regression (caught before, not now) or an
 # improvement (caught now: raise the expectation), both named.
 set -u
-so=${1:?usage: run.sh <override .so> <dir of programs> <default|checked|glibc>}
-dir=${2:?usage: run.sh <override .so> <dir of programs> <default|checked|glibc>}
-mode=${3:?usage: run.sh <override .so> <dir of programs> <default|checked|glibc>}
+usage="usage: run.sh <override .so> <dir of programs> <default|checked|glibc|peer:<lib.so>>"
+so=${1:?$usage}
+dir=${2:?$usage}
+mode=${3:?$usage}
 here=$(cd "$(dirname "$0")" && pwd)
 expectations=$here/expectations.txt
 
+# lenient: a comparison run (glibc, a peer); preload: the library the programs run with
+lenient=
 case $mode in
-default) checked=0 ;;
-checked) checked=1 ;;
-glibc) checked= ;;
-*) echo "run.sh: mode must be default, checked or glibc, not '$mode'"; exit 2 ;;
+default) checked=0 preload=$so ;;
+checked) checked=1 preload=$so ;;
+glibc) lenient=1 preload= ;;
+peer:?*) lenient=1 preload=${mode#peer:} ;;
+*) echo "run.sh: mode must be default, checked, glibc or peer:<lib.so>, not '$mode'"; exit 2 ;;
 esac
-if [ "$mode" != glibc ] && [ ! -f "$so" ]; then
-    echo "run.sh: no override library at $so"; exit 2
+if [ -n "$preload" ] && [ ! -f "$preload" ]; then
+    echo "run.sh: no library at $preload"; exit 2
 fi
 [ -d "$dir" ] || { echo "run.sh: no directory $dir"; exit 2; }
 [ -f "$expectations" ] || { echo "run.sh: no $expectations"; exit 2; }
@@ -46,7 +56,7 @@ fi
 for v in $(env | sed -n 's/^\(HM_[A-Za-z0-9_]*\)=.*/\1/p'); do unset "$v"; done
 unset LD_PRELOAD MALLOC_CHECK_ MALLOC_PERTURB_ GLIBC_TUNABLES
 ulimit -c 0
-[ "$mode" = glibc ] || so=$(cd "$(dirname "$so")" && pwd)/$(basename "$so")
+[ -z "$preload" ] || preload=$(cd "$(dirname "$preload")" && pwd)/$(basename "$preload")
 
 err=$(mktemp "${TMPDIR:-/tmp}/misuse.XXXXXX") || exit 2
 trap 'rm -f "$err"' EXIT
@@ -58,10 +68,11 @@ outcome_of() {
         outcome="not-built"; line=""; return
     fi
     # the braces' redirection keeps bash's own "Aborted" notice out of the output
-    if [ "$mode" = glibc ]; then
-        { timeout 20 "$dir/$1" >/dev/null 2>"$err"; } 2>/dev/null
+    if [ -n "$lenient" ]; then
+        # the preload reaches the program only (timeout runs with the C library's malloc)
+        { timeout 20 env ${preload:+LD_PRELOAD=$preload} "$dir/$1" >/dev/null 2>"$err"; } 2>/dev/null
     else
-        { HM_CHECKED=$checked LD_PRELOAD=$so timeout 20 "$dir/$1" >/dev/null 2>"$err"; } 2>/dev/null
+        { HM_CHECKED=$checked LD_PRELOAD=$preload timeout 20 "$dir/$1" >/dev/null 2>"$err"; } 2>/dev/null
     fi
     status=$?
     line=$(head -n 1 "$err")
@@ -73,13 +84,14 @@ outcome_of() {
     3) outcome=wrong-error ;;
     4) outcome=broken ;;
     5) outcome=absent ;;
+    6) outcome=wiped ;;
     124) outcome=timeout ;;
     134) outcome=abort ;;
     135 | 139) outcome=fault ;;
     *) if [ "$status" -gt 128 ]; then outcome="signal-$((status - 128))"; else
         outcome="exit-$status"; fi ;;
     esac
-    [ "$mode" = glibc ] && return
+    [ -n "$lenient" ] && return
     if [ "$outcome" = abort ]; then
         # the abort must be hostmalloc's, with its one line
         [ "$lines" -eq 1 ] && [ "$ours" -eq 1 ] || outcome="abort-without-one-hostmalloc-line"
@@ -89,9 +101,11 @@ outcome_of() {
 }
 
 caught_outcome() {
-    case $1 in abort | fault | error) return 0 ;; esac
-    # glibc is scored leniently: any fatal signal, its own message or none
-    [ "$mode" = glibc ] && case $1 in signal-*) return 0 ;; esac
+    case $1 in abort | fault | error | wiped) return 0 ;; esac
+    # a comparison run is scored leniently: any fatal signal or exit status of the allocator
+    # (not one of the programs' own), with its own message or none, and a request refused with
+    # another error than the documented one
+    [ -n "$lenient" ] && case $1 in signal-* | exit-* | wrong-error) return 0 ;; esac
     return 1
 }
 
@@ -107,17 +121,17 @@ while IFS='|' read -r name def chk; do
     case $mode in
     default) want=$(echo $def) ;;
     checked) want=$(echo $chk) ;;
-    glibc) want="" ;;
+    *) want="" ;;
     esac
     outcome_of "$name"
     if [ "$outcome" = absent ]; then
-        # a function this malloc does not have (glibc mode only: the override has them all)
-        [ "$mode" = glibc ] && { absent=$((absent + 1)); printf '  %-36s %s\n' "$name" absent; continue; }
+        # a function this malloc does not have (comparison runs only: the override has them all)
+        [ -n "$lenient" ] && { absent=$((absent + 1)); printf '  %-36s %s\n' "$name" absent; continue; }
     fi
     total=$((total + 1))
     caught_outcome "$outcome" && caught=$((caught + 1))
-    if [ "$mode" = glibc ]; then
-        printf '  %-36s %s\n' "$name" "$outcome"
+    if [ -n "$lenient" ]; then
+        printf '  %-36s %-8s%s\n' "$name" "$outcome" "${line:+  [$line]}"
         continue
     fi
     want_kind=${want%%:*}
@@ -140,10 +154,12 @@ while IFS='|' read -r name def chk; do
     printf '  %-36s %-8s %s%s\n' "$name" "$outcome" "$verdict" "${line:+  [$line]}"
 done <"$expectations"
 
-if [ "$mode" = glibc ]; then
+if [ -n "$lenient" ]; then
     note=
-    [ "$absent" -ne 0 ] && note=" ($absent not counted: functions this C library does not have)"
-    echo "misuse glibc: caught $caught of $total$note"
+    [ "$absent" -ne 0 ] && note=" ($absent not counted: functions this malloc does not have)"
+    name=glibc
+    [ -n "$preload" ] && name="peer $(basename "$preload")"
+    echo "misuse $name: caught $caught of $total$note"
     exit 0
 fi
 echo "misuse $mode: caught $caught of $total (expected $expected_caught)"
