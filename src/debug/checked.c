@@ -304,10 +304,9 @@ static hm_result checked_free(hm_page_t *pg, hm_block_t *b, bool link) {
     if (hm_unlikely(!_hm_debug_back_intact(b, h->size, c)))
         return checked_free_bad(pg, b, HM_ERROR_OVERRUN);
     h->tag = HM_CHK_FREED(c);
-    hm_tool_access(b, _hm_chk_wipe_end(h->size));
-    _hm_chk_wipe((uint8_t *)b, h->size);
+    hm_tool_access(b, HM_CHECKED_FILL);
+    _hm_chk_fill((uint8_t *)b);
     hm_tool_free(b);
-    hm_tool_hide(b, _hm_chk_wipe_end(h->size)); /* the wipe's bytes past the block's size too */
     if (link) {
         hm_tool_access(b, 2 * sizeof(hm_block_t));
         _hm_chk_set_link(b, pg->free);

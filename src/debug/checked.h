@@ -12,10 +12,9 @@
  * that ends right before the user bytes. The tag and the back canary are derived from a
  * per-process secret and the block address: tag == live(c) while the block is handed out,
  * freed(c) once it was freed, quarantined(c) after a bad free. A free checks the tag (double
- * free, underrun) and the back canary (overrun), then writes the 0xDF fill over the user
- * bytes, at least [16, 32) (slots are at least 48 bytes), and the free-list link and its check
- * word into [0, 16): a read after free finds none of the program's data. The next allocation
- * of the slot checks link, check word and fill [16, 32) (write after free).
+ * free, underrun) and the back canary (overrun), then writes the free-list link, its check
+ * word and the 0xDF fill into user bytes [0, 32) (slots are at least 48 bytes); the next
+ * allocation of the slot checks them all (write after free).
  * Everything unusual leaves the fast paths for the full path, which reports. */
 #ifndef HM_DEBUG_CHECKED_H
 #define HM_DEBUG_CHECKED_H
@@ -61,19 +60,17 @@ hm_inline bool _hm_chk_is_freed(uint32_t tag, uint64_t c) {
 /* Sampled whole fills: one free of a page's owner in _hm_chk_sample_every(slot) (the first one
  * of a fresh page included) fills the whole slot past the header, [32, slot - 16) of the user
  * bytes too, and tags the block FREED_FULL; the allocation that hands it out again checks it
- * all, out of line. The other frees fill the user bytes (_hm_chk_wipe), of which only [16, 32)
- * is checked when the slot is handed out again. A write after free past byte 32 is
+ * all, out of line. The other frees fill [16, 32) as above. A write after free past byte 32 is
  * caught for one freed block in 128 (slots of up to 2 KiB), or in slot / 16 (larger ones): the
- * whole fill and its check then cost at most 16 bytes of each a free, on average. The rate
- * keeps the whole checks a small part of checked mode's time (docs/DEBUG.md): a whole check
- * reads lines of a freed block the program may not have touched. */
+ * whole fill and its check then cost at most 16 bytes of each a free, on average. The rate is
+ * what keeps checked mode within 1.5x of the default door's time (docs/DEBUG.md): a whole fill
+ * writes, and its check reads, lines of a freed block the program may not have touched. */
 #define HM_CHECKED_SAMPLE 128
 hm_inline uint16_t _hm_chk_sample_every(size_t slot) {
     return (uint16_t)(slot / 16 < HM_CHECKED_SAMPLE ? HM_CHECKED_SAMPLE : slot / 16);
 }
 /* A freed checked block's user bytes: [0, 8) the free-list link, [8, 16) its check word (the
- * link xor the block's canary), [16, 32) the 0xDF fill (and the rest of the user bytes, for a
- * block freed rather than carved: _hm_chk_wipe). Every write of a link on a checked page
+ * link xor the block's canary), [16, 32) the 0xDF fill. Every write of a link on a checked page
  * writes the check word too (_hm_chk_set_link), so a link is validated exactly, with no page
  * field: a write after free in the first 16 bytes breaks the pair, one in [16, 32) the fill.
  * The fill is one 16-byte store, checked with one 16-byte load of the same bytes (a load
@@ -99,36 +96,6 @@ hm_inline bool _hm_chk_fill_ok(const uint8_t *u) {
 }
 hm_inline void _hm_chk_fill(uint8_t *u) {
     _mm_storeu_si128((__m128i *)(u + 16), _mm_set1_epi8((char)(HM_CHECKED_PAT & 0xFF)));
-}
-/* The fill of a block of `size` user bytes being freed, before its link and check word are
- * written: every user byte from 16 on, [16, max(size, 32)) (the program's data is then gone
- * from the block, the link and its check word taking [0, 16): a read after free leaks
- * nothing). Only [16, 32) is checked when the slot is handed out again, the rest for sampled
- * frees. The last 32 bytes (of at least 32) are two stores from the end, which may overlap
- * bytes [0, 32), written after them: a block of up to 64 bytes takes three stores, a compare
- * and a conditional move, and one branch that is not taken. The store of [16, 32) comes
- * last, so that the 16-byte load that checks it (_hm_chk_fill_ok) is forwarded from one store
- * when the block is taken back at once. Compilers turn a plain loop of equal stores into
- * `rep stos` or a call of memset, both slow to start (the C library's memset, called for
- * every block above 64 bytes, made `window` several times slower than this loop): the empty
- * asm keeps the loop a loop. */
-hm_inline void _hm_chk_wipe(uint8_t *u, size_t size) {
-    __m128i pat = _mm_set1_epi8((char)(HM_CHECKED_PAT & 0xFF));
-    size_t end = size > HM_CHECKED_FILL ? size : HM_CHECKED_FILL;
-    if (hm_unlikely(end > 64)) {
-        for (uint8_t *q = u + HM_CHECKED_FILL; q + 32 < u + end; q += 32) {
-            __asm__("" : "+r"(q));
-            _mm_store_si128((__m128i *)q, pat);
-            _mm_store_si128((__m128i *)(q + 16), pat);
-        }
-    }
-    _mm_storeu_si128((__m128i *)(u + end - 32), pat);
-    _mm_storeu_si128((__m128i *)(u + end - 16), pat);
-    _mm_storeu_si128((__m128i *)(u + 16), pat);
-}
-/* The bytes _hm_chk_wipe writes, from the block's start (for the tools' annotations). */
-hm_inline size_t _hm_chk_wipe_end(size_t size) {
-    return size > HM_CHECKED_FILL ? size : HM_CHECKED_FILL;
 }
 /* Make `b` a freed checked block (a slot carved, or a block that passed its free checks)
  * whose link is `next`. */
@@ -224,11 +191,11 @@ hm_inline int _hm_checked_page_free_try(hm_segment_t *seg, hm_page_t *pg, void *
             __builtin_memcpy(&back, (uint8_t *)p + size, sizeof back);
             if (hm_likely(back == c)) {
                 h->tag = HM_CHK_FREED(c);
-                _hm_chk_wipe(p, size);
                 hm_block_t *head = pg->free;
                 __builtin_memcpy(p, &head, sizeof head);
                 uint64_t w = (uint64_t)(uintptr_t)head ^ c;
                 __builtin_memcpy((uint8_t *)p + 8, &w, 8);
+                _hm_chk_fill(p);
                 pg->free = (hm_block_t *)p;
                 pg->used--;
                 /* one `sub` in memory and a branch on its borrow (compilers load, subtract,

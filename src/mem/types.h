@@ -202,7 +202,7 @@ hm_inline void _hm_page_set_area(hm_page_t *pg, size_t area) {
  * + 1, so that size * magic = 2^64 + e with 0 < e <= size. A multiple k * size then maps to
  * k * e (small, growing with k) and any other offset below 4 MiB to at least magic (above
  * 2^32): one product tells a block start of the first `area` bytes from anything else
- * (docs/DESIGN-NOTES.md, "The free fast path"). */
+ * (docs/DESIGN-NOTES.md, "The block-start test"). */
 hm_inline uint64_t _hm_div_magic(size_t size) {
     return UINT64_MAX / size + 1 + ((size & (size - 1)) == 0 ? 1 : 0);
 }

@@ -13,8 +13,8 @@
  *   4. test_misuse_*           a broken canary or a double free of a debug block: an error, a
  *                              report naming the site, the block never reused, nothing changed.
  *   5. test_checked_*          checked mode: every block gets the checks (deterministic double
- *                              free, byte-precise overrun, write after free) and is wiped at
- *                              its free; the malloc door aborts with one `hostmalloc: ` line.
+ *                              free, byte-precise overrun, write after free); the malloc door
+ *                              aborts with one `hostmalloc: ` line.
  *   6. test_error_sink_*       the default sink is stderr; a custom one gets kind, ptr, message
  *                              and its own arg; it stays silent for correct programs.
  *   7. test_remote_free_*      a debug block freed by another thread is checked too.
@@ -1922,50 +1922,6 @@ static void test_remote_free_checked(void **state) {
     sink_free(s);
 }
 
-/* A checked block's free wipes it: every user byte past the link and its check word ([16,
- * size)) holds the fill afterwards, whatever the door (the COM door's inline fast path, the
- * native door's full path), the size (the inline loop, the memset of larger blocks, the 64 KiB
- * that still live on pages) and the freeing thread (a free by another thread). A read after
- * free then finds none of the program's data; the slot is handed out again without a report. */
-static void test_checked_free_wipes(void **state) {
-    (void)state;
-    sink *s = sink_new();
-    IHostMemoryManager *mgr;
-    IHostMalloc *m = new_com(s, true, &mgr);
-    hm_heap *h = new_heap(s, true);
-    static const size_t sizes[] = {1, 16, 24, 25, 32, 33, 100, 256, 257, 1000, 5000, 40000, 65536};
-    for (int k = 0; k < 4; k++) {
-        const door_t d = {(k & 1) != 0, m, h};
-        bool remote = (k & 2) != 0;
-        for (size_t i = 0; i < TU_ARRAY_SIZE(sizes); i++) {
-            size_t n = sizes[i];
-            /* a block of the size freed first: a page's first free fills the whole slot (the
-             * sampled fill), and the free tested here must be an ordinary one */
-            door_free_ok(&d, door_alloc(&d, n));
-            unsigned char *p = door_alloc(&d, n);
-            memset(p, 0x5A, n);
-            if (remote) {
-                remote_free t = {
-                    .com = d.com ? m : NULL, .heap = d.com ? NULL : h, .p = {p}, .n = 1};
-                tu_run_thread(thread_remote_free, &t);
-                if (d.com ? t.hr[0] != S_OK : t.r[0] != HM_OK)
-                    fail_msg("%s: a free of %zu bytes by another thread failed", door_name(&d), n);
-            } else {
-                door_free_ok(&d, p);
-            }
-            for (size_t j = 16; j < n; j++)
-                if (p[j] != DBG_FILL)
-                    fail_msg("%s%s: %zu-byte block: byte %zu is 0x%02x after its free",
-                             door_name(&d), remote ? " (another thread)" : "", n, j, p[j]);
-            door_free_ok(&d, door_alloc(&d, n));
-        }
-    }
-    sink_expect_none(s, "frees and reuses of wiped blocks");
-    com_done(m, mgr);
-    hm_heap_release(h);
-    sink_free(s);
-}
-
 /* ---- 8. the default mode ----------------------------------------------------------------------
  */
 static void test_default_mode_no_debug_pages(void **state) {
@@ -2025,4 +1981,4 @@ TU_TEST_MAIN(test_checked_with_faults, test_debug_block_records_site,
              test_checked_huge_held_then_reused, test_checked_zero_blocks,
              test_checked_from_environment, test_error_sink_default_stderr,
              test_error_sink_custom_arg, test_error_sink_silent_when_correct,
-             test_remote_free_checked, test_checked_free_wipes, test_default_mode_no_debug_pages)
+             test_remote_free_checked, test_default_mode_no_debug_pages)

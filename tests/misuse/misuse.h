@@ -63,6 +63,13 @@ static inline void write_byte(void *p, int v) {
     *(volatile unsigned char *)p = (unsigned char)v;
 }
 
+/* changes the byte at p (writes its complement): a one-byte mistake that really changes memory.
+ * Writing a fixed value instead would leave the byte as it was whenever it already held that
+ * value, and a check of a canary or tag with random bytes would then miss it 1 time in 256. */
+static inline void flip_byte(void *p) {
+    write_byte(p, *(volatile unsigned char *)p ^ 0xFF);
+}
+
 /* writes n bytes one by one (a memset of a freed block could be seen through) */
 static inline void write_bytes(void *p, int v, size_t n) {
     for (size_t i = 0; i < n; i++)
@@ -96,7 +103,7 @@ static inline int refused(void *result, int err, int want) {
 static inline int uaf_write_then_reuse(size_t size, size_t offset) {
     char *p = xmalloc(size);
     free(opaque(p));
-    write_byte(p + offset, 0x41);
+    flip_byte(p + offset);
     free(xmalloc(size));
     return MISUSE_MISSED;
 }

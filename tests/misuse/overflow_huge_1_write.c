@@ -5,7 +5,7 @@
 int main(void) {
     size_t n = 8u << 20;
     char *p = xmalloc(n);
-    write_byte(p + n, 0x41);
+    flip_byte(p + n);
     free(opaque(p));
     return MISUSE_MISSED;
 }

@@ -4,7 +4,7 @@
 
 int main(void) {
     char *p = xmalloc(100000);
-    write_byte(p + 100000, 0x41);
+    flip_byte(p + 100000);
     free(opaque(p));
     return MISUSE_MISSED;
 }

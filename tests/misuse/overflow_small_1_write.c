@@ -4,7 +4,7 @@
 
 int main(void) {
     char *p = xmalloc(24);
-    write_byte(p + 24, 0x41);
+    flip_byte(p + 24);
     free(opaque(p));
     return MISUSE_MISSED;
 }

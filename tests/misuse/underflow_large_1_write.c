@@ -5,7 +5,7 @@
 
 int main(void) {
     char *p = xmalloc(100000);
-    write_byte(p - 1, 0x41);
+    flip_byte(p - 1);
     free(opaque(p));
     return MISUSE_MISSED;
 }
