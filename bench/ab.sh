@@ -15,6 +15,7 @@
 #   AB_WORKLOADS="pairs window larsonish"
 #   AB_DOORS="com native malloc"       malloc: the override preloaded into `bench malloc`
 #   AB_SCALE=1                         the bench's scale argument
+#   AB_THREADS=1                       the bench's threads argument
 set -u
 
 die() {
@@ -33,6 +34,7 @@ REPS=${AB_REPS:-7}
 WORKLOADS=${AB_WORKLOADS:-pairs window larsonish}
 DOORS=${AB_DOORS:-com native malloc}
 SCALE=${AB_SCALE:-1}
+THREADS=${AB_THREADS:-1}
 case "$REPS" in '' | *[!0-9]*) die "AB_REPS must be a number" ;; esac
 
 raw=$(mktemp "${TMPDIR:-/tmp}/hostmalloc-ab.XXXXXX") || exit 1
@@ -43,9 +45,9 @@ one() {
     local label=$1 dir=$2 door=$3 w=$4 line
     if [ "$door" = malloc ]; then
         line=$(env -u LD_PRELOAD LD_PRELOAD="$dir/libhostmalloc-override.so" \
-            "$dir/bench/bench" malloc "$w" 1 "$SCALE" 2>/dev/null | grep '^RESULT')
+            "$dir/bench/bench" malloc "$w" "$THREADS" "$SCALE" 2>/dev/null | grep '^RESULT')
     else
-        line=$(env -u LD_PRELOAD "$dir/bench/bench" "$door" "$w" 1 "$SCALE" 2>/dev/null |
+        line=$(env -u LD_PRELOAD "$dir/bench/bench" "$door" "$w" "$THREADS" "$SCALE" 2>/dev/null |
             grep '^RESULT')
     fi
     local t=${line#*time_s=}
@@ -57,7 +59,7 @@ one() {
     echo "$label $door $w $t" >>"$raw"
 }
 
-echo "ab.sh: A=$A B=$B reps=$REPS load: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "ab.sh: A=$A B=$B reps=$REPS threads=$THREADS scale=$SCALE load: $(cut -d' ' -f1-3 /proc/loadavg)"
 for ((r = 1; r <= REPS; r++)); do
     for w in $WORKLOADS; do
         for door in $DOORS; do
