@@ -147,15 +147,14 @@ typedef struct hm_theap_s hm_theap_t;
 #define HM_TF_NOTIFIED ((uintptr_t)2) /* a remote free saw FULL and queued the page as pending */
 #define HM_TF_MASK     ((uintptr_t)3)
 
+/* Three cache lines, by who writes them, so that one thread's writes do not take from another
+ * the line it only reads (docs/DESIGN-NOTES.md, "A page descriptor in three cache lines"): the
+ * first is read by every free, from any thread, and written only when the page is set up or
+ * carved further; the second is the owner's (its allocations and frees write it); the third is
+ * written by other threads' frees. */
 struct hm_page_s {
-    /* hot: read by alloc and free fast paths */
-    hm_block_t *free; /* blocks to allocate from; the owner's frees go here (owner only) */
-    /* blocks handed out and not freed locally or collected, plus HM_USED_SLOW while the
-     * owner's frees must take the slow path (a page out of its queue as full, a huge page, a
-     * debug page): the free fast path tests one sign bit before it pushes */
-    uint32_t used;
-    uint32_t block_size; /* bytes per block; 0 when the page serves no size class */
-    uint8_t *start;      /* first block */
+    /* ---- line 1: read by every free (the block-start test, the page's kind) ---- */
+    uint8_t *start; /* first block */
     /* bytes of the block area carved so far (capacity * block_size): it grows while other
      * threads' frees read it, hence atomic (relaxed: a plain load and store on x86-64) */
     _Atomic(size_t) area;
@@ -164,22 +163,29 @@ struct hm_page_s {
      * off * div_magic < area_key (_hm_block_check) */
     uint64_t div_magic;
     _Atomic(uint64_t) area_key; /* area * div_magic (mod 2^64), set with area */
-    /* warm */
-    uint8_t committed; /* the page's memory is committed (accounted) */
-    uint8_t is_huge;   /* the page of a huge segment */
-    uint8_t bin;       /* queue index: size class + HM_QUEUE_DEBUG / HM_QUEUE_CHECKED */
-    uint8_t in_full;   /* out of its queue as full (owner) */
-    uint8_t kind;      /* HM_PAGE_*: plain, or blocks with a header (page.h, "Page kinds") */
-    uint8_t is_head;   /* first of its queue: the page allocation goes on from (owner) */
-    uint16_t sample;   /* checked pages: frees until the next one whose block is filled whole
-                          (debug/checked.h; owner only) */
-    uint16_t capacity; /* blocks carved into the free lists so far */
-    uint16_t reserved; /* blocks that fit in the page (at most 4096) */
-    uint32_t expire;   /* when an empty committed page may be decommitted (ms, wraps) */
-    _Atomic(uintptr_t) thread_free; /* other threads' frees + HM_TF_* state */
-    hm_page_t *next;                /* bin queue links (owner only) */
+    uint32_t block_size;        /* bytes per block; 0 when the page serves no size class */
+    uint16_t capacity;          /* blocks carved into the free lists so far */
+    uint16_t reserved;          /* blocks that fit in the page (at most 4096) */
+    uint8_t committed;          /* the page's memory is committed (accounted) */
+    uint8_t is_huge;            /* the page of a huge segment */
+    uint8_t bin;                /* queue index: size class + HM_QUEUE_DEBUG / HM_QUEUE_CHECKED */
+    uint8_t kind; /* HM_PAGE_*: plain, or blocks with a header (page.h, "Page kinds") */
+    /* ---- line 2: the owner's ---- */
+    _Alignas(64) hm_block_t *free; /* blocks to allocate from; the owner's frees go here */
+    /* blocks handed out and not freed locally or collected, plus HM_USED_SLOW while the
+     * owner's frees must take the slow path (a page out of its queue as full, a huge page, a
+     * debug page): the free fast path tests one sign bit before it pushes */
+    uint32_t used;
+    uint8_t in_full; /* out of its queue as full (owner) */
+    uint8_t is_head; /* first of its queue: the page allocation goes on from (owner) */
+    uint16_t sample; /* checked pages: frees until the next one whose block is filled whole
+                        (debug/checked.h; owner only) */
+    uint32_t expire; /* when an empty committed page may be decommitted (ms, wraps) */
+    hm_page_t *next; /* bin queue links (owner only) */
     hm_page_t *prev;
-    hm_page_t *_Atomic pending_next; /* link in the theap's pending stack */
+    /* ---- line 3: written by other threads' frees ---- */
+    _Alignas(64) _Atomic(uintptr_t) thread_free; /* other threads' frees + HM_TF_* state */
+    hm_page_t *_Atomic pending_next;             /* link in the theap's pending stack */
 };
 
 /* page kinds (hm_page_t.kind; page.h, "Page kinds") */
