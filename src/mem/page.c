@@ -302,6 +302,14 @@ hm_result _hm_page_free_remote(hm_page_t *pg, hm_segment_t *seg, hm_block_t *b) 
         hm_result r = _hm_page_kinds[pg->kind]->free(pg, b, false);
         if (r != HM_OK) return r;
     } else {
+        /* marked: freed already (a block handed out is unmarked, and only a program that read
+         * the mark out of freed memory could write it back). This thread cannot walk the
+         * owner's lists, as the owner's free does to tell the two apart, so the mark decides:
+         * a double free, reported, nothing changed */
+        if (hm_unlikely(_hm_mark_peek(b) == pg)) {
+            _hm_report_double_free(seg, b, pg->block_size);
+            return HM_ERR_NOT_BLOCK;
+        }
         hm_tool_free(b);
     }
     hm_tool_access(b, sizeof(hm_block_t));

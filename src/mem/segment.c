@@ -582,8 +582,12 @@ static hm_segment_t *huge_alloc(hm_theap_t *th, size_t size, size_t align, int l
     return seg;
 }
 
+static bool protect_allowed(hm_arena_t *a);
+
 hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align, int level) {
-    return huge_alloc(th, size, align, level, false);
+    /* a guard page after the block while protections are within their rate (held ring, below):
+     * an overrun into the next page then faults in default mode too (docs/DEBUG.md) */
+    return huge_alloc(th, size, align, level, protect_allowed(th->heap->arena));
 }
 
 hm_segment_t *_hm_huge_alloc_guarded(hm_theap_t *th, size_t size, int level) {
@@ -756,6 +760,10 @@ void _hm_held_clear(hm_arena_t *a) {
 
 void _hm_huge_free(hm_segment_t *seg) {
     huge_unlink(seg);
+    /* the freed block's pages inaccessible while it waits in the cache, within the rate of
+     * protections (held ring, above): a use after free faults, and the next block made in it
+     * makes its own pages accessible again (huge_prepare), resident as they were */
+    if (protect_allowed(seg->arena)) huge_protect_from(seg, seg->pages[0].start);
     _hm_page_set_area(&seg->pages[0], 0); /* no block starts here any more */
     seg->pages[0].used = 0;
     seg->used_pages = 0;

@@ -818,6 +818,47 @@ static void test_com_double_free_after_remote_free(void **state) {
     IHostMemoryManager_Release(mgr);
 }
 
+/* A block freed by another thread, then freed again by a third thread that does not own its
+ * page either: a double free, refused and reported, nothing changed. The threads cannot walk
+ * the owner's lists: the free mark decides. */
+typedef struct {
+    IHostMalloc *m;
+    void *p;
+    HRESULT hr;
+} free_once_t;
+
+static void *free_once_main(void *arg) {
+    free_once_t *f = arg;
+    f->hr = IHostMalloc_Free(f->m, f->p);
+    return NULL;
+}
+
+static void test_com_double_free_by_other_thread(void **state) {
+    (void)state;
+    df_sink s = {0};
+    IHostMemoryManager *mgr = df_manager(&s);
+    IHostMalloc *m = new_malloc(mgr, MALLOC_THREADSAFE);
+    void *keep = must_alloc(m, 32, eTaskCritical); /* the page stays in use */
+    for (int round = 0; round < 2; round++) {
+        void *p = must_alloc(m, 32, eTaskCritical);
+        free_once_t f = {m, p, E_FAIL};
+        tu_run_thread(free_once_main, &f);
+        assert_int_equal(f.hr, S_OK);
+        s.count = 0;
+        f.hr = E_FAIL;
+        tu_run_thread(free_once_main, &f);
+        if (f.hr != HOST_E_INVALIDOPERATION)
+            fail_msg("a second Free(%p) by another thread returned 0x%08x", p, HR(f.hr));
+        if (s.count != 1 || s.kind != HM_ERROR_DOUBLE_FREE || s.ptr != p)
+            fail_msg("%d reports (kind %d, ptr %p), expected one double free of %p", s.count,
+                     s.kind, s.ptr, p);
+        expect_distinct(m, 32, 40, "after a double free by another thread");
+    }
+    must_free(m, keep);
+    assert_int_equal(IHostMalloc_Release(m), 0);
+    IHostMemoryManager_Release(mgr);
+}
+
 static void read_memory(const void *at, void *buf, size_t n) {
     int fd = open("/proc/self/mem", O_RDONLY);
     assert_true(fd >= 0);
@@ -1285,4 +1326,5 @@ TU_TEST_MAIN(test_create_manager, test_create_malloc_flags, test_create_malloc_b
              test_free_other_instance, test_free_other_manager, test_release_frees_live_blocks,
              test_executable_instance, test_multithread, test_serialized_single_thread_instance,
              test_com_double_free_small, test_com_double_free_full_page,
-             test_com_double_free_after_remote_free, test_com_double_free_no_false_alarm)
+             test_com_double_free_after_remote_free, test_com_double_free_by_other_thread,
+             test_com_double_free_no_false_alarm)

@@ -134,4 +134,52 @@ static void test_protection_access(void **state) {
     IHostMemoryManager_Release(mm);
 }
 
-TU_TEST_MAIN(test_data_instance_not_executable, test_protection_access)
+/* Default mode: a huge block ends at an inaccessible guard page, and once freed its pages are
+ * inaccessible while it waits in the cache; a block made there again is usable in full. */
+static void touch_child(void *p) {
+    *(volatile unsigned char *)p = 0x5a;
+}
+
+static void peek_child(void *p) {
+    volatile unsigned char v = *(volatile unsigned char *)p;
+    (void)v;
+}
+
+static void expect_fault(void (*fn)(void *), void *p, const char *what, size_t size) {
+    tu_child_result res;
+    assert_int_equal(tu_run_child(fn, p, &res), 0);
+    char sb[96];
+    if (!WIFSIGNALED(res.status) ||
+        (WTERMSIG(res.status) != SIGSEGV && WTERMSIG(res.status) != SIGBUS))
+        fail_msg("%s of a %zu-byte block at %p must fault but the child %s", what, size, p,
+                 tu_status_str(res.status, sb, sizeof sb));
+}
+
+static void test_huge_blocks_protected(void **state) {
+    (void)state;
+    hm_config c;
+    hm_config_init(&c);
+    c.checked = false; /* default mode, whatever the environment says */
+    IHostMemoryManager *mgr = new_manager_cfg(&c);
+    IHostMalloc *m = new_malloc(mgr, MALLOC_THREADSAFE);
+    static const size_t sizes[] = {100000, (size_t)1 << 20, ((size_t)5 << 20) + 123};
+    for (size_t i = 0; i < TU_ARRAY_SIZE(sizes); i++) {
+        size_t n = sizes[i];
+        unsigned char *p = must_alloc(m, n, eTaskCritical);
+        size_t usable = hm_usable_size(p);
+        assert_true(usable >= n);
+        memset(p, 0x11, usable); /* every usable byte is writable */
+        expect_fault(touch_child, p + usable, "a write past the usable bytes", n);
+        must_free(m, p);
+        expect_fault(peek_child, p, "a read of the freed block", n);
+        expect_fault(touch_child, p + n / 2, "a write into the freed block", n);
+        /* the next block of that size (the same memory, from the cache) is usable in full */
+        unsigned char *q = must_alloc(m, n, eTaskCritical);
+        memset(q, 0x22, hm_usable_size(q));
+        must_free(m, q);
+    }
+    assert_int_equal(IHostMalloc_Release(m), 0);
+    IHostMemoryManager_Release(mgr);
+}
+
+TU_TEST_MAIN(test_data_instance_not_executable, test_protection_access, test_huge_blocks_protected)
