@@ -9,7 +9,7 @@
 #                           runtimes/ host and their test suites
 #   scripts/deps.sh bench   + the peer allocators (mimalloc, jemalloc, tcmalloc; Scudo, of
 #                           compiler-rt, for the misuse suite's comparison runs), valgrind, the
-#                           runtimes of bench/runtimes.sh
+#                           runtimes of bench/runtimes.sh, time (bench/public.sh)
 # A tool already on PATH counts for its package (cc for gcc, c++ for g++, ninja for
 # ninja-build), so a machine that has them some other way needs nothing from apt-get. Without
 # root, a missing required package is an error; a missing optional one only a note.
@@ -27,7 +27,7 @@ test) required+=(g++ ninja-build pkg-config libcmocka-dev valgrind clang clang-f
       libpython3.11-testsuite) ;; # runtimes/
 bench) required+=(g++ ninja-build pkg-config valgrind strace libmimalloc-dev libjemalloc-dev
       libgoogle-perftools-dev libclang-rt-dev liblua5.4-dev lua5.4 libsqlite3-dev sqlite3
-      python3.11-dev) ;;
+      python3.11-dev time) ;;
 *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac
 have() {

@@ -586,8 +586,11 @@ static bool protect_allowed(hm_arena_t *a);
 
 hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align, int level) {
     /* a guard page after the block while protections are within their rate (held ring, below):
-     * an overrun into the next page then faults in default mode too (docs/DEBUG.md) */
-    return huge_alloc(th, size, align, level, protect_allowed(th->heap->arena));
+     * an overrun into the next page then faults in default mode too (docs/DEBUG.md). Not after
+     * the blocks of executable heaps: code may end at a block's last byte, and a decoder that
+     * reads ahead (valgrind's, a JIT's disassembler) would fault in the guard page */
+    bool exec = (th->heap->flags & HM_HEAP_EXECUTABLE) != 0;
+    return huge_alloc(th, size, align, level, !exec && protect_allowed(th->heap->arena));
 }
 
 hm_segment_t *_hm_huge_alloc_guarded(hm_theap_t *th, size_t size, int level) {

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# bench/public.sh: the public allocator benchmark programs of mimalloc-bench, built outside this
+# project, run with each allocator preloaded, side by side: median wall time, system time and
+# peak RSS of each, and their ratios to a baseline allocator measured in the same run.
+#
+#   bench/public.sh <mimalloc-bench checkout> <its build dir> [<libhostmalloc-override.so>]
+#
+# The checkout is github.com/daanx/mimalloc-bench (its `bench` folder built with its own CMake
+# files into <build dir>); nothing of it is part of hostmalloc. The programs and their arguments
+# are those of the suite's own script for 2 threads. Every repetition runs each program with
+# every allocator, the allocators' order rotating from one repetition to the next.
+#
+# Environment:
+#   PUB_REPS=3                 repetitions
+#   PUB_PROGRAMS="..."         names from the table below (default: all of them)
+#   PUB_ALLOCATORS="hostmalloc glibc mimalloc jemalloc tcmalloc"
+#   PUB_BASELINE=mimalloc
+#   PUB_THREADS=2
+#   PUB_ENV="HM_CHECKED=1"     extra environment for the hostmalloc runs
+#   PUB_TIMEOUT=300            seconds before a run is killed (counted as failed)
+# Needs /usr/bin/time (Debian package `time`, which `scripts/deps.sh bench` installs).
+set -u
+
+die() {
+    echo "public.sh: $*" >&2
+    exit 1
+}
+
+SRC=${1:-}
+OUT=${2:-}
+[ -n "$SRC" ] && [ -n "$OUT" ] || die "usage: public.sh <mimalloc-bench checkout> <build dir> [<override .so>]"
+HM_SO=${3:-$(dirname "$0")/../build/libhostmalloc-override.so}
+[ -d "$SRC/bench" ] || die "no bench folder in $SRC"
+[ -d "$OUT" ] || die "no build dir $OUT"
+[ -x /usr/bin/time ] || die "/usr/bin/time is missing (Debian package: time)"
+[ -f "$HM_SO" ] || die "no override library at $HM_SO"
+HM_SO=$(cd "$(dirname "$HM_SO")" && pwd)/$(basename "$HM_SO")
+REPS=${PUB_REPS:-3}
+T=${PUB_THREADS:-2}
+ALLOCATORS=${PUB_ALLOCATORS:-hostmalloc glibc mimalloc jemalloc tcmalloc}
+BASELINE=${PUB_BASELINE:-mimalloc}
+TIMEOUT=${PUB_TIMEOUT:-300}
+arch=$(uname -m)
+LIBDIR=/usr/lib/$arch-linux-gnu
+
+# program name -> command line (run in $OUT)
+declare -A CMD=(
+    [cfrac]="./cfrac 17545186520507317056371138836327483792789528"
+    [espresso]="./espresso $SRC/bench/espresso/largest.espresso"
+    [barnes]="./barnes"
+    [larsonN]="./larson 5 8 1000 5000 100 4141 $T"
+    [larsonN-sized]="./larson-sized 5 8 1000 5000 100 4141 $T"
+    [mstressN]="./mstress $T 50 25"
+    [rptestN]="./rptest $T 0 1 2 500 1000 100 8 16000"
+    [alloc-test1]="./alloc-test 1"
+    [alloc-testN]="./alloc-test $T"
+    [cache-scratch1]="./cache-scratch 1 1000 1 2000000 $T"
+    [cache-scratchN]="./cache-scratch $T 1000 1 2000000 $T"
+    [glibc-simple]="./glibc-simple"
+    [glibc-thread]="./glibc-thread $T"
+    [malloc-large]="./malloc-large"
+    [mleak10]="./mleak 5"
+    [xmalloc-testN]="./xmalloc-test -w $T -t 5 -s 64"
+)
+DEFAULT_PROGRAMS="cfrac espresso barnes larsonN larsonN-sized mstressN rptestN alloc-test1 alloc-testN cache-scratch1 cache-scratchN glibc-simple glibc-thread malloc-large mleak10 xmalloc-testN"
+PROGRAMS=${PUB_PROGRAMS:-$DEFAULT_PROGRAMS}
+
+preload_of() {
+    case $1 in
+    hostmalloc) echo "$HM_SO" ;;
+    glibc) echo "" ;;
+    mimalloc) echo "$LIBDIR/libmimalloc.so.2" ;;
+    jemalloc) echo "$LIBDIR/libjemalloc.so.2" ;;
+    tcmalloc) echo "$LIBDIR/libtcmalloc_minimal.so.4" ;;
+    *) die "unknown allocator $1" ;;
+    esac
+}
+for a in $ALLOCATORS; do
+    so=$(preload_of "$a")
+    [ -z "$so" ] || [ -f "$so" ] || die "$a: $so not found"
+done
+
+raw=$(mktemp "${TMPDIR:-/tmp}/hostmalloc-public.XXXXXX") || exit 1
+tm=$(mktemp "${TMPDIR:-/tmp}/hostmalloc-public-time.XXXXXX") || exit 1
+trap 'rm -f "$raw" "$tm"' EXIT
+
+# one <program> <allocator>: appends "program allocator wall user sys maxrss_kb"
+one() {
+    local p=$1 a=$2 so cmd env_extra=""
+    so=$(preload_of "$a")
+    cmd=${CMD[$p]:-}
+    [ -n "$cmd" ] || die "unknown program $p"
+    [ "$a" = hostmalloc ] && env_extra=${PUB_ENV:-}
+    local stdin=/dev/null
+    [ "$p" = barnes ] && stdin=$SRC/bench/barnes/input
+    (
+        cd "$OUT" || exit 1
+        # shellcheck disable=SC2086
+        env -u LD_PRELOAD $env_extra ${so:+LD_PRELOAD=$so} timeout "$TIMEOUT" \
+            /usr/bin/time -o "$tm" -f "%e %U %S %M" $cmd <"$stdin" >/dev/null 2>&1
+    )
+    local rc=$?
+    if [ $rc -ne 0 ] || [ ! -s "$tm" ]; then
+        echo "public.sh: $p with $a failed (status $rc)" >&2
+        return
+    fi
+    echo "$p $a $(tail -n 1 "$tm")" >>"$raw"
+}
+
+echo "public.sh: threads=$T reps=$REPS allocators: $ALLOCATORS; load: $(cut -d' ' -f1-3 /proc/loadavg)"
+set -- $ALLOCATORS
+n=$#
+for ((r = 0; r < REPS; r++)); do
+    for p in $PROGRAMS; do
+        for ((k = 0; k < n; k++)); do
+            idx=$(((k + r) % n + 1))
+            one "$p" "${!idx}"
+        done
+    done
+done
+echo "public.sh: done; load: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+awk -v base="$BASELINE" -v allocs="$ALLOCATORS" -v progs="$PROGRAMS" '
+function med(key, col,   n, i, j, t, v) {
+    n = cnt[key]
+    for (i = 1; i <= n; i++) v[i] = val[key, i, col]
+    for (i = 2; i <= n; i++) { t = v[i]; for (j = i - 1; j >= 1 && v[j] > t; j--) v[j + 1] = v[j]; v[j + 1] = t }
+    return (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+}
+{ key = $1 " " $2; c = ++cnt[key]; val[key, c, 1] = $3; val[key, c, 2] = $4; val[key, c, 3] = $5; val[key, c, 4] = $6 }
+END {
+    na = split(allocs, A, " "); np = split(progs, P, " ")
+    printf "%-15s %-11s %4s %8s %7s %7s %7s %10s %7s\n", "program", "allocator", "runs", "wall_s", "x wall", "sys_s", "x sys", "rss_kb", "x rss"
+    for (i = 1; i <= np; i++) {
+        kb = P[i] " " base
+        if (!cnt[kb]) continue
+        bw = med(kb, 1); bs = med(kb, 3); br = med(kb, 4)
+        for (j = 1; j <= na; j++) {
+            k = P[i] " " A[j]
+            if (!cnt[k]) continue
+            w = med(k, 1); s = med(k, 3); m = med(k, 4)
+            xw = bw > 0 ? w / bw : 0; xs = bs > 0 ? s / bs : 0; xr = br > 0 ? m / br : 0
+            printf "%-15s %-11s %4d %8.2f %7.2f %7.2f %7.2f %10d %7.2f\n", P[i], A[j], cnt[k], w, xw, s, (bs > 0 ? xs : -1), m, xr
+            if (bw > 0 && w > 0) { lw[A[j]] += log(xw); lr[A[j]] += log(xr); nw[A[j]]++ }
+        }
+    }
+    printf "\ngeometric mean of the ratios to %s (wall, peak RSS):\n", base
+    for (j = 1; j <= na; j++) if (nw[A[j]]) printf "  %-11s %6.3f %6.3f  (%d programs)\n", A[j], exp(lw[A[j]] / nw[A[j]]), exp(lr[A[j]] / nw[A[j]]), nw[A[j]]
+}' "$raw"

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# bench/security-suite.sh: runs a public suite of misuse programs, built outside this project,
+# with an allocator preloaded, and counts what it let through.
+#
+#   bench/security-suite.sh <dir of the suite's programs> [<allocator .so>] [VAR=value ...]
+#
+# The suite is mimalloc-bench's `bench/security` folder (github.com/daanx/mimalloc-bench),
+# built with its own CMake files; nothing of it is part of hostmalloc. Each program makes one
+# mistake and prints NOT_CAUGHT when it got through; a program that is stopped (a signal, an
+# abort) or that ends without that line counts as caught, the suite's own rule. Without an
+# allocator the C library's malloc runs. The VAR=value arguments go into each program's
+# environment (e.g. HM_CHECKED=1). Each program gets 10 s.
+#
+# Output: one line per program that got through, then "caught N of M".
+set -u
+dir=${1:?usage: security-suite.sh <dir of programs> [<allocator .so>] [VAR=value ...]}
+shift
+so=""
+if [ $# -gt 0 ] && [ "${1#*=}" = "$1" ]; then
+    so=$1
+    shift
+fi
+[ -d "$dir" ] || { echo "security-suite.sh: no directory $dir" >&2; exit 2; }
+[ -z "$so" ] || [ -f "$so" ] || { echo "security-suite.sh: no library $so" >&2; exit 2; }
+[ -z "$so" ] || so=$(cd "$(dirname "$so")" && pwd)/$(basename "$so")
+for v in $(env | sed -n 's/^\(HM_[A-Za-z0-9_]*\)=.*/\1/p'); do unset "$v"; done
+unset LD_PRELOAD MALLOC_CHECK_ MALLOC_PERTURB_ GLIBC_TUNABLES
+ulimit -c 0
+
+caught=0
+total=0
+for prog in "$dir"/*; do
+    [ -f "$prog" ] && [ -x "$prog" ] || continue
+    total=$((total + 1))
+    if [ -n "$so" ]; then
+        out=$(env "$@" LD_PRELOAD="$so" timeout 10 "$prog" 2>/dev/null | tr -d '\000')
+    else
+        out=$(env "$@" timeout 10 "$prog" 2>/dev/null | tr -d '\000')
+    fi
+    if printf '%s\n' "$out" | grep -q NOT_CAUGHT; then
+        echo "  not caught: $(basename "$prog")"
+    else
+        caught=$((caught + 1))
+    fi
+done
+echo "caught $caught of $total"
