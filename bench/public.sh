@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # bench/public.sh: the public allocator benchmark programs of mimalloc-bench, built outside this
-# project, run with each allocator preloaded, side by side: median wall time, system time and
-# peak RSS of each, and their ratios to a baseline allocator measured in the same run.
+# project, run with each allocator preloaded, side by side: median time (wall time, or the
+# program's own measure for those that run for a fixed time: metric_of), system time and peak
+# RSS of each, and their ratios to a baseline allocator measured in the same run.
 #
 #   bench/public.sh <mimalloc-bench checkout> <its build dir> [<libhostmalloc-override.so>]
 #
@@ -83,9 +84,23 @@ done
 
 raw=$(mktemp "${TMPDIR:-/tmp}/hostmalloc-public.XXXXXX") || exit 1
 tm=$(mktemp "${TMPDIR:-/tmp}/hostmalloc-public-time.XXXXXX") || exit 1
-trap 'rm -f "$raw" "$tm"' EXIT
+so_out=$(mktemp "${TMPDIR:-/tmp}/hostmalloc-public-out.XXXXXX") || exit 1
+trap 'rm -f "$raw" "$tm" "$so_out"' EXIT
 
-# one <program> <allocator>: appends "program allocator wall user sys maxrss_kb"
+# Programs that run for a fixed time report their own throughput; it is turned into a time
+# (lower is better) that replaces the wall time: larson's relative time, xmalloc-test's rtime,
+# and 1e9 / glibc-thread's iterations and / rptest's memory operations per CPU second.
+metric_of() { # <program> <its stdout>
+    case $1 in
+    larsonN | larsonN-sized) sed -n 's/.*relative time: *\([0-9.]*\)s.*/\1/p' "$2" | tail -n 1 ;;
+    xmalloc-testN) sed -n 's/^rtime: *\([0-9.]*\),.*/\1/p' "$2" | tail -n 1 ;;
+    glibc-thread) awk '/iterations/ { if ($1 > 0) printf "%.6f\n", 1e9 / $1 }' "$2" | tail -n 1 ;;
+    rptestN) sed -n 's/.*[^0-9]\([0-9][0-9]*\) memory ops\/CPU second.*/\1/p' "$2" | tail -n 1 |
+        awk '{ if ($1 > 0) printf "%.6f\n", 1e9 / $1 }' ;;
+    esac
+}
+
+# one <program> <allocator>: appends "program allocator time user sys maxrss_kb"
 one() {
     local p=$1 a=$2 so cmd env_extra=""
     so=$(preload_of "$a")
@@ -98,14 +113,18 @@ one() {
         cd "$OUT" || exit 1
         # shellcheck disable=SC2086
         env -u LD_PRELOAD $env_extra ${so:+LD_PRELOAD=$so} timeout "$TIMEOUT" \
-            /usr/bin/time -o "$tm" -f "%e %U %S %M" $cmd <"$stdin" >/dev/null 2>&1
+            /usr/bin/time -o "$tm" -f "%e %U %S %M" $cmd <"$stdin" >"$so_out" 2>&1
     )
     local rc=$?
     if [ $rc -ne 0 ] || [ ! -s "$tm" ]; then
         echo "public.sh: $p with $a failed (status $rc)" >&2
         return
     fi
-    echo "$p $a $(tail -n 1 "$tm")" >>"$raw"
+    local line metric
+    line=$(tail -n 1 "$tm")
+    metric=$(metric_of "$p" "$so_out")
+    [ -z "$metric" ] || line="$metric ${line#* }"
+    echo "$p $a $line" >>"$raw"
 }
 
 echo "public.sh: threads=$T reps=$REPS allocators: $ALLOCATORS; load: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -131,7 +150,7 @@ function med(key, col,   n, i, j, t, v) {
 { key = $1 " " $2; c = ++cnt[key]; val[key, c, 1] = $3; val[key, c, 2] = $4; val[key, c, 3] = $5; val[key, c, 4] = $6 }
 END {
     na = split(allocs, A, " "); np = split(progs, P, " ")
-    printf "%-15s %-11s %4s %8s %7s %7s %7s %10s %7s\n", "program", "allocator", "runs", "wall_s", "x wall", "sys_s", "x sys", "rss_kb", "x rss"
+    printf "%-15s %-11s %4s %8s %7s %7s %7s %10s %7s\n", "program", "allocator", "runs", "time", "x time", "sys_s", "x sys", "rss_kb", "x rss"
     for (i = 1; i <= np; i++) {
         kb = P[i] " " base
         if (!cnt[kb]) continue
@@ -145,6 +164,6 @@ END {
             if (bw > 0 && w > 0) { lw[A[j]] += log(xw); lr[A[j]] += log(xr); nw[A[j]]++ }
         }
     }
-    printf "\ngeometric mean of the ratios to %s (wall, peak RSS):\n", base
+    printf "\ngeometric mean of the ratios to %s (time, peak RSS):\n", base
     for (j = 1; j <= na; j++) if (nw[A[j]]) printf "  %-11s %6.3f %6.3f  (%d programs)\n", A[j], exp(lw[A[j]] / nw[A[j]]), exp(lr[A[j]] / nw[A[j]]), nw[A[j]]
 }' "$raw"
