@@ -46,6 +46,17 @@ static ULONG STDMETHODCALLTYPE m_release(IHostMalloc *This) {
     return n;
 }
 
+/* The argument checks of Alloc and DebugAlloc: E_POINTER without `ppMem`, E_INVALIDARG (and
+ * *ppMem NULL) for a level that is no EMemoryCriticalLevel; else S_OK. */
+hm_inline HRESULT alloc_args_bad(EMemoryCriticalLevel level, void **ppMem) {
+    if (ppMem == NULL) return E_POINTER;
+    if ((unsigned)level > (unsigned)eProcessCritical) {
+        *ppMem = NULL;
+        return E_INVALIDARG;
+    }
+    return S_OK;
+}
+
 /* What Alloc's fast path leaves, with its arguments checked: out of line and called last, so
  * that the fast path keeps nothing across a call and needs no stack frame. The COM door reports
  * misuse found on the way and goes on (HM_LEVEL_NO_ABORT); the heap may be checked (an
@@ -59,11 +70,8 @@ static hm_noinline HRESULT m_alloc_slow(IHostMalloc *This, SIZE_T cbSize, unsign
 
 static HRESULT STDMETHODCALLTYPE m_alloc(IHostMalloc *This, SIZE_T cbSize,
                                          EMemoryCriticalLevel level, void **ppMem) {
-    if (ppMem == NULL) return E_POINTER;
-    if ((unsigned)level > (unsigned)eProcessCritical) {
-        *ppMem = NULL;
-        return E_INVALIDARG;
-    }
+    HRESULT bad = alloc_args_bad(level, ppMem);
+    if (hm_unlikely(bad != S_OK)) return bad;
     hm_com_malloc_t *self = self_of(This);
     hm_tls_fs_entry_t *e = HM_TLS_AT(self->tls_off);
     if (hm_likely(e->id == self->heap_id && cbSize <= HM_DIRECT_MAX)) {
@@ -79,11 +87,8 @@ static HRESULT STDMETHODCALLTYPE m_alloc(IHostMalloc *This, SIZE_T cbSize,
 static HRESULT STDMETHODCALLTYPE m_debug_alloc(IHostMalloc *This, SIZE_T cbSize,
                                                EMemoryCriticalLevel level, char *pszFileName,
                                                int iLineNo, void **ppMem) {
-    if (ppMem == NULL) return E_POINTER;
-    if ((unsigned)level > (unsigned)eProcessCritical) {
-        *ppMem = NULL;
-        return E_INVALIDARG;
-    }
+    HRESULT bad = alloc_args_bad(level, ppMem);
+    if (hm_unlikely(bad != S_OK)) return bad;
     /* file and line are remembered with the block (an interned copy of the name) */
     void *p = _hm_debug_alloc(self_of(This)->heap, cbSize, (int)level | HM_LEVEL_NO_ABORT,
                               pszFileName != NULL ? pszFileName : "(no file)", iLineNo);
@@ -121,11 +126,8 @@ static hm_noinline HRESULT m_alloc_checked_slow(IHostMalloc *This, SIZE_T cbSize
 
 static HRESULT STDMETHODCALLTYPE m_alloc_checked(IHostMalloc *This, SIZE_T cbSize,
                                                  EMemoryCriticalLevel level, void **ppMem) {
-    if (ppMem == NULL) return E_POINTER;
-    if ((unsigned)level > (unsigned)eProcessCritical) {
-        *ppMem = NULL;
-        return E_INVALIDARG;
-    }
+    HRESULT bad = alloc_args_bad(level, ppMem);
+    if (hm_unlikely(bad != S_OK)) return bad;
     void *p = _hm_checked_alloc_try(self_of(This)->heap, cbSize, (int)level);
     if (hm_unlikely(p == NULL)) return m_alloc_checked_slow(This, cbSize, level, ppMem);
     *ppMem = p;
