@@ -390,7 +390,9 @@ static bool page_retirable(hm_theap_t *th, hm_page_t *pg) {
 }
 
 /* Bounded walk of one list for `b`: at most `limit` links, each checked to be a block of the
- * page before it is followed (a list damaged by a write after free is never wandered off). */
+ * page before it is followed (a list damaged by a write after free is never wandered off). A
+ * damaged link may point anywhere, so the bound comes first: the one-product test of the free
+ * path (_hm_block_check) holds only for pointers inside the page's segment. */
 static bool list_holds(const hm_page_t *pg, const hm_block_t *x, const hm_block_t *b,
                        size_t limit) {
     size_t area = _hm_page_area(pg);

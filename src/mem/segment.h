@@ -70,7 +70,8 @@ hm_inline void *_hm_segment_note(const hm_segment_t *seg) {
     return (uint8_t *)seg + HM_SEGMENT_NOTE_OFFSET;
 }
 /* A huge segment holding one block of `size` bytes aligned to `align`, listed in th's heap;
- * NULL when the budget refuses (th->refused set) or the OS does. */
+ * NULL when the budget refuses (th->refused set) or the OS does. Its block ends at a guard page
+ * while the arena's protections are within their rate, unless the heap is executable. */
 hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align, int level);
 /* The same (aligned to HM_ALIGN), with an inaccessible guard page right after the block's
  * usable bytes (page-rounded), so that an overrun faults at once (page kinds that ask for it:
