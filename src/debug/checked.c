@@ -98,6 +98,7 @@ static void *alloc_full(hm_heap *heap, size_t size, int level) {
     h->tid = (uint32_t)(who >> 32);
     h->size = (uint32_t)size;
     h->tag = HM_CHK_LIVE(c, size);
+    _hm_chk_clear_words(b);
     memcpy(b + size, &c, sizeof c);
     return b;
 #else
@@ -140,6 +141,8 @@ bool _hm_checked_on_alloc(hm_theap_t *th, hm_page_t *pg, void *p, size_t size, b
     h->tid = (uint32_t)(who >> 32);
     h->size = (uint32_t)size;
     h->tag = HM_CHK_LIVE(c, size);
+    hm_tool_access(p, 16);
+    _hm_chk_clear_words(p);
     hm_tool_access((uint8_t *)p + size, sizeof c);
     memcpy((uint8_t *)p + size, &c, sizeof c); /* byte-precise: right after the last byte */
     return true;
@@ -309,7 +312,7 @@ static hm_result checked_free(hm_page_t *pg, hm_block_t *b, bool link) {
     hm_tool_free(b);
     if (link) {
         hm_tool_access(b, 2 * sizeof(hm_block_t));
-        _hm_chk_set_link(b, pg->free);
+        _hm_chk_set_link(b, pg->delayed); /* the kind delays reuse */
         hm_tool_hide(b, 2 * sizeof(hm_block_t));
         /* the owner's free (a free by another thread may not touch the page's count) */
         if (hm_unlikely(pg->sample == 0))
@@ -353,6 +356,7 @@ static bool checked_freed(const hm_segment_t *seg, const hm_page_t *pg, const vo
 static const hm_page_kind_t checked_kind = {
     .header = HM_CHECKED_HEADER,
     .min_slot = HM_CHECKED_MIN,
+    .delay_reuse = true, /* a freed block is not the next one handed out */
     .carve = checked_carve,
     .free = checked_free,
     .set_link = _hm_chk_set_link,

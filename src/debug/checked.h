@@ -97,6 +97,13 @@ hm_inline bool _hm_chk_fill_ok(const uint8_t *u) {
 hm_inline void _hm_chk_fill(uint8_t *u) {
     _mm_storeu_si128((__m128i *)(u + 16), _mm_set1_epi8((char)(HM_CHECKED_PAT & 0xFF)));
 }
+/* A checked block handed out: the link and its check word (user bytes [0, 16)) read zero. The
+ * pair would show a heap address and, xored together with the block's address, the secret of
+ * every tag and canary to a program that reads memory it never wrote. Before the back canary
+ * is written (for blocks of less than 16 bytes it lies in these bytes). */
+hm_inline void _hm_chk_clear_words(uint8_t *b) {
+    _mm_storeu_si128((__m128i *)b, _mm_setzero_si128());
+}
 /* Make `b` a freed checked block (a slot carved, or a block that passed its free checks)
  * whose link is `next`. */
 hm_inline void _hm_chk_make_freed(uint8_t *b, const hm_block_t *next) {
@@ -164,6 +171,7 @@ hm_inline void *_hm_checked_alloc_try(hm_heap *heap, size_t size, int level) {
                 uint64_t what = (uint64_t)HM_CHK_LIVE(c, size) << 32 | (uint32_t)size;
                 __builtin_memcpy(h, &who, 8); /* little-endian: seq, then tid */
                 __builtin_memcpy((uint8_t *)h + 8, &what, 8);
+                _hm_chk_clear_words(b); /* before the canary: it may overlap them */
                 __builtin_memcpy(b + size, &c, sizeof c);
                 return b;
             }
@@ -191,12 +199,13 @@ hm_inline int _hm_checked_page_free_try(hm_segment_t *seg, hm_page_t *pg, void *
             __builtin_memcpy(&back, (uint8_t *)p + size, sizeof back);
             if (hm_likely(back == c)) {
                 h->tag = HM_CHK_FREED(c);
-                hm_block_t *head = pg->free;
+                /* onto the delayed list: handed out again only when `free` has run dry */
+                hm_block_t *head = pg->delayed;
                 __builtin_memcpy(p, &head, sizeof head);
                 uint64_t w = (uint64_t)(uintptr_t)head ^ c;
                 __builtin_memcpy((uint8_t *)p + 8, &w, 8);
                 _hm_chk_fill(p);
-                pg->free = (hm_block_t *)p;
+                pg->delayed = (hm_block_t *)p;
                 pg->used--;
                 /* one `sub` in memory and a branch on its borrow (compilers load, subtract,
                  * store and test: three instructions more on every free) */

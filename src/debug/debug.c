@@ -205,6 +205,10 @@ static void on_alloc(hm_heap *heap, void *p, size_t size, const char *file, int 
     h->flags = checked_block ? DBG_CHECKED : 0;
     uint64_t c = _hm_debug_canary(p);
     h->canary = c;
+    /* the free-list link a freed slot held: a heap address a program that reads memory it
+     * never wrote would see (the slot has 8 bytes past the user bytes: the canary, below) */
+    hm_tool_access(p, sizeof(hm_block_t));
+    memset(p, 0, sizeof(hm_block_t));
     hm_tool_access((uint8_t *)p + size, sizeof c);
     memcpy((uint8_t *)p + size, &c, sizeof c); /* byte-precise: right after the last byte */
     h->state = DBG_LIVE;

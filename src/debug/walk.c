@@ -54,6 +54,7 @@ static void walk_page(walk_t *w, hm_page_t *pg) {
     uint64_t freemap[4096 / 64];
     memset(freemap, 0, sizeof freemap);
     mark(freemap, pg, pg->free);
+    mark(freemap, pg, pg->delayed);
     mark(freemap, pg,
          (const hm_block_t *)(atomic_load_explicit(&pg->thread_free, memory_order_acquire) &
                               ~HM_TF_MASK));

@@ -68,7 +68,7 @@ hm_inline void *_hm_theap_pop(hm_theap_t *th, size_t size, int level) {
     if (hm_unlikely(b == NULL)) return NULL;
     hm_tool_access(b, 2 * sizeof(hm_block_t));
     pg->free = b->next;
-    _hm_mark_set(b, NULL); /* live: unmarked */
+    _hm_block_clear_words(b); /* live: unmarked, and no free-list link shown */
     pg->used++;
     th->requests[level & 3]++;
     hm_tool_alloc(b, size);

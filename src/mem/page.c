@@ -179,6 +179,11 @@ static void queue_move_front(hm_theap_t *th, hm_page_t *pg) {
 
 /* ---- free lists -------------------------------------------------------------------------- */
 void _hm_page_collect(hm_page_t *pg) {
+    /* a kind that delays reuse: the owner's frees become allocatable once the list is empty */
+    if (pg->free == NULL && pg->delayed != NULL) {
+        pg->free = pg->delayed;
+        pg->delayed = NULL;
+    }
     uintptr_t old = atomic_load_explicit(&pg->thread_free, memory_order_relaxed);
     if ((old & ~HM_TF_MASK) == 0) return;
     while (!atomic_compare_exchange_weak_explicit(&pg->thread_free, &old, old & HM_TF_MASK,
@@ -347,7 +352,7 @@ static void page_retire(hm_theap_t *th, hm_page_t *pg, hm_segment_t *seg) {
     if (!_hm_page_in_full(pg)) queue_remove(th, pg);
     pg->in_full = 0;
     pg->kind = HM_PAGE_PLAIN;
-    pg->free = NULL;
+    pg->free = pg->delayed = NULL;
     pg->block_size = 0;
     _hm_page_set_area(pg, 0);
     pg->used = 0;
@@ -438,6 +443,7 @@ hm_result _hm_page_free_slow(hm_page_t *pg, hm_segment_t *seg, hm_block_t *b) {
     if (pg->kind != HM_PAGE_PLAIN && _hm_page_kinds[pg->kind]->sealed)
         return _hm_page_kinds[pg->kind]->free(pg, b, false);
     hm_assert_full(_hm_page_valid(pg));
+    hm_block_t **list = &pg->free; /* where the block goes */
     if (pg->kind != HM_PAGE_PLAIN) {
         /* the kind checks the block and, on a page, links it in its own format */
         const hm_page_kind_t *k = _hm_page_kinds[pg->kind];
@@ -450,6 +456,7 @@ hm_result _hm_page_free_slow(hm_page_t *pg, hm_segment_t *seg, hm_block_t *b) {
             _hm_huge_hold(seg, k->protect_held ? from : NULL);
             return HM_OK;
         }
+        if (k->delay_reuse) list = &pg->delayed;
     } else {
         if (!pg->is_huge) {
             hm_tool_access(b, 2 * sizeof(hm_block_t));
@@ -468,7 +475,7 @@ hm_result _hm_page_free_slow(hm_page_t *pg, hm_segment_t *seg, hm_block_t *b) {
         _hm_mark_set(b, pg);
         hm_tool_hide(b, 2 * sizeof(hm_block_t));
     }
-    pg->free = b;
+    *list = b;
     pg->used--;
     if (_hm_page_in_full(pg)) {
         hm_theap_t *th = seg->theap;
@@ -569,7 +576,7 @@ static hm_page_t *page_fresh(hm_theap_t *th, size_t bin, int level) {
     hm_tool_fresh(pg->start - header - color, psize); /* earlier lives forgotten */
     pg->capacity = 0;
     pg->used = 0;
-    pg->free = NULL;
+    pg->free = pg->delayed = NULL;
     if (header != 0) pg->used = HM_USED_SLOW; /* every free of a debug block is checked */
     atomic_store_explicit(&pg->thread_free, 0, memory_order_relaxed);
     seg->used_pages++;
@@ -729,7 +736,7 @@ void *_hm_page_alloc(hm_theap_t *th, size_t bin, int level) {
     pg->used++;
     if (pg->kind == HM_PAGE_PLAIN) {
         hm_tool_access(b, 2 * sizeof(hm_block_t));
-        _hm_mark_set(b, NULL); /* live: unmarked (debug pages keep their fill there) */
+        _hm_block_clear_words(b); /* live: unmarked, no link (debug pages: their kind's) */
     }
     return b;
 }

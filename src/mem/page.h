@@ -25,13 +25,16 @@ typedef struct hm_page_kind_s {
     /* The kind's blocks are addresses in a sealed segment (segment.h), no memory: page code
      * neither links nor counts them, and the kind's free does all there is to do. */
     bool sealed;
+    /* The owner's frees go to the page's `delayed` list, not to `free`: a freed block comes
+     * back only when `free` has run dry (types.h). */
+    bool delay_reuse;
     /* Carve `n` new slots of `pg` (the first block at `p`) into a free list in the kind's
      * format, linked in order, the last to `last_next`. */
     void (*carve)(hm_page_t *pg, uint8_t *p, size_t n, hm_block_t *last_next);
     /* A block of the kind is being freed (by any thread): HM_OK, the block marked freed and
      * handed back to the tools, and with `link` (the owner's free on a page) its link set to
-     * pg->free in the kind's format; or an error that was reported (the block is then left
-     * alone, never reused). */
+     * pg->free (pg->delayed for a kind that delays reuse) in the kind's format; or an error that
+     * was reported (the block is then left alone, never reused). */
     hm_result (*free)(hm_page_t *pg, hm_block_t *b, bool link);
     /* Write the free-list link of freed block `b`; NULL: a plain link (b->next). */
     void (*set_link)(hm_block_t *b, hm_block_t *next);

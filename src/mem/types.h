@@ -117,6 +117,13 @@ hm_inline void *_hm_mark_get(const void *b) {
 hm_inline void _hm_mark_set(void *b, const void *m) {
     __builtin_memcpy((uint8_t *)b + sizeof(void *), &m, sizeof m);
 }
+/* A plain block handed out: its first two words, which held the free-list link and the free
+ * mark, read zero. Clearing the mark makes it live; clearing the link keeps the heap's addresses
+ * from a program that reads memory it never wrote (an uninitialized read would otherwise show
+ * where the next free block is). One store more than the mark alone (docs/DEBUG.md). */
+hm_inline void _hm_block_clear_words(void *b) {
+    __builtin_memset(b, 0, 2 * sizeof(void *));
+}
 /* The mark of a block that may be live with its slack hidden from the tools (realloc reads it
  * before it knows): the read is the allocator's, not the program's, so the tools look away and
  * the value counts as defined. Without tools, the plain read. */
@@ -183,6 +190,10 @@ struct hm_page_s {
     uint32_t expire; /* when an empty committed page may be decommitted (ms, wraps) */
     hm_page_t *next; /* bin queue links (owner only) */
     hm_page_t *prev;
+    /* pages of a kind that delays reuse (checked pages): the owner's frees, which `free` takes
+     * over only when it runs dry, so that a freed block is handed out again after the page's
+     * other free blocks, never by the next allocation (owner only) */
+    hm_block_t *delayed;
     /* ---- line 3: written by other threads' frees ---- */
     _Alignas(64) _Atomic(uintptr_t) thread_free; /* other threads' frees + HM_TF_* state */
     hm_page_t *_Atomic pending_next;             /* link in the theap's pending stack */

@@ -728,6 +728,58 @@ static void expect_distinct(IHostMalloc *m, size_t size, size_t n, const char *w
         must_free(m, got[i]);
 }
 
+/* A block handed out shows none of the words a free wrote into it: the free-list link (a heap
+ * address) and the free mark are cleared, so its bytes [0, 16) read zero (DebugAlloc blocks:
+ * [0, 8), the link; their fill follows). Default mode hands the block freed last out first, so
+ * the block is the one just freed, full of the program's bytes before. */
+static void test_com_new_block_shows_no_link(void **state) {
+    (void)state;
+    static const size_t sizes[] = {1, 16, 32, 100, 1024, 8000, 65536};
+    IHostMemoryManager *mgr = new_manager();
+    IHostMalloc *m = new_malloc(mgr, MALLOC_THREADSAFE);
+    hm_heap *h = hm_heap_new(NULL, 0);
+    assert_non_null(h);
+    for (size_t i = 0; i < TU_ARRAY_SIZE(sizes); i++) {
+        size_t sz = sizes[i];
+        for (int door = 0; door < 3; door++) {
+            void *p = NULL, *q = NULL;
+            size_t words = door == 2 ? 8 : 16;
+            for (int round = 0; round < 2; round++) {
+                void **out = round == 0 ? &p : &q;
+                if (door == 0) {
+                    *out = must_alloc(m, sz, eTaskCritical);
+                } else if (door == 1) {
+                    *out = hm_alloc(h, sz);
+                    assert_non_null(*out);
+                } else {
+                    assert_hr(IHostMalloc_DebugAlloc(m, sz, eTaskCritical, __FILE__, __LINE__, out),
+                              S_OK);
+                }
+                if (round == 0) {
+                    memset(p, 0xAB, sz);
+                    if (door == 1)
+                        assert_int_equal(hm_heap_free(h, p), HM_OK);
+                    else
+                        must_free(m, p);
+                }
+            }
+            if (q != p)
+                fail_msg("door %d, %zu bytes: the block freed last was not reused", door, sz);
+            for (size_t b = 0; b < sz && b < words; b++)
+                if (((unsigned char *)q)[b] != 0)
+                    fail_msg("door %d, %zu bytes: byte %zu of the reused block is 0x%02x", door, sz,
+                             b, ((unsigned char *)q)[b]);
+            if (door == 1)
+                assert_int_equal(hm_heap_free(h, q), HM_OK);
+            else
+                must_free(m, q);
+        }
+    }
+    hm_heap_release(h);
+    assert_int_equal(IHostMalloc_Release(m), 0);
+    IHostMemoryManager_Release(mgr);
+}
+
 static void test_com_double_free_small(void **state) {
     (void)state;
     static const size_t sizes[] = {0, 1, 16, 32, 48, 100, 1024, 1025, 8000, 20000, 65536};
@@ -1325,6 +1377,6 @@ TU_TEST_MAIN(test_create_manager, test_create_malloc_flags, test_create_malloc_b
              test_free_null_and_valid, test_free_foreign, test_free_interior,
              test_free_other_instance, test_free_other_manager, test_release_frees_live_blocks,
              test_executable_instance, test_multithread, test_serialized_single_thread_instance,
-             test_com_double_free_small, test_com_double_free_full_page,
-             test_com_double_free_after_remote_free, test_com_double_free_by_other_thread,
-             test_com_double_free_no_false_alarm)
+             test_com_new_block_shows_no_link, test_com_double_free_small,
+             test_com_double_free_full_page, test_com_double_free_after_remote_free,
+             test_com_double_free_by_other_thread, test_com_double_free_no_false_alarm)

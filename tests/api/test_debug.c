@@ -1242,27 +1242,95 @@ static void test_checked_write_after_free(void **state) {
     sink_free(s);
 }
 
+/* Checked pages delay reuse: a freed block is not the next one handed out, so the classic stale
+ * free (free p, allocate the same size, free p) is still a double free, on both doors; and the
+ * block, when it does come back, shows none of the link and check word it held while freed. */
+enum { HELD_MAX = 4200 }; /* more blocks than a page has: 4,096 */
+static void test_checked_delayed_reuse(void **state) {
+    (void)state;
+    unsigned char **held = calloc(HELD_MAX, sizeof *held);
+    assert_non_null(held);
+    sink *s = sink_new();
+    IHostMemoryManager *mgr;
+    IHostMalloc *m = new_com(s, true, &mgr);
+    hm_heap *h = new_heap(s, true);
+    static const size_t sizes[] = {1, 24, 100, 1000, 40000};
+    for (size_t i = 0; i < TU_ARRAY_SIZE(sizes); i++) {
+        size_t n = sizes[i];
+        char what[64];
+        for (int door = 0; door < 2; door++) {
+            snprintf(what, sizeof what, "%s: %zu bytes", door ? "native" : "COM", n);
+            unsigned char *p = door ? must_alloc(h, n) : com_alloc(m, n);
+            memset(p, 0xAB, n);
+            if (door)
+                heap_free_ok(h, p);
+            else
+                com_free_ok(m, p);
+            unsigned char *q = door ? must_alloc(h, n) : com_alloc(m, n);
+            if (q == p) fail_msg("%s: the block freed last was handed out next", what);
+            if (door) {
+                if (hm_heap_free(h, p) != HM_ERR_NOT_BLOCK)
+                    fail_msg("%s: second free let through", what);
+            } else {
+                com_free_bad(m, p, what);
+            }
+            sink_expect(s, HM_ERROR_DOUBLE_FREE, p, "double free", what);
+            /* it comes back once the page's other free blocks are handed out (kept here),
+             * its bytes [0, 16) (the link and check word while it was freed) zero */
+            size_t kept = 0;
+            unsigned char *r;
+            while ((r = door ? must_alloc(h, n) : com_alloc(m, n)) != p) {
+                if (kept == HELD_MAX) fail_msg("%s: the block never came back", what);
+                held[kept++] = r;
+            }
+            for (size_t b = 0; b < n && b < 16; b++)
+                if (p[b] != 0)
+                    fail_msg("%s: byte %zu of the block handed out again is 0x%02x", what, b, p[b]);
+            held[kept++] = p;
+            held[kept++] = q;
+            for (size_t k = 0; k < kept; k++) {
+                if (door)
+                    heap_free_ok(h, held[k]);
+                else
+                    com_free_ok(m, held[k]);
+            }
+        }
+    }
+    sink_expect_none(s, "the good frees");
+    com_done(m, mgr);
+    hm_heap_release(h);
+    sink_free(s);
+    free(held);
+}
+
 /* Writes after free past byte 32: one free in SAMPLE of a page's owner (the first of a fresh
  * page among them) fills the whole slot, and the allocation that hands the block out again
  * checks it all. A block freed, written at byte 150 and taken back 2 * SAMPLE times on a fresh
- * page is reported exactly twice (frees 0 and SAMPLE); untouched, never. */
+ * page is reported exactly twice (frees 0 and SAMPLE); untouched, never. Checked pages delay
+ * reuse: the block comes back once the page's other free blocks are handed out, which are
+ * held (never freed: the block's frees are the only ones the page counts). */
 #define SAMPLE 128 /* HM_CHECKED_SAMPLE (src/debug/checked.h), slots of up to 2 KiB */
 static void test_checked_write_after_free_sampled(void **state) {
     (void)state;
     sink *s = sink_new();
+    unsigned char **held = calloc(HELD_MAX, sizeof *held);
+    assert_non_null(held);
     for (int write = 0; write < 2; write++) {
         IHostMemoryManager *mgr;
         IHostMalloc *m = new_com(s, true, &mgr);
         unsigned char *p = com_alloc(m, 200);
-        size_t reports = 0;
+        size_t reports = 0, nheld = 0;
         for (int i = 0; i < 2 * SAMPLE; i++) {
             com_free_ok(m, p);
             if (write) p[150] ^= 0x42;
             pthread_mutex_lock(&s->lock);
             size_t before = s->total;
             pthread_mutex_unlock(&s->lock);
-            unsigned char *q = com_alloc(m, 200);
-            assert_ptr_equal(q, p); /* the slot freed last comes back first */
+            unsigned char *q;
+            while ((q = com_alloc(m, 200)) != p) {
+                if (nheld == HELD_MAX) fail_msg("cycle %d: the freed block never came back", i);
+                held[nheld++] = q;
+            }
             pthread_mutex_lock(&s->lock);
             if (s->total > before) {
                 reports++;
@@ -1273,12 +1341,15 @@ static void test_checked_write_after_free_sampled(void **state) {
             pthread_mutex_unlock(&s->lock);
         }
         com_free_ok(m, p);
+        for (size_t i = 0; i < nheld; i++)
+            com_free_ok(m, held[i]);
         com_done(m, mgr);
         if (reports != (write ? 2u : 0u))
             fail_msg("%s: %zu reports in %d cycles, expected %d", write ? "written" : "untouched",
                      reports, 2 * SAMPLE, write ? 2 : 0);
         sink_reset(s);
     }
+    free(held);
     sink_free(s);
 }
 
@@ -1974,10 +2045,10 @@ TU_TEST_MAIN(test_checked_with_faults, test_debug_block_records_site,
              test_leak_report_groups_sites, test_leak_report_on_release, test_leak_report_long_file,
              test_misuse_broken_canary, test_misuse_double_free, test_checked_double_free_detected,
              test_checked_byte_precise_overrun, test_checked_write_after_free,
-             test_checked_write_after_free_sampled, test_checked_header_damage,
-             test_checked_64k_on_pages, test_checked_link_write_never_followed,
-             test_checked_remote_link_write, test_checked_aligned,
-             test_checked_huge_quarantine_trim, test_checked_heap_block_freed,
+             test_checked_write_after_free_sampled, test_checked_delayed_reuse,
+             test_checked_header_damage, test_checked_64k_on_pages,
+             test_checked_link_write_never_followed, test_checked_remote_link_write,
+             test_checked_aligned, test_checked_huge_quarantine_trim, test_checked_heap_block_freed,
              test_checked_huge_held_then_reused, test_checked_zero_blocks,
              test_checked_from_environment, test_error_sink_default_stderr,
              test_error_sink_custom_arg, test_error_sink_silent_when_correct,

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* double_free_after_reuse.c: a 32-byte block freed, its slot handed out again by the next
- * malloc of that size, then the old pointer freed: the second free frees the new owner's
- * block, which no allocator can tell from that owner's own free. */
+/* double_free_after_reuse.c: a 32-byte block freed, a block of that size allocated, then the
+ * old pointer freed again. An allocator that hands the last freed block out at once gave the
+ * slot to the new allocation: the second free frees the new owner's block, which no allocator
+ * can tell from that owner's own free. One that delays reuse (hostmalloc's checked mode) still
+ * holds the slot freed, and the second free is the double free it is. */
 #include "misuse.h"
 
 int main(void) {

@@ -98,13 +98,18 @@ static inline int refused(void *result, int err, int want) {
 
 /* the shapes several programs share, which differ only by a size or an offset */
 
-/* byte `offset` of a freed `size`-byte block written, then a block of that size allocated (and
- * freed): the allocation that hands the slot out again is where a check can see the write */
+/* byte `offset` of a freed `size`-byte block written, then blocks of that size allocated and
+ * freed: the allocation that hands the slot out again is where a check can see the write. An
+ * allocator that reuses the last freed block hands it out at once; one that delays reuse (as
+ * hostmalloc's checked mode does: after the page's other free blocks) needs more rounds, and
+ * MISUSE_REUSE_ROUNDS is more than a page of any size here holds. */
+#define MISUSE_REUSE_ROUNDS 100000
 static inline int uaf_write_then_reuse(size_t size, size_t offset) {
     char *p = xmalloc(size);
     free(opaque(p));
     flip_byte(p + offset);
-    free(xmalloc(size));
+    for (int i = 0; i < MISUSE_REUSE_ROUNDS; i++)
+        free(xmalloc(size));
     return MISUSE_MISSED;
 }
 
