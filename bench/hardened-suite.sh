@@ -59,10 +59,11 @@ extra="free_sized_small free_sized_large aligned_sized_delete_small_min_align"
 run() {
     local tmp
     tmp=$(mktemp)
+    # (the group's stderr too: the shell's own line about a program killed by a signal)
     if [ -n "$so" ]; then
-        env "$@" LD_PRELOAD="$so" timeout -s KILL 10 "$prog" >"$tmp" 2>/dev/null
+        { env "$@" LD_PRELOAD="$so" timeout -s KILL 10 "$prog" >"$tmp"; } 2>/dev/null
     else
-        env "$@" timeout -s KILL 10 "$prog" >"$tmp" 2>/dev/null
+        { env "$@" timeout -s KILL 10 "$prog" >"$tmp"; } 2>/dev/null
     fi
     status=$?
     out=$(tr -d '\000' <"$tmp")

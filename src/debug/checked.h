@@ -35,7 +35,9 @@ typedef struct hm_chk_hdr_s {
     uint32_t size; /* requested bytes */
     uint32_t tag;  /* state, right before the user bytes */
 } hm_chk_hdr_t;
-extern uint64_t _hm_debug_secret; /* set before the first debug or checked block (debug.c) */
+/* set before the first debug or checked block (debug.c); hidden: one load, not two (the address
+ * from the GOT, then the value) */
+extern __attribute__((visibility("hidden"))) uint64_t _hm_debug_secret;
 
 hm_inline hm_chk_hdr_t *_hm_chk_hdr(const void *p) {
     return (hm_chk_hdr_t *)((uintptr_t)p - HM_CHECKED_HEADER);
@@ -153,24 +155,33 @@ hm_inline void *_hm_checked_alloc_try(hm_heap *heap, size_t size, int level) {
         hm_page_t *pg = th->cdirect[(size + HM_CHECKED_EXTRA + 15) >> 4];
         uint8_t *b = (uint8_t *)pg->free;
         if (hm_likely(b != NULL)) {
-            hm_block_t *next = ((hm_block_t *)b)->next;
-            hm_chk_hdr_t *h = _hm_chk_hdr(b);
+            /* the header read and written at offsets from b (a pointer of its own would take
+             * a register) */
             uint64_t c = _hm_chk_canary(b);
-            uint32_t tag = h->tag;
-            /* freed (slots are carved freed), link and fill intact */
-            uint64_t who = th->checked_who + 1; /* number and thread; a wrap goes slow */
-            uint64_t w;
+            /* the link as its check word says it, compared with the link itself: no register
+             * holds both words. Every check comes before the pop and none after it, so that
+             * the caller's arguments for its slow path need no register past the pop (this
+             * path then keeps all it needs in the scratch registers: no stack frame). */
+            uint64_t w, link;
             __builtin_memcpy(&w, b + 8, 8);
-            if (hm_likely(tag == HM_CHK_FREED(c) && w == ((uint64_t)(uintptr_t)next ^ c) &&
-                          _hm_chk_fill_ok(b) && (uint32_t)who != 0)) {
+            hm_block_t *next = (hm_block_t *)(uintptr_t)(w ^ c);
+            __builtin_memcpy(&link, b, 8);
+            /* freed (slots are carved freed), link and fill intact */
+            uint32_t tag;
+            __builtin_memcpy(&tag, b - sizeof tag, sizeof tag);
+            if (hm_likely(tag == HM_CHK_FREED(c) && link == (uint64_t)(uintptr_t)next &&
+                          _hm_chk_fill_ok(b))) {
                 pg->free = next;
                 pg->used++;
                 th->requests[level & 3]++;
+                /* number and thread; the number restarts at 1 after 2^32 (the thread kept) */
+                uint64_t who = th->checked_who + 1;
+                if (hm_unlikely((uint32_t)who == 0)) who -= 0xFFFFFFFFu;
                 /* the header in two stores: seq | tid, size | tag */
                 th->checked_who = who;
                 uint64_t what = (uint64_t)HM_CHK_LIVE(c, size) << 32 | (uint32_t)size;
-                __builtin_memcpy(h, &who, 8); /* little-endian: seq, then tid */
-                __builtin_memcpy((uint8_t *)h + 8, &what, 8);
+                __builtin_memcpy(b - 16, &who, 8); /* little-endian: seq, then tid */
+                __builtin_memcpy(b - 8, &what, 8);
                 _hm_chk_clear_words(b); /* before the canary: it may overlap them */
                 __builtin_memcpy(b + size, &c, sizeof c);
                 return b;
@@ -189,8 +200,14 @@ hm_inline void *_hm_checked_alloc_try(hm_heap *heap, size_t size, int level) {
 hm_inline int _hm_checked_page_free_try(hm_segment_t *seg, hm_page_t *pg, void *p) {
 #if !HM_TOOLS
     uintptr_t tid = atomic_load_explicit(&seg->tid, memory_order_relaxed);
-    if (hm_likely(pg->kind == HM_PAGE_CHECKED && !pg->in_full &&
-                  (tid == _hm_thread_id() || tid == HM_TID_ANY))) {
+    if (hm_likely(pg->kind == HM_PAGE_CHECKED && !pg->in_full)) {
+        /* the owner compared in memory, one instruction; a serialized heap's HM_TID_ANY
+         * tested only when that fails (the empty asm keeps the compiler from testing it
+         * first) */
+        if (hm_unlikely(!_hm_is_thread(tid))) {
+            __asm__("" : "+r"(tid));
+            if (tid != HM_TID_ANY) return _hm_page_free_try(seg, pg, p);
+        }
         hm_chk_hdr_t *h = _hm_chk_hdr(p);
         uint64_t c = _hm_chk_canary(p), back;
         uint32_t size = h->size;
@@ -203,7 +220,9 @@ hm_inline int _hm_checked_page_free_try(hm_segment_t *seg, hm_page_t *pg, void *
                 hm_block_t *head = pg->delayed;
                 __builtin_memcpy(p, &head, sizeof head);
                 uint64_t w = (uint64_t)(uintptr_t)head ^ c;
-                __builtin_memcpy((uint8_t *)p + 8, &w, 8);
+                /* a plain store (compilers would pair the two through vector registers: four
+                 * instructions for two) */
+                __asm__("movq %1, %0" : "=m"(*(uint64_t *)((uint8_t *)p + 8)) : "r"(w));
                 _hm_chk_fill(p);
                 pg->delayed = (hm_block_t *)p;
                 pg->used--;
