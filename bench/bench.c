@@ -35,8 +35,9 @@
  *   large      1000 replacements of 20 blocks of 5..25 MiB, each page of a new block written
  *   idle       400000 blocks of 256 bytes (100 MiB) written and freed, then a second of light
  *              activity (8 replacements every millisecond in a ring of 64 blocks of 16..4096
- *              bytes); reports rss_start_kb, rss_full_kb, rss_after_kb (after the frees) and
- *              rss_final_kb (after the quiet second); time_s excludes that second
+ *              bytes, or up to BENCH_IDLE_MAX); reports rss_start_kb, rss_full_kb, rss_after_kb
+ *              (after the frees) and rss_final_kb (after the quiet second); time_s excludes
+ *              that second
  * threads:  thread count of the multi-threaded workloads (0 or absent: the default)
  * scale:    multiplies the iteration counts (a float, default 1), or `n=<count>` to give the
  *           exact iteration count (used by callgrind.sh)
@@ -985,7 +986,10 @@ static ALWAYS_INLINE void w_idle(const enum door d, const params *prm, result *r
     double t3 = now_s();
     res->rss_after_kb = current_rss_kb();
     /* light activity for a second: every millisecond a few blocks of an event loop's sizes
-     * are replaced in a small ring (about 8000 allocations in all) */
+     * are replaced in a small ring (about 8000 allocations in all). BENCH_IDLE_MAX=n: sizes up
+     * to n bytes (default 4096; 256: every request one the fast paths serve) */
+    const char *max_env = getenv("BENCH_IDLE_MAX");
+    size_t idle_max = max_env != NULL && atol(max_env) >= 16 ? (size_t)atol(max_env) : 4096;
     double end = now_s() + 1.0;
     uint64_t i = 0;
     while (now_s() < end) {
@@ -995,7 +999,7 @@ static ALWAYS_INLINE void w_idle(const enum door d, const params *prm, result *r
                 bad += !stamp_ok(ring[k], rsize[k], tag_of(i - IDLE_RING));
                 d_free(d, &c, ring[k]);
             }
-            size_t sz = rng_range(&r, 16, 4096);
+            size_t sz = rng_range(&r, 16, idle_max);
             ring[k] = d_alloc(d, &c, sz);
             stamp(ring[k], sz, tag_of(i));
             rsize[k] = sz;

@@ -20,6 +20,9 @@
 #   PUB_THREADS=2
 #   PUB_ENV="HM_CHECKED=1"     extra environment for the hostmalloc runs
 #   PUB_TIMEOUT=300            seconds before a run is killed (counted as failed)
+#   PUB_HOGS=0                 busy processes (one spinning loop each) kept running through the
+#                              whole run: with PUB_HOGS=2 and 2 threads on a 2-core machine,
+#                              twice as many busy threads as cores (an oversubscribed machine)
 # Needs /usr/bin/time (Debian package `time`, which `scripts/deps.sh bench` installs).
 set -u
 
@@ -85,7 +88,17 @@ done
 raw=$(mktemp "${TMPDIR:-/tmp}/hostmalloc-public.XXXXXX") || exit 1
 tm=$(mktemp "${TMPDIR:-/tmp}/hostmalloc-public-time.XXXXXX") || exit 1
 so_out=$(mktemp "${TMPDIR:-/tmp}/hostmalloc-public-out.XXXXXX") || exit 1
-trap 'rm -f "$raw" "$tm" "$so_out"' EXIT
+HOGS=${PUB_HOGS:-0}
+hog_pids=()
+stop_hogs() {
+    [ ${#hog_pids[@]} -eq 0 ] || kill "${hog_pids[@]}" 2>/dev/null
+    wait 2>/dev/null
+}
+trap 'stop_hogs; rm -f "$raw" "$tm" "$so_out"' EXIT
+for ((h = 0; h < HOGS; h++)); do
+    (while :; do :; done) &
+    hog_pids+=($!)
+done
 
 # Programs that run for a fixed time report their own throughput; it is turned into a time
 # (lower is better) that replaces the wall time: larson's relative time, xmalloc-test's rtime,
@@ -127,7 +140,7 @@ one() {
     echo "$p $a $line" >>"$raw"
 }
 
-echo "public.sh: threads=$T reps=$REPS allocators: $ALLOCATORS; load: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "public.sh: threads=$T reps=$REPS hogs=$HOGS allocators: $ALLOCATORS; load: $(cut -d' ' -f1-3 /proc/loadavg)"
 set -- $ALLOCATORS
 n=$#
 for ((r = 0; r < REPS; r++)); do

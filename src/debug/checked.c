@@ -70,6 +70,14 @@ void _hm_checked_fill_whole(hm_page_t *pg, uint8_t *p) {
     pg->sample = (uint16_t)(_hm_chk_sample_every(pg->block_size) - 1);
 }
 
+void _hm_checked_sampled_free(hm_segment_t *seg, hm_page_t *pg, uint8_t *p) {
+    _hm_checked_fill_whole(pg, p);
+    /* one sampled free in 32 (one free in 4096 of a page of up to 2 KiB slots, about the plain
+     * heartbeat's HM_BEAT), counted with the sub-heap's slow-path calls that pace purging */
+    hm_theap_t *th = seg->theap;
+    if ((++th->slow_calls & 31) == 0) _hm_theap_maintain(th);
+}
+
 /* The fast path's allocation when the block at the head of the size's checked page is one a
  * sampled free filled whole: every check of the fast path and the rest of the fill; NULL when
  * that is not the case or a check fails (the slow path then does everything and reports). */

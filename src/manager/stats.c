@@ -19,7 +19,7 @@ void _hm_stats_collect(hm_heap *heap, hm_heap_stats_t *out) {
     for (hm_theap_t *th = heap->theaps; th != NULL; th = th->next) {
         out->threads++;
         for (int l = 0; l < 3; l++) {
-            out->requests[l] += th->requests[l];
+            out->requests[l] += _hm_theap_requests(th, l);
             out->failures[l] += th->failures[l];
         }
         for (int k = 0; k < 2; k++) {
@@ -81,7 +81,7 @@ void hm_manager_stats(hm_manager *mgr, hm_manager_stats_t *out) {
         pthread_mutex_lock(&h->lock);
         for (hm_theap_t *th = h->theaps; th != NULL; th = th->next)
             for (int l = 0; l < 3; l++)
-                out->requests[l] += th->requests[l];
+                out->requests[l] += _hm_theap_requests(th, l);
         pthread_mutex_unlock(&h->lock);
     }
     pthread_mutex_unlock(&mgr->arena.heaps_lock);

@@ -56,6 +56,8 @@ void *_hm_alloc_slow(hm_heap *heap, size_t size, int level) {
         return NULL;
     }
     if ((unsigned)level > eProcessCritical) level = eProcessCritical;
+    /* the fast path's heartbeat (alloc.h): this request, not counted, is counted below */
+    if (hm_unlikely(th->req_left[level] == 0)) _hm_theap_beat(th, level);
     /* the sub-heap was not in the thread's cache: its direct page may have a block */
     void *p = size <= HM_DIRECT_MAX ? _hm_theap_pop(th, size, level) : NULL;
     if (p != NULL) return p;

@@ -61,16 +61,25 @@ hm_inline hm_result _hm_block_lookup_fast(const void *p, hm_segment_t **segp, hm
 }
 
 /* A block of `size` (at most HM_DIRECT_MAX) bytes from sub-heap `th`'s direct page, or NULL
- * when that page has none at hand. `level` (0..2) is counted; 3 is counted nowhere. */
+ * when that page has none at hand or the heartbeat is due. `level` (0..2) is counted; 3 is
+ * counted nowhere. */
 hm_inline void *_hm_theap_pop(hm_theap_t *th, size_t size, int level) {
     hm_page_t *pg = th->direct[(size + 15) >> 4];
     hm_block_t *b = pg->free;
-    if (hm_unlikely(b == NULL)) return NULL;
+    if (hm_unlikely(b == NULL)) return NULL; /* (a checked heap's plain table: always) */
+    /* the request counted down to the heartbeat: the HM_BEAT-th allocation of a level goes to
+     * the slow path, which runs the sub-heap's maintenance pass (its clock says whether purge
+     * delays have passed), so that a thread whose only activity is on the fast paths still
+     * gives back what it freed before (docs/DESIGN-NOTES.md, "The heartbeat"). The count is the
+     * request count the path keeps anyway, kept downwards: one instruction more, no store
+     * more. The request that reaches 0 is served by the slow path, which counts it. */
+    bool beat; /* one `sub` in memory and a branch on zero (compilers load, subtract, store) */
+    __asm__("subq $1, %[n]" : [n] "+m"(th->req_left[level & 3]), "=@cce"(beat));
+    if (hm_unlikely(beat)) return NULL;
     hm_tool_access(b, 2 * sizeof(hm_block_t));
     pg->free = b->next;
     _hm_block_clear_words(b); /* live: unmarked, and no free-list link shown */
     pg->used++;
-    th->requests[level & 3]++;
     hm_tool_alloc(b, size);
     return b;
 }

@@ -103,6 +103,8 @@ static hm_theap_t *theap_new(hm_heap *heap, uintptr_t tid) {
     th->collect_epoch = atomic_load_explicit(&heap->arena->collect_epoch, memory_order_relaxed);
     th->tid = tid;
     th->checked_who = (uint64_t)kernel_tid() << 32;
+    for (int l = 0; l < 4; l++)
+        th->req_left[l] = HM_BEAT;
     return th;
 }
 
@@ -341,7 +343,7 @@ void _hm_heap_destroy(hm_heap *heap) {
             }
         }
         for (int l = 0; l < 3; l++)
-            atomic_fetch_add_explicit(&a->retired_requests[l], th->requests[l],
+            atomic_fetch_add_explicit(&a->retired_requests[l], _hm_theap_requests(th, l),
                                       memory_order_relaxed);
         th->heap_id = HM_HEAP_ID_DEAD;
         _hm_meta_free(th, sizeof(hm_theap_t));
@@ -473,17 +475,17 @@ static void *try_huge(hm_theap_t *th, const size_t *size_align, int level) {
                          : _hm_huge_alloc(th, size_align[0], size_align[1], level);
 }
 
-/* A pass of maintenance every 64 slow-path calls: empty pages retired and, once their delay
- * passed, decommitted; exited threads' memory and the cache age here too. */
-static hm_noinline void theap_maintain(hm_theap_t *th) {
-    uint32_t now = _hm_clock_ms();
-    if (!_hm_time_reached(now, th->next_purge_ms)) return;
-    hm_arena_t *a = th->heap->arena;
-    th->next_purge_ms = now + (a->cfg.purge_delay_ms / 4) + 1;
-    _hm_theap_retire_empty(th);
-    _hm_theap_purge(th, now, false);
-    heap_purge_abandoned(th->heap);
-    if (atomic_load_explicit(&a->cache_count, memory_order_relaxed) != 0) _hm_cache_purge(a, false);
+/* A pass of maintenance every 64 slow-path calls and at the fast paths' heartbeat (alloc.h):
+ * empty pages retired and, once their delay passed, decommitted; the cache ages
+ * (_hm_theap_tick), and exited threads' memory here too. */
+void _hm_theap_maintain(hm_theap_t *th) {
+    if (_hm_theap_tick(th)) heap_purge_abandoned(th->heap);
+}
+
+void _hm_theap_beat(hm_theap_t *th, int l) {
+    th->requests[l] += HM_BEAT - 1; /* the request that reached 0 is counted by the caller */
+    th->req_left[l] = HM_BEAT;
+    _hm_theap_maintain(th);
 }
 
 void *_hm_theap_alloc_block(hm_theap_t *th, size_t bin, int level) {
@@ -497,7 +499,7 @@ void *_hm_theap_alloc_block(hm_theap_t *th, size_t bin, int level) {
         th->collect_epoch = epoch;
         _hm_theap_collect(th, true, true);
     }
-    if ((++th->slow_calls & 63) == 0) theap_maintain(th);
+    if ((++th->slow_calls & 63) == 0) _hm_theap_maintain(th);
     hm_assert_full(_hm_theap_valid(th));
     th->refused = false;
     void *p = _hm_page_alloc(th, bin, level);

@@ -94,6 +94,12 @@ hm_inline hm_theap_t *_hm_theap_get(hm_heap *heap) {
  * upkeep first (pending pages, the arena's collect epoch, periodic maintenance) and the reclaim
  * loop when the budget refuses. NULL (nothing changed) when nothing helped. */
 void *_hm_theap_alloc_block(hm_theap_t *th, size_t bin, int level);
+/* The sub-heap's maintenance pass when one is due (_hm_theap_tick), and the sub-heaps of exited
+ * threads aged: every 64 slow-path calls, and at the heartbeat of the fast paths (alloc.h). */
+void _hm_theap_maintain(hm_theap_t *th);
+/* The heartbeat of level `l`'s fast path (its count down reached 0 on a request it left to the
+ * slow path, uncounted): the count moved to `requests`, the maintenance pass. */
+void _hm_theap_beat(hm_theap_t *th, int l);
 /* th's heap's sealed segment (segment.h: its arguments), made on first use, or NULL when the
  * budget or the OS refuses (no reclaim: the caller has another way). */
 hm_segment_t *_hm_heap_sealed(hm_theap_t *th, size_t meta, size_t block, size_t count,

@@ -601,6 +601,17 @@ static hm_page_t *page_fresh(hm_theap_t *th, size_t bin, int level) {
 
 /* Decommit the retired pages whose delay has passed (all of them when `force`). Neighbouring
  * pages go in one call: a run of expired pages is one madvise, not one a page. */
+bool _hm_theap_tick(hm_theap_t *th) {
+    uint32_t now = _hm_clock_ms();
+    if (!_hm_time_reached(now, th->next_purge_ms)) return false;
+    hm_arena_t *a = th->heap->arena;
+    th->next_purge_ms = now + (a->cfg.purge_delay_ms / 4) + 1;
+    _hm_theap_retire_empty(th);
+    _hm_theap_purge(th, now, false);
+    if (atomic_load_explicit(&a->cache_count, memory_order_relaxed) != 0) _hm_cache_purge(a, false);
+    return true;
+}
+
 void _hm_theap_purge(hm_theap_t *th, uint32_t now, bool force) {
     if (th->free_committed_pages == 0) return;
     size_t left = 0;

@@ -101,6 +101,10 @@ void _hm_theap_collect(hm_theap_t *th, bool retire_all, bool purge_all);
 void _hm_theap_retire_empty(hm_theap_t *th);
 /* Decommit the retired pages whose delay has passed at `now` (all of them when `force`). */
 void _hm_theap_purge(hm_theap_t *th, uint32_t now, bool force);
+/* The sub-heap's maintenance pass, when its clock says one is due (a quarter of the purge delay
+ * after the last): empty pages retired, those whose delay passed decommitted, the arena's
+ * cache aged. True when the pass ran (the heap layer adds what is its own). */
+bool _hm_theap_tick(hm_theap_t *th);
 
 /* The invariants of a page in use: its geometry, its counts, its free list (bounded walk, every
  * block a block of the page). Owner only. HM_DEBUG > 1 runs it on slow paths. */

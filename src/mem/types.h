@@ -199,6 +199,9 @@ struct hm_page_s {
     hm_page_t *_Atomic pending_next;             /* link in the theap's pending stack */
 };
 
+/* Allocations of a level between two heartbeats of a sub-heap (mem/alloc.h, _hm_theap_pop). */
+#define HM_BEAT 1024
+
 /* page kinds (hm_page_t.kind; page.h, "Page kinds") */
 #define HM_PAGE_PLAIN   0
 #define HM_PAGE_DEBUG   1 /* DebugAlloc blocks (and huge checked ones): 48-byte header */
@@ -294,14 +297,22 @@ struct hm_theap_s {
     size_t free_committed_pages; /* empty pages still committed (purge candidates) */
     uint32_t collect_epoch;      /* the manager's epoch this sub-heap last collected for */
     size_t requests[4];          /* allocations by level (owner only; index 3 unused) */
-    size_t failures[3];          /* allocations refused by level (owner only) */
-    uint64_t checked_who;        /* the last checked block's first header word: its number
-                                    (low half) and the owner's kernel thread id (high half) */
-    bool refused;                /* the budget refused a commit (segment.c; the reclaim loop) */
-    hm_theap_t *next;            /* in the heap's list of sub-heaps */
+    /* allocations of each level the fast paths count down to the next heartbeat; `requests`
+     * holds the rest (_hm_theap_requests). Owner only. */
+    size_t req_left[4];
+    size_t failures[3];   /* allocations refused by level (owner only) */
+    uint64_t checked_who; /* the last checked block's first header word: its number
+                             (low half) and the owner's kernel thread id (high half) */
+    bool refused;         /* the budget refused a commit (segment.c; the reclaim loop) */
+    hm_theap_t *next;     /* in the heap's list of sub-heaps */
     hm_theap_t *prev;
     bool abandoned;
 };
+/* Allocations of sub-heap `th` at level `l` so far (the owner's count; another thread reading
+ * it gets a recent value). */
+hm_inline size_t _hm_theap_requests(const hm_theap_t *th, int l) {
+    return th->requests[l] + (HM_BEAT - th->req_left[l]);
+}
 
 #define HM_HEAP_ID_DEAD UINT64_MAX /* id of a released heap: matches no cache entry */
 

@@ -1229,6 +1229,31 @@ static void test_stats_counts(void **state) {
     hm_manager_release(mgr);
 }
 
+/* The counts stay exact across the fast paths' heartbeats (every HM_BEAT-th request of a level
+ * leaves the fast path, which counts the requests downwards): thousands of fast-path requests
+ * per level, and a released heap's counts in the manager's. */
+static void test_stats_counts_many(void **state) {
+    (void)state;
+    hm_config cfg = tu_test_config(64 * MIB);
+    hm_manager *mgr = tu_manager(&cfg);
+    hm_heap *heap = tu_heap(mgr, HM_HEAP_THREADSAFE);
+    const size_t want[3] = {5000, 3333, 10007};
+    for (int l = 0; l < 3; l++)
+        for (size_t i = 0; i < want[l]; i++) {
+            void *p = hm_alloc_level(heap, 16 + (i % 7) * 16, (EMemoryCriticalLevel)l);
+            assert_non_null(p);
+            hm_free(p);
+        }
+    hm_heap_stats_t hs;
+    hm_heap_stats(heap, &hs);
+    expect_level_counts("heap", hs.requests, hs.failures, want, (size_t[]){0, 0, 0});
+    hm_heap_release(heap);
+    hm_manager_stats_t ms;
+    hm_manager_stats(mgr, &ms);
+    expect_level_counts("released heap", ms.requests, ms.failures, want, (size_t[]){0, 0, 0});
+    hm_manager_release(mgr);
+}
+
 static void test_stats_print(void **state) {
     (void)state;
     hm_config cfg = tu_test_config(48 * MIB);
@@ -1419,5 +1444,5 @@ TU_TEST_MAIN(test_race_to_limit, test_race_to_limit_rss, test_level_ceilings,
              test_get_memory_load, test_manager_load_native, test_needs_virtual_address_space,
              test_trim_native, test_runtime_mapped_native, test_address_space_callbacks,
              test_fault_every, test_fault_probability_deterministic, test_fault_stats_native,
-             test_fault_counted_com, test_stats_counts, test_stats_print, test_hm_stats_env,
-             test_env_config, test_env_malformed, test_env_out_of_range)
+             test_fault_counted_com, test_stats_counts, test_stats_counts_many, test_stats_print,
+             test_hm_stats_env, test_env_config, test_env_malformed, test_env_out_of_range)

@@ -190,6 +190,49 @@ static void test_idle_memory_ages_out(void **state) {
     tu_release(heap, mgr);
 }
 
+/* A thread that freed a lot and then only allocates and frees blocks the fast paths serve gives
+ * the memory back all the same: its frees' heartbeat (one in HM_BEAT on a page) reaches the
+ * maintenance pass that the slow path would run. The activity's one page is made before the
+ * delay can pass, so every maintenance pass after it is the heartbeat's. */
+static void test_fast_path_activity_gives_back(void **state) {
+    (void)state;
+    enum { N = 32768 }; /* blocks of 256 bytes: 8 MiB */
+    hm_manager *mgr = new_mgr(20);
+    hm_heap *heap = tu_heap(mgr, HM_HEAP_THREADSAFE);
+    void *warm = hm_alloc(heap, 64); /* the activity's page, made now */
+    assert_non_null(warm);
+    size_t start = tu_committed(mgr);
+    void **b = malloc(N * sizeof *b);
+    assert_non_null(b);
+    for (int i = 0; i < N; i++) {
+        b[i] = hm_alloc(heap, 256);
+        assert_non_null(b[i]);
+        memset(b[i], 0x5A, 256);
+    }
+    for (int i = 0; i < N; i++)
+        hm_free(b[i]);
+    free(b);
+    assert_true(tu_committed(mgr) > start + 4 * MIB);
+    size_t p0 = purges(mgr);
+    /* light activity on the fast paths only, for up to 20 s (a slow machine waits longer) */
+    bool back = false;
+    for (int round = 0; round < 2000 && !back; round++) {
+        tu_sleep_ms(10);
+        for (int i = 0; i < 2 * 4096; i++) {
+            void *p = hm_alloc(heap, 64);
+            assert_non_null(p);
+            hm_free(p);
+        }
+        back = tu_committed(mgr) <= start + MIB;
+    }
+    if (!back)
+        fail_msg("%zu KiB stayed committed through 20 s of fast-path activity",
+                 (tu_committed(mgr) - start) / KIB);
+    assert_true(purges(mgr) > p0);
+    hm_free(warm);
+    tu_release(heap, mgr);
+}
+
 /* Huge blocks freed and allocated again are reused from the cache: no decommit, no new commit. */
 static void test_huge_blocks_reused_warm(void **state) {
     (void)state;
@@ -238,4 +281,5 @@ static void test_cache_bounded_by_limit(void **state) {
 
 TU_TEST_MAIN(test_exit_keeps_pages_warm, test_exit_no_delay_gives_back,
              test_exit_under_pressure_gives_back, test_purge_is_batched, test_idle_memory_ages_out,
-             test_huge_blocks_reused_warm, test_cache_bounded_by_limit)
+             test_fast_path_activity_gives_back, test_huge_blocks_reused_warm,
+             test_cache_bounded_by_limit)
