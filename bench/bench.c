@@ -987,7 +987,7 @@ static ALWAYS_INLINE void w_idle(const enum door d, const params *prm, result *r
     res->rss_after_kb = current_rss_kb();
     /* light activity for a second: every millisecond a few blocks of an event loop's sizes
      * are replaced in a small ring (about 8000 allocations in all). BENCH_IDLE_MAX=n: sizes up
-     * to n bytes (default 4096; 256: every request one the fast paths serve) */
+     * to n bytes (default 4096; 32: blocks of 16 and 32 bytes, which the fast paths serve) */
     const char *max_env = getenv("BENCH_IDLE_MAX");
     size_t idle_max = max_env != NULL && atol(max_env) >= 16 ? (size_t)atol(max_env) : 4096;
     double end = now_s() + 1.0;

@@ -322,9 +322,10 @@ static hm_result checked_free(hm_page_t *pg, hm_block_t *b, bool link) {
         hm_tool_access(b, 2 * sizeof(hm_block_t));
         _hm_chk_set_link(b, pg->delayed); /* the kind delays reuse */
         hm_tool_hide(b, 2 * sizeof(hm_block_t));
-        /* the owner's free (a free by another thread may not touch the page's count) */
+        /* the owner's free (a free by another thread may not touch the page's count); a
+         * sampled one beats too (the page is not retired by it: `b` still counts as live) */
         if (hm_unlikely(pg->sample == 0))
-            _hm_checked_fill_whole(pg, (uint8_t *)b);
+            _hm_checked_sampled_free(_hm_segment_of(pg), pg, (uint8_t *)b);
         else
             pg->sample--;
     }

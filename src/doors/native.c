@@ -59,6 +59,9 @@ hm_manager *hm_heap_manager(hm_heap *heap) {
 
 /* ---- blocks -------------------------------------------------------------------------------- */
 void *hm_alloc_level(hm_heap *heap, size_t size, EMemoryCriticalLevel level) {
+    /* a level out of range is process-critical, as in hm_realloc_level (clamped here, so that
+     * the fast path counts the level the slow path serves; a constant level folds it away) */
+    if ((unsigned)level > (unsigned)eProcessCritical) level = eProcessCritical;
     return _hm_alloc_fast(heap, size, (int)level, _hm_alloc_slow_any);
 }
 

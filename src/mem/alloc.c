@@ -58,8 +58,16 @@ void *_hm_alloc_slow(hm_heap *heap, size_t size, int level) {
     if ((unsigned)level > eProcessCritical) level = eProcessCritical;
     /* the fast path's heartbeat (alloc.h): this request, not counted, is counted below */
     if (hm_unlikely(th->req_left[level] == 0)) _hm_theap_beat(th, level);
-    /* the sub-heap was not in the thread's cache: its direct page may have a block */
-    void *p = size <= HM_DIRECT_MAX ? _hm_theap_pop(th, size, level) : NULL;
+    /* the sub-heap was not in the thread's cache: its direct page may have a block (and this
+     * pop may bring the count down to its heartbeat in turn) */
+    void *p = NULL;
+    if (size <= HM_DIRECT_MAX) {
+        p = _hm_theap_pop(th, size, level);
+        if (p == NULL && th->req_left[level] == 0) {
+            _hm_theap_beat(th, level);
+            p = _hm_theap_pop(th, size, level);
+        }
+    }
     if (p != NULL) return p;
     th->requests[level]++;
     p = theap_alloc_slow(th, size, HM_ALIGN, level);

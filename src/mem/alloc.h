@@ -71,8 +71,9 @@ hm_inline void *_hm_theap_pop(hm_theap_t *th, size_t size, int level) {
      * the slow path, which runs the sub-heap's maintenance pass (its clock says whether purge
      * delays have passed), so that a thread whose only activity is on the fast paths still
      * gives back what it freed before (docs/DESIGN-NOTES.md, "The heartbeat"). The count is the
-     * request count the path keeps anyway, kept downwards: one instruction more, no store
-     * more. The request that reaches 0 is served by the slow path, which counts it. */
+     * request count the path keeps anyway, kept downwards: a `sub` in memory and a branch in
+     * place of an `add`, no store more. The request that reaches 0 is served by the slow path,
+     * which counts it. */
     bool beat; /* one `sub` in memory and a branch on zero (compilers load, subtract, store) */
     __asm__("subq $1, %[n]" : [n] "+m"(th->req_left[level & 3]), "=@cce"(beat));
     if (hm_unlikely(beat)) return NULL;

@@ -178,12 +178,32 @@ static void queue_move_front(hm_theap_t *th, hm_page_t *pg) {
 }
 
 /* ---- free lists -------------------------------------------------------------------------- */
-void _hm_page_collect(hm_page_t *pg) {
-    /* a kind that delays reuse: the owner's frees become allocatable once the list is empty */
-    if (pg->free == NULL && pg->delayed != NULL) {
-        pg->free = pg->delayed;
-        pg->delayed = NULL;
+/* Move the delayed list, but its head, to the (empty) free list; the head's link is checked
+ * before it is followed, and rewritten to end the list. */
+static void delayed_take(hm_page_t *pg) {
+    const hm_page_kind_t *k = _hm_page_kinds[pg->kind];
+    hm_block_t *last = pg->delayed;
+    hm_tool_access(last, 2 * sizeof(hm_block_t));
+    hm_block_t *rest = last->next;
+    if (rest != NULL && k->link_intact != NULL && !k->link_intact(last, rest)) {
+        k->bad_link(pg, last); /* reported; the list cut after `last` */
+        rest = NULL;
     }
+    if (rest != NULL) {
+        if (k->set_link != NULL)
+            k->set_link(last, NULL);
+        else
+            last->next = NULL;
+        pg->free = rest;
+    }
+    hm_tool_hide(last, 2 * sizeof(hm_block_t));
+}
+
+void _hm_page_collect(hm_page_t *pg) {
+    /* a kind that delays reuse: the owner's frees become allocatable once the list is empty,
+     * all but the last one freed, which stays back (the next allocation does not get the block
+     * freed last, unless it is the only free block of a fully carved page: _hm_page_alloc) */
+    if (pg->free == NULL && pg->delayed != NULL) delayed_take(pg);
     uintptr_t old = atomic_load_explicit(&pg->thread_free, memory_order_relaxed);
     if ((old & ~HM_TF_MASK) == 0) return;
     while (!atomic_compare_exchange_weak_explicit(&pg->thread_free, &old, old & HM_TF_MASK,
@@ -599,8 +619,7 @@ static hm_page_t *page_fresh(hm_theap_t *th, size_t bin, int level) {
     return pg;
 }
 
-/* Decommit the retired pages whose delay has passed (all of them when `force`). Neighbouring
- * pages go in one call: a run of expired pages is one madvise, not one a page. */
+/* (page.h) */
 bool _hm_theap_tick(hm_theap_t *th) {
     uint32_t now = _hm_clock_ms();
     if (!_hm_time_reached(now, th->next_purge_ms)) return false;
@@ -612,6 +631,8 @@ bool _hm_theap_tick(hm_theap_t *th) {
     return true;
 }
 
+/* Decommit the retired pages whose delay has passed (all of them when `force`). Neighbouring
+ * pages go in one call: a run of expired pages is one madvise, not one a page. */
 void _hm_theap_purge(hm_theap_t *th, uint32_t now, bool force) {
     if (th->free_committed_pages == 0) return;
     size_t left = 0;
@@ -722,6 +743,13 @@ void *_hm_page_alloc(hm_theap_t *th, size_t bin, int level) {
         hm_page_t *next = pg->next;
         if (pg->free == NULL) _hm_page_collect(pg);
         if (pg->free == NULL && pg->capacity < pg->reserved) page_extend(pg);
+        if (pg->free == NULL && pg->delayed != NULL) {
+            /* the block freed last, kept back by collect, is the page's only free block and
+             * nothing is left to carve: it serves rather than a new page (delayed reuse is
+             * best effort there) */
+            pg->free = pg->delayed;
+            pg->delayed = NULL;
+        }
         if (pg->free != NULL) {
             queue_move_front(th, pg);
             break;
@@ -763,6 +791,7 @@ bool _hm_page_valid(const hm_page_t *pg) {
         _hm_page_live(pg) > pg->capacity)
         return false;
     if (pg->kind != HM_PAGE_PLAIN && !(pg->used & HM_USED_SLOW)) return false;
+    if (pg->kind == HM_PAGE_PLAIN && pg->delayed != NULL) return false; /* checked pages' only */
     if (pg->in_full != 0 && !(pg->used & HM_USED_SLOW)) return false;
     /* A page of another kind may hold a damaged link on its list until its kind's checks meet
      * it (a write after free, found when the block is handed out): only plain lists are walked,

@@ -191,8 +191,9 @@ struct hm_page_s {
     hm_page_t *next; /* bin queue links (owner only) */
     hm_page_t *prev;
     /* pages of a kind that delays reuse (checked pages): the owner's frees, which `free` takes
-     * over only when it runs dry, so that a freed block is handed out again after the page's
-     * other free blocks, never by the next allocation (owner only) */
+     * over only when it runs dry, but the last one freed (page.c, delayed_take), so that a
+     * freed block is handed out again after the page's other free blocks, not by the next
+     * allocation (unless it is the only free block of a fully carved page; owner only) */
     hm_block_t *delayed;
     /* ---- line 3: written by other threads' frees ---- */
     _Alignas(64) _Atomic(uintptr_t) thread_free; /* other threads' frees + HM_TF_* state */
@@ -309,7 +310,7 @@ struct hm_theap_s {
     bool abandoned;
 };
 /* Allocations of sub-heap `th` at level `l` so far (the owner's count; another thread reading
- * it gets a recent value). */
+ * it gets a recent value, off by up to HM_BEAT while the owner moves the count at a beat). */
 hm_inline size_t _hm_theap_requests(const hm_theap_t *th, int l) {
     return th->requests[l] + (HM_BEAT - th->req_left[l]);
 }

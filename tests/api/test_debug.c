@@ -1181,27 +1181,19 @@ static void test_checked_with_faults(void **state) {
     sink_free(s);
 }
 
-/* Allocate blocks of `size` until `p` comes back (at most 20000 tries); frees the others. */
+/* Allocate and free blocks of `size` until `p` comes back (at most 20000 tries), then free it
+ * too. Each block is freed at once: checked pages hand the block freed last out only after
+ * another free, and a loop of allocations and frees is what brings a delayed block back. */
 static bool realloc_until(hm_heap *h, IHostMalloc *m, void *p, size_t size) {
-    enum { MAX = 20000 };
-    static void *v[MAX];
-    bool got = false;
-    int n = 0;
-    while (n < MAX) {
+    for (int i = 0; i < 20000; i++) {
         void *q = m ? com_alloc(m, size) : must_alloc(h, size);
-        v[n++] = q;
-        if (q == p) {
-            got = true;
-            break;
-        }
-    }
-    for (int i = 0; i < n; i++) {
         if (m)
-            com_free_ok(m, v[i]);
+            com_free_ok(m, q);
         else
-            heap_free_ok(h, v[i]);
+            heap_free_ok(h, q);
+        if (q == p) return true;
     }
-    return got;
+    return false;
 }
 
 static void test_checked_write_after_free(void **state) {
@@ -1242,9 +1234,10 @@ static void test_checked_write_after_free(void **state) {
     sink_free(s);
 }
 
-/* Checked pages delay reuse: a freed block is not the next one handed out, so the classic stale
- * free (free p, allocate the same size, free p) is still a double free, on both doors; and the
- * block, when it does come back, shows none of the link and check word it held while freed. */
+/* Checked pages delay reuse: a freed block is not the next one handed out (the block freed last
+ * is never), so the classic stale free (free p, allocate the same size, free p) is still a
+ * double free, on both doors; and the block, when it does come back, shows none of the link and
+ * check word it held while freed. */
 enum { HELD_MAX = 4200 }; /* more blocks than a page has: 4,096 */
 static void test_checked_delayed_reuse(void **state) {
     (void)state;
@@ -1275,8 +1268,13 @@ static void test_checked_delayed_reuse(void **state) {
                 com_free_bad(m, p, what);
             }
             sink_expect(s, HM_ERROR_DOUBLE_FREE, p, "double free", what);
-            /* it comes back once the page's other free blocks are handed out (kept here),
-             * its bytes [0, 16) (the link and check word while it was freed) zero */
+            /* the block freed last stays back: with q freed after it, p comes back once the
+             * page's other free blocks are handed out (kept here), its bytes [0, 16) (the link
+             * and check word while it was freed) zero */
+            if (door)
+                heap_free_ok(h, q);
+            else
+                com_free_ok(m, q);
             size_t kept = 0;
             unsigned char *r;
             while ((r = door ? must_alloc(h, n) : com_alloc(m, n)) != p) {
@@ -1287,7 +1285,6 @@ static void test_checked_delayed_reuse(void **state) {
                 if (p[b] != 0)
                     fail_msg("%s: byte %zu of the block handed out again is 0x%02x", what, b, p[b]);
             held[kept++] = p;
-            held[kept++] = q;
             for (size_t k = 0; k < kept; k++) {
                 if (door)
                     heap_free_ok(h, held[k]);
@@ -1305,11 +1302,16 @@ static void test_checked_delayed_reuse(void **state) {
 
 /* Writes after free past byte 32: one free in SAMPLE of a page's owner (the first of a fresh
  * page among them) fills the whole slot, and the allocation that hands the block out again
- * checks it all. A block freed, written at byte 150 and taken back 2 * SAMPLE times on a fresh
- * page is reported exactly twice (frees 0 and SAMPLE); untouched, never. Checked pages delay
- * reuse: the block comes back once the page's other free blocks are handed out, which are
- * held (never freed: the block's frees are the only ones the page counts). */
+ * checks it all. A block p is freed, written at byte 150 and taken back 2 * SAMPLE times; each
+ * time a spare block of its page is freed after it (checked pages keep the block freed last
+ * back, so p comes back once the page's other free blocks are handed out; those are held, and
+ * serve as the next spares). Every free is on p's page, two a cycle, so p's frees are the
+ * page's frees 0, 2, 4, ...: those at 0, SAMPLE, 2 * SAMPLE and 3 * SAMPLE are sampled, and
+ * p written is reported exactly 4 times; untouched, never. */
 #define SAMPLE 128 /* HM_CHECKED_SAMPLE (src/debug/checked.h), slots of up to 2 KiB */
+static bool same_page(const void *a, const void *b) {
+    return (uintptr_t)a >> 16 == (uintptr_t)b >> 16; /* 64 KiB pages for blocks of 200 bytes */
+}
 static void test_checked_write_after_free_sampled(void **state) {
     (void)state;
     sink *s = sink_new();
@@ -1319,10 +1321,15 @@ static void test_checked_write_after_free_sampled(void **state) {
         IHostMemoryManager *mgr;
         IHostMalloc *m = new_com(s, true, &mgr);
         unsigned char *p = com_alloc(m, 200);
-        size_t reports = 0, nheld = 0;
+        unsigned char *spare = com_alloc(m, 200);
+        if (!same_page(p, spare)) fail_msg("the first two blocks of a fresh page on two pages");
+        size_t reports = 0, nheld = 0, page_frees = 0;
         for (int i = 0; i < 2 * SAMPLE; i++) {
             com_free_ok(m, p);
+            page_frees++;
             if (write) p[150] ^= 0x42;
+            com_free_ok(m, spare);
+            page_frees++;
             pthread_mutex_lock(&s->lock);
             size_t before = s->total;
             pthread_mutex_unlock(&s->lock);
@@ -1339,14 +1346,27 @@ static void test_checked_write_after_free_sampled(void **state) {
                     fail_msg("cycle %d: a report of kind %s", i, kind_str(r->kind));
             }
             pthread_mutex_unlock(&s->lock);
+            /* the next spare: a held block of p's page (or a new one that lands there) */
+            spare = NULL;
+            while (spare == NULL) {
+                if (nheld == 0) held[nheld++] = com_alloc(m, 200);
+                if (same_page(held[nheld - 1], p))
+                    spare = held[--nheld];
+                else if (nheld < HELD_MAX)
+                    held[nheld++] = com_alloc(m, 200);
+                else
+                    fail_msg("cycle %d: no block of p's page", i);
+            }
         }
+        assert_int_equal(page_frees, 4 * SAMPLE);
         com_free_ok(m, p);
+        com_free_ok(m, spare);
         for (size_t i = 0; i < nheld; i++)
             com_free_ok(m, held[i]);
         com_done(m, mgr);
-        if (reports != (write ? 2u : 0u))
+        if (reports != (write ? 4u : 0u))
             fail_msg("%s: %zu reports in %d cycles, expected %d", write ? "written" : "untouched",
-                     reports, 2 * SAMPLE, write ? 2 : 0);
+                     reports, 2 * SAMPLE, write ? 4 : 0);
         sink_reset(s);
     }
     free(held);

@@ -191,9 +191,9 @@ static void test_idle_memory_ages_out(void **state) {
 }
 
 /* A thread that freed a lot and then only allocates and frees blocks the fast paths serve gives
- * the memory back all the same: its frees' heartbeat (one in HM_BEAT on a page) reaches the
- * maintenance pass that the slow path would run. The activity's one page is made before the
- * delay can pass, so every maintenance pass after it is the heartbeat's. */
+ * the memory back all the same: the heartbeat (every HM_BEAT-th allocation of a level takes the
+ * slow path) reaches the maintenance pass. The activity's one page is made before the delay can
+ * pass, so every maintenance pass after it is the heartbeat's. */
 static void test_fast_path_activity_gives_back(void **state) {
     (void)state;
     enum { N = 32768 }; /* blocks of 256 bytes: 8 MiB */

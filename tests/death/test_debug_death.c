@@ -77,8 +77,13 @@ static void child_malloc_door(void *arg) {
     case DC_WRITE_AFTER_FREE:
         hm_free(p);
         p[20] = 0; /* within the bytes [8, 32) checked mode fills and checks */
-        for (int i = 0; i < 20000; i++)
-            if (hm_alloc(h, 100) == p) break;
+        /* allocations and frees: a checked page hands the block freed last out only after
+         * another free */
+        for (int i = 0; i < 20000; i++) {
+            void *q = hm_alloc(h, 100);
+            if (q == (void *)p) break;
+            hm_free(q);
+        }
         break;
     }
     _exit(0); /* not reached when the door aborts */

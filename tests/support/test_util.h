@@ -58,6 +58,19 @@
 #define TU_SLOW_BUILD 0
 #endif
 
+/* TU_MAKE_DEFINED(p, n): tell memcheck (when the test runs under valgrind) that n bytes at p are
+ * defined, for a test that reads bytes of a new block hostmalloc itself wrote (to the program
+ * they are undefined); nothing without valgrind's headers or outside valgrind. */
+#if defined(__has_include)
+#if __has_include(<valgrind/memcheck.h>)
+#include <valgrind/memcheck.h>
+#define TU_MAKE_DEFINED(p, n) ((void)VALGRIND_MAKE_MEM_DEFINED((p), (n)))
+#endif
+#endif
+#ifndef TU_MAKE_DEFINED
+#define TU_MAKE_DEFINED(p, n) ((void)(p), (void)(n))
+#endif
+
 #define TU_KIB ((size_t)1024)
 #define TU_MIB ((size_t)1024 * 1024)
 
