@@ -61,7 +61,7 @@ static bool rest_intact(const uint8_t *u, size_t n) {
     return _mm_movemask_epi8(_mm_cmpeq_epi8(diff, _mm_setzero_si128())) == 0xFFFF;
 }
 
-void _hm_checked_fill_whole(hm_page_t *pg, uint8_t *p) {
+static void fill_whole(hm_page_t *pg, uint8_t *p) {
     size_t n = pg->block_size - HM_CHECKED_HEADER;
     hm_tool_access(p + HM_CHECKED_FILL, n - HM_CHECKED_FILL);
     fill_rest(p, n);
@@ -71,7 +71,7 @@ void _hm_checked_fill_whole(hm_page_t *pg, uint8_t *p) {
 }
 
 void _hm_checked_sampled_free(hm_segment_t *seg, hm_page_t *pg, uint8_t *p) {
-    _hm_checked_fill_whole(pg, p);
+    fill_whole(pg, p);
     /* one sampled free in 32 (one free in 4096 of a page of up to 2 KiB slots, about the plain
      * heartbeat's HM_BEAT), counted with the sub-heap's slow-path calls that pace purging */
     hm_theap_t *th = seg->theap;

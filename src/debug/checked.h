@@ -127,11 +127,10 @@ void _hm_checked_register(void);
  * stop); returns how many were visited. */
 size_t _hm_checked_zero_walk(hm_heap *heap, bool (*fn)(void *p, void *arg), void *arg);
 /* The sampled free of block `p` of `pg` (the owner's, its checks passed and its link, check
- * word and fill written): fill the rest of its slot, tag it FREED_FULL, count the next sample. */
-void _hm_checked_fill_whole(hm_page_t *pg, uint8_t *p);
-/* The same from the free fast path, which adds checked heaps' heartbeat (the plain one is in
- * mem/alloc.h, on requests the checked fast path does not count down): one call in 32 runs the
- * sub-heap's maintenance pass, after which `pg` may be retired. */
+ * word and fill written): fill the rest of its slot, tag it FREED_FULL, count the next sample.
+ * Checked heaps' heartbeat comes with it (the plain one is in mem/alloc.h, on requests the
+ * checked fast path does not count down): one call in 32 runs the sub-heap's maintenance pass,
+ * after which `pg` may be retired. */
 void _hm_checked_sampled_free(hm_segment_t *seg, hm_page_t *pg, uint8_t *p);
 /* Validate the link of a block popped from a checked page (pg->free now holds it), its
  * header and fill, and write its header and back canary. False (reported; the list cut

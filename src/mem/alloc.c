@@ -56,20 +56,18 @@ void *_hm_alloc_slow(hm_heap *heap, size_t size, int level) {
         return NULL;
     }
     if ((unsigned)level > eProcessCritical) level = eProcessCritical;
-    /* the fast path's heartbeat (alloc.h): this request, not counted, is counted below */
-    if (hm_unlikely(th->req_left[level] == 0)) _hm_theap_beat(th, level);
-    /* the sub-heap was not in the thread's cache: its direct page may have a block (and this
-     * pop may bring the count down to its heartbeat in turn) */
-    void *p = NULL;
     if (size <= HM_DIRECT_MAX) {
-        p = _hm_theap_pop(th, size, level);
-        if (p == NULL && th->req_left[level] == 0) {
-            _hm_theap_beat(th, level);
-            p = _hm_theap_pop(th, size, level);
-        }
+        /* the heartbeat (alloc.h): a count at 0 that the fast path left is moved over before
+         * the pop below counts on (this request, not counted there, is counted here) */
+        if (hm_unlikely(th->req_left[level] == 0)) _hm_theap_beat(th, level);
+        /* the sub-heap was not in the thread's cache: its direct page may have a block */
+        void *p = _hm_theap_pop(th, size, level);
+        if (p != NULL) return p;
+        /* or the pop brought the count to 0 in turn: the same, and the request served below */
+        if (hm_unlikely(th->req_left[level] == 0)) _hm_theap_beat(th, level);
     }
-    if (p != NULL) return p;
     th->requests[level]++;
+    void *p;
     p = theap_alloc_slow(th, size, HM_ALIGN, level);
     if (p != NULL) hm_tool_alloc(p, size);
     return p;
