@@ -27,19 +27,9 @@
 # Output: one line per program that missed its expectation, then "scored N of 43" (and the
 # extra three).
 set -u
-dir=${1:?usage: hardened-suite.sh <dir of programs> [<allocator .so>] [VAR=value ...]}
-shift
-so=""
-if [ $# -gt 0 ] && [ "${1#*=}" = "$1" ]; then
-    so=$1
-    shift
-fi
-[ -d "$dir" ] || { echo "hardened-suite.sh: no directory $dir" >&2; exit 2; }
-[ -z "$so" ] || [ -f "$so" ] || { echo "hardened-suite.sh: no library $so" >&2; exit 2; }
-[ -z "$so" ] || so=$(cd "$(dirname "$so")" && pwd)/$(basename "$so")
-for v in $(env | sed -n 's/^\(HM_[A-Za-z0-9_]*\)=.*/\1/p'); do unset "$v"; done
-unset LD_PRELOAD MALLOC_CHECK_ MALLOC_PERTURB_ GLIBC_TUNABLES
-ulimit -c 0
+# shellcheck source=bench/suite-args.sh
+. "$(dirname "$0")/suite-args.sh"
+suite_args hardened-suite.sh "$@"
 
 stop="delete_type_size_mismatch invalid_aligned_sized_delete_small
 invalid_aligned_sized_delete_large double_free_large double_free_large_delayed double_free_small
@@ -55,16 +45,12 @@ uninitialized_read_small uninitialized_read_large realloc_init large_array_growt
 calloc_zeroed malloc_zero_different malloc_noreuse read_after_free_small string_overflow"
 extra="free_sized_small free_sized_large aligned_sized_delete_small_min_align"
 
-# run <program>: sets status (the exit status, 128 + signal for a death by a signal) and out.
+# run: runs $prog, sets status (the exit status, 128 + signal for a death by a signal) and out.
 run() {
     local tmp
     tmp=$(mktemp)
     # (the group's stderr too: the shell's own line about a program killed by a signal)
-    if [ -n "$so" ]; then
-        { env "$@" LD_PRELOAD="$so" timeout -s KILL 10 "$prog" >"$tmp"; } 2>/dev/null
-    else
-        { env "$@" timeout -s KILL 10 "$prog" >"$tmp"; } 2>/dev/null
-    fi
+    { env "${run_env[@]}" timeout -s KILL 10 "$prog" >"$tmp"; } 2>/dev/null
     status=$?
     out=$(tr -d '\000' <"$tmp")
     rm -f "$tmp"
@@ -80,7 +66,7 @@ for name in $stop $ok; do
         echo "  not built: $name"
         continue
     fi
-    run "$@"
+    run
     pass=0
     case " $(echo $stop) " in
     *" $name "*) [ "$status" -gt 128 ] && [ "$status" -ne 137 ] && pass=1 ;;
@@ -104,7 +90,7 @@ for name in $extra; do
     prog=$dir/$name
     [ -x "$prog" ] || continue
     built=$((built + 1))
-    run "$@"
+    run
     if [ "$status" -eq 0 ]; then good=$((good + 1)); else echo "  missed: $name (exit status $status)"; fi
 done
 [ $built -eq 0 ] || echo "and $good of the $built programs that call free_sized or free_aligned_sized"

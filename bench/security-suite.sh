@@ -14,30 +14,16 @@
 #
 # Output: one line per program that got through, then "caught N of M".
 set -u
-dir=${1:?usage: security-suite.sh <dir of programs> [<allocator .so>] [VAR=value ...]}
-shift
-so=""
-if [ $# -gt 0 ] && [ "${1#*=}" = "$1" ]; then
-    so=$1
-    shift
-fi
-[ -d "$dir" ] || { echo "security-suite.sh: no directory $dir" >&2; exit 2; }
-[ -z "$so" ] || [ -f "$so" ] || { echo "security-suite.sh: no library $so" >&2; exit 2; }
-[ -z "$so" ] || so=$(cd "$(dirname "$so")" && pwd)/$(basename "$so")
-for v in $(env | sed -n 's/^\(HM_[A-Za-z0-9_]*\)=.*/\1/p'); do unset "$v"; done
-unset LD_PRELOAD MALLOC_CHECK_ MALLOC_PERTURB_ GLIBC_TUNABLES
-ulimit -c 0
+# shellcheck source=bench/suite-args.sh
+. "$(dirname "$0")/suite-args.sh"
+suite_args security-suite.sh "$@"
 
 caught=0
 total=0
 for prog in "$dir"/*; do
     [ -f "$prog" ] && [ -x "$prog" ] || continue
     total=$((total + 1))
-    if [ -n "$so" ]; then
-        out=$(env "$@" LD_PRELOAD="$so" timeout 10 "$prog" 2>/dev/null | tr -d '\000')
-    else
-        out=$(env "$@" timeout 10 "$prog" 2>/dev/null | tr -d '\000')
-    fi
+    out=$(env "${run_env[@]}" timeout 10 "$prog" 2>/dev/null | tr -d '\000')
     if printf '%s\n' "$out" | grep -q NOT_CAUGHT; then
         echo "  not caught: $(basename "$prog")"
     else
