@@ -60,13 +60,21 @@ static int pressure_of(const hm_budget_t *b, size_t committed, int state) {
     return eMemoryAvailableNeutral;
 }
 
-static void pressure_update(hm_budget_t *b, size_t committed) {
+/* Bring the state in line with the committed bytes. The count is read afresh on every pass and
+ * the loop ends only when the state it reads is the one the count calls for: two threads whose
+ * changes cross could otherwise leave the state of the older count (one's compare-and-swap
+ * lands, the other's fails and gave up: a full budget was left Neutral). */
+static void pressure_update(hm_budget_t *b) {
     int old = atomic_load_explicit(&b->pressure, memory_order_relaxed);
-    int now = pressure_of(b, committed, old);
-    if (now == old) return;
-    if (atomic_compare_exchange_strong(&b->pressure, &old, now)) {
-        atomic_fetch_add_explicit(&b->changes, 1, memory_order_relaxed);
-        _hm_event_post(&b->changed);
+    for (;;) {
+        size_t committed = atomic_load_explicit(&b->committed, memory_order_relaxed);
+        int now = pressure_of(b, committed, old);
+        if (now == old) return;
+        if (atomic_compare_exchange_strong(&b->pressure, &old, now)) {
+            atomic_fetch_add_explicit(&b->changes, 1, memory_order_relaxed);
+            _hm_event_post(&b->changed);
+            old = now;
+        }
     }
 }
 
@@ -83,14 +91,14 @@ bool _hm_budget_take(hm_budget_t *b, size_t bytes, int level) {
            !atomic_compare_exchange_weak_explicit(&b->peak_committed, &peak, now,
                                                   memory_order_relaxed, memory_order_relaxed)) {
     }
-    if (now >= b->high_bytes) pressure_update(b, now);
+    if (now >= b->high_bytes) pressure_update(b);
     return true;
 }
 
 void _hm_budget_give(hm_budget_t *b, size_t bytes) {
     if (bytes == 0) return;
-    size_t now = atomic_fetch_sub_explicit(&b->committed, bytes, memory_order_relaxed) - bytes;
-    pressure_update(b, now);
+    atomic_fetch_sub_explicit(&b->committed, bytes, memory_order_relaxed);
+    pressure_update(b);
     _hm_event_post(&b->given);
 }
 
