@@ -368,12 +368,20 @@ static const hm_page_kind_t debug_kind = {
     .freed = debug_freed,
 };
 
-static void debug_init(void) {
-    uint64_t x = (uint64_t)(uintptr_t)&_hm_debug_secret ^ ((uint64_t)_hm_clock_ms() << 32) ^
-                 (uint64_t)getpid() * 0x9E3779B97F4A7C15ULL;
+uint64_t _hm_debug_secret_of(uint64_t seed) {
+    uint64_t x = seed;
     x ^= x >> 31;
     x *= 0xBF58476D1CE4E5B9ULL;
-    _hm_debug_secret = x ^ (x >> 29) ^ 0xA5A5A5A5A5A5A5A5ULL;
+    /* bit 0 set: blocks are 16-byte aligned, so every canary's first byte (the secret's low
+     * byte xor a multiple of 16) is then odd, never 0, and a '\0' written one past the end
+     * always changes it */
+    return (x ^ (x >> 29) ^ 0xA5A5A5A5A5A5A5A5ULL) | 1u;
+}
+
+static void debug_init(void) {
+    _hm_debug_secret = _hm_debug_secret_of((uint64_t)(uintptr_t)&_hm_debug_secret ^
+                                           ((uint64_t)_hm_clock_ms() << 32) ^
+                                           (uint64_t)getpid() * 0x9E3779B97F4A7C15ULL);
     _hm_page_kind_set(HM_PAGE_DEBUG, &debug_kind);
     _hm_checked_register();
 }

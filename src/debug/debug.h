@@ -42,6 +42,10 @@ void *_hm_debug_alloc(hm_heap *heap, size_t size, int level, const char *file, i
  * taken off, clamped, counted); NULL (errno ENOMEM) when there is none. */
 hm_theap_t *_hm_debug_theap(hm_heap *heap, int *level);
 uint64_t _hm_debug_canary(const void *p);
+/* The canaries' secret made from `seed`: always odd (see debug.c), so the first byte of every
+ * back canary, of a checked block (_hm_chk_canary) or of a debug one (_hm_debug_canary), is
+ * never 0. */
+uint64_t _hm_debug_secret_of(uint64_t seed);
 hm_dbg_hdr_t *_hm_debug_hdr(const void *p);
 /* The 8 bytes right after a block's `size` requested bytes: still its canary `c`? */
 hm_inline bool _hm_debug_back_intact(const void *b, size_t size, uint64_t c) {
