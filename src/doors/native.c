@@ -76,7 +76,9 @@ void *hm_calloc(hm_heap *heap, size_t count, size_t size) {
         return NULL;
     }
     void *p = hm_alloc(heap, total);
-    if (p != NULL) memset(p, 0, total);
+    /* a huge block in a new mapping is zero already: left untouched, its pages cost no memory
+     * until the program writes them (a large table used sparsely) */
+    if (p != NULL && !(total > HM_MEDIUM_MAX && _hm_block_take_zero(p, total))) memset(p, 0, total);
     return p;
 }
 

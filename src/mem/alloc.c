@@ -109,6 +109,19 @@ hm_result _hm_block_lookup(const void *p, hm_segment_t **segp, hm_page_t **pagep
     return block_lookup(p, segp, pagep);
 }
 
+bool _hm_block_take_zero(void *p, size_t n) {
+    hm_segment_t *seg;
+    hm_page_t *pg;
+    if (block_lookup(p, &seg, &pg) != HM_OK || !pg->is_huge || pg->kind != HM_PAGE_PLAIN ||
+        !seg->zero)
+        return false;
+    /* the program writes it from now on (the flag is the allocating thread's until then) */
+    seg->zero = false;
+    (void)n;
+    hm_tool_access(p, n); /* zeros, as calloc's memset would have left them */
+    return true;
+}
+
 static hm_cold void free_invalid(const void *p, hm_result r) {
     _hm_fatal(r == HM_ERR_NOT_OWNED ? "free(): pointer not allocated by hostmalloc:"
                                     : "free(): pointer is not the start of a block:",

@@ -12,6 +12,10 @@
 
 /* Resolve p to its segment and page if p is the start of a live block; else an error. */
 hm_result _hm_block_lookup(const void *p, hm_segment_t **segp, hm_page_t **pagep);
+/* Is block `p` (just allocated, `n` bytes asked) a plain huge block in memory fresh from the
+ * OS, never written, so that calloc need not zero it? Answers once: the next call for the same
+ * block says false. */
+bool _hm_block_take_zero(void *p, size_t n);
 /* Everything the plain fast path leaves: sub-heap lookup, empty pages, large sizes. `level`
  * may carry HM_LEVEL_NO_ABORT (taken off here). NULL with errno ENOMEM. */
 void *_hm_alloc_slow(hm_heap *heap, size_t size, int level);

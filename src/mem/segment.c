@@ -482,6 +482,7 @@ static hm_segment_t *huge_alloc(hm_theap_t *th, size_t size, size_t align, int l
     hm_segment_t *seg = NULL;
     uint8_t *base = NULL;
     size_t map_size = 0;
+    bool fresh = false; /* a new mapping: every byte reads 0 */
     if (!aligned_huge) {
         size_t units = (room + HM_SEGMENT_MASK) & ~HM_SEGMENT_MASK;
         seg = cache_take(a, room, units + units / 2, exec, true);
@@ -537,7 +538,9 @@ static hm_segment_t *huge_alloc(hm_theap_t *th, size_t size, size_t align, int l
         seg->committed = h + usable;
         seg->arena = a;
         seg->heap = heap;
+        fresh = true;
     }
+    seg->zero = fresh; /* one from the cache holds what its last block left */
     seg->base = base;
     seg->size = map_size;
     seg->huge_size = usable;

@@ -266,6 +266,7 @@ struct hm_segment_s {
     bool exec;              /* executable mapping */
     bool aligned_huge;      /* huge block at the next 4 MiB unit (alignment >= 4 MiB) */
     bool held;              /* a freed huge block held back, so a second free is known */
+    bool zero;              /* huge: a block in new memory, never written (calloc) */
     uint32_t expire;        /* when cached: time to decommit (ms, wraps) */
     hm_segment_t *next;     /* in the theap's segment list / the heap's huge list / cache */
     hm_segment_t *prev;

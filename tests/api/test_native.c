@@ -175,6 +175,30 @@ static void test_hm_calloc(void **state) {
             hm_free(p);
         }
     }
+    /* A huge block in a new mapping is zero already and left untouched: its pages cost no
+     * memory until the program writes them (read, they show zeros). Written and freed, its
+     * memory is zeroed when a block is made there again. */
+    {
+        const size_t n = (size_t)96 << 20;
+        size_t before = tu_rss_bytes();
+        unsigned char *p = hm_calloc(h, 1, n);
+        check_block(h, p, n, "hm_calloc");
+        size_t after = tu_rss_bytes();
+        if (before == 0 || after > before + n / 4)
+            fail_msg("hm_calloc of a new 96 MiB block: RSS %zu -> %zu bytes", before, after);
+        for (size_t off = 0; off < n; off += 4096)
+            if (p[off] != 0 || p[off + 4095] != 0) fail_msg("new 96 MiB block: byte %zu", off);
+        for (size_t off = 0; off < n; off += 4096)
+            p[off] = p[off + 4095] = 0xAB;
+        hm_free(p);
+        for (int round = 0; round < 2; round++) {
+            unsigned char *q = hm_calloc(h, n / 8, 8);
+            check_block(h, q, n, "hm_calloc");
+            if (!all_zero(q, n)) fail_msg("hm_calloc of 96 MiB after a written one: not zeroed");
+            memset(q, 0xCD, n / 2);
+            hm_free(q);
+        }
+    }
     /* count * size overflows: NULL. */
     static const size_t ovf[][2] = {{SIZE_MAX, 2},
                                     {2, SIZE_MAX},
