@@ -46,8 +46,12 @@ bool _hm_block_freed(const void *p, hm_result r, const hm_segment_t *seg, const 
  * header in p's unit; HM_ERR_NOT_OWNED also when the unit has no header (see
  * lookup_unmapped, which callers use for that case). */
 hm_inline hm_result _hm_block_lookup_fast(const void *p, hm_segment_t **segp, hm_page_t **pagep) {
-    if (hm_unlikely(!_hm_segmap_has((uintptr_t)p))) return HM_ERR_NOT_OWNED;
-    hm_segment_t *seg = (hm_segment_t *)((uintptr_t)p & ~(uintptr_t)HM_SEGMENT_MASK);
+    uintptr_t unit = (uintptr_t)p >> HM_SEGMENT_SHIFT;
+    if (hm_unlikely(!_hm_segmap_has_unit(unit))) return HM_ERR_NOT_OWNED;
+    /* the segment from the unit, shifted back in its register (the compiler, left to itself,
+     * masks another copy of p) */
+    __asm__("shlq %[s], %[u]" : [u] "+r"(unit) : [s] "i"(HM_SEGMENT_SHIFT));
+    hm_segment_t *seg = (hm_segment_t *)unit;
     hm_page_t *pg = _hm_page_of(seg, p);
     __asm__("" : "+r"(pg)); /* compute the page address once (gcc 12 otherwise does it twice) */
     /* a block start of the carved area: one product and one compare (types.h, _hm_block_check),

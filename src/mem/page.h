@@ -131,9 +131,11 @@ hm_inline int _hm_page_free_try(hm_segment_t *seg, hm_page_t *pg, void *p) {
         __asm__("" : "+r"(tid));
         if (tid != HM_TID_ANY) return HM_FREE_REMOTE;
     }
-    uint32_t used = pg->used;
-    /* negative: HM_USED_SLOW (a full page out of its queue, a huge page, a debug page) */
-    if (hm_unlikely((int32_t)used < 0)) return HM_FREE_SLOW;
+    /* negative: HM_USED_SLOW (a full page out of its queue, a huge page, a debug page); the
+     * count compared in memory (compilers load it, then test it) */
+    bool slow;
+    __asm__("cmpl $0, %[n]" : "=@ccs"(slow) : [n] "m"(pg->used));
+    if (hm_unlikely(slow)) return HM_FREE_SLOW;
     hm_tool_access(b, 2 * sizeof(hm_block_t));
     /* marked: free already, unless the program wrote the mark itself (the slow path knows) */
     if (hm_unlikely(_hm_mark_get(b) == pg)) return HM_FREE_MARKED;
@@ -143,11 +145,15 @@ hm_inline int _hm_page_free_try(hm_segment_t *seg, hm_page_t *pg, void *p) {
     _hm_mark_set(b, pg);
     hm_tool_hide(b, 2 * sizeof(hm_block_t));
     pg->free = b;
-    pg->used = used - 1;
+    /* the count down by one in memory, its zero flag the test for an emptied page: a `sub` and
+     * a branch (compilers load the count into a register, subtract into another, store it and
+     * compare the old value, and move the door's answer around the busy register) */
+    bool emptied;
+    __asm__("subl $1, %[n]" : [n] "+m"(pg->used), "=@cce"(emptied));
     /* the page is now empty and allocation has moved on from it: while memory is short it is
      * retired at once, so that a thread that frees and then idles holds nothing another
      * thread's request needs; otherwise it stays for reuse (_hm_page_emptied) */
-    if (hm_unlikely(used == 1) && !pg->is_head) return HM_FREE_EMPTIED;
+    if (hm_unlikely(emptied) && !pg->is_head) return HM_FREE_EMPTIED;
     return HM_FREED;
 }
 

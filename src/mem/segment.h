@@ -22,8 +22,7 @@ extern __attribute__((visibility("hidden"))) size_t _hm_segmap_units;
  * is compared in memory and the base loaded after it, each in a volatile asm: the compiler keeps
  * them in that order (the base is read only once the bound says it is set; x86-64 loads are not
  * reordered with each other), and the compare needs no load of its own. */
-hm_inline bool _hm_segmap_has(uintptr_t p) {
-    uintptr_t unit = p >> HM_SEGMENT_SHIFT;
+hm_inline bool _hm_segmap_has_unit(uintptr_t unit) {
     bool outside;
     __asm__ volatile("cmpq %[n], %[u]"
                      : "=@ccae"(outside)
@@ -32,6 +31,9 @@ hm_inline bool _hm_segmap_has(uintptr_t p) {
     const uint8_t *base;
     __asm__ volatile("movq %[b], %[r]" : [r] "=r"(base) : [b] "m"(_hm_segmap_base));
     return base[unit] != 0;
+}
+hm_inline bool _hm_segmap_has(uintptr_t p) {
+    return _hm_segmap_has_unit(p >> HM_SEGMENT_SHIFT);
 }
 /* The segment of any interior pointer of a standard segment (or of a huge one's first unit). */
 hm_inline hm_segment_t *_hm_segment_of(const void *p) {
