@@ -83,7 +83,11 @@ hm_inline void *_hm_theap_pop(hm_theap_t *th, size_t size, int level) {
      * place of an `add`, no store more. The request that reaches 0 is served by the slow path,
      * which counts it. */
     bool beat; /* one `sub` in memory and a branch on zero (compilers load, subtract, store) */
+#if HM_TSAN
+    beat = --th->req_left[level & 3] == 0;
+#else
     __asm__("subq $1, %[n]" : [n] "+m"(th->req_left[level & 3]), "=@cce"(beat));
+#endif
     if (hm_unlikely(beat)) return NULL;
     hm_tool_access(b, 2 * sizeof(hm_block_t));
     pg->free = b->next;

@@ -134,7 +134,11 @@ hm_inline int _hm_page_free_try(hm_segment_t *seg, hm_page_t *pg, void *p) {
     /* negative: HM_USED_SLOW (a full page out of its queue, a huge page, a debug page); the
      * count compared in memory (compilers load it, then test it) */
     bool slow;
+#if HM_TSAN
+    slow = (int32_t)pg->used < 0;
+#else
     __asm__("cmpl $0, %[n]" : "=@ccs"(slow) : [n] "m"(pg->used));
+#endif
     if (hm_unlikely(slow)) return HM_FREE_SLOW;
     hm_tool_access(b, 2 * sizeof(hm_block_t));
     /* marked: free already, unless the program wrote the mark itself (the slow path knows) */
@@ -149,7 +153,11 @@ hm_inline int _hm_page_free_try(hm_segment_t *seg, hm_page_t *pg, void *p) {
      * a branch (compilers load the count into a register, subtract into another, store it and
      * compare the old value, and move the door's answer around the busy register) */
     bool emptied;
+#if HM_TSAN
+    emptied = --pg->used == 0;
+#else
     __asm__("subl $1, %[n]" : [n] "+m"(pg->used), "=@cce"(emptied));
+#endif
     /* the page is now empty and allocation has moved on from it: while memory is short it is
      * retired at once, so that a thread that frees and then idles holds nothing another
      * thread's request needs; otherwise it stays for reuse (_hm_page_emptied) */

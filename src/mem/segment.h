@@ -18,10 +18,11 @@
  * variables, not a struct: each is then one RIP-relative operand. */
 extern __attribute__((visibility("hidden"))) const uint8_t *_hm_segmap_base;
 extern __attribute__((visibility("hidden"))) size_t _hm_segmap_units;
-/* Is there a segment header at the 4 MiB unit of `p`? Any address, even a wild one. The bound
- * is compared in memory and the base loaded after it, each in a volatile asm: the compiler keeps
- * them in that order (the base is read only once the bound says it is set; x86-64 loads are not
- * reordered with each other), and the compare needs no load of its own. */
+/* Is there a segment header at 4 MiB unit `unit` (an address >> HM_SEGMENT_SHIFT)? Any unit,
+ * even a wild address's. The bound is compared in memory and the base loaded after it, each in
+ * a volatile asm: the compiler keeps them in that order (the base is read only once the bound
+ * says it is set; x86-64 loads are not reordered with each other), and the compare needs no
+ * load of its own. */
 hm_inline bool _hm_segmap_has_unit(uintptr_t unit) {
     bool outside;
     __asm__ volatile("cmpq %[n], %[u]"
@@ -32,6 +33,7 @@ hm_inline bool _hm_segmap_has_unit(uintptr_t unit) {
     __asm__ volatile("movq %[b], %[r]" : [r] "=r"(base) : [b] "m"(_hm_segmap_base));
     return base[unit] != 0;
 }
+/* The same for the unit of address `p`. */
 hm_inline bool _hm_segmap_has(uintptr_t p) {
     return _hm_segmap_has_unit(p >> HM_SEGMENT_SHIFT);
 }

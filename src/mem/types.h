@@ -53,6 +53,20 @@ void _hm_tool_alloc(void *p, size_t size); /* unpoisons exactly the requested by
 #define HM_TOOLS               0
 #endif
 
+/* ThreadSanitizer does not see memory that inline asm reads or writes: in its builds the fast
+ * paths' counts (the heartbeat's, a page's) are kept in plain C, so that every access to them
+ * stays checked. */
+#if defined(__SANITIZE_THREAD__)
+#define HM_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define HM_TSAN 1
+#endif
+#endif
+#ifndef HM_TSAN
+#define HM_TSAN 0
+#endif
+
 /* ---- Limits -------------------------------------------------------------------------------- */
 #define HM_SEGMENT_SHIFT     22 /* 4 MiB segments */
 #define HM_SEGMENT_SIZE      ((size_t)1 << HM_SEGMENT_SHIFT)
@@ -266,7 +280,8 @@ struct hm_segment_s {
     bool exec;              /* executable mapping */
     bool aligned_huge;      /* huge block at the next 4 MiB unit (alignment >= 4 MiB) */
     bool held;              /* a freed huge block held back, so a second free is known */
-    bool zero;              /* huge: a block in new memory, never written (calloc) */
+    bool zero;              /* huge: made in a new mapping, not yet claimed by calloc (read
+                               only right after the allocation: _hm_block_take_zero) */
     uint32_t expire;        /* when cached: time to decommit (ms, wraps) */
     hm_segment_t *next;     /* in the theap's segment list / the heap's huge list / cache */
     hm_segment_t *prev;
