@@ -145,20 +145,24 @@ static void realloc_lookup(void *p, hm_segment_t **seg, hm_page_t **pg) {
 }
 
 /* A resize of block `p` (aborts on a bad or freed one): true when it stays where it is; its
- * usable size in *usable. A block with a header always moves: its size and back canary are
- * exact. */
-static bool realloc_in_place(hm_heap *heap, void *p, size_t size, size_t *usable) {
+ * usable size (before) in *usable. A block with a header always moves: its size and back
+ * canary are exact. With `grow`, a plain huge block that must grow does so in place when its
+ * mapping has the room (a growing array's realloc then neither copies nor maps anew). */
+static bool realloc_in_place(hm_heap *heap, void *p, size_t size, size_t *usable, int level,
+                             bool grow) {
     hm_segment_t *seg;
     hm_page_t *pg;
     realloc_lookup(p, &seg, &pg);
     *usable = usable_of(seg, pg, p);
-    return pg->kind == HM_PAGE_PLAIN && size <= *usable && size >= *usable / 2 && seg->heap == heap;
+    if (pg->kind != HM_PAGE_PLAIN || seg->heap != heap) return false;
+    if (size <= *usable) return size >= *usable / 2;
+    return grow && _hm_block_grow(heap, seg, pg, size, level);
 }
 
 void *hm_realloc(hm_heap *heap, void *p, size_t size) {
     if (p == NULL) return hm_alloc(heap, size);
     size_t usable;
-    if (realloc_in_place(heap, p, size, &usable)) return p;
+    if (realloc_in_place(heap, p, size, &usable, eProcessCritical, true)) return p;
     void *n = hm_alloc(heap, size);
     if (n == NULL) return NULL;
     size_t copy = size < usable ? size : usable;
@@ -184,12 +188,16 @@ void *hm_realloc_level(hm_heap *heap, void *p, size_t size, EMemoryCriticalLevel
         return NULL;
     }
     size_t usable;
-    if (realloc_in_place(heap, p, size, &usable)) return p;
+    /* only a request for more is one the budget or fault injection may refuse: an injected
+     * fault is drawn before a huge block may grow in place */
+    bool faulty = hm_unlikely(mgr->faults_on);
+    if (realloc_in_place(heap, p, size, &usable, (int)level, !faulty)) return p;
     void *n = NULL;
-    /* only a request for more is one the budget or fault injection may refuse */
     bool grow = size > usable;
-    if (!(grow && hm_unlikely(mgr->faults_on) && hm_manager_fault(mgr, level)))
+    if (!(grow && faulty && hm_manager_fault(mgr, level))) {
+        if (grow && faulty && realloc_in_place(heap, p, size, &usable, (int)level, true)) return p;
         n = hm_alloc_level(heap, size, level);
+    }
     if (n == NULL) {
         /* a shrink never fails: the block stays as it is (a debug block keeps its recorded
          * size and canary, so its checks still hold) */

@@ -12,6 +12,11 @@
 
 /* Resolve p to its segment and page if p is the start of a live block; else an error. */
 hm_result _hm_block_lookup(const void *p, hm_segment_t **segp, hm_page_t **pagep);
+/* Grow plain huge block `p` (of `seg`/`pg`, a block of `heap`) in place to at least `size`
+ * bytes at `level`: true when done (its usable size is then at least `size`), false with nothing
+ * changed when it cannot (a page block, no room in its mapping, the budget, a tool's build:
+ * the tools record a block's size when it is made). */
+bool _hm_block_grow(hm_heap *heap, hm_segment_t *seg, hm_page_t *pg, size_t size, int level);
 /* Is block `p` (just allocated, `n` bytes asked) a plain huge block in memory fresh from the
  * OS, never written, so that calloc need not zero it? Answers once: the next call for the same
  * block says false. */

@@ -600,6 +600,30 @@ hm_segment_t *_hm_huge_alloc_guarded(hm_theap_t *th, size_t size, int level) {
     return huge_alloc(th, size, HM_ALIGN, level, true);
 }
 
+bool _hm_huge_grow(hm_theap_t *th, hm_segment_t *seg, size_t size, int level) {
+    hm_page_t *pg = &seg->pages[0];
+    if (seg->aligned_huge || pg->kind != HM_PAGE_PLAIN || size > HM_MAX_ALLOC - HM_OS_PAGE)
+        return false;
+    size_t usable = (size + HM_OS_PAGE - 1) & ~(size_t)(HM_OS_PAGE - 1);
+    if (usable <= seg->huge_size) return true;
+    /* the guard page stays after the block: whatever is inaccessible past it now (prot_none:
+     * the guard, up to the end of the mapping) stays so past the new end */
+    bool guard = seg->prot_none != NULL;
+    size_t offset = (size_t)(pg->start - (uint8_t *)seg);
+    size_t room = seg->size - (size_t)((uint8_t *)seg - seg->base); /* bytes from the header */
+    if (usable > room - offset - (guard ? HM_OS_PAGE : 0)) return false;
+    size_t need = offset + usable;
+    size_t more = need > seg->committed ? need - seg->committed : 0;
+    if (more != 0 && !_hm_theap_commit(th, more, level)) return false;
+    if (!huge_prepare(seg, (uint8_t *)seg + need, guard)) {
+        uncommit(seg->heap, seg->arena, more); /* the OS kept the pages inaccessible */
+        return false;
+    }
+    seg->committed += more;
+    seg->huge_size = usable;
+    return true;
+}
+
 /* Take a huge segment out of its heap's list (caller: the block's free). */
 static void huge_unlink(hm_segment_t *seg) {
     hm_heap *heap = seg->heap;

@@ -81,6 +81,11 @@ hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align, int leve
  * usable bytes (page-rounded), so that an overrun faults at once (page kinds that ask for it:
  * debug/debug.c). A refusal of the OS to protect leaves the block without it. */
 hm_segment_t *_hm_huge_alloc_guarded(hm_theap_t *th, size_t size, int level);
+/* Grow the plain huge block of `seg` in place to at least `size` bytes, into the rest of its
+ * mapping (whole 4 MiB units, the guard page kept after the new end): true when done. False,
+ * nothing changed, when it does not fit there, the budget refuses `level` the bytes, or the
+ * block is aligned to 4 MiB or more (a realloc then moves it). */
+bool _hm_huge_grow(hm_theap_t *th, hm_segment_t *seg, size_t size, int level);
 /* The huge block of `seg` was freed: into the cache. */
 void _hm_huge_free(hm_segment_t *seg);
 /* The same, but held back in the ring first, so that a second free is known (page kinds that

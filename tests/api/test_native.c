@@ -137,6 +137,66 @@ static int all_zero(const void *p, size_t n) {
     return 1;
 }
 
+/* hm_realloc grows a huge block in place while its mapping (whole 4 MiB units) has room for the
+ * new end and its guard page: no copy, the same address, its bytes kept; beyond that it moves.
+ * Growth is charged to the budget: refused, the block stays as it was. */
+static void fill_check(unsigned char *p, size_t n, size_t seed, const char *what) {
+    for (size_t i = 0; i < n; i += 4093)
+        if (p[i] != (unsigned char)(i + seed)) fail_msg("%s: byte %zu changed", what, i);
+}
+static void fill(unsigned char *p, size_t n, size_t seed) {
+    for (size_t i = 0; i < n; i += 4093)
+        p[i] = (unsigned char)(i + seed);
+}
+
+static void test_realloc_huge_in_place(void **state) {
+    (void)state;
+    const size_t mib = (size_t)1 << 20;
+    hm_heap *h = new_heap(HM_HEAP_THREADSAFE);
+    unsigned char *p = hm_alloc(h, mib);
+    assert_non_null(p);
+    fill(p, mib, 7);
+    unsigned char *q = hm_realloc(h, p, 2 * mib);
+    if (q != p) fail_msg("1 -> 2 MiB moved the block: %p -> %p", (void *)p, (void *)q);
+    if (hm_usable_size(q) < 2 * mib) fail_msg("grown block: usable %zu", hm_usable_size(q));
+    fill_check(q, mib, 7, "1 -> 2 MiB in place");
+    memset(q + mib, 0x5A, mib); /* the new bytes are accessible */
+    q = hm_realloc(h, q, 3 * mib);
+    if (q != p) fail_msg("2 -> 3 MiB moved the block: %p -> %p", (void *)p, (void *)q);
+    fill_check(q, mib, 7, "2 -> 3 MiB in place");
+    memset(q + 2 * mib, 0x5B, mib);
+    /* no room for 6 MiB in a mapping of one 4 MiB unit: it moves, bytes kept */
+    unsigned char *r = hm_realloc(h, q, 6 * mib);
+    assert_non_null(r);
+    if (r == p) fail_msg("3 -> 6 MiB stayed in a 4 MiB mapping");
+    fill_check(r, mib, 7, "3 -> 6 MiB moved");
+    if (r[mib] != 0x5A || r[3 * mib - 1] != 0x5B) fail_msg("3 -> 6 MiB moved: grown bytes lost");
+    hm_free(r);
+    hm_heap_release(h);
+
+    /* with a budget: growth in place is counted, and refused when over the limit */
+    hm_config c = tu_test_config(3 * mib);
+    hm_manager *mgr = tu_manager(&c);
+    h = tu_heap(mgr, HM_HEAP_THREADSAFE);
+    p = hm_alloc(h, mib);
+    assert_non_null(p);
+    fill(p, mib, 3);
+    size_t before = tu_committed(mgr);
+    q = hm_realloc(h, p, 2 * mib);
+    if (q != p) fail_msg("with a budget: 1 -> 2 MiB moved the block");
+    if (tu_committed(mgr) != before + mib)
+        fail_msg("with a budget: committed %zu -> %zu, not %zu more", before, tu_committed(mgr),
+                 mib);
+    errno = 0;
+    q = hm_realloc(h, p, (size_t)3 * mib + mib / 2); /* over the 3 MiB limit */
+    if (q != NULL || errno != ENOMEM) fail_msg("over the limit: %p, errno %d", (void *)q, errno);
+    if (hm_usable_size(p) != 2 * mib || tu_committed(mgr) != before + mib)
+        fail_msg("a refused growth changed the block: usable %zu", hm_usable_size(p));
+    fill_check(p, mib, 3, "after a refused growth");
+    hm_free(p);
+    tu_release(h, mgr);
+}
+
 /* A huge block hm_calloc makes in a new mapping is zero already and left untouched: its pages
  * cost no memory until the program writes them (read, they show zeros). */
 static void test_calloc_new_block_untouched(void **state) {
@@ -912,8 +972,8 @@ static void test_memory_returned(void **state) {
     hm_heap_release(h);
 }
 
-TU_TEST_MAIN(test_alloc, test_hm_calloc, test_calloc_new_block_untouched, test_hm_realloc,
-             test_alloc_aligned, test_usable_size, test_heap_of, test_heap_free_results,
-             test_heap_new_flags, test_manager_lifetime, test_non_threadsafe_heap, test_heap_stats,
-             test_heap_stats_print, test_cross_thread_free, test_heap_release_live, test_version,
-             test_memory_returned)
+TU_TEST_MAIN(test_alloc, test_hm_calloc, test_calloc_new_block_untouched,
+             test_realloc_huge_in_place, test_hm_realloc, test_alloc_aligned, test_usable_size,
+             test_heap_of, test_heap_free_results, test_heap_new_flags, test_manager_lifetime,
+             test_non_threadsafe_heap, test_heap_stats, test_heap_stats_print,
+             test_cross_thread_free, test_heap_release_live, test_version, test_memory_returned)
