@@ -144,25 +144,31 @@ static void realloc_lookup(void *p, hm_segment_t **seg, hm_page_t **pg) {
     _hm_realloc_check_freed(p, *seg, *pg);
 }
 
-/* A resize of block `p` (aborts on a bad or freed one): true when it stays where it is; its
- * usable size (before) in *usable. A block with a header always moves: its size and back
- * canary are exact. With `grow`, a plain huge block that must grow does so in place when its
- * mapping has the room (a growing array's realloc then neither copies nor maps anew). */
-static bool realloc_in_place(hm_heap *heap, void *p, size_t size, size_t *usable, int level,
-                             bool grow) {
+/* Where a resize of block `p` leaves it (realloc_place). */
+typedef enum { REALLOC_STAYS, REALLOC_MOVES, REALLOC_REFUSED } realloc_place_t;
+
+/* A resize of block `p` to `size` at `level` (aborts on a bad or freed one); its usable size
+ * (before) in *usable. A block with a header always moves: its size and back canary are exact.
+ * A plain huge block that must grow does so in place when its mapping has the room (a growing
+ * array's realloc then neither copies nor maps anew). With `faults` (a manager injecting
+ * faults), a growth first draws a fault: REALLOC_REFUSED when it hits. */
+static realloc_place_t realloc_place(hm_heap *heap, void *p, size_t size, int level,
+                                     hm_manager *faults, size_t *usable) {
     hm_segment_t *seg;
     hm_page_t *pg;
     realloc_lookup(p, &seg, &pg);
     *usable = usable_of(seg, pg, p);
-    if (pg->kind != HM_PAGE_PLAIN || seg->heap != heap) return false;
-    if (size <= *usable) return size >= *usable / 2;
-    return grow && _hm_block_grow(heap, seg, pg, size, level);
+    if (size > *usable && faults != NULL && hm_manager_fault(faults, (EMemoryCriticalLevel)level))
+        return REALLOC_REFUSED;
+    if (pg->kind != HM_PAGE_PLAIN || seg->heap != heap) return REALLOC_MOVES;
+    if (size <= *usable) return size >= *usable / 2 ? REALLOC_STAYS : REALLOC_MOVES;
+    return _hm_block_grow(heap, seg, pg, size, level) ? REALLOC_STAYS : REALLOC_MOVES;
 }
 
 void *hm_realloc(hm_heap *heap, void *p, size_t size) {
     if (p == NULL) return hm_alloc(heap, size);
     size_t usable;
-    if (realloc_in_place(heap, p, size, &usable, eProcessCritical, true)) return p;
+    if (realloc_place(heap, p, size, eProcessCritical, NULL, &usable) == REALLOC_STAYS) return p;
     void *n = hm_alloc(heap, size);
     if (n == NULL) return NULL;
     size_t copy = size < usable ? size : usable;
@@ -188,20 +194,15 @@ void *hm_realloc_level(hm_heap *heap, void *p, size_t size, EMemoryCriticalLevel
         return NULL;
     }
     size_t usable;
-    /* only a request for more is one the budget or fault injection may refuse: an injected
-     * fault is drawn before a huge block may grow in place */
-    bool faulty = hm_unlikely(mgr->faults_on);
-    if (realloc_in_place(heap, p, size, &usable, (int)level, !faulty)) return p;
-    void *n = NULL;
-    bool grow = size > usable;
-    if (!(grow && faulty && hm_manager_fault(mgr, level))) {
-        if (grow && faulty && realloc_in_place(heap, p, size, &usable, (int)level, true)) return p;
-        n = hm_alloc_level(heap, size, level);
-    }
+    /* only a request for more is one the budget or fault injection may refuse */
+    realloc_place_t r =
+        realloc_place(heap, p, size, (int)level, hm_unlikely(mgr->faults_on) ? mgr : NULL, &usable);
+    if (r == REALLOC_STAYS) return p;
+    void *n = r == REALLOC_MOVES ? hm_alloc_level(heap, size, level) : NULL;
     if (n == NULL) {
         /* a shrink never fails: the block stays as it is (a debug block keeps its recorded
          * size and canary, so its checks still hold) */
-        if (!grow) return p;
+        if (size <= usable) return p;
         errno = ENOMEM;
         return NULL;
     }

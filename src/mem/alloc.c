@@ -110,7 +110,7 @@ hm_result _hm_block_lookup(const void *p, hm_segment_t **segp, hm_page_t **pagep
 }
 
 bool _hm_block_grow(hm_heap *heap, hm_segment_t *seg, hm_page_t *pg, size_t size, int level) {
-    if (HM_TOOLS || !pg->is_huge || seg->heap != heap) return false;
+    if (HM_TOOLS || !pg->is_huge) return false;
     hm_theap_t *th = _hm_theap_get(heap);
     return th != NULL && _hm_huge_grow(th, seg, size, level);
 }

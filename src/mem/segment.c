@@ -609,9 +609,8 @@ bool _hm_huge_grow(hm_theap_t *th, hm_segment_t *seg, size_t size, int level) {
     /* the guard page stays after the block: whatever is inaccessible past it now (prot_none:
      * the guard, up to the end of the mapping) stays so past the new end */
     bool guard = seg->prot_none != NULL;
-    size_t offset = (size_t)(pg->start - (uint8_t *)seg);
-    size_t room = seg->size - (size_t)((uint8_t *)seg - seg->base); /* bytes from the header */
-    if (usable > room - offset - (guard ? HM_OS_PAGE : 0)) return false;
+    size_t offset = (size_t)(pg->start - (uint8_t *)seg); /* seg == seg->base: not aligned_huge */
+    if (usable > seg->size - offset - (guard ? HM_OS_PAGE : 0)) return false;
     size_t need = offset + usable;
     size_t more = need > seg->committed ? need - seg->committed : 0;
     if (more != 0 && !_hm_theap_commit(th, more, level)) return false;
