@@ -57,7 +57,7 @@ static void walk_page(walk_t *w, hm_page_t *pg) {
     mark(freemap, pg, pg->delayed);
     mark(freemap, pg,
          (const hm_block_t *)(atomic_load_explicit(&pg->thread_free, memory_order_acquire) &
-                              ~HM_TF_MASK));
+                              HM_TF_LIST));
     for (size_t i = 0; i < pg->capacity && !w->stop; i++) {
         uint8_t *p = pg->start + i * pg->block_size;
         if (pg->kind == HM_PAGE_CHECKED) {

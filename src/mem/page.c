@@ -205,19 +205,32 @@ void _hm_page_collect(hm_page_t *pg) {
      * freed last, unless it is the only free block of a fully carved page: _hm_page_alloc) */
     if (pg->free == NULL && pg->delayed != NULL) delayed_take(pg);
     uintptr_t old = atomic_load_explicit(&pg->thread_free, memory_order_relaxed);
-    if ((old & ~HM_TF_MASK) == 0) return;
+    if ((old & HM_TF_LIST) == 0) return;
     while (!atomic_compare_exchange_weak_explicit(&pg->thread_free, &old, old & HM_TF_MASK,
                                                   memory_order_acquire, memory_order_relaxed)) {
     }
-    hm_block_t *head = (hm_block_t *)(old & ~HM_TF_MASK);
+    hm_block_t *head = (hm_block_t *)(old & HM_TF_LIST);
     if (head == NULL) return;
+    const hm_page_kind_t *k = pg->kind != HM_PAGE_PLAIN ? _hm_page_kinds[pg->kind] : NULL;
+    uint32_t live = _hm_page_live(pg);
+    /* The pushes counted themselves (types.h, HM_TF_ONE): a plain page with no free block
+     * takes the list as it is. Walking it to count would read every block, each last written
+     * by the thread that freed it: a cache miss a block, one after another, which took half
+     * the time of two threads freeing each other's blocks (docs/DESIGN-NOTES.md, "Other
+     * threads' frees, counted as they are pushed"); the allocations that take the blocks read
+     * them one at a time instead, beside the program's own work. A count that cannot be right
+     * (more than the page has live: frees of one block raced in two threads) takes the walk. */
+    uint32_t pushed = (uint32_t)(old >> HM_TF_COUNT_SHIFT);
+    if (k == NULL && pg->free == NULL && pushed != 0 && pushed <= live) {
+        pg->free = head;
+        pg->used -= pushed;
+        return;
+    }
     uint32_t n = 1;
     hm_block_t *tail = head;
     hm_tool_access(tail, sizeof(hm_block_t));
     /* kinds whose links carry a check have every link checked before it is followed */
-    const hm_page_kind_t *k = pg->kind != HM_PAGE_PLAIN ? _hm_page_kinds[pg->kind] : NULL;
     bool checked = k != NULL && k->link_intact != NULL;
-    uint32_t live = _hm_page_live(pg);
     while (tail->next != NULL) {
         hm_block_t *next = tail->next;
         if (hm_unlikely(checked)) {
@@ -284,7 +297,7 @@ static void page_extend(hm_page_t *pg) {
 static bool page_to_full(hm_theap_t *th, hm_page_t *pg) {
     uintptr_t old = atomic_load_explicit(&pg->thread_free, memory_order_relaxed);
     for (;;) {
-        if ((old & ~HM_TF_MASK) != 0) return false;
+        if ((old & HM_TF_LIST) != 0) return false;
         if ((old & HM_TF_MASK) != HM_TF_NORMAL) break; /* NOTIFIED: already pending */
         if (atomic_compare_exchange_weak_explicit(&pg->thread_free, &old, old | HM_TF_FULL,
                                                   memory_order_release, memory_order_relaxed))
@@ -345,10 +358,12 @@ hm_result _hm_page_free_remote(hm_page_t *pg, hm_segment_t *seg, hm_block_t *b) 
     do {
         tag = old & HM_TF_MASK;
         hm_tool_access(b, 2 * sizeof(hm_block_t));
-        set_link(pg, b, (hm_block_t *)(old & ~HM_TF_MASK));
+        set_link(pg, b, (hm_block_t *)(old & HM_TF_LIST));
         hm_tool_hide(b, 2 * sizeof(hm_block_t));
     } while (!atomic_compare_exchange_weak_explicit(
-        &pg->thread_free, &old, (uintptr_t)b | (tag == HM_TF_FULL ? HM_TF_NOTIFIED : tag),
+        &pg->thread_free, &old,
+        (uintptr_t)b | ((old & ~(HM_TF_LIST | HM_TF_MASK)) + HM_TF_ONE) |
+            (tag == HM_TF_FULL ? HM_TF_NOTIFIED : tag),
         memory_order_release, memory_order_relaxed));
     if (hm_unlikely(tag == HM_TF_FULL)) {
         /* first remote free into a full page: tell the owner */
@@ -440,7 +455,7 @@ bool _hm_page_block_is_free(const hm_page_t *pg, const hm_block_t *b) {
     if (list_holds(pg, pg->free, b, pg->capacity)) return true;
     /* other threads only push in front of the snapshot: what follows it stays put */
     uintptr_t tf = atomic_load_explicit(&((hm_page_t *)pg)->thread_free, memory_order_acquire);
-    return list_holds(pg, (const hm_block_t *)(tf & ~HM_TF_MASK), b, pg->capacity);
+    return list_holds(pg, (const hm_block_t *)(tf & HM_TF_LIST), b, pg->capacity);
 }
 
 hm_result _hm_page_free_marked(hm_page_t *pg, hm_segment_t *seg, hm_block_t *b) {
@@ -727,7 +742,7 @@ void _hm_theap_retire_empty(hm_theap_t *th) {
         hm_page_t *pg = th->queues[bin].first;
         while (pg != NULL) {
             hm_page_t *next = pg->next;
-            if (atomic_load_explicit(&pg->thread_free, memory_order_relaxed) & ~HM_TF_MASK)
+            if (atomic_load_explicit(&pg->thread_free, memory_order_relaxed) & HM_TF_LIST)
                 _hm_page_collect(pg);
             if (page_retirable(th, pg)) {
                 hm_segment_t *seg = _hm_segment_of(pg);

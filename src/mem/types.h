@@ -162,11 +162,17 @@ typedef struct hm_arena_s hm_arena_t;
 typedef struct hm_segment_s hm_segment_t;
 typedef struct hm_theap_s hm_theap_t;
 
-/* thread_free holds a block pointer with a state in its low 2 bits. */
-#define HM_TF_NORMAL   ((uintptr_t)0) /* page is in its bin queue */
-#define HM_TF_FULL     ((uintptr_t)1) /* owner moved the page out of its queue (no free block) */
-#define HM_TF_NOTIFIED ((uintptr_t)2) /* a remote free saw FULL and queued the page as pending */
-#define HM_TF_MASK     ((uintptr_t)3)
+/* thread_free holds a block pointer with a state in its low 2 bits and, in its top 16 bits,
+ * how many blocks the list holds: each push counts itself, so that the owner takes the list
+ * over without walking it (page.c, _hm_page_collect). Block addresses are below 2^47. */
+#define HM_TF_NORMAL      ((uintptr_t)0) /* page is in its bin queue */
+#define HM_TF_FULL        ((uintptr_t)1) /* owner moved the page out of its queue (no free block) */
+#define HM_TF_NOTIFIED    ((uintptr_t)2) /* a remote free saw FULL and queued the page as pending */
+#define HM_TF_MASK        ((uintptr_t)3)
+#define HM_TF_COUNT_SHIFT 48
+#define HM_TF_ONE         ((uintptr_t)1 << HM_TF_COUNT_SHIFT) /* one block more on the list */
+#define HM_TF_LIST        ((HM_TF_ONE - 1) & ~HM_TF_MASK)     /* the list's first block */
+_Static_assert(HM_ADDR_BITS <= HM_TF_COUNT_SHIFT, "block addresses fit below the count");
 
 /* Three cache lines, by who writes them, so that one thread's writes do not take from another
  * the line it only reads (docs/DESIGN-NOTES.md, "A page descriptor in three cache lines"): the

@@ -276,6 +276,65 @@ static void test_free_remote_then_collect(void **state) {
     unit_close(&env);
 }
 
+/* Other threads' pushes count themselves in thread_free's top bits; an owner whose page has no
+ * free block takes the list as it stands, by that count, with no walk. A count that cannot be
+ * right (more than the page has live) is not trusted: the list is walked and counted. */
+static void test_collect_by_count(void **state) {
+    (void)state;
+    unit_env_t env;
+    hm_theap_t *th = unit_open(&env, LIMIT, 0, 0);
+    size_t bin = _hm_bin_of(256);
+    void *p[16];
+    p[0] = _hm_theap_alloc_block(th, bin, eTaskCritical);
+    assert_non_null(p[0]);
+    hm_segment_t *seg;
+    hm_page_t *pg = unit_page_of(p[0], &seg);
+    int n = 1;
+    while (pg->free != NULL) {
+        assert_true(n < 16);
+        p[n] = _hm_theap_alloc_block(th, bin, eTaskCritical);
+        assert_ptr_equal(unit_page_of(p[n], NULL), pg);
+        n++;
+    }
+    uint32_t live = _hm_page_live(pg);
+    assert_int_equal(live, n);
+
+    void *far[5] = {p[1], p[3], p[5], p[7], p[9]};
+    unit_free_remote(far, 5);
+    uintptr_t tf = atomic_load(&pg->thread_free);
+    assert_int_equal(tf >> HM_TF_COUNT_SHIFT, 5);
+    assert_ptr_equal((void *)(tf & HM_TF_LIST), far[4]); /* the last pushed is first */
+    _hm_page_collect(pg);
+    assert_int_equal(atomic_load(&pg->thread_free), HM_TF_NORMAL);
+    assert_int_equal(_hm_page_live(pg), live - 5);
+    /* the list as it was pushed: newest first */
+    hm_block_t *b = pg->free;
+    for (int i = 4; i >= 0; i--) {
+        assert_ptr_equal(b, far[i]);
+        b = b->next;
+    }
+    assert_null(b);
+    assert_true(_hm_page_valid(pg));
+    for (int i = 0; i < 5; i++)
+        assert_ptr_equal(_hm_page_alloc(th, bin, eTaskCritical), far[4 - i]);
+    assert_null(pg->free);
+    assert_int_equal(_hm_page_live(pg), live);
+
+    /* three pushes, and a count in the word that no page can have live: walked instead */
+    unit_free_remote(&p[10], 3);
+    tf = atomic_load(&pg->thread_free);
+    assert_int_equal(tf >> HM_TF_COUNT_SHIFT, 3);
+    atomic_store(&pg->thread_free, (tf & (HM_TF_LIST | HM_TF_MASK)) | (0xFFFFu * HM_TF_ONE));
+    _hm_page_collect(pg);
+    assert_int_equal(_hm_page_live(pg), live - 3);
+    assert_true(_hm_page_valid(pg));
+
+    for (int i = 0; i < n; i++)
+        if (i < 10 || i > 12) assert_int_equal(unit_free(p[i]), HM_OK);
+    assert_int_equal(_hm_page_live(pg), 0);
+    unit_close(&env);
+}
+
 /* ---- a page filled up and given back ------------------------------------------------------------
  */
 /* Allocate from `bin` until the page of the first block has handed out all it holds. */
@@ -364,6 +423,8 @@ static void test_full_page_remote_free(void **state) {
     assert_false(pa->in_full);
     assert_true(unit_in_queue(th, pa));
     assert_int_equal(atomic_load(&pa->thread_free) & HM_TF_MASK, HM_TF_NORMAL);
+    /* FULL -> NOTIFIED -> NORMAL kept the count of the two pushes */
+    assert_int_equal(atomic_load(&pa->thread_free) >> HM_TF_COUNT_SHIFT, 2);
     assert_int_equal(_hm_page_live(pa), na); /* the two frees wait on thread_free */
     assert_true(_hm_page_valid(pa));
     assert_true(_hm_theap_valid(th));
@@ -469,5 +530,6 @@ static void test_medium_pages(void **state) {
 }
 
 TU_TEST_MAIN(test_bins_round_trip, test_block_check, test_blocks_from_page,
-             test_free_owner_and_mark, test_free_remote_then_collect, test_full_page_owner_free,
-             test_full_page_remote_free, test_collect_retires_empty, test_medium_pages)
+             test_free_owner_and_mark, test_free_remote_then_collect, test_collect_by_count,
+             test_full_page_owner_free, test_full_page_remote_free, test_collect_retires_empty,
+             test_medium_pages)
