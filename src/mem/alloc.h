@@ -95,7 +95,12 @@ hm_inline void *_hm_theap_pop(hm_theap_t *th, size_t size, int level) {
 #endif
     if (hm_unlikely(beat)) return NULL;
     hm_tool_access(b, 2 * sizeof(hm_block_t));
-    pg->free = b->next;
+    hm_block_t *next = b->next;
+    pg->free = next;
+    /* the next block asked for, to be written: its line comes while the program works (blocks
+     * another thread freed were last written on another core, a miss each; docs/DESIGN-NOTES.md,
+     * "Other threads' frees, counted as they are pushed"). A prefetch never faults (NULL too) */
+    __builtin_prefetch(next, 1);
     _hm_block_clear_words(b); /* live: unmarked, and no free-list link shown */
     pg->used++;
     hm_tool_alloc(b, size);
