@@ -864,19 +864,37 @@ static bool com_freed(void *m, void *p) {
     return IHostMalloc_Free((IHostMalloc *)m, p) == S_OK;
 }
 
+/* The set-up of the cases of frees by other threads: a thread-safe instance reporting to a
+ * sink, and a block of 32 bytes kept live, so that its page stays in use throughout. */
+typedef struct {
+    df_sink s;
+    IHostMemoryManager *mgr;
+    IHostMalloc *m;
+    void *keep;
+} df_shared_page;
+
+static void df_shared_open(df_shared_page *c) {
+    memset(c, 0, sizeof *c);
+    c->mgr = df_manager(&c->s);
+    c->m = new_malloc(c->mgr, MALLOC_THREADSAFE);
+    c->keep = must_alloc(c->m, 32, eTaskCritical);
+}
+
+static void df_shared_close(df_shared_page *c) {
+    must_free(c->m, c->keep);
+    assert_int_equal(IHostMalloc_Release(c->m), 0);
+    IHostMemoryManager_Release(c->mgr);
+}
+
 static void test_com_double_free_after_remote_free(void **state) {
     (void)state;
-    df_sink s = {0};
-    IHostMemoryManager *mgr = df_manager(&s);
-    IHostMalloc *m = new_malloc(mgr, MALLOC_THREADSAFE);
-    void *keep = must_alloc(m, 32, eTaskCritical); /* the page stays in use */
-    void *p = must_alloc(m, 32, eTaskCritical);
-    tu_free_in_thread(com_freed, m, &p, 1);
-    expect_double_free(m, &s, p, "owner frees a block another thread freed");
-    expect_distinct(m, 32, 40, "after the remote double free");
-    must_free(m, keep);
-    assert_int_equal(IHostMalloc_Release(m), 0);
-    IHostMemoryManager_Release(mgr);
+    df_shared_page c;
+    df_shared_open(&c);
+    void *p = must_alloc(c.m, 32, eTaskCritical);
+    tu_free_in_thread(com_freed, c.m, &p, 1);
+    expect_double_free(c.m, &c.s, p, "owner frees a block another thread freed");
+    expect_distinct(c.m, 32, 40, "after the remote double free");
+    df_shared_close(&c);
 }
 
 /* A block freed by another thread, then freed again by a third thread that does not own its
@@ -896,28 +914,24 @@ static void *free_once_main(void *arg) {
 
 static void test_com_double_free_by_other_thread(void **state) {
     (void)state;
-    df_sink s = {0};
-    IHostMemoryManager *mgr = df_manager(&s);
-    IHostMalloc *m = new_malloc(mgr, MALLOC_THREADSAFE);
-    void *keep = must_alloc(m, 32, eTaskCritical); /* the page stays in use */
+    df_shared_page c;
+    df_shared_open(&c);
     for (int round = 0; round < 2; round++) {
-        void *p = must_alloc(m, 32, eTaskCritical);
-        free_once_t f = {m, p, E_FAIL};
+        void *p = must_alloc(c.m, 32, eTaskCritical);
+        free_once_t f = {c.m, p, E_FAIL};
         tu_run_thread(free_once_main, &f);
         assert_int_equal(f.hr, S_OK);
-        s.count = 0;
+        c.s.count = 0;
         f.hr = E_FAIL;
         tu_run_thread(free_once_main, &f);
         if (f.hr != HOST_E_INVALIDOPERATION)
             fail_msg("a second Free(%p) by another thread returned 0x%08x", p, HR(f.hr));
-        if (s.count != 1 || s.kind != HM_ERROR_DOUBLE_FREE || s.ptr != p)
-            fail_msg("%d reports (kind %d, ptr %p), expected one double free of %p", s.count,
-                     s.kind, s.ptr, p);
-        expect_distinct(m, 32, 40, "after a double free by another thread");
+        if (c.s.count != 1 || c.s.kind != HM_ERROR_DOUBLE_FREE || c.s.ptr != p)
+            fail_msg("%d reports (kind %d, ptr %p), expected one double free of %p", c.s.count,
+                     c.s.kind, c.s.ptr, p);
+        expect_distinct(c.m, 32, 40, "after a double free by another thread");
     }
-    must_free(m, keep);
-    assert_int_equal(IHostMalloc_Release(m), 0);
-    IHostMemoryManager_Release(mgr);
+    df_shared_close(&c);
 }
 
 static void read_memory(const void *at, void *buf, size_t n) {
