@@ -99,7 +99,8 @@ hm_inline void *_hm_theap_pop(hm_theap_t *th, size_t size, int level) {
     pg->free = next;
     /* the next block asked for, to be written: its line comes while the program works (blocks
      * another thread freed were last written on another core, a miss each; docs/DESIGN-NOTES.md,
-     * "Other threads' frees, counted as they are pushed"). A prefetch never faults (NULL too) */
+     * "Other threads' frees, counted as they are pushed"). A prefetch never faults (NULL too);
+     * with write intent it is `prefetchw` where the target has it, else `prefetcht0` */
     __builtin_prefetch(next, 1);
     _hm_block_clear_words(b); /* live: unmarked, and no free-list link shown */
     pg->used++;

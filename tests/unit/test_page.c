@@ -278,7 +278,8 @@ static void test_free_remote_then_collect(void **state) {
 
 /* Other threads' pushes count themselves in thread_free's top bits; an owner whose page has no
  * free block takes the list as it stands, by that count, with no walk. A count that cannot be
- * right (more than the page has live) is not trusted: the list is walked and counted. */
+ * right (more than the page has live) is not trusted: the list is walked and counted. A list
+ * longer than the page's live blocks (a cycle) is reported and left out, and the walk ends. */
 static void test_collect_by_count(void **state) {
     (void)state;
     unit_env_t env;
@@ -304,9 +305,13 @@ static void test_collect_by_count(void **state) {
     uintptr_t tf = atomic_load(&pg->thread_free);
     assert_int_equal(tf >> HM_TF_COUNT_SHIFT, 5);
     assert_ptr_equal((void *)(tf & HM_TF_LIST), far[4]); /* the last pushed is first */
+    /* the word says 4 where 5 were pushed: only a collect that trusts the count (no walk)
+     * takes 4 off the page's count; a walk would take 5 */
+    atomic_store(&pg->thread_free, (tf & (HM_TF_LIST | HM_TF_MASK)) | (4 * HM_TF_ONE));
     _hm_page_collect(pg);
     assert_int_equal(atomic_load(&pg->thread_free), HM_TF_NORMAL);
-    assert_int_equal(_hm_page_live(pg), live - 5);
+    assert_int_equal(_hm_page_live(pg), live - 4);
+    pg->used--; /* the fifth block, which the forged word left out */
     /* the list as it was pushed: newest first */
     hm_block_t *b = pg->free;
     for (int i = 4; i >= 0; i--) {
@@ -328,6 +333,23 @@ static void test_collect_by_count(void **state) {
     _hm_page_collect(pg);
     assert_int_equal(_hm_page_live(pg), live - 3);
     assert_true(_hm_page_valid(pg));
+
+    /* a block on the list twice (two threads freed it at once: a cycle), found by the walk of
+     * a page that has free blocks: one report, the count unchanged, nothing of the list handed
+     * out, and the walk ends */
+    hm_block_t *x = p[0];
+    x->next = x;
+    _hm_mark_set(x, pg);
+    atomic_store(&pg->thread_free, (uintptr_t)x | HM_TF_ONE);
+    int reports = env.errors.calls;
+    uint32_t before = _hm_page_live(pg);
+    _hm_page_collect(pg);
+    assert_int_equal(env.errors.calls, reports + 1);
+    assert_int_equal(_hm_page_live(pg), before);
+    assert_int_equal(atomic_load(&pg->thread_free), HM_TF_NORMAL);
+    assert_false(_hm_page_block_is_free(pg, x));
+    x->next = NULL;
+    _hm_mark_set(x, NULL); /* live again, as the program holds it */
 
     for (int i = 0; i < n; i++)
         if (i < 10 || i > 12) assert_int_equal(unit_free(p[i]), HM_OK);
