@@ -704,22 +704,26 @@ static size_t held_decommit(hm_segment_t *seg) {
     return give;
 }
 
-/* At most this many held blocks a second are made inaccessible in an arena: each costs an
+/* At most this many protections (a freed huge block made inaccessible, a guard page after a
+ * new one) in any window of HM_PROTECT_WINDOW_MS in an arena, 256 a second: each costs an
  * mprotect, and with more than one thread a flush of the other CPUs' TLBs, then another when
- * the memory is reused (docs/DEBUG.md has what it cost). A program that frees huge blocks faster
- * keeps the others readable while they wait; they are held all the same, so a second free is
- * still known. */
-#define HM_HELD_PROTECT_RATE 256
+ * the memory is reused (docs/DEBUG.md has what it cost). The window is an eighth of a second,
+ * not a second, so that a burst pays for 32, not 256: a short program that makes and frees a
+ * few hundred huge blocks spent twice mimalloc's system time on them (docs/BENCHMARKS.md). A
+ * program that frees huge blocks faster keeps the others readable while they wait; they are
+ * held all the same, so a second free is still known. */
+#define HM_PROTECT_WINDOW_MS  125
+#define HM_PROTECT_PER_WINDOW 32
 
 static bool protect_allowed(hm_arena_t *a) {
     uint32_t now = _hm_clock_ms();
     uint32_t since = atomic_load_explicit(&a->protect_since_ms, memory_order_relaxed);
-    if (now - since >= 1000) {
+    if (now - since >= HM_PROTECT_WINDOW_MS) {
         atomic_store_explicit(&a->protect_since_ms, now, memory_order_relaxed);
         atomic_store_explicit(&a->protect_count, 0, memory_order_relaxed);
     }
     return atomic_fetch_add_explicit(&a->protect_count, 1, memory_order_relaxed) <
-           HM_HELD_PROTECT_RATE;
+           HM_PROTECT_PER_WINDOW;
 }
 
 void _hm_huge_hold(hm_segment_t *seg, uint8_t *protect_from) {

@@ -388,7 +388,7 @@ typedef struct hm_arena_s {
     hm_segment_t *held[HM_HELD_MAX];
     size_t held_next;
     size_t held_bytes; /* committed bytes of the segments in it */
-    /* held blocks made inaccessible in the current second (segment.c, HM_HELD_PROTECT_RATE) */
+    /* protections made in the current window (segment.c, HM_PROTECT_PER_WINDOW) */
     _Atomic(uint32_t) protect_since_ms;
     _Atomic(uint32_t) protect_count;
     /* ---- what the engine gave back to the OS (madvise calls and their bytes) ---- */

@@ -182,4 +182,65 @@ static void test_huge_blocks_protected(void **state) {
     IHostMemoryManager_Release(mgr);
 }
 
-TU_TEST_MAIN(test_data_instance_not_executable, test_protection_access, test_huge_blocks_protected)
+/* Is the page at `p` mapped without any access (/proc/self/maps)? */
+static bool page_inaccessible(const void *p) {
+    FILE *f = fopen("/proc/self/maps", "r");
+    assert_non_null(f);
+    char line[512];
+    bool none = false;
+    while (fgets(line, sizeof line, f) != NULL) {
+        unsigned long lo, hi;
+        char perms[8];
+        if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3) continue;
+        if ((uintptr_t)p >= lo && (uintptr_t)p < hi) {
+            none = strncmp(perms, "---", 3) == 0;
+            break;
+        }
+    }
+    fclose(f);
+    return none;
+}
+
+/* Protections of huge blocks are paced: at most 32 in any eighth of a second per manager (256
+ * a second), so that a burst of frees pays for 32 mprotect calls, not 256. Frees begun in a new
+ * window have their first 32 blocks made inaccessible; the others stay accessible in the cache,
+ * and every block made in that memory again is writable in full. The bound allows for every
+ * window the frees spanned (the machine's load decides how many), so it holds on a busy one. */
+static void test_huge_protections_paced(void **state) {
+    (void)state;
+    hm_config c;
+    hm_config_init(&c);
+    c.checked = false; /* default mode, whatever the environment says */
+    IHostMemoryManager *mgr = new_manager_cfg(&c);
+    IHostMalloc *m = new_malloc(mgr, MALLOC_THREADSAFE);
+    enum { K = 80, PER_WINDOW = 32, WINDOW_MS = 125 };
+    const size_t n = 100000;
+    unsigned char *p[K];
+    for (int i = 0; i < K; i++)
+        p[i] = must_alloc(m, n, eTaskCritical);
+    tu_sleep_ms(WINDOW_MS + 30); /* the guard pages' window is over */
+    double t0 = tu_now_ms();
+    for (int i = 0; i < K; i++)
+        must_free(m, p[i]);
+    double spent = tu_now_ms() - t0;
+    int none = 0;
+    for (int i = 0; i < K; i++)
+        none += page_inaccessible(p[i]);
+    int windows = (int)(spent / WINDOW_MS) + 2;
+    if (none < PER_WINDOW || none > PER_WINDOW * windows)
+        fail_msg("%d of %d freed huge blocks made inaccessible in %.1f ms: expected %d to %d", none,
+                 K, spent, PER_WINDOW, PER_WINDOW * windows);
+    assert_true(page_inaccessible(p[0])); /* the first of a window is protected */
+    for (int i = 0; i < K; i++) {
+        unsigned char *q = must_alloc(m, n, eTaskCritical);
+        memset(q, 0x33, hm_usable_size(q));
+        p[i] = q;
+    }
+    for (int i = 0; i < K; i++)
+        must_free(m, p[i]);
+    assert_int_equal(IHostMalloc_Release(m), 0);
+    IHostMemoryManager_Release(mgr);
+}
+
+TU_TEST_MAIN(test_data_instance_not_executable, test_protection_access, test_huge_blocks_protected,
+             test_huge_protections_paced)
