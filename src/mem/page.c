@@ -200,31 +200,36 @@ static void delayed_take(hm_page_t *pg) {
 }
 
 void _hm_page_collect(hm_page_t *pg) {
+    const hm_page_kind_t *k = pg->kind != HM_PAGE_PLAIN ? _hm_page_kinds[pg->kind] : NULL;
+    uintptr_t old = atomic_load_explicit(&pg->thread_free, memory_order_relaxed);
+    /* The pushes counted themselves (types.h, HM_TF_ONE): a page with no free block takes the
+     * list as it is, when its blocks are plain or their links are checked as they are handed
+     * out (checked mode's). Walking it to count would read every block, each last written by
+     * the thread that freed it: a cache miss a block, one after another, which took half the
+     * time of two threads freeing each other's blocks (docs/DESIGN-NOTES.md, "Other threads'
+     * frees, counted as they are pushed"); the allocations that take the blocks read them one
+     * at a time instead, beside the program's own work. A count above the page's live blocks
+     * cannot be right and takes the walk. (Two threads freeing one block at the same moment
+     * both pass the free mark's test and leave a cycle on the list, which no count shows:
+     * default mode does not catch that race, docs/DEBUG.md; checked mode's pop finds the
+     * block live the second time.) */
+    bool by_count =
+        (old & HM_TF_LIST) != 0 && pg->free == NULL && (k == NULL || k->link_intact != NULL);
     /* a kind that delays reuse: the owner's frees become allocatable once the list is empty,
      * all but the last one freed, which stays back (the next allocation does not get the block
-     * freed last, unless it is the only free block of a fully carved page: _hm_page_alloc) */
-    if (pg->free == NULL && pg->delayed != NULL) delayed_take(pg);
-    uintptr_t old = atomic_load_explicit(&pg->thread_free, memory_order_relaxed);
+     * freed last, unless it is the only free block of a fully carved page: _hm_page_alloc);
+     * other threads' frees taken by their count come first, and these wait longer */
+    if (!by_count && pg->free == NULL && pg->delayed != NULL) delayed_take(pg);
     if ((old & HM_TF_LIST) == 0) return;
     while (!atomic_compare_exchange_weak_explicit(&pg->thread_free, &old, old & HM_TF_MASK,
                                                   memory_order_acquire, memory_order_relaxed)) {
     }
     hm_block_t *head = (hm_block_t *)(old & HM_TF_LIST);
     if (head == NULL) return;
-    const hm_page_kind_t *k = pg->kind != HM_PAGE_PLAIN ? _hm_page_kinds[pg->kind] : NULL;
     uint32_t live = _hm_page_live(pg);
-    /* The pushes counted themselves (types.h, HM_TF_ONE): a plain page with no free block
-     * takes the list as it is. Walking it to count would read every block, each last written
-     * by the thread that freed it: a cache miss a block, one after another, which took half
-     * the time of two threads freeing each other's blocks (docs/DESIGN-NOTES.md, "Other
-     * threads' frees, counted as they are pushed"); the allocations that take the blocks read
-     * them one at a time instead, beside the program's own work. A count above the page's live
-     * blocks cannot be right and takes the walk. (Two threads freeing one block at the same
-     * moment both pass the free mark's test and leave a cycle on the list, which no count
-     * shows: default mode does not catch that race, docs/DEBUG.md.) */
     uint32_t pushed = (uint32_t)(old >> HM_TF_COUNT_SHIFT);
-    if (k == NULL && pg->free == NULL && pushed != 0 && pushed <= live) {
-        pg->free = head;
+    if (by_count && pushed != 0 && pushed <= live) {
+        pg->free = head; /* its last block's link is NULL, in the kind's format */
         pg->used -= pushed;
         return;
     }
