@@ -1481,8 +1481,9 @@ static void test_checked_link_write_never_followed(void **state) {
     sink_free(s);
 }
 
-/* The same write into a block freed by another thread: the owner walks that list when it
- * collects it, stops at the damaged link and reports (never following the written value). */
+/* The same write into a block freed by another thread: the owner takes that list over (by
+ * its count, types.h) and checks each link before it follows it, as it hands the blocks out:
+ * it stops at the damaged link and reports (never following the written value). */
 static bool com_freed(void *m, void *p) {
     return IHostMalloc_Free((IHostMalloc *)m, p) == S_OK;
 }
