@@ -199,6 +199,42 @@ static void delayed_take(hm_page_t *pg) {
     hm_tool_hide(last, 2 * sizeof(hm_block_t));
 }
 
+/* The link of freed plain block `b` of `pg`, read where a memory tool allows it; NULL also when
+ * `b` is no block of the page (a link written after free is never followed out of it). */
+static hm_block_t *link_of(const hm_page_t *pg, const hm_block_t *b) {
+    size_t off = (size_t)((const uint8_t *)b - pg->start);
+    if (off >= _hm_page_area(pg) || off * pg->div_magic >= pg->div_magic) return NULL;
+    hm_tool_access(b, sizeof(hm_block_t));
+    hm_block_t *next = b->next;
+    hm_tool_hide(b, sizeof(hm_block_t));
+    return next;
+}
+
+/* The block at which the list of `pg` from `head` (at most `bound` blocks before it repeats)
+ * first comes back to a block it passed: where a block freed twice closed the cycle. Two
+ * pointers, one a link at a time and one two (Floyd's cycle finding), every block checked to be
+ * one of the page; `head` when no cycle is found so. */
+static const hm_block_t *cycle_entry(const hm_page_t *pg, hm_block_t *head, uint32_t bound) {
+    hm_block_t *slow = head, *fast = head;
+    for (uint32_t i = 0; i <= 2 * bound + 2; i++) {
+        if (fast == NULL || (fast = link_of(pg, fast)) == NULL) return head;
+        if ((fast = link_of(pg, fast)) == NULL) return head;
+        slow = link_of(pg, slow);
+        if (slow == fast) {
+            /* from the head and from the meeting point, a link at a time: they meet at the
+             * entry */
+            slow = head;
+            for (uint32_t j = 0; slow != fast && j <= 2 * bound + 2; j++) {
+                slow = link_of(pg, slow);
+                fast = link_of(pg, fast);
+                if (slow == NULL || fast == NULL) return head;
+            }
+            return slow == fast ? slow : head;
+        }
+    }
+    return head;
+}
+
 void _hm_page_collect(hm_page_t *pg) {
     const hm_page_kind_t *k = pg->kind != HM_PAGE_PLAIN ? _hm_page_kinds[pg->kind] : NULL;
     uintptr_t old = atomic_load_explicit(&pg->thread_free, memory_order_relaxed);
@@ -250,11 +286,12 @@ void _hm_page_collect(hm_page_t *pg) {
             }
         } else if (hm_unlikely(n >= live)) {
             /* longer than the page's count of live blocks: a cycle (a block freed by two
-             * threads at once, or freed memory written at a link). Reported, and the list is
-             * left out: its blocks are never handed out again (none twice), the count stays,
-             * and the walk ends */
+             * threads at once, or freed memory written at a link). Reported, naming the block
+             * where the cycle closes (the one on the list twice), and the list is left out:
+             * its blocks are never handed out again (none twice), the count stays, and the
+             * walk ends */
             hm_tool_hide(tail, sizeof(hm_block_t));
-            _hm_report_double_free(_hm_segment_of(pg), tail, pg->block_size);
+            _hm_report_double_free(_hm_segment_of(pg), cycle_entry(pg, head, live), pg->block_size);
             return;
         }
         hm_tool_hide(tail, sizeof(hm_block_t));

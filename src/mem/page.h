@@ -70,7 +70,10 @@ void _hm_direct_update(hm_theap_t *th, size_t qbin);
 /* A block from queue `bin` (a size class plus the kind's queue offset, HM_QUEUE_*): the queue's
  * pages, else a fresh page. NULL when the budget refuses (th->refused set) or the OS does. */
 void *_hm_page_alloc(hm_theap_t *th, size_t bin, int level);
-/* Move other threads' frees into page->free. */
+/* Move other threads' frees into page->free. Owner only; may run under a heap's lock or the
+ * arena's lock of heaps (thread exit, hm_heap_collect, reclaim). A list with a cycle (a block
+ * freed by two threads at once) is reported to the error sink from here, on every door (it is
+ * found inside another call: the malloc door does not abort there), and left out. */
 void _hm_page_collect(hm_page_t *page);
 /* A local free found the page full (or huge, or of another kind): requeue it, retire it, or
  * free the huge block. */

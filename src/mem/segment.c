@@ -705,7 +705,8 @@ static size_t held_decommit(hm_segment_t *seg) {
 }
 
 /* At most this many protections (a freed huge block made inaccessible, a guard page after a
- * new one) in any window of HM_PROTECT_WINDOW_MS in an arena, 256 a second: each costs an
+ * new one) a window of HM_PROTECT_WINDOW_MS in an arena (a window opens with the first
+ * protection after the last one closed), 256 a second: each costs an
  * mprotect, and with more than one thread a flush of the other CPUs' TLBs, then another when
  * the memory is reused (docs/DEBUG.md has what it cost). The window is an eighth of a second,
  * not a second, so that a burst pays for 32, not 256: a short program that makes and frees a

@@ -219,9 +219,11 @@ static void test_huge_protections_paced(void **state) {
     for (int i = 0; i < K; i++)
         p[i] = must_alloc(m, n, eTaskCritical);
     tu_sleep_ms(WINDOW_MS + 30); /* the guard pages' window is over */
-    double t0 = tu_now_ms();
-    for (int i = 0; i < K; i++)
+    double t0 = tu_now_ms(), t_next = 0;
+    for (int i = 0; i < K; i++) {
         must_free(m, p[i]);
+        if (i == PER_WINDOW) t_next = tu_now_ms() - t0; /* the first free past the quota */
+    }
     double spent = tu_now_ms() - t0;
     int none = 0;
     for (int i = 0; i < K; i++)
@@ -230,7 +232,14 @@ static void test_huge_protections_paced(void **state) {
     if (none < PER_WINDOW || none > PER_WINDOW * windows)
         fail_msg("%d of %d freed huge blocks made inaccessible in %.1f ms: expected %d to %d", none,
                  K, spent, PER_WINDOW, PER_WINDOW * windows);
-    assert_true(page_inaccessible(p[0])); /* the first of a window is protected */
+    for (int i = 0; i < PER_WINDOW; i++) /* the window's first are protected */
+        if (!page_inaccessible(p[i])) fail_msg("free %d of the window left accessible", i);
+    /* when the free past the quota came well inside the window (the usual case; a loaded
+     * machine may stretch it, and the clock is coarse), it and the next are left accessible */
+    if (t_next < WINDOW_MS - 25) {
+        assert_false(page_inaccessible(p[PER_WINDOW]));
+        assert_false(page_inaccessible(p[PER_WINDOW + 1]));
+    }
     for (int i = 0; i < K; i++) {
         unsigned char *q = must_alloc(m, n, eTaskCritical);
         memset(q, 0x33, hm_usable_size(q));

@@ -345,11 +345,24 @@ static void test_collect_by_count(void **state) {
     uint32_t before = _hm_page_live(pg);
     _hm_page_collect(pg);
     assert_int_equal(env.errors.calls, reports + 1);
+    assert_ptr_equal(env.errors.ptr, x);
     assert_int_equal(_hm_page_live(pg), before);
     assert_int_equal(atomic_load(&pg->thread_free), HM_TF_NORMAL);
     assert_false(_hm_page_block_is_free(pg, x));
     x->next = NULL;
     _hm_mark_set(x, NULL); /* live again, as the program holds it */
+    /* a -> b -> c -> b: the report names b, where the cycle closes, not the block the walk
+     * stopped at */
+    hm_block_t *a = p[2], *bb = p[4], *c = p[6];
+    a->next = bb;
+    bb->next = c;
+    c->next = bb;
+    atomic_store(&pg->thread_free, (uintptr_t)a | (3 * HM_TF_ONE));
+    _hm_page_collect(pg);
+    assert_int_equal(env.errors.calls, reports + 2);
+    assert_ptr_equal(env.errors.ptr, bb);
+    assert_int_equal(_hm_page_live(pg), before);
+    a->next = bb->next = c->next = NULL; /* the three are live to the program */
 
     for (int i = 0; i < n; i++)
         if (i < 10 || i > 12) assert_int_equal(unit_free(p[i]), HM_OK);
