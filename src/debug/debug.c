@@ -252,7 +252,7 @@ void *_hm_debug_alloc(hm_heap *heap, size_t size, int level, const char *file, i
         p = NULL;
         if (seg != NULL) {
             hm_page_t *pg = &seg->pages[0];
-            uint8_t *guard = pg->start + body;
+            uint8_t *guard = pg->start + seg->huge_size; /* body, or more (segment.c) */
             p = (uint8_t *)((uintptr_t)(guard - sizeof(uint64_t) - size) & ~(uintptr_t)15);
             pg->start = p;
             pg->kind = HM_PAGE_DEBUG;

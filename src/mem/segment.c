@@ -540,6 +540,20 @@ static hm_segment_t *huge_alloc(hm_theap_t *th, size_t size, size_t align, int l
         seg->heap = heap;
         fresh = true;
     }
+    /* A mapping from the cache whose inaccessible stretch (the guard page of its last block, or
+     * that block's pages while it was held) begins past this block's end, by no more than the
+     * block's size, within what the mapping has committed: the block is given the room up to
+     * it, so that its guard page is there already and no mprotect moves the boundary (checked
+     * mode's huge blocks, all guarded, moved it at nearly every reuse: docs/BENCHMARKS.md, "The
+     * bars"). Its usable size grows by that room. */
+    if (guard && !fresh && seg->prot_none != NULL) {
+        uint8_t *block_end = (uint8_t *)seg + need;
+        size_t room_to = seg->prot_none > block_end ? (size_t)(seg->prot_none - block_end) : 0;
+        if (room_to != 0 && room_to <= usable && need + room_to <= seg->committed) {
+            usable += room_to;
+            need += room_to;
+        }
+    }
     seg->zero = fresh; /* one from the cache holds what its last block left */
     seg->base = base;
     seg->size = map_size;

@@ -450,6 +450,57 @@ static void test_huge_guard(void **state) {
     unit_close(&env);
 }
 
+/* A guarded block made in a cached mapping whose guard page lies past the block's end, by no
+ * more than the block's size, is given the room up to that guard: the boundary stays where it
+ * is (no mprotect), and the usable size grows. Farther away, or before the block's end, the
+ * boundary moves to the block's end as before. */
+static void test_huge_guard_kept(void **state) {
+    (void)state;
+    unit_env_t env;
+    unit_open(&env, LIMIT, 60000, 64 * MIB);
+    hm_theap_t *th = env.th;
+    hm_os_mapping_t m;
+    hm_segment_t *seg = _hm_huge_alloc_guarded(th, 100 * KIB, eTaskCritical);
+    assert_non_null(seg);
+    uint8_t *start = seg->pages[0].start, *end = start + seg->huge_size;
+    memset(start, 1, seg->huge_size);
+    _hm_huge_hold(seg, NULL); /* held, its pages left accessible (as when protections are
+                                 paced out) */
+    _hm_held_flush(&env.arena);
+    assert_ptr_equal(seg->prot_none, end);
+    hm_segment_t *again = _hm_huge_alloc_guarded(th, 90 * KIB, eTaskCritical);
+    assert_ptr_equal(again, seg);
+    assert_int_equal(again->huge_size, 100 * KIB); /* up to the guard that was there */
+    assert_ptr_equal(again->prot_none, end);
+    memset(again->pages[0].start, 2, again->huge_size);
+    assert_true(_hm_os_query((uintptr_t)end, &m));
+    assert_false(m.read || m.write);
+    _hm_huge_hold(again, NULL);
+    _hm_held_flush(&env.arena);
+    /* larger: the boundary moves out to the new end */
+    hm_segment_t *big = _hm_huge_alloc_guarded(th, 160 * KIB, eTaskCritical);
+    assert_ptr_equal(big, seg);
+    assert_int_equal(big->huge_size, 160 * KIB);
+    uint8_t *end_big = big->pages[0].start + big->huge_size;
+    assert_ptr_equal(big->prot_none, end_big);
+    memset(big->pages[0].start, 3, big->huge_size);
+    _hm_huge_hold(big, NULL);
+    _hm_held_flush(&env.arena);
+    /* much smaller (the guard more than the block's size away): the boundary moves in */
+    hm_segment_t *small = _hm_huge_alloc_guarded(th, 40 * KIB, eTaskCritical);
+    assert_ptr_equal(small, seg);
+    assert_int_equal(small->huge_size, 40 * KIB);
+    uint8_t *end_small = small->pages[0].start + small->huge_size;
+    assert_ptr_equal(small->prot_none, end_small);
+    assert_true(_hm_os_query((uintptr_t)end_small, &m));
+    assert_false(m.read || m.write);
+    memset(small->pages[0].start, 4, small->huge_size);
+    _hm_huge_free(small);
+    _hm_cache_purge(&env.arena, true);
+    assert_int_equal(unit_committed(&env), 0);
+    unit_close(&env);
+}
+
 /* ---- invariants
  * ---------------------------------------------------------------------------------- */
 static void test_segment_valid(void **state) {
@@ -492,4 +543,4 @@ static void test_segment_valid(void **state) {
 TU_TEST_MAIN(test_segmap, test_segment_alloc_free, test_cache_takes_back, test_cache_purge_exact,
              test_cache_reuse_decommitted_same_kind, test_cache_reuse_decommitted_other_kind,
              test_huge_alignments, test_huge_cache_and_second_free, test_huge_held_ring,
-             test_huge_guard, test_segment_valid)
+             test_huge_guard, test_huge_guard_kept, test_segment_valid)
