@@ -155,13 +155,19 @@ static void expect_fault(void (*fn)(void *), void *p, const char *what, size_t s
                  tu_status_str(res.status, sb, sizeof sb));
 }
 
-static void test_huge_blocks_protected(void **state) {
-    (void)state;
+/* A thread-safe instance of a manager in default mode, whatever the environment says. */
+static IHostMalloc *default_mode_instance(IHostMemoryManager **mgr) {
     hm_config c;
     hm_config_init(&c);
-    c.checked = false; /* default mode, whatever the environment says */
-    IHostMemoryManager *mgr = new_manager_cfg(&c);
-    IHostMalloc *m = new_malloc(mgr, MALLOC_THREADSAFE);
+    c.checked = false;
+    *mgr = new_manager_cfg(&c);
+    return new_malloc(*mgr, MALLOC_THREADSAFE);
+}
+
+static void test_huge_blocks_protected(void **state) {
+    (void)state;
+    IHostMemoryManager *mgr;
+    IHostMalloc *m = default_mode_instance(&mgr);
     static const size_t sizes[] = {100000, (size_t)1 << 20, ((size_t)5 << 20) + 123};
     for (size_t i = 0; i < TU_ARRAY_SIZE(sizes); i++) {
         size_t n = sizes[i];
@@ -208,11 +214,8 @@ static bool page_inaccessible(const void *p) {
  * window the frees spanned (the machine's load decides how many), so it holds on a busy one. */
 static void test_huge_protections_paced(void **state) {
     (void)state;
-    hm_config c;
-    hm_config_init(&c);
-    c.checked = false; /* default mode, whatever the environment says */
-    IHostMemoryManager *mgr = new_manager_cfg(&c);
-    IHostMalloc *m = new_malloc(mgr, MALLOC_THREADSAFE);
+    IHostMemoryManager *mgr;
+    IHostMalloc *m = default_mode_instance(&mgr);
     enum { K = 80, PER_WINDOW = 32, WINDOW_MS = 125 };
     const size_t n = 100000;
     unsigned char *p[K];

@@ -412,15 +412,24 @@ static void test_huge_held_ring(void **state) {
  * pages inaccessible, then in the cache (still inaccessible), then made again: exactly the new
  * block's pages are accessible again (one boundary, moved each time), for a guarded block and
  * for a plain one. */
+/* An arena whose cache keeps huge mappings, and a guarded block of 100 KiB in it: its bytes
+ * from `*start` to `*end`, where its guard page begins. */
+static hm_segment_t *guarded_block(unit_env_t *env, uint8_t **start, uint8_t **end) {
+    unit_open(env, LIMIT, 60000, 64 * MIB);
+    hm_segment_t *seg = _hm_huge_alloc_guarded(env->th, 100 * KIB, eTaskCritical);
+    assert_non_null(seg);
+    *start = seg->pages[0].start;
+    *end = *start + seg->huge_size;
+    return seg;
+}
+
 static void test_huge_guard(void **state) {
     (void)state;
     unit_env_t env;
-    unit_open(&env, LIMIT, 60000, 64 * MIB);
+    uint8_t *start, *end;
+    hm_segment_t *seg = guarded_block(&env, &start, &end);
     hm_theap_t *th = env.th;
     hm_os_mapping_t m;
-    hm_segment_t *seg = _hm_huge_alloc_guarded(th, 100 * KIB, eTaskCritical);
-    assert_non_null(seg);
-    uint8_t *start = seg->pages[0].start, *end = start + seg->huge_size;
     assert_int_equal(seg->huge_size, 100 * KIB);
     assert_ptr_equal(seg->prot_none, end);
     memset(start, 1, seg->huge_size);
@@ -457,12 +466,10 @@ static void test_huge_guard(void **state) {
 static void test_huge_guard_kept(void **state) {
     (void)state;
     unit_env_t env;
-    unit_open(&env, LIMIT, 60000, 64 * MIB);
+    uint8_t *start, *end;
+    hm_segment_t *seg = guarded_block(&env, &start, &end);
     hm_theap_t *th = env.th;
     hm_os_mapping_t m;
-    hm_segment_t *seg = _hm_huge_alloc_guarded(th, 100 * KIB, eTaskCritical);
-    assert_non_null(seg);
-    uint8_t *start = seg->pages[0].start, *end = start + seg->huge_size;
     memset(start, 1, seg->huge_size);
     _hm_huge_hold(seg, NULL); /* held, its pages left accessible (as when protections are
                                  paced out) */
