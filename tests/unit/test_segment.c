@@ -459,6 +459,25 @@ static void test_huge_guard(void **state) {
     unit_close(&env);
 }
 
+/* Hold `seg`'s block (its pages left accessible, as when protections are paced out), let it go
+ * to the cache, and make a guarded block of `size` there again: the same mapping, `usable`
+ * bytes, its guard page where the inaccessible stretch begins, all of it writable. */
+static hm_segment_t *remade_guarded(unit_env_t *env, hm_segment_t *seg, size_t size, size_t usable,
+                                    int fill) {
+    _hm_huge_hold(seg, NULL);
+    _hm_held_flush(&env->arena);
+    hm_segment_t *again = _hm_huge_alloc_guarded(env->th, size, eTaskCritical);
+    assert_ptr_equal(again, seg);
+    assert_int_equal(again->huge_size, usable);
+    uint8_t *end = again->pages[0].start + again->huge_size;
+    assert_ptr_equal(again->prot_none, end);
+    hm_os_mapping_t m;
+    assert_true(_hm_os_query((uintptr_t)end, &m));
+    assert_false(m.read || m.write);
+    memset(again->pages[0].start, fill, again->huge_size);
+    return again;
+}
+
 /* A guarded block made in a cached mapping whose guard page lies past the block's end, by no
  * more than the block's size, is given the room up to that guard: the boundary stays where it
  * is (no mprotect), and the usable size grows. Farther away, or before the block's end, the
@@ -468,40 +487,14 @@ static void test_huge_guard_kept(void **state) {
     unit_env_t env;
     uint8_t *start, *end;
     hm_segment_t *seg = guarded_block(&env, &start, &end);
-    hm_theap_t *th = env.th;
-    hm_os_mapping_t m;
     memset(start, 1, seg->huge_size);
-    _hm_huge_hold(seg, NULL); /* held, its pages left accessible (as when protections are
-                                 paced out) */
-    _hm_held_flush(&env.arena);
+    /* smaller by less than its size: up to the guard that was there, which stays */
+    remade_guarded(&env, seg, 90 * KIB, 100 * KIB, 2);
     assert_ptr_equal(seg->prot_none, end);
-    hm_segment_t *again = _hm_huge_alloc_guarded(th, 90 * KIB, eTaskCritical);
-    assert_ptr_equal(again, seg);
-    assert_int_equal(again->huge_size, 100 * KIB); /* up to the guard that was there */
-    assert_ptr_equal(again->prot_none, end);
-    memset(again->pages[0].start, 2, again->huge_size);
-    assert_true(_hm_os_query((uintptr_t)end, &m));
-    assert_false(m.read || m.write);
-    _hm_huge_hold(again, NULL);
-    _hm_held_flush(&env.arena);
     /* larger: the boundary moves out to the new end */
-    hm_segment_t *big = _hm_huge_alloc_guarded(th, 160 * KIB, eTaskCritical);
-    assert_ptr_equal(big, seg);
-    assert_int_equal(big->huge_size, 160 * KIB);
-    uint8_t *end_big = big->pages[0].start + big->huge_size;
-    assert_ptr_equal(big->prot_none, end_big);
-    memset(big->pages[0].start, 3, big->huge_size);
-    _hm_huge_hold(big, NULL);
-    _hm_held_flush(&env.arena);
+    remade_guarded(&env, seg, 160 * KIB, 160 * KIB, 3);
     /* much smaller (the guard more than the block's size away): the boundary moves in */
-    hm_segment_t *small = _hm_huge_alloc_guarded(th, 40 * KIB, eTaskCritical);
-    assert_ptr_equal(small, seg);
-    assert_int_equal(small->huge_size, 40 * KIB);
-    uint8_t *end_small = small->pages[0].start + small->huge_size;
-    assert_ptr_equal(small->prot_none, end_small);
-    assert_true(_hm_os_query((uintptr_t)end_small, &m));
-    assert_false(m.read || m.write);
-    memset(small->pages[0].start, 4, small->huge_size);
+    hm_segment_t *small = remade_guarded(&env, seg, 40 * KIB, 40 * KIB, 4);
     _hm_huge_free(small);
     _hm_cache_purge(&env.arena, true);
     assert_int_equal(unit_committed(&env), 0);
