@@ -200,7 +200,9 @@ static void delayed_take(hm_page_t *pg) {
 }
 
 /* The link of freed plain block `b` of `pg`, read where a memory tool allows it; NULL also when
- * `b` is no block of the page (a link written after free is never followed out of it). */
+ * `b` is no block of the page (a link written after free is never followed out of it). A
+ * damaged link may point anywhere, so the bound on the carved area comes first: the one-product
+ * test of the free path (_hm_block_check) holds only for pointers inside the page's segment. */
 static hm_block_t *link_of(const hm_page_t *pg, const hm_block_t *b) {
     size_t off = (size_t)((const uint8_t *)b - pg->start);
     if (off >= _hm_page_area(pg) || off * pg->div_magic >= pg->div_magic) return NULL;
@@ -484,20 +486,13 @@ static bool page_retirable(hm_theap_t *th, hm_page_t *pg) {
 }
 
 /* Bounded walk of one list for `b`: at most `limit` links, each checked to be a block of the
- * page before it is followed (a list damaged by a write after free is never wandered off). A
- * damaged link may point anywhere, so the bound comes first: the one-product test of the free
- * path (_hm_block_check) holds only for pointers inside the page's segment. */
+ * page before it is followed (link_of: a list damaged by a write after free is never wandered
+ * off). */
 static bool list_holds(const hm_page_t *pg, const hm_block_t *x, const hm_block_t *b,
                        size_t limit) {
-    size_t area = _hm_page_area(pg);
     for (size_t n = 0; x != NULL && n <= limit; n++) {
         if (x == b) return true;
-        size_t off = (size_t)((const uint8_t *)x - pg->start);
-        if (off >= area || off * pg->div_magic >= pg->div_magic) return false;
-        hm_tool_access(x, sizeof(hm_block_t));
-        const hm_block_t *next = x->next;
-        hm_tool_hide(x, sizeof(hm_block_t));
-        x = next;
+        x = link_of(pg, x); /* NULL past the end, and for a link out of the page */
     }
     return false;
 }
