@@ -62,13 +62,19 @@ static hm_noinline void *malloc_slow(size_t size) {
     return _hm_alloc_slow_any(h, size, eProcessCritical);
 }
 
-HM_EXPORT void *malloc(size_t size) {
+/* The fast path of malloc and operator new: the thread's sub-heap of the process heap with one
+ * TLS load, its direct page's free list, and `slow` (a tail call) for everything else. */
+hm_inline void *pinned_alloc(size_t size, void *(*slow)(size_t)) {
     hm_theap_t *th = _hm_tls_pinned;
     if (hm_likely(size <= HM_DIRECT_MAX)) { /* th may be _hm_theap_none: no free block */
         void *p = _hm_theap_pop(th, size, eProcessCritical);
         if (hm_likely(p != NULL)) return p;
     }
-    return malloc_slow(size);
+    return slow(size);
+}
+
+HM_EXPORT void *malloc(size_t size) {
+    return pinned_alloc(size, malloc_slow);
 }
 
 HM_EXPORT void free(void *p) {
@@ -274,16 +280,26 @@ static hm_noinline void *new_fail(size_t size, size_t align, bool nothrow) {
     }
 }
 
-hm_inline void *new_impl(size_t size) {
-    void *p = _hm_alloc_fast(heap(), size, eProcessCritical, _hm_alloc_slow_any);
+/* What operator new's fast path (malloc's) leaves: malloc's slow path, then the new-handler and
+ * bad_alloc when it could not serve. */
+static hm_noinline void *new_slow(size_t size) {
+    void *p = malloc_slow(size);
     if (hm_unlikely(p == NULL)) p = new_fail(size, HM_ALIGN, false);
     return p;
 }
 
-hm_inline void *new_nothrow(size_t size) {
-    void *p = _hm_alloc_fast(heap(), size, eProcessCritical, _hm_alloc_slow_any);
+static hm_noinline void *new_nothrow_slow(size_t size) {
+    void *p = malloc_slow(size);
     if (hm_unlikely(p == NULL)) p = new_fail(size, HM_ALIGN, true);
     return p;
+}
+
+hm_inline void *new_impl(size_t size) {
+    return pinned_alloc(size, new_slow);
+}
+
+hm_inline void *new_nothrow(size_t size) {
+    return pinned_alloc(size, new_nothrow_slow);
 }
 
 static void *new_aligned(size_t size, size_t align, bool nothrow) {
@@ -328,10 +344,10 @@ HM_EXPORT void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const voi
 
 /* operator delete / delete[]: plain, sized, nothrow, aligned, sized aligned, aligned nothrow */
 HM_EXPORT void _ZdlPv(void *p) {
-    hm_free(p);
+    _hm_free_any(p);
 }
 HM_EXPORT void _ZdaPv(void *p) {
-    hm_free(p);
+    _hm_free_any(p);
 }
 HM_EXPORT void _ZdlPvm(void *p, size_t n) {
     free_sized_impl(p, n, 0, "operator delete");
