@@ -14,6 +14,10 @@
 #   CALLGRIND_N1=1000000 CALLGRIND_N2=2000000   the two iteration counts
 #   BENCH_PAIRS_SIZE=64     every pair of one size (the steady state: a block reused at once);
 #                           unset, sizes cycle through 16..128 and each free empties a page
+#   BENCH_PAIRS_BATCH=64    the pairs in rounds of 64 allocations, then 64 frees (a design that
+#                           frees onto a second list, mimalloc's, then shows its fast paths;
+#                           one block at a time it takes its slow path on every allocation).
+#                           Must divide CALLGRIND_N1 and CALLGRIND_N2.
 #   CALLGRIND_ALLOCATORS="com native malloc-mimalloc malloc-glibc"  (also: malloc-jemalloc,
 #                                                 malloc-tcmalloc)
 #   MIMALLOC_SO, JEMALLOC_SO, TCMALLOC_SO, BENCH_LIBDIRS   as for run.sh
