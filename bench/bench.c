@@ -34,6 +34,8 @@
  *              moves with the phase (16..256, 256..4096, 4..64 KiB, then mixed up to 128 KiB),
  *              frees half, and after a barrier frees the other half of its neighbour's batch
  *   large      1000 replacements of 20 blocks of 5..25 MiB, each page of a new block written
+ *   medium     20M replacements in a ring of 16 live blocks of 16..64 KiB, oldest first (first
+ *              and last byte written): few blocks to a page, so pages fill and empty often
  *   idle       400000 blocks of 256 bytes (100 MiB) written and freed, then a second of light
  *              activity (8 replacements every millisecond in a ring of 64 blocks of 16..4096
  *              bytes, or up to BENCH_IDLE_MAX); reports rss_start_kb, rss_full_kb, rss_after_kb
@@ -1048,6 +1050,34 @@ static ALWAYS_INLINE void w_idle(const enum door d, const params *prm, result *r
     if (bad) check_failed("idle", "a block was overwritten while live");
 }
 
+/* ---- medium: a ring of 16 live blocks of 16..64 KiB, each replaced in turn ------------------ */
+#define MEDIUM_RING 16
+static ALWAYS_INLINE void w_medium(const enum door d, const params *prm, result *res) {
+    const door_ctx c = g_ctx;
+    const uint64_t n = count_of(prm, 20e6);
+    uint8_t *ring[MEDIUM_RING] = {0};
+    uint32_t size[MEDIUM_RING] = {0};
+    rng r = {4242};
+    uint64_t bad = 0;
+    double t0 = now_s();
+    for (uint64_t i = 0; i < n; i++) {
+        unsigned k = (unsigned)(i % MEDIUM_RING);
+        if (ring[k] != NULL) {
+            bad += !stamp_ok(ring[k], size[k], tag_of(i - MEDIUM_RING));
+            d_free(d, &c, ring[k]);
+        }
+        size_t sz = rng_range(&r, 16 * 1024, 64 * 1024);
+        uint8_t *p = d_alloc(d, &c, sz);
+        stamp(p, sz, tag_of(i));
+        ring[k] = p;
+        size[k] = (uint32_t)sz;
+    }
+    for (unsigned k = 0; k < MEDIUM_RING; k++)
+        if (ring[k] != NULL) d_free(d, &c, ring[k]);
+    res->time_s = now_s() - t0;
+    if (bad) check_failed("medium", "a block was overwritten while live");
+}
+
 /* ---- One instance of every workload per door ---------------------------------------------- */
 enum workload {
     W_PAIRS,
@@ -1061,12 +1091,13 @@ enum workload {
     W_RPTEST,
     W_LARGE,
     W_IDLE,
+    W_MEDIUM,
     W_COUNT
 };
 static const char *const workload_names[] = {"pairs",  "window",    "prodcons", "mixed",
                                              "frag",   "larsonish", "mstress",  "larson",
-                                             "rptest", "large",     "idle"};
-static const int workload_default_threads[] = {1, 1, 2, 2, 1, 2, 4, 4, 4, 1, 1};
+                                             "rptest", "large",     "idle",     "medium"};
+static const int workload_default_threads[] = {1, 1, 2, 2, 1, 2, 4, 4, 4, 1, 1, 1};
 
 typedef void (*workload_fn)(const params *, result *);
 
@@ -1104,6 +1135,9 @@ typedef void (*workload_fn)(const params *, result *);
     static void idle_##name(const params *p, result *r) {                                          \
         w_idle(D, p, r);                                                                           \
     }                                                                                              \
+    static void medium_##name(const params *p, result *r) {                                        \
+        w_medium(D, p, r);                                                                         \
+    }                                                                                              \
     static void pairs_##name(const params *p, result *r) {                                         \
         w_pairs(D, p, r);                                                                          \
     }                                                                                              \
@@ -1122,9 +1156,12 @@ typedef void (*workload_fn)(const params *, result *);
     static void larson_##name(const params *p, result *r) {                                        \
         w_larson(D, p, r, t_larson_##name);                                                        \
     }                                                                                              \
-    static const workload_fn workloads_##name[W_COUNT] = {                                         \
-        pairs_##name,   window_##name,  prodcons_##name, mixed_##name, frag_##name, larson_##name, \
-        mstress_##name, larson2_##name, rptest_##name,   large_##name, idle_##name};
+    static const workload_fn workloads_##name[W_COUNT] = {pairs_##name,    window_##name,          \
+                                                          prodcons_##name, mixed_##name,           \
+                                                          frag_##name,     larson_##name,          \
+                                                          mstress_##name,  larson2_##name,         \
+                                                          rptest_##name,   large_##name,           \
+                                                          idle_##name,     medium_##name};
 
 #ifndef BENCH_NO_HOSTMALLOC
 INSTANTIATE(DOOR_COM, com)
@@ -1143,7 +1180,7 @@ static void usage(void) {
             "usage: bench <door> <workload> [threads] [scale | n=<count>]\n"
             "  door:     com native malloc null%s\n"
             "  workload: pairs window prodcons mixed frag larsonish mstress larson rptest large "
-            "idle\n",
+            "idle medium\n",
 #ifdef BENCH_NO_HOSTMALLOC
             " (com and native compiled out: BENCH_NO_HOSTMALLOC)"
 #else
@@ -1196,7 +1233,8 @@ int main(int argc, char **argv) {
     }
     int threads = prm.threads > 0 ? prm.threads : workload_default_threads[wl];
     if (wl == W_PRODCONS) threads = threads >= 2 ? threads / 2 * 2 : 2;
-    if (wl == W_PAIRS || wl == W_WINDOW || wl == W_FRAG || wl == W_LARGE || wl == W_IDLE)
+    if (wl == W_PAIRS || wl == W_WINDOW || wl == W_FRAG || wl == W_LARGE || wl == W_IDLE ||
+        wl == W_MEDIUM)
         threads = 1;
 
     struct rusage ru0, ru1;

@@ -68,6 +68,14 @@ void *_hm_alloc_slow(hm_heap *heap, size_t size, int level) {
     }
     th->requests[level]++;
     void *p;
+    if (size > HM_DIRECT_MAX && size <= HM_MEDIUM_MAX) {
+        /* medium sizes (no direct page): their queue's first page, when no upkeep is due */
+        p = _hm_theap_pop_bin(th, _hm_bin_of(size));
+        if (hm_likely(p != NULL)) {
+            hm_tool_alloc(p, size);
+            return p;
+        }
+    }
     p = theap_alloc_slow(th, size, HM_ALIGN, level);
     if (p != NULL) hm_tool_alloc(p, size);
     return p;

@@ -94,6 +94,29 @@ hm_inline hm_theap_t *_hm_theap_get(hm_heap *heap) {
  * upkeep first (pending pages, the arena's collect epoch, periodic maintenance) and the reclaim
  * loop when the budget refuses. NULL (nothing changed) when nothing helped. */
 void *_hm_theap_alloc_block(hm_theap_t *th, size_t bin, int level);
+/* The common case of _hm_theap_alloc_block, inline and without its calls: a block of plain queue
+ * `bin` from the queue's first page when that page has one at hand and none of the sub-heap's
+ * upkeep is due (pending pages, a collect epoch of the arena, the maintenance pass of every 64th
+ * call, which this counts as that function does). NULL: take _hm_theap_alloc_block. The
+ * caller counts the request and tells the tools. */
+hm_inline void *_hm_theap_pop_bin(hm_theap_t *th, size_t bin) {
+    hm_page_t *pg = th->queues[bin].first;
+    if (pg == NULL) return NULL;
+    hm_block_t *b = pg->free;
+    if (b == NULL || ((th->slow_calls + 1) & 63) == 0 ||
+        atomic_load_explicit(&th->pending, memory_order_relaxed) != NULL ||
+        atomic_load_explicit(&th->heap->arena->collect_epoch, memory_order_relaxed) !=
+            th->collect_epoch)
+        return NULL;
+    th->slow_calls++;
+    hm_tool_access(b, 2 * sizeof(hm_block_t));
+    hm_block_t *next = b->next;
+    pg->free = next;
+    __builtin_prefetch(next, 1); /* (as _hm_theap_pop: alloc.h) */
+    pg->used++;
+    _hm_block_clear_words(b); /* live: unmarked, and no free-list link shown */
+    return b;
+}
 /* The sub-heap's maintenance pass when one is due (_hm_theap_tick), and the sub-heaps of exited
  * threads aged: every 64 slow-path calls, and at the heartbeat of the fast paths (alloc.h). */
 void _hm_theap_maintain(hm_theap_t *th);

@@ -56,15 +56,6 @@ hm_inline void set_link(const hm_page_t *pg, hm_block_t *b, hm_block_t *next) {
 }
 
 /* ---- size classes ------------------------------------------------------------------------ */
-size_t _hm_bin_of(size_t size) {
-    size_t w = (size + 15) >> 4;
-    if (w <= 1) return 1;
-    if (w <= 16) return w;
-    w--;
-    unsigned b = 63u - (unsigned)__builtin_clzl(w);
-    return ((size_t)b << 3) + ((w >> (b - 3)) & 7) - 15;
-}
-
 size_t _hm_bin_size(size_t bin) {
     if (bin <= 16) return bin * 16;
     size_t k = bin + 15;

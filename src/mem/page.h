@@ -7,7 +7,16 @@
 #include "mem/segment.h"
 
 /* ---- size classes ---------------------------------------------------------------------------- */
-size_t _hm_bin_of(size_t size);
+/* The size class of `size`: 16-byte steps up to 256 bytes, then 8 classes a doubling (inline:
+ * medium sizes look their class up on every allocation, alloc.c). */
+hm_inline size_t _hm_bin_of(size_t size) {
+    size_t w = (size + 15) >> 4;
+    if (w <= 1) return 1;
+    if (w <= 16) return w;
+    w--;
+    unsigned b = 63u - (unsigned)__builtin_clzl(w);
+    return ((size_t)b << 3) + ((w >> (b - 3)) & 7) - 15;
+}
 size_t _hm_bin_size(size_t bin);
 
 /* ---- page kinds -------------------------------------------------------------------------------

@@ -564,7 +564,65 @@ static void test_medium_pages(void **state) {
     unit_close(&env);
 }
 
+/* The medium allocation path's inline pop (_hm_theap_pop_bin): a block of the queue's first
+ * page, counted as _hm_theap_alloc_block counts its calls; NULL, with nothing changed, when that
+ * page has no block at hand or when any upkeep is due (the 64th call's maintenance, pending
+ * pages, a collect epoch), which _hm_theap_alloc_block then runs. */
+static void test_pop_bin(void **state) {
+    (void)state;
+    unit_env_t env;
+    hm_theap_t *th = unit_open(&env, LIMIT, 0, 0);
+    size_t bin = _hm_bin_of(20000);
+    assert_null(_hm_theap_pop_bin(th, bin)); /* no page yet */
+    void *first = _hm_theap_alloc_block(th, bin, eTaskCritical);
+    assert_non_null(first);
+    hm_segment_t *seg;
+    hm_page_t *pg = unit_page_of(first, &seg);
+    assert_ptr_equal(th->queues[bin].first, pg);
+    /* the page has a block at hand: the pop takes it, as the full path would */
+    th->slow_calls = 5;
+    uint32_t used = pg->used;
+    hm_block_t *head = pg->free;
+    assert_non_null(head);
+    void *p = _hm_theap_pop_bin(th, bin);
+    assert_ptr_equal(p, head);
+    assert_int_equal(th->slow_calls, 6);
+    assert_int_equal(pg->used, used + 1);
+    assert_ptr_equal(((void **)p)[0], NULL); /* no link shown, no free mark */
+    assert_ptr_equal(((void **)p)[1], NULL);
+    assert_int_equal(unit_free(p), HM_OK);
+    /* the 64th call is the full path's (its maintenance): nothing taken, nothing counted */
+    th->slow_calls = 63;
+    head = pg->free;
+    assert_null(_hm_theap_pop_bin(th, bin));
+    assert_int_equal(th->slow_calls, 63);
+    assert_ptr_equal(pg->free, head);
+    th->slow_calls = 0;
+    /* a collect epoch the sub-heap has not seen: the same */
+    atomic_fetch_add(&env.arena.collect_epoch, 1);
+    assert_null(_hm_theap_pop_bin(th, bin));
+    assert_ptr_equal(pg->free, head);
+    void *q = _hm_theap_alloc_block(th, bin, eTaskCritical); /* collects, takes the epoch */
+    assert_non_null(q);
+    assert_int_equal(th->collect_epoch, atomic_load(&env.arena.collect_epoch));
+    assert_int_equal(unit_free(q), HM_OK);
+    /* pending pages: the same */
+    atomic_store(&th->pending, pg);
+    assert_null(_hm_theap_pop_bin(th, bin));
+    atomic_store(&th->pending, NULL);
+    /* a page without a block at hand: NULL */
+    hm_block_t *keep = pg->free;
+    pg->free = NULL;
+    assert_null(_hm_theap_pop_bin(th, bin));
+    pg->free = keep;
+    p = _hm_theap_pop_bin(th, bin);
+    assert_non_null(p);
+    assert_int_equal(unit_free(p), HM_OK);
+    assert_int_equal(unit_free(first), HM_OK);
+    unit_close(&env);
+}
+
 TU_TEST_MAIN(test_bins_round_trip, test_block_check, test_blocks_from_page,
              test_free_owner_and_mark, test_free_remote_then_collect, test_collect_by_count,
              test_full_page_owner_free, test_full_page_remote_free, test_collect_retires_empty,
-             test_medium_pages)
+             test_medium_pages, test_pop_bin)
