@@ -47,9 +47,8 @@ static hm_noinline void *theap_alloc_slow(hm_theap_t *th, size_t size, size_t al
     return p;
 }
 
-/* The whole allocation when the fast path cannot serve it: sub-heap lookup included. */
-void *_hm_alloc_slow(hm_heap *heap, size_t size, int level) {
-    level &= ~HM_LEVEL_NO_ABORT;
+/* Everything _hm_alloc_slow's medium path leaves (below): sub-heap lookup included. */
+static hm_noinline void *alloc_slow_rest(hm_heap *heap, size_t size, int level) {
     hm_theap_t *th = _hm_theap_get(heap);
     if (hm_unlikely(th == NULL)) {
         errno = ENOMEM;
@@ -67,18 +66,30 @@ void *_hm_alloc_slow(hm_heap *heap, size_t size, int level) {
         if (hm_unlikely(th->req_left[level] == 0)) _hm_theap_beat(th, level);
     }
     th->requests[level]++;
-    void *p;
-    if (size > HM_DIRECT_MAX && size <= HM_MEDIUM_MAX) {
-        /* medium sizes (no direct page): their queue's first page, when no upkeep is due */
-        p = _hm_theap_pop_bin(th, _hm_bin_of(size));
-        if (hm_likely(p != NULL)) {
-            hm_tool_alloc(p, size);
-            return p;
-        }
-    }
-    p = theap_alloc_slow(th, size, HM_ALIGN, level);
+    void *p = theap_alloc_slow(th, size, HM_ALIGN, level);
     if (p != NULL) hm_tool_alloc(p, size);
     return p;
+}
+
+/* The whole allocation when the fast path cannot serve it. Medium sizes (no direct page) first
+ * try their queue's first page, inline and without a stack frame (the rest is a tail call):
+ * every allocation of these sizes comes here. */
+void *_hm_alloc_slow(hm_heap *heap, size_t size, int level) {
+    level &= ~HM_LEVEL_NO_ABORT;
+    if (size - (HM_DIRECT_MAX + 1) < HM_MEDIUM_MAX - HM_DIRECT_MAX) {
+        uint64_t id;
+        hm_tls_fs_entry_t *e = _hm_tls_entry(heap, &id);
+        if (hm_likely(e->id == id)) {
+            hm_theap_t *th = e->th;
+            void *p = _hm_theap_pop_bin(th, _hm_bin_of(size));
+            if (hm_likely(p != NULL)) {
+                th->requests[(unsigned)level > eProcessCritical ? eProcessCritical : level]++;
+                hm_tool_alloc(p, size);
+                return p;
+            }
+        }
+    }
+    return alloc_slow_rest(heap, size, level);
 }
 
 void *_hm_alloc_aligned(hm_heap *heap, size_t size, size_t alignment, int level) {

@@ -7,7 +7,7 @@
  * pointer is found by masking. A process-wide bitmap with one bit per 4 MiB unit (the
  * segment map) says whether a unit starts a hostmalloc segment: that is how a free decides,
  * without touching the pointed-to memory, whether a pointer is ours. A standard segment is
- * cut into pages of one size (64 KiB small pages or 256 KiB medium pages); each page serves
+ * cut into pages of one size (64 KiB small pages or 128 KiB medium pages); each page serves
  * one size class with two free lists: `free`, which the owner thread allocates from and frees
  * into, and `thread_free` (atomic), which other threads push onto.
  * A huge segment holds one block larger than the medium limit. Segments belong to a
@@ -72,9 +72,9 @@ void _hm_tool_alloc(void *p, size_t size); /* unpoisons exactly the requested by
 #define HM_SEGMENT_SIZE      ((size_t)1 << HM_SEGMENT_SHIFT)
 #define HM_SEGMENT_MASK      (HM_SEGMENT_SIZE - 1)
 #define HM_SMALL_PAGE_SHIFT  16                                        /* 64 KiB */
-#define HM_MEDIUM_PAGE_SHIFT 18                                        /* 256 KiB */
+#define HM_MEDIUM_PAGE_SHIFT 17                                        /* 128 KiB */
 #define HM_SMALL_PAGES       (HM_SEGMENT_SIZE >> HM_SMALL_PAGE_SHIFT)  /* 64 */
-#define HM_MEDIUM_PAGES      (HM_SEGMENT_SIZE >> HM_MEDIUM_PAGE_SHIFT) /* 16 */
+#define HM_MEDIUM_PAGES      (HM_SEGMENT_SIZE >> HM_MEDIUM_PAGE_SHIFT) /* 32 */
 #define HM_SMALL_MAX         ((size_t)8 * 1024)  /* largest block in small pages */
 #define HM_MEDIUM_MAX        ((size_t)64 * 1024) /* largest block in medium pages */
 #define HM_DIRECT_MAX        1024                /* sizes served by the direct page table */

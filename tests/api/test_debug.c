@@ -1492,8 +1492,7 @@ static void remote_link_write(bool cycle) {
     sink *s = sink_new();
     IHostMemoryManager *mgr;
     IHostMalloc *m = new_com(s, true, &mgr);
-    /* 40000-byte blocks: six to a 256 KiB medium page, which the 64 allocations below run dry,
-     * so the owner takes the remote list */
+    /* 40000-byte blocks: three to a 128 KiB page, so the page runs dry at once */
     enum { SZ = 40000, K = 3 };
     void *b[K];
     for (int i = 0; i < K; i++)

@@ -534,7 +534,7 @@ static void test_collect_retires_empty(void **state) {
     unit_close(&env);
 }
 
-/* Medium classes come from medium segments (256 KiB pages); both kinds in one sub-heap. */
+/* Medium classes come from medium segments (128 KiB pages); both kinds in one sub-heap. */
 static void test_medium_pages(void **state) {
     (void)state;
     unit_env_t env;

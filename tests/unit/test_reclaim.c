@@ -25,7 +25,7 @@
 #define MAXBLOCKS   2048
 
 static const size_t BIN_A_SIZE = HM_SMALL_MAX;  /* 8 KiB blocks on 64 KiB pages */
-static const size_t BIN_B_SIZE = HM_MEDIUM_MAX; /* 64 KiB blocks on 256 KiB pages */
+static const size_t BIN_B_SIZE = HM_MEDIUM_MAX; /* 64 KiB blocks on 128 KiB pages */
 
 static size_t failures(unit_env_t *env, int level) {
     return atomic_load(&env->arena.budget.failures[level]);
