@@ -366,9 +366,9 @@ typedef struct result {
 /* ---- pairs: immediate alloc/free pairs of 16..128 bytes (or of BENCH_PAIRS_SIZE) --------------
  * BENCH_PAIRS_BATCH=k (at most PAIRS_BATCH_MAX): the pairs in rounds of k, allocated one after
  * another and then freed, the first half oldest first and the rest newest first (the shape of
- * glibc's bench-malloc-simple); each block is still one pair. Unset or 1: every block freed at
- * once, so a design that frees onto a second list (mimalloc's) reaches its slow path on every
- * allocation, which a batch does not. */
+ * bench-malloc-simple as mimalloc-bench runs it); each block is still one pair. Unset or 1: every
+ * block freed at once, so a design that frees onto a second list (mimalloc's) reaches its slow path
+ * on every allocation, which a batch does not. */
 #define PAIRS_BATCH_MAX 4096
 static ALWAYS_INLINE void w_pairs(const enum door d, const params *prm, result *res) {
     const door_ctx c = g_ctx;

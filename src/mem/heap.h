@@ -94,12 +94,18 @@ hm_inline hm_theap_t *_hm_theap_get(hm_heap *heap) {
  * upkeep first (pending pages, the arena's collect epoch, periodic maintenance) and the reclaim
  * loop when the budget refuses. NULL (nothing changed) when nothing helped. */
 void *_hm_theap_alloc_block(hm_theap_t *th, size_t bin, int level);
+/* The invariants of a sub-heap: its queues (links, bins, heads; every page valid) and its
+ * segment lists (links, kinds; every segment valid). Owner only. */
+bool _hm_theap_valid(const hm_theap_t *th);
+
 /* The common case of _hm_theap_alloc_block, inline and without its calls: a block of plain queue
  * `bin` from the queue's first page when that page has one at hand and none of the sub-heap's
  * upkeep is due (pending pages, a collect epoch of the arena, the maintenance pass of every 64th
  * call, which this counts as that function does). NULL: take _hm_theap_alloc_block. The
  * caller counts the request and tells the tools. */
 hm_inline void *_hm_theap_pop_bin(hm_theap_t *th, size_t bin) {
+    hm_assert(bin < HM_QUEUE_DEBUG); /* plain pages only: others have links to check */
+    hm_assert_full(_hm_theap_valid(th));
     hm_page_t *pg = th->queues[bin].first;
     if (pg == NULL) return NULL;
     hm_block_t *b = pg->free;
@@ -131,9 +137,5 @@ hm_segment_t *_hm_heap_sealed(hm_theap_t *th, size_t meta, size_t block, size_t 
 hm_segment_t *_hm_theap_alloc_huge(hm_theap_t *th, size_t size, size_t align, int level);
 /* The same with a guard page after the block (segment.h, _hm_huge_alloc_guarded). */
 hm_segment_t *_hm_theap_alloc_huge_guarded(hm_theap_t *th, size_t size, int level);
-
-/* The invariants of a sub-heap: its queues (links, bins, heads; every page valid) and its
- * segment lists (links, kinds; every segment valid). Owner only. */
-bool _hm_theap_valid(const hm_theap_t *th);
 
 #endif /* HM_MEM_HEAP_H */

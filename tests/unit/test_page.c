@@ -601,14 +601,19 @@ static void test_pop_bin(void **state) {
     /* a collect epoch the sub-heap has not seen: the same */
     atomic_fetch_add(&env.arena.collect_epoch, 1);
     assert_null(_hm_theap_pop_bin(th, bin));
+    assert_int_equal(th->slow_calls, 0);
     assert_ptr_equal(pg->free, head);
     void *q = _hm_theap_alloc_block(th, bin, eTaskCritical); /* collects, takes the epoch */
     assert_non_null(q);
     assert_int_equal(th->collect_epoch, atomic_load(&env.arena.collect_epoch));
     assert_int_equal(unit_free(q), HM_OK);
     /* pending pages: the same */
+    size_t calls = th->slow_calls;
+    head = pg->free;
     atomic_store(&th->pending, pg);
     assert_null(_hm_theap_pop_bin(th, bin));
+    assert_int_equal(th->slow_calls, calls);
+    assert_ptr_equal(pg->free, head);
     atomic_store(&th->pending, NULL);
     /* a page without a block at hand: NULL */
     hm_block_t *keep = pg->free;
