@@ -94,16 +94,7 @@ hm_inline void *_hm_theap_pop(hm_theap_t *th, size_t size, int level) {
     __asm__("subq $1, %[n]" : [n] "+m"(th->req_left[level & 3]), "=@cce"(beat));
 #endif
     if (hm_unlikely(beat)) return NULL;
-    hm_tool_access(b, 2 * sizeof(hm_block_t));
-    hm_block_t *next = b->next;
-    pg->free = next;
-    /* the next block asked for, to be written: its line comes while the program works (blocks
-     * another thread freed were last written on another core, a miss each; docs/DESIGN-NOTES.md,
-     * "Other threads' frees, counted as they are pushed"). A prefetch never faults (NULL too);
-     * with write intent it is `prefetchw` where the target has it, else `prefetcht0` */
-    __builtin_prefetch(next, 1);
-    _hm_block_clear_words(b); /* live: unmarked, and no free-list link shown */
-    pg->used++;
+    _hm_page_take(pg, b);
     hm_tool_alloc(b, size);
     return b;
 }

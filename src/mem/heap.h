@@ -115,12 +115,7 @@ hm_inline void *_hm_theap_pop_bin(hm_theap_t *th, size_t bin) {
             th->collect_epoch)
         return NULL;
     th->slow_calls++;
-    hm_tool_access(b, 2 * sizeof(hm_block_t));
-    hm_block_t *next = b->next;
-    pg->free = next;
-    __builtin_prefetch(next, 1); /* (as _hm_theap_pop: alloc.h) */
-    pg->used++;
-    _hm_block_clear_words(b); /* live: unmarked, and no free-list link shown */
+    _hm_page_take(pg, b);
     return b;
 }
 /* The sub-heap's maintenance pass when one is due (_hm_theap_tick), and the sub-heaps of exited

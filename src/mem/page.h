@@ -123,6 +123,21 @@ bool _hm_theap_tick(hm_theap_t *th);
 bool _hm_page_valid(const hm_page_t *pg);
 
 /* ---- the free fast path ------------------------------------------------------------------- */
+/* Hand out `b`, the first block of plain page `pg`'s free list (the allocation fast paths:
+ * alloc.h, heap.h): the list moves on, the next block is prefetched for the allocation after
+ * (blocks another thread freed were last written on another core, a miss each; a prefetch never
+ * faults, NULL too; with write intent it is `prefetchw` where the target has it, else
+ * `prefetcht0`; docs/DESIGN-NOTES.md, "Other threads' frees, counted as they are pushed"), the
+ * block is live (unmarked, no free-list link shown) and counted. */
+hm_inline void _hm_page_take(hm_page_t *pg, hm_block_t *b) {
+    hm_tool_access(b, 2 * sizeof(hm_block_t));
+    hm_block_t *next = b->next;
+    pg->free = next;
+    __builtin_prefetch(next, 1);
+    _hm_block_clear_words(b);
+    pg->used++;
+}
+
 /* What the free fast path left to do (_hm_page_free_try). */
 enum {
     HM_FREED = 0,    /* done */
