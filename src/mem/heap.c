@@ -248,6 +248,7 @@ void _hm_arena_init(hm_arena_t *a, const hm_config *cfg, size_t limit) {
     memset(a, 0, sizeof *a);
     a->cfg = *cfg;
     _hm_budget_init(&a->budget, limit, cfg);
+    a->medium_shift = limit < HM_MEDIUM_BIG_LIMIT ? HM_MEDIUM_PAGE_SHIFT : HM_MEDIUM_BIG_SHIFT;
     pthread_mutex_init(&a->heaps_lock, NULL);
     pthread_mutex_init(&a->cache_lock, NULL);
 }

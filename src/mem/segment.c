@@ -374,9 +374,14 @@ static void segment_map_pages(hm_segment_t *seg) {
                               : &seg->pages[i >> (seg->page_shift - HM_SMALL_PAGE_SHIFT)];
 }
 
+/* The page shift of a standard segment of `kind` in arena `a`. */
+static uint32_t page_shift_of(const hm_arena_t *a, hm_segment_kind_t kind) {
+    return kind == HM_SEG_SMALL ? HM_SMALL_PAGE_SHIFT : a->medium_shift;
+}
+
 static void segment_init_pages(hm_segment_t *seg, hm_segment_kind_t kind, bool fresh) {
-    size_t n = kind == HM_SEG_SMALL ? HM_SMALL_PAGES : HM_MEDIUM_PAGES;
-    uint32_t shift = kind == HM_SEG_SMALL ? HM_SMALL_PAGE_SHIFT : HM_MEDIUM_PAGE_SHIFT;
+    uint32_t shift = page_shift_of(seg->arena, kind);
+    size_t n = HM_SEGMENT_SIZE >> shift;
     size_t h = _hm_segment_header_size(n);
     bool new_mapping = fresh;
     if (!fresh && seg->kind != (uint32_t)kind) {
@@ -417,8 +422,7 @@ hm_segment_t *_hm_segment_alloc(hm_theap_t *th, hm_segment_kind_t kind, int leve
         _hm_heap_count(heap, seg->committed);
         segment_init_pages(seg, kind, false);
     } else {
-        size_t first_page = kind == HM_SEG_SMALL ? ((size_t)1 << HM_SMALL_PAGE_SHIFT)
-                                                 : ((size_t)1 << HM_MEDIUM_PAGE_SHIFT);
+        size_t first_page = (size_t)1 << page_shift_of(a, kind);
         if (!_hm_theap_commit(th, first_page, level)) return NULL;
         seg = _hm_os_map_aligned(HM_SEGMENT_SIZE, HM_SEGMENT_SIZE, exec);
         if (seg != NULL && !map_prepare(MAP_SEG, (uintptr_t)seg)) {
@@ -822,8 +826,8 @@ void _hm_huge_free(hm_segment_t *seg) {
 bool _hm_segment_valid(const hm_segment_t *seg) {
     if (seg == NULL || ((uintptr_t)seg & HM_SEGMENT_MASK) != 0) return false;
     if (!_hm_segmap_has((uintptr_t)seg) || seg->kind == HM_SEG_HUGE) return false;
-    size_t n = seg->kind == HM_SEG_SMALL ? HM_SMALL_PAGES : HM_MEDIUM_PAGES;
-    uint32_t shift = seg->kind == HM_SEG_SMALL ? HM_SMALL_PAGE_SHIFT : HM_MEDIUM_PAGE_SHIFT;
+    uint32_t shift = page_shift_of(seg->arena, seg->kind);
+    size_t n = HM_SEGMENT_SIZE >> shift;
     if (seg->page_count != n || seg->page_shift != shift || seg->size != HM_SEGMENT_SIZE ||
         seg->base != (const uint8_t *)seg || seg->heap == NULL || seg->theap == NULL ||
         seg->arena != seg->heap->arena || seg->committed > seg->size)

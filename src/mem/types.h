@@ -68,11 +68,16 @@ void _hm_tool_alloc(void *p, size_t size); /* unpoisons exactly the requested by
 #endif
 
 /* ---- Limits -------------------------------------------------------------------------------- */
-#define HM_SEGMENT_SHIFT     22 /* 4 MiB segments */
-#define HM_SEGMENT_SIZE      ((size_t)1 << HM_SEGMENT_SHIFT)
-#define HM_SEGMENT_MASK      (HM_SEGMENT_SIZE - 1)
-#define HM_SMALL_PAGE_SHIFT  16                                        /* 64 KiB */
+#define HM_SEGMENT_SHIFT    22 /* 4 MiB segments */
+#define HM_SEGMENT_SIZE     ((size_t)1 << HM_SEGMENT_SHIFT)
+#define HM_SEGMENT_MASK     (HM_SEGMENT_SIZE - 1)
+#define HM_SMALL_PAGE_SHIFT 16 /* 64 KiB */
+/* Medium pages: 128 KiB in an arena whose limit is below HM_MEDIUM_BIG_LIMIT, where the budget
+ * counts every page whole from the moment it is taken; 256 KiB in the others, where fewer pages
+ * run full (docs/DESIGN-NOTES.md, "Medium pages"). hm_arena_t.medium_shift says which. */
 #define HM_MEDIUM_PAGE_SHIFT 17                                        /* 128 KiB */
+#define HM_MEDIUM_BIG_SHIFT  18                                        /* 256 KiB */
+#define HM_MEDIUM_BIG_LIMIT  ((size_t)1 << 30)                         /* 1 GiB */
 #define HM_SMALL_PAGES       (HM_SEGMENT_SIZE >> HM_SMALL_PAGE_SHIFT)  /* 64 */
 #define HM_MEDIUM_PAGES      (HM_SEGMENT_SIZE >> HM_MEDIUM_PAGE_SHIFT) /* 32 */
 #define HM_SMALL_MAX         ((size_t)8 * 1024)  /* largest block in small pages */
@@ -373,6 +378,7 @@ typedef struct hm_arena_s {
     hm_budget_t budget;
     _Atomic(uint32_t) collect_epoch;     /* bumped under pressure: every thread collects once */
     _Atomic(size_t) retired_requests[3]; /* requests of heaps already released */
+    uint32_t medium_shift; /* medium pages' shift: by the limit the arena was made with */
     /* ---- heaps (heap.c) ---- */
     pthread_mutex_t heaps_lock;
     hm_heap *heaps;

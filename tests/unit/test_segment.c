@@ -540,7 +540,42 @@ static void test_segment_valid(void **state) {
     unit_close(&env);
 }
 
+/* Medium pages by the arena's limit: 128 KiB below HM_MEDIUM_BIG_LIMIT (every page counts whole
+ * against a budget that may be small), 256 KiB from it on; either geometry a valid segment,
+ * its first page counted in full and given back in full. */
+static void medium_geometry(size_t limit, uint32_t shift) {
+    unit_env_t env;
+    hm_theap_t *th = unit_open(&env, limit, 0, 0);
+    assert_int_equal(env.arena.medium_shift, shift);
+    size_t bin = _hm_bin_of(40000);
+    void *p[8];
+    for (int i = 0; i < 8; i++) {
+        p[i] = _hm_theap_alloc_block(th, bin, eTaskCritical);
+        assert_non_null(p[i]);
+        memset(p[i], 0x5a, 40000);
+    }
+    hm_segment_t *seg;
+    hm_page_t *pg = unit_page_of(p[0], &seg);
+    assert_int_equal(seg->kind, HM_SEG_MEDIUM);
+    assert_int_equal(seg->page_shift, shift);
+    assert_int_equal(seg->page_count, HM_SEGMENT_SIZE >> shift);
+    assert_true(pg->reserved * pg->block_size <= ((size_t)1 << shift));
+    assert_true(_hm_segment_valid(seg));
+    /* 40000-byte blocks: 3 to a 128 KiB page, 6 to a 256 KiB one */
+    assert_int_equal(pg->reserved, ((size_t)1 << shift) / pg->block_size);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(unit_free(p[i]), HM_OK);
+    _hm_theap_collect(th, true, true);
+    unit_close(&env); /* every committed byte back */
+}
+
+static void test_medium_pages_by_limit(void **state) {
+    (void)state;
+    medium_geometry(HM_MEDIUM_BIG_LIMIT - 1, HM_MEDIUM_PAGE_SHIFT);
+    medium_geometry(HM_MEDIUM_BIG_LIMIT, HM_MEDIUM_BIG_SHIFT);
+}
+
 TU_TEST_MAIN(test_segmap, test_segment_alloc_free, test_cache_takes_back, test_cache_purge_exact,
              test_cache_reuse_decommitted_same_kind, test_cache_reuse_decommitted_other_kind,
              test_huge_alignments, test_huge_cache_and_second_free, test_huge_held_ring,
-             test_huge_guard, test_huge_guard_kept, test_segment_valid)
+             test_huge_guard, test_huge_guard_kept, test_segment_valid, test_medium_pages_by_limit)
