@@ -5,7 +5,8 @@
  * Size classes ("bins"): sizes are counted in 16-byte units w. Bins 1..16 are exact (16 to
  * 256 bytes); above that each doubling is split into 8 bins, so a block is at most 1/8
  * larger than the request (internal waste under 12.5 %). Bins 1..56 (up to 8 KiB) use 64 KiB
- * pages, bins 57..80 (up to 64 KiB) 128 KiB pages; larger blocks are huge (segment.c).
+ * pages, bins 57..80 (up to 64 KiB) medium pages (128 KiB, or 256 KiB in an arena with a limit
+ * of 1 GiB or more: types.h); larger blocks are huge (segment.c).
  *
  * A page's free lists: the owner allocates from and frees into `free`; other
  * threads push onto `thread_free` with one compare-and-swap. When `free` runs dry the owner
