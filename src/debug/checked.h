@@ -175,7 +175,7 @@ hm_inline void *_hm_checked_alloc_try(hm_heap *heap, size_t size, int level) {
             if (hm_likely(tag == HM_CHK_FREED(c) && link == (uint64_t)(uintptr_t)next &&
                           _hm_chk_fill_ok(b))) {
                 pg->free = next;
-                __builtin_prefetch(next, 1); /* as the plain pop (mem/alloc.h, _hm_theap_pop) */
+                __builtin_prefetch(next, 1); /* as the plain pop (mem/page.h, _hm_page_take) */
                 pg->used++;
                 th->requests[level & 3]++;
                 /* number and thread; the number restarts at 1 after 2^32 (the thread kept) */

@@ -122,7 +122,7 @@ bool _hm_theap_tick(hm_theap_t *th);
  * block a block of the page). Owner only. HM_DEBUG > 1 runs it on slow paths. */
 bool _hm_page_valid(const hm_page_t *pg);
 
-/* ---- the free fast path ------------------------------------------------------------------- */
+/* ---- the allocation fast paths' pop --------------------------------------------------------- */
 /* Hand out `b`, the first block of plain page `pg`'s free list (the allocation fast paths:
  * alloc.h, heap.h): the list moves on, the next block is prefetched for the allocation after
  * (blocks another thread freed were last written on another core, a miss each; a prefetch never
@@ -137,6 +137,8 @@ hm_inline void _hm_page_take(hm_page_t *pg, hm_block_t *b) {
     _hm_block_clear_words(b);
     pg->used++;
 }
+
+/* ---- the free fast path ------------------------------------------------------------------- */
 
 /* What the free fast path left to do (_hm_page_free_try). */
 enum {

@@ -826,12 +826,12 @@ void _hm_huge_free(hm_segment_t *seg) {
 bool _hm_segment_valid(const hm_segment_t *seg) {
     if (seg == NULL || ((uintptr_t)seg & HM_SEGMENT_MASK) != 0) return false;
     if (!_hm_segmap_has((uintptr_t)seg) || seg->kind == HM_SEG_HUGE) return false;
-    uint32_t shift = page_shift_of(seg->arena, seg->kind);
-    size_t n = HM_SEGMENT_SIZE >> shift;
-    if (seg->page_count != n || seg->page_shift != shift || seg->size != HM_SEGMENT_SIZE ||
-        seg->base != (const uint8_t *)seg || seg->heap == NULL || seg->theap == NULL ||
-        seg->arena != seg->heap->arena || seg->committed > seg->size)
+    if (seg->size != HM_SEGMENT_SIZE || seg->base != (const uint8_t *)seg || seg->heap == NULL ||
+        seg->theap == NULL || seg->arena != seg->heap->arena || seg->committed > seg->size)
         return false;
+    uint32_t shift = page_shift_of(seg->arena, seg->kind); /* (the arena checked first) */
+    size_t n = HM_SEGMENT_SIZE >> shift;
+    if (seg->page_count != n || seg->page_shift != shift) return false;
     size_t used = 0, committed = 0;
     for (size_t i = 0; i < n; i++) {
         const hm_page_t *pg = &seg->pages[i];

@@ -1492,7 +1492,8 @@ static void remote_link_write(bool cycle) {
     sink *s = sink_new();
     IHostMemoryManager *mgr;
     IHostMalloc *m = new_com(s, true, &mgr);
-    /* 40000-byte blocks: three to a 128 KiB page, so the page runs dry at once */
+    /* 40000-byte blocks: a few to a medium page (3 to 128 KiB, 6 to 256 KiB, by the limit), which
+     * the 64 allocations below run dry, so that the owner takes the remote list */
     enum { SZ = 40000, K = 3 };
     void *b[K];
     for (int i = 0; i < K; i++)

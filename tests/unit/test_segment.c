@@ -553,16 +553,22 @@ static void medium_geometry(size_t limit, uint32_t shift) {
         p[i] = _hm_theap_alloc_block(th, bin, eTaskCritical);
         assert_non_null(p[i]);
         memset(p[i], 0x5a, 40000);
+        if (i == 0) assert_int_equal(unit_committed(&env), (size_t)1 << shift); /* page 0 whole */
     }
     hm_segment_t *seg;
     hm_page_t *pg = unit_page_of(p[0], &seg);
     assert_int_equal(seg->kind, HM_SEG_MEDIUM);
     assert_int_equal(seg->page_shift, shift);
     assert_int_equal(seg->page_count, HM_SEGMENT_SIZE >> shift);
-    assert_true(pg->reserved * pg->block_size <= ((size_t)1 << shift));
     assert_true(_hm_segment_valid(seg));
-    /* 40000-byte blocks: 3 to a 128 KiB page, 6 to a 256 KiB one */
-    assert_int_equal(pg->reserved, ((size_t)1 << shift) / pg->block_size);
+    /* page 0 holds the header: its blocks are what fits after it */
+    size_t header = _hm_segment_header_size(seg->page_count);
+    assert_int_equal(pg->reserved, (((size_t)1 << shift) - header) / pg->block_size);
+    /* the eight blocks span whole pages, each counted whole */
+    hm_page_t *last = unit_page_of(p[7], &seg);
+    size_t pages = (size_t)(last - &seg->pages[0]) + 1;
+    assert_true(pages >= 2);
+    assert_int_equal(unit_committed(&env), pages << shift);
     for (int i = 0; i < 8; i++)
         assert_int_equal(unit_free(p[i]), HM_OK);
     _hm_theap_collect(th, true, true);
