@@ -826,13 +826,14 @@ void *_hm_page_alloc(hm_theap_t *th, size_t bin, int level) {
         page_extend(pg);
     }
     hm_block_t *b = pg->free;
+    if (pg->kind == HM_PAGE_PLAIN) {
+        _hm_page_take(pg, b); /* as the fast paths: live, unmarked, no link shown */
+        return b;
+    }
+    /* debug and checked pages: their kind's format stays (checked by their layer) */
     hm_tool_access(b, sizeof(hm_block_t));
     pg->free = b->next;
     pg->used++;
-    if (pg->kind == HM_PAGE_PLAIN) {
-        hm_tool_access(b, 2 * sizeof(hm_block_t));
-        _hm_block_clear_words(b); /* live: unmarked, no link (debug pages: their kind's) */
-    }
     return b;
 }
 
