@@ -3,10 +3,11 @@
  * path.
  *
  * Size classes ("bins"): sizes are counted in 16-byte units w. Bins 1..16 are exact (16 to
- * 256 bytes); above that each doubling is split into 8 bins, so a block is at most 1/8
- * larger than the request (internal waste under 12.5 %). Bins 1..56 (up to 8 KiB) use 64 KiB
- * pages, bins 57..80 (up to 64 KiB) medium pages (128 KiB, or 256 KiB in an arena with a limit
- * of 1 GiB or more: types.h); larger blocks are huge (segment.c).
+ * 256 bytes); up to 1 KiB (the direct sizes) each doubling is split into 8 bins, so a block is
+ * at most 1/8 larger than the request (internal waste under 12.5 %), above it into 4 (under
+ * 25 %; every power of two stays a class). Bins 1..44 (up to 8 KiB) use 64 KiB pages, bins
+ * 45..56 (up to 64 KiB) medium pages (128 KiB, or 256 KiB in an arena with a limit of 1 GiB or
+ * more: types.h); larger blocks are huge (segment.c).
  *
  * A page's free lists: the owner allocates from and frees into `free`; other
  * threads push onto `thread_free` with one compare-and-swap. When `free` runs dry the owner
@@ -59,9 +60,14 @@ hm_inline void set_link(const hm_page_t *pg, hm_block_t *b, hm_block_t *next) {
 /* ---- size classes ------------------------------------------------------------------------ */
 size_t _hm_bin_size(size_t bin) {
     if (bin <= 16) return bin * 16;
-    size_t k = bin + 15;
-    size_t b = k >> 3, r = k & 7;
-    return ((8 + r + 1) << (b - 3)) * 16;
+    if (bin <= 32) {
+        size_t k = bin + 15;
+        size_t b = k >> 3, r = k & 7;
+        return ((8 + r + 1) << (b - 3)) * 16;
+    }
+    size_t k = bin - 9; /* b << 2 | r, as _hm_bin_of makes it */
+    size_t b = k >> 2, r = k & 3;
+    return ((4 + r + 1) << (b - 2)) * 16;
 }
 
 /* direct slot range of each bin up to HM_DIRECT_MAX: slots [first[bin], first[bin+1]) */

@@ -7,15 +7,19 @@
 #include "mem/segment.h"
 
 /* ---- size classes ---------------------------------------------------------------------------- */
-/* The size class of `size`: 16-byte steps up to 256 bytes, then 8 classes a doubling (inline:
- * medium sizes look their class up on every allocation, alloc.c). */
+/* The size class of `size`: 16-byte steps up to 256 bytes (bins 1..16), 8 classes a doubling up
+ * to HM_DIRECT_MAX (bins 17..32: at most 1/8 over the request), 4 a doubling above it (bins
+ * 33..: at most 1/4 over). Fewer classes above 1 KiB hold fewer pages partly used: a program
+ * spreading its sizes over 1..16 KiB touched 15 % more pages with 8 (docs/DESIGN-NOTES.md, "Size
+ * classes"). Inline: medium sizes look their class up on every allocation (alloc.c). */
 hm_inline size_t _hm_bin_of(size_t size) {
     size_t w = (size + 15) >> 4;
     if (w <= 1) return 1;
     if (w <= 16) return w;
     w--;
     unsigned b = 63u - (unsigned)__builtin_clzl(w);
-    return ((size_t)b << 3) + ((w >> (b - 3)) & 7) - 15;
+    if (w < HM_DIRECT_MAX / 16) return ((size_t)b << 3) + ((w >> (b - 3)) & 7) - 15;
+    return ((size_t)b << 2) + ((w >> (b - 2)) & 3) + 9; /* b >= 6: bin 33 on */
 }
 size_t _hm_bin_size(size_t bin);
 

@@ -84,11 +84,11 @@ void _hm_tool_alloc(void *p, size_t size); /* unpoisons exactly the requested by
 #define HM_MEDIUM_MAX        ((size_t)64 * 1024) /* largest block in medium pages */
 #define HM_DIRECT_MAX        1024                /* sizes served by the direct page table */
 #define HM_DIRECT_COUNT      (HM_DIRECT_MAX / 16 + 1)
-/* bins 1..81: bin 80 holds HM_MEDIUM_MAX; bin 81 (72 KiB, one block to a 128 KiB medium page, three
- * to a 256 KiB one) serves only debug and checked blocks, whose header and canary take a block of
- * 64 KiB past it */
-#define HM_BIN_COUNT      82
-#define HM_DEBUG_SLOT_MAX ((size_t)72 * 1024) /* largest debug or checked slot in a page */
+/* bins 1..57 (page.h, _hm_bin_of): bin 44 holds HM_SMALL_MAX, bin 56 HM_MEDIUM_MAX; bin 57 (80 KiB,
+ * one block to a 128 KiB medium page, three to a 256 KiB one) serves only debug and checked
+ * blocks, whose header and canary take a block of 64 KiB past it */
+#define HM_BIN_COUNT      58
+#define HM_DEBUG_SLOT_MAX ((size_t)80 * 1024) /* largest debug or checked slot in a page */
 /* A sub-heap has three sets of queues, one a page kind: plain blocks, DebugAlloc blocks (a
  * 48-byte header, debug.c) and checked-mode blocks (a 16-byte header, debug.c). A page's `bin`
  * is its queue index: its size class plus the set's offset. */

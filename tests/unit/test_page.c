@@ -21,9 +21,13 @@ static void test_bins_round_trip(void **state) {
     assert_int_equal(_hm_bin_of(0), 1);
     assert_int_equal(_hm_bin_of(1), 1);
     assert_int_equal(_hm_bin_size(1), 16);
-    assert_int_equal(_hm_bin_of(HM_SMALL_MAX), 56);
-    assert_int_equal(_hm_bin_of(HM_MEDIUM_MAX), 80);
-    assert_int_equal(_hm_bin_size(80), HM_MEDIUM_MAX);
+    assert_int_equal(_hm_bin_of(HM_DIRECT_MAX), 32);
+    assert_int_equal(_hm_bin_size(32), HM_DIRECT_MAX);
+    assert_int_equal(_hm_bin_of(HM_DIRECT_MAX + 1), 33);
+    assert_int_equal(_hm_bin_size(33), 1280);
+    assert_int_equal(_hm_bin_of(HM_SMALL_MAX), 44);
+    assert_int_equal(_hm_bin_of(HM_MEDIUM_MAX), 56);
+    assert_int_equal(_hm_bin_size(56), HM_MEDIUM_MAX);
     assert_int_equal(_hm_bin_size(HM_BIN_COUNT - 1), HM_DEBUG_SLOT_MAX);
     size_t prev = 0;
     for (size_t bin = 1; bin < HM_BIN_COUNT; bin++) {
@@ -38,7 +42,8 @@ static void test_bins_round_trip(void **state) {
         prev = bs;
     }
     /* every size up to the medium limit: the smallest class that holds it, less than 1/8
-     * larger than the request once the classes are no longer exact (above 256 bytes) */
+     * larger than the request once the classes are no longer exact (above 256 bytes), less
+     * than 1/4 above the direct sizes (4 classes a doubling), and every power of two a class */
     size_t last_bin = 1;
     for (size_t size = 1; size <= HM_MEDIUM_MAX; size++) {
         size_t bin = _hm_bin_of(size);
@@ -48,11 +53,15 @@ static void test_bins_round_trip(void **state) {
         if (bs < size) fail_msg("size %zu: bin %zu of %zu bytes", size, bin, bs);
         if (bin > 1 && _hm_bin_size(bin - 1) >= size)
             fail_msg("size %zu: bin %zu, but bin %zu holds it", size, bin, bin - 1);
-        if (size > 256 && (bs - size) * 8 >= size)
+        if (size > 256 && size <= HM_DIRECT_MAX && (bs - size) * 8 >= size)
             fail_msg("size %zu: bin of %zu bytes wastes 12.5 %% or more", size, bs);
+        if (size > HM_DIRECT_MAX && (bs - size) * 4 >= size)
+            fail_msg("size %zu: bin of %zu bytes wastes 25 %% or more", size, bs);
+        if (size >= 16 && (size & (size - 1)) == 0 && bs != size)
+            fail_msg("size %zu (a power of two): bin of %zu bytes", size, bs);
         if (size <= 256 && bs - size >= 16) fail_msg("size %zu: exact class of %zu", size, bs);
     }
-    assert_true(_hm_bin_of(HM_MEDIUM_MAX + 1) > 80);
+    assert_true(_hm_bin_of(HM_MEDIUM_MAX + 1) > 56);
 }
 
 /* ---- the block check of every free (types.h, _hm_block_check) ------------------------------
