@@ -1401,7 +1401,8 @@ static void test_checked_header_damage(void **state) {
 
 /* Blocks up to 64 KiB stay on pages in checked mode and for DebugAlloc (their header and
  * canary take an 80 KiB slot, not a huge mapping of their own); those whose slot would not fit
- * in 80 KiB are huge. */
+ * in 80 KiB are huge: checked blocks above 81,896 bytes (80 KiB less 16 of header and 8 of
+ * canary), DebugAlloc blocks above 81,864 (48 of header). */
 static void test_checked_64k_on_pages(void **state) {
     (void)state;
     sink *s = sink_new();
@@ -1418,10 +1419,23 @@ static void test_checked_64k_on_pages(void **state) {
     hm_heap_stats(h, &st);
     if (st.huge_blocks != 0)
         fail_msg("%zu huge blocks for 64 KiB checked and DebugAlloc blocks", st.huge_blocks);
-    void *big = must_alloc(h, (size_t)80 * 1024);
+    void *edge = must_alloc(h, 81896), *dedge = debug_alloc(h, 81864, "edge.c", 1);
+    memset(edge, 3, 81896);
+    memset(dedge, 4, 81864);
+    hm_heap_stats(h, &st);
+    if (st.huge_blocks != 0)
+        fail_msg("%zu huge blocks for checked and DebugAlloc blocks of 80 KiB slots",
+                 st.huge_blocks);
+    void *big = must_alloc(h, 81897);
     hm_heap_stats(h, &st);
     assert_int_equal(st.huge_blocks, 1);
+    void *dbig = debug_alloc(h, 81865, "edge.c", 2);
+    hm_heap_stats(h, &st);
+    assert_int_equal(st.huge_blocks, 2);
     heap_free_ok(h, big);
+    heap_free_ok(h, dbig);
+    heap_free_ok(h, edge);
+    heap_free_ok(h, dedge);
     for (int i = 0; i < K; i++) {
         heap_free_ok(h, p[i]);
         heap_free_ok(h, d[i]);
