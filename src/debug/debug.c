@@ -222,8 +222,7 @@ hm_theap_t *_hm_debug_theap(hm_heap *heap, int *level) {
         errno = ENOMEM;
         return NULL;
     }
-    int l = *level & ~HM_LEVEL_NO_ABORT;
-    if ((unsigned)l > eProcessCritical) l = eProcessCritical;
+    int l = _hm_level_index(*level & ~HM_LEVEL_NO_ABORT);
     th->requests[l]++;
     *level = l;
     return th;

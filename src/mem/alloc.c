@@ -54,7 +54,7 @@ static hm_noinline void *alloc_slow_rest(hm_heap *heap, size_t size, int level) 
         errno = ENOMEM;
         return NULL;
     }
-    if ((unsigned)level > eProcessCritical) level = eProcessCritical;
+    level = _hm_level_index(level);
     if (size <= HM_DIRECT_MAX) {
         /* the heartbeat (alloc.h): a count at 0 that the fast path left is moved over before
          * the pop below counts on (this request, not counted there, is counted here) */
@@ -83,7 +83,7 @@ void *_hm_alloc_slow(hm_heap *heap, size_t size, int level) {
             hm_theap_t *th = e->th;
             void *p = _hm_theap_pop_bin(th, _hm_bin_of(size));
             if (hm_likely(p != NULL)) {
-                th->requests[(unsigned)level > eProcessCritical ? eProcessCritical : level]++;
+                th->requests[_hm_level_index(level)]++;
                 hm_tool_alloc(p, size);
                 return p;
             }

@@ -550,7 +550,7 @@ static void *try_commit(hm_theap_t *th, const size_t *bytes, int level) {
 }
 
 bool _hm_arena_commit(hm_arena_t *a, size_t bytes, int level) {
-    if ((unsigned)level > eProcessCritical) level = eProcessCritical;
+    level = _hm_level_index(level);
     if (hm_likely(_hm_budget_take(&a->budget, bytes, level))) return true;
     size_t arg[2] = {bytes, (size_t)(uintptr_t)a};
     return with_reclaim(a, NULL, try_commit, arg, level) != NULL;

@@ -144,7 +144,6 @@ hm_inline void _hm_page_take(hm_page_t *pg, hm_block_t *b) {
 }
 
 /* ---- the free fast path ------------------------------------------------------------------- */
-
 /* What the free fast path left to do (_hm_page_free_try). */
 enum {
     HM_FREED = 0,    /* done */

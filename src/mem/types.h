@@ -100,6 +100,12 @@ void _hm_tool_alloc(void *p, size_t size); /* unpoisons exactly the requested by
 #define HM_MAX_ALLOC     ((size_t)PTRDIFF_MAX)
 #define HM_TLS_WAYS      8 /* direct-mapped per-thread cache of heap -> sub-heap */
 
+/* `level` (an EMemoryCriticalLevel, HM_LEVEL_NO_ABORT already taken off) as an index of the
+ * per-level counts and budget shares: a value beyond the enum counts as process-critical. */
+hm_inline int _hm_level_index(int level) {
+    return (unsigned)level > eProcessCritical ? eProcessCritical : level;
+}
+
 /* Thread ids: the thread pointer (%fs:0). HM_TID_ANY marks segments of a serialized heap
  * (no MALLOC_THREADSAFE): every free there is treated as the owner's. HM_TID_NONE marks
  * segments whose owner thread exited (abandoned): every free there is remote. */
