@@ -371,7 +371,9 @@ typedef struct result {
  * on every allocation, which a batch does not. */
 #define PAIRS_BATCH_MAX 4096
 /* (its own function: the one-block loop below keeps the code, and so the harness's instruction
- * count, it had before batches existed) */
+ * count, it had before batches existed; the batch's own checks stay here for the same reason:
+ * made in w_pairs, they moved the null door's one-block loop from 19.0 to 21.0 instructions a
+ * pair, `BENCH_PAIRS_SIZE=64 bench/callgrind.sh`) */
 static ALWAYS_INLINE void w_pairs_batch(const enum door d, const params *prm, result *res,
                                         size_t fixed, uint64_t batch) {
     const door_ctx c = g_ctx;
