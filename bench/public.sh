@@ -14,7 +14,8 @@
 #
 # Environment:
 #   PUB_REPS=3                 repetitions
-#   PUB_PROGRAMS="..."         names from the table below (default: all of them)
+#   PUB_PROGRAMS="..."         names from the table below (default: all of the suite's; the
+#                              everyday ones, perl-hash, python-dict and gcc-O2, only by name)
 #   PUB_ALLOCATORS="hostmalloc glibc mimalloc jemalloc tcmalloc"
 #   PUB_BASELINE=mimalloc
 #   PUB_THREADS=2
@@ -37,7 +38,8 @@ die() {
 SRC=${1:-}
 OUT=${2:-}
 [ -n "$SRC" ] && [ -n "$OUT" ] || die "usage: public.sh <mimalloc-bench checkout> <build dir> [<override .so>]"
-HM_SO=${3:-$(dirname "$0")/../build/libhostmalloc-override.so}
+HERE=$(cd "$(dirname "$0")" && pwd)
+HM_SO=${3:-$HERE/../build/libhostmalloc-override.so}
 [ -d "$SRC/bench" ] || die "no bench folder in $SRC"
 [ -d "$OUT" ] || die "no build dir $OUT"
 [ -x /usr/bin/time ] || die "/usr/bin/time is missing (Debian package: time)"
@@ -69,6 +71,10 @@ declare -A CMD=(
     [malloc-large]="./malloc-large"
     [mleak10]="./mleak 5"
     [xmalloc-testN]="./xmalloc-test -w $T -t 5 -s 64"
+    # everyday programs, not in the default set (they need perl, python3 and gcc)
+    [perl-hash]="perl $HERE/programs/hash.pl"
+    [python-dict]="python3 $HERE/programs/dict.py"
+    [gcc-O2]="gcc -O2 -I$HERE/../src -I$HERE/../include -c $HERE/../src/mem/page.c -o /dev/null"
 )
 DEFAULT_PROGRAMS="cfrac espresso barnes larsonN larsonN-sized mstressN rptestN alloc-test1 alloc-testN cache-scratch1 cache-scratchN glibc-simple glibc-thread malloc-large mleak10 xmalloc-testN"
 PROGRAMS=${PUB_PROGRAMS:-$DEFAULT_PROGRAMS}
