@@ -187,6 +187,11 @@ void _hm_free_slow(void *p) {
 }
 
 void _hm_free_rest_or_abort(hm_segment_t *seg, hm_page_t *pg, void *p, int what) {
+    /* another thread's block, the common case here, without the dispatch */
+    if (what == HM_FREE_REMOTE) {
+        _hm_page_free_remote_or_abort(pg, seg, p); /* a tail call */
+        return;
+    }
     if (_hm_page_free_rest(seg, pg, p, what) != HM_OK) abort(); /* reported already */
 }
 

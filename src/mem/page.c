@@ -30,6 +30,7 @@
  * header size, how to carve slots, how to check a free, and the link format of its free lists.
  * Plain pages never look at it; the other kinds are reached only from paths that are already
  * slow (their pages carry HM_USED_SLOW, so every free of theirs leaves the fast path). */
+#include <stdlib.h>
 #include <string.h>
 
 #include "mem/page.h"
@@ -389,44 +390,81 @@ void _hm_theap_process_pending(hm_theap_t *th) {
     }
 }
 
-hm_result _hm_page_free_remote(hm_page_t *pg, hm_segment_t *seg, hm_block_t *b) {
-    if (hm_unlikely(pg->kind != HM_PAGE_PLAIN)) {
-        hm_result r = _hm_page_kinds[pg->kind]->free(pg, b, false);
-        if (r != HM_OK) return r;
-    } else {
-        /* marked: freed already (a block handed out is unmarked, and only a program that read
-         * the mark out of freed memory could write it back). This thread cannot walk the
-         * owner's lists, as the owner's free does to tell the two apart, so the mark decides:
-         * a double free, reported, nothing changed */
-        if (hm_unlikely(_hm_mark_peek(b) == pg)) {
-            _hm_report_double_free(seg, b, pg->block_size);
-            return HM_ERR_NOT_BLOCK;
-        }
-        hm_tool_free(b);
-    }
+/* The first remote free into a full page tells the owner: the page goes on its pending stack. */
+static hm_noinline hm_result remote_notify(hm_page_t *pg, hm_segment_t *seg) {
+    hm_theap_t *th = seg->theap;
+    hm_page_t *head = atomic_load_explicit(&th->pending, memory_order_relaxed);
+    do {
+        atomic_store_explicit(&pg->pending_next, head, memory_order_relaxed);
+    } while (!atomic_compare_exchange_weak_explicit(&th->pending, &head, pg, memory_order_release,
+                                                    memory_order_relaxed));
+    return HM_OK;
+}
+
+/* Push block `b` (checked) onto `pg`'s thread_free; `plain`: a constant, true when the caller
+ * knows the page plain (its link written inline, and no call can make the path need a frame). */
+hm_inline hm_result remote_push(hm_page_t *pg, hm_segment_t *seg, hm_block_t *b, bool plain) {
     hm_tool_access(b, sizeof(hm_block_t));
     uintptr_t old = atomic_load_explicit(&pg->thread_free, memory_order_relaxed);
     uintptr_t tag;
     do {
         tag = old & HM_TF_MASK;
         hm_tool_access(b, 2 * sizeof(hm_block_t));
-        set_link(pg, b, (hm_block_t *)(old & HM_TF_LIST));
+        if (plain) {
+            b->next = (hm_block_t *)(old & HM_TF_LIST);
+            _hm_mark_set(b, pg);
+        } else {
+            set_link(pg, b, (hm_block_t *)(old & HM_TF_LIST));
+        }
         hm_tool_hide(b, 2 * sizeof(hm_block_t));
     } while (!atomic_compare_exchange_weak_explicit(
         &pg->thread_free, &old,
         (uintptr_t)b | ((old & ~(HM_TF_LIST | HM_TF_MASK)) + HM_TF_ONE) |
             (tag == HM_TF_FULL ? HM_TF_NOTIFIED : tag),
         memory_order_release, memory_order_relaxed));
-    if (hm_unlikely(tag == HM_TF_FULL)) {
-        /* first remote free into a full page: tell the owner */
-        hm_theap_t *th = seg->theap;
-        hm_page_t *head = atomic_load_explicit(&th->pending, memory_order_relaxed);
-        do {
-            atomic_store_explicit(&pg->pending_next, head, memory_order_relaxed);
-        } while (!atomic_compare_exchange_weak_explicit(
-            &th->pending, &head, pg, memory_order_release, memory_order_relaxed));
-    }
+    if (hm_unlikely(tag == HM_TF_FULL)) return remote_notify(pg, seg);
     return HM_OK;
+}
+
+/* A remote free of a block with a header: its kind checks it first. */
+static hm_noinline hm_result remote_free_kind(hm_page_t *pg, hm_segment_t *seg, hm_block_t *b) {
+    hm_result r = _hm_page_kinds[pg->kind]->free(pg, b, false);
+    if (r != HM_OK) return r;
+    return remote_push(pg, seg, b, false);
+}
+
+/* A remote free of a marked plain block: reported, nothing changed. */
+static hm_cold hm_result remote_double_free(hm_page_t *pg, hm_segment_t *seg, hm_block_t *b) {
+    _hm_report_double_free(seg, b, pg->block_size);
+    return HM_ERR_NOT_BLOCK;
+}
+
+/* A remote free; `or_abort` (a constant): misuse aborts (after its report) instead of being
+ * answered. The common case, a plain block, needs no stack frame: the rest is out of line. */
+hm_inline hm_result remote_free(hm_page_t *pg, hm_segment_t *seg, hm_block_t *b, bool or_abort) {
+    hm_result r;
+    if (hm_unlikely(pg->kind != HM_PAGE_PLAIN)) {
+        r = remote_free_kind(pg, seg, b);
+    } else if (hm_unlikely(_hm_mark_peek(b) == pg)) {
+        /* marked: freed already (a block handed out is unmarked, and only a program that read
+         * the mark out of freed memory could write it back). This thread cannot walk the
+         * owner's lists, as the owner's free does to tell the two apart, so the mark decides:
+         * a double free, reported, nothing changed */
+        r = remote_double_free(pg, seg, b);
+    } else {
+        hm_tool_free(b);
+        return remote_push(pg, seg, b, true);
+    }
+    if (or_abort && r != HM_OK) abort();
+    return r;
+}
+
+hm_result _hm_page_free_remote(hm_page_t *pg, hm_segment_t *seg, hm_block_t *b) {
+    return remote_free(pg, seg, b, false);
+}
+
+void _hm_page_free_remote_or_abort(hm_page_t *pg, hm_segment_t *seg, hm_block_t *b) {
+    (void)remote_free(pg, seg, b, true);
 }
 
 /* ---- page life cycle --------------------------------------------------------------------- */
@@ -514,7 +552,7 @@ hm_result _hm_page_free_marked(hm_page_t *pg, hm_segment_t *seg, hm_block_t *b) 
     return _hm_page_free(seg, pg, b);
 }
 
-void _hm_report_double_free(const hm_segment_t *seg, const void *p, size_t size) {
+hm_cold void _hm_report_double_free(const hm_segment_t *seg, const void *p, size_t size) {
     char msg[128];
     _hm_snprintf(msg, sizeof msg, "hostmalloc: double free: block %p of %zu bytes\n", p, size);
     _hm_report(&seg->arena->cfg, HM_ERROR_DOUBLE_FREE, p, msg);
@@ -573,9 +611,9 @@ hm_result _hm_page_free_slow(hm_page_t *pg, hm_segment_t *seg, hm_block_t *b) {
 
 int32_t _hm_page_free_rest(hm_segment_t *seg, hm_page_t *pg, void *p, int what) {
     hm_block_t *b = p;
+    /* another thread's block first: the common case of these */
+    if (hm_likely(what == HM_FREE_REMOTE)) return _hm_page_free_remote(pg, seg, b);
     switch (what) {
-    case HM_FREE_REMOTE:
-        return _hm_page_free_remote(pg, seg, b);
     case HM_FREE_SLOW:
         return _hm_page_free_slow(pg, seg, b);
     case HM_FREE_MARKED:

@@ -97,6 +97,8 @@ hm_result _hm_page_free_slow(hm_page_t *page, hm_segment_t *seg, hm_block_t *b);
 hm_result _hm_page_free_marked(hm_page_t *page, hm_segment_t *seg, hm_block_t *b);
 /* Push a free by a thread that does not own the page. */
 hm_result _hm_page_free_remote(hm_page_t *page, hm_segment_t *seg, hm_block_t *b);
+/* The same for the malloc door's free: misuse aborts, after its report. */
+void _hm_page_free_remote_or_abort(hm_page_t *page, hm_segment_t *seg, hm_block_t *b);
 /* Is `b` on the free list of plain page `pg` or on its list of other threads' frees? Owner
  * only. Every link is validated before it is followed, and the walk is bounded. */
 bool _hm_page_block_is_free(const hm_page_t *pg, const hm_block_t *b);
