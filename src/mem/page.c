@@ -71,13 +71,17 @@ size_t _hm_bin_size(size_t bin) {
     return ((4 + r + 1) << (b - 2)) * 16;
 }
 
-/* direct slot range of each bin up to HM_DIRECT_MAX: slots [first[bin], first[bin+1]) */
+/* The direct slots' bins (slot w serves w*16 bytes), and each bin's first slot: the slots of a
+ * bin up to HM_DIRECT_MAX are [direct_first[bin], the next slot of another bin) */
 static uint8_t direct_bin[HM_DIRECT_COUNT];
+static uint8_t direct_first[HM_DIRECT_COUNT]; /* bins are below HM_DIRECT_COUNT */
 static pthread_once_t direct_once = PTHREAD_ONCE_INIT;
 
 static void direct_init(void) {
-    for (size_t w = 0; w < HM_DIRECT_COUNT; w++)
+    for (size_t w = HM_DIRECT_COUNT; w-- > 0;) {
         direct_bin[w] = (uint8_t)_hm_bin_of(w * 16);
+        direct_first[direct_bin[w]] = (uint8_t)w; /* the lowest slot, written last */
+    }
 }
 
 void _hm_theap_init_queues(hm_theap_t *th) {
@@ -110,10 +114,8 @@ void _hm_direct_update(hm_theap_t *th, size_t qbin) {
     if (bin < min_bin) return;
     hm_page_t *pg = th->queues[qbin].first;
     if (pg == NULL) pg = &_hm_page_empty;
-    /* bins grow with the slot index: find the run of slots of this bin */
-    size_t w = bin <= 16 ? bin : 16;
-    while (w < HM_DIRECT_COUNT && direct_bin[w] < bin)
-        w++;
+    /* bins grow with the slot index: the run of slots of this bin */
+    size_t w = direct_first[bin];
     for (; w < HM_DIRECT_COUNT && direct_bin[w] == bin; w++)
         table[w] = pg;
     if (bin == 1) table[0] = pg;
