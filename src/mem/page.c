@@ -442,7 +442,7 @@ static hm_cold hm_result remote_double_free(hm_page_t *pg, hm_segment_t *seg, hm
 }
 
 /* A remote free; `or_abort` (a constant): misuse aborts (after its report) instead of being
- * answered. The common case, a plain block, needs no stack frame: the rest is out of line. */
+ * answered. The common case, a plain block, is a leaf function: the rest is out of line. */
 hm_inline hm_result remote_free(hm_page_t *pg, hm_segment_t *seg, hm_block_t *b, bool or_abort) {
     hm_result r;
     if (hm_unlikely(pg->kind != HM_PAGE_PLAIN)) {

@@ -103,7 +103,7 @@ void _hm_page_free_remote_or_abort(hm_page_t *page, hm_segment_t *seg, hm_block_
  * only. Every link is validated before it is followed, and the walk is bounded. */
 bool _hm_page_block_is_free(const hm_page_t *pg, const hm_block_t *b);
 /* Report a double free of `p` (a block of `seg`, `size` usable bytes) to the error sink. */
-void _hm_report_double_free(const hm_segment_t *seg, const void *p, size_t size);
+hm_cold void _hm_report_double_free(const hm_segment_t *seg, const void *p, size_t size);
 /* A local free left a page that is not the head of its queue empty: retired while memory is
  * short (Low), else kept for reuse. */
 hm_result _hm_page_emptied(hm_page_t *page, hm_segment_t *seg);
