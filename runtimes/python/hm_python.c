@@ -32,7 +32,8 @@
  *
  * Low. The notifier thread only wakes the adapter's helper thread. The helper takes the GIL
  * (with a thread state it made with PyGILState_Ensure as soon as the interpreter ran, and
- * kept, so that a collection under pressure needs no allocation to start) and calls
+ * kept, so that a collection under pressure needs no allocation to start; a refusal of that
+ * thread state's memory is served from a reserve, below) and calls
  * gc.collect(), which collects even while
  * the program has called gc.disable() (PyGC_Collect would not). Once the interpreter is
  * finalizing, CPython ends a thread that asks for the GIL: the helper then simply ends. */
@@ -76,9 +77,33 @@ static struct {
  * or by a host that links it). */
 static __thread int serving __attribute__((tls_model("initial-exec")));
 
-static void *refused(domain *d) {
+/* The helper's thread state must not be refused: CPython 3.11 cannot report that (a thread
+ * state it fails to allocate for PyGILState_Ensure is dereferenced: a crash, not an error), and
+ * the helper makes it when its poll first sees the interpreter running, which can be just as
+ * the host's memory runs short (or its fault injection starts). So while the helper makes it
+ * (`making_tstate`, the helper thread only), a request the host refuses is served from this
+ * reserve instead, and never given back (the thread state lives as long as the interpreter;
+ * the frees of RAW find it by address and leave it). */
+static __thread bool making_tstate __attribute__((tls_model("initial-exec")));
+static _Alignas(16) unsigned char reserve[16384];
+static size_t reserve_used; /* the helper thread only */
+
+static bool in_reserve(const void *p) {
+    return (const unsigned char *)p >= reserve &&
+           (const unsigned char *)p < reserve + sizeof reserve;
+}
+
+static void *reserve_take(size_t size) {
+    size = (size + 15) & ~(size_t)15;
+    if (size == 0 || size > sizeof reserve - reserve_used) return NULL;
+    void *p = reserve + reserve_used; /* zeroed: static, and never handed out twice */
+    reserve_used += size;
+    return p;
+}
+
+static void *refused(domain *d, size_t size) {
     atomic_fetch_add_explicit(&g.refusals[d->index], 1, memory_order_relaxed);
-    return NULL;
+    return making_tstate ? reserve_take(size) : NULL;
 }
 
 static EMemoryCriticalLevel level_of(domain *d) {
@@ -88,22 +113,31 @@ static EMemoryCriticalLevel level_of(domain *d) {
 /* ---- every request an IHostMalloc call (host mode; pymalloc's passed-on requests) ---------- */
 static void *dom_malloc(domain *d, size_t size) {
     void *p;
-    if (FAILED(IHostMalloc_Alloc(d->m, size, level_of(d), &p))) return refused(d);
+    if (FAILED(IHostMalloc_Alloc(d->m, size, level_of(d), &p))) return refused(d, size);
     return p;
 }
 
 static void *dom_calloc(domain *d, size_t nelem, size_t elsize) {
     size_t size;
-    if (__builtin_mul_overflow(nelem, elsize, &size)) return refused(d);
+    if (__builtin_mul_overflow(nelem, elsize, &size)) return refused(d, SIZE_MAX);
     void *p = dom_malloc(d, size);
     if (p != NULL) memset(p, 0, size);
     return p;
 }
 
 static void *dom_realloc(domain *d, void *ptr, size_t size) {
+    if (in_reserve(ptr)) {
+        /* the reserve's block moves to the host (the bytes up to the reserve's end) */
+        void *p = dom_malloc(d, size != 0 ? size : 1);
+        if (p != NULL) {
+            size_t left = (size_t)(reserve + sizeof reserve - (unsigned char *)ptr);
+            memcpy(p, ptr, size < left ? size : left);
+        }
+        return p;
+    }
     /* CPython: a size of 0 keeps a (minimal) block; hm_realloc_level would free it */
     void *p = hm_realloc_level(d->heap, ptr, size != 0 ? size : 1, level_of(d));
-    return p != NULL ? p : refused(d);
+    return p != NULL ? p : refused(d, SIZE_MAX);
 }
 
 static void *py_malloc(void *ctx, size_t size) {
@@ -120,6 +154,7 @@ static void *py_realloc(void *ctx, void *ptr, size_t size) {
 
 static void py_free(void *ctx, void *ptr) {
     domain *d = ctx;
+    if (in_reserve(ptr)) return;
     if (FAILED(IHostMalloc_Free(d->m, ptr)))
         Py_FatalError("hostmalloc: a block freed in the wrong allocator domain");
 }
@@ -152,7 +187,7 @@ static void *raw_realloc(void *ctx, void *ptr, size_t size) {
  * tracemalloc frees its own RAW blocks from inside a MEM/OBJ free. */
 static void raw_free(void *ctx, void *ptr) {
     (void)ctx;
-    if (ptr == NULL || SUCCEEDED(IHostMalloc_Free(g.dom[0].m, ptr))) return;
+    if (ptr == NULL || in_reserve(ptr) || SUCCEEDED(IHostMalloc_Free(g.dom[0].m, ptr))) return;
     if (FAILED(IHostMalloc_Free(g.dom[1].m, ptr)))
         Py_FatalError("hostmalloc: a block freed in the wrong allocator domain");
 }
@@ -242,7 +277,9 @@ static void on_notify(void *arg, EMemoryAvailable level) {
 static bool helper_tstate_make(void) {
     if (g.helper_tstate != NULL) return true;
     if (!Py_IsInitialized()) return false;
+    making_tstate = true; /* a refused request of this thread is served from the reserve */
     PyGILState_Ensure();
+    making_tstate = false;
     g.helper_tstate = PyEval_SaveThread();
     return true;
 }

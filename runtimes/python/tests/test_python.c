@@ -356,6 +356,55 @@ static void test_fault_injection_each_level(void **state) {
     }
 }
 
+/* ---- the helper's thread state, made while every request is refused ----------------------- */
+/* The helper thread makes its thread state when its poll (every 20 ms) first sees the
+ * interpreter running; CPython cannot survive a refusal of that allocation. Here every RAW
+ * request is refused from just after Py_Initialize while the main thread lets the GIL go: the
+ * helper's request is refused, served from the adapter's reserve, and freed at finalization.
+ * Exit 3: the helper made it before the refusals began (a window of microseconds), not this
+ * case. */
+static void child_helper_refused(void *arg) {
+    hm_config cfg = test_cfg(512 * MIB);
+    cfg.fault_probability[eProcessCritical] = 1.0; /* every request at this level refused */
+    tenant t;
+    tenant_open(&t, &cfg);
+    hm_python_policy safe, refusing;
+    hm_python_policy_init(&safe);
+    safe.pymalloc = arg != NULL;
+    CHECK(safe.raw != eProcessCritical && safe.mem != eProcessCritical &&
+          safe.obj != eProcessCritical);
+    CHECK(hm_python_install(t.raw, t.mem_obj, &safe) == 0);
+    Py_Initialize();
+    refusing = safe;
+    refusing.raw = eProcessCritical;
+    CHECK(hm_python_set_policy(&refusing));
+    PyThreadState *ts = PyEval_SaveThread(); /* the GIL let go: */
+    usleep(200 * 1000);                      /* the helper makes its thread state now */
+    PyEval_RestoreThread(ts);
+    hm_python_stats st;
+    hm_python_get_stats(&st);
+    CHECK(hm_python_set_policy(&safe));
+    if (st.refusals[0] == 0) _exit(3);
+    CHECK(py_run("x = len([str(i) for i in range(1000)])"));
+    CHECK(main_long("x") == 1000);
+    CHECK(Py_FinalizeEx() == 0); /* the thread state in the reserve is freed and left */
+}
+
+static void test_helper_thread_state_refused(void **state) {
+    (void)state;
+    for (intptr_t pymalloc = 0; pymalloc < 2; pymalloc++) {
+        for (int tries = 0;; tries++) {
+            tu_child_result res;
+            assert_int_equal(tu_run_child(child_helper_refused, (void *)pymalloc, &res), 0);
+            if (WIFEXITED(res.status) && WEXITSTATUS(res.status) == 3 && tries < 4) continue;
+            char buf[96];
+            if (!WIFEXITED(res.status) || WEXITSTATUS(res.status) != 0)
+                fail_msg("child %s:\n%s", tu_status_str(res.status, buf, sizeof buf), res.err);
+            break;
+        }
+    }
+}
+
 /* ---- Low -> gc.collect() ------------------------------------------------------------------- */
 static void child_low(void *arg) {
     bool bridge = ((intptr_t)arg & 1) != 0, pymalloc = ((intptr_t)arg & 2) != 0;
@@ -422,6 +471,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_refused_arena_memory_error),
         cmocka_unit_test(test_memory_error_and_recovery),
         cmocka_unit_test(test_fault_injection_each_level),
+        cmocka_unit_test(test_helper_thread_state_refused),
         cmocka_unit_test(test_low_collects),
     };
     return TU_MAIN(tests);
