@@ -81,9 +81,10 @@ static __thread int serving __attribute__((tls_model("initial-exec")));
  * state it fails to allocate for PyGILState_Ensure is dereferenced: a crash, not an error), and
  * the helper makes it when its poll first sees the interpreter running, which can be just as
  * the host's memory runs short (or its fault injection starts). So while the helper makes it
- * (`making_tstate`, the helper thread only), a request the host refuses is served from this
- * reserve instead, and never given back (the thread state lives as long as the interpreter;
- * the frees of RAW find it by address and leave it). */
+ * (`making_tstate`, the helper thread only), a RAW malloc or calloc the host refuses is served
+ * from this reserve instead (still counted as the host's refusal), and never given back: the
+ * thread state lives as long as the interpreter, and the frees of RAW find it by address and
+ * leave it. Arenas and frame stacks never come from it. */
 static __thread bool making_tstate __attribute__((tls_model("initial-exec")));
 static _Alignas(16) unsigned char reserve[16384];
 static size_t reserve_used; /* the helper thread only */
@@ -93,17 +94,21 @@ static bool in_reserve(const void *p) {
            (const unsigned char *)p < reserve + sizeof reserve;
 }
 
-static void *reserve_take(size_t size) {
-    size = (size + 15) & ~(size_t)15;
-    if (size == 0 || size > sizeof reserve - reserve_used) return NULL;
-    void *p = reserve + reserve_used; /* zeroed: static, and never handed out twice */
+/* `p`, or when the host refused it (NULL) while the helper makes its thread state, `size`
+ * bytes of the reserve (zeroed: static, and never handed out twice), if they are left. */
+static void *or_reserve(void *p, size_t size) {
+    if (p != NULL || !making_tstate) return p;
+    if (size > sizeof reserve - reserve_used) return NULL; /* (and no rounding overflows) */
+    size = size == 0 ? 16 : (size + 15) & ~(size_t)15;
+    if (size > sizeof reserve - reserve_used) return NULL;
+    p = reserve + reserve_used;
     reserve_used += size;
     return p;
 }
 
-static void *refused(domain *d, size_t size) {
+static void *refused(domain *d) {
     atomic_fetch_add_explicit(&g.refusals[d->index], 1, memory_order_relaxed);
-    return making_tstate ? reserve_take(size) : NULL;
+    return NULL;
 }
 
 static EMemoryCriticalLevel level_of(domain *d) {
@@ -113,13 +118,13 @@ static EMemoryCriticalLevel level_of(domain *d) {
 /* ---- every request an IHostMalloc call (host mode; pymalloc's passed-on requests) ---------- */
 static void *dom_malloc(domain *d, size_t size) {
     void *p;
-    if (FAILED(IHostMalloc_Alloc(d->m, size, level_of(d), &p))) return refused(d, size);
+    if (FAILED(IHostMalloc_Alloc(d->m, size, level_of(d), &p))) return refused(d);
     return p;
 }
 
 static void *dom_calloc(domain *d, size_t nelem, size_t elsize) {
     size_t size;
-    if (__builtin_mul_overflow(nelem, elsize, &size)) return refused(d, SIZE_MAX);
+    if (__builtin_mul_overflow(nelem, elsize, &size)) return refused(d);
     void *p = dom_malloc(d, size);
     if (p != NULL) memset(p, 0, size);
     return p;
@@ -137,15 +142,21 @@ static void *dom_realloc(domain *d, void *ptr, size_t size) {
     }
     /* CPython: a size of 0 keeps a (minimal) block; hm_realloc_level would free it */
     void *p = hm_realloc_level(d->heap, ptr, size != 0 ? size : 1, level_of(d));
-    return p != NULL ? p : refused(d, SIZE_MAX);
+    return p != NULL ? p : refused(d);
 }
 
 static void *py_malloc(void *ctx, size_t size) {
-    return dom_malloc(ctx, size);
+    return or_reserve(dom_malloc(ctx, size), size);
+}
+
+/* nelem * elsize, or SIZE_MAX when it overflows (the reserve then serves nothing) */
+static size_t product(size_t nelem, size_t elsize) {
+    size_t size;
+    return __builtin_mul_overflow(nelem, elsize, &size) ? SIZE_MAX : size;
 }
 
 static void *py_calloc(void *ctx, size_t nelem, size_t elsize) {
-    return dom_calloc(ctx, nelem, elsize);
+    return or_reserve(dom_calloc(ctx, nelem, elsize), product(nelem, elsize));
 }
 
 static void *py_realloc(void *ctx, void *ptr, size_t size) {
@@ -165,12 +176,12 @@ static void py_free(void *ctx, void *ptr) {
  * the MEM/OBJ instance at the level of the domain served. */
 static void *raw_malloc(void *ctx, size_t size) {
     (void)ctx;
-    return dom_malloc(&g.dom[serving], size);
+    return or_reserve(dom_malloc(&g.dom[serving], size), size);
 }
 
 static void *raw_calloc(void *ctx, size_t nelem, size_t elsize) {
     (void)ctx;
-    return dom_calloc(&g.dom[serving], nelem, elsize);
+    return or_reserve(dom_calloc(&g.dom[serving], nelem, elsize), product(nelem, elsize));
 }
 
 static void *raw_realloc(void *ctx, void *ptr, size_t size) {

@@ -67,7 +67,8 @@ HM_API bool hm_python_set_policy(const hm_python_policy *policy);
 HM_API int hm_python_main(int argc, char **argv);
 
 typedef struct hm_python_stats {
-    size_t refusals[3];  /* requests refused, by domain: 0 RAW, 1 MEM, 2 OBJ */
+    size_t refusals[3];  /* requests the host refused, by domain: 0 RAW, 1 MEM, 2 OBJ (with
+                            the helper's own, served from the adapter's reserve) */
     size_t low_notes;    /* Low notifications heard */
     size_t collections;  /* gc.collect() runs for them */
     bool pymalloc;       /* the mode installed (hm_python_policy.pymalloc) */

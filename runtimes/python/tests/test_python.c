@@ -359,10 +359,11 @@ static void test_fault_injection_each_level(void **state) {
 /* ---- the helper's thread state, made while every request is refused ----------------------- */
 /* The helper thread makes its thread state when its poll (every 20 ms) first sees the
  * interpreter running; CPython cannot survive a refusal of that allocation. Here every RAW
- * request is refused from just after Py_Initialize while the main thread lets the GIL go: the
- * helper's request is refused, served from the adapter's reserve, and freed at finalization.
- * Exit 3: the helper made it before the refusals began (a window of microseconds), not this
- * case. */
+ * request is refused from just after initialization while the main thread lets the GIL go: the
+ * helper's request is refused (the manager counts the injected fault), served from the
+ * adapter's reserve, and freed at finalization. The interpreter starts without `site`, so that
+ * it reads as initialized only at the end of Py_InitializeFromConfig. Exit 3: the helper made
+ * its thread state before the refusals began (a window of microseconds), not this case. */
 static void child_helper_refused(void *arg) {
     hm_config cfg = test_cfg(512 * MIB);
     cfg.fault_probability[eProcessCritical] = 1.0; /* every request at this level refused */
@@ -374,17 +375,24 @@ static void child_helper_refused(void *arg) {
     CHECK(safe.raw != eProcessCritical && safe.mem != eProcessCritical &&
           safe.obj != eProcessCritical);
     CHECK(hm_python_install(t.raw, t.mem_obj, &safe) == 0);
-    Py_Initialize();
+    PyConfig pc;
+    PyConfig_InitPythonConfig(&pc);
+    pc.site_import = 0;
+    CHECK(!PyStatus_Exception(Py_InitializeFromConfig(&pc)));
+    PyConfig_Clear(&pc);
     refusing = safe;
     refusing.raw = eProcessCritical;
     CHECK(hm_python_set_policy(&refusing));
     PyThreadState *ts = PyEval_SaveThread(); /* the GIL let go: */
     usleep(200 * 1000);                      /* the helper makes its thread state now */
     PyEval_RestoreThread(ts);
+    CHECK(hm_python_set_policy(&safe));
+    hm_manager_stats_t ms;
+    hm_manager_stats(t.mgr, &ms);
+    if (ms.faults_injected[eProcessCritical] == 0) _exit(3);
     hm_python_stats st;
     hm_python_get_stats(&st);
-    CHECK(hm_python_set_policy(&safe));
-    if (st.refusals[0] == 0) _exit(3);
+    CHECK(st.refusals[0] == ms.faults_injected[eProcessCritical]); /* the helper's, counted */
     CHECK(py_run("x = len([str(i) for i in range(1000)])"));
     CHECK(main_long("x") == 1000);
     CHECK(Py_FinalizeEx() == 0); /* the thread state in the reserve is freed and left */
@@ -396,7 +404,7 @@ static void test_helper_thread_state_refused(void **state) {
         for (int tries = 0;; tries++) {
             tu_child_result res;
             assert_int_equal(tu_run_child(child_helper_refused, (void *)pymalloc, &res), 0);
-            if (WIFEXITED(res.status) && WEXITSTATUS(res.status) == 3 && tries < 4) continue;
+            if (WIFEXITED(res.status) && WEXITSTATUS(res.status) == 3 && tries < 9) continue;
             char buf[96];
             if (!WIFEXITED(res.status) || WEXITSTATUS(res.status) != 0)
                 fail_msg("child %s:\n%s", tu_status_str(res.status, buf, sizeof buf), res.err);
