@@ -116,9 +116,8 @@ void _hm_direct_update(hm_theap_t *th, size_t qbin) {
     if (pg == NULL) pg = &_hm_page_empty;
     /* bins grow with the slot index: the run of slots of this bin */
     size_t w = direct_first[bin];
-    for (; w < HM_DIRECT_COUNT && direct_bin[w] == bin; w++)
+    for (; w < HM_DIRECT_COUNT && direct_bin[w] == bin; w++) /* bin 1 from slot 0 (0 bytes) */
         table[w] = pg;
-    if (bin == 1) table[0] = pg;
     if (bin == min_bin)
         for (w = 0; w < _hm_bin_size(min_bin) / 16; w++)
             table[w] = pg;
