@@ -126,7 +126,8 @@ static void *dom_calloc(domain *d, size_t nelem, size_t elsize) {
     size_t size;
     if (__builtin_mul_overflow(nelem, elsize, &size)) return refused(d);
     void *p = dom_malloc(d, size);
-    if (p != NULL) memset(p, 0, size);
+    if (p == NULL) return or_reserve(NULL, size); /* (the reserve's bytes are zero) */
+    memset(p, 0, size);
     return p;
 }
 
@@ -149,14 +150,8 @@ static void *py_malloc(void *ctx, size_t size) {
     return or_reserve(dom_malloc(ctx, size), size);
 }
 
-/* nelem * elsize, or SIZE_MAX when it overflows (the reserve then serves nothing) */
-static size_t product(size_t nelem, size_t elsize) {
-    size_t size;
-    return __builtin_mul_overflow(nelem, elsize, &size) ? SIZE_MAX : size;
-}
-
 static void *py_calloc(void *ctx, size_t nelem, size_t elsize) {
-    return or_reserve(dom_calloc(ctx, nelem, elsize), product(nelem, elsize));
+    return dom_calloc(ctx, nelem, elsize);
 }
 
 static void *py_realloc(void *ctx, void *ptr, size_t size) {
@@ -181,7 +176,7 @@ static void *raw_malloc(void *ctx, size_t size) {
 
 static void *raw_calloc(void *ctx, size_t nelem, size_t elsize) {
     (void)ctx;
-    return or_reserve(dom_calloc(&g.dom[serving], nelem, elsize), product(nelem, elsize));
+    return dom_calloc(&g.dom[serving], nelem, elsize);
 }
 
 static void *raw_realloc(void *ctx, void *ptr, size_t size) {
