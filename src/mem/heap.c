@@ -568,7 +568,7 @@ bool _hm_theap_valid(const hm_theap_t *th) {
             if (pg->bin != q) return false;
             if (pg->in_full) return false;
             if (seg->theap != th) return false;
-            if ((pg->is_head != 0) != (pg == queue->first)) return false;
+            if (_hm_page_is_head(pg) != (pg == queue->first)) return false;
             if (!_hm_page_valid(pg)) return false;
         }
         if (queue->last != prev) return false;

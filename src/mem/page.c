@@ -136,9 +136,9 @@ static void queue_remove(hm_theap_t *th, hm_page_t *pg) {
     else
         q->last = pg->prev;
     pg->next = pg->prev = NULL;
-    pg->is_head = 0;
     if (was_first) {
-        if (q->first != NULL) q->first->is_head = 1;
+        pg->used &= ~HM_USED_HEAD; /* (an emptied page left so is found by the next pass) */
+        if (q->first != NULL) q->first->used |= HM_USED_HEAD;
         _hm_direct_update(th, pg->bin);
     }
 }
@@ -149,12 +149,12 @@ static void queue_push_front(hm_theap_t *th, hm_page_t *pg) {
     pg->next = q->first;
     if (q->first) {
         q->first->prev = pg;
-        q->first->is_head = 0;
+        q->first->used &= ~HM_USED_HEAD;
     } else {
         q->last = pg;
     }
     q->first = pg;
-    pg->is_head = 1;
+    pg->used |= HM_USED_HEAD;
     _hm_direct_update(th, pg->bin);
 }
 
@@ -168,7 +168,6 @@ static void queue_push_back(hm_theap_t *th, hm_page_t *pg) {
     pg->prev = q->last;
     q->last->next = pg;
     q->last = pg;
-    pg->is_head = 0;
 }
 
 static void queue_move_front(hm_theap_t *th, hm_page_t *pg) {

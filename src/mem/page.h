@@ -193,10 +193,17 @@ hm_inline int _hm_page_free_try(hm_segment_t *seg, hm_page_t *pg, void *p) {
 #else
     __asm__("subl $1, %[n]" : [n] "+m"(pg->used), "=@cce"(emptied));
 #endif
-    /* the page is now empty and allocation has moved on from it: while memory is short it is
-     * retired at once, so that a thread that frees and then idles holds nothing another
-     * thread's request needs; otherwise it stays for reuse (_hm_page_emptied) */
-    if (hm_unlikely(emptied) && !pg->is_head) return HM_FREE_EMPTIED;
+    /* the page is now empty and allocation has moved on from it (the head page's count holds
+     * HM_USED_HEAD and never reaches 0 here): while memory is short it is retired at once, so
+     * that a thread that frees and then idles holds nothing another thread's request needs;
+     * otherwise it stays for reuse (_hm_page_emptied) */
+    if (hm_unlikely(emptied)) {
+        /* the answer made on this branch alone (compilers move the constant above the `sub`,
+         * where every free pays for it) */
+        int what = HM_FREE_EMPTIED;
+        __asm__("" : "+r"(what));
+        return what;
+    }
     return HM_FREED;
 }
 

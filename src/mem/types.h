@@ -213,10 +213,10 @@ struct hm_page_s {
     _Alignas(64) hm_block_t *free; /* blocks to allocate from; the owner's frees go here */
     /* blocks handed out and not freed locally or collected, plus HM_USED_SLOW while the
      * owner's frees must take the slow path (a page out of its queue as full, a huge page, a
-     * debug page): the free fast path tests one sign bit before it pushes */
+     * debug page): the free fast path tests one sign bit before it pushes; plus HM_USED_HEAD
+     * while the page is the first of its queue (_hm_page_live reads the count alone) */
     uint32_t used;
     uint8_t in_full; /* out of its queue as full (owner) */
-    uint8_t is_head; /* first of its queue: the page allocation goes on from (owner) */
     uint16_t sample; /* checked pages: frees until the next one whose block is filled whole
                         (debug/checked.h; owner only) */
     uint32_t expire; /* when an empty committed page may be decommitted (ms, wraps) */
@@ -243,6 +243,11 @@ struct hm_page_s {
 #define HM_PAGE_KINDS   4
 
 #define HM_USED_SLOW 0x80000000u
+/* In `used` while the page is the first of its queue (the one allocation goes on from): its
+ * count never reaches 0 on the free fast path, which then reports an emptied page by the
+ * count's zero flag alone, without reading whether the page is the head (a page that empties
+ * there stays for reuse; page.h, _hm_page_free_try) */
+#define HM_USED_HEAD 0x40000000u
 hm_inline size_t _hm_page_area(const hm_page_t *pg) {
     return atomic_load_explicit(&((hm_page_t *)pg)->area, memory_order_relaxed);
 }
@@ -268,7 +273,10 @@ hm_inline bool _hm_page_in_full(const hm_page_t *pg) {
     return pg->in_full != 0;
 }
 hm_inline uint32_t _hm_page_live(const hm_page_t *pg) {
-    return pg->used & ~HM_USED_SLOW;
+    return pg->used & ~(HM_USED_SLOW | HM_USED_HEAD);
+}
+hm_inline bool _hm_page_is_head(const hm_page_t *pg) {
+    return (pg->used & HM_USED_HEAD) != 0;
 }
 
 typedef enum hm_segment_kind_e {

@@ -148,7 +148,7 @@ static void test_blocks_from_page(void **state) {
         assert_int_equal(off % 48, 0);
         assert_null(_hm_mark_get(p[i])); /* live: unmarked */
         assert_false(_hm_page_block_is_free(pg, p[i]));
-        assert_int_equal(pg->used, i + 1);
+        assert_int_equal(_hm_page_live(pg), i + 1);
         memset(p[i], i, 48);
     }
     for (int i = 0; i < N; i++)
@@ -165,10 +165,10 @@ static void test_blocks_from_page(void **state) {
     assert_int_equal(atomic_load(&env.heap->committed), SMALL_PAGE);
     assert_int_equal(unit_queue_len(th, bin), 1);
     assert_ptr_equal(th->queues[bin].first, pg);
-    assert_true(pg->is_head);
+    assert_true(_hm_page_is_head(pg));
     for (int i = 0; i < N; i++)
         assert_int_equal(unit_free(p[i]), HM_OK);
-    assert_int_equal(pg->used, 0);
+    assert_int_equal(_hm_page_live(pg), 0);
     assert_true(_hm_page_valid(pg));
     unit_close(&env);
 }
@@ -185,10 +185,10 @@ static void test_free_owner_and_mark(void **state) {
         assert_non_null(p[i] = _hm_theap_alloc_block(th, bin, eTaskCritical));
     hm_segment_t *seg;
     hm_page_t *pg = unit_page_of(p[5], &seg);
-    assert_int_equal(pg->used, 10);
+    assert_int_equal(_hm_page_live(pg), 10);
 
     assert_int_equal(_hm_page_free(seg, pg, p[5]), HM_OK);
-    assert_int_equal(pg->used, 9);
+    assert_int_equal(_hm_page_live(pg), 9);
     assert_ptr_equal(_hm_mark_get(p[5]), pg);
     assert_ptr_equal(pg->free, p[5]);
     assert_true(_hm_page_block_is_free(pg, p[5]));
@@ -203,7 +203,7 @@ static void test_free_owner_and_mark(void **state) {
     assert_int_equal(env.errors.kind, HM_ERROR_DOUBLE_FREE);
     assert_ptr_equal(env.errors.ptr, p[5]);
     assert_true(tu_one_line(env.errors.message));
-    assert_int_equal(pg->used, 9);
+    assert_int_equal(_hm_page_live(pg), 9);
     assert_ptr_equal(pg->free, p[5]);
     assert_true(_hm_page_valid(pg));
 
@@ -211,19 +211,87 @@ static void test_free_owner_and_mark(void **state) {
     void *again = _hm_page_alloc(th, bin, eTaskCritical);
     assert_ptr_equal(again, p[5]);
     assert_null(_hm_mark_get(again));
-    assert_int_equal(pg->used, 10);
+    assert_int_equal(_hm_page_live(pg), 10);
 
     /* the program writes the page's address where the mark goes: still a normal free */
     _hm_mark_set(p[3], pg);
     assert_int_equal(_hm_page_free(seg, pg, p[3]), HM_OK);
     assert_int_equal(env.errors.calls, 1);
-    assert_int_equal(pg->used, 9);
+    assert_int_equal(_hm_page_live(pg), 9);
     assert_true(_hm_page_block_is_free(pg, p[3]));
     assert_true(_hm_page_valid(pg));
 
     for (int i = 0; i < 10; i++)
         if (i != 3) assert_int_equal(unit_free(p[i]), HM_OK);
-    assert_int_equal(pg->used, 0);
+    assert_int_equal(_hm_page_live(pg), 0);
+    unit_close(&env);
+}
+
+/* The head page (the first of its queue, the one allocation goes on from) carries
+ * HM_USED_HEAD in its count, which moves with the queue: the free fast path reports an emptied
+ * page by its count alone, and the head page, emptied, is never reported (it stays for reuse). */
+static void test_head_page_count(void **state) {
+    (void)state;
+    unit_env_t env;
+    hm_theap_t *th = unit_open(&env, LIMIT, 0, 0);
+    size_t bin = _hm_bin_of(4096);
+    enum { N = 64 };
+    void *p[N];
+    hm_segment_t *seg;
+    hm_page_t *first = NULL, *second = NULL;
+    int n = 0;
+    /* until a second page serves the class: the first is full (out of the queue) */
+    while (second == NULL) {
+        assert_true(n < N);
+        assert_non_null(p[n] = _hm_theap_alloc_block(th, bin, eTaskCritical));
+        hm_page_t *pg = unit_page_of(p[n], &seg);
+        if (first == NULL) first = pg;
+        if (pg != first) second = pg;
+        n++;
+    }
+    assert_true(_hm_page_in_full(first));
+    assert_false(_hm_page_is_head(first));
+    assert_true(_hm_page_is_head(second));
+    assert_int_equal(_hm_page_live(second), 1);
+    assert_true(_hm_theap_valid(th));
+    /* a free of the full page puts it back at the end of the queue: not the head */
+    assert_int_equal(unit_free(p[0]), HM_OK);
+    assert_false(_hm_page_in_full(first));
+    assert_false(_hm_page_is_head(first));
+    assert_ptr_equal(th->queues[bin].first, second);
+    assert_true(_hm_theap_valid(th));
+    /* the first page's last free is reported as emptying it, the fast path alone telling */
+    for (int i = 1; i < n - 1; i++) {
+        hm_page_t *pg = unit_page_of(p[i], &seg);
+        assert_ptr_equal(pg, first);
+        int what = _hm_page_free_try(seg, pg, p[i]);
+        assert_int_equal(what, i == n - 2 ? HM_FREE_EMPTIED : HM_FREED);
+        if (what != HM_FREED) assert_int_equal(_hm_page_free_rest(seg, pg, p[i], what), HM_OK);
+    }
+    assert_int_equal(_hm_page_live(first), 0);
+    assert_true(unit_in_queue(th, first)); /* nothing short: it stays */
+    /* the head page's last free: freed, not reported, the page still the head */
+    hm_page_t *pg = unit_page_of(p[n - 1], &seg);
+    assert_int_equal(_hm_page_free_try(seg, pg, p[n - 1]), HM_FREED);
+    assert_int_equal(_hm_page_live(second), 0);
+    assert_true(_hm_page_is_head(second));
+    assert_int_equal(second->used, HM_USED_HEAD);
+    assert_true(_hm_theap_valid(th));
+    /* a collection retires the head (the class keeps its last page): the next page becomes
+     * the head, the retired page's count holds nothing */
+    _hm_theap_collect(th, false, false);
+    assert_int_equal(unit_queue_len(th, bin), 1);
+    hm_page_t *kept = th->queues[bin].first;
+    assert_true(_hm_page_is_head(kept));
+    hm_page_t *gone = kept == first ? second : first;
+    assert_int_equal(gone->block_size, 0);
+    assert_int_equal(gone->used, 0);
+    assert_true(_hm_theap_valid(th));
+    /* the kept page serves on, and its count holds the blocks and the head bit */
+    void *again = _hm_theap_alloc_block(th, bin, eTaskCritical);
+    assert_ptr_equal(unit_page_of(again, &seg), kept);
+    assert_int_equal(kept->used, HM_USED_HEAD | 1);
+    assert_int_equal(unit_free(again), HM_OK);
     unit_close(&env);
 }
 
@@ -242,7 +310,7 @@ static void test_free_remote_then_collect(void **state) {
     void *far[5] = {p[2], p[4], p[6], p[8], p[10]};
     unit_free_remote(far, 5);
     /* pushed on thread_free: still counted as used until the owner collects */
-    assert_int_equal(pg->used, 20);
+    assert_int_equal(_hm_page_live(pg), 20);
     assert_int_not_equal(atomic_load(&pg->thread_free) & ~HM_TF_MASK, 0);
     for (int i = 0; i < 5; i++) {
         assert_true(_hm_page_block_is_free(pg, far[i]));
@@ -252,11 +320,11 @@ static void test_free_remote_then_collect(void **state) {
     assert_true(_hm_page_valid(pg));
     /* the same push, called by the owner directly */
     assert_int_equal(_hm_page_free_remote(pg, seg, p[12]), HM_OK);
-    assert_int_equal(pg->used, 20);
+    assert_int_equal(_hm_page_live(pg), 20);
     assert_true(_hm_page_block_is_free(pg, p[12]));
 
     _hm_page_collect(pg);
-    assert_int_equal(pg->used, 14);
+    assert_int_equal(_hm_page_live(pg), 14);
     assert_int_equal(atomic_load(&pg->thread_free) & ~HM_TF_MASK, 0);
     for (int i = 0; i < 5; i++)
         assert_true(_hm_page_block_is_free(pg, far[i]));
@@ -264,7 +332,7 @@ static void test_free_remote_then_collect(void **state) {
     assert_true(_hm_page_valid(pg));
     assert_true(_hm_theap_valid(th));
     _hm_page_collect(pg); /* nothing more: nothing changes */
-    assert_int_equal(pg->used, 14);
+    assert_int_equal(_hm_page_live(pg), 14);
 
     /* the collected blocks are handed out again, all six of them, each once */
     void *q[6];
@@ -278,10 +346,10 @@ static void test_free_remote_then_collect(void **state) {
             was_freed = was_freed || q[i] == far[k];
         assert_true(was_freed);
     }
-    assert_int_equal(pg->used, 20);
+    assert_int_equal(_hm_page_live(pg), 20);
     for (int i = 0; i < 20; i++)
         assert_int_equal(unit_free(p[i]), HM_OK);
-    assert_int_equal(pg->used, 0);
+    assert_int_equal(_hm_page_live(pg), 0);
     unit_close(&env);
 }
 
@@ -427,7 +495,7 @@ static void test_full_page_owner_free(void **state) {
     assert_int_equal(unit_free(a[0]), HM_OK);
     assert_false(pa->in_full);
     assert_false(pa->used & HM_USED_SLOW);
-    assert_int_equal(pa->used, na - 1);
+    assert_int_equal(_hm_page_live(pa), na - 1);
     assert_true(unit_in_queue(th, pa));
     assert_ptr_equal(th->queues[bin].first, pb);
     assert_ptr_equal(th->queues[bin].last, pa);
@@ -473,7 +541,7 @@ static void test_full_page_remote_free(void **state) {
     assert_true(_hm_page_valid(pa));
     assert_true(_hm_theap_valid(th));
     _hm_page_collect(pa);
-    assert_int_equal(pa->used, na - 2);
+    assert_int_equal(_hm_page_live(pa), na - 2);
 
     assert_int_equal(unit_free(a[0]), HM_OK);
     for (size_t i = 3; i < na; i++)
@@ -590,13 +658,13 @@ static void test_pop_bin(void **state) {
     assert_ptr_equal(th->queues[bin].first, pg);
     /* the page has a block at hand: the pop takes it, as the full path would */
     th->slow_calls = 5;
-    uint32_t used = pg->used;
+    uint32_t used = _hm_page_live(pg);
     hm_block_t *head = pg->free;
     assert_non_null(head);
     void *p = _hm_theap_pop_bin(th, bin);
     assert_ptr_equal(p, head);
     assert_int_equal(th->slow_calls, 6);
-    assert_int_equal(pg->used, used + 1);
+    assert_int_equal(_hm_page_live(pg), used + 1);
     assert_ptr_equal(((void **)p)[0], NULL); /* no link shown, no free mark */
     assert_ptr_equal(((void **)p)[1], NULL);
     assert_int_equal(unit_free(p), HM_OK);
@@ -637,6 +705,6 @@ static void test_pop_bin(void **state) {
 }
 
 TU_TEST_MAIN(test_bins_round_trip, test_block_check, test_blocks_from_page,
-             test_free_owner_and_mark, test_free_remote_then_collect, test_collect_by_count,
-             test_full_page_owner_free, test_full_page_remote_free, test_collect_retires_empty,
-             test_medium_pages, test_pop_bin)
+             test_free_owner_and_mark, test_head_page_count, test_free_remote_then_collect,
+             test_collect_by_count, test_full_page_owner_free, test_full_page_remote_free,
+             test_collect_retires_empty, test_medium_pages, test_pop_bin)
