@@ -498,6 +498,7 @@ static void page_retire(hm_theap_t *th, hm_page_t *pg, hm_segment_t *seg) {
         } else {
             pg->expire = 0; /* stamped by the next purge pass: no clock read per retire */
             th->free_committed_pages++;
+            seg->free_committed++;
         }
     }
     if (seg->used_pages == 0) {
@@ -642,13 +643,23 @@ static hm_page_t *page_fresh(hm_theap_t *th, size_t bin, int level) {
     hm_segment_kind_t kind = bs <= HM_SMALL_MAX ? HM_SEG_SMALL : HM_SEG_MEDIUM;
     hm_segment_t *seg;
     hm_page_t *pg;
-    seg = th->segs[kind];
-    if (seg == NULL || seg->used_pages == seg->page_count) {
-        seg = _hm_segment_alloc(th, kind, level);
-        if (seg == NULL) return NULL;
-    }
-    /* prefer a page that is still committed */
+    /* a page that is still committed first, from the first few of the theap's segments of the
+     * kind (an exited thread's sub-heap, adopted, has its retired pages spread over several;
+     * a segment goes to the front of its list when a page of it is retired) */
     pg = NULL;
+    seg = NULL;
+    if (th->free_committed_pages > 0) {
+        seg = th->segs[kind];
+        for (int n = 0; seg != NULL && seg->free_committed == 0; n++)
+            seg = n < 8 ? seg->next : NULL;
+    }
+    if (seg == NULL) {
+        seg = th->segs[kind];
+        if (seg == NULL || seg->used_pages == seg->page_count) {
+            seg = _hm_segment_alloc(th, kind, level);
+            if (seg == NULL) return NULL;
+        }
+    }
     for (size_t i = 0; i < seg->page_count; i++) {
         hm_page_t *c = &seg->pages[i];
         if (c->block_size != 0) continue;
@@ -660,7 +671,10 @@ static hm_page_t *page_fresh(hm_theap_t *th, size_t bin, int level) {
     }
     hm_assert(pg != NULL);
     if (pg->committed) {
-        if (pg != &seg->pages[0] && th->free_committed_pages > 0) th->free_committed_pages--;
+        if (pg != &seg->pages[0]) {
+            if (th->free_committed_pages > 0) th->free_committed_pages--;
+            seg->free_committed--;
+        }
     } else {
         size_t full = (size_t)1 << seg->page_shift;
         /* page 0 is uncommitted only in a segment taken back from the cache after its tail was
@@ -741,6 +755,7 @@ void _hm_theap_purge(hm_theap_t *th, uint32_t now, bool force) {
             if (seg->used_pages == seg->page_count) continue;
             uint8_t *run = NULL; /* start of the run of pages to decommit */
             size_t run_len = 0;
+            size_t seg_left = seg->free_committed;
             for (size_t i = 1; i < seg->page_count; i++) {
                 hm_page_t *pg = &seg->pages[i];
                 bool go = false;
@@ -760,6 +775,7 @@ void _hm_theap_purge(hm_theap_t *th, uint32_t now, bool force) {
                     if (run == NULL) run = pg->start;
                     run_len += page_size_of(seg, i);
                     pg->committed = 0;
+                    seg_left--;
                 } else if (run != NULL) {
                     _hm_segment_decommit(seg, run, run_len);
                     run = NULL;
@@ -767,6 +783,7 @@ void _hm_theap_purge(hm_theap_t *th, uint32_t now, bool force) {
                 }
             }
             if (run != NULL) _hm_segment_decommit(seg, run, run_len);
+            seg->free_committed = seg_left;
         }
     }
     th->free_committed_pages = left;

@@ -408,6 +408,9 @@ static void segment_init_pages(hm_segment_t *seg, hm_segment_kind_t kind, bool f
         /* the header lives in page 0, which the caller counted as committed */
         seg->pages[0].committed = 1;
     }
+    seg->free_committed = 0;
+    for (size_t i = 1; i < n; i++)
+        seg->free_committed += seg->pages[i].committed;
     segment_map_pages(seg);
 }
 
@@ -832,17 +835,19 @@ bool _hm_segment_valid(const hm_segment_t *seg) {
     uint32_t shift = page_shift_of(seg->arena, seg->kind); /* (the arena checked first) */
     size_t n = HM_SEGMENT_SIZE >> shift;
     if (seg->page_count != n || seg->page_shift != shift) return false;
-    size_t used = 0, committed = 0;
+    size_t used = 0, committed = 0, free_committed = 0;
     for (size_t i = 0; i < n; i++) {
         const hm_page_t *pg = &seg->pages[i];
         if (pg->block_size != 0) {
             used++;
             if (!pg->committed || pg->capacity > pg->reserved) return false;
+        } else if (pg->committed && i != 0) {
+            free_committed++;
         }
         if (pg->committed) committed += i == 0 ? 0 : ((size_t)1 << shift);
     }
     /* the pages past 0 are counted as they were committed, page 0 in full (or only its header,
      * in a segment taken back decommitted from the cache until page 0 serves again) */
-    return used == seg->used_pages && committed <= seg->committed &&
-           seg->committed <= committed + ((size_t)1 << shift);
+    return used == seg->used_pages && free_committed == seg->free_committed &&
+           committed <= seg->committed && seg->committed <= committed + ((size_t)1 << shift);
 }

@@ -299,6 +299,7 @@ struct hm_segment_s {
     size_t huge_size;       /* huge: usable bytes of the block (page multiple) */
     size_t page_count;      /* pages in the segment */
     size_t used_pages;      /* pages serving a size class */
+    size_t free_committed;  /* pages past 0 serving no class and still committed */
     size_t committed;       /* committed bytes counted for this segment */
     uint8_t *prot_none;     /* huge: from here to the end of the mapping, PROT_NONE (a guard
                                page after the block, or the block of a held segment); NULL:

@@ -611,6 +611,70 @@ static void test_collect_retires_empty(void **state) {
     unit_close(&env);
 }
 
+/* A new page is a committed one where the sub-heap has any, in a segment behind the first too
+ * (an adopted sub-heap's retired pages are spread over its segments): no memory committed while
+ * a retired page stays warm. Each segment counts its retired committed pages. */
+static void test_fresh_page_prefers_committed(void **state) {
+    (void)state;
+    unit_env_t env;
+    hm_theap_t *th = unit_open(&env, LIMIT, 60000, 0); /* nothing purged during the test */
+    size_t bin = _hm_bin_of(4096), bin2 = _hm_bin_of(2048);
+    enum { N = 2048 };
+    void **p = calloc(N, sizeof *p);
+    assert_non_null(p);
+    /* blocks of 4 KiB until a second small segment serves them */
+    hm_segment_t *first = NULL, *seg;
+    int n = 0;
+    for (;;) {
+        assert_true(n < N);
+        assert_non_null(p[n] = _hm_theap_alloc_block(th, bin, eTaskCritical));
+        unit_page_of(p[n++], &seg);
+        if (first == NULL) first = seg;
+        if (seg != first) break;
+    }
+    hm_segment_t *newer = seg, *older = first;
+    assert_ptr_equal(th->segs[HM_SEG_SMALL], newer);
+    assert_ptr_equal(newer->next, older);
+    /* a page of the older segment emptied and retired: still committed, counted there */
+    hm_page_t *victim = &older->pages[3];
+    assert_int_equal(victim->block_size, 4096);
+    for (int i = 0; i < n; i++) {
+        hm_segment_t *s;
+        if (unit_page_of(p[i], &s) == victim) {
+            assert_int_equal(unit_free(p[i]), HM_OK);
+            p[i] = NULL;
+        }
+    }
+    _hm_theap_collect(th, false, false);
+    assert_int_equal(victim->block_size, 0);
+    assert_true(victim->committed);
+    assert_int_equal(older->free_committed, 1);
+    assert_int_equal(newer->free_committed, 0);
+    assert_true(_hm_theap_valid(th));
+    /* the older segment moved to the front with its free page: put it back behind */
+    if (th->segs[HM_SEG_SMALL] == older) {
+        HM_LIST_REMOVE(th->segs[HM_SEG_SMALL], older, next, prev);
+        newer->next = older;
+        older->prev = newer;
+        older->next = NULL;
+    }
+    assert_ptr_equal(th->segs[HM_SEG_SMALL], newer);
+    assert_true(newer->used_pages < newer->page_count); /* it has uncommitted pages to give */
+    /* another class's first page: the retired one, and nothing more committed */
+    size_t committed = unit_committed(&env);
+    void *q = _hm_theap_alloc_block(th, bin2, eTaskCritical);
+    assert_non_null(q);
+    assert_ptr_equal(unit_page_of(q, &seg), victim);
+    assert_int_equal(unit_committed(&env), committed);
+    assert_int_equal(older->free_committed, 0);
+    assert_true(_hm_theap_valid(th));
+    assert_int_equal(unit_free(q), HM_OK);
+    for (int i = 0; i < n; i++)
+        if (p[i] != NULL) assert_int_equal(unit_free(p[i]), HM_OK);
+    free(p);
+    unit_close(&env);
+}
+
 /* Medium classes come from medium segments (128 KiB pages); both kinds in one sub-heap. */
 static void test_medium_pages(void **state) {
     (void)state;
@@ -707,4 +771,5 @@ static void test_pop_bin(void **state) {
 TU_TEST_MAIN(test_bins_round_trip, test_block_check, test_blocks_from_page,
              test_free_owner_and_mark, test_head_page_count, test_free_remote_then_collect,
              test_collect_by_count, test_full_page_owner_free, test_full_page_remote_free,
-             test_collect_retires_empty, test_medium_pages, test_pop_bin)
+             test_collect_retires_empty, test_fresh_page_prefers_committed, test_medium_pages,
+             test_pop_bin)
