@@ -573,12 +573,15 @@ bool _hm_theap_valid(const hm_theap_t *th) {
         }
         if (queue->last != prev) return false;
     }
+    size_t free_committed = 0; /* the segments' counts add up to the sub-heap's */
     for (int k = 0; k < 2; k++) {
         const hm_segment_t *prev = NULL;
-        for (const hm_segment_t *seg = th->segs[k]; seg != NULL; prev = seg, seg = seg->next)
+        for (const hm_segment_t *seg = th->segs[k]; seg != NULL; prev = seg, seg = seg->next) {
             if (seg->prev != prev || seg->theap != th || seg->kind != (uint32_t)k ||
                 !_hm_segment_valid(seg))
                 return false;
+            free_committed += seg->free_committed;
+        }
     }
-    return true;
+    return free_committed == th->free_committed_pages;
 }

@@ -650,8 +650,8 @@ static hm_page_t *page_fresh(hm_theap_t *th, size_t bin, int level) {
     seg = NULL;
     if (th->free_committed_pages > 0) {
         seg = th->segs[kind];
-        for (int n = 0; seg != NULL && seg->free_committed == 0; n++)
-            seg = n < 8 ? seg->next : NULL;
+        for (int n = 1; seg != NULL && seg->free_committed == 0; n++)
+            seg = n < 8 ? seg->next : NULL; /* (the eighth segment is the last looked at) */
     }
     if (seg == NULL) {
         seg = th->segs[kind];
@@ -672,7 +672,7 @@ static hm_page_t *page_fresh(hm_theap_t *th, size_t bin, int level) {
     hm_assert(pg != NULL);
     if (pg->committed) {
         if (pg != &seg->pages[0]) {
-            if (th->free_committed_pages > 0) th->free_committed_pages--;
+            th->free_committed_pages--;
             seg->free_committed--;
         }
     } else {
@@ -755,7 +755,7 @@ void _hm_theap_purge(hm_theap_t *th, uint32_t now, bool force) {
             if (seg->used_pages == seg->page_count) continue;
             uint8_t *run = NULL; /* start of the run of pages to decommit */
             size_t run_len = 0;
-            size_t seg_left = seg->free_committed;
+            size_t seg_left = 0; /* this segment's pages left committed, counted again */
             for (size_t i = 1; i < seg->page_count; i++) {
                 hm_page_t *pg = &seg->pages[i];
                 bool go = false;
@@ -764,18 +764,17 @@ void _hm_theap_purge(hm_theap_t *th, uint32_t now, bool force) {
                         /* first seen empty: its delay starts now */
                         uint32_t t = now + th->heap->arena->cfg.purge_delay_ms;
                         pg->expire = t != 0 ? t : 1;
-                        left++;
+                        seg_left++;
                     } else if (force || _hm_time_reached(now, pg->expire)) {
                         go = true;
                     } else {
-                        left++;
+                        seg_left++;
                     }
                 }
                 if (go) {
                     if (run == NULL) run = pg->start;
                     run_len += page_size_of(seg, i);
                     pg->committed = 0;
-                    seg_left--;
                 } else if (run != NULL) {
                     _hm_segment_decommit(seg, run, run_len);
                     run = NULL;
@@ -784,6 +783,7 @@ void _hm_theap_purge(hm_theap_t *th, uint32_t now, bool force) {
             }
             if (run != NULL) _hm_segment_decommit(seg, run, run_len);
             seg->free_committed = seg_left;
+            left += seg_left;
         }
     }
     th->free_committed_pages = left;

@@ -450,7 +450,8 @@ hm_segment_t *_hm_segment_alloc(hm_theap_t *th, hm_segment_kind_t kind, int leve
     seg->aligned_huge = false;
     atomic_store_explicit(&seg->tid, (heap->flags & HM_HEAP_THREADSAFE) ? th->tid : HM_TID_ANY,
                           memory_order_release);
-    HM_LIST_PUSH(th->segs[kind], seg, next, prev); /* into the sub-heap's segment list */
+    HM_LIST_PUSH(th->segs[kind], seg, next, prev);   /* into the sub-heap's segment list */
+    th->free_committed_pages += seg->free_committed; /* (from the cache: still committed) */
     hm_assert_full(_hm_segment_valid(seg));
     return seg;
 }
@@ -460,11 +461,7 @@ void _hm_segment_free(hm_segment_t *seg) {
     hm_theap_t *th = seg->theap;
     HM_LIST_REMOVE(th->segs[seg->kind], seg, next, prev);
     /* empty pages of this segment no longer count as the theap's purge candidates */
-    for (size_t i = 0; i < seg->page_count; i++) {
-        hm_page_t *pg = &seg->pages[i];
-        if (pg->committed && pg->block_size == 0 && i != 0 && th->free_committed_pages > 0)
-            th->free_committed_pages--;
-    }
+    th->free_committed_pages -= seg->free_committed;
     cache_put(seg);
 }
 
