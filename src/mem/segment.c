@@ -191,6 +191,7 @@ static void segment_decommit_tail(hm_segment_t *seg) {
     seg->committed = h;
     for (size_t i = 0; i < seg->page_count; i++)
         seg->pages[i].committed = 0;
+    seg->free_committed = 0;
     uncommit(seg->heap, seg->arena, counted);
 }
 
