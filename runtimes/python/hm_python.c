@@ -81,10 +81,12 @@ static __thread int serving __attribute__((tls_model("initial-exec")));
  * state it fails to allocate for PyGILState_Ensure is dereferenced: a crash, not an error), and
  * the helper makes it when its poll first sees the interpreter running, which can be just as
  * the host's memory runs short (or its fault injection starts). So while the helper makes it
- * (`making_tstate`, the helper thread only), a RAW malloc or calloc the host refuses is served
- * from this reserve instead (still counted as the host's refusal), and never given back: the
- * thread state lives as long as the interpreter, and the frees of RAW find it by address and
- * leave it. Arenas and frame stacks never come from it. */
+ * (`making_tstate`, the helper thread only), a malloc or calloc the host refuses is served from
+ * this reserve instead (still counted as the host's refusal), and never given back: the thread
+ * state lives as long as the interpreter, and every free and realloc hook finds a reserve block
+ * by address (frees leave it; a realloc moves it to the host). That is any domain's block hook
+ * (RAW in pymalloc mode, where MEM and OBJ go through pymalloc: CPython 3.11 makes the thread
+ * state with RAW); arenas and frame stacks never come from it. */
 static __thread bool making_tstate __attribute__((tls_model("initial-exec")));
 static _Alignas(16) unsigned char reserve[16384];
 static size_t reserve_used; /* the helper thread only */
