@@ -205,23 +205,35 @@ static int prot_rw(const hm_segment_t *seg) {
     return PROT_READ | PROT_WRITE | (seg->exec ? PROT_EXEC : 0);
 }
 
-/* Make [from, end of mapping) inaccessible (from: a page boundary past the header page). */
-static void huge_protect_from(hm_segment_t *seg, uint8_t *from) {
+static bool protect_allowed(hm_arena_t *a, size_t resident);
+
+/* Make [from, end of mapping) inaccessible (from: a page boundary past the header page); with
+ * `paced`, only within the pace of protections (protect_allowed), which counts the resident
+ * pages the change takes away. */
+static void huge_protect_from(hm_segment_t *seg, uint8_t *from, bool paced) {
     uint8_t *to = seg->prot_none != NULL ? seg->prot_none : seg->base + seg->size;
     if (from >= to) return; /* inaccessible already */
+    if (paced) {
+        /* the committed part of [from, to): seg->committed counts from the header */
+        uint8_t *committed_end = (uint8_t *)seg + seg->committed;
+        uint8_t *last = committed_end < to ? committed_end : to;
+        if (!protect_allowed(seg->arena, last > from ? (size_t)(last - from) : 0)) return;
+    }
     if (_hm_os_protect(from, (size_t)(to - from), PROT_NONE) == 0) seg->prot_none = from;
 }
 
 /* The block of huge segment `seg` ends at `block_end`: its pages accessible, and with `guard`
- * the rest of the mapping inaccessible (the guard page first). False when the OS will not
- * make the block's pages accessible (the segment is then no use). */
-static bool huge_prepare(hm_segment_t *seg, uint8_t *block_end, bool guard) {
+ * (HM_GUARD_PACED: within the pace of protections) the rest of the mapping inaccessible (the
+ * guard page first). False when the OS will not make the block's pages accessible (the segment
+ * is then no use). */
+enum { HM_GUARD_NONE, HM_GUARD_PACED, HM_GUARD_ALWAYS };
+static bool huge_prepare(hm_segment_t *seg, uint8_t *block_end, int guard) {
     uint8_t *none = seg->prot_none;
     if (none != NULL && none < block_end) {
         if (_hm_os_protect(none, (size_t)(block_end - none), prot_rw(seg)) != 0) return false;
         seg->prot_none = block_end < seg->base + seg->size ? block_end : NULL;
     }
-    if (guard) huge_protect_from(seg, block_end);
+    if (guard != HM_GUARD_NONE) huge_protect_from(seg, block_end, guard == HM_GUARD_PACED);
     return true;
 }
 
@@ -355,11 +367,13 @@ static hm_segment_t *cache_take(hm_arena_t *a, size_t min_size, size_t max_size,
                                 bool huge) {
     if (atomic_load_explicit(&a->cache_count, memory_order_relaxed) == 0) return NULL;
     pthread_mutex_lock(&a->cache_lock);
-    hm_segment_t *seg = a->cache;
-    for (; seg != NULL; seg = seg->next) {
-        if (seg->exec == exec && (seg->kind == HM_SEG_HUGE) == huge && seg->size >= min_size &&
-            seg->size <= max_size)
-            break;
+    hm_segment_t *seg = NULL;
+    for (hm_segment_t *c = a->cache; c != NULL; c = c->next) {
+        if (c->exec == exec && (c->kind == HM_SEG_HUGE) == huge && c->size >= min_size &&
+            c->size <= max_size && (seg == NULL || c->size < seg->size)) {
+            seg = c;
+            if (c->size == min_size) break;
+        }
     }
     if (seg != NULL) cache_unlink(a, seg);
     pthread_mutex_unlock(&a->cache_lock);
@@ -467,7 +481,7 @@ void _hm_segment_free(hm_segment_t *seg) {
 }
 
 /* ---- huge segments ------------------------------------------------------------------------ */
-static hm_segment_t *huge_alloc(hm_theap_t *th, size_t size, size_t align, int level, bool guard) {
+static hm_segment_t *huge_alloc(hm_theap_t *th, size_t size, size_t align, int level, int guard) {
     hm_heap *heap = th->heap;
     hm_arena_t *a = heap->arena;
     bool exec = (heap->flags & HM_HEAP_EXECUTABLE) != 0;
@@ -604,19 +618,17 @@ static hm_segment_t *huge_alloc(hm_theap_t *th, size_t size, size_t align, int l
     return seg;
 }
 
-static bool protect_allowed(hm_arena_t *a);
-
 hm_segment_t *_hm_huge_alloc(hm_theap_t *th, size_t size, size_t align, int level) {
     /* a guard page after the block while protections are within their rate (held ring, below):
      * an overrun into the next page then faults in default mode too (docs/DEBUG.md). Not after
      * the blocks of executable heaps: code may end at a block's last byte, and a decoder that
      * reads ahead (valgrind's, a JIT's disassembler) would fault in the guard page */
     bool exec = (th->heap->flags & HM_HEAP_EXECUTABLE) != 0;
-    return huge_alloc(th, size, align, level, !exec && protect_allowed(th->heap->arena));
+    return huge_alloc(th, size, align, level, exec ? HM_GUARD_NONE : HM_GUARD_PACED);
 }
 
 hm_segment_t *_hm_huge_alloc_guarded(hm_theap_t *th, size_t size, int level) {
-    return huge_alloc(th, size, HM_ALIGN, level, true);
+    return huge_alloc(th, size, HM_ALIGN, level, HM_GUARD_ALWAYS);
 }
 
 bool _hm_huge_grow(hm_theap_t *th, hm_segment_t *seg, size_t size, int level) {
@@ -627,7 +639,7 @@ bool _hm_huge_grow(hm_theap_t *th, hm_segment_t *seg, size_t size, int level) {
     if (usable <= seg->huge_size) return true;
     /* the guard page stays after the block: whatever is inaccessible past it now (prot_none:
      * the guard, up to the end of the mapping) stays so past the new end */
-    bool guard = seg->prot_none != NULL;
+    int guard = seg->prot_none != NULL ? HM_GUARD_ALWAYS : HM_GUARD_NONE;
     size_t offset = (size_t)(pg->start - (uint8_t *)seg); /* seg == seg->base: not aligned_huge */
     if (usable > seg->size - offset - (guard ? HM_OS_PAGE : 0)) return false;
     size_t need = offset + usable;
@@ -723,27 +735,53 @@ static size_t held_decommit(hm_segment_t *seg) {
     return give;
 }
 
-/* At most this many protections (a freed huge block made inaccessible, a guard page after a
- * new one) a window of HM_PROTECT_WINDOW_MS in an arena (a window opens with the first
- * protection after the last one closed), 256 a second: each costs an
+/* The pace of protections (a freed huge block made inaccessible, a guard page after a new
+ * one), per arena. At most HM_PROTECT_PER_WINDOW a window of HM_PROTECT_WINDOW_MS (a window
+ * opens with the first protection after the last one closed), 256 a second: each costs an
  * mprotect, and with more than one thread a flush of the other CPUs' TLBs, then another when
  * the memory is reused (docs/DEBUG.md has what it cost). The window is an eighth of a second,
  * not a second, so that a burst pays for 32, not 256: a short program that makes and frees a
- * few hundred huge blocks spent twice mimalloc's system time on them (docs/BENCHMARKS.md). A
- * program that frees huge blocks faster keeps the others readable while they wait; they are
- * held all the same, so a second free is still known. */
-#define HM_PROTECT_WINDOW_MS  125
-#define HM_PROTECT_PER_WINDOW 32
+ * few hundred huge blocks spent twice mimalloc's system time on them (docs/BENCHMARKS.md).
+ * And the resident pages they take away at most HM_PROTECT_BYTES_PER_S a second, in bursts of
+ * at most HM_PROTECT_BYTES_BURST (a credit that fills at that rate): on a machine whose page
+ * tables are the hypervisor's to mirror (a shadow-paging guest), every page made inaccessible
+ * and then accessible again costs a trap into the hypervisor at its next touch, microseconds a
+ * page, and a program that replaced blocks of tens of MiB ran 5x slower for it
+ * (docs/BENCHMARKS.md, "malloc-large"). A program that frees huge blocks faster keeps the
+ * others readable while they wait; they are held all the same, so a second free is still
+ * known. The counts are relaxed: threads racing at a window's edge may pass a few more. */
+#define HM_PROTECT_WINDOW_MS   125
+#define HM_PROTECT_PER_WINDOW  32
+#define HM_PROTECT_BYTES_PER_S ((size_t)32 << 20)
+#define HM_PROTECT_BYTES_BURST ((size_t)32 << 20)
 
-static bool protect_allowed(hm_arena_t *a) {
+static bool protect_allowed(hm_arena_t *a, size_t resident) {
     uint32_t now = _hm_clock_ms();
     uint32_t since = atomic_load_explicit(&a->protect_since_ms, memory_order_relaxed);
     if (now - since >= HM_PROTECT_WINDOW_MS) {
         atomic_store_explicit(&a->protect_since_ms, now, memory_order_relaxed);
         atomic_store_explicit(&a->protect_count, 0, memory_order_relaxed);
     }
-    return atomic_fetch_add_explicit(&a->protect_count, 1, memory_order_relaxed) <
-           HM_PROTECT_PER_WINDOW;
+    if (atomic_fetch_add_explicit(&a->protect_count, 1, memory_order_relaxed) >=
+        HM_PROTECT_PER_WINDOW)
+        return false;
+    if (resident == 0) return true;
+    /* the credit, filled for the time since it was last filled (full after a second idle, and
+     * at first) */
+    uint32_t filled = atomic_load_explicit(&a->protect_credit_ms, memory_order_relaxed);
+    size_t credit = atomic_load_explicit(&a->protect_credit, memory_order_relaxed);
+    uint32_t idle = now - filled;
+    if (idle != 0) {
+        credit = idle >= 1000 || filled == 0
+                     ? HM_PROTECT_BYTES_BURST
+                     : credit + (size_t)idle * (HM_PROTECT_BYTES_PER_S / 1000);
+        if (credit > HM_PROTECT_BYTES_BURST) credit = HM_PROTECT_BYTES_BURST;
+        atomic_store_explicit(&a->protect_credit_ms, now, memory_order_relaxed);
+    }
+    bool ok = credit >= resident;
+    atomic_store_explicit(&a->protect_credit, ok ? credit - resident : credit,
+                          memory_order_relaxed);
+    return ok;
 }
 
 void _hm_huge_hold(hm_segment_t *seg, uint8_t *protect_from) {
@@ -757,7 +795,7 @@ void _hm_huge_hold(hm_segment_t *seg, uint8_t *protect_from) {
      * block made in the segment would pay a page fault for every page it touches, which cost
      * more than the flush of other CPUs' TLBs the protection of resident pages costs
      * (docs/DEBUG.md) */
-    if (protect_from != NULL && protect_allowed(a)) huge_protect_from(seg, protect_from);
+    if (protect_from != NULL) huge_protect_from(seg, protect_from, true);
     _hm_page_set_area(pg, 0); /* no block starts here any more */
     pg->used = 0;
     seg->used_pages = 0;
@@ -816,7 +854,7 @@ void _hm_huge_free(hm_segment_t *seg) {
     /* the freed block's pages inaccessible while it waits in the cache, within the rate of
      * protections (held ring, above): a use after free faults, and the next block made in it
      * makes its own pages accessible again (huge_prepare), resident as they were */
-    if (protect_allowed(seg->arena)) huge_protect_from(seg, seg->pages[0].start);
+    huge_protect_from(seg, seg->pages[0].start, true);
     _hm_page_set_area(&seg->pages[0], 0); /* no block starts here any more */
     seg->pages[0].used = 0;
     seg->used_pages = 0;

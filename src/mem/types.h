@@ -410,9 +410,12 @@ typedef struct hm_arena_s {
     hm_segment_t *held[HM_HELD_MAX];
     size_t held_next;
     size_t held_bytes; /* committed bytes of the segments in it */
-    /* protections made in the current window (segment.c, HM_PROTECT_PER_WINDOW) */
+    /* protections made in the current window, and the credit of resident bytes they may take
+     * away, with when it was last filled (segment.c, protect_allowed) */
     _Atomic(uint32_t) protect_since_ms;
     _Atomic(uint32_t) protect_count;
+    _Atomic(uint32_t) protect_credit_ms;
+    _Atomic(size_t) protect_credit;
     /* ---- what the engine gave back to the OS (madvise calls and their bytes) ---- */
     _Atomic(size_t) purge_calls;
     _Atomic(size_t) purge_bytes;

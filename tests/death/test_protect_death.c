@@ -254,5 +254,47 @@ static void test_huge_protections_paced(void **state) {
     IHostMemoryManager_Release(mgr);
 }
 
+/* The pace counts resident bytes too: the protections take away at most 32 MiB of resident
+ * pages in a burst, then 32 MiB a second (a credit; each page made inaccessible and accessible
+ * again costs a trap at its next touch on a shadow-paging virtual machine). Three blocks of 20
+ * MiB written in full and freed at once, on a new manager (its credit full, its window's count
+ * far from 32): the first is made inaccessible; the next only once the credit has filled again
+ * (250 ms), so with quick frees, none of the others. Each block made again in that memory is
+ * writable in full. */
+static void test_huge_protections_paced_by_bytes(void **state) {
+    (void)state;
+    IHostMemoryManager *mgr;
+    IHostMalloc *m = default_mode_instance(&mgr);
+    enum { K = 3 };
+    const size_t n = (size_t)20 << 20;
+    unsigned char *p[K];
+    for (int i = 0; i < K; i++) {
+        p[i] = must_alloc(m, n, eTaskCritical);
+        memset(p[i], 0x44, n);
+    }
+    double t0 = tu_now_ms();
+    for (int i = 0; i < K; i++)
+        must_free(m, p[i]);
+    double spent = tu_now_ms() - t0;
+    int none = 0;
+    for (int i = 0; i < K; i++)
+        none += page_inaccessible(p[i]);
+    if (!page_inaccessible(p[0])) fail_msg("the first freed block of 20 MiB left accessible");
+    /* 12 MiB of credit left, 32 KiB more a millisecond, 20 MiB a block */
+    int most = 1 + (int)((12.0 * 1024 + (spent + 10) * 32.0) / (20.0 * 1024));
+    if (none > most)
+        fail_msg("%d of %d freed blocks of 20 MiB made inaccessible in %.1f ms: expected 1 to %d",
+                 none, K, spent, most);
+    if (spent < 200) assert_int_equal(none, 1);
+    for (int i = 0; i < K; i++) {
+        p[i] = must_alloc(m, n, eTaskCritical);
+        memset(p[i], 0x55, hm_usable_size(p[i]));
+    }
+    for (int i = 0; i < K; i++)
+        must_free(m, p[i]);
+    assert_int_equal(IHostMalloc_Release(m), 0);
+    IHostMemoryManager_Release(mgr);
+}
+
 TU_TEST_MAIN(test_data_instance_not_executable, test_protection_access, test_huge_blocks_protected,
-             test_huge_protections_paced)
+             test_huge_protections_paced, test_huge_protections_paced_by_bytes)

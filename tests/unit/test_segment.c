@@ -342,6 +342,35 @@ static void test_huge_cache_and_second_free(void **state) {
     unit_close(&env);
 }
 
+/* A huge block is made in the smallest cached mapping that fits it, not in the newest: the
+ * larger one stays for a larger block (a program replacing blocks of many sizes otherwise maps
+ * and faults in new memory for the large ones while the small ones sit in mappings too big). */
+static void test_huge_cache_best_fit(void **state) {
+    (void)state;
+    unit_env_t env;
+    hm_theap_t *th = unit_open(&env, LIMIT, 60000, 64 * MIB);
+    hm_segment_t *small = _hm_huge_alloc(th, 7 * MIB, HM_ALIGN, eTaskCritical);
+    hm_segment_t *large = _hm_huge_alloc(th, 11 * MIB, HM_ALIGN, eTaskCritical);
+    assert_non_null(small);
+    assert_non_null(large);
+    assert_int_equal(small->size, 8 * MIB);
+    assert_int_equal(large->size, 12 * MIB);
+    _hm_huge_free(small);
+    _hm_huge_free(large);
+    assert_int_equal(atomic_load(&env.arena.cache_count), 2);
+    assert_ptr_equal(env.arena.cache, large); /* the newest: both fit a block of 7 MiB */
+    hm_segment_t *again = _hm_huge_alloc(th, 7 * MIB, HM_ALIGN, eTaskCritical);
+    assert_ptr_equal(again, small);
+    hm_segment_t *big = _hm_huge_alloc(th, 11 * MIB, HM_ALIGN, eTaskCritical);
+    assert_ptr_equal(big, large);
+    assert_int_equal(atomic_load(&env.arena.cache_count), 0);
+    _hm_huge_free(again);
+    _hm_huge_free(big);
+    _hm_cache_purge(&env.arena, true);
+    assert_int_equal(unit_committed(&env), 0);
+    unit_close(&env);
+}
+
 /* Held huge blocks: a ring of HM_HELD_MAX; the oldest leaves for the cache; a second free of any
  * of them is reported; a forced purge empties ring and cache. */
 static void test_huge_held_ring(void **state) {
@@ -583,5 +612,6 @@ static void test_medium_pages_by_limit(void **state) {
 
 TU_TEST_MAIN(test_segmap, test_segment_alloc_free, test_cache_takes_back, test_cache_purge_exact,
              test_cache_reuse_decommitted_same_kind, test_cache_reuse_decommitted_other_kind,
-             test_huge_alignments, test_huge_cache_and_second_free, test_huge_held_ring,
-             test_huge_guard, test_huge_guard_kept, test_segment_valid, test_medium_pages_by_limit)
+             test_huge_alignments, test_huge_cache_and_second_free, test_huge_cache_best_fit,
+             test_huge_held_ring, test_huge_guard, test_huge_guard_kept, test_segment_valid,
+             test_medium_pages_by_limit)
