@@ -305,11 +305,19 @@ static void cache_purge_locked(hm_arena_t *a, uint32_t now, bool force) {
         a->cache_count <= HM_CACHE_MAX_ENTRIES && !_hm_time_reached(now, a->cache_next_ms))
         return;
     a->cache_next_ms = now + a->cfg.purge_delay_ms / 4 + 1;
+    /* busy: a huge block was made from the cache within the purge delay. Its huge mappings then
+     * stay committed past their delay (within the limits): a program that keeps replacing blocks
+     * of many sizes takes back the sizes it asks for least often after longer than the delay,
+     * and paid a page fault for every page of them (docs/BENCHMARKS.md, "malloc-large"). An
+     * idle cache gives them back at the first walk a delay after the last take. */
+    bool busy =
+        a->cache_took_ms != 0 && !_hm_time_reached(now, a->cache_took_ms + a->cfg.purge_delay_ms);
     size_t kept = 0, kept_mapped = 0, n = 0;
     hm_segment_t *seg = a->cache;
     while (seg != NULL) {
         hm_segment_t *next = seg->next;
-        if (!force && _hm_time_reached(now, seg->expire)) cache_decommit(a, seg);
+        if (!force && !(busy && seg->kind == HM_SEG_HUGE) && _hm_time_reached(now, seg->expire))
+            cache_decommit(a, seg);
         if (force || kept + seg->committed > limit || kept_mapped + seg->size > 8 * limit ||
             n >= HM_CACHE_MAX_ENTRIES) {
             cache_unlink(a, seg);
@@ -375,7 +383,10 @@ static hm_segment_t *cache_take(hm_arena_t *a, size_t min_size, size_t max_size,
             if (c->size == min_size) break;
         }
     }
-    if (seg != NULL) cache_unlink(a, seg);
+    if (seg != NULL) {
+        cache_unlink(a, seg);
+        if (huge) a->cache_took_ms = _hm_clock_ms() | 1; /* 0: never */
+    }
     pthread_mutex_unlock(&a->cache_lock);
     return seg;
 }

@@ -406,6 +406,7 @@ typedef struct hm_arena_s {
     size_t cache_bytes;          /* mapped bytes in the cache */
     size_t cache_committed;      /* committed bytes of the segments in the cache */
     uint32_t cache_next_ms;      /* when the cache is next walked for expired entries */
+    uint32_t cache_took_ms;      /* when a huge block was last made from the cache */
     /* ---- freed huge blocks held back (segment.c), guarded by cache_lock ---- */
     hm_segment_t *held[HM_HELD_MAX];
     size_t held_next;

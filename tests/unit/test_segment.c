@@ -371,6 +371,45 @@ static void test_huge_cache_best_fit(void **state) {
     unit_close(&env);
 }
 
+/* While huge blocks are being made from the cache, its expired entries stay committed (a
+ * program that keeps replacing blocks of many sizes would otherwise fault in again the memory of
+ * the sizes it asks for least often); once none has been made from it for the purge delay, the
+ * next walk decommits them. The first check holds when no gap between the takes (the machine's
+ * load decides) came near the delay. */
+static void test_huge_cache_busy_keeps(void **state) {
+    (void)state;
+    enum { DELAY = 400 };
+    unit_env_t env;
+    hm_theap_t *th = unit_open(&env, LIMIT, DELAY, 64 * MIB);
+    hm_segment_t *kept = _hm_huge_alloc(th, 7 * MIB, HM_ALIGN, eTaskCritical); /* 8 MiB */
+    hm_segment_t *used = _hm_huge_alloc(th, 2 * MIB, HM_ALIGN, eTaskCritical); /* 4 MiB */
+    assert_non_null(kept);
+    assert_non_null(used);
+    size_t committed = kept->committed;
+    _hm_huge_free(kept);
+    _hm_huge_free(used);
+    double t0 = tu_now_ms(), last = t0, gap = 0;
+    while (tu_now_ms() - t0 < 2 * DELAY) {
+        hm_segment_t *s = _hm_huge_alloc(th, 2 * MIB, HM_ALIGN, eTaskCritical);
+        assert_ptr_equal(s, used); /* the 8 MiB mapping is too large for it */
+        double t = tu_now_ms();
+        gap = t - last > gap ? t - last : gap;
+        last = t;
+        _hm_huge_free(s); /* into the cache, which is walked */
+        tu_sleep_ms(20);
+    }
+    _hm_cache_purge(&env.arena, false);
+    gap = tu_now_ms() - last > gap ? tu_now_ms() - last : gap;
+    if (gap < DELAY - 100) assert_int_equal(kept->committed, committed);
+    tu_sleep_ms(DELAY + DELAY / 4 + 50); /* no take for the delay, and the walk due */
+    _hm_cache_purge(&env.arena, false);
+    assert_true(kept->committed < committed);
+    assert_true(used->committed < 2 * MIB);
+    _hm_cache_purge(&env.arena, true);
+    assert_int_equal(unit_committed(&env), 0);
+    unit_close(&env);
+}
+
 /* Held huge blocks: a ring of HM_HELD_MAX; the oldest leaves for the cache; a second free of any
  * of them is reported; a forced purge empties ring and cache. */
 static void test_huge_held_ring(void **state) {
@@ -613,5 +652,5 @@ static void test_medium_pages_by_limit(void **state) {
 TU_TEST_MAIN(test_segmap, test_segment_alloc_free, test_cache_takes_back, test_cache_purge_exact,
              test_cache_reuse_decommitted_same_kind, test_cache_reuse_decommitted_other_kind,
              test_huge_alignments, test_huge_cache_and_second_free, test_huge_cache_best_fit,
-             test_huge_held_ring, test_huge_guard, test_huge_guard_kept, test_segment_valid,
-             test_medium_pages_by_limit)
+             test_huge_cache_busy_keeps, test_huge_held_ring, test_huge_guard, test_huge_guard_kept,
+             test_segment_valid, test_medium_pages_by_limit)
