@@ -230,7 +230,8 @@ static bool notifier_stop(hm_manager *mgr) {
 
 /* ---- load ---------------------------------------------------------------------------------- */
 void hm_manager_load(hm_manager *mgr, uint32_t *load_pct, size_t *available) {
-    /* cached segments past their delay are given back first: the figure is what is held */
+    /* cached segments past their delay (and freed huge blocks: past it since the last one was
+     * made from the cache) are given back first: the figure is what is held */
     hm_arena_t *a = &mgr->arena;
     if (atomic_load_explicit(&a->cache_count, memory_order_relaxed) != 0) _hm_cache_purge(a, false);
     size_t committed = _hm_budget_committed(&a->budget), limit = a->budget.limit;

@@ -214,9 +214,15 @@ static void huge_protect_from(hm_segment_t *seg, uint8_t *from, bool paced) {
     uint8_t *to = seg->prot_none != NULL ? seg->prot_none : seg->base + seg->size;
     if (from >= to) return; /* inaccessible already */
     if (paced) {
-        /* the committed part of [from, to): seg->committed counts from the header */
-        uint8_t *committed_end = (uint8_t *)seg + seg->committed;
-        uint8_t *last = committed_end < to ? committed_end : to;
+        /* the resident part of [from, to): what the blocks made in the mapping touched, up to
+         * the larger of the committed bytes from the header (a mapping from the cache: the
+         * extent of its largest block so far) and the end of the block it holds, if any (a
+         * block placed past an alignment gap: its committed bytes do not count the gap) */
+        uint8_t *last = (uint8_t *)seg + seg->committed;
+        const hm_page_t *pg = &seg->pages[0];
+        if (pg->start != NULL && pg->start + seg->huge_size > last)
+            last = pg->start + seg->huge_size;
+        if (last > to) last = to;
         if (!protect_allowed(seg->arena, last > from ? (size_t)(last - from) : 0)) return;
     }
     if (_hm_os_protect(from, (size_t)(to - from), PROT_NONE) == 0) seg->prot_none = from;
@@ -310,8 +316,9 @@ static void cache_purge_locked(hm_arena_t *a, uint32_t now, bool force) {
      * of many sizes takes back the sizes it asks for least often after longer than the delay,
      * and paid a page fault for every page of them (docs/BENCHMARKS.md, "malloc-large"). An
      * idle cache gives them back at the first walk a delay after the last take. */
-    bool busy =
-        a->cache_took_ms != 0 && !_hm_time_reached(now, a->cache_took_ms + a->cfg.purge_delay_ms);
+    bool busy = a->cache_took_ms != 0 && !_hm_arena_purge_now(a) &&
+                !_hm_time_reached(now, a->cache_took_ms + a->cfg.purge_delay_ms);
+    if (!busy) a->cache_took_ms = 0; /* (a clock that wrapped cannot make it busy again) */
     size_t kept = 0, kept_mapped = 0, n = 0;
     hm_segment_t *seg = a->cache;
     while (seg != NULL) {
@@ -380,7 +387,8 @@ static hm_segment_t *cache_take(hm_arena_t *a, size_t min_size, size_t max_size,
         if (c->exec == exec && (c->kind == HM_SEG_HUGE) == huge && c->size >= min_size &&
             c->size <= max_size && (seg == NULL || c->size < seg->size)) {
             seg = c;
-            if (c->size == min_size) break;
+            /* no mapping can fit better (mappings are whole units) */
+            if (c->size <= ((min_size + HM_SEGMENT_MASK) & ~HM_SEGMENT_MASK)) break;
         }
     }
     if (seg != NULL) {
@@ -650,7 +658,7 @@ bool _hm_huge_grow(hm_theap_t *th, hm_segment_t *seg, size_t size, int level) {
     if (usable <= seg->huge_size) return true;
     /* the guard page stays after the block: whatever is inaccessible past it now (prot_none:
      * the guard, up to the end of the mapping) stays so past the new end */
-    int guard = seg->prot_none != NULL ? HM_GUARD_ALWAYS : HM_GUARD_NONE;
+    int guard = seg->prot_none != NULL ? HM_GUARD_PACED : HM_GUARD_NONE; /* a plain block */
     size_t offset = (size_t)(pg->start - (uint8_t *)seg); /* seg == seg->base: not aligned_huge */
     if (usable > seg->size - offset - (guard ? HM_OS_PAGE : 0)) return false;
     size_t need = offset + usable;
@@ -760,7 +768,8 @@ static size_t held_decommit(hm_segment_t *seg) {
  * page, and a program that replaced blocks of tens of MiB ran 5x slower for it
  * (docs/BENCHMARKS.md, "malloc-large"). A program that frees huge blocks faster keeps the
  * others readable while they wait; they are held all the same, so a second free is still
- * known. The counts are relaxed: threads racing at a window's edge may pass a few more. */
+ * known. The counts are relaxed: threads racing at a window's edge may pass a few more, and
+ * threads racing for the credit may each spend it once. */
 #define HM_PROTECT_WINDOW_MS   125
 #define HM_PROTECT_PER_WINDOW  32
 #define HM_PROTECT_BYTES_PER_S ((size_t)32 << 20)
@@ -792,6 +801,8 @@ static bool protect_allowed(hm_arena_t *a, size_t resident) {
     bool ok = credit >= resident;
     atomic_store_explicit(&a->protect_credit, ok ? credit - resident : credit,
                           memory_order_relaxed);
+    /* refused: the window's slot goes back (a guard page that takes nothing still may) */
+    if (!ok) atomic_fetch_sub_explicit(&a->protect_count, 1, memory_order_relaxed);
     return ok;
 }
 
@@ -865,8 +876,9 @@ void _hm_huge_free(hm_segment_t *seg) {
     /* the freed block's pages inaccessible while it waits in the cache, within the rate of
      * protections (held ring, above): a use after free faults, and the next block made in it
      * makes its own pages accessible again (huge_prepare), resident as they were */
-    huge_protect_from(seg, seg->pages[0].start, true);
-    _hm_page_set_area(&seg->pages[0], 0); /* no block starts here any more */
+    if (!seg->aligned_huge && cache_limit(seg->arena) != 0 && seg->size <= cache_limit(seg->arena))
+        huge_protect_from(seg, seg->pages[0].start, true); /* (not one cache_put unmaps) */
+    _hm_page_set_area(&seg->pages[0], 0);                  /* no block starts here any more */
     seg->pages[0].used = 0;
     seg->used_pages = 0;
     cache_put(seg);

@@ -280,8 +280,9 @@ static void test_huge_protections_paced_by_bytes(void **state) {
     for (int i = 0; i < K; i++)
         none += page_inaccessible(p[i]);
     if (!page_inaccessible(p[0])) fail_msg("the first freed block of 20 MiB left accessible");
-    /* 12 MiB of credit left, 32 KiB more a millisecond, 20 MiB a block */
-    int most = 1 + (int)((12.0 * 1024 + (spent + 10) * 32.0) / (20.0 * 1024));
+    /* 12 MiB of credit left, 32 MiB more a second, 20 MiB a block (with 30 ms for the coarse
+     * clock the allocator reads) */
+    int most = 1 + (int)((12.0 * MIB + (spent + 30) * (32.0 * MIB / 1000)) / (20.0 * MIB));
     if (none > most)
         fail_msg("%d of %d freed blocks of 20 MiB made inaccessible in %.1f ms: expected 1 to %d",
                  none, K, spent, most);
