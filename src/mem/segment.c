@@ -345,6 +345,12 @@ void _hm_cache_purge(hm_arena_t *a, bool force) {
     pthread_mutex_unlock(&a->cache_lock);
 }
 
+/* Does the cache keep `seg` when it is put there (else cache_put unmaps it)? */
+static bool cache_keeps(const hm_segment_t *seg) {
+    size_t lim = cache_limit(seg->arena);
+    return !seg->aligned_huge && lim != 0 && seg->size <= lim;
+}
+
 /* Put an empty segment into the cache, or unmap it when caching is off. */
 static void cache_put(hm_segment_t *seg) {
     hm_arena_t *a = seg->arena;
@@ -360,7 +366,7 @@ static void cache_put(hm_segment_t *seg) {
         _hm_page_set_area(&seg->pages[i], 0);
         seg->pages[i].block_size = 0;
     }
-    if (seg->aligned_huge || cache_limit(a) == 0 || seg->size > cache_limit(a)) {
+    if (!cache_keeps(seg)) {
         _hm_segment_unmap(seg);
         return;
     }
@@ -765,7 +771,7 @@ static size_t held_decommit(hm_segment_t *seg) {
  * at most HM_PROTECT_BYTES_BURST (a credit that fills at that rate): on a machine whose page
  * tables are the hypervisor's to mirror (a shadow-paging guest), every page made inaccessible
  * and then accessible again costs a trap into the hypervisor at its next touch, microseconds a
- * page, and a program that replaced blocks of tens of MiB ran 5x slower for it
+ * page, and a program that replaced blocks of tens of MiB ran 3 to 5 times slower for it
  * (docs/BENCHMARKS.md, "malloc-large"). A program that frees huge blocks faster keeps the
  * others readable while they wait; they are held all the same, so a second free is still
  * known. The counts are relaxed: threads racing at a window's edge may pass a few more, and
@@ -876,9 +882,8 @@ void _hm_huge_free(hm_segment_t *seg) {
     /* the freed block's pages inaccessible while it waits in the cache, within the rate of
      * protections (held ring, above): a use after free faults, and the next block made in it
      * makes its own pages accessible again (huge_prepare), resident as they were */
-    if (!seg->aligned_huge && cache_limit(seg->arena) != 0 && seg->size <= cache_limit(seg->arena))
-        huge_protect_from(seg, seg->pages[0].start, true); /* (not one cache_put unmaps) */
-    _hm_page_set_area(&seg->pages[0], 0);                  /* no block starts here any more */
+    if (cache_keeps(seg)) huge_protect_from(seg, seg->pages[0].start, true); /* else unmapped */
+    _hm_page_set_area(&seg->pages[0], 0); /* no block starts here any more */
     seg->pages[0].used = 0;
     seg->used_pages = 0;
     cache_put(seg);
