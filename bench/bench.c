@@ -36,6 +36,8 @@
  *   large      1000 replacements of 20 blocks of 5..25 MiB, each page of a new block written
  *   medium     20M replacements in a ring of 16 live blocks of 16..64 KiB, oldest first (first
  *              and last byte written): few blocks to a page, so pages fill and empty often
+ *   buffers    5 rounds of 20000 live blocks of 64..256 KiB (first and last byte written), all
+ *              freed in a random order: many buffers held at once
  *   idle       400000 blocks of 256 bytes (100 MiB) written and freed, then a second of light
  *              activity (8 replacements every millisecond in a ring of 64 blocks of 16..4096
  *              bytes, or up to BENCH_IDLE_MAX); reports rss_start_kb, rss_full_kb, rss_after_kb
@@ -1096,6 +1098,45 @@ static ALWAYS_INLINE void w_medium(const enum door d, const params *prm, result 
     if (bad) check_failed("medium", "a block was overwritten while live");
 }
 
+/* ---- buffers: many live blocks of 64..256 KiB, freed and made again in rounds ---------------
+ * A server or a database holding thousands of I/O buffers at once: 20,000 blocks of 64..256
+ * KiB live (their first and last bytes written), all freed in a random order, in 5 rounds. */
+#define BUFFERS_LIVE 20000
+static ALWAYS_INLINE void w_buffers(const enum door d, const params *prm, result *res) {
+    const door_ctx c = g_ctx;
+    const uint64_t rounds = count_of(prm, 5);
+    uint8_t **blk = xcalloc(BUFFERS_LIVE, sizeof *blk);
+    uint32_t *size = xcalloc(BUFFERS_LIVE, sizeof *size);
+    uint32_t *order = xcalloc(BUFFERS_LIVE, sizeof *order);
+    rng r = {909};
+    uint64_t bad = 0;
+    double t0 = now_s();
+    for (uint64_t k = 0; k < rounds; k++) {
+        for (uint32_t i = 0; i < BUFFERS_LIVE; i++) {
+            size[i] = (uint32_t)rng_range(&r, 64 * 1024, 256 * 1024);
+            blk[i] = d_alloc(d, &c, size[i]);
+            stamp(blk[i], size[i], tag_of(k + i));
+            order[i] = i;
+        }
+        for (uint32_t i = BUFFERS_LIVE - 1; i > 0; i--) { /* a random order of the frees */
+            uint32_t j = (uint32_t)rng_range(&r, 0, i);
+            uint32_t t = order[i];
+            order[i] = order[j];
+            order[j] = t;
+        }
+        for (uint32_t i = 0; i < BUFFERS_LIVE; i++) {
+            uint32_t b = order[i];
+            bad += !stamp_ok(blk[b], size[b], tag_of(k + b));
+            d_free(d, &c, blk[b]);
+        }
+    }
+    res->time_s = now_s() - t0;
+    free(blk);
+    free(size);
+    free(order);
+    if (bad) check_failed("buffers", "a block was overwritten while live");
+}
+
 /* ---- One instance of every workload per door ---------------------------------------------- */
 enum workload {
     W_PAIRS,
@@ -1110,12 +1151,13 @@ enum workload {
     W_LARGE,
     W_IDLE,
     W_MEDIUM,
+    W_BUFFERS,
     W_COUNT
 };
-static const char *const workload_names[] = {"pairs",  "window",    "prodcons", "mixed",
-                                             "frag",   "larsonish", "mstress",  "larson",
-                                             "rptest", "large",     "idle",     "medium"};
-static const int workload_default_threads[] = {1, 1, 2, 2, 1, 2, 4, 4, 4, 1, 1, 1};
+static const char *const workload_names[] = {"pairs",     "window",  "prodcons", "mixed",  "frag",
+                                             "larsonish", "mstress", "larson",   "rptest", "large",
+                                             "idle",      "medium",  "buffers"};
+static const int workload_default_threads[] = {1, 1, 2, 2, 1, 2, 4, 4, 4, 1, 1, 1, 1};
 
 typedef void (*workload_fn)(const params *, result *);
 
@@ -1156,6 +1198,9 @@ typedef void (*workload_fn)(const params *, result *);
     static void medium_##name(const params *p, result *r) {                                        \
         w_medium(D, p, r);                                                                         \
     }                                                                                              \
+    static void buffers_##name(const params *p, result *r) {                                       \
+        w_buffers(D, p, r);                                                                        \
+    }                                                                                              \
     static void pairs_##name(const params *p, result *r) {                                         \
         w_pairs(D, p, r);                                                                          \
     }                                                                                              \
@@ -1174,12 +1219,10 @@ typedef void (*workload_fn)(const params *, result *);
     static void larson_##name(const params *p, result *r) {                                        \
         w_larson(D, p, r, t_larson_##name);                                                        \
     }                                                                                              \
-    static const workload_fn workloads_##name[W_COUNT] = {pairs_##name,    window_##name,          \
-                                                          prodcons_##name, mixed_##name,           \
-                                                          frag_##name,     larson_##name,          \
-                                                          mstress_##name,  larson2_##name,         \
-                                                          rptest_##name,   large_##name,           \
-                                                          idle_##name,     medium_##name};
+    static const workload_fn workloads_##name[W_COUNT] = {                                         \
+        pairs_##name,  window_##name,  prodcons_##name, mixed_##name,  frag_##name,                \
+        larson_##name, mstress_##name, larson2_##name,  rptest_##name, large_##name,               \
+        idle_##name,   medium_##name,  buffers_##name};
 
 #ifndef BENCH_NO_HOSTMALLOC
 INSTANTIATE(DOOR_COM, com)
@@ -1198,7 +1241,7 @@ static void usage(void) {
             "usage: bench <door> <workload> [threads] [scale | n=<count>]\n"
             "  door:     com native malloc null%s\n"
             "  workload: pairs window prodcons mixed frag larsonish mstress larson rptest large "
-            "idle medium\n",
+            "idle medium buffers\n",
 #ifdef BENCH_NO_HOSTMALLOC
             " (com and native compiled out: BENCH_NO_HOSTMALLOC)"
 #else
@@ -1252,7 +1295,7 @@ int main(int argc, char **argv) {
     int threads = prm.threads > 0 ? prm.threads : workload_default_threads[wl];
     if (wl == W_PRODCONS) threads = threads >= 2 ? threads / 2 * 2 : 2;
     if (wl == W_PAIRS || wl == W_WINDOW || wl == W_FRAG || wl == W_LARGE || wl == W_IDLE ||
-        wl == W_MEDIUM)
+        wl == W_MEDIUM || wl == W_BUFFERS)
         threads = 1;
 
     struct rusage ru0, ru1;

@@ -17,7 +17,7 @@
 #   BENCH_REPS=5            repetitions
 #   BENCH_SCALE=1           multiplies every workload's iteration count
 #   BENCH_THREADS=0         threads of the multi-threaded workloads (0: their default, 2)
-#   BENCH_WORKLOADS="pairs window prodcons mixed frag larsonish mstress larson rptest large idle medium"
+#   BENCH_WORKLOADS="pairs window prodcons mixed frag larsonish mstress larson rptest large idle medium buffers"
 #   BENCH_ALLOCATORS="com native malloc-hostmalloc malloc-glibc malloc-mimalloc malloc-jemalloc malloc-tcmalloc"
 #                           (also: com-limit = COM with HM_LIMIT set; com-checked = HM_CHECKED=1)
 #   BENCH_BASELINE=malloc-mimalloc
@@ -126,7 +126,7 @@ case $BIN in */*) ;; *) BIN=./$BIN ;; esac
 REPS=${BENCH_REPS:-5}
 SCALE=${BENCH_SCALE:-1}
 THREADS=${BENCH_THREADS:-0}
-WORKLOADS=${BENCH_WORKLOADS:-pairs window prodcons mixed frag larsonish mstress larson rptest large idle medium}
+WORKLOADS=${BENCH_WORKLOADS:-pairs window prodcons mixed frag larsonish mstress larson rptest large idle medium buffers}
 ALLOCATORS=${BENCH_ALLOCATORS:-com native malloc-hostmalloc malloc-glibc malloc-mimalloc malloc-jemalloc malloc-tcmalloc}
 BASELINE=${BENCH_BASELINE:-malloc-mimalloc}
 TIMEOUT=${BENCH_TIMEOUT:-300}

@@ -12,9 +12,9 @@
  * with the header, so its header sits one unit below it and a second map (the aligned map)
  * marks the block's unit; only the slow path reads that map.
  *
- * Empty segments go to the arena's cache (newest first); a cached segment keeps its map bit
- * (all its pages read as unused, so a stale pointer into it is still refused) and its memory
- * is decommitted once the purge delay has passed.
+ * Empty segments go to the arena's cache (an array, the oldest first); a cached segment keeps its
+ * map bit (all its pages read as unused, so a stale pointer into it is still refused) and its
+ * memory is decommitted once the purge delay has passed.
  *
  * Commits are counted by the budget here, and only asked for: when the budget refuses, the
  * function returns NULL with nothing changed, and the heap's reclaim loop decides what to do. */
@@ -269,18 +269,35 @@ static size_t held_limit(const hm_arena_t *a) {
     return 2 * (lim < ((size_t)32 << 20) ? lim : ((size_t)32 << 20));
 }
 
-static void cache_unlink(hm_arena_t *a, hm_segment_t *seg) {
-    HM_LIST_REMOVE(a->cache, seg, next, prev);
-    atomic_store_explicit(&a->cache_count, a->cache_count - 1, memory_order_relaxed);
-    a->cache_bytes -= seg->size;
-    a->cache_committed -= seg->committed;
+/* The entries are an array in the order they were put, the oldest first: a walk reads 32 bytes
+ * an entry and no segment header. (They were a list through the headers, each in its own
+ * mapping: with the cache full every put walked it, a TLB and a cache miss an entry, about
+ * 170 us a put: docs/BENCHMARKS.md, "Many blocks of 100 KiB".) The array is mapped when the
+ * first entry is put, its pages touched as it fills, and unmapped when a forced purge (a trim,
+ * memory wanted) empties the cache. Caller holds cache_lock. */
+#define CACHE_ARRAY_BYTES                                                                          \
+    (((HM_CACHE_MAX_ENTRIES + 1) * sizeof(hm_cache_ent_t) + HM_OS_PAGE - 1) &                      \
+     ~(size_t)(HM_OS_PAGE - 1))
+
+/* Take entry `i` out of the array (its counts with it) and return its segment. */
+static hm_segment_t *cache_remove(hm_arena_t *a, size_t i) {
+    hm_cache_ent_t *ent = a->cache;
+    size_t count = a->cache_count;
+    hm_segment_t *seg = ent[i].seg;
+    a->cache_bytes -= ent[i].size;
+    a->cache_committed -= ent[i].committed;
+    memmove(&ent[i], &ent[i + 1], (count - i - 1) * sizeof *ent);
+    atomic_store_explicit(&a->cache_count, count - 1, memory_order_relaxed);
+    return seg;
 }
 
-/* Decommit a cached segment (caller holds cache_lock). */
-static void cache_decommit(hm_arena_t *a, hm_segment_t *seg) {
-    size_t before = seg->committed;
-    segment_decommit_tail(seg);
-    a->cache_committed -= before - seg->committed;
+/* Decommit a cached segment past its header. */
+static void cache_decommit(hm_arena_t *a, hm_cache_ent_t *e) {
+    if (e->cold) return;
+    segment_decommit_tail(e->seg);
+    a->cache_committed -= e->committed - e->seg->committed;
+    e->committed = e->seg->committed;
+    e->cold = true;
 }
 
 /* Unmap a segment for good: map bits off, accounting undone. */
@@ -302,7 +319,7 @@ void _hm_segment_unmap(hm_segment_t *seg) {
 }
 
 static void cache_purge_locked(hm_arena_t *a, uint32_t now, bool force) {
-    /* Newest first: walk to the end, decommitting what has expired, unmapping what is over
+    /* Newest first: walk to the oldest, decommitting what has expired, unmapping what is over
      * the limits: the memory kept committed, the address space kept, the entries. */
     size_t limit = cache_limit(a);
     /* the walk is done when something is over a limit, or at most every delay/4 ms for the
@@ -319,22 +336,29 @@ static void cache_purge_locked(hm_arena_t *a, uint32_t now, bool force) {
     bool busy = a->cache_took_ms != 0 && !_hm_arena_purge_now(a) &&
                 !_hm_time_reached(now, a->cache_took_ms + a->cfg.purge_delay_ms);
     if (!busy) a->cache_took_ms = 0; /* (a clock that wrapped cannot make it busy again) */
-    size_t kept = 0, kept_mapped = 0, n = 0;
-    hm_segment_t *seg = a->cache;
-    while (seg != NULL) {
-        hm_segment_t *next = seg->next;
-        if (!force && !(busy && seg->kind == HM_SEG_HUGE) && _hm_time_reached(now, seg->expire))
-            cache_decommit(a, seg);
-        if (force || kept + seg->committed > limit || kept_mapped + seg->size > 8 * limit ||
-            n >= HM_CACHE_MAX_ENTRIES) {
-            cache_unlink(a, seg);
-            _hm_segment_unmap(seg);
+    size_t count = a->cache_count;
+    hm_cache_ent_t *ent = a->cache;
+    size_t kept = 0, kept_mapped = 0;
+    size_t w = count; /* the entries kept so far: ent[w..count), in their order */
+    for (size_t i = count; i-- > 0;) {
+        hm_cache_ent_t e = ent[i];
+        if (!force && !(busy && e.huge) && _hm_time_reached(now, e.expire)) cache_decommit(a, &e);
+        if (force || kept + e.committed > limit || kept_mapped + e.size > 8 * limit ||
+            count - w >= HM_CACHE_MAX_ENTRIES) {
+            a->cache_bytes -= e.size;
+            a->cache_committed -= e.committed;
+            _hm_segment_unmap(e.seg);
         } else {
-            kept += seg->committed;
-            kept_mapped += seg->size;
-            n++;
+            kept += e.committed;
+            kept_mapped += e.size;
+            ent[--w] = e;
         }
-        seg = next;
+    }
+    if (w != 0) memmove(ent, &ent[w], (count - w) * sizeof *ent);
+    atomic_store_explicit(&a->cache_count, count - w, memory_order_relaxed);
+    if (force && a->cache != NULL) {
+        _hm_os_unmap(a->cache, CACHE_ARRAY_BYTES);
+        a->cache = NULL;
     }
 }
 
@@ -371,34 +395,49 @@ static void cache_put(hm_segment_t *seg) {
         return;
     }
     uint32_t now = _hm_clock_ms();
-    seg->expire = now + a->cfg.purge_delay_ms;
     pthread_mutex_lock(&a->cache_lock);
-    HM_LIST_PUSH(a->cache, seg, next, prev);
-    atomic_store_explicit(&a->cache_count, a->cache_count + 1, memory_order_relaxed);
+    if (a->cache == NULL) a->cache = _hm_os_map_aligned(CACHE_ARRAY_BYTES, HM_OS_PAGE, false);
+    if (a->cache == NULL) { /* no room to note it: the OS has it back */
+        pthread_mutex_unlock(&a->cache_lock);
+        _hm_segment_unmap(seg);
+        return;
+    }
+    size_t count = a->cache_count; /* at most HM_CACHE_MAX_ENTRIES: the array has one more */
+    hm_cache_ent_t *e = &a->cache[count];
+    *e = (hm_cache_ent_t){.seg = seg,
+                          .size = seg->size,
+                          .committed = seg->committed,
+                          .expire = now + a->cfg.purge_delay_ms,
+                          .huge = seg->kind == HM_SEG_HUGE,
+                          .exec = seg->exec};
+    atomic_store_explicit(&a->cache_count, count + 1, memory_order_relaxed);
     a->cache_bytes += seg->size;
     a->cache_committed += seg->committed;
-    if (_hm_arena_purge_now(a)) cache_decommit(a, seg);
+    if (_hm_arena_purge_now(a)) cache_decommit(a, e);
     cache_purge_locked(a, now, false);
     pthread_mutex_unlock(&a->cache_lock);
 }
 
-/* Take a cached segment of at least `min_size` bytes (at most 2x it) and of the right kind
- * of mapping; NULL if none. */
+/* Take a cached segment of at least `min_size` bytes (at most `max_size`) and of the right
+ * kind of mapping: the smallest, the newest of those; NULL if none. */
 static hm_segment_t *cache_take(hm_arena_t *a, size_t min_size, size_t max_size, bool exec,
                                 bool huge) {
     if (atomic_load_explicit(&a->cache_count, memory_order_relaxed) == 0) return NULL;
     pthread_mutex_lock(&a->cache_lock);
-    hm_segment_t *seg = NULL;
-    for (hm_segment_t *c = a->cache; c != NULL; c = c->next) {
-        if (c->exec == exec && (c->kind == HM_SEG_HUGE) == huge && c->size >= min_size &&
-            c->size <= max_size && (seg == NULL || c->size < seg->size)) {
-            seg = c;
+    const hm_cache_ent_t *ent = a->cache;
+    size_t best = SIZE_MAX;
+    for (size_t i = a->cache_count; i-- > 0;) {
+        const hm_cache_ent_t *c = &ent[i];
+        if (c->exec == exec && c->huge == huge && c->size >= min_size && c->size <= max_size &&
+            (best == SIZE_MAX || c->size < ent[best].size)) {
+            best = i;
             /* no mapping can fit better (mappings are whole units) */
             if (c->size <= ((min_size + HM_SEGMENT_MASK) & ~HM_SEGMENT_MASK)) break;
         }
     }
-    if (seg != NULL) {
-        cache_unlink(a, seg);
+    hm_segment_t *seg = NULL;
+    if (best != SIZE_MAX) {
+        seg = cache_remove(a, best);
         if (huge) a->cache_took_ms = _hm_clock_ms() | 1; /* 0: never */
     }
     pthread_mutex_unlock(&a->cache_lock);

@@ -309,8 +309,7 @@ struct hm_segment_s {
     bool held;              /* a freed huge block held back, so a second free is known */
     bool zero;              /* huge: made in a new mapping, not yet claimed by calloc (read
                                only right after the allocation: _hm_block_take_zero) */
-    uint32_t expire;        /* when cached: time to decommit (ms, wraps) */
-    hm_segment_t *next;     /* in the theap's segment list / the heap's huge list / cache */
+    hm_segment_t *next;     /* in the theap's segment list / the heap's huge list */
     hm_segment_t *prev;
     /* the page of each 64 KiB of the segment's first 4 MiB: a free finds its page with one
      * load, whatever the page size (a huge segment's entries all name its one page) */
@@ -385,7 +384,19 @@ struct hm_heap {
 };
 
 #define HM_CACHE_MAX_ENTRIES 512 /* entries of the segment cache (segment.c) */
-#define HM_HELD_MAX          16  /* freed huge blocks held back (segment.c) */
+
+/* An entry of the segment cache: what the cache's walks and its best fit read, kept in one
+ * array (segment.c, "the cache"), so that they read no segment header. */
+typedef struct hm_cache_ent_s {
+    hm_segment_t *seg;
+    size_t size;      /* seg->size: bytes mapped */
+    size_t committed; /* seg->committed */
+    uint32_t expire;  /* when to decommit it (ms, wraps) */
+    bool huge;        /* a huge segment's mapping (else a standard segment) */
+    bool exec;        /* seg->exec */
+    bool cold;        /* decommitted to its header: nothing left to decommit */
+} hm_cache_ent_t;
+#define HM_HELD_MAX 16 /* freed huge blocks held back (segment.c) */
 
 /* The memory of one manager: its configuration, its budget, its heaps and the segments it
  * keeps for reuse. The manager layer embeds it (hm_manager starts with one). */
@@ -400,8 +411,10 @@ typedef struct hm_arena_s {
     hm_heap *heaps;
     size_t heap_count;
     /* ---- segment cache (segment.c) ---- */
-    pthread_mutex_t cache_lock;  /* guards the cache and the held ring */
-    hm_segment_t *cache;         /* empty segments kept for reuse, newest first */
+    pthread_mutex_t cache_lock; /* guards the cache and the held ring */
+    /* empty segments kept for reuse: cache_count entries, the oldest first, in an array of
+     * HM_CACHE_MAX_ENTRIES + 1 mapped when the first is put (NULL before) */
+    hm_cache_ent_t *cache;
     _Atomic(size_t) cache_count; /* entries; read without the lock as a hint */
     size_t cache_bytes;          /* mapped bytes in the cache */
     size_t cache_committed;      /* committed bytes of the segments in the cache */

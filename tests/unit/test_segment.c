@@ -122,7 +122,7 @@ static void test_cache_takes_back(void **state) {
     _hm_segment_free(s);
     assert_null(th->segs[HM_SEG_SMALL]);
     assert_int_equal(atomic_load(&env.arena.cache_count), 1);
-    assert_ptr_equal(env.arena.cache, s);
+    assert_ptr_equal(env.arena.cache[0].seg, s);
     assert_int_equal(env.arena.cache_bytes, HM_SEGMENT_SIZE);
     assert_int_equal(env.arena.cache_committed, SMALL_PAGE);
     assert_int_equal(unit_committed(&env), SMALL_PAGE);     /* the arena keeps it */
@@ -184,7 +184,7 @@ static void test_cache_purge_exact(void **state) {
 
     _hm_cache_purge(&env.arena, true);
     assert_int_equal(atomic_load(&env.arena.cache_count), 0);
-    assert_null(env.arena.cache);
+    assert_null(env.arena.cache); /* a forced purge unmaps the cache's array too */
     assert_int_equal(env.arena.cache_bytes, 0);
     assert_int_equal(env.arena.cache_committed, 0);
     assert_int_equal(unit_committed(&env), live_bytes); /* exactly the cached bytes went */
@@ -209,7 +209,7 @@ static void reuse_decommitted(hm_segment_kind_t first, hm_segment_kind_t then) {
     assert_int_equal(unit_committed(&env), page_of_kind[first]);
     assert_int_equal(unit_free(p), HM_OK);
     _hm_theap_collect(th, true, true);
-    assert_ptr_equal(env.arena.cache, seg);
+    assert_ptr_equal(env.arena.cache[atomic_load(&env.arena.cache_count) - 1].seg, seg);
     /* only the header is left committed */
     size_t h = _hm_segment_header_size(seg->page_count);
     assert_int_equal(seg->committed, h);
@@ -358,7 +358,7 @@ static void test_huge_cache_best_fit(void **state) {
     _hm_huge_free(small);
     _hm_huge_free(large);
     assert_int_equal(atomic_load(&env.arena.cache_count), 2);
-    assert_ptr_equal(env.arena.cache, large); /* the newest: both fit a block of 7 MiB */
+    assert_ptr_equal(env.arena.cache[1].seg, large); /* the newest: both fit a block of 7 MiB */
     hm_segment_t *again = _hm_huge_alloc(th, 7 * MIB, HM_ALIGN, eTaskCritical);
     assert_ptr_equal(again, small);
     hm_segment_t *big = _hm_huge_alloc(th, 11 * MIB, HM_ALIGN, eTaskCritical);
@@ -453,7 +453,7 @@ static void test_huge_held_ring(void **state) {
     assert_true(m.read && m.write);
     assert_false(segs[0]->held);
     assert_int_equal(atomic_load(&env.arena.cache_count), 1);
-    assert_ptr_equal(env.arena.cache, segs[0]);
+    assert_ptr_equal(env.arena.cache[0].seg, segs[0]);
     assert_int_equal(_hm_held_mapped(&env.arena), HM_HELD_MAX * HM_SEGMENT_SIZE);
     int calls = env.errors.calls;
     assert_true(_hm_huge_freed_at(blocks[0]));
