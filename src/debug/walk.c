@@ -80,7 +80,7 @@ static void walk_page(walk_t *w, hm_page_t *pg) {
 
 static size_t walk_locked(hm_heap *heap, walk_t *w) {
     for (hm_theap_t *th = heap->theaps; th != NULL && !w->stop; th = th->next) {
-        for (int k = 0; k < 2; k++) {
+        for (int k = 0; k < HM_SEG_STANDARD; k++) {
             for (hm_segment_t *seg = th->segs[k]; seg != NULL && !w->stop; seg = seg->next) {
                 for (size_t i = 0; i < seg->page_count; i++) {
                     hm_page_t *pg = &seg->pages[i];

@@ -22,7 +22,7 @@ void _hm_stats_collect(hm_heap *heap, hm_heap_stats_t *out) {
             out->requests[l] += _hm_theap_requests(th, l);
             out->failures[l] += th->failures[l];
         }
-        for (int k = 0; k < 2; k++) {
+        for (int k = 0; k < HM_SEG_STANDARD; k++) {
             for (hm_segment_t *seg = th->segs[k]; seg != NULL; seg = seg->next) {
                 out->segments++;
                 out->reserved += seg->size;

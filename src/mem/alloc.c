@@ -23,9 +23,10 @@
 /* ---- allocation -------------------------------------------------------------------------- */
 static hm_noinline void *theap_alloc_slow(hm_theap_t *th, size_t size, size_t align, int level) {
     void *p;
-    if (size <= HM_MEDIUM_MAX && align <= HM_ALIGN) {
+    size_t page_max = th->heap->arena->page_max; /* larger blocks are huge */
+    if (size <= page_max && align <= HM_ALIGN) {
         p = _hm_theap_alloc_block(th, _hm_bin_of(size), level);
-    } else if (size <= HM_MEDIUM_MAX && align <= HM_OS_PAGE) {
+    } else if (size <= page_max && align <= HM_OS_PAGE) {
         /* a class whose block size is a multiple of the alignment: every block of it is
          * aligned, since page starts are 4 KiB aligned (powers of two are classes) */
         size_t need = size < align ? align : size;
@@ -71,12 +72,12 @@ static hm_noinline void *alloc_slow_rest(hm_heap *heap, size_t size, int level) 
     return p;
 }
 
-/* The whole allocation when the fast path cannot serve it. Medium sizes (no direct page) first
- * try their queue's first page, inline and without a stack frame (the rest is a tail call):
+/* The whole allocation when the fast path cannot serve it. Medium and large sizes (no direct page)
+ * first try their queue's first page, inline and without a stack frame (the rest is a tail call):
  * every allocation of these sizes comes here. */
 void *_hm_alloc_slow(hm_heap *heap, size_t size, int level) {
     level &= ~HM_LEVEL_NO_ABORT;
-    if (size - (HM_DIRECT_MAX + 1) < HM_MEDIUM_MAX - HM_DIRECT_MAX) {
+    if (size - (HM_DIRECT_MAX + 1) < HM_LARGE_MAX - HM_DIRECT_MAX) {
         uint64_t id;
         hm_tls_fs_entry_t *e = _hm_tls_entry(heap, &id);
         if (hm_likely(e->id == id)) {

@@ -111,7 +111,7 @@ static hm_theap_t *theap_new(hm_heap *heap, uintptr_t tid) {
 static void theap_set_owner(hm_theap_t *th, uintptr_t tid) {
     th->tid = tid;
     th->checked_who = (uint64_t)kernel_tid() << 32 | (uint32_t)th->checked_who;
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < HM_SEG_STANDARD; k++)
         for (hm_segment_t *s = th->segs[k]; s != NULL; s = s->next)
             atomic_store_explicit(&s->tid, tid, memory_order_release);
 }
@@ -249,6 +249,7 @@ void _hm_arena_init(hm_arena_t *a, const hm_config *cfg, size_t limit) {
     a->cfg = *cfg;
     _hm_budget_init(&a->budget, limit, cfg);
     a->medium_shift = limit < HM_MEDIUM_BIG_LIMIT ? HM_MEDIUM_PAGE_SHIFT : HM_MEDIUM_BIG_SHIFT;
+    a->page_max = limit < HM_MEDIUM_BIG_LIMIT ? HM_MEDIUM_MAX : HM_LARGE_MAX;
     pthread_mutex_init(&a->heaps_lock, NULL);
     pthread_mutex_init(&a->cache_lock, NULL);
 }
@@ -335,7 +336,7 @@ void _hm_heap_destroy(hm_heap *heap) {
     hm_theap_t *th = heap->theaps;
     while (th != NULL) {
         hm_theap_t *next = th->next;
-        for (int k = 0; k < 2; k++) {
+        for (int k = 0; k < HM_SEG_STANDARD; k++) {
             hm_segment_t *seg = th->segs[k];
             while (seg != NULL) {
                 hm_segment_t *nseg = seg->next;
@@ -574,7 +575,7 @@ bool _hm_theap_valid(const hm_theap_t *th) {
         if (queue->last != prev) return false;
     }
     size_t free_committed = 0; /* the segments' counts add up to the sub-heap's */
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < HM_SEG_STANDARD; k++) {
         const hm_segment_t *prev = NULL;
         for (const hm_segment_t *seg = th->segs[k]; seg != NULL; prev = seg, seg = seg->next) {
             if (seg->prev != prev || seg->theap != th || seg->kind != (uint32_t)k ||

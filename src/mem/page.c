@@ -640,7 +640,10 @@ static hm_page_t *page_fresh(hm_theap_t *th, size_t bin, int level) {
     unsigned kind_of_page = (unsigned)(bin / HM_BIN_COUNT); /* HM_PAGE_*: the queue's set */
     size_t bs = _hm_bin_size(bin % HM_BIN_COUNT);
     size_t header = kind_of_page != HM_PAGE_PLAIN ? _hm_page_kinds[kind_of_page]->header : 0;
-    hm_segment_kind_t kind = bs <= HM_SMALL_MAX ? HM_SEG_SMALL : HM_SEG_MEDIUM;
+    /* (debug and checked slots above HM_MEDIUM_MAX, bin 57 only, in medium pages) */
+    hm_segment_kind_t kind = bs <= HM_SMALL_MAX                                     ? HM_SEG_SMALL
+                             : bs <= HM_MEDIUM_MAX || kind_of_page != HM_PAGE_PLAIN ? HM_SEG_MEDIUM
+                                                                                    : HM_SEG_LARGE;
     hm_segment_t *seg;
     hm_page_t *pg;
     /* a page that is still committed first, from the first few of the theap's segments of the
@@ -750,7 +753,7 @@ bool _hm_theap_tick(hm_theap_t *th) {
 void _hm_theap_purge(hm_theap_t *th, uint32_t now, bool force) {
     if (th->free_committed_pages == 0) return;
     size_t left = 0;
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < HM_SEG_STANDARD; k++) {
         for (hm_segment_t *seg = th->segs[k]; seg != NULL; seg = seg->next) {
             if (seg->used_pages == seg->page_count) continue;
             uint8_t *run = NULL; /* start of the run of pages to decommit */
@@ -810,7 +813,7 @@ void _hm_theap_collect(hm_theap_t *th, bool retire_all, bool purge_all) {
         }
     }
     /* full pages are not in any queue: walk the segments for those with frees to collect */
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < HM_SEG_STANDARD; k++) {
         hm_segment_t *seg = th->segs[k];
         while (seg != NULL) {
             hm_segment_t *nseg = seg->next;

@@ -251,7 +251,8 @@ static bool huge_prepare(hm_segment_t *seg, uint8_t *block_end, int guard) {
  * cache keeps committed; the address space it keeps is bounded by eight times that and by
  * HM_CACHE_MAX_ENTRIES entries. It is large enough for a program that keeps replacing blocks
  * of tens of MiB to find one of a fitting size, and for one with hundreds of huge blocks of
- * 64..128 KiB (each a 4 MiB mapping with 132 KiB committed) to reuse their mappings instead of
+ * 64..128 KiB (under a limit below 1 GiB, where those are huge; each a 4 MiB mapping with 132
+ * KiB committed) to reuse their mappings instead of
  * unmapping and mapping one per free; for a manager with a budget it is at most an eighth of
  * the budget's limit (a cache holding most of a budget would set the pressure states off for
  * memory nobody uses). While memory is short (Low) a segment put in the cache is decommitted
@@ -272,7 +273,7 @@ static size_t held_limit(const hm_arena_t *a) {
 /* The entries are an array in the order they were put, the oldest first: a walk reads 32 bytes
  * an entry and no segment header. (They were a list through the headers, each in its own
  * mapping: with the cache full every put walked it, a TLB and a cache miss an entry, about
- * 170 us a put: docs/BENCHMARKS.md, "Many blocks of 100 KiB".) The array is mapped when the
+ * 170 us a put: docs/DESIGN-NOTES.md, "Returning memory".) The array is mapped when the
  * first entry is put, its pages touched as it fills, and unmapped when a forced purge (a trim,
  * memory wanted) empties the cache. Caller holds cache_lock. */
 #define CACHE_ARRAY_BYTES                                                                          \
@@ -455,7 +456,9 @@ static void segment_map_pages(hm_segment_t *seg) {
 
 /* The page shift of a standard segment of `kind` in arena `a`. */
 static uint32_t page_shift_of(const hm_arena_t *a, hm_segment_kind_t kind) {
-    return kind == HM_SEG_SMALL ? HM_SMALL_PAGE_SHIFT : a->medium_shift;
+    return kind == HM_SEG_SMALL    ? HM_SMALL_PAGE_SHIFT
+           : kind == HM_SEG_MEDIUM ? a->medium_shift
+                                   : HM_LARGE_PAGE_SHIFT;
 }
 
 static void segment_init_pages(hm_segment_t *seg, hm_segment_kind_t kind, bool fresh) {

@@ -82,12 +82,18 @@ void _hm_tool_alloc(void *p, size_t size); /* unpoisons exactly the requested by
 #define HM_MEDIUM_PAGES      (HM_SEGMENT_SIZE >> HM_MEDIUM_PAGE_SHIFT) /* 32 */
 #define HM_SMALL_MAX         ((size_t)8 * 1024)  /* largest block in small pages */
 #define HM_MEDIUM_MAX        ((size_t)64 * 1024) /* largest block in medium pages */
-#define HM_DIRECT_MAX        1024                /* sizes served by the direct page table */
-#define HM_DIRECT_COUNT      (HM_DIRECT_MAX / 16 + 1)
-/* bins 1..57 (page.h, _hm_bin_of): bin 44 holds HM_SMALL_MAX, bin 56 HM_MEDIUM_MAX; bin 57 (80 KiB,
- * one block to a 128 KiB medium page, three to a 256 KiB one) serves only debug and checked
- * blocks, whose header and canary take a block of 64 KiB past it */
-#define HM_BIN_COUNT      58
+/* Large pages: 1 MiB, four to a segment, for blocks of 64 KiB up to HM_LARGE_MAX, in an arena
+ * whose limit is at least HM_MEDIUM_BIG_LIMIT (hm_arena_t.page_max); in the others such blocks
+ * are huge, as every block above 64 KiB was before (docs/DESIGN-NOTES.md, "Large pages"). */
+#define HM_LARGE_PAGE_SHIFT 20
+#define HM_LARGE_MAX        ((size_t)256 * 1024) /* largest block in large pages */
+#define HM_DIRECT_MAX       1024                 /* sizes served by the direct page table */
+#define HM_DIRECT_COUNT     (HM_DIRECT_MAX / 16 + 1)
+/* bins 1..64 (page.h, _hm_bin_of): bin 44 holds HM_SMALL_MAX, bin 56 HM_MEDIUM_MAX, bin 64
+ * HM_LARGE_MAX. Plain blocks of bins 57..64 live in large pages; debug and checked blocks of
+ * bin 57 (80 KiB: a block of 64 KiB with its header and canary) in medium pages (one slot to a
+ * 128 KiB page, three to a 256 KiB one), and larger ones are huge */
+#define HM_BIN_COUNT      65
 #define HM_DEBUG_SLOT_MAX ((size_t)80 * 1024) /* largest debug or checked slot in a page */
 /* A sub-heap has three sets of queues, one a page kind: plain blocks, DebugAlloc blocks (a
  * 48-byte header, debug.c) and checked-mode blocks (a 16-byte header, debug.c). A page's `bin`
@@ -282,8 +288,10 @@ hm_inline bool _hm_page_is_head(const hm_page_t *pg) {
 typedef enum hm_segment_kind_e {
     HM_SEG_SMALL = 0,
     HM_SEG_MEDIUM = 1,
-    HM_SEG_HUGE = 2,
-    HM_SEG_SEALED = 3, /* blocks that are no memory (segment.h, _hm_segment_sealed_new) */
+    HM_SEG_LARGE = 2,
+    HM_SEG_STANDARD = 3, /* (the kinds above: standard segments, listed in th->segs) */
+    HM_SEG_HUGE = 3,
+    HM_SEG_SEALED = 4, /* blocks that are no memory (segment.h, _hm_segment_sealed_new) */
 } hm_segment_kind_t;
 
 struct hm_segment_s {
@@ -331,11 +339,11 @@ struct hm_theap_s {
     hm_page_queue_t queues[HM_QUEUE_COUNT]; /* plain, debug and checked bins */
     hm_heap *heap;
     uint64_t heap_id;
-    uintptr_t tid;              /* owner thread, HM_TID_NONE when abandoned */
-    hm_page_t *_Atomic pending; /* full pages that received remote frees */
-    hm_segment_t *segs[2];      /* small and medium segments owned; those with a free
-                                   page first, full ones last */
-    uint64_t slow_calls;        /* generic-path calls, to pace purging */
+    uintptr_t tid;                       /* owner thread, HM_TID_NONE when abandoned */
+    hm_page_t *_Atomic pending;          /* full pages that received remote frees */
+    hm_segment_t *segs[HM_SEG_STANDARD]; /* small, medium and large segments owned; those
+                                            with a free page first, full ones last */
+    uint64_t slow_calls;                 /* generic-path calls, to pace purging */
     uint32_t next_purge_ms;
     size_t free_committed_pages; /* empty pages still committed (purge candidates) */
     uint32_t collect_epoch;      /* the manager's epoch this sub-heap last collected for */
@@ -406,6 +414,7 @@ typedef struct hm_arena_s {
     _Atomic(uint32_t) collect_epoch;     /* bumped under pressure: every thread collects once */
     _Atomic(size_t) retired_requests[3]; /* requests of heaps already released */
     uint32_t medium_shift; /* medium pages' shift: by the limit the arena was made with */
+    size_t page_max; /* the largest block in pages (HM_LARGE_MAX or HM_MEDIUM_MAX), by it too */
     /* ---- heaps (heap.c) ---- */
     pthread_mutex_t heaps_lock;
     hm_heap *heaps;

@@ -168,7 +168,8 @@ static void test_huge_blocks_protected(void **state) {
     (void)state;
     IHostMemoryManager *mgr;
     IHostMalloc *m = default_mode_instance(&mgr);
-    static const size_t sizes[] = {100000, (size_t)1 << 20, ((size_t)5 << 20) + 123};
+    /* huge blocks: above the largest block of large pages (256 KiB) */
+    static const size_t sizes[] = {300000, (size_t)1 << 20, ((size_t)5 << 20) + 123};
     for (size_t i = 0; i < TU_ARRAY_SIZE(sizes); i++) {
         size_t n = sizes[i];
         unsigned char *p = must_alloc(m, n, eTaskCritical);
@@ -217,7 +218,7 @@ static void test_huge_protections_paced(void **state) {
     IHostMemoryManager *mgr;
     IHostMalloc *m = default_mode_instance(&mgr);
     enum { K = 80, PER_WINDOW = 32, WINDOW_MS = 125 };
-    const size_t n = 100000;
+    const size_t n = 300000; /* a huge block (above 256 KiB) */
     unsigned char *p[K];
     for (int i = 0; i < K; i++)
         p[i] = must_alloc(m, n, eTaskCritical);

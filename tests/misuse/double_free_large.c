@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* double_free_large.c: a 100,000-byte block (larger than any page's blocks) freed twice. */
+/* double_free_large.c: a 100,000-byte block (a large page's in default mode, huge in
+ * checked mode) freed twice. */
 #include "misuse.h"
 
 int main(void) {

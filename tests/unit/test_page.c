@@ -28,7 +28,9 @@ static void test_bins_round_trip(void **state) {
     assert_int_equal(_hm_bin_of(HM_SMALL_MAX), 44);
     assert_int_equal(_hm_bin_of(HM_MEDIUM_MAX), 56);
     assert_int_equal(_hm_bin_size(56), HM_MEDIUM_MAX);
-    assert_int_equal(_hm_bin_size(HM_BIN_COUNT - 1), HM_DEBUG_SLOT_MAX);
+    assert_int_equal(_hm_bin_size(57), HM_DEBUG_SLOT_MAX);
+    assert_int_equal(_hm_bin_of(HM_LARGE_MAX), HM_BIN_COUNT - 1);
+    assert_int_equal(_hm_bin_size(HM_BIN_COUNT - 1), HM_LARGE_MAX);
     size_t prev = 0;
     for (size_t bin = 1; bin < HM_BIN_COUNT; bin++) {
         size_t bs = _hm_bin_size(bin);
@@ -41,11 +43,11 @@ static void test_bins_round_trip(void **state) {
             fail_msg("bin %zu: _hm_bin_of(%zu) = %zu", bin, prev + 1, _hm_bin_of(prev + 1));
         prev = bs;
     }
-    /* every size up to the medium limit: the smallest class that holds it, less than 1/8
+    /* every size up to the large limit: the smallest class that holds it, less than 1/8
      * larger than the request once the classes are no longer exact (above 256 bytes), less
      * than 1/4 above the direct sizes (4 classes a doubling), and every power of two a class */
     size_t last_bin = 1;
-    for (size_t size = 1; size <= HM_MEDIUM_MAX; size++) {
+    for (size_t size = 1; size <= HM_LARGE_MAX; size++) {
         size_t bin = _hm_bin_of(size);
         size_t bs = _hm_bin_size(bin);
         if (bin < last_bin) fail_msg("_hm_bin_of is not monotone at %zu", size);
@@ -705,6 +707,62 @@ static void test_medium_pages(void **state) {
     unit_close(&env);
 }
 
+/* Blocks above HM_MEDIUM_MAX up to HM_LARGE_MAX, by the allocation path every door takes: in
+ * large pages (1 MiB, four to a segment) in an arena whose limit is 1 GiB or more, aligned ones
+ * too; huge blocks in an arena with a smaller limit. */
+static void test_large_pages(void **state) {
+    (void)state;
+    unit_env_t env;
+    hm_theap_t *th = unit_open(&env, (size_t)4 << 30, 0, 0);
+    assert_int_equal(env.arena.page_max, HM_LARGE_MAX);
+    static const size_t sizes[] = {HM_MEDIUM_MAX + 1, 100000, HM_LARGE_MAX};
+    void *p[3][8];
+    for (size_t s = 0; s < 3; s++) {
+        for (int i = 0; i < 8; i++) {
+            p[s][i] = _hm_alloc_slow(env.heap, sizes[s], eTaskCritical);
+            assert_non_null(p[s][i]);
+            hm_segment_t *seg;
+            hm_page_t *pg = unit_page_of(p[s][i], &seg);
+            assert_int_equal(seg->kind, HM_SEG_LARGE);
+            assert_int_equal(seg->page_shift, HM_LARGE_PAGE_SHIFT);
+            assert_false(pg->is_huge);
+            assert_int_equal(pg->block_size, _hm_bin_size(_hm_bin_of(sizes[s])));
+            assert_true(tu_is_aligned(p[s][i], HM_ALIGN));
+            memset(p[s][i], 0xa5, sizes[s]);
+            assert_true(_hm_page_valid(pg));
+            assert_true(_hm_segment_valid(seg));
+        }
+    }
+    /* 80 KiB blocks: 12 in page 0 (the header's), 112 KiB ones: 9 in page 1, 256 KiB ones: 4
+     * in each of pages 2 and 3: one segment */
+    assert_int_equal(unit_segments(th, HM_SEG_LARGE), 1);
+    assert_int_equal(unit_segments(th, HM_SEG_MEDIUM), 0);
+    void *a = _hm_alloc_aligned(env.heap, 100000, HM_OS_PAGE, eTaskCritical);
+    assert_non_null(a);
+    assert_true(tu_is_aligned(a, HM_OS_PAGE));
+    assert_int_equal(_hm_segment_of(a)->kind, HM_SEG_LARGE);
+    assert_true(_hm_theap_valid(th));
+    for (size_t s = 0; s < 3; s++)
+        for (int i = 0; i < 8; i++)
+            assert_int_equal(unit_free(p[s][i]), HM_OK);
+    assert_int_equal(unit_free(a), HM_OK);
+    _hm_theap_collect(th, true, true);
+    assert_int_equal(unit_committed(&env), 0);
+    unit_close(&env);
+
+    /* a budget below 1 GiB counts pages whole: blocks above 64 KiB stay huge there */
+    th = unit_open(&env, LIMIT, 0, 0);
+    assert_int_equal(env.arena.page_max, HM_MEDIUM_MAX);
+    void *h = _hm_alloc_slow(env.heap, 100000, eTaskCritical);
+    assert_non_null(h);
+    hm_segment_t *seg;
+    assert_true(unit_page_of(h, &seg)->is_huge);
+    assert_int_equal(seg->kind, HM_SEG_HUGE);
+    assert_int_equal(unit_segments(th, HM_SEG_LARGE), 0);
+    assert_int_equal(unit_free(h), HM_OK);
+    unit_close(&env);
+}
+
 /* The medium allocation path's inline pop (_hm_theap_pop_bin): a block of the queue's first
  * page, counted as _hm_theap_alloc_block counts its calls; NULL, with nothing changed, when that
  * page has no block at hand or when any upkeep is due (the 64th call's maintenance, pending
@@ -772,4 +830,4 @@ TU_TEST_MAIN(test_bins_round_trip, test_block_check, test_blocks_from_page,
              test_free_owner_and_mark, test_head_page_count, test_free_remote_then_collect,
              test_collect_by_count, test_full_page_owner_free, test_full_page_remote_free,
              test_collect_retires_empty, test_fresh_page_prefers_committed, test_medium_pages,
-             test_pop_bin)
+             test_large_pages, test_pop_bin)
