@@ -343,7 +343,8 @@ static void cache_purge_locked(hm_arena_t *a, uint32_t now, bool force) {
     size_t w = count; /* the entries kept so far: ent[w..count), in their order */
     for (size_t i = count; i-- > 0;) {
         hm_cache_ent_t e = ent[i];
-        if (!force && !(busy && e.huge) && _hm_time_reached(now, e.expire)) cache_decommit(a, &e);
+        bool huge = e.kind == HM_SEG_HUGE;
+        if (!force && !(busy && huge) && _hm_time_reached(now, e.expire)) cache_decommit(a, &e);
         if (force || kept + e.committed > limit || kept_mapped + e.size > 8 * limit ||
             count - w >= HM_CACHE_MAX_ENTRIES) {
             a->cache_bytes -= e.size;
@@ -409,7 +410,7 @@ static void cache_put(hm_segment_t *seg) {
                           .size = seg->size,
                           .committed = seg->committed,
                           .expire = now + a->cfg.purge_delay_ms,
-                          .huge = seg->kind == HM_SEG_HUGE,
+                          .kind = (uint8_t)seg->kind,
                           .exec = seg->exec};
     atomic_store_explicit(&a->cache_count, count + 1, memory_order_relaxed);
     a->cache_bytes += seg->size;
@@ -419,18 +420,31 @@ static void cache_put(hm_segment_t *seg) {
     pthread_mutex_unlock(&a->cache_lock);
 }
 
-/* Take a cached segment of at least `min_size` bytes (at most `max_size`) and of the right
- * kind of mapping: the smallest, the newest of those; NULL if none. */
+/* Take a cached segment of at least `min_size` bytes (at most `max_size`) for a segment of
+ * `kind`; NULL if none. A huge one: the smallest huge mapping that fits, the newest of those.
+ * A standard one (all are one unit): the newest of the kind asked for, else the newest of
+ * another standard kind, which its new page geometry decommits (segment_init_pages): a program
+ * whose phases move between size ranges (rptest's) took medium segments for large pages and
+ * back, and paid a page fault a page each time. */
 static hm_segment_t *cache_take(hm_arena_t *a, size_t min_size, size_t max_size, bool exec,
-                                bool huge) {
+                                hm_segment_kind_t kind) {
     if (atomic_load_explicit(&a->cache_count, memory_order_relaxed) == 0) return NULL;
+    bool huge = kind == HM_SEG_HUGE;
     pthread_mutex_lock(&a->cache_lock);
     const hm_cache_ent_t *ent = a->cache;
     size_t best = SIZE_MAX;
     for (size_t i = a->cache_count; i-- > 0;) {
         const hm_cache_ent_t *c = &ent[i];
-        if (c->exec == exec && c->huge == huge && c->size >= min_size && c->size <= max_size &&
-            (best == SIZE_MAX || c->size < ent[best].size)) {
+        if (c->exec != exec || (c->kind == HM_SEG_HUGE) != huge || c->size < min_size ||
+            c->size > max_size)
+            continue;
+        if (!huge) {
+            if (best == SIZE_MAX) best = i;
+            if (c->kind == (uint8_t)kind) {
+                best = i;
+                break;
+            }
+        } else if (best == SIZE_MAX || c->size < ent[best].size) {
             best = i;
             /* no mapping can fit better (mappings are whole units) */
             if (c->size <= ((min_size + HM_SEGMENT_MASK) & ~HM_SEGMENT_MASK)) break;
@@ -500,7 +514,7 @@ hm_segment_t *_hm_segment_alloc(hm_theap_t *th, hm_segment_kind_t kind, int leve
     hm_heap *heap = th->heap;
     hm_arena_t *a = heap->arena;
     bool exec = (heap->flags & HM_HEAP_EXECUTABLE) != 0;
-    hm_segment_t *seg = cache_take(a, HM_SEGMENT_SIZE, HM_SEGMENT_SIZE, exec, false);
+    hm_segment_t *seg = cache_take(a, HM_SEGMENT_SIZE, HM_SEGMENT_SIZE, exec, kind);
     if (seg != NULL) {
         /* The cached committed bytes move back to this heap (the manager keeps them). */
         seg->heap = heap;
@@ -571,7 +585,7 @@ static hm_segment_t *huge_alloc(hm_theap_t *th, size_t size, size_t align, int l
     bool fresh = false; /* a new mapping: every byte reads 0 */
     if (!aligned_huge) {
         size_t units = (room + HM_SEGMENT_MASK) & ~HM_SEGMENT_MASK;
-        seg = cache_take(a, room, units + units / 2, exec, true);
+        seg = cache_take(a, room, units + units / 2, exec, HM_SEG_HUGE);
         if (seg != NULL) {
             base = seg->base;
             map_size = seg->size;

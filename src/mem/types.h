@@ -400,7 +400,7 @@ typedef struct hm_cache_ent_s {
     size_t size;      /* seg->size: bytes mapped */
     size_t committed; /* seg->committed */
     uint32_t expire;  /* when to decommit it (ms, wraps) */
-    bool huge;        /* a huge segment's mapping (else a standard segment) */
+    uint8_t kind;     /* seg->kind (hm_segment_kind_t) */
     bool exec;        /* seg->exec */
     bool cold;        /* decommitted to its header: nothing left to decommit */
 } hm_cache_ent_t;

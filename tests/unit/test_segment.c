@@ -143,6 +143,35 @@ static void test_cache_takes_back(void **state) {
     unit_close(&env);
 }
 
+/* A standard segment is taken from the cache by kind: the newest of the kind asked for, though
+ * one of another kind is newer (its page geometry would have to be decommitted); one of
+ * another kind only when none of the kind is there. */
+static void test_cache_takes_same_kind(void **state) {
+    (void)state;
+    unit_env_t env;
+    hm_theap_t *th = unit_open(&env, LIMIT, 60000, 64 * MIB);
+    hm_segment_t *s = _hm_segment_alloc(th, HM_SEG_SMALL, eTaskCritical);
+    hm_segment_t *m = _hm_segment_alloc(th, HM_SEG_MEDIUM, eTaskCritical);
+    assert_non_null(s);
+    assert_non_null(m);
+    _hm_segment_free(s);
+    _hm_segment_free(m); /* the newest */
+    assert_int_equal(atomic_load(&env.arena.cache_count), 2);
+    size_t cached = env.arena.cache_committed;
+    hm_segment_t *again = _hm_segment_alloc(th, HM_SEG_SMALL, eTaskCritical);
+    assert_ptr_equal(again, s);
+    assert_int_equal(again->kind, HM_SEG_SMALL);
+    assert_int_equal(env.arena.cache_committed, cached - SMALL_PAGE); /* m still committed */
+    hm_segment_t *other = _hm_segment_alloc(th, HM_SEG_SMALL, eTaskCritical);
+    assert_ptr_equal(other, m); /* no small one left: the medium one, made small */
+    assert_int_equal(other->kind, HM_SEG_SMALL);
+    assert_true(_hm_segment_valid(other));
+    assert_int_equal(atomic_load(&env.arena.cache_count), 0);
+    _hm_segment_free(again);
+    _hm_segment_free(other);
+    unit_close(&env);
+}
+
 /* `blocks` blocks of `bin` allocated and freed again, their pages retired but left committed,
  * their (small) segments given to the cache. Returns the segment of the first block. */
 static hm_segment_t *segments_used_then_cached(unit_env_t *env, size_t bin, size_t blocks) {
@@ -649,7 +678,8 @@ static void test_medium_pages_by_limit(void **state) {
     medium_geometry(HM_MEDIUM_BIG_LIMIT, HM_MEDIUM_BIG_SHIFT);
 }
 
-TU_TEST_MAIN(test_segmap, test_segment_alloc_free, test_cache_takes_back, test_cache_purge_exact,
+TU_TEST_MAIN(test_segmap, test_segment_alloc_free, test_cache_takes_back,
+             test_cache_takes_same_kind, test_cache_purge_exact,
              test_cache_reuse_decommitted_same_kind, test_cache_reuse_decommitted_other_kind,
              test_huge_alignments, test_huge_cache_and_second_free, test_huge_cache_best_fit,
              test_huge_cache_busy_keeps, test_huge_held_ring, test_huge_guard, test_huge_guard_kept,
