@@ -23,7 +23,9 @@
 /* ---- allocation -------------------------------------------------------------------------- */
 static hm_noinline void *theap_alloc_slow(hm_theap_t *th, size_t size, size_t align, int level) {
     void *p;
-    size_t page_max = th->heap->arena->page_max; /* larger blocks are huge */
+    /* larger blocks are huge; a checked heap's aligned blocks (plain ones, in pages) above
+     * 64 KiB too, so that they keep the guard page and protections of its huge blocks */
+    size_t page_max = th->heap->checked ? HM_MEDIUM_MAX : th->heap->arena->page_max;
     if (size <= page_max && align <= HM_ALIGN) {
         p = _hm_theap_alloc_block(th, _hm_bin_of(size), level);
     } else if (size <= page_max && align <= HM_OS_PAGE) {

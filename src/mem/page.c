@@ -7,7 +7,9 @@
  * at most 1/8 larger than the request (internal waste under 12.5 %), above it into 4 (under
  * 25 %; every power of two stays a class). Bins 1..44 (up to 8 KiB) use 64 KiB pages, bins
  * 45..56 (up to 64 KiB) medium pages (128 KiB, or 256 KiB in an arena with a limit of 1 GiB or
- * more: types.h); larger blocks are huge (segment.c).
+ * more: types.h), bins 57..64 (up to 256 KiB) large pages of 1 MiB in an arena with a limit of
+ * 1 GiB or more; larger blocks are huge (segment.c), and so are those above 64 KiB in the
+ * other arenas.
  *
  * A page's free lists: the owner allocates from and frees into `free`; other
  * threads push onto `thread_free` with one compare-and-swap. When `free` runs dry the owner

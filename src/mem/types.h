@@ -7,12 +7,12 @@
  * pointer is found by masking. A process-wide bitmap with one bit per 4 MiB unit (the
  * segment map) says whether a unit starts a hostmalloc segment: that is how a free decides,
  * without touching the pointed-to memory, whether a pointer is ours. A standard segment is
- * cut into pages of one size (64 KiB small pages, or medium pages of 128 KiB or 256 KiB by the
- * arena's limit); each page serves one size class with two free lists: `free`, which the owner
- * thread allocates from and frees into, and `thread_free` (atomic), which other threads push onto.
- * A huge segment holds one block larger than the medium limit. Segments belong to a
- * per-thread sub-heap (hm_theap) of a heap (hm_heap); heaps belong to an arena (hm_arena_t,
- * the memory half of a manager), which holds the budget and caches empty segments. */
+ * cut into pages of one size (64 KiB small pages, medium pages of 128 KiB or 256 KiB by the
+ * arena's limit, or 1 MiB large pages); each page serves one size class with two free lists:
+ * `free`, which the owner thread allocates from and frees into, and `thread_free` (atomic), which
+ * other threads push onto. A huge segment holds one block larger than the arena's page_max.
+ * Segments belong to a per-thread sub-heap (hm_theap) of a heap (hm_heap); heaps belong to an arena
+ * (hm_arena_t, the memory half of a manager), which holds the budget and caches empty segments. */
 #ifndef HM_MEM_TYPES_H
 #define HM_MEM_TYPES_H
 

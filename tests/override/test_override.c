@@ -244,7 +244,7 @@ static void test_misuse_aborts(void **state) {
  * then makes the mistake; stderr must hold that line twice and nothing else. */
 static void exact_child(void *varg) {
     misuse_arg *a = varg;
-    char *p = malloc(32), *q = malloc(32), *big = malloc(256 * 1024);
+    char *p = malloc(32), *q = malloc(32), *big = malloc(512 * 1024); /* huge (above 256 KiB) */
     char line[160];
     switch (a->what) {
     case 0: /* p, p */
@@ -259,7 +259,7 @@ static void exact_child(void *varg) {
         free(q);
         q = NULL;
         break;
-    case 2: /* a 256 KiB block twice */
+    case 2: /* a 512 KiB block (huge) twice */
         snprintf(line, sizeof line, "hostmalloc: double free: block %p of %zu bytes\n", (void *)big,
                  malloc_usable_size(big));
         free(big);
@@ -280,7 +280,7 @@ static void exact_child(void *varg) {
 
 static void test_double_free_exact_message(void **state) {
     (void)state;
-    static const char *const names[] = {"p, p", "p, q, p", "256 KiB twice", "realloc((void *)1)"};
+    static const char *const names[] = {"p, p", "p, q, p", "512 KiB twice", "realloc((void *)1)"};
     for (int w = 0; w < 4; w++) {
         misuse_arg a = {w};
         tu_child_result res;
@@ -612,12 +612,12 @@ extern void free_aligned_sized(void *p, size_t alignment, size_t size);
 
 static int sized_misuse(int kase) {
     char *volatile p = malloc(40);
-    char *volatile big = malloc(200000);
+    char *volatile big = malloc(300000); /* a huge block (above 256 KiB) */
     if (p == NULL || big == NULL) return 10;
     switch (kase) {
     case 0: /* correct sizes: never reported */
         free_sized(p, 40);
-        free_sized(big, 200000);
+        free_sized(big, 300000);
         free_sized(NULL, 12);
         free_aligned_sized(aligned_alloc(64, 100), 64, 100);
         free_aligned_sized(aligned_alloc(4096, 5000), 4096, 5000);
@@ -634,10 +634,10 @@ static int sized_misuse(int kase) {
         free_sized(p, 4096);
         return 0;
     case 4: /* a huge block, larger than its usable size (every mode) */
-        free_sized(big, 200000 + 65536);
+        free_sized(big, 300000 + 65536);
         return 0;
     case 5: /* a huge block, one byte less (checked mode only) */
-        free_sized(big, 199999);
+        free_sized(big, 299999);
         return 0;
     case 6: /* an alignment that is no power of two (every mode) */
         free_aligned_sized(aligned_alloc(64, 64), 48, 64);
@@ -657,8 +657,8 @@ static void test_sized_free_checks(void **state) {
         {false, true, "wrong size given to free_sized: 39 bytes"},
         {false, true, "wrong size given to free_sized: 41 bytes"},
         {true, true, "wrong size given to free_sized: 4096 bytes"},
-        {true, true, "wrong size given to free_sized: 265536 bytes"},
-        {false, true, "wrong size given to free_sized: 199999 bytes"},
+        {true, true, "wrong size given to free_sized: 365536 bytes"},
+        {false, true, "wrong size given to free_sized: 299999 bytes"},
         {true, true, "wrong alignment given to free_aligned_sized: 48"},
     };
     for (int k = 0; k < (int)TU_ARRAY_SIZE(want); k++) {

@@ -172,6 +172,31 @@ static void test_cache_takes_same_kind(void **state) {
     unit_close(&env);
 }
 
+/* The cache holds at most HM_CACHE_MAX_ENTRIES entries: a put past that unmaps the oldest, and
+ * the others keep their order, the oldest first. */
+static void test_cache_entry_limit(void **state) {
+    (void)state;
+    unit_env_t env;
+    /* a cache of 1 GiB (8 GiB of address space) under a 16 GiB limit: only the count binds */
+    hm_theap_t *th = unit_open(&env, (size_t)16 << 30, 60000, (size_t)1 << 30);
+    enum { N = HM_CACHE_MAX_ENTRIES + 1 };
+    static hm_segment_t *segs[N];
+    for (int i = 0; i < N; i++) {
+        segs[i] = _hm_segment_alloc(th, HM_SEG_SMALL, eTaskCritical);
+        assert_non_null(segs[i]);
+    }
+    for (int i = 0; i < N; i++)
+        _hm_segment_free(segs[i]);
+    assert_int_equal(atomic_load(&env.arena.cache_count), HM_CACHE_MAX_ENTRIES);
+    assert_false(_hm_segmap_has((uintptr_t)segs[0])); /* the oldest went back to the OS */
+    for (int i = 0; i < HM_CACHE_MAX_ENTRIES; i++)
+        assert_ptr_equal(env.arena.cache[i].seg, segs[i + 1]);
+    assert_int_equal(env.arena.cache_bytes, (size_t)HM_CACHE_MAX_ENTRIES * HM_SEGMENT_SIZE);
+    assert_int_equal(env.arena.cache_committed, (size_t)HM_CACHE_MAX_ENTRIES * SMALL_PAGE);
+    assert_int_equal(unit_committed(&env), (size_t)HM_CACHE_MAX_ENTRIES * SMALL_PAGE);
+    unit_close(&env);
+}
+
 /* `blocks` blocks of `bin` allocated and freed again, their pages retired but left committed,
  * their (small) segments given to the cache. Returns the segment of the first block. */
 static hm_segment_t *segments_used_then_cached(unit_env_t *env, size_t bin, size_t blocks) {
@@ -679,7 +704,7 @@ static void test_medium_pages_by_limit(void **state) {
 }
 
 TU_TEST_MAIN(test_segmap, test_segment_alloc_free, test_cache_takes_back,
-             test_cache_takes_same_kind, test_cache_purge_exact,
+             test_cache_takes_same_kind, test_cache_entry_limit, test_cache_purge_exact,
              test_cache_reuse_decommitted_same_kind, test_cache_reuse_decommitted_other_kind,
              test_huge_alignments, test_huge_cache_and_second_free, test_huge_cache_best_fit,
              test_huge_cache_busy_keeps, test_huge_held_ring, test_huge_guard, test_huge_guard_kept,
