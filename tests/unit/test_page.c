@@ -709,7 +709,7 @@ static void test_medium_pages(void **state) {
 
 /* Blocks above HM_MEDIUM_MAX up to HM_LARGE_MAX, by the allocation path every door takes: in
  * large pages (1 MiB, four to a segment) in an arena whose limit is 1 GiB or more, aligned ones
- * too; huge blocks in an arena with a smaller limit. */
+ * too but a checked heap's; huge blocks in an arena with a smaller limit. */
 static void test_large_pages(void **state) {
     (void)state;
     unit_env_t env;
@@ -748,6 +748,23 @@ static void test_large_pages(void **state) {
     assert_int_equal(unit_free(a), HM_OK);
     _hm_theap_collect(th, true, true);
     assert_int_equal(unit_committed(&env), 0);
+    unit_close(&env);
+
+    /* a checked heap's aligned blocks (plain blocks in pages) above 64 KiB stay huge, so that
+     * they keep the guard page of its huge blocks */
+    hm_config cc = unit_config(&env, (size_t)4 << 30, 0, 0);
+    cc.checked = true;
+    unit_open_cfg(&env, &cc);
+    assert_true(env.heap->checked);
+    void *ca = _hm_alloc_aligned(env.heap, 100000, HM_OS_PAGE, eTaskCritical);
+    assert_non_null(ca);
+    assert_true(tu_is_aligned(ca, HM_OS_PAGE));
+    assert_true(unit_page_of(ca, NULL)->is_huge);
+    void *cs = _hm_alloc_aligned(env.heap, 60000, HM_OS_PAGE, eTaskCritical); /* a page's */
+    assert_non_null(cs);
+    assert_false(unit_page_of(cs, NULL)->is_huge);
+    assert_int_equal(unit_free(ca), HM_OK);
+    assert_int_equal(unit_free(cs), HM_OK);
     unit_close(&env);
 
     /* a budget below 1 GiB counts pages whole: blocks above 64 KiB stay huge there */
