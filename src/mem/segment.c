@@ -205,15 +205,19 @@ static int prot_rw(const hm_segment_t *seg) {
     return PROT_READ | PROT_WRITE | (seg->exec ? PROT_EXEC : 0);
 }
 
-static bool protect_allowed(hm_arena_t *a, size_t resident);
+/* Which credit of resident bytes a protection is paced by (protect_allowed): the blocks of
+ * the default mode (a freed huge block entering the cache, the stretch after a new one), or the
+ * held blocks of debugging kinds (DebugAlloc, checked heaps). */
+enum { HM_PACE_NONE = -1, HM_PACE_CACHE = 0, HM_PACE_HELD = 1 };
+static bool protect_allowed(hm_arena_t *a, size_t resident, int pace);
 
 /* Make [from, end of mapping) inaccessible (from: a page boundary past the header page); with
- * `paced`, only within the pace of protections (protect_allowed), which counts the resident
- * pages the change takes away. */
-static void huge_protect_from(hm_segment_t *seg, uint8_t *from, bool paced) {
+ * `pace` other than HM_PACE_NONE, only within the pace of protections (protect_allowed), which
+ * counts the resident pages the change takes away. */
+static void huge_protect_from(hm_segment_t *seg, uint8_t *from, int pace) {
     uint8_t *to = seg->prot_none != NULL ? seg->prot_none : seg->base + seg->size;
     if (from >= to) return; /* inaccessible already */
-    if (paced) {
+    if (pace != HM_PACE_NONE) {
         /* the resident part of [from, to): what the blocks made in the mapping touched, up to
          * the larger of the committed bytes from the header (a mapping from the cache: the
          * extent of its largest block so far) and the end of the block it holds, if any (a
@@ -223,7 +227,7 @@ static void huge_protect_from(hm_segment_t *seg, uint8_t *from, bool paced) {
         if (pg->start != NULL && pg->start + seg->huge_size > last)
             last = pg->start + seg->huge_size;
         if (last > to) last = to;
-        if (!protect_allowed(seg->arena, last > from ? (size_t)(last - from) : 0)) return;
+        if (!protect_allowed(seg->arena, last > from ? (size_t)(last - from) : 0, pace)) return;
     }
     if (_hm_os_protect(from, (size_t)(to - from), PROT_NONE) == 0) seg->prot_none = from;
 }
@@ -239,7 +243,8 @@ static bool huge_prepare(hm_segment_t *seg, uint8_t *block_end, int guard) {
         if (_hm_os_protect(none, (size_t)(block_end - none), prot_rw(seg)) != 0) return false;
         seg->prot_none = block_end < seg->base + seg->size ? block_end : NULL;
     }
-    if (guard != HM_GUARD_NONE) huge_protect_from(seg, block_end, guard == HM_GUARD_PACED);
+    if (guard != HM_GUARD_NONE)
+        huge_protect_from(seg, block_end, guard == HM_GUARD_PACED ? HM_PACE_CACHE : HM_PACE_NONE);
     return true;
 }
 
@@ -823,21 +828,29 @@ static size_t held_decommit(hm_segment_t *seg) {
  * the memory is reused (docs/DEBUG.md has what it cost). The window is an eighth of a second,
  * not a second, so that a burst pays for 32, not 256: a short program that makes and frees a
  * few hundred huge blocks spent twice mimalloc's system time on them (docs/BENCHMARKS.md).
- * And the resident pages they take away at most HM_PROTECT_BYTES_PER_S a second, in bursts of
- * at most HM_PROTECT_BYTES_BURST (a credit that fills at that rate): on a machine whose page
- * tables are the hypervisor's to mirror (a shadow-paging guest), every page made inaccessible
- * and then accessible again costs a trap into the hypervisor at its next touch, microseconds a
- * page, and a program that replaced blocks of tens of MiB ran 3 to 5 times slower for it
- * (docs/BENCHMARKS.md, "malloc-large"). A program that frees huge blocks faster keeps the
- * others readable while they wait; they are held all the same, so a second free is still
- * known. The counts are relaxed: threads racing at a window's edge may pass a few more, and
- * threads racing for the credit may each spend it once. */
+ * And the resident pages they take away at most HM_PROTECT_BYTES_PER_S a second, from a credit
+ * that fills at that rate up to a burst: on a machine whose page tables are the hypervisor's to
+ * mirror (a shadow-paging guest), every page made inaccessible and then accessible again costs
+ * a trap into the hypervisor at its next touch, microseconds a page, and a program that
+ * replaced blocks of tens of MiB ran 3 to 5 times slower for it (docs/BENCHMARKS.md,
+ * "malloc-large"). A freed block whose resident pages exceed what is left of the credit stays
+ * accessible. The default mode's blocks have a burst of HM_PROTECT_CACHE_BURST (8 MiB): a short
+ * program pays for all of its burst, and one that makes and frees blocks of a few MiB for a
+ * fifth of a second (mimalloc-bench's mstress) ran 1.4x longer with 32 MiB, its time in
+ * re-touching those pages; a lower rate, by contrast, made a program that replaces blocks of 5
+ * to 25 MiB (malloc-large) slower, not faster, on that machine (docs/BENCHMARKS.md). The held
+ * blocks of debugging kinds have a credit of their own with a burst of HM_PROTECT_HELD_BURST
+ * (32 MiB): what they are held for is to be caught. A program that frees huge blocks faster
+ * keeps the others readable while they wait; held ones are held all the same, so a second free
+ * is still known. The counts are relaxed: threads racing at a window's edge may pass a few
+ * more, and threads racing for a credit may each spend it once. */
 #define HM_PROTECT_WINDOW_MS   125
 #define HM_PROTECT_PER_WINDOW  32
 #define HM_PROTECT_BYTES_PER_S ((size_t)32 << 20)
-#define HM_PROTECT_BYTES_BURST ((size_t)32 << 20)
+#define HM_PROTECT_CACHE_BURST ((size_t)8 << 20)
+#define HM_PROTECT_HELD_BURST  ((size_t)32 << 20)
 
-static bool protect_allowed(hm_arena_t *a, size_t resident) {
+static bool protect_allowed(hm_arena_t *a, size_t resident, int pace) {
     uint32_t now = _hm_clock_ms();
     uint32_t since = atomic_load_explicit(&a->protect_since_ms, memory_order_relaxed);
     if (now - since >= HM_PROTECT_WINDOW_MS) {
@@ -850,18 +863,19 @@ static bool protect_allowed(hm_arena_t *a, size_t resident) {
     if (resident == 0) return true;
     /* the credit, filled for the time since it was last filled (full after a second idle, and
      * at first) */
-    uint32_t filled = atomic_load_explicit(&a->protect_credit_ms, memory_order_relaxed);
-    size_t credit = atomic_load_explicit(&a->protect_credit, memory_order_relaxed);
+    size_t burst = pace == HM_PACE_HELD ? HM_PROTECT_HELD_BURST : HM_PROTECT_CACHE_BURST;
+    uint32_t filled = atomic_load_explicit(&a->protect_credit_ms[pace], memory_order_relaxed);
+    size_t credit = atomic_load_explicit(&a->protect_credit[pace], memory_order_relaxed);
     uint32_t idle = now - filled;
     if (idle != 0) {
         credit = idle >= 1000 || filled == 0
-                     ? HM_PROTECT_BYTES_BURST
+                     ? burst
                      : credit + (size_t)idle * (HM_PROTECT_BYTES_PER_S / 1000);
-        if (credit > HM_PROTECT_BYTES_BURST) credit = HM_PROTECT_BYTES_BURST;
-        atomic_store_explicit(&a->protect_credit_ms, now, memory_order_relaxed);
+        if (credit > burst) credit = burst;
+        atomic_store_explicit(&a->protect_credit_ms[pace], now, memory_order_relaxed);
     }
     bool ok = credit >= resident;
-    atomic_store_explicit(&a->protect_credit, ok ? credit - resident : credit,
+    atomic_store_explicit(&a->protect_credit[pace], ok ? credit - resident : credit,
                           memory_order_relaxed);
     /* refused: the window's slot goes back (a guard page that takes nothing still may) */
     if (!ok) atomic_fetch_sub_explicit(&a->protect_count, 1, memory_order_relaxed);
@@ -879,7 +893,7 @@ void _hm_huge_hold(hm_segment_t *seg, uint8_t *protect_from) {
      * block made in the segment would pay a page fault for every page it touches, which cost
      * more than the flush of other CPUs' TLBs the protection of resident pages costs
      * (docs/DEBUG.md) */
-    if (protect_from != NULL) huge_protect_from(seg, protect_from, true);
+    if (protect_from != NULL) huge_protect_from(seg, protect_from, HM_PACE_HELD);
     _hm_page_set_area(pg, 0); /* no block starts here any more */
     pg->used = 0;
     seg->used_pages = 0;
@@ -938,7 +952,8 @@ void _hm_huge_free(hm_segment_t *seg) {
     /* the freed block's pages inaccessible while it waits in the cache, within the rate of
      * protections (held ring, above): a use after free faults, and the next block made in it
      * makes its own pages accessible again (huge_prepare), resident as they were */
-    if (cache_keeps(seg)) huge_protect_from(seg, seg->pages[0].start, true); /* else unmapped */
+    if (cache_keeps(seg)) /* else unmapped */
+        huge_protect_from(seg, seg->pages[0].start, HM_PACE_CACHE);
     _hm_page_set_area(&seg->pages[0], 0); /* no block starts here any more */
     seg->pages[0].used = 0;
     seg->used_pages = 0;

@@ -433,12 +433,13 @@ typedef struct hm_arena_s {
     hm_segment_t *held[HM_HELD_MAX];
     size_t held_next;
     size_t held_bytes; /* committed bytes of the segments in it */
-    /* protections made in the current window, and the credit of resident bytes they may take
-     * away, with when it was last filled (segment.c, protect_allowed) */
+    /* protections made in the current window, and the credits of resident bytes they may take
+     * away (the default mode's blocks, held blocks), each with when it was last filled
+     * (segment.c, protect_allowed) */
     _Atomic(uint32_t) protect_since_ms;
     _Atomic(uint32_t) protect_count;
-    _Atomic(uint32_t) protect_credit_ms;
-    _Atomic(size_t) protect_credit;
+    _Atomic(uint32_t) protect_credit_ms[2];
+    _Atomic(size_t) protect_credit[2];
     /* ---- what the engine gave back to the OS (madvise calls and their bytes) ---- */
     _Atomic(size_t) purge_calls;
     _Atomic(size_t) purge_bytes;

@@ -156,12 +156,17 @@ static void expect_fault(void (*fn)(void *), void *p, const char *what, size_t s
 }
 
 /* A thread-safe instance of a manager in default mode, whatever the environment says. */
-static IHostMalloc *default_mode_instance(IHostMemoryManager **mgr) {
+static IHostMalloc *mode_instance(IHostMemoryManager **mgr, bool checked, size_t limit) {
     hm_config c;
     hm_config_init(&c);
-    c.checked = false;
+    c.checked = checked;
+    if (limit != 0) c.limit = limit;
     *mgr = new_manager_cfg(&c);
     return new_malloc(*mgr, MALLOC_THREADSAFE);
+}
+
+static IHostMalloc *default_mode_instance(IHostMemoryManager **mgr) {
+    return mode_instance(mgr, false, 0);
 }
 
 static void test_huge_blocks_protected(void **state) {
@@ -212,13 +217,15 @@ static bool page_inaccessible(const void *p) {
  * a second), so that a burst of frees pays for 32 mprotect calls, not 256. Frees begun in a new
  * window have their first 32 blocks made inaccessible; the others stay accessible in the cache,
  * and every block made in that memory again is writable in full. The bound allows for every
- * window the frees spanned (the machine's load decides how many), so it holds on a busy one. */
+ * window the frees spanned (the machine's load decides how many), so it holds on a busy one.
+ * The blocks are of 100,000 bytes, huge under a limit below 1 GiB (no large pages), so that 32
+ * of them are well within the credit of resident bytes (the next test). */
 static void test_huge_protections_paced(void **state) {
     (void)state;
     IHostMemoryManager *mgr;
-    IHostMalloc *m = default_mode_instance(&mgr);
+    IHostMalloc *m = mode_instance(&mgr, false, 512 * MIB);
     enum { K = 80, PER_WINDOW = 32, WINDOW_MS = 125 };
-    const size_t n = 300000; /* a huge block (above 256 KiB) */
+    const size_t n = 100000; /* a huge block (above 64 KiB, under this limit) */
     unsigned char *p[K];
     for (int i = 0; i < K; i++)
         p[i] = must_alloc(m, n, eTaskCritical);
@@ -255,45 +262,81 @@ static void test_huge_protections_paced(void **state) {
     IHostMemoryManager_Release(mgr);
 }
 
-/* The pace counts resident bytes too: the protections take away at most 32 MiB of resident
- * pages in a burst, then 32 MiB a second (a credit; each page made inaccessible and accessible
- * again costs a trap at its next touch on a shadow-paging virtual machine). Three blocks of 20
- * MiB written in full and freed at once, on a new manager (its credit full, its window's count
- * far from 32): the first is made inaccessible; the next only once the credit has filled again
- * (250 ms), so with quick frees, none of the others. Each block made again in that memory is
- * writable in full. */
-static void test_huge_protections_paced_by_bytes(void **state) {
-    (void)state;
-    IHostMemoryManager *mgr;
-    IHostMalloc *m = default_mode_instance(&mgr);
-    enum { K = 3 };
-    const size_t n = (size_t)20 << 20;
-    unsigned char *p[K];
-    for (int i = 0; i < K; i++) {
+/* Free `k` blocks of `n` bytes, each written in full, at once; return how many were left
+ * inaccessible, with the time the frees took in *spent (ms). Each block is then made again in
+ * that memory and written in full. */
+static int free_written_blocks(IHostMalloc *m, size_t n, int k, double *spent) {
+    unsigned char *p[8];
+    assert_true(k <= (int)TU_ARRAY_SIZE(p));
+    for (int i = 0; i < k; i++) {
         p[i] = must_alloc(m, n, eTaskCritical);
         memset(p[i], 0x44, n);
     }
     double t0 = tu_now_ms();
-    for (int i = 0; i < K; i++)
+    for (int i = 0; i < k; i++)
         must_free(m, p[i]);
-    double spent = tu_now_ms() - t0;
+    *spent = tu_now_ms() - t0;
     int none = 0;
-    for (int i = 0; i < K; i++)
-        none += page_inaccessible(p[i]);
-    if (!page_inaccessible(p[0])) fail_msg("the first freed block of 20 MiB left accessible");
-    /* 12 MiB of credit left, 32 MiB more a second, 20 MiB a block (with 30 ms for the coarse
-     * clock the allocator reads) */
-    int most = 1 + (int)((12.0 * MIB + (spent + 30) * (32.0 * MIB / 1000)) / (20.0 * MIB));
-    if (none > most)
-        fail_msg("%d of %d freed blocks of 20 MiB made inaccessible in %.1f ms: expected 1 to %d",
-                 none, K, spent, most);
-    if (spent < 200) assert_int_equal(none, 1);
-    for (int i = 0; i < K; i++) {
+    for (int i = 0; i < k; i++)
+        none += page_inaccessible(p[i]) ? 1 << i : 0;
+    for (int i = 0; i < k; i++) {
         p[i] = must_alloc(m, n, eTaskCritical);
         memset(p[i], 0x55, hm_usable_size(p[i]));
     }
-    for (int i = 0; i < K; i++)
+    for (int i = 0; i < k; i++)
         must_free(m, p[i]);
+    return none;
+}
+
+/* The pace counts resident bytes too: the protections take away at most 8 MiB of resident
+ * pages in a burst, then 32 MiB a second (a credit; each page made inaccessible and accessible
+ * again costs a trap at its next touch on a shadow-paging virtual machine). On a new manager
+ * (its credit full, its window's count far from 32): of four blocks of 4 MiB written in full
+ * and freed at once, the first two are made inaccessible, the next only once the credit has
+ * filled again (4 MiB: 125 ms), so with quick frees neither of the others; a block of 8 MiB,
+ * the whole burst, is made inaccessible, and one of 9 MiB, more than the burst, never is. The
+ * held blocks of a checked heap have a credit of their own, a burst of 32 MiB: of three blocks
+ * of 20 MiB the first is made inaccessible, the next only once that credit has filled again.
+ * Each block made again in that memory is writable in full. */
+static void test_huge_protections_paced_by_bytes(void **state) {
+    (void)state;
+    IHostMemoryManager *mgr;
+    IHostMalloc *m = default_mode_instance(&mgr);
+    double spent;
+    int none = free_written_blocks(m, 4 * MIB, 4, &spent); /* a bit a block */
+    if ((none & 3) != 3)
+        fail_msg("the first two freed blocks of 4 MiB left accessible (%#x)", none);
+    int count = __builtin_popcount((unsigned)none);
+    /* 8 MiB of credit, 32 MiB more a second, 4 MiB a block (with 30 ms for the coarse clock
+     * the allocator reads) */
+    int most = (int)((8.0 * MIB + (spent + 30) * (32.0 * MIB / 1000)) / (4.0 * MIB));
+    if (count > most)
+        fail_msg("%d of 4 freed blocks of 4 MiB made inaccessible in %.1f ms: expected 2 to %d",
+                 count, spent, most);
+    if (spent < 90) assert_int_equal(count, 2);
+    assert_int_equal(IHostMalloc_Release(m), 0);
+    IHostMemoryManager_Release(mgr);
+
+    m = default_mode_instance(&mgr);
+    assert_int_equal(free_written_blocks(m, 8 * MIB, 1, &spent), 1);
+    assert_int_equal(IHostMalloc_Release(m), 0);
+    IHostMemoryManager_Release(mgr);
+
+    m = default_mode_instance(&mgr);
+    assert_int_equal(free_written_blocks(m, 9 * MIB, 1, &spent), 0);
+    assert_int_equal(IHostMalloc_Release(m), 0);
+    IHostMemoryManager_Release(mgr);
+
+    m = mode_instance(&mgr, true, 0);
+    none = free_written_blocks(m, 20 * MIB, 3, &spent);
+    if ((none & 1) == 0) fail_msg("the first held block of 20 MiB left accessible");
+    count = __builtin_popcount((unsigned)none);
+    /* 12 MiB left, 32 MiB more a second, 20 MiB a block */
+    most = 1 + (int)((12.0 * MIB + (spent + 30) * (32.0 * MIB / 1000)) / (20.0 * MIB));
+    if (count > most)
+        fail_msg("%d of 3 held blocks of 20 MiB made inaccessible in %.1f ms: expected 1 to %d",
+                 count, spent, most);
+    if (spent < 200) assert_int_equal(count, 1);
     assert_int_equal(IHostMalloc_Release(m), 0);
     IHostMemoryManager_Release(mgr);
 }
