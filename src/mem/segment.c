@@ -205,11 +205,18 @@ static int prot_rw(const hm_segment_t *seg) {
     return PROT_READ | PROT_WRITE | (seg->exec ? PROT_EXEC : 0);
 }
 
-/* Which credit of resident bytes a protection is paced by (protect_allowed): the blocks of
- * the default mode (a freed huge block entering the cache, the stretch after a new one), or the
- * held blocks of debugging kinds (DebugAlloc, checked heaps). */
-enum { HM_PACE_NONE = -1, HM_PACE_CACHE = 0, HM_PACE_HELD = 1 };
+/* Which credit of resident bytes a protection is paced by (protect_allowed): the plain blocks
+ * of a default-mode heap (a freed huge block entering the cache, the stretch after a new one),
+ * or debugging's (held blocks: DebugAlloc's and checked heaps'; a checked heap's plain huge
+ * blocks, its aligned ones). */
+enum { HM_PACE_NONE = -1, HM_PACE_DEFAULT = 0, HM_PACE_CHECKED = 1 };
+_Static_assert(HM_PACE_CHECKED + 1 == HM_PACE_CREDITS, "a credit for each pace");
 static bool protect_allowed(hm_arena_t *a, size_t resident, int pace);
+
+/* The pace of a plain huge block's protections (its segment's heap is set). */
+static int plain_pace(const hm_segment_t *seg) {
+    return seg->heap->checked ? HM_PACE_CHECKED : HM_PACE_DEFAULT;
+}
 
 /* Make [from, end of mapping) inaccessible (from: a page boundary past the header page); with
  * `pace` other than HM_PACE_NONE, only within the pace of protections (protect_allowed), which
@@ -244,7 +251,7 @@ static bool huge_prepare(hm_segment_t *seg, uint8_t *block_end, int guard) {
         seg->prot_none = block_end < seg->base + seg->size ? block_end : NULL;
     }
     if (guard != HM_GUARD_NONE)
-        huge_protect_from(seg, block_end, guard == HM_GUARD_PACED ? HM_PACE_CACHE : HM_PACE_NONE);
+        huge_protect_from(seg, block_end, guard == HM_GUARD_PACED ? plain_pace(seg) : HM_PACE_NONE);
     return true;
 }
 
@@ -269,7 +276,7 @@ static size_t cache_limit(const hm_arena_t *a) {
 }
 
 /* The ring of held huge blocks keeps at most twice this committed: the cache's limit, but not
- * more than 32 MiB (docs/DESIGN-NOTES.md, "Held huge blocks"). */
+ * more than 32 MiB (docs/DEBUG.md, "Checked mode": the ring of held blocks). */
 static size_t held_limit(const hm_arena_t *a) {
     size_t lim = cache_limit(a);
     return 2 * (lim < ((size_t)32 << 20) ? lim : ((size_t)32 << 20));
@@ -834,21 +841,23 @@ static size_t held_decommit(hm_segment_t *seg) {
  * a trap into the hypervisor at its next touch, microseconds a page, and a program that
  * replaced blocks of tens of MiB ran 3 to 5 times slower for it (docs/BENCHMARKS.md,
  * "malloc-large"). A freed block whose resident pages exceed what is left of the credit stays
- * accessible. The default mode's blocks have a burst of HM_PROTECT_CACHE_BURST (8 MiB): a short
- * program pays for all of its burst, and one that makes and frees blocks of a few MiB for a
- * fifth of a second (mimalloc-bench's mstress) ran 1.4x longer with 32 MiB, its time in
- * re-touching those pages; a lower rate, by contrast, made a program that replaces blocks of 5
- * to 25 MiB (malloc-large) slower, not faster, on that machine (docs/BENCHMARKS.md). The held
- * blocks of debugging kinds have a credit of their own with a burst of HM_PROTECT_HELD_BURST
- * (32 MiB): what they are held for is to be caught. A program that frees huge blocks faster
- * keeps the others readable while they wait; held ones are held all the same, so a second free
+ * accessible. The plain blocks of a default-mode heap have a burst of HM_PROTECT_DEFAULT_BURST
+ * (8 MiB), so a freed block of more than 8 MiB stays accessible: a short program pays for all
+ * of its burst, and one that makes and frees blocks of a few MiB for a fifth of a second
+ * (mimalloc-bench's mstress) ran 1.4x longer with 32 MiB, its time in re-touching those pages;
+ * a lower rate, by contrast, made a program that replaces blocks of 5 to 25 MiB (malloc-large)
+ * slower, not faster, on that machine (docs/BENCHMARKS.md, "The protection credit").
+ * Debugging's blocks (held ones, DebugAlloc's and checked heaps', and a checked heap's plain
+ * huge blocks) have a credit of their own with a burst of HM_PROTECT_CHECKED_BURST (32 MiB):
+ * they are there to be caught. A program that frees huge blocks faster keeps the others
+ * readable while they wait; held ones are held all the same, so a second free
  * is still known. The counts are relaxed: threads racing at a window's edge may pass a few
  * more, and threads racing for a credit may each spend it once. */
-#define HM_PROTECT_WINDOW_MS   125
-#define HM_PROTECT_PER_WINDOW  32
-#define HM_PROTECT_BYTES_PER_S ((size_t)32 << 20)
-#define HM_PROTECT_CACHE_BURST ((size_t)8 << 20)
-#define HM_PROTECT_HELD_BURST  ((size_t)32 << 20)
+#define HM_PROTECT_WINDOW_MS     125
+#define HM_PROTECT_PER_WINDOW    32
+#define HM_PROTECT_BYTES_PER_S   ((size_t)32 << 20)
+#define HM_PROTECT_DEFAULT_BURST ((size_t)8 << 20)
+#define HM_PROTECT_CHECKED_BURST ((size_t)32 << 20)
 
 static bool protect_allowed(hm_arena_t *a, size_t resident, int pace) {
     uint32_t now = _hm_clock_ms();
@@ -863,10 +872,12 @@ static bool protect_allowed(hm_arena_t *a, size_t resident, int pace) {
     if (resident == 0) return true;
     /* the credit, filled for the time since it was last filled (full after a second idle, and
      * at first) */
-    size_t burst = pace == HM_PACE_HELD ? HM_PROTECT_HELD_BURST : HM_PROTECT_CACHE_BURST;
+    hm_assert(pace == HM_PACE_DEFAULT || pace == HM_PACE_CHECKED);
+    size_t burst = pace == HM_PACE_CHECKED ? HM_PROTECT_CHECKED_BURST : HM_PROTECT_DEFAULT_BURST;
     uint32_t filled = atomic_load_explicit(&a->protect_credit_ms[pace], memory_order_relaxed);
     size_t credit = atomic_load_explicit(&a->protect_credit[pace], memory_order_relaxed);
     uint32_t idle = now - filled;
+    if ((int32_t)idle < 0) idle = 0; /* another thread filled it at a later tick */
     if (idle != 0) {
         credit = idle >= 1000 || filled == 0
                      ? burst
@@ -893,7 +904,7 @@ void _hm_huge_hold(hm_segment_t *seg, uint8_t *protect_from) {
      * block made in the segment would pay a page fault for every page it touches, which cost
      * more than the flush of other CPUs' TLBs the protection of resident pages costs
      * (docs/DEBUG.md) */
-    if (protect_from != NULL) huge_protect_from(seg, protect_from, HM_PACE_HELD);
+    if (protect_from != NULL) huge_protect_from(seg, protect_from, HM_PACE_CHECKED);
     _hm_page_set_area(pg, 0); /* no block starts here any more */
     pg->used = 0;
     seg->used_pages = 0;
@@ -953,7 +964,7 @@ void _hm_huge_free(hm_segment_t *seg) {
      * protections (held ring, above): a use after free faults, and the next block made in it
      * makes its own pages accessible again (huge_prepare), resident as they were */
     if (cache_keeps(seg)) /* else unmapped */
-        huge_protect_from(seg, seg->pages[0].start, HM_PACE_CACHE);
+        huge_protect_from(seg, seg->pages[0].start, plain_pace(seg));
     _hm_page_set_area(&seg->pages[0], 0); /* no block starts here any more */
     seg->pages[0].used = 0;
     seg->used_pages = 0;

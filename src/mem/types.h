@@ -404,7 +404,8 @@ typedef struct hm_cache_ent_s {
     bool exec;        /* seg->exec */
     bool cold;        /* decommitted to its header: nothing left to decommit */
 } hm_cache_ent_t;
-#define HM_HELD_MAX 16 /* freed huge blocks held back (segment.c) */
+#define HM_HELD_MAX     16 /* freed huge blocks held back (segment.c) */
+#define HM_PACE_CREDITS 2  /* credits of resident bytes for protections (segment.c) */
 
 /* The memory of one manager: its configuration, its budget, its heaps and the segments it
  * keeps for reuse. The manager layer embeds it (hm_manager starts with one). */
@@ -434,12 +435,12 @@ typedef struct hm_arena_s {
     size_t held_next;
     size_t held_bytes; /* committed bytes of the segments in it */
     /* protections made in the current window, and the credits of resident bytes they may take
-     * away (the default mode's blocks, held blocks), each with when it was last filled
-     * (segment.c, protect_allowed) */
+     * away (a default-mode heap's plain blocks; debugging's blocks), each with when it was last
+     * filled (segment.c, protect_allowed) */
     _Atomic(uint32_t) protect_since_ms;
     _Atomic(uint32_t) protect_count;
-    _Atomic(uint32_t) protect_credit_ms[2];
-    _Atomic(size_t) protect_credit[2];
+    _Atomic(uint32_t) protect_credit_ms[HM_PACE_CREDITS];
+    _Atomic(size_t) protect_credit[HM_PACE_CREDITS];
     /* ---- what the engine gave back to the OS (madvise calls and their bytes) ---- */
     _Atomic(size_t) purge_calls;
     _Atomic(size_t) purge_bytes;

@@ -155,7 +155,8 @@ static void expect_fault(void (*fn)(void *), void *p, const char *what, size_t s
                  tu_status_str(res.status, sb, sizeof sb));
 }
 
-/* A thread-safe instance of a manager in default mode, whatever the environment says. */
+/* A thread-safe instance of a new manager in default or checked mode, whatever the environment
+ * says, at the default limit or `limit`. */
 static IHostMalloc *mode_instance(IHostMemoryManager **mgr, bool checked, size_t limit) {
     hm_config c;
     hm_config_init(&c);
@@ -169,6 +170,10 @@ static IHostMalloc *default_mode_instance(IHostMemoryManager **mgr) {
     return mode_instance(mgr, false, 0);
 }
 
+/* Freed huge blocks fault when touched, and each ends at a guard page. The frees take about
+ * 7.6 MiB of the default mode's credit of 8 MiB (the next test; each block but the last freed
+ * twice, as the block and as the next one made in its memory): a size added here must keep
+ * within it. */
 static void test_huge_blocks_protected(void **state) {
     (void)state;
     IHostMemoryManager *mgr;
@@ -194,23 +199,29 @@ static void test_huge_blocks_protected(void **state) {
     IHostMemoryManager_Release(mgr);
 }
 
-/* Is the page at `p` mapped without any access (/proc/self/maps)? */
-static bool page_inaccessible(const void *p) {
+/* The page at `p` (/proc/self/maps): 1 mapped without any access, 0 mapped with some, -1 not
+ * mapped. */
+static int page_state(const void *p) {
     FILE *f = fopen("/proc/self/maps", "r");
     assert_non_null(f);
     char line[512];
-    bool none = false;
+    int state = -1;
     while (fgets(line, sizeof line, f) != NULL) {
         unsigned long lo, hi;
         char perms[8];
         if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3) continue;
         if ((uintptr_t)p >= lo && (uintptr_t)p < hi) {
-            none = strncmp(perms, "---", 3) == 0;
+            state = strncmp(perms, "---", 3) == 0;
             break;
         }
     }
     fclose(f);
-    return none;
+    return state;
+}
+
+/* Is the page at `p` mapped without any access? */
+static bool page_inaccessible(const void *p) {
+    return page_state(p) == 1;
 }
 
 /* Protections of huge blocks are paced: at most 32 in any eighth of a second per manager (256
@@ -262,9 +273,10 @@ static void test_huge_protections_paced(void **state) {
     IHostMemoryManager_Release(mgr);
 }
 
-/* Free `k` blocks of `n` bytes, each written in full, at once; return how many were left
- * inaccessible, with the time the frees took in *spent (ms). Each block is then made again in
- * that memory and written in full. */
+/* Free `k` blocks of `n` bytes, each written in full, at once; return a bit for each (block i:
+ * bit i) that was made inaccessible, with the time the frees took in *spent (ms). Every freed
+ * block must still be mapped (kept by the cache or held). Then `k` blocks of that size are
+ * made again (in that memory unless it is held) and written in full. */
 static int free_written_blocks(IHostMalloc *m, size_t n, int k, double *spent) {
     unsigned char *p[8];
     assert_true(k <= (int)TU_ARRAY_SIZE(p));
@@ -277,8 +289,11 @@ static int free_written_blocks(IHostMalloc *m, size_t n, int k, double *spent) {
         must_free(m, p[i]);
     *spent = tu_now_ms() - t0;
     int none = 0;
-    for (int i = 0; i < k; i++)
-        none += page_inaccessible(p[i]) ? 1 << i : 0;
+    for (int i = 0; i < k; i++) {
+        int state = page_state(p[i]);
+        if (state < 0) fail_msg("freed block %d of %zu bytes unmapped, not cached", i, n);
+        none |= state << i;
+    }
     for (int i = 0; i < k; i++) {
         p[i] = must_alloc(m, n, eTaskCritical);
         memset(p[i], 0x55, hm_usable_size(p[i]));
@@ -295,9 +310,11 @@ static int free_written_blocks(IHostMalloc *m, size_t n, int k, double *spent) {
  * and freed at once, the first two are made inaccessible, the next only once the credit has
  * filled again (4 MiB: 125 ms), so with quick frees neither of the others; a block of 8 MiB,
  * the whole burst, is made inaccessible, and one of 9 MiB, more than the burst, never is. The
- * held blocks of a checked heap have a credit of their own, a burst of 32 MiB: of three blocks
- * of 20 MiB the first is made inaccessible, the next only once that credit has filled again.
- * Each block made again in that memory is writable in full. */
+ * blocks of debugging have a credit of their own, a burst of 32 MiB: a held DebugAlloc block
+ * of 20 MiB leaves the default mode's credit whole; of three held blocks of 20 MiB of a checked
+ * heap the first is made inaccessible, the next only once that credit has filled again; and a
+ * checked heap's aligned block of 20 MiB (a plain huge block) is made inaccessible. Each block
+ * made again in that memory is writable in full. */
 static void test_huge_protections_paced_by_bytes(void **state) {
     (void)state;
     IHostMemoryManager *mgr;
@@ -327,6 +344,18 @@ static void test_huge_protections_paced_by_bytes(void **state) {
     assert_int_equal(IHostMalloc_Release(m), 0);
     IHostMemoryManager_Release(mgr);
 
+    /* the credits are apart: a held DebugAlloc block of 20 MiB (debugging's credit) leaves the
+     * default mode's whole, and a freed plain block of 8 MiB is made inaccessible after it */
+    m = default_mode_instance(&mgr);
+    void *d = NULL;
+    assert_hr(IHostMalloc_DebugAlloc(m, 20 * MIB, eTaskCritical, __FILE__, __LINE__, &d), S_OK);
+    memset(d, 0x66, 20 * MIB);
+    assert_hr(IHostMalloc_Free(m, d), S_OK);
+    assert_true(page_inaccessible(d));
+    assert_int_equal(free_written_blocks(m, 8 * MIB, 1, &spent), 1);
+    assert_int_equal(IHostMalloc_Release(m), 0);
+    IHostMemoryManager_Release(mgr);
+
     m = mode_instance(&mgr, true, 0);
     none = free_written_blocks(m, 20 * MIB, 3, &spent);
     if ((none & 1) == 0) fail_msg("the first held block of 20 MiB left accessible");
@@ -339,6 +368,21 @@ static void test_huge_protections_paced_by_bytes(void **state) {
     if (spent < 200) assert_int_equal(count, 1);
     assert_int_equal(IHostMalloc_Release(m), 0);
     IHostMemoryManager_Release(mgr);
+
+    hm_config c;
+    hm_config_init(&c);
+    c.checked = true;
+    hm_manager *nm = hm_manager_new(&c);
+    assert_non_null(nm);
+    hm_heap *h = hm_heap_new(nm, 0);
+    assert_non_null(h);
+    unsigned char *a = hm_alloc_aligned(h, 20 * MIB, 256);
+    assert_non_null(a);
+    memset(a, 0x77, 20 * MIB);
+    hm_free(a);
+    assert_true(page_inaccessible(a));
+    hm_heap_release(h);
+    hm_manager_release(nm);
 }
 
 TU_TEST_MAIN(test_data_instance_not_executable, test_protection_access, test_huge_blocks_protected,
