@@ -583,6 +583,7 @@ bool _hm_theap_valid(const hm_theap_t *th) {
                 return false;
             free_committed += seg->free_committed;
         }
+        if (th->segs_last[k] != prev) return false;
     }
     return free_committed == th->free_committed_pages;
 }

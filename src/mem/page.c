@@ -509,8 +509,8 @@ static void page_retire(hm_theap_t *th, hm_page_t *pg, hm_segment_t *seg) {
     }
     /* a segment with a free page goes to the front of its list */
     if (th->segs[seg->kind] != seg) {
-        HM_LIST_REMOVE(th->segs[seg->kind], seg, next, prev);
-        HM_LIST_PUSH(th->segs[seg->kind], seg, next, prev);
+        _hm_seglist_remove(th, seg);
+        _hm_seglist_push(th, seg);
     }
 }
 
@@ -719,21 +719,8 @@ static hm_page_t *page_fresh(hm_theap_t *th, size_t bin, int level) {
     if (header != 0) pg->used = HM_USED_SLOW; /* every free of a debug block is checked */
     atomic_store_explicit(&pg->thread_free, 0, memory_order_relaxed);
     seg->used_pages++;
-    if (seg->used_pages == seg->page_count && seg->next != NULL) {
-        /* full segments go to the back of the list */
-        hm_segment_t **list = &th->segs[kind];
-        if (seg->prev)
-            seg->prev->next = seg->next;
-        else
-            *list = seg->next;
-        seg->next->prev = seg->prev;
-        hm_segment_t *last = *list;
-        while (last->next)
-            last = last->next;
-        last->next = seg;
-        seg->prev = last;
-        seg->next = NULL;
-    }
+    /* full segments go to the back of the list */
+    if (seg->used_pages == seg->page_count) _hm_seglist_to_back(th, seg);
     queue_push_front(th, pg);
     return pg;
 }

@@ -558,7 +558,7 @@ hm_segment_t *_hm_segment_alloc(hm_theap_t *th, hm_segment_kind_t kind, int leve
     seg->aligned_huge = false;
     atomic_store_explicit(&seg->tid, (heap->flags & HM_HEAP_THREADSAFE) ? th->tid : HM_TID_ANY,
                           memory_order_release);
-    HM_LIST_PUSH(th->segs[kind], seg, next, prev);   /* into the sub-heap's segment list */
+    _hm_seglist_push(th, seg);                       /* into the sub-heap's segment list */
     th->free_committed_pages += seg->free_committed; /* (from the cache: still committed) */
     hm_assert_full(_hm_segment_valid(seg));
     return seg;
@@ -567,7 +567,7 @@ hm_segment_t *_hm_segment_alloc(hm_theap_t *th, hm_segment_kind_t kind, int leve
 void _hm_segment_free(hm_segment_t *seg) {
     hm_assert_full(_hm_segment_valid(seg) && seg->used_pages == 0);
     hm_theap_t *th = seg->theap;
-    HM_LIST_REMOVE(th->segs[seg->kind], seg, next, prev);
+    _hm_seglist_remove(th, seg);
     /* empty pages of this segment no longer count as the theap's purge candidates */
     th->free_committed_pages -= seg->free_committed;
     cache_put(seg);

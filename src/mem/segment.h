@@ -70,6 +70,33 @@ void _hm_segment_decommit(hm_segment_t *seg, uint8_t *p, size_t size);
     ((sizeof(hm_segment_t) + sizeof(hm_page_t) + 63) & ~(size_t)63) /* past its one page */
 _Static_assert(HM_SEGMENT_NOTE_OFFSET + HM_SEGMENT_NOTE <= HM_OS_PAGE,
                "the note fits in a huge segment's header page");
+/* A sub-heap's lists of standard segments (th->segs), with their last segments kept so that
+ * a segment that fills goes to the back at once: a walk to the back each time cost 5 % of
+ * `bench malloc buffers` with hundreds of segments of large pages live (docs/DESIGN-NOTES.md,
+ * "Large pages"). */
+hm_inline void _hm_seglist_push(hm_theap_t *th, hm_segment_t *seg) {
+    unsigned k = seg->kind;
+    HM_LIST_PUSH(th->segs[k], seg, next, prev);
+    if (seg->next == NULL) th->segs_last[k] = seg;
+}
+
+hm_inline void _hm_seglist_remove(hm_theap_t *th, hm_segment_t *seg) {
+    unsigned k = seg->kind;
+    if (th->segs_last[k] == seg) th->segs_last[k] = seg->prev;
+    HM_LIST_REMOVE(th->segs[k], seg, next, prev);
+}
+
+hm_inline void _hm_seglist_to_back(hm_theap_t *th, hm_segment_t *seg) {
+    unsigned k = seg->kind;
+    hm_segment_t *last = th->segs_last[k];
+    if (last == seg) return;
+    _hm_seglist_remove(th, seg);
+    last->next = seg;
+    seg->prev = last;
+    seg->next = NULL;
+    th->segs_last[k] = seg;
+}
+
 hm_inline void *_hm_segment_note(const hm_segment_t *seg) {
     return (uint8_t *)seg + HM_SEGMENT_NOTE_OFFSET;
 }

@@ -339,11 +339,12 @@ struct hm_theap_s {
     hm_page_queue_t queues[HM_QUEUE_COUNT]; /* plain, debug and checked bins */
     hm_heap *heap;
     uint64_t heap_id;
-    uintptr_t tid;                       /* owner thread, HM_TID_NONE when abandoned */
-    hm_page_t *_Atomic pending;          /* full pages that received remote frees */
-    hm_segment_t *segs[HM_SEG_STANDARD]; /* small, medium and large segments owned; those
-                                            with a free page first, full ones last */
-    uint64_t slow_calls;                 /* generic-path calls, to pace purging */
+    uintptr_t tid;                            /* owner thread, HM_TID_NONE when abandoned */
+    hm_page_t *_Atomic pending;               /* full pages that received remote frees */
+    hm_segment_t *segs[HM_SEG_STANDARD];      /* small, medium and large segments owned; those
+                                                 with a free page first, full ones last */
+    hm_segment_t *segs_last[HM_SEG_STANDARD]; /* the last of each list (segment.h) */
+    uint64_t slow_calls;                      /* generic-path calls, to pace purging */
     uint32_t next_purge_ms;
     size_t free_committed_pages; /* empty pages still committed (purge candidates) */
     uint32_t collect_epoch;      /* the manager's epoch this sub-heap last collected for */

@@ -654,12 +654,7 @@ static void test_fresh_page_prefers_committed(void **state) {
     assert_int_equal(newer->free_committed, 0);
     assert_true(_hm_theap_valid(th));
     /* the older segment moved to the front with its free page: put it back behind */
-    if (th->segs[HM_SEG_SMALL] == older) {
-        HM_LIST_REMOVE(th->segs[HM_SEG_SMALL], older, next, prev);
-        newer->next = older;
-        older->prev = newer;
-        older->next = NULL;
-    }
+    if (th->segs[HM_SEG_SMALL] == older) _hm_seglist_to_back(th, older);
     assert_ptr_equal(th->segs[HM_SEG_SMALL], newer);
     assert_true(newer->used_pages < newer->page_count); /* it has uncommitted pages to give */
     /* another class's first page: the retired one, and nothing more committed */
@@ -843,8 +838,58 @@ static void test_pop_bin(void **state) {
     unit_close(&env);
 }
 
+/* A sub-heap's segment lists keep their last segment: a segment that fills goes to the back
+ * at once (no walk), one given a free page goes to the front, and one that leaves takes the
+ * last with it when it was the last. Blocks of 64 KiB fill medium pages until a second
+ * segment is made. */
+static void test_segment_list_last(void **state) {
+    (void)state;
+    unit_env_t env;
+    hm_theap_t *th = unit_open(&env, LIMIT, 0, 0);
+    assert_null(th->segs_last[HM_SEG_MEDIUM]);
+    size_t bin = _hm_bin_of(HM_MEDIUM_MAX);
+    enum { N = 300 };
+    void *p[N];
+    hm_segment_t *first = NULL;
+    int n = 0;
+    while (n < N) { /* until a second segment is made */
+        p[n] = _hm_theap_alloc_block(th, bin, eTaskCritical);
+        assert_non_null(p[n++]);
+        if (first == NULL) first = th->segs[HM_SEG_MEDIUM];
+        assert_true(_hm_theap_valid(th)); /* the last one checked too */
+        if (th->segs[HM_SEG_MEDIUM] != first) break;
+    }
+    assert_true(n < N);
+    /* two segments: the first full, at the back; the second, with pages to give, in front */
+    hm_segment_t *second = th->segs[HM_SEG_MEDIUM];
+    assert_ptr_not_equal(second, first);
+    assert_int_equal(first->used_pages, first->page_count);
+    assert_ptr_equal(th->segs_last[HM_SEG_MEDIUM], first);
+    assert_ptr_equal(second->next, first);
+    assert_null(first->next);
+    /* the list helpers: to the back, out, and back to the front */
+    _hm_seglist_to_back(th, second);
+    assert_ptr_equal(th->segs[HM_SEG_MEDIUM], first);
+    assert_ptr_equal(th->segs_last[HM_SEG_MEDIUM], second);
+    _hm_seglist_to_back(th, second); /* already last: unchanged */
+    assert_ptr_equal(th->segs_last[HM_SEG_MEDIUM], second);
+    assert_true(_hm_theap_valid(th));
+    _hm_seglist_remove(th, second);
+    assert_ptr_equal(th->segs_last[HM_SEG_MEDIUM], first);
+    _hm_seglist_push(th, second);
+    assert_ptr_equal(th->segs[HM_SEG_MEDIUM], second);
+    assert_ptr_equal(th->segs_last[HM_SEG_MEDIUM], first);
+    assert_true(_hm_theap_valid(th));
+    for (int i = 0; i < n; i++)
+        assert_int_equal(unit_free(p[i]), HM_OK);
+    _hm_theap_collect(th, true, true);
+    assert_null(th->segs[HM_SEG_MEDIUM]);
+    assert_null(th->segs_last[HM_SEG_MEDIUM]);
+    unit_close(&env);
+}
+
 TU_TEST_MAIN(test_bins_round_trip, test_block_check, test_blocks_from_page,
              test_free_owner_and_mark, test_head_page_count, test_free_remote_then_collect,
              test_collect_by_count, test_full_page_owner_free, test_full_page_remote_free,
              test_collect_retires_empty, test_fresh_page_prefers_committed, test_medium_pages,
-             test_large_pages, test_pop_bin)
+             test_large_pages, test_pop_bin, test_segment_list_last)
