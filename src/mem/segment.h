@@ -76,12 +76,14 @@ _Static_assert(HM_SEGMENT_NOTE_OFFSET + HM_SEGMENT_NOTE <= HM_OS_PAGE,
  * "Large pages"). */
 hm_inline void _hm_seglist_push(hm_theap_t *th, hm_segment_t *seg) {
     unsigned k = seg->kind;
+    hm_assert(k < HM_SEG_STANDARD);
     HM_LIST_PUSH(th->segs[k], seg, next, prev);
     if (seg->next == NULL) th->segs_last[k] = seg;
 }
 
 hm_inline void _hm_seglist_remove(hm_theap_t *th, hm_segment_t *seg) {
     unsigned k = seg->kind;
+    hm_assert(k < HM_SEG_STANDARD);
     if (th->segs_last[k] == seg) th->segs_last[k] = seg->prev;
     HM_LIST_REMOVE(th->segs[k], seg, next, prev);
 }
@@ -89,6 +91,7 @@ hm_inline void _hm_seglist_remove(hm_theap_t *th, hm_segment_t *seg) {
 hm_inline void _hm_seglist_to_back(hm_theap_t *th, hm_segment_t *seg) {
     unsigned k = seg->kind;
     hm_segment_t *last = th->segs_last[k];
+    hm_assert(k < HM_SEG_STANDARD && last != NULL);
     if (last == seg) return;
     _hm_seglist_remove(th, seg);
     last->next = seg;

@@ -840,48 +840,67 @@ static void test_pop_bin(void **state) {
 
 /* A sub-heap's segment lists keep their last segment: a segment that fills goes to the back
  * at once (no walk), one given a free page goes to the front, and one that leaves takes the
- * last with it when it was the last. Blocks of 64 KiB fill medium pages until a second
- * segment is made. */
+ * last with it when it was the last. Blocks of 64 KiB fill medium pages until a third segment
+ * is made: the first filled alone (the last already), the second filled in front of it and
+ * went to the back. */
 static void test_segment_list_last(void **state) {
     (void)state;
     unit_env_t env;
     hm_theap_t *th = unit_open(&env, LIMIT, 0, 0);
     assert_null(th->segs_last[HM_SEG_MEDIUM]);
     size_t bin = _hm_bin_of(HM_MEDIUM_MAX);
-    enum { N = 300 };
+    enum { N = 600 };
     void *p[N];
-    hm_segment_t *first = NULL;
-    int n = 0;
-    while (n < N) { /* until a second segment is made */
+    hm_segment_t *seg[3] = {NULL, NULL, NULL};
+    int n = 0, made = 0;
+    while (n < N && made < 3) { /* until a third segment is made */
         p[n] = _hm_theap_alloc_block(th, bin, eTaskCritical);
         assert_non_null(p[n++]);
-        if (first == NULL) first = th->segs[HM_SEG_MEDIUM];
+        hm_segment_t *head = th->segs[HM_SEG_MEDIUM];
+        bool known = false; /* (a full one may be in front a moment: then a new one is made) */
+        for (int k = 0; k < made; k++)
+            known |= head == seg[k];
+        if (!known) seg[made++] = head;
         assert_true(_hm_theap_valid(th)); /* the last one checked too */
-        if (th->segs[HM_SEG_MEDIUM] != first) break;
     }
-    assert_true(n < N);
-    /* two segments: the first full, at the back; the second, with pages to give, in front */
-    hm_segment_t *second = th->segs[HM_SEG_MEDIUM];
-    assert_ptr_not_equal(second, first);
-    assert_int_equal(first->used_pages, first->page_count);
-    assert_ptr_equal(th->segs_last[HM_SEG_MEDIUM], first);
-    assert_ptr_equal(second->next, first);
-    assert_null(first->next);
-    /* the list helpers: to the back, out, and back to the front */
-    _hm_seglist_to_back(th, second);
-    assert_ptr_equal(th->segs[HM_SEG_MEDIUM], first);
-    assert_ptr_equal(th->segs_last[HM_SEG_MEDIUM], second);
-    _hm_seglist_to_back(th, second); /* already last: unchanged */
-    assert_ptr_equal(th->segs_last[HM_SEG_MEDIUM], second);
+    assert_int_equal(made, 3);
+    /* the third in front (pages to give), then the first, then the second, which filled last */
+    assert_int_equal(seg[0]->used_pages, seg[0]->page_count);
+    assert_int_equal(seg[1]->used_pages, seg[1]->page_count);
+    assert_ptr_equal(th->segs[HM_SEG_MEDIUM], seg[2]);
+    assert_ptr_equal(seg[2]->next, seg[0]);
+    assert_ptr_equal(seg[0]->next, seg[1]);
+    assert_ptr_equal(th->segs_last[HM_SEG_MEDIUM], seg[1]);
+    /* a page of the first emptied and retired: the first goes to the front, the last stays */
+    hm_segment_t *s;
+    hm_page_t *pg = unit_page_of(p[0], &s);
+    assert_ptr_equal(s, seg[0]);
+    for (int i = 0; i < n; i++) {
+        if (p[i] != NULL && unit_page_of(p[i], NULL) == pg) {
+            assert_int_equal(unit_free(p[i]), HM_OK);
+            p[i] = NULL;
+        }
+    }
+    _hm_theap_collect(th, false, false);
+    assert_int_equal(pg->block_size, 0); /* retired */
+    assert_ptr_equal(th->segs[HM_SEG_MEDIUM], seg[0]);
+    assert_ptr_equal(th->segs_last[HM_SEG_MEDIUM], seg[1]);
     assert_true(_hm_theap_valid(th));
-    _hm_seglist_remove(th, second);
-    assert_ptr_equal(th->segs_last[HM_SEG_MEDIUM], first);
-    _hm_seglist_push(th, second);
-    assert_ptr_equal(th->segs[HM_SEG_MEDIUM], second);
-    assert_ptr_equal(th->segs_last[HM_SEG_MEDIUM], first);
+    /* the list helpers: to the back, out, and back to the front */
+    _hm_seglist_to_back(th, seg[0]);
+    assert_ptr_equal(th->segs[HM_SEG_MEDIUM], seg[2]);
+    assert_ptr_equal(th->segs_last[HM_SEG_MEDIUM], seg[0]);
+    _hm_seglist_to_back(th, seg[0]); /* already last: unchanged */
+    assert_ptr_equal(th->segs_last[HM_SEG_MEDIUM], seg[0]);
+    assert_true(_hm_theap_valid(th));
+    _hm_seglist_remove(th, seg[0]);
+    assert_ptr_equal(th->segs_last[HM_SEG_MEDIUM], seg[1]);
+    _hm_seglist_push(th, seg[0]);
+    assert_ptr_equal(th->segs[HM_SEG_MEDIUM], seg[0]);
+    assert_ptr_equal(th->segs_last[HM_SEG_MEDIUM], seg[1]);
     assert_true(_hm_theap_valid(th));
     for (int i = 0; i < n; i++)
-        assert_int_equal(unit_free(p[i]), HM_OK);
+        if (p[i] != NULL) assert_int_equal(unit_free(p[i]), HM_OK);
     _hm_theap_collect(th, true, true);
     assert_null(th->segs[HM_SEG_MEDIUM]);
     assert_null(th->segs_last[HM_SEG_MEDIUM]);
