@@ -850,9 +850,9 @@ static size_t held_decommit(hm_segment_t *seg) {
  * Debugging's blocks (held ones, DebugAlloc's and checked heaps', and a checked heap's plain
  * huge blocks) have a credit of their own with a burst of HM_PROTECT_CHECKED_BURST (32 MiB):
  * they are there to be caught. A program that frees huge blocks faster keeps the others
- * readable while they wait; held ones are held all the same, so a second free
- * is still known. The counts are relaxed: threads racing at a window's edge may pass a few
- * more, and threads racing for a credit may each spend it once. */
+ * readable while they wait; held ones are held all the same, so a second free is still known.
+ * The counts are relaxed: threads racing at a window's edge may pass a few more, and threads
+ * racing for a credit may each spend it once. */
 #define HM_PROTECT_WINDOW_MS     125
 #define HM_PROTECT_PER_WINDOW    32
 #define HM_PROTECT_BYTES_PER_S   ((size_t)32 << 20)

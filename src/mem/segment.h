@@ -70,6 +70,7 @@ void _hm_segment_decommit(hm_segment_t *seg, uint8_t *p, size_t size);
     ((sizeof(hm_segment_t) + sizeof(hm_page_t) + 63) & ~(size_t)63) /* past its one page */
 _Static_assert(HM_SEGMENT_NOTE_OFFSET + HM_SEGMENT_NOTE <= HM_OS_PAGE,
                "the note fits in a huge segment's header page");
+
 /* A sub-heap's lists of standard segments (th->segs), with their last segments kept so that
  * a segment that fills goes to the back at once: a walk to the back each time cost 5 % of
  * `bench malloc buffers` with hundreds of segments of large pages live (docs/DESIGN-NOTES.md,
